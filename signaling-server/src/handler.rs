@@ -1,0 +1,529 @@
+//! One client connection from its upgrade to its end: reads frames, applies
+//! the rate limit, dispatches each message with one `match`, and writes what
+//! the member's outbox receives.
+//!
+//! Direct answers (`joined`, `rooms`, `pong`, `error`) are written straight to
+//! the socket; everything from the room arrives through the outbox, in the
+//! room's order.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use huddle_protocol::client::{Join, RoomsRequest};
+use huddle_protocol::codec::{decode_client, encode_server, DecodeErrorKind};
+use huddle_protocol::error::close;
+use huddle_protocol::limits::{check_room, normalize_name};
+use huddle_protocol::{ClientMessage, ErrorCode, LeaveReason, ServerMessage};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{oneshot, watch};
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::connection::{Connection, Inbound};
+use crate::outbox::OutboxReceiver;
+use crate::ratelimit::{RateLimiter, Verdict};
+use crate::registry::{
+    ConnId, Grant, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
+};
+use crate::server::Context;
+
+/// Frames drained from the outbox per flush.
+const MAX_BATCH: usize = 64;
+/// How long a resuming connection waits for the replaced one to let go.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time allowed for any one write to the socket before the client is
+/// considered gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The membership a connection holds.
+#[derive(Debug)]
+struct Membership<M> {
+    member: M,
+    outbox: OutboxReceiver,
+    kick: oneshot::Receiver<Kick>,
+}
+
+/// Room-list watching.
+#[derive(Debug)]
+struct ListWatch {
+    changes: watch::Receiver<u64>,
+    /// A change is waiting to be sent.
+    dirty: bool,
+    /// Not before this (at most one list a second).
+    next: Instant,
+}
+
+/// How the connection ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client went away (or must be treated so): a joined member is detached.
+    Dropped,
+    /// Close with this code and reason; a joined member is detached.
+    Close(u16, &'static str),
+    /// Close, and the member is removed for good with this reason.
+    CloseAndRemove(u16, &'static str, LeaveReason),
+    /// Close; the registry already removed or moved the member.
+    Kicked(Kick),
+}
+
+/// What woke the connection up.
+enum Event {
+    Shutdown,
+    Kick(Kick),
+    Outbox(Option<Utf8Bytes>),
+    Inbound(Inbound),
+    ListChanged,
+    SendList,
+    Tick,
+}
+
+/// A client connection.
+pub struct Handler<S, R: Registry> {
+    conn: Connection<S>,
+    id: ConnId,
+    ctx: Arc<Context<R>>,
+    limiter: RateLimiter,
+    joined: Option<Membership<R::Member>>,
+    list: Option<ListWatch>,
+    /// Passed a token check (with `rooms` or `join`).
+    authorized: bool,
+    last_heard: Instant,
+}
+
+/// Runs one socket write, bounded in time: a client that stops reading
+/// is treated as gone rather than allowed to stall its handler.
+async fn timed(
+    write: impl std::future::Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(End::Dropped),
+    }
+}
+
+impl<S, R: Registry> std::fmt::Debug for Handler<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler")
+            .field("id", &self.id)
+            .field("joined", &self.joined.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Waits for the value of an optional future, or forever.
+async fn maybe<T>(f: Option<impl std::future::Future<Output = T>>) -> T {
+    match f {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
+    /// A handler for an upgraded connection.
+    pub fn new(conn: Connection<S>, id: ConnId, ctx: Arc<Context<R>>) -> Self {
+        let now = Instant::now();
+        Handler {
+            conn,
+            id,
+            limiter: RateLimiter::new(&ctx.config, now),
+            ctx,
+            joined: None,
+            list: None,
+            authorized: false,
+            last_heard: now,
+        }
+    }
+
+    /// Serves the client until it leaves, drops, is closed or the server shuts down.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut next_tick = Instant::now() + self.ctx.config.ping_interval;
+        let end = loop {
+            let event = {
+                let joined = self.joined.as_mut();
+                let (kick, outbox) = match joined {
+                    Some(m) => (Some(&mut m.kick), Some(&mut m.outbox)),
+                    None => (None, None),
+                };
+                let (changes, send_at) = match self.list.as_mut() {
+                    Some(w) if w.dirty => (None, Some(w.next)),
+                    Some(w) => (Some(&mut w.changes), None),
+                    None => (None, None),
+                };
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => Event::Shutdown,
+                    k = maybe(kick) => Event::Kick(k.unwrap_or(Kick::Replaced)),
+                    frame = maybe(outbox.map(|o| o.recv())) => Event::Outbox(frame),
+                    inbound = self.conn.read() => Event::Inbound(inbound),
+                    _ = maybe(changes.map(|c| c.changed())) => Event::ListChanged,
+                    _ = maybe(send_at.map(sleep_until)) => Event::SendList,
+                    _ = sleep_until(next_tick) => Event::Tick,
+                }
+            };
+            let outcome = match event {
+                Event::Shutdown => Err(End::Close(close::GOING_AWAY, "server shutting down")),
+                Event::Kick(kick) => Err(End::Kicked(kick)),
+                Event::Outbox(Some(frame)) => self.write_batch(frame).await,
+                // The room dropped the member's outbox: it is no longer a member.
+                Event::Outbox(None) => {
+                    self.joined = None;
+                    Ok(())
+                }
+                Event::Inbound(inbound) => {
+                    self.last_heard = Instant::now();
+                    self.inbound(inbound).await
+                }
+                Event::ListChanged => {
+                    if let Some(w) = self.list.as_mut() {
+                        w.dirty = true;
+                    }
+                    Ok(())
+                }
+                Event::SendList => self.send_list(None).await,
+                Event::Tick => {
+                    next_tick = Instant::now() + self.ctx.config.ping_interval;
+                    if self.last_heard.elapsed() >= self.ctx.config.idle_timeout {
+                        Err(End::Close(close::GOING_AWAY, "idle"))
+                    } else {
+                        timed(self.conn.ping()).await
+                    }
+                }
+            };
+            if let Err(end) = outcome {
+                break end;
+            }
+        };
+        self.finish(end).await;
+    }
+
+    /// Ends the connection and settles the membership.
+    async fn finish(self, end: End) {
+        let Handler {
+            conn, ctx, joined, ..
+        } = self;
+        if let Some(Membership { member, outbox, .. }) = joined {
+            match end {
+                End::Dropped | End::Close(..) | End::Kicked(Kick::Replaced) => {
+                    ctx.registry.detach(member, outbox).await
+                }
+                End::CloseAndRemove(_, _, reason) => ctx.registry.leave(member, reason).await,
+                End::Kicked(Kick::TooSlow) => {}
+            }
+        }
+        match end {
+            End::Dropped => {}
+            End::Close(code, reason) | End::CloseAndRemove(code, reason, _) => {
+                conn.close(code, reason).await
+            }
+            End::Kicked(Kick::Replaced) => conn.close(close::NORMAL, "replaced").await,
+            End::Kicked(Kick::TooSlow) => conn.close(close::POLICY, "too slow").await,
+        }
+    }
+
+    /// Writes `first` and whatever else the outbox holds, then flushes.
+    async fn write_batch(&mut self, first: Utf8Bytes) -> Result<(), End> {
+        let mut frames = vec![first];
+        if let Some(m) = self.joined.as_mut() {
+            while frames.len() < MAX_BATCH {
+                match m.outbox.try_recv() {
+                    Some(frame) => frames.push(frame),
+                    None => break,
+                }
+            }
+        }
+        let conn = &mut self.conn;
+        timed(async move {
+            for frame in frames {
+                conn.feed(frame).await?;
+            }
+            conn.flush().await
+        })
+        .await
+    }
+
+    /// Sends a direct answer.
+    async fn reply(&mut self, message: &ServerMessage, rid: Option<&str>) -> Result<(), End> {
+        timed(self.conn.send(message, rid)).await
+    }
+
+    /// Answers with an error; `close` also ends the connection.
+    async fn error(
+        &mut self,
+        code: ErrorCode,
+        message: impl Into<String>,
+        rid: Option<&str>,
+    ) -> Result<(), End> {
+        self.ctx.metrics.error(code);
+        self.reply(&ServerMessage::error(code, message), rid)
+            .await?;
+        match code {
+            ErrorCode::UnsupportedVersion => Err(End::Close(close::POLICY, "unsupported version")),
+            ErrorCode::ServerFull => Err(End::Close(close::TRY_AGAIN_LATER, "server full")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn refused(&mut self, refusal: Refusal, rid: Option<&str>) -> Result<(), End> {
+        self.error(refusal.code, refusal.message, rid).await
+    }
+
+    async fn inbound(&mut self, inbound: Inbound) -> Result<(), End> {
+        let text = match inbound {
+            Inbound::Control => return Ok(()),
+            Inbound::Closed => return Err(End::Dropped),
+            Inbound::TooLarge => {
+                let limit = self.ctx.config.max_frame_bytes;
+                self.error(
+                    ErrorCode::TooLarge,
+                    format!("frames are limited to {limit} bytes"),
+                    None,
+                )
+                .await?;
+                return Err(End::Close(close::TOO_BIG, "frame too large"));
+            }
+            Inbound::Binary => None,
+            Inbound::Text(text) => Some(text),
+        };
+        let len = text.as_ref().map_or(0, |t| t.len());
+        match self.limiter.check(len, Instant::now()) {
+            Verdict::Allow => {}
+            Verdict::Drop { notify: false } => return Ok(()),
+            Verdict::Drop { notify: true } => {
+                return self
+                    .error(ErrorCode::RateLimited, "too many messages; slow down", None)
+                    .await;
+            }
+            Verdict::Close => {
+                self.ctx.metrics.error(ErrorCode::RateLimited);
+                return Err(End::CloseAndRemove(
+                    close::POLICY,
+                    "rate limit exceeded",
+                    LeaveReason::Kicked,
+                ));
+            }
+        }
+        let Some(text) = text else {
+            self.ctx.metrics.received("invalid");
+            return self
+                .error(
+                    ErrorCode::BadMessage,
+                    "binary frames are not accepted",
+                    None,
+                )
+                .await;
+        };
+        let frame = match decode_client(&text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.ctx
+                    .metrics
+                    .received(e.message_type.unwrap_or("invalid"));
+                let code = match (&e.kind, e.message_type) {
+                    (DecodeErrorKind::UnsupportedVersion, _) => ErrorCode::UnsupportedVersion,
+                    (_, Some("join")) if self.joined.is_some() => ErrorCode::AlreadyJoined,
+                    _ => e.code(),
+                };
+                let message = if code == ErrorCode::AlreadyJoined {
+                    "leave the room first".into()
+                } else {
+                    e.to_string()
+                };
+                return self.error(code, message, e.rid.as_deref()).await;
+            }
+        };
+        let rid = frame.rid;
+        self.dispatch(frame.message, rid).await
+    }
+
+    async fn dispatch(&mut self, message: ClientMessage, rid: Option<String>) -> Result<(), End> {
+        let rid_ref = rid.as_deref();
+        let kind = match &message {
+            ClientMessage::Rooms(_) => "rooms",
+            ClientMessage::Ping => "ping",
+            ClientMessage::Join(_) => "join",
+            ClientMessage::Leave => "leave",
+            ClientMessage::Chat(_) => "chat",
+            ClientMessage::Typing(_) => "typing",
+            ClientMessage::Media(_) => "media",
+            ClientMessage::CallJoin(_) => "call_join",
+            ClientMessage::CallLeave => "call_leave",
+            ClientMessage::Ring(_) => "ring",
+            ClientMessage::RingReply(_) => "ring_reply",
+            ClientMessage::Signal(_) => "signal",
+        };
+        self.ctx.metrics.received(kind);
+        let action = match message {
+            ClientMessage::Ping => return self.reply(&ServerMessage::Pong, rid_ref).await,
+            ClientMessage::Rooms(request) => return self.rooms(request, rid_ref).await,
+            ClientMessage::Join(join) => return self.join(join, rid_ref).await,
+            ClientMessage::Leave => {
+                return match self.joined.take() {
+                    Some(m) => {
+                        self.ctx.registry.leave(m.member, LeaveReason::Left).await;
+                        Ok(())
+                    }
+                    None => {
+                        self.error(ErrorCode::NotJoined, "you are not in a room", rid_ref)
+                            .await
+                    }
+                };
+            }
+            ClientMessage::Chat(chat) => {
+                if chat.attachment.is_some() && !self.ctx.config.attachments {
+                    return self
+                        .error(
+                            ErrorCode::Forbidden,
+                            "attachments are disabled on this server",
+                            rid_ref,
+                        )
+                        .await;
+                }
+                RoomAction::Chat(chat, rid.clone())
+            }
+            ClientMessage::Typing(typing) => RoomAction::Typing(typing),
+            ClientMessage::Media(media) => RoomAction::Media(media),
+            ClientMessage::CallJoin(join) => RoomAction::CallJoin(join),
+            ClientMessage::CallLeave => RoomAction::CallLeave,
+            ClientMessage::Ring(ring) => RoomAction::Ring(ring),
+            ClientMessage::RingReply(reply) => RoomAction::RingReply(reply),
+            ClientMessage::Signal(signal) => RoomAction::Signal(signal),
+        };
+        let Some(m) = self.joined.as_ref() else {
+            return self
+                .error(ErrorCode::NotJoined, "join a room first", rid_ref)
+                .await;
+        };
+        match self.ctx.registry.act(&m.member, action).await {
+            Ok(()) => Ok(()),
+            Err(refusal) => self.refused(refusal, rid_ref).await,
+        }
+    }
+
+    /// Whether `token` opens this server; closes with `forbidden` if not.
+    async fn check_token(&mut self, token: Option<&str>, rid: Option<&str>) -> Result<(), End> {
+        let tokens = &self.ctx.config.tokens;
+        if tokens.is_empty() || self.authorized {
+            return Ok(());
+        }
+        if token.is_some_and(|t| tokens.iter().any(|known| known == t)) {
+            self.authorized = true;
+            return Ok(());
+        }
+        self.error(
+            ErrorCode::Forbidden,
+            "a valid access token is required",
+            rid,
+        )
+        .await?;
+        Err(End::Close(close::POLICY, "forbidden"))
+    }
+
+    async fn rooms(&mut self, request: RoomsRequest, rid: Option<&str>) -> Result<(), End> {
+        if !self.ctx.config.room_list {
+            return self
+                .error(
+                    ErrorCode::Forbidden,
+                    "the room list is disabled on this server",
+                    rid,
+                )
+                .await;
+        }
+        if self.joined.is_none() {
+            self.check_token(request.token.as_deref(), rid).await?;
+        }
+        self.list = request.watch.then(|| ListWatch {
+            changes: self.ctx.registry.watch_rooms(),
+            dirty: false,
+            next: Instant::now(),
+        });
+        self.send_list(rid).await
+    }
+
+    async fn send_list(&mut self, rid: Option<&str>) -> Result<(), End> {
+        if let Some(w) = self.list.as_mut() {
+            w.changes.borrow_and_update();
+            w.dirty = false;
+            w.next = Instant::now() + Duration::from_secs(1);
+        }
+        let rooms = self.ctx.registry.room_list().await;
+        self.reply(
+            &ServerMessage::Rooms {
+                rooms: rooms.as_ref().clone(),
+            },
+            rid,
+        )
+        .await
+    }
+
+    async fn join(&mut self, join: Join, rid: Option<&str>) -> Result<(), End> {
+        if self.joined.is_some() {
+            return self
+                .error(ErrorCode::AlreadyJoined, "leave the room first", rid)
+                .await;
+        }
+        self.check_token(join.token.as_deref(), rid).await?;
+        if let Err(e) = check_room(&join.room) {
+            return self.error(e.code(), e.to_string(), rid).await;
+        }
+        let name = match normalize_name(&join.name) {
+            Ok(name) => name.to_owned(),
+            Err(e) => return self.error(e.code(), e.to_string(), rid).await,
+        };
+        let (kick, kick_rx) = oneshot::channel();
+        let request = JoinRequest {
+            room: join.room,
+            name,
+            client: join.client,
+            password: join.password,
+            media: join.media,
+            resume: join.resume,
+            conn: self.id,
+            kick,
+        };
+        let grant = match self.ctx.registry.join(request).await {
+            Ok(grant) => grant,
+            Err(refusal) => return self.refused(refusal, rid).await,
+        };
+        let Grant {
+            member,
+            self_peer,
+            room,
+            resume,
+            resumed,
+            outbox,
+        } = grant;
+        let outbox = match outbox {
+            OutboxSource::Ready(rx) => rx,
+            OutboxSource::Handover(handover) => {
+                match tokio::time::timeout(HANDOVER_TIMEOUT, handover).await {
+                    Ok(Ok(rx)) => rx,
+                    // Replaced again meanwhile, or the old connection never let go.
+                    _ => return Err(End::Close(close::NORMAL, "replaced")),
+                }
+            }
+        };
+        let ice_servers =
+            crate::turn::ice_servers(&self.ctx.config, &self_peer.id, SystemTime::now());
+        let joined = ServerMessage::Joined {
+            self_peer,
+            room,
+            ice_servers,
+            resume,
+            resumed,
+            limits: self.ctx.config.limits(),
+        };
+        self.joined = Some(Membership {
+            member,
+            outbox,
+            kick: kick_rx,
+        });
+        self.ctx.metrics.sent("joined", 1);
+        let frame = encode_server(&joined, rid);
+        let conn = &mut self.conn;
+        timed(async move {
+            conn.feed(frame.into()).await?;
+            conn.flush().await
+        })
+        .await
+    }
+}

@@ -1,0 +1,128 @@
+//! The HTTP/1.1 request head that starts every connection: read within a
+//! size bound, parsed, and answered (health, metrics, a refusal) or turned
+//! into a WebSocket upgrade.
+
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+/// Largest request head accepted.
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// What the server needs from a request head.
+#[derive(Debug, Default)]
+pub struct Head {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path, without query.
+    pub path: String,
+    /// `Upgrade: websocket` and `Connection: upgrade` were present.
+    pub wants_websocket: bool,
+    /// `Sec-WebSocket-Key`.
+    pub websocket_key: Option<String>,
+    /// `Sec-WebSocket-Version` is 13.
+    pub websocket_version_ok: bool,
+    /// `Origin`, sent by browsers.
+    pub origin: Option<String>,
+}
+
+/// A request head that could not be read.
+#[derive(Debug, Error)]
+pub enum HttpError {
+    /// The socket failed or closed.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not HTTP.
+    #[error("malformed request: {0}")]
+    Malformed(httparse::Error),
+    /// Over [`MAX_HEAD_BYTES`].
+    #[error("request head too large")]
+    TooLarge,
+}
+
+/// Reads a request head. Returns it and any bytes read past its end (a
+/// client may send its first WebSocket frame without waiting).
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Head, Vec<u8>), HttpError> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        let mut chunk = [0u8; 1024];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(HttpError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&buf).map_err(HttpError::Malformed)? {
+            httparse::Status::Complete(len) => {
+                let head = head_of(&request);
+                return Ok((head, buf.split_off(len)));
+            }
+            httparse::Status::Partial if buf.len() >= MAX_HEAD_BYTES => {
+                return Err(HttpError::TooLarge)
+            }
+            httparse::Status::Partial => {}
+        }
+    }
+}
+
+fn head_of(request: &httparse::Request<'_, '_>) -> Head {
+    let mut head = Head {
+        method: request.method.unwrap_or("").to_owned(),
+        path: request
+            .path
+            .unwrap_or("/")
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .to_owned(),
+        ..Head::default()
+    };
+    let (mut upgrade, mut connection) = (false, false);
+    for header in request.headers.iter() {
+        let value = String::from_utf8_lossy(header.value);
+        let has_token = |token: &str| {
+            value
+                .split(',')
+                .any(|v| v.trim().eq_ignore_ascii_case(token))
+        };
+        match header.name.to_ascii_lowercase().as_str() {
+            "upgrade" => upgrade = has_token("websocket"),
+            "connection" => connection = has_token("upgrade"),
+            "sec-websocket-key" => head.websocket_key = Some(value.trim().to_owned()),
+            "sec-websocket-version" => head.websocket_version_ok = value.trim() == "13",
+            "origin" => head.origin = Some(value.trim().to_owned()),
+            _ => {}
+        }
+    }
+    head.wants_websocket = upgrade && connection;
+    head
+}
+
+/// Writes a complete response and leaves the connection to be closed.
+pub async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.flush().await
+}
+
+/// Accepts a WebSocket upgrade.
+pub async fn switch_protocols<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    key: &str,
+) -> std::io::Result<()> {
+    let accept = derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.flush().await
+}

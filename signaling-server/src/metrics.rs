@@ -1,0 +1,198 @@
+//! Counters and gauges for `/metrics`, in Prometheus text format.
+//!
+//! Plain atomics indexed by enum position: recording is one relaxed add on
+//! the hot path, and rendering walks fixed arrays.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use huddle_protocol::ErrorCode;
+
+/// Client message types, in the order of [`Metrics::received`].
+pub const CLIENT_TYPES: [&str; 13] = [
+    "rooms",
+    "ping",
+    "join",
+    "leave",
+    "chat",
+    "typing",
+    "media",
+    "call_join",
+    "call_leave",
+    "ring",
+    "ring_reply",
+    "signal",
+    "invalid",
+];
+
+/// Server message types, in the order of [`Metrics::sent`].
+pub const SERVER_TYPES: [&str; 15] = [
+    "rooms",
+    "pong",
+    "joined",
+    "peer_joined",
+    "peer_left",
+    "peer_updated",
+    "chat",
+    "typing",
+    "call_joined",
+    "call_started",
+    "call_ended",
+    "ring",
+    "ring_reply",
+    "signal",
+    "error",
+];
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: AtomicI64,
+    /// WebSocket connections accepted since start.
+    pub connections_total: AtomicU64,
+    /// Connections refused (limits, origin, timeouts) since start.
+    pub connections_refused: AtomicU64,
+    /// Rooms that exist.
+    pub rooms: AtomicI64,
+    /// Members of all rooms (including those in their resume grace period).
+    pub members: AtomicI64,
+    /// Rooms with a running call.
+    pub calls: AtomicI64,
+    /// Successful resumes since start.
+    pub resumes: AtomicU64,
+    /// Messages received by client type.
+    pub received: [AtomicU64; CLIENT_TYPES.len()],
+    /// Messages delivered to members' outboxes by server type.
+    pub sent: [AtomicU64; SERVER_TYPES.len()],
+    /// Errors answered, by code.
+    pub errors: [AtomicU64; ErrorCode::ALL.len()],
+}
+
+impl Metrics {
+    /// Counts a received message of the given client type.
+    pub fn received(&self, kind: &str) {
+        let i = CLIENT_TYPES
+            .iter()
+            .position(|t| *t == kind)
+            .unwrap_or(CLIENT_TYPES.len() - 1);
+        self.received[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` messages of the given server type handed to recipients.
+    pub fn sent(&self, kind: &str, n: u64) {
+        if let Some(i) = SERVER_TYPES.iter().position(|t| *t == kind) {
+            self.sent[i].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an error answered.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds `delta` to a gauge.
+    pub fn add(gauge: &AtomicI64, delta: i64) {
+        gauge.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        gauge(
+            &mut out,
+            "huddle_connections",
+            "Open WebSocket connections.",
+            load(&self.connections),
+        );
+        counter(
+            &mut out,
+            "huddle_connections_total",
+            "WebSocket connections accepted.",
+            self.connections_total.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "huddle_connections_refused_total",
+            "Connections refused by limits, origin checks or handshake timeouts.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "huddle_rooms",
+            "Rooms that exist.",
+            load(&self.rooms),
+        );
+        gauge(
+            &mut out,
+            "huddle_members",
+            "Room members, including those within their resume grace.",
+            load(&self.members),
+        );
+        gauge(
+            &mut out,
+            "huddle_calls",
+            "Rooms with a running call.",
+            load(&self.calls),
+        );
+        counter(
+            &mut out,
+            "huddle_resumes_total",
+            "Memberships taken back after a drop.",
+            self.resumes.load(Ordering::Relaxed),
+        );
+        let family = |out: &mut String,
+                      name: &str,
+                      help: &str,
+                      label: &str,
+                      names: &[&str],
+                      values: &[AtomicU64]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (n, v) in names.iter().zip(values) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{label}=\"{n}\"}} {}",
+                    v.load(Ordering::Relaxed)
+                );
+            }
+        };
+        family(
+            &mut out,
+            "huddle_messages_received_total",
+            "Client messages received, by type.",
+            "type",
+            &CLIENT_TYPES,
+            &self.received,
+        );
+        family(
+            &mut out,
+            "huddle_messages_sent_total",
+            "Messages delivered to members, by type.",
+            "type",
+            &SERVER_TYPES,
+            &self.sent,
+        );
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        family(
+            &mut out,
+            "huddle_errors_total",
+            "Errors answered, by code.",
+            "code",
+            &codes,
+            &self.errors,
+        );
+        out
+    }
+}

@@ -1,0 +1,415 @@
+//! Rooms in this process's memory: the default [`Registry`].
+//!
+//! Locks, always taken in this order and never held across `.await`:
+//! 1. `rooms`: the name → room map (joins, and removing emptied rooms);
+//! 2. a room's own mutex (everything that happens inside the room);
+//! 3. `resume`: the token → member index.
+//!
+//! A relay takes only its room's lock, so rooms never contend with each
+//! other. A room emptied under its own lock is left in the map, dead; the
+//! next `join` of its name replaces it and [`Rooms::prune`] removes it.
+
+mod room;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use huddle_protocol::model::RoomSummary;
+use huddle_protocol::{ErrorCode, LeaveReason, Peer, PeerId};
+use tokio::sync::{oneshot, watch};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outbox::{outbox, OutboxReceiver};
+use crate::registry::{ConnId, Grant, JoinRequest, OutboxSource, Refusal, Registry, RoomAction};
+use room::{Link, Member, Room};
+
+/// A room and its lock.
+#[derive(Debug)]
+struct RoomCell {
+    state: Mutex<Room>,
+}
+
+/// A joined member, as its connection holds it.
+#[derive(Debug)]
+pub struct MemberRef {
+    room: Arc<RoomCell>,
+    id: PeerId,
+    conn: ConnId,
+}
+
+/// What rooms share: settings, counters, the resume index, the list's version.
+#[derive(Debug)]
+struct Shared {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    resume: Mutex<HashMap<String, (Arc<RoomCell>, PeerId)>>,
+    list_version: watch::Sender<u64>,
+    list_cache: Mutex<(u64, Arc<Vec<RoomSummary>>)>,
+    next_epoch: AtomicU64,
+}
+
+impl Shared {
+    fn forget_token(&self, token: &str) {
+        lock(&self.resume).remove(token);
+    }
+
+    fn list_changed(&self) {
+        self.list_version.send_modify(|v| *v += 1);
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    rooms: Mutex<HashMap<String, Arc<RoomCell>>>,
+    shared: Shared,
+}
+
+/// The in-memory registry. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+/// Locks a mutex, recovering it if a thread panicked while holding it: the
+/// state is still consistent at every unlock point of this module, and one
+/// bug must not take every room down with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Rooms {
+    /// An empty registry.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+        let (list_version, _) = watch::channel(0);
+        Rooms {
+            inner: Arc::new(Inner {
+                rooms: Mutex::new(HashMap::new()),
+                shared: Shared {
+                    config,
+                    metrics,
+                    resume: Mutex::new(HashMap::new()),
+                    list_version,
+                    list_cache: Mutex::new((u64::MAX, Arc::new(Vec::new()))),
+                    next_epoch: AtomicU64::new(1),
+                },
+            }),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Removes the room `cell` from the map if it is (still) empty.
+    fn prune(&self, cell: &Arc<RoomCell>) {
+        let mut rooms = lock(&self.inner.rooms);
+        let room = lock(&cell.state);
+        if room.is_empty() {
+            if rooms.get(&room.name).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+                rooms.remove(&room.name);
+                Metrics::add(&self.shared().metrics.rooms, -1);
+                self.shared().list_changed();
+            }
+        }
+    }
+
+    /// Takes back a dropped membership; `Err` gives the request back for an
+    /// ordinary join (unknown, spent or foreign token).
+    fn resume(&self, request: JoinRequest) -> Result<Grant<MemberRef>, JoinRequest> {
+        let Some(token) = request.resume.as_deref() else {
+            return Err(request);
+        };
+        let Some((cell, id)) = lock(&self.shared().resume).get(token).cloned() else {
+            return Err(request);
+        };
+        let shared = self.shared();
+        let mut room = lock(&cell.state);
+        let Some(index) = room.index_of(&id).filter(|_| room.name == request.room) else {
+            return Err(request);
+        };
+        if matches!(room.members[index].link, Link::Detached { rx: None, .. }) {
+            // Unreachable by construction (a detached member always parks its
+            // receiver); an ordinary join beats handing out a dead member.
+            return Err(request);
+        }
+        let fresh = crate::ids::resume_token();
+        {
+            let mut index_map = lock(&shared.resume);
+            index_map.remove(token);
+            index_map.insert(fresh.clone(), (cell.clone(), id.clone()));
+        }
+        let member = &mut room.members[index];
+        member.resume_token = fresh.clone();
+        let conn = request.conn;
+        let kick = Some(request.kick);
+        let previous = std::mem::replace(&mut member.link, Link::Detached { epoch: 0, rx: None });
+        let (link, source) = match previous {
+            Link::Detached { rx: Some(rx), .. } => {
+                (Link::Live { conn, kick }, OutboxSource::Ready(rx))
+            }
+            Link::Live {
+                conn: old,
+                kick: old_kick,
+            } => {
+                if let Some(k) = old_kick {
+                    let _ = k.send(crate::registry::Kick::Replaced);
+                }
+                let (waiter, handover) = oneshot::channel();
+                (
+                    Link::Moving {
+                        old,
+                        conn,
+                        kick,
+                        waiter,
+                    },
+                    OutboxSource::Handover(handover),
+                )
+            }
+            Link::Moving {
+                old,
+                kick: middle_kick,
+                ..
+            } => {
+                // Replaced again before the first replacement got the outbox:
+                // the middle connection gives up, the newest one waits instead.
+                if let Some(k) = middle_kick {
+                    let _ = k.send(crate::registry::Kick::Replaced);
+                }
+                let (waiter, handover) = oneshot::channel();
+                (
+                    Link::Moving {
+                        old,
+                        conn,
+                        kick,
+                        waiter,
+                    },
+                    OutboxSource::Handover(handover),
+                )
+            }
+            Link::Detached { rx: None, .. } => unreachable!("checked above"),
+        };
+        member.link = link;
+        let self_peer = member.peer.clone();
+        let state = room.state_for(&id);
+        shared.metrics.resumes.fetch_add(1, Ordering::Relaxed);
+        drop(room);
+        Ok(Grant {
+            member: MemberRef {
+                room: cell,
+                id,
+                conn,
+            },
+            self_peer,
+            room: state,
+            resume: fresh,
+            resumed: true,
+            outbox: source,
+        })
+    }
+
+    fn join_new(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Refusal> {
+        let shared = self.shared();
+        let config = &shared.config;
+        let mut rooms = lock(&self.inner.rooms);
+        let existing = rooms
+            .get(&request.room)
+            .filter(|cell| !lock(&cell.state).is_empty())
+            .cloned();
+        let cell = match existing {
+            Some(cell) => cell,
+            None => {
+                let replacing = rooms.contains_key(&request.room);
+                if !replacing && rooms.len() >= config.max_rooms {
+                    return Err(Refusal::new(
+                        ErrorCode::ServerFull,
+                        "the server has no room for more rooms",
+                    ));
+                }
+                let cell = Arc::new(RoomCell {
+                    state: Mutex::new(Room::new(request.room.clone(), request.password.clone())),
+                });
+                rooms.insert(request.room.clone(), cell.clone());
+                if !replacing {
+                    Metrics::add(&shared.metrics.rooms, 1);
+                }
+                cell
+            }
+        };
+        let mut room = lock(&cell.state);
+        drop(rooms);
+        room.admit(request.password.as_deref(), config.max_room_peers)?;
+        let id = room.fresh_id();
+        let token = crate::ids::resume_token();
+        let (tx, rx) = outbox(config.outbox_messages, config.outbox_bytes);
+        let peer = Peer {
+            id: id.clone(),
+            name: request.name,
+            client: request.client,
+            joined_at: room::now_ms(),
+            in_call: false,
+            media: request.media,
+        };
+        lock(&shared.resume).insert(token.clone(), (cell.clone(), id.clone()));
+        room.add(
+            shared,
+            Member {
+                peer: peer.clone(),
+                outbox: tx,
+                link: Link::Live {
+                    conn: request.conn,
+                    kick: Some(request.kick),
+                },
+                resume_token: token.clone(),
+            },
+        );
+        shared.list_changed();
+        let state = room.state_for(&id);
+        drop(room);
+        Ok(Grant {
+            member: MemberRef {
+                room: cell,
+                id,
+                conn: request.conn,
+            },
+            self_peer: peer,
+            room: state,
+            resume: token,
+            resumed: false,
+            outbox: OutboxSource::Ready(rx),
+        })
+    }
+
+    /// Ends the grace period `epoch` of member `id`, if it is still detached in it.
+    fn expire(&self, cell: &Arc<RoomCell>, id: &str, epoch: u64) {
+        {
+            let mut room = lock(&cell.state);
+            let Some(index) = room.index_of(id) else {
+                return;
+            };
+            if !matches!(room.members[index].link, Link::Detached { epoch: e, .. } if e == epoch) {
+                return;
+            }
+            room.remove(self.shared(), index, LeaveReason::Timeout);
+            room.settle(self.shared());
+        }
+        self.prune(cell);
+    }
+
+    /// Parks `rx` in the member and starts its grace period.
+    fn park(&self, cell: &Arc<RoomCell>, member: &mut Member, rx: OutboxReceiver) {
+        let epoch = self.shared().next_epoch.fetch_add(1, Ordering::Relaxed);
+        member.link = Link::Detached {
+            epoch,
+            rx: Some(rx),
+        };
+        let rooms = self.clone();
+        let cell = cell.clone();
+        let id = member.peer.id.clone();
+        let grace = self.shared().config.resume_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            rooms.expire(&cell, &id, epoch);
+        });
+    }
+}
+
+impl Registry for Rooms {
+    type Member = MemberRef;
+
+    async fn join(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Refusal> {
+        match self.resume(request) {
+            Ok(grant) => Ok(grant),
+            Err(request) => self.join_new(request),
+        }
+    }
+
+    async fn act(&self, member: &MemberRef, action: RoomAction) -> Result<(), Refusal> {
+        let emptied = {
+            let mut room = lock(&member.room.state);
+            let Some(index) = room
+                .index_of(&member.id)
+                .filter(|i| room.members[*i].link.is(member.conn))
+            else {
+                return Err(Refusal::new(
+                    ErrorCode::NotJoined,
+                    "you are no longer in the room",
+                ));
+            };
+            let result = room.act(self.shared(), index, action);
+            if room.is_empty() {
+                Some(result)
+            } else {
+                return result;
+            }
+        };
+        self.prune(&member.room);
+        emptied.unwrap_or(Ok(()))
+    }
+
+    async fn leave(&self, member: MemberRef, reason: LeaveReason) {
+        {
+            let mut room = lock(&member.room.state);
+            let Some(index) = room.index_of(&member.id) else {
+                return;
+            };
+            if !room.members[index].link.is(member.conn) {
+                return;
+            }
+            room.remove(self.shared(), index, reason);
+            room.settle(self.shared());
+        }
+        self.prune(&member.room);
+    }
+
+    async fn detach(&self, member: MemberRef, rx: OutboxReceiver) {
+        let mut room = lock(&member.room.state);
+        let Some(index) = room.index_of(&member.id) else {
+            return;
+        };
+        let m = &mut room.members[index];
+        match std::mem::replace(&mut m.link, Link::Detached { epoch: 0, rx: None }) {
+            Link::Live { conn, .. } if conn == member.conn => self.park(&member.room, m, rx),
+            Link::Moving {
+                old,
+                conn,
+                kick,
+                waiter,
+            } if old == member.conn => match waiter.send(rx) {
+                Ok(()) => m.link = Link::Live { conn, kick },
+                // The new connection gave up waiting: the member is detached.
+                Err(rx) => self.park(&member.room, m, rx),
+            },
+            other => m.link = other,
+        }
+    }
+
+    async fn room_list(&self) -> Arc<Vec<RoomSummary>> {
+        let version = *self.shared().list_version.borrow();
+        {
+            let cache = lock(&self.shared().list_cache);
+            if cache.0 == version {
+                return cache.1.clone();
+            }
+        }
+        let cells: Vec<Arc<RoomCell>> = lock(&self.inner.rooms).values().cloned().collect();
+        let mut list: Vec<RoomSummary> = cells
+            .iter()
+            .filter_map(|cell| {
+                let room = lock(&cell.state);
+                (!room.is_empty()).then(|| room.summary())
+            })
+            .collect();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        let list = Arc::new(list);
+        *lock(&self.shared().list_cache) = (version, list.clone());
+        list
+    }
+
+    fn watch_rooms(&self) -> watch::Receiver<u64> {
+        self.shared().list_version.subscribe()
+    }
+}

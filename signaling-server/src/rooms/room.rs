@@ -1,0 +1,442 @@
+//! One room: its members in join order, its call, and every rule about who
+//! receives what.
+//!
+//! All of it runs under the room's mutex, so the messages of one room are
+//! put in each member's outbox in one total order, and delivery never waits
+//! (outboxes are bounded and pushed without blocking). A member whose outbox
+//! overflows is removed once the action that overflowed it is done.
+
+use std::time::SystemTime;
+
+use huddle_protocol::client::{
+    CallJoin, ChatSend, RingReplySend, RingSend, SignalSend, TypingSend,
+};
+use huddle_protocol::codec::encode_server;
+use huddle_protocol::model::{CallState, RoomState, RoomSummary};
+use huddle_protocol::{ErrorCode, LeaveReason, Peer, PeerId, ServerMessage};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::Shared;
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, OutboxReceiver};
+use crate::registry::{ConnId, Kick, Refusal, RoomAction};
+
+/// How a member is connected.
+#[derive(Debug)]
+pub(super) enum Link {
+    /// A connection drains the outbox.
+    Live {
+        conn: ConnId,
+        kick: Option<oneshot::Sender<Kick>>,
+    },
+    /// A resume replaced connection `old`, which was told to close; its
+    /// outbox receiver goes to `waiter` (the new connection `conn`) when it lets go.
+    Moving {
+        old: ConnId,
+        conn: ConnId,
+        kick: Option<oneshot::Sender<Kick>>,
+        waiter: oneshot::Sender<OutboxReceiver>,
+    },
+    /// No connection: the grace period `epoch` runs, the outbox fills.
+    Detached {
+        epoch: u64,
+        rx: Option<OutboxReceiver>,
+    },
+}
+
+impl Link {
+    /// Whether `conn` is the connection that currently speaks for the member.
+    pub(super) fn is(&self, conn: ConnId) -> bool {
+        matches!(self, Link::Live { conn: c, .. } | Link::Moving { conn: c, .. } if *c == conn)
+    }
+
+    fn kick(&mut self, why: Kick) {
+        if let Link::Live { kick, .. } | Link::Moving { kick, .. } = self {
+            if let Some(kick) = kick.take() {
+                // The connection may be gone already; then there is nobody to tell.
+                let _ = kick.send(why);
+            }
+        }
+    }
+}
+
+/// A member of a room.
+#[derive(Debug)]
+pub(super) struct Member {
+    pub(super) peer: Peer,
+    pub(super) outbox: Outbox,
+    pub(super) link: Link,
+    pub(super) resume_token: String,
+}
+
+#[derive(Debug)]
+struct Call {
+    started_at: u64,
+    started: Instant,
+    /// In the order they joined the call.
+    peers: Vec<PeerId>,
+}
+
+/// A room's state.
+#[derive(Debug)]
+pub(super) struct Room {
+    pub(super) name: String,
+    password: Option<String>,
+    pub(super) members: Vec<Member>,
+    call: Option<Call>,
+    next_message: u64,
+    overflowed: Vec<PeerId>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn unknown_peer(to: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::UnknownPeer,
+        format!("no other member {to:?} in this room"),
+    )
+}
+
+/// Compares without an early exit, so the time taken does not tell how much
+/// of a guessed password was right.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Room {
+    pub(super) fn new(name: String, password: Option<String>) -> Self {
+        Room {
+            name,
+            password,
+            members: Vec::new(),
+            call: None,
+            next_message: 1,
+            overflowed: Vec::new(),
+        }
+    }
+
+    /// Whether the room has been emptied (it is then dead and replaced by the
+    /// next join of its name).
+    pub(super) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub(super) fn summary(&self) -> RoomSummary {
+        RoomSummary {
+            name: self.name.clone(),
+            peers: self.members.len() as u32,
+            in_call: self.call.as_ref().map_or(0, |c| c.peers.len() as u32),
+            locked: self.password.is_some(),
+        }
+    }
+
+    pub(super) fn index_of(&self, id: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.peer.id == id)
+    }
+
+    /// Checks password and capacity for a new member.
+    pub(super) fn admit(&self, password: Option<&str>, max_peers: u32) -> Result<(), Refusal> {
+        if let Some(expected) = &self.password {
+            if !password.is_some_and(|given| same_secret(given, expected)) {
+                return Err(Refusal::new(
+                    ErrorCode::BadPassword,
+                    format!("room {} needs the right password", self.name),
+                ));
+            }
+        }
+        if self.members.len() >= max_peers as usize {
+            return Err(Refusal::new(
+                ErrorCode::RoomFull,
+                format!("room {} is full ({max_peers} peers)", self.name),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A peer id no current member has.
+    pub(super) fn fresh_id(&self) -> PeerId {
+        loop {
+            let id = crate::ids::peer_id();
+            if self.index_of(&id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// Adds a member, telling the others.
+    pub(super) fn add(&mut self, shared: &Shared, member: Member) {
+        let joined = ServerMessage::PeerJoined {
+            peer: member.peer.clone(),
+        };
+        self.broadcast(shared, &joined, None);
+        self.members.push(member);
+        Metrics::add(&shared.metrics.members, 1);
+        self.settle(shared);
+    }
+
+    /// What the joiner `me` sees of the room.
+    pub(super) fn state_for(&self, me: &str) -> RoomState {
+        RoomState {
+            name: self.name.clone(),
+            locked: self.password.is_some(),
+            peers: self
+                .members
+                .iter()
+                .filter(|m| m.peer.id != me)
+                .map(|m| m.peer.clone())
+                .collect(),
+            call: self.call.as_ref().map(|c| CallState {
+                started_at: c.started_at,
+                peers: c.peers.clone(),
+            }),
+        }
+    }
+
+    fn push(&mut self, index: usize, frame: Utf8Bytes) {
+        let member = &self.members[index];
+        if member.outbox.push(frame).is_err() && !self.overflowed.contains(&member.peer.id) {
+            self.overflowed.push(member.peer.id.clone());
+        }
+    }
+
+    /// Sends `message` to one member.
+    fn send(&mut self, shared: &Shared, index: usize, message: &ServerMessage, rid: Option<&str>) {
+        let frame = Utf8Bytes::from(encode_server(message, rid));
+        shared.metrics.sent(message.type_name(), 1);
+        self.push(index, frame);
+    }
+
+    /// Sends `message` to every member but `except`, encoding it once.
+    fn broadcast(&mut self, shared: &Shared, message: &ServerMessage, except: Option<&str>) {
+        let frame = Utf8Bytes::from(encode_server(message, None));
+        let mut n = 0;
+        for i in 0..self.members.len() {
+            if Some(self.members[i].peer.id.as_str()) != except {
+                self.push(i, frame.clone());
+                n += 1;
+            }
+        }
+        shared.metrics.sent(message.type_name(), n);
+    }
+
+    /// Removes members whose outbox overflowed, which may overflow others.
+    pub(super) fn settle(&mut self, shared: &Shared) {
+        while let Some(id) = self.overflowed.pop() {
+            if let Some(index) = self.index_of(&id) {
+                self.members[index].link.kick(Kick::TooSlow);
+                self.remove(shared, index, LeaveReason::Disconnected);
+            }
+        }
+    }
+
+    /// Removes the member at `index`, telling the others why.
+    pub(super) fn remove(&mut self, shared: &Shared, index: usize, reason: LeaveReason) {
+        let member = self.members.remove(index);
+        Metrics::add(&shared.metrics.members, -1);
+        shared.forget_token(&member.resume_token);
+        let id = member.peer.id;
+        self.broadcast(
+            shared,
+            &ServerMessage::PeerLeft {
+                id: id.clone(),
+                reason,
+            },
+            None,
+        );
+        self.leave_call(shared, &id);
+        shared.list_changed();
+    }
+
+    /// Takes `id` out of the call; ends the call when it was the last.
+    fn leave_call(&mut self, shared: &Shared, id: &str) -> bool {
+        let Some(call) = &mut self.call else {
+            return false;
+        };
+        let Some(pos) = call.peers.iter().position(|p| p == id) else {
+            return false;
+        };
+        call.peers.remove(pos);
+        if call.peers.is_empty() {
+            let duration_ms = call.started.elapsed().as_millis() as u64;
+            self.call = None;
+            Metrics::add(&shared.metrics.calls, -1);
+            self.broadcast(shared, &ServerMessage::CallEnded { duration_ms }, None);
+        }
+        shared.list_changed();
+        true
+    }
+
+    /// Carries out `action` of the member at `index`.
+    pub(super) fn act(
+        &mut self,
+        shared: &Shared,
+        index: usize,
+        action: RoomAction,
+    ) -> Result<(), Refusal> {
+        let from = self.members[index].peer.id.clone();
+        let result = match action {
+            RoomAction::Chat(chat, rid) => self.chat(shared, index, &from, chat, rid.as_deref()),
+            RoomAction::Typing(typing) => self.typing(shared, &from, typing),
+            RoomAction::Media(media) => {
+                self.update_peer(shared, index, |p| p.media = media);
+                Ok(())
+            }
+            RoomAction::CallJoin(join) => {
+                self.call_join(shared, index, &from, join);
+                Ok(())
+            }
+            RoomAction::CallLeave => {
+                if self.leave_call(shared, &from) {
+                    self.update_peer(shared, index, |p| p.in_call = false);
+                }
+                Ok(())
+            }
+            RoomAction::Ring(RingSend { to, video }) => {
+                let target = self.other(&from, &to)?;
+                self.send(shared, target, &ServerMessage::Ring { from, video }, None);
+                Ok(())
+            }
+            RoomAction::RingReply(RingReplySend { to, accept }) => {
+                let target = self.other(&from, &to)?;
+                self.send(
+                    shared,
+                    target,
+                    &ServerMessage::RingReply { from, accept },
+                    None,
+                );
+                Ok(())
+            }
+            RoomAction::Signal(SignalSend { to, data }) => {
+                let target = self.other(&from, &to)?;
+                self.send(shared, target, &ServerMessage::Signal { from, data }, None);
+                Ok(())
+            }
+        };
+        self.settle(shared);
+        result
+    }
+
+    /// The index of member `to`, which must not be `from`.
+    fn other(&self, from: &str, to: &str) -> Result<usize, Refusal> {
+        match self.index_of(to) {
+            Some(i) if to != from => Ok(i),
+            _ => Err(unknown_peer(to)),
+        }
+    }
+
+    fn chat(
+        &mut self,
+        shared: &Shared,
+        index: usize,
+        from: &str,
+        chat: ChatSend,
+        rid: Option<&str>,
+    ) -> Result<(), Refusal> {
+        let target = match &chat.to {
+            Some(to) => Some(self.other(from, to)?),
+            None => None,
+        };
+        let id = format!("m_{}", self.next_message);
+        self.next_message += 1;
+        let message = ServerMessage::Chat {
+            id,
+            from: from.to_owned(),
+            to: chat.to,
+            text: chat.text,
+            ts: now_ms(),
+            attachment: chat.attachment,
+        };
+        match target {
+            Some(target) => self.send(shared, target, &message, None),
+            None => self.broadcast(shared, &message, Some(from)),
+        }
+        // The sender's copy, with its rid, is the delivery confirmation.
+        self.send(shared, index, &message, rid);
+        Ok(())
+    }
+
+    fn typing(&mut self, shared: &Shared, from: &str, typing: TypingSend) -> Result<(), Refusal> {
+        match typing.to {
+            Some(to) => {
+                let target = self.other(from, &to)?;
+                let message = ServerMessage::Typing {
+                    from: from.to_owned(),
+                    active: typing.active,
+                    to: Some(to),
+                };
+                self.send(shared, target, &message, None);
+            }
+            None => {
+                let message = ServerMessage::Typing {
+                    from: from.to_owned(),
+                    active: typing.active,
+                    to: None,
+                };
+                self.broadcast(shared, &message, Some(from));
+            }
+        }
+        Ok(())
+    }
+
+    fn call_join(&mut self, shared: &Shared, index: usize, from: &str, join: CallJoin) {
+        let before: Vec<PeerId> = match &self.call {
+            Some(call) => call.peers.iter().filter(|p| *p != from).cloned().collect(),
+            None => Vec::new(),
+        };
+        if self.members[index].peer.in_call {
+            self.send(
+                shared,
+                index,
+                &ServerMessage::CallJoined { peers: before },
+                None,
+            );
+            return;
+        }
+        self.send(
+            shared,
+            index,
+            &ServerMessage::CallJoined { peers: before },
+            None,
+        );
+        match &mut self.call {
+            Some(call) => call.peers.push(from.to_owned()),
+            None => {
+                let started_at = now_ms();
+                self.call = Some(Call {
+                    started_at,
+                    started: Instant::now(),
+                    peers: vec![from.to_owned()],
+                });
+                Metrics::add(&shared.metrics.calls, 1);
+                let started = ServerMessage::CallStarted {
+                    by: from.to_owned(),
+                    video: join.video,
+                    started_at,
+                };
+                self.broadcast(shared, &started, None);
+            }
+        }
+        self.update_peer(shared, index, |p| p.in_call = true);
+        shared.list_changed();
+    }
+
+    /// Changes the member at `index` and tells the others.
+    fn update_peer(&mut self, shared: &Shared, index: usize, change: impl FnOnce(&mut Peer)) {
+        change(&mut self.members[index].peer);
+        let peer = self.members[index].peer.clone();
+        let id = peer.id.clone();
+        self.broadcast(shared, &ServerMessage::PeerUpdated { peer }, Some(&id));
+    }
+}

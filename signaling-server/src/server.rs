@@ -1,0 +1,380 @@
+//! The listener: accepts TCP connections, enforces connection limits and the
+//! handshake deadline, answers plain HTTP, upgrades `/ws` to a [`Handler`],
+//! and shuts down gracefully.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use huddle_protocol::error::close;
+use huddle_protocol::{ErrorCode, ServerMessage};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::connection::Connection;
+use crate::handler::Handler;
+use crate::http::{self, Head};
+use crate::metrics::Metrics;
+use crate::registry::{ConnId, Registry};
+use crate::rooms::Rooms;
+
+/// How long shutdown waits for connections to close before giving up.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Connections refused with `server_full` that may be in their handshake at once.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct Context<R> {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where rooms live.
+    pub registry: R,
+}
+
+/// Counts connections per IP address.
+#[derive(Debug, Default)]
+struct PerIp {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in [`PerIp`], given back on drop.
+struct IpSlot {
+    per_ip: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            per_ip: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .per_ip
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The accept loop's shared pieces.
+struct Listener<R> {
+    ctx: Arc<Context<R>>,
+    tls: Option<TlsAcceptor>,
+    connections: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+    per_ip: Arc<PerIp>,
+    next_id: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+    /// Each connection task holds a clone; shutdown waits for all to drop.
+    done: mpsc::Sender<()>,
+}
+
+/// Serves on `listener` with the in-memory registry until `shutdown`
+/// completes, then closes every connection with 1001 and returns.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let rooms = Rooms::new(config.clone(), metrics.clone());
+    run_with(
+        listener,
+        Context {
+            config,
+            metrics,
+            registry: rooms,
+        },
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves with any registry.
+pub async fn run_with<R: Registry>(listener: TcpListener, ctx: Context<R>, shutdown: impl Future) {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel(1);
+    let server = Arc::new(Listener {
+        tls: ctx.config.tls.clone().map(TlsAcceptor::from),
+        connections: Arc::new(Semaphore::new(ctx.config.max_connections)),
+        refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+        per_ip: Arc::new(PerIp::default()),
+        ctx: Arc::new(ctx),
+        next_id: AtomicU64::new(1),
+        shutdown: shutdown_rx,
+        done: done_tx,
+    });
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let server = server.clone();
+                    tokio::spawn(async move { server.serve(stream, peer).await });
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    info!("shutting down: closing connections");
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    let done = server.done.clone();
+    drop(server);
+    drop(done);
+    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+        .await
+        .is_err()
+    {
+        warn!("some connections did not close in time");
+    }
+}
+
+impl<R: Registry> Listener<R> {
+    async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _done = self.done.clone();
+        let metrics = &self.ctx.metrics;
+        let Some(_ip_slot) = self
+            .per_ip
+            .take(peer.ip(), self.ctx.config.max_connections_per_ip)
+        else {
+            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            let mut stream = stream;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                http::respond(
+                    &mut stream,
+                    "429 Too Many Requests",
+                    "text/plain",
+                    "too many connections from your address\n",
+                ),
+            )
+            .await;
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let deadline = tokio::time::Instant::now() + self.ctx.config.handshake_timeout;
+        match &self.tls {
+            None => self.serve_stream(stream, deadline).await,
+            Some(acceptor) => {
+                match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => self.serve_stream(tls, deadline).await,
+                    Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => {
+                        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve_stream<S>(&self, mut stream: S, deadline: tokio::time::Instant)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let head = match tokio::time::timeout_at(deadline, http::read_head(&mut stream)).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(http::HttpError::TooLarge)) => {
+                let _ = http::respond(
+                    &mut stream,
+                    "431 Request Header Fields Too Large",
+                    "text/plain",
+                    "",
+                )
+                .await;
+                return;
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "bad request");
+                let _ = http::respond(
+                    &mut stream,
+                    "400 Bad Request",
+                    "text/plain",
+                    "bad request\n",
+                )
+                .await;
+                return;
+            }
+            Err(_) => {
+                // Slowloris: the head did not arrive in time.
+                self.ctx
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let (head, read_ahead) = head;
+        let upgraded =
+            tokio::time::timeout_at(deadline, self.route(stream, head, read_ahead)).await;
+        if let Ok(Some((conn, permit))) = upgraded {
+            let metrics = &self.ctx.metrics;
+            let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
+            metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+            Metrics::add(&metrics.connections, 1);
+            Handler::new(conn, id, self.ctx.clone())
+                .run(self.shutdown.clone())
+                .await;
+            Metrics::add(&metrics.connections, -1);
+            drop(permit);
+        }
+    }
+
+    /// Answers plain HTTP, or upgrades to a WebSocket and returns it with
+    /// its connection permit.
+    async fn route<S>(
+        &self,
+        mut stream: S,
+        head: Head,
+        read_ahead: Vec<u8>,
+    ) -> Option<(Connection<S>, OwnedSemaphorePermit)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let respond = |status, ty, body| (status, ty, body);
+        let answer: (&str, &str, String) = match (head.method.as_str(), head.path.as_str()) {
+            ("GET", "/ws") if head.wants_websocket => {
+                return self.upgrade(stream, head, read_ahead).await;
+            }
+            ("GET", "/ws") => respond(
+                "426 Upgrade Required",
+                "text/plain",
+                "this is a WebSocket endpoint\n".into(),
+            ),
+            ("GET", "/healthz") => {
+                if *self.shutdown.borrow() {
+                    respond(
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "shutting down\n".into(),
+                    )
+                } else {
+                    respond("200 OK", "text/plain", "ok\n".into())
+                }
+            }
+            ("GET", "/metrics") => respond(
+                "200 OK",
+                "text/plain; version=0.0.4",
+                self.ctx.metrics.render(),
+            ),
+            ("GET", "/") => respond(
+                "200 OK",
+                "text/plain",
+                "Huddle signaling server. WebSocket at /ws; see /healthz and /metrics.\n".into(),
+            ),
+            ("GET", _) => respond("404 Not Found", "text/plain", "not found\n".into()),
+            _ => respond(
+                "405 Method Not Allowed",
+                "text/plain",
+                "method not allowed\n".into(),
+            ),
+        };
+        let _ = http::respond(&mut stream, answer.0, answer.1, &answer.2).await;
+        None
+    }
+
+    async fn upgrade<S>(
+        &self,
+        mut stream: S,
+        head: Head,
+        read_ahead: Vec<u8>,
+    ) -> Option<(Connection<S>, OwnedSemaphorePermit)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let config = &self.ctx.config;
+        let metrics = &self.ctx.metrics;
+        let (Some(key), true) = (head.websocket_key.as_deref(), head.websocket_version_ok) else {
+            let _ = http::respond(
+                &mut stream,
+                "400 Bad Request",
+                "text/plain",
+                "bad WebSocket handshake\n",
+            )
+            .await;
+            return None;
+        };
+        if let (Some(origin), false) = (&head.origin, config.allowed_origins.is_empty()) {
+            if !config.allowed_origins.iter().any(|o| o == origin) {
+                metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+                let _ = http::respond(
+                    &mut stream,
+                    "403 Forbidden",
+                    "text/plain",
+                    "origin not allowed\n",
+                )
+                .await;
+                return None;
+            }
+        }
+        let permit: Result<OwnedSemaphorePermit, _> = self.connections.clone().try_acquire_owned();
+        let Ok(permit) = permit else {
+            self.refuse_full(stream, key, read_ahead).await;
+            return None;
+        };
+        http::switch_protocols(&mut stream, key).await.ok()?;
+        Some((
+            Connection::new(stream, read_ahead, config.max_frame_bytes).await,
+            permit,
+        ))
+    }
+
+    /// Completes the handshake only to say `server_full` and close (1013).
+    async fn refuse_full<S>(&self, mut stream: S, key: &str, read_ahead: Vec<u8>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        self.ctx
+            .metrics
+            .connections_refused
+            .fetch_add(1, Ordering::Relaxed);
+        let Ok(_slot) = self.refusals.try_acquire() else {
+            return;
+        };
+        if http::switch_protocols(&mut stream, key).await.is_err() {
+            return;
+        }
+        let mut conn = Connection::new(stream, read_ahead, self.ctx.config.max_frame_bytes).await;
+        self.ctx.metrics.error(ErrorCode::ServerFull);
+        let full = ServerMessage::error(
+            ErrorCode::ServerFull,
+            "the server is at its connection limit",
+        );
+        if conn.send(&full, None).await.is_ok() {
+            conn.close(close::TRY_AGAIN_LATER, "server full").await;
+        }
+    }
+}
