@@ -260,12 +260,10 @@ impl Room {
     }
 
     /// Takes `id` out of the call; ends the call when it was the last.
-    fn leave_call(&mut self, shared: &Shared, id: &str) -> bool {
-        let Some(call) = &mut self.call else {
-            return false;
-        };
+    fn leave_call(&mut self, shared: &Shared, id: &str) {
+        let Some(call) = &mut self.call else { return };
         let Some(pos) = call.peers.iter().position(|p| p == id) else {
-            return false;
+            return;
         };
         call.peers.remove(pos);
         if call.peers.is_empty() {
@@ -275,7 +273,6 @@ impl Room {
             self.broadcast(shared, &ServerMessage::CallEnded { duration_ms }, None);
         }
         shared.list_changed();
-        true
     }
 
     /// Carries out `action` of the member at `index`.
@@ -298,8 +295,9 @@ impl Room {
                 Ok(())
             }
             RoomAction::CallLeave => {
-                if self.leave_call(shared, &from) {
+                if self.members[index].peer.in_call {
                     self.update_peer(shared, index, |p| p.in_call = false);
+                    self.leave_call(shared, &from);
                 }
                 Ok(())
             }

@@ -1,0 +1,193 @@
+//! Test harness: the real server on a loopback port, and a raw-JSON client
+//! over a real WebSocket.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use huddle_server::Config;
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for an expected message before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(huddle_server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn default() -> TestServer {
+        Self::start(Config::default()).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn connect(&self) -> Client {
+        Client::connect(&self.url()).await
+    }
+
+    /// A client that has joined `room` as `name`; returns it and its `joined`.
+    pub async fn join(&self, room: &str, name: &str) -> (Client, Value) {
+        let mut c = self.connect().await;
+        let joined = c.join(room, name).await;
+        (c, joined)
+    }
+
+    /// Stops the server as SIGTERM would, and waits until it has.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap();
+    }
+}
+
+/// A protocol client speaking raw JSON.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub id: String,
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq)]
+pub enum Closed {
+    Frame(u16, String),
+    NoFrame,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Client {
+            ws,
+            id: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::Text(text.into())).await.unwrap();
+    }
+
+    /// The next protocol message; fails the test after [`WAIT`].
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no message within {WAIT:?}", self.id))
+                .unwrap_or_else(|| panic!("{}: connection ended", self.id))
+                .unwrap_or_else(|e| panic!("{}: {e}", self.id));
+            match msg {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Close(frame) => panic!("{}: closed: {frame:?}", self.id),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message, which must have `type`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let msg = self.recv().await;
+        assert_eq!(msg["type"], kind, "{}: expected {kind}, got {msg}", self.id);
+        msg
+    }
+
+    /// The next message, which must be `error` with `code`.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let msg = self.expect("error").await;
+        assert_eq!(msg["code"], code, "{}: {msg}", self.id);
+        msg
+    }
+
+    /// Waits for the server to close; returns the close frame.
+    pub async fn closed(&mut self) -> Closed {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("close within WAIT")
+            {
+                Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
+                    return Closed::Frame(u16::from(code), reason.to_string())
+                }
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return Closed::NoFrame,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn join_with(&mut self, join: Value) -> Value {
+        self.send(join).await;
+        let msg = self.recv().await;
+        if msg["type"] == "joined" {
+            self.id = msg["self"]["id"].as_str().unwrap().to_owned();
+        }
+        msg
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> Value {
+        let msg = self
+            .join_with(json!({"type":"join","v":1,"room":room,"name":name,"rid":"j"}))
+            .await;
+        assert_eq!(msg["type"], "joined", "{msg}");
+        msg
+    }
+
+    /// Proves that nothing else is queued for this member: sends a chat with a
+    /// fresh rid and requires its echo to be the very next message. (Chat
+    /// travels through the outbox, behind anything queued before it.)
+    pub async fn barrier(&mut self, tag: &str) {
+        self.send(json!({"type":"chat","text":format!("barrier {tag}"),"rid":tag}))
+            .await;
+        let msg = self.recv().await;
+        assert_eq!(
+            msg["type"], "chat",
+            "{}: something arrived before the barrier: {msg}",
+            self.id
+        );
+        assert_eq!(msg["rid"], tag, "{}: {msg}", self.id);
+    }
+
+    /// Reads the room chat `barrier {tag}` sent by another member.
+    pub async fn expect_barrier_of(&mut self, tag: &str) {
+        let msg = self.expect("chat").await;
+        assert_eq!(msg["text"], format!("barrier {tag}"));
+    }
+
+    /// Drops the TCP connection without a close frame.
+    pub fn drop_connection(self) {
+        drop(self.ws);
+    }
+}
