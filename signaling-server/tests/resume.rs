@@ -1,0 +1,190 @@
+//! Resume after a dropped connection: queued messages in order, the same id,
+//! nobody else notices; replaced connections; grace timeout; slow readers.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Closed, TestServer};
+use huddle_server::Config;
+use serde_json::json;
+
+fn resume_join(room: &str, token: &str) -> serde_json::Value {
+    json!({"type":"join","v":1,"room":room,"name":"B","resume":token,"rid":"again"})
+}
+
+#[tokio::test]
+async fn a_dropped_member_resumes_with_its_queue_in_order() {
+    let server = TestServer::default().await;
+    let (mut a, _) = server.join("r", "A").await;
+    let (mut b, joined) = server.join("r", "B").await;
+    a.expect("peer_joined").await;
+    a.send(json!({"type":"call_join","video":true})).await;
+    a.expect("call_joined").await;
+    a.expect("call_started").await;
+    b.expect("call_started").await;
+    b.expect("peer_updated").await;
+    let token = joined["resume"].as_str().unwrap().to_owned();
+    let b_id = b.id.clone();
+    b.drop_connection();
+
+    // Everything sent meanwhile is queued for B, and A notices nothing.
+    a.send(json!({"type":"chat","text":"while you were away"})).await;
+    for i in 0..50 {
+        a.send(json!({"type":"signal","to":b_id,"data":{"candidate":{"candidate":format!("candidate:{i}")}}})).await;
+    }
+    a.expect("chat").await;
+    a.barrier("a").await;
+
+    let mut b = server.connect().await;
+    let joined = b.join_with(resume_join("r", &token)).await;
+    assert_eq!(joined["type"], "joined");
+    assert_eq!(joined["rid"], "again");
+    assert_eq!(joined["resumed"], true);
+    assert_eq!(joined["self"]["id"], b_id);
+    assert_ne!(joined["resume"], token, "every joined carries a fresh token");
+    assert_eq!(joined["room"]["call"]["peers"], json!([a.id]));
+    // The queue, in order: the chat of A, 50 signals, the barrier.
+    assert_eq!(b.expect("chat").await["text"], "while you were away");
+    for i in 0..50 {
+        let s = b.expect("signal").await;
+        assert_eq!(s["data"]["candidate"]["candidate"], format!("candidate:{i}"));
+    }
+    b.expect_barrier_of("a").await;
+    b.barrier("b").await;
+    a.expect_barrier_of("b").await;
+    // And A never saw B leave or join.
+    a.barrier("a2").await;
+
+    // The old token is spent: using it is an ordinary join with a new id.
+    let mut c = server.connect().await;
+    let fresh = c.join_with(resume_join("r", &token)).await;
+    assert_eq!(fresh["resumed"], false);
+    assert_ne!(fresh["self"]["id"], b_id);
+}
+
+#[tokio::test]
+async fn a_clean_close_also_keeps_the_member_for_resume() {
+    let server = TestServer::default().await;
+    let (mut a, _) = server.join("r", "A").await;
+    let (mut b, joined) = server.join("r", "B").await;
+    a.expect("peer_joined").await;
+    b.ws.close(None).await.unwrap();
+    a.send(json!({"type":"chat","text":"queued"})).await;
+    a.expect("chat").await;
+    let mut b = server.connect().await;
+    let again = b.join_with(resume_join("r", joined["resume"].as_str().unwrap())).await;
+    assert_eq!(again["resumed"], true);
+    assert_eq!(b.expect("chat").await["text"], "queued");
+}
+
+#[tokio::test]
+async fn resuming_while_the_old_connection_is_open_replaces_it() {
+    let server = TestServer::default().await;
+    let (mut a, _) = server.join("r", "A").await;
+    let (mut old, joined) = server.join("r", "B").await;
+    a.expect("peer_joined").await;
+    let mut new = server.connect().await;
+    let again = new.join_with(resume_join("r", joined["resume"].as_str().unwrap())).await;
+    assert_eq!(again["resumed"], true);
+    assert_eq!(again["self"]["id"], old.id);
+    assert_eq!(old.closed().await, Closed::Frame(1000, "replaced".into()));
+    a.send(json!({"type":"chat","text":"to the new one"})).await;
+    assert_eq!(new.expect("chat").await["text"], "to the new one");
+    a.expect("chat").await;
+    a.barrier("nothing else").await;
+}
+
+#[tokio::test]
+async fn the_grace_period_ends_with_timeout_and_the_call_with_it() {
+    let config = Config { resume_grace: Duration::from_millis(300), ..Config::default() };
+    let server = TestServer::start(config).await;
+    let (mut a, _) = server.join("r", "A").await;
+    let (mut b, joined) = server.join("r", "B").await;
+    a.expect("peer_joined").await;
+    b.send(json!({"type":"call_join","video":false})).await;
+    b.expect("call_joined").await;
+    b.expect("call_started").await;
+    a.expect("call_started").await;
+    a.expect("peer_updated").await;
+    let b_id = b.id.clone();
+    let started = std::time::Instant::now();
+    b.drop_connection();
+    let left = a.expect("peer_left").await;
+    assert_eq!(left, json!({"type":"peer_left","id":b_id,"reason":"timeout"}));
+    assert!(started.elapsed() >= Duration::from_millis(250), "left after {:?}", started.elapsed());
+    a.expect("call_ended").await;
+    // The token died with the membership.
+    let mut late = server.connect().await;
+    let fresh = late.join_with(resume_join("r", joined["resume"].as_str().unwrap())).await;
+    assert_eq!(fresh["resumed"], false);
+}
+
+#[tokio::test]
+async fn a_resume_queue_overflow_removes_the_member_at_once() {
+    let config = Config { outbox_messages: 16, ..Config::default() };
+    let server = TestServer::start(config).await;
+    let (mut a, _) = server.join("r", "A").await;
+    let (b, _) = server.join("r", "B").await;
+    a.expect("peer_joined").await;
+    let b_id = b.id.clone();
+    b.drop_connection();
+    // Wait until the server has noticed the drop: B's typing relay keeps
+    // succeeding either way, so poll the only observable, the overflow.
+    let mut sent = 0;
+    let left = loop {
+        a.send(json!({"type":"typing","active":true,"to":b_id,"rid":"t"})).await;
+        sent += 1;
+        a.send(json!({"type":"ping","rid":"p"})).await;
+        let msg = a.recv().await;
+        match msg["type"].as_str() {
+            Some("pong") => continue,
+            Some("peer_left") => break msg,
+            Some("error") => panic!("{msg}"),
+            _ => panic!("{msg}"),
+        }
+    };
+    assert_eq!(left["reason"], "disconnected");
+    assert!(sent >= 16, "removed after {sent} messages");
+}
+
+#[tokio::test]
+async fn a_reader_that_does_not_keep_up_is_removed_and_others_never_wait() {
+    // Small outbox; no rate limit in the way of the flood.
+    let config = Config {
+        outbox_messages: 64,
+        msg_rate: 1e6,
+        msg_burst: 1e6,
+        byte_rate: 1e12,
+        byte_burst: 1e12,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let (mut a, _) = server.join("r", "A").await;
+    let (mut c, _) = server.join("r", "C").await;
+    // S never reads: its socket buffers fill, then its outbox.
+    let (slow, _) = server.join("r", "S").await;
+    a.expect("peer_joined").await;
+    a.expect("peer_joined").await;
+    c.expect("peer_joined").await;
+    let text = "x".repeat(3900);
+    let mut n = 0;
+    let left = loop {
+        a.send(json!({"type":"chat","text":text})).await;
+        n += 1;
+        // A and C keep receiving every message without delay.
+        let echo = a.recv().await;
+        let msg = c.recv().await;
+        if msg["type"] == "peer_left" {
+            assert_eq!(echo, msg, "A learns of it in the same order");
+            break msg;
+        }
+        assert_eq!((echo["type"].as_str(), msg["type"].as_str()), (Some("chat"), Some("chat")));
+        assert!(n < 20_000, "the slow reader was never removed");
+    };
+    assert_eq!(left["id"], slow.id);
+    assert_eq!(left["reason"], "disconnected");
+    drop(slow);
+}
