@@ -99,7 +99,8 @@ fn head_of(request: &httparse::Request<'_, '_>) -> Head {
     head
 }
 
-/// Writes a complete response and leaves the connection to be closed.
+/// Writes a complete response and shuts the stream down (for TLS that sends
+/// `close_notify`, which HTTPS clients expect before the end of the body).
 pub async fn respond<S: AsyncWrite + Unpin>(
     stream: &mut S,
     status: &str,
@@ -111,7 +112,7 @@ pub async fn respond<S: AsyncWrite + Unpin>(
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;
-    stream.flush().await
+    stream.shutdown().await
 }
 
 /// Accepts a WebSocket upgrade.

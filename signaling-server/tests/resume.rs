@@ -31,7 +31,8 @@ async fn a_dropped_member_resumes_with_its_queue_in_order() {
     b.drop_connection();
 
     // Everything sent meanwhile is queued for B, and A notices nothing.
-    a.send(json!({"type":"chat","text":"while you were away"})).await;
+    a.send(json!({"type":"chat","text":"while you were away"}))
+        .await;
     for i in 0..50 {
         a.send(json!({"type":"signal","to":b_id,"data":{"candidate":{"candidate":format!("candidate:{i}")}}})).await;
     }
@@ -44,13 +45,19 @@ async fn a_dropped_member_resumes_with_its_queue_in_order() {
     assert_eq!(joined["rid"], "again");
     assert_eq!(joined["resumed"], true);
     assert_eq!(joined["self"]["id"], b_id);
-    assert_ne!(joined["resume"], token, "every joined carries a fresh token");
+    assert_ne!(
+        joined["resume"], token,
+        "every joined carries a fresh token"
+    );
     assert_eq!(joined["room"]["call"]["peers"], json!([a.id]));
     // The queue, in order: the chat of A, 50 signals, the barrier.
     assert_eq!(b.expect("chat").await["text"], "while you were away");
     for i in 0..50 {
         let s = b.expect("signal").await;
-        assert_eq!(s["data"]["candidate"]["candidate"], format!("candidate:{i}"));
+        assert_eq!(
+            s["data"]["candidate"]["candidate"],
+            format!("candidate:{i}")
+        );
     }
     b.expect_barrier_of("a").await;
     b.barrier("b").await;
@@ -75,7 +82,9 @@ async fn a_clean_close_also_keeps_the_member_for_resume() {
     a.send(json!({"type":"chat","text":"queued"})).await;
     a.expect("chat").await;
     let mut b = server.connect().await;
-    let again = b.join_with(resume_join("r", joined["resume"].as_str().unwrap())).await;
+    let again = b
+        .join_with(resume_join("r", joined["resume"].as_str().unwrap()))
+        .await;
     assert_eq!(again["resumed"], true);
     assert_eq!(b.expect("chat").await["text"], "queued");
 }
@@ -87,7 +96,9 @@ async fn resuming_while_the_old_connection_is_open_replaces_it() {
     let (mut old, joined) = server.join("r", "B").await;
     a.expect("peer_joined").await;
     let mut new = server.connect().await;
-    let again = new.join_with(resume_join("r", joined["resume"].as_str().unwrap())).await;
+    let again = new
+        .join_with(resume_join("r", joined["resume"].as_str().unwrap()))
+        .await;
     assert_eq!(again["resumed"], true);
     assert_eq!(again["self"]["id"], old.id);
     assert_eq!(old.closed().await, Closed::Frame(1000, "replaced".into()));
@@ -99,7 +110,10 @@ async fn resuming_while_the_old_connection_is_open_replaces_it() {
 
 #[tokio::test]
 async fn the_grace_period_ends_with_timeout_and_the_call_with_it() {
-    let config = Config { resume_grace: Duration::from_millis(300), ..Config::default() };
+    let config = Config {
+        resume_grace: Duration::from_millis(300),
+        ..Config::default()
+    };
     let server = TestServer::start(config).await;
     let (mut a, _) = server.join("r", "A").await;
     let (mut b, joined) = server.join("r", "B").await;
@@ -113,18 +127,30 @@ async fn the_grace_period_ends_with_timeout_and_the_call_with_it() {
     let started = std::time::Instant::now();
     b.drop_connection();
     let left = a.expect("peer_left").await;
-    assert_eq!(left, json!({"type":"peer_left","id":b_id,"reason":"timeout"}));
-    assert!(started.elapsed() >= Duration::from_millis(250), "left after {:?}", started.elapsed());
+    assert_eq!(
+        left,
+        json!({"type":"peer_left","id":b_id,"reason":"timeout"})
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "left after {:?}",
+        started.elapsed()
+    );
     a.expect("call_ended").await;
     // The token died with the membership.
     let mut late = server.connect().await;
-    let fresh = late.join_with(resume_join("r", joined["resume"].as_str().unwrap())).await;
+    let fresh = late
+        .join_with(resume_join("r", joined["resume"].as_str().unwrap()))
+        .await;
     assert_eq!(fresh["resumed"], false);
 }
 
 #[tokio::test]
 async fn a_resume_queue_overflow_removes_the_member_at_once() {
-    let config = Config { outbox_messages: 16, ..Config::default() };
+    let config = Config {
+        outbox_messages: 16,
+        ..Config::default()
+    };
     let server = TestServer::start(config).await;
     let (mut a, _) = server.join("r", "A").await;
     let (b, _) = server.join("r", "B").await;
@@ -135,7 +161,8 @@ async fn a_resume_queue_overflow_removes_the_member_at_once() {
     // succeeding either way, so poll the only observable, the overflow.
     let mut sent = 0;
     let left = loop {
-        a.send(json!({"type":"typing","active":true,"to":b_id,"rid":"t"})).await;
+        a.send(json!({"type":"typing","active":true,"to":b_id,"rid":"t"}))
+            .await;
         sent += 1;
         a.send(json!({"type":"ping","rid":"p"})).await;
         let msg = a.recv().await;
@@ -181,7 +208,10 @@ async fn a_reader_that_does_not_keep_up_is_removed_and_others_never_wait() {
             assert_eq!(echo, msg, "A learns of it in the same order");
             break msg;
         }
-        assert_eq!((echo["type"].as_str(), msg["type"].as_str()), (Some("chat"), Some("chat")));
+        assert_eq!(
+            (echo["type"].as_str(), msg["type"].as_str()),
+            (Some("chat"), Some("chat"))
+        );
         assert!(n < 20_000, "the slow reader was never removed");
     };
     assert_eq!(left["id"], slow.id);

@@ -1,0 +1,163 @@
+//! TURN REST credentials: checked against an independent HMAC (Python's
+//! standard library) and accepted by a real coturn.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::TcpListener as StdListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::TestServer;
+use huddle_server::config::TurnConfig;
+use huddle_server::Config;
+use serde_json::json;
+
+fn turn_config(port: u16, secret: &str) -> Config {
+    Config {
+        stun_urls: vec![format!("stun:127.0.0.1:{port}")],
+        turn: Some(TurnConfig {
+            urls: vec![format!("turn:127.0.0.1:{port}?transport=udp")],
+            secret: secret.into(),
+            ttl: Duration::from_secs(3600),
+        }),
+        ..Config::default()
+    }
+}
+
+/// base64(HMAC-SHA1(secret, username)) computed by Python, not by us.
+fn independent_hmac(secret: &str, username: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha1).digest()).decode())",
+            secret,
+            username,
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn joined_carries_turn_rest_credentials() {
+    let server = TestServer::start(turn_config(3478, "sh4red secret")).await;
+    let (_c, joined) = server.join("r", "A").await;
+    let servers = joined["ice_servers"].as_array().unwrap();
+    assert_eq!(servers[0], json!({"urls":["stun:127.0.0.1:3478"]}));
+    let turn = &servers[1];
+    assert_eq!(turn["urls"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    let username = turn["username"].as_str().unwrap();
+    let (expiry, peer) = username.split_once(':').unwrap();
+    assert_eq!(peer, joined["self"]["id"]);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(
+        (now + 3590..=now + 3610).contains(&expiry),
+        "expiry {expiry} vs now {now}"
+    );
+    assert_eq!(
+        turn["credential"],
+        independent_hmac("sh4red secret", username)
+    );
+}
+
+/// Runs coturn on a free loopback port; killed on drop.
+struct Coturn(std::process::Child);
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn allocate(port: u16, username: &str, credential: &str) -> (bool, String) {
+    let out = Command::new("turnutils_uclient")
+        .args([
+            "-u",
+            username,
+            "-w",
+            credential,
+            "-p",
+            &port.to_string(),
+            "-e",
+            "127.0.0.1",
+            "-n",
+            "1",
+            "-m",
+            "1",
+        ])
+        .args(["-y", "-c", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("turnutils_uclient (Debian package coturn) must be installed");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn coturn_accepts_the_credentials_we_issue() {
+    let port = free_port();
+    let secret = "coturn-shared-secret";
+    let child = Command::new("turnserver")
+        .args([
+            "-n",
+            "--listening-ip=127.0.0.1",
+            &format!("--listening-port={port}"),
+        ])
+        .args([
+            "--use-auth-secret",
+            &format!("--static-auth-secret={secret}"),
+            "--realm=huddle.test",
+        ])
+        .args([
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--allow-loopback-peers",
+            "--log-file=stdout",
+        ])
+        .args(["--min-port=49152", "--max-port=65535"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("turnserver (Debian package coturn) must be installed");
+    let _coturn = Coturn(child);
+    // coturn listens on TCP as well: wait for that rather than sleeping.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "coturn did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let server = TestServer::start(turn_config(port, secret)).await;
+    let (_c, joined) = server.join("r", "A").await;
+    let turn = &joined["ice_servers"][1];
+    let (username, credential) = (
+        turn["username"].as_str().unwrap(),
+        turn["credential"].as_str().unwrap(),
+    );
+    let (ok, log) = allocate(port, username, credential);
+    assert!(
+        ok && log.contains("tot_recv_bytes ~ 200"),
+        "coturn refused our credentials:\n{log}"
+    );
+    // The check can fail: a wrong credential is refused.
+    let (ok, _) = allocate(port, username, "d3JvbmcgY3JlZGVudGlhbA==");
+    assert!(!ok, "coturn accepted a wrong credential");
+}
