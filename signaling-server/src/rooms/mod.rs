@@ -108,12 +108,10 @@ impl Rooms {
     fn prune(&self, cell: &Arc<RoomCell>) {
         let mut rooms = lock(&self.inner.rooms);
         let room = lock(&cell.state);
-        if room.is_empty() {
-            if rooms.get(&room.name).is_some_and(|c| Arc::ptr_eq(c, cell)) {
-                rooms.remove(&room.name);
-                Metrics::add(&self.shared().metrics.rooms, -1);
-                self.shared().list_changed();
-            }
+        if room.is_empty() && rooms.get(&room.name).is_some_and(|c| Arc::ptr_eq(c, cell)) {
+            rooms.remove(&room.name);
+            Metrics::add(&self.shared().metrics.rooms, -1);
+            self.shared().list_changed();
         }
     }
 
