@@ -46,7 +46,9 @@ fn cargo() -> Command {
 
 fn step(name: &str, cmd: &mut Command) -> Result<(), Failed> {
     eprintln!("xtask: {name}");
-    let status = cmd.status().map_err(|e| format!("{name}: cannot start: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: cannot start: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -62,15 +64,29 @@ fn has_program(name: &str) -> bool {
 
 /// Installs missing Debian packages with apt, as root or through sudo.
 fn ensure_system_packages() -> Result<(), Failed> {
-    let missing: Vec<&str> =
-        SYSTEM_PACKAGES.iter().filter(|(program, _)| !has_program(program)).map(|(_, package)| *package).collect();
+    let missing: Vec<&str> = SYSTEM_PACKAGES
+        .iter()
+        .filter(|(program, _)| !has_program(program))
+        .map(|(_, package)| *package)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    eprintln!("xtask: installing Debian packages the tests need: {}", missing.join(" "));
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    eprintln!(
+        "xtask: installing Debian packages the tests need: {}",
+        missing.join(" ")
+    );
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     let apt = |args: &[&str]| {
-        let mut cmd = if is_root { Command::new("apt-get") } else { Command::new("sudo") };
+        let mut cmd = if is_root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
         if !is_root {
             cmd.arg("apt-get");
         }
@@ -95,13 +111,30 @@ fn run(flags: &[String]) -> Result<(), Failed> {
 
 fn test() -> Result<(), Failed> {
     ensure_system_packages()?;
-    step("cargo fmt --check", cargo().args(["fmt", "--all", "--check"]))?;
-    step("cargo clippy", cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    step("cargo test", cargo().args(["test", "--workspace", "--no-fail-fast"]))
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    step(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "cargo test",
+        cargo().args(["test", "--workspace", "--no-fail-fast"]),
+    )
 }
 
 fn bindings() -> Result<(), Failed> {
     let mut cmd = cargo();
-    cmd.env("HUDDLE_BLESS", "1").args(["test", "-p", "huddle-protocol", "--test", "bindings"]);
+    cmd.env("HUDDLE_BLESS", "1")
+        .args(["test", "-p", "huddle-protocol", "--test", "bindings"]);
     step("regenerate TypeScript bindings", &mut cmd)
 }
