@@ -163,7 +163,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             let outcome = match event {
                 Event::Shutdown => Err(End::Close(close::GOING_AWAY, "server shutting down")),
                 Event::Kick(kick) => Err(End::Kicked(kick)),
-                Event::Outbox(Some(frame)) => self.write_batch(frame).await,
+                // Rare or transient work is boxed: its state must not widen
+                // the future every idle connection keeps (see ARCHITECTURE.md).
+                Event::Outbox(Some(frame)) => Box::pin(self.write_batch(frame)).await,
                 // The room dropped the member's outbox: it is no longer a member.
                 Event::Outbox(None) => {
                     self.joined = None;
@@ -171,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                 }
                 Event::Inbound(inbound) => {
                     self.last_heard = Instant::now();
-                    self.inbound(inbound).await
+                    Box::pin(self.inbound(inbound)).await
                 }
                 Event::ListChanged => {
                     if let Some(w) = self.list.as_mut() {
@@ -179,13 +181,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                     }
                     Ok(())
                 }
-                Event::SendList => self.send_list(None).await,
+                Event::SendList => Box::pin(self.send_list(None)).await,
                 Event::Tick => {
                     next_tick = Instant::now() + self.ctx.config.ping_interval;
                     if self.last_heard.elapsed() >= self.ctx.config.idle_timeout {
                         Err(End::Close(close::GOING_AWAY, "idle"))
                     } else {
-                        timed(self.conn.ping()).await
+                        Box::pin(timed(self.conn.ping())).await
                     }
                 }
             };
@@ -193,7 +195,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                 break end;
             }
         };
-        self.finish(end).await;
+        Box::pin(self.finish(end)).await;
     }
 
     /// Ends the connection and settles the membership.

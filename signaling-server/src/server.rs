@@ -187,11 +187,21 @@ impl<R: Registry> Listener<R> {
         };
         let _ = stream.set_nodelay(true);
         let deadline = tokio::time::Instant::now() + self.ctx.config.handshake_timeout;
+        // Each stage is boxed: an idle connection keeps only the handler's
+        // state, not the (larger) states of TLS and the HTTP handshake.
         match &self.tls {
-            None => self.serve_stream(stream, deadline).await,
+            None => {
+                if let Some(upgraded) = Box::pin(self.handshake(stream, deadline)).await {
+                    self.serve_websocket(upgraded).await;
+                }
+            }
             Some(acceptor) => {
-                match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => self.serve_stream(tls, deadline).await,
+                match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
+                    Ok(Ok(tls)) => {
+                        if let Some(upgraded) = Box::pin(self.handshake(tls, deadline)).await {
+                            self.serve_websocket(upgraded).await;
+                        }
+                    }
                     Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
                     Err(_) => {
                         metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
@@ -201,56 +211,71 @@ impl<R: Registry> Listener<R> {
         }
     }
 
-    async fn serve_stream<S>(&self, mut stream: S, deadline: tokio::time::Instant)
+    /// Runs the handler of an upgraded connection.
+    async fn serve_websocket<S>(&self, (conn, permit): (Connection<S>, OwnedSemaphorePermit))
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let head = match tokio::time::timeout_at(deadline, http::read_head(&mut stream)).await {
-            Ok(Ok(head)) => head,
-            Ok(Err(http::HttpError::TooLarge)) => {
-                let _ = http::respond(
-                    &mut stream,
-                    "431 Request Header Fields Too Large",
-                    "text/plain",
-                    "",
-                )
-                .await;
-                return;
-            }
-            Ok(Err(e)) => {
-                debug!(error = %e, "bad request");
-                let _ = http::respond(
-                    &mut stream,
-                    "400 Bad Request",
-                    "text/plain",
-                    "bad request\n",
-                )
-                .await;
-                return;
-            }
-            Err(_) => {
-                // Slowloris: the head did not arrive in time.
-                self.ctx
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        };
-        let (head, read_ahead) = head;
-        let upgraded =
-            tokio::time::timeout_at(deadline, self.route(stream, head, read_ahead)).await;
-        if let Ok(Some((conn, permit))) = upgraded {
-            let metrics = &self.ctx.metrics;
-            let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
-            metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-            Metrics::add(&metrics.connections, 1);
-            Handler::new(conn, id, self.ctx.clone())
-                .run(self.shutdown.clone())
-                .await;
-            Metrics::add(&metrics.connections, -1);
-            drop(permit);
+        let metrics = &self.ctx.metrics;
+        let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        Metrics::add(&metrics.connections, 1);
+        let run = Box::pin(Handler::new(conn, id, self.ctx.clone()).run(self.shutdown.clone()));
+        if std::env::var_os("HUDDLE_DEBUG_SIZES").is_some() {
+            eprintln!("RUN FUTURE {}", std::mem::size_of_val(&*run));
         }
+        run.await;
+        Metrics::add(&metrics.connections, -1);
+        drop(permit);
+    }
+
+    /// Reads the request head and routes it; returns the upgraded WebSocket.
+    async fn handshake<S>(
+        &self,
+        mut stream: S,
+        deadline: tokio::time::Instant,
+    ) -> Option<(Connection<S>, OwnedSemaphorePermit)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let head =
+            match tokio::time::timeout_at(deadline, Box::pin(http::read_head(&mut stream))).await {
+                Ok(Ok(head)) => head,
+                Ok(Err(http::HttpError::TooLarge)) => {
+                    let _ = http::respond(
+                        &mut stream,
+                        "431 Request Header Fields Too Large",
+                        "text/plain",
+                        "",
+                    )
+                    .await;
+                    return None;
+                }
+                Ok(Err(e)) => {
+                    debug!(error = %e, "bad request");
+                    let _ = http::respond(
+                        &mut stream,
+                        "400 Bad Request",
+                        "text/plain",
+                        "bad request\n",
+                    )
+                    .await;
+                    return None;
+                }
+                Err(_) => {
+                    // Slowloris: the head did not arrive in time.
+                    self.ctx
+                        .metrics
+                        .connections_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            };
+        let (head, read_ahead) = head;
+        tokio::time::timeout_at(deadline, self.route(stream, head, read_ahead))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Answers plain HTTP, or upgrades to a WebSocket and returns it with
