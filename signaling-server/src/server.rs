@@ -221,9 +221,6 @@ impl<R: Registry> Listener<R> {
         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
         Metrics::add(&metrics.connections, 1);
         let run = Box::pin(Handler::new(conn, id, self.ctx.clone()).run(self.shutdown.clone()));
-        if std::env::var_os("HUDDLE_DEBUG_SIZES").is_some() {
-            eprintln!("RUN FUTURE {}", std::mem::size_of_val(&*run));
-        }
         run.await;
         Metrics::add(&metrics.connections, -1);
         drop(permit);
