@@ -149,32 +149,19 @@ impl Rooms {
             Link::Detached { rx: Some(rx), .. } => {
                 (Link::Live { conn, kick }, OutboxSource::Ready(rx))
             }
+            // The connection holding the outbox (`old`) is told to close and
+            // hands it over on its way out. If a replacement was already
+            // waiting for it, that one gives up and the newest one waits.
             Link::Live {
                 conn: old,
-                kick: old_kick,
-            } => {
-                if let Some(k) = old_kick {
-                    let _ = k.send(crate::registry::Kick::Replaced);
-                }
-                let (waiter, handover) = oneshot::channel();
-                (
-                    Link::Moving {
-                        old,
-                        conn,
-                        kick,
-                        waiter,
-                    },
-                    OutboxSource::Handover(handover),
-                )
+                kick: previous,
             }
-            Link::Moving {
+            | Link::Moving {
                 old,
-                kick: middle_kick,
+                kick: previous,
                 ..
             } => {
-                // Replaced again before the first replacement got the outbox:
-                // the middle connection gives up, the newest one waits instead.
-                if let Some(k) = middle_kick {
+                if let Some(k) = previous {
                     let _ = k.send(crate::registry::Kick::Replaced);
                 }
                 let (waiter, handover) = oneshot::channel();
