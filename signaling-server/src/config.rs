@@ -64,6 +64,10 @@ pub struct Args {
     /// Most rooms at once; a `join` that would create one more gets `server_full`.
     #[arg(long, env = "HUDDLE_MAX_ROOMS", default_value_t = 5_000)]
     pub max_rooms: usize,
+    /// Sustained messages a second allowed per connection; bursts of
+    /// max(256, this) always pass. Raise it for bots or load tests.
+    #[arg(long, env = "HUDDLE_MSG_RATE", default_value_t = 50)]
+    pub msg_rate: u32,
     /// Browser origin allowed to connect (e.g. `https://huddle.example.org`);
     /// repeatable. When given, an upgrade with any other `Origin` header is refused.
     #[arg(
@@ -212,6 +216,7 @@ impl Config {
             ("--max-connections", args.max_connections),
             ("--max-connections-per-ip", args.max_connections_per_ip),
             ("--max-rooms", args.max_rooms),
+            ("--msg-rate", args.msg_rate as usize),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
@@ -239,6 +244,8 @@ impl Config {
             max_rooms: args.max_rooms,
             allowed_origins: args.allowed_origins.clone(),
             tls,
+            msg_rate: f64::from(args.msg_rate),
+            msg_burst: f64::from(args.msg_rate.max(256)),
             ..Config::default()
         })
     }

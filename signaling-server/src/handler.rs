@@ -136,7 +136,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
 
     /// Serves the client until it leaves, drops, is closed or the server shuts down.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut next_tick = Instant::now() + self.ctx.config.ping_interval;
+        // Both stay registered across events: re-creating them for every
+        // message would insert into and remove from the timer wheel and the
+        // shutdown signal's waiter list (shared by all connections) each time.
+        let shutting_down = shutdown.changed();
+        tokio::pin!(shutting_down);
+        let tick = sleep_until(Instant::now() + self.ctx.config.ping_interval);
+        tokio::pin!(tick);
         let end = loop {
             let event = {
                 let joined = self.joined.as_mut();
@@ -151,13 +157,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                 };
                 tokio::select! {
                     biased;
-                    _ = shutdown.changed() => Event::Shutdown,
+                    _ = &mut shutting_down => Event::Shutdown,
                     k = maybe(kick) => Event::Kick(k.unwrap_or(Kick::Replaced)),
                     frame = maybe(outbox.map(|o| o.recv())) => Event::Outbox(frame),
                     inbound = self.conn.read() => Event::Inbound(inbound),
                     _ = maybe(changes.map(|c| c.changed())) => Event::ListChanged,
                     _ = maybe(send_at.map(sleep_until)) => Event::SendList,
-                    _ = sleep_until(next_tick) => Event::Tick,
+                    _ = &mut tick => Event::Tick,
                 }
             };
             let outcome = match event {
@@ -183,7 +189,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                 }
                 Event::SendList => Box::pin(self.send_list(None)).await,
                 Event::Tick => {
-                    next_tick = Instant::now() + self.ctx.config.ping_interval;
+                    tick.as_mut()
+                        .reset(Instant::now() + self.ctx.config.ping_interval);
                     if self.last_heard.elapsed() >= self.ctx.config.idle_timeout {
                         Err(End::Close(close::GOING_AWAY, "idle"))
                     } else {

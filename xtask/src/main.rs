@@ -3,6 +3,8 @@
 //! - `run [server flags…]`: builds and runs `huddle-server` on port 8443.
 //! - `test`: installs what the tests need (saying what), then runs the
 //!   format check, clippy and every test of the workspace.
+//! - `bench`: the load benchmark, `huddle-server` next to PeerJS's server
+//!   (installs the npm package `peer` into `bench/peerjs/` first).
 //! - `bindings`: regenerates the TypeScript protocol types in `src-ui/src/protocol/`.
 
 use std::path::PathBuf;
@@ -16,9 +18,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
         Some("bindings") => bindings(),
         _ => {
-            eprintln!("usage: cargo xtask run [huddle-server flags] | test | bindings");
+            eprintln!("usage: cargo xtask run [huddle-server flags] | test | bench [huddle-load flags] | bindings");
             return ExitCode::from(2);
         }
     };
@@ -137,4 +140,49 @@ fn bindings() -> Result<(), Failed> {
     cmd.env("HUDDLE_BLESS", "1")
         .args(["test", "-p", "huddle-protocol", "--test", "bindings"]);
     step("regenerate TypeScript bindings", &mut cmd)
+}
+
+fn bench(flags: &[String]) -> Result<(), Failed> {
+    if !has_program("node") || !has_program("npm") {
+        return Err("the benchmark runs PeerJS's server: install Node.js and npm first".into());
+    }
+    let peerjs = root().join("bench/peerjs");
+    if !peerjs.join("node_modules/peer").is_dir() {
+        eprintln!("xtask: installing the npm package `peer` (PeerJS's server) into bench/peerjs/");
+        step(
+            "npm install",
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund"])
+                .current_dir(&peerjs),
+        )?;
+    }
+    step(
+        "cargo build --release",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-bench",
+        ]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("release");
+    // 10,000 client sockets and as many on the server: raise the open-file
+    // limit to the hard limit for both processes.
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -n "$(ulimit -Hn)" && exec "$@""#)
+        .arg("huddle-load")
+        .arg(target.join("huddle-load"))
+        .arg("--huddle-server")
+        .arg(target.join("huddle-server"))
+        .arg("--peerjs")
+        .arg(&peerjs)
+        .args(flags)
+        .current_dir(root());
+    step("huddle-load", &mut cmd)
 }
