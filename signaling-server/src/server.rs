@@ -191,39 +191,67 @@ impl<R: Registry> Listener<R> {
         // state, not the (larger) states of TLS and the HTTP handshake.
         match &self.tls {
             None => {
-                if let Some(upgraded) = Box::pin(self.handshake(stream, deadline)).await {
+                // Bound first: a temporary in the `if let` would keep the
+                // boxed handshake alive for the whole connection.
+                let upgraded = Box::pin(self.handshake(stream, deadline)).await;
+                if let Some(upgraded) = upgraded {
                     self.serve_websocket(upgraded).await;
                 }
             }
-            Some(acceptor) => {
-                match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
-                    Ok(Ok(tls)) => {
-                        if let Some(upgraded) = Box::pin(self.handshake(tls, deadline)).await {
-                            self.serve_websocket(upgraded).await;
-                        }
-                    }
-                    Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => {
-                        metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
-                    }
+            // Boxed as a whole: a TLS stream (several KB of rustls state)
+            // held anywhere in this function would widen every connection's
+            // task, TLS or not.
+            Some(acceptor) => Box::pin(self.serve_tls(acceptor, stream, deadline)).await,
+        }
+    }
+
+    /// The TLS handshake, then as for plain connections.
+    async fn serve_tls(
+        &self,
+        acceptor: &TlsAcceptor,
+        stream: TcpStream,
+        deadline: tokio::time::Instant,
+    ) {
+        match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
+            Ok(Ok(tls)) => {
+                let upgraded = Box::pin(self.handshake(tls, deadline)).await;
+                if let Some(upgraded) = upgraded {
+                    self.serve_websocket(upgraded).await;
                 }
+            }
+            Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+            Err(_) => {
+                self.ctx
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Runs the handler of an upgraded connection.
-    async fn serve_websocket<S>(&self, (conn, permit): (Connection<S>, OwnedSemaphorePermit))
+    ///
+    /// Not an `async fn`: its state would hold the connection argument inline
+    /// (with TLS, several KB), and that size would then be paid by every
+    /// connection's task, TLS or not. Here the connection moves straight into
+    /// the boxed handler.
+    fn serve_websocket<'a, S>(
+        &'a self,
+        (conn, permit): (Connection<S>, OwnedSemaphorePermit),
+    ) -> impl Future<Output = ()> + 'a
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
     {
         let metrics = &self.ctx.metrics;
         let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
         Metrics::add(&metrics.connections, 1);
         let run = Box::pin(Handler::new(conn, id, self.ctx.clone()).run(self.shutdown.clone()));
-        run.await;
-        Metrics::add(&metrics.connections, -1);
-        drop(permit);
+        async move {
+            run.await;
+            Metrics::add(&self.ctx.metrics.connections, -1);
+            drop(permit);
+        }
     }
 
     /// Reads the request head and routes it; returns the upgraded WebSocket.
