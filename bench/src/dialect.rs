@@ -43,7 +43,12 @@ pub struct Joined {
 
 /// Connects and joins `room` as `name` (PeerJS has no rooms: its client
 /// registers its id, and that is its "join").
-pub async fn join(kind: Kind, addr: SocketAddr, room: &str, name: &str) -> Result<Joined, BenchError> {
+pub async fn join(
+    kind: Kind,
+    addr: SocketAddr,
+    room: &str,
+    name: &str,
+) -> Result<Joined, BenchError> {
     let start = Instant::now();
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
@@ -134,7 +139,9 @@ mod tests {
         for kind in [Kind::Huddle, Kind::PeerJs] {
             assert_eq!(marker(&signal(kind, "p_1", 12345)), Some(12345));
             let chats = chat(kind, 3, &["a".into(), "b".into()], 99);
-            assert!(chats.iter().all(|c| marker(c) == Some(99) && is_own_chat(c, 3)));
+            assert!(chats
+                .iter()
+                .all(|c| marker(c) == Some(99) && is_own_chat(c, 3)));
         }
         assert_eq!(marker("no marker"), None);
     }

@@ -24,7 +24,10 @@ use stats::{duration, kilobytes, ratio_larger_better, ratio_smaller_better};
 use target::{Kind, Programs, Server};
 
 #[derive(Debug, Parser)]
-#[command(name = "huddle-load", about = "huddle-server vs PeerJS's server, on loopback")]
+#[command(
+    name = "huddle-load",
+    about = "huddle-server vs PeerJS's server, on loopback"
+)]
 struct Args {
     /// The huddle-server binary (build it with --release).
     #[arg(long)]
@@ -79,7 +82,10 @@ struct Figures {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("huddle-load: {e}");
@@ -126,7 +132,11 @@ async fn measure(kind: Kind, programs: &Programs, args: &Args) -> Result<Figures
     server.stop().await;
 
     let relay = |rate: Option<f64>| async move {
-        eprintln!("{}: relay {}", kind.label(), rate.map_or("closed loop".into(), |r| format!("{r} msg/s")));
+        eprintln!(
+            "{}: relay {}",
+            kind.label(),
+            rate.map_or("closed loop".into(), |r| format!("{r} msg/s"))
+        );
         let server = Server::start(kind, programs).await?;
         let pace = rate.map_or(Pace::InFlight(4), Pace::Rate);
         let run = phases::relay(&server, args.pairs, pace, warmup, window).await;
@@ -188,7 +198,10 @@ fn print_one(kind: Kind, f: &Figures) {
     let mut f_join = f.idle.join.clone();
     println!("\n== {} ==", kind.label());
     for (n, rss) in &f.idle.rss {
-        println!("  RSS with {n:>6} idle joined connections: {:.1} MB", *rss as f64 / 1e6);
+        println!(
+            "  RSS with {n:>6} idle joined connections: {:.1} MB",
+            *rss as f64 / 1e6
+        );
     }
     println!(
         "  RSS added per idle joined connection: {}",
@@ -229,29 +242,73 @@ fn print_comparison(ours: &mut Figures, theirs: &mut Figures) {
         println!("  {name:<40} {a:>12} {b:>12} {ratio:>8}");
     };
     row("", "huddle".into(), "peerjs".into(), "ratio".into());
-    let (a, b) = (per_idle_connection(&ours.idle), per_idle_connection(&theirs.idle));
-    row("RSS per idle joined connection", kilobytes(a), kilobytes(b), ratio_smaller_better(a, b));
+    let (a, b) = (
+        per_idle_connection(&ours.idle),
+        per_idle_connection(&theirs.idle),
+    );
+    row(
+        "RSS per idle joined connection",
+        kilobytes(a),
+        kilobytes(b),
+        ratio_smaller_better(a, b),
+    );
     for p in [50.0, 99.0] {
         let (a, b) = (ours.idle.join.percentile(p), theirs.idle.join.percentile(p));
-        row(&format!("join p{p}"), duration(a), duration(b), ratio_smaller_better(a.as_secs_f64(), b.as_secs_f64()));
+        row(
+            &format!("join p{p}"),
+            duration(a),
+            duration(b),
+            ratio_smaller_better(a.as_secs_f64(), b.as_secs_f64()),
+        );
     }
     for (name, a, b) in [
         ("5,000 msg/s", &mut ours.relay_5k, &mut theirs.relay_5k),
         ("20,000 msg/s", &mut ours.relay_20k, &mut theirs.relay_20k),
     ] {
         let (ca, cb) = (cpu_per(a, a.delivered), cpu_per(b, b.delivered));
-        row(&format!("{name}: server CPU per relayed signal"), duration(ca), duration(cb), ratio_smaller_better(ca.as_secs_f64(), cb.as_secs_f64()));
+        row(
+            &format!("{name}: server CPU per relayed signal"),
+            duration(ca),
+            duration(cb),
+            ratio_smaller_better(ca.as_secs_f64(), cb.as_secs_f64()),
+        );
         for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
             let (la, lb) = (a.latency.percentile(p), b.latency.percentile(p));
-            row(&format!("{name}: relay latency {label}"), duration(la), duration(lb), ratio_smaller_better(la.as_secs_f64(), lb.as_secs_f64()));
+            row(
+                &format!("{name}: relay latency {label}"),
+                duration(la),
+                duration(lb),
+                ratio_smaller_better(la.as_secs_f64(), lb.as_secs_f64()),
+            );
         }
     }
     let (ta, tb) = (throughput(&ours.max), throughput(&theirs.max));
-    row("max sustained relay (msg/s)", format!("{ta:.0}"), format!("{tb:.0}"), ratio_larger_better(ta, tb));
-    let (ca, cb) = (cpu_per(&ours.fanout, ours.fanout.sent), cpu_per(&theirs.fanout, theirs.fanout.sent));
-    row("fan-out: server CPU per chat line (8 members)", duration(ca), duration(cb), ratio_smaller_better(ca.as_secs_f64(), cb.as_secs_f64()));
+    row(
+        "max sustained relay (msg/s)",
+        format!("{ta:.0}"),
+        format!("{tb:.0}"),
+        ratio_larger_better(ta, tb),
+    );
+    let (ca, cb) = (
+        cpu_per(&ours.fanout, ours.fanout.sent),
+        cpu_per(&theirs.fanout, theirs.fanout.sent),
+    );
+    row(
+        "fan-out: server CPU per chat line (8 members)",
+        duration(ca),
+        duration(cb),
+        ratio_smaller_better(ca.as_secs_f64(), cb.as_secs_f64()),
+    );
     for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
-        let (la, lb) = (ours.fanout.latency.percentile(p), theirs.fanout.latency.percentile(p));
-        row(&format!("fan-out: delivery latency {label}"), duration(la), duration(lb), ratio_smaller_better(la.as_secs_f64(), lb.as_secs_f64()));
+        let (la, lb) = (
+            ours.fanout.latency.percentile(p),
+            theirs.fanout.latency.percentile(p),
+        );
+        row(
+            &format!("fan-out: delivery latency {label}"),
+            duration(la),
+            duration(lb),
+            ratio_smaller_better(la.as_secs_f64(), lb.as_secs_f64()),
+        );
     }
 }

@@ -38,7 +38,10 @@ pub async fn idle(server: &Server, steps: &[usize]) -> Result<Idle, BenchError> 
     let mut rss = vec![(0, server.rss()?)];
     let mut opened = 0;
     for &count in steps {
-        let joined = open_all(server, opened..count, |i| (format!("idle{}", i / 8), format!("u{i}"))).await?;
+        let joined = open_all(server, opened..count, |i| {
+            (format!("idle{}", i / 8), format!("u{i}"))
+        })
+        .await?;
         for j in joined {
             join.push(j.took.as_nanos() as u64);
             held.spawn(hold(j.ws, stopped.clone()));
@@ -115,7 +118,11 @@ impl Window {
 
     /// Samples CPU at both ends of the window, then waits (bounded) for the
     /// messages of the window still in flight.
-    async fn measure(&self, server: &Server, drained: impl Fn() -> bool) -> Result<Cpu, BenchError> {
+    async fn measure(
+        &self,
+        server: &Server,
+        drained: impl Fn() -> bool,
+    ) -> Result<Cpu, BenchError> {
         tokio::time::sleep_until(self.start).await;
         let (server0, own0) = (server.cpu()?, own_cpu()?);
         tokio::time::sleep_until(self.end).await;
@@ -162,9 +169,19 @@ pub struct Run {
 }
 
 /// `pairs` senders each relaying signals to their own receiver in a room of two.
-pub async fn relay(server: &Server, pairs: usize, pace: Pace, warmup: Duration, length: Duration) -> Result<Run, BenchError> {
+pub async fn relay(
+    server: &Server,
+    pairs: usize,
+    pace: Pace,
+    warmup: Duration,
+    length: Duration,
+) -> Result<Run, BenchError> {
     let kind = server.kind;
-    let mut joined = open_all(server, 0..pairs * 2, |i| (format!("pair{}", i / 2), format!("p{i}"))).await?.into_iter();
+    let mut joined = open_all(server, 0..pairs * 2, |i| {
+        (format!("pair{}", i / 2), format!("p{i}"))
+    })
+    .await?
+    .into_iter();
     let window = Window::after(warmup, length);
     let sent = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -178,7 +195,9 @@ pub async fn relay(server: &Server, pairs: usize, pace: Pace, warmup: Duration, 
             Pace::Rate(_) => None,
         };
         let first = match pace {
-            Pace::Rate(rate) => window.start - warmup + Duration::from_secs_f64(index as f64 / rate),
+            Pace::Rate(rate) => {
+                window.start - warmup + Duration::from_secs_f64(index as f64 / rate)
+            }
             Pace::InFlight(_) => window.start - warmup,
         };
         let period = match pace {
@@ -209,10 +228,19 @@ pub async fn relay(server: &Server, pairs: usize, pace: Pace, warmup: Duration, 
                 }
             }
         });
-        receivers.spawn(receive(b.ws, window, delivered.clone(), credit, None, stopped.clone()));
+        receivers.spawn(receive(
+            b.ws,
+            window,
+            delivered.clone(),
+            credit,
+            None,
+            stopped.clone(),
+        ));
     }
     let cpu = window
-        .measure(server, || delivered.load(Ordering::Relaxed) >= sent.load(Ordering::Relaxed))
+        .measure(server, || {
+            delivered.load(Ordering::Relaxed) >= sent.load(Ordering::Relaxed)
+        })
         .await?;
     let _ = stop.send(true);
     senders.join_all().await;
@@ -279,16 +307,30 @@ async fn receive(
 }
 
 /// Rooms of 8 where every member chats at `per_member` lines a second.
-pub async fn fanout(server: &Server, rooms: usize, per_member: f64, warmup: Duration, length: Duration) -> Result<Run, BenchError> {
+pub async fn fanout(
+    server: &Server,
+    rooms: usize,
+    per_member: f64,
+    warmup: Duration,
+    length: Duration,
+) -> Result<Run, BenchError> {
     const MEMBERS: usize = 8;
     let kind = server.kind;
     // Members of a room join one after the other so that ids are known.
     let mut members = Vec::new();
     for room in 0..rooms {
-        let joined = open_all(server, room * MEMBERS..(room + 1) * MEMBERS, |i| (format!("fan{}", i / MEMBERS), format!("f{i}"))).await?;
+        let joined = open_all(server, room * MEMBERS..(room + 1) * MEMBERS, |i| {
+            (format!("fan{}", i / MEMBERS), format!("f{i}"))
+        })
+        .await?;
         let ids: Vec<String> = joined.iter().map(|j| j.id.clone()).collect();
         for (n, j) in joined.into_iter().enumerate() {
-            let others: Vec<String> = ids.iter().enumerate().filter(|(m, _)| *m != n).map(|(_, id)| id.clone()).collect();
+            let others: Vec<String> = ids
+                .iter()
+                .enumerate()
+                .filter(|(m, _)| *m != n)
+                .map(|(_, id)| id.clone())
+                .collect();
             members.push((j.ws, others));
         }
     }
@@ -329,7 +371,9 @@ pub async fn fanout(server: &Server, rooms: usize, per_member: f64, warmup: Dura
                     },
                     _ = stopped.changed() => return latency,
                 };
-                let Some(sent_at) = dialect::marker(&text) else { continue };
+                let Some(sent_at) = dialect::marker(&text) else {
+                    continue;
+                };
                 if dialect::is_own_chat(&text, me) || !window.contains(sent_at) {
                     continue;
                 }
@@ -340,7 +384,9 @@ pub async fn fanout(server: &Server, rooms: usize, per_member: f64, warmup: Dura
     }
     let recipients = (MEMBERS - 1) as u64;
     let cpu = window
-        .measure(server, || delivered.load(Ordering::Relaxed) >= sent.load(Ordering::Relaxed) * recipients)
+        .measure(server, || {
+            delivered.load(Ordering::Relaxed) >= sent.load(Ordering::Relaxed) * recipients
+        })
         .await?;
     let _ = stop.send(true);
     let mut latency = Latencies::default();

@@ -14,7 +14,7 @@ use tokio_tungstenite::WebSocketStream;
 /// Read buffer per connection. Deliberately small: most frames are far below
 /// it, larger ones grow the buffer for as long as they need it, and idle
 /// connections then cost little memory (tungstenite's default is 128 KiB).
-const READ_BUFFER_BYTES: usize = 1024;
+const READ_BUFFER_BYTES: usize = 512;
 
 /// Frames fed without a flush are written once they reach this size; the
 /// handler flushes after each batch it drains from the outbox.

@@ -6,9 +6,11 @@
 //! the socket; everything from the room arrives through the outbox, in the
 //! room's order.
 
+use std::future::{Future, Pending};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures_util::future::Either;
 use huddle_protocol::client::{Join, RoomsRequest};
 use huddle_protocol::codec::{decode_client, encode_server, DecodeErrorKind};
 use huddle_protocol::error::close;
@@ -111,10 +113,13 @@ impl<S, R: Registry> std::fmt::Debug for Handler<S, R> {
 }
 
 /// Waits for the value of an optional future, or forever.
-async fn maybe<T>(f: Option<impl std::future::Future<Output = T>>) -> T {
+/// The future, or one that never completes. Not an `async fn`: that would
+/// store the wrapped future three times over (argument, local, awaitee), and
+/// these live in every idle connection's state.
+fn maybe<F: Future>(f: Option<F>) -> Either<F, Pending<F::Output>> {
     match f {
-        Some(f) => f.await,
-        None => std::future::pending().await,
+        Some(f) => Either::Left(f),
+        None => Either::Right(std::future::pending()),
     }
 }
 
@@ -135,74 +140,80 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
     }
 
     /// Serves the client until it leaves, drops, is closed or the server shuts down.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        // Both stay registered across events: re-creating them for every
-        // message would insert into and remove from the timer wheel and the
-        // shutdown signal's waiter list (shared by all connections) each time.
-        let shutting_down = shutdown.changed();
-        tokio::pin!(shutting_down);
-        let tick = sleep_until(Instant::now() + self.ctx.config.ping_interval);
-        tokio::pin!(tick);
-        let end = loop {
-            let event = {
-                let joined = self.joined.as_mut();
-                let (kick, outbox) = match joined {
-                    Some(m) => (Some(&mut m.kick), Some(&mut m.outbox)),
-                    None => (None, None),
+    ///
+    /// A plain `fn` returning an `async move` block rather than an `async fn`:
+    /// an `async fn` keeps a second copy of `self` in its state.
+    #[allow(clippy::manual_async_fn)] // on purpose, see above
+    pub fn run(mut self, mut shutdown: watch::Receiver<bool>) -> impl Future<Output = ()> {
+        async move {
+            // Both stay registered across events: re-creating them for every
+            // message would insert into and remove from the timer wheel and the
+            // shutdown signal's waiter list (shared by all connections) each time.
+            let shutting_down = shutdown.changed();
+            tokio::pin!(shutting_down);
+            let tick = sleep_until(Instant::now() + self.ctx.config.ping_interval);
+            tokio::pin!(tick);
+            let end = loop {
+                let event = {
+                    let joined = self.joined.as_mut();
+                    let (kick, outbox) = match joined {
+                        Some(m) => (Some(&mut m.kick), Some(&mut m.outbox)),
+                        None => (None, None),
+                    };
+                    let (changes, send_at) = match self.list.as_mut() {
+                        Some(w) if w.dirty => (None, Some(w.next)),
+                        Some(w) => (Some(&mut w.changes), None),
+                        None => (None, None),
+                    };
+                    tokio::select! {
+                        biased;
+                        _ = &mut shutting_down => Event::Shutdown,
+                        k = maybe(kick) => Event::Kick(k.unwrap_or(Kick::Replaced)),
+                        frame = maybe(outbox.map(|o| o.recv())) => Event::Outbox(frame),
+                        inbound = self.conn.read() => Event::Inbound(inbound),
+                        _ = maybe(changes.map(|c| c.changed())) => Event::ListChanged,
+                        _ = maybe(send_at.map(sleep_until)) => Event::SendList,
+                        _ = &mut tick => Event::Tick,
+                    }
                 };
-                let (changes, send_at) = match self.list.as_mut() {
-                    Some(w) if w.dirty => (None, Some(w.next)),
-                    Some(w) => (Some(&mut w.changes), None),
-                    None => (None, None),
+                let outcome = match event {
+                    Event::Shutdown => Err(End::Close(close::GOING_AWAY, "server shutting down")),
+                    Event::Kick(kick) => Err(End::Kicked(kick)),
+                    // Rare or transient work is boxed: its state must not widen
+                    // the future every idle connection keeps (see ARCHITECTURE.md).
+                    Event::Outbox(Some(frame)) => Box::pin(self.write_batch(frame)).await,
+                    // The room dropped the member's outbox: it is no longer a member.
+                    Event::Outbox(None) => {
+                        self.joined = None;
+                        Ok(())
+                    }
+                    Event::Inbound(inbound) => {
+                        self.last_heard = Instant::now();
+                        Box::pin(self.inbound(inbound)).await
+                    }
+                    Event::ListChanged => {
+                        if let Some(w) = self.list.as_mut() {
+                            w.dirty = true;
+                        }
+                        Ok(())
+                    }
+                    Event::SendList => Box::pin(self.send_list(None)).await,
+                    Event::Tick => {
+                        tick.as_mut()
+                            .reset(Instant::now() + self.ctx.config.ping_interval);
+                        if self.last_heard.elapsed() >= self.ctx.config.idle_timeout {
+                            Err(End::Close(close::GOING_AWAY, "idle"))
+                        } else {
+                            Box::pin(timed(self.conn.ping())).await
+                        }
+                    }
                 };
-                tokio::select! {
-                    biased;
-                    _ = &mut shutting_down => Event::Shutdown,
-                    k = maybe(kick) => Event::Kick(k.unwrap_or(Kick::Replaced)),
-                    frame = maybe(outbox.map(|o| o.recv())) => Event::Outbox(frame),
-                    inbound = self.conn.read() => Event::Inbound(inbound),
-                    _ = maybe(changes.map(|c| c.changed())) => Event::ListChanged,
-                    _ = maybe(send_at.map(sleep_until)) => Event::SendList,
-                    _ = &mut tick => Event::Tick,
+                if let Err(end) = outcome {
+                    break end;
                 }
             };
-            let outcome = match event {
-                Event::Shutdown => Err(End::Close(close::GOING_AWAY, "server shutting down")),
-                Event::Kick(kick) => Err(End::Kicked(kick)),
-                // Rare or transient work is boxed: its state must not widen
-                // the future every idle connection keeps (see ARCHITECTURE.md).
-                Event::Outbox(Some(frame)) => Box::pin(self.write_batch(frame)).await,
-                // The room dropped the member's outbox: it is no longer a member.
-                Event::Outbox(None) => {
-                    self.joined = None;
-                    Ok(())
-                }
-                Event::Inbound(inbound) => {
-                    self.last_heard = Instant::now();
-                    Box::pin(self.inbound(inbound)).await
-                }
-                Event::ListChanged => {
-                    if let Some(w) = self.list.as_mut() {
-                        w.dirty = true;
-                    }
-                    Ok(())
-                }
-                Event::SendList => Box::pin(self.send_list(None)).await,
-                Event::Tick => {
-                    tick.as_mut()
-                        .reset(Instant::now() + self.ctx.config.ping_interval);
-                    if self.last_heard.elapsed() >= self.ctx.config.idle_timeout {
-                        Err(End::Close(close::GOING_AWAY, "idle"))
-                    } else {
-                        Box::pin(timed(self.conn.ping())).await
-                    }
-                }
-            };
-            if let Err(end) = outcome {
-                break end;
-            }
-        };
-        Box::pin(self.finish(end)).await;
+            Box::pin(self.finish(end)).await;
+        }
     }
 
     /// Ends the connection and settles the membership.

@@ -173,7 +173,8 @@ impl<R: Registry> Listener<R> {
         else {
             metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
             let mut stream = stream;
-            let _ = tokio::time::timeout(
+            // Boxed: this rare path must not widen every connection's task.
+            let _ = Box::pin(tokio::time::timeout(
                 Duration::from_secs(2),
                 http::respond(
                     &mut stream,
@@ -181,7 +182,7 @@ impl<R: Registry> Listener<R> {
                     "text/plain",
                     "too many connections from your address\n",
                 ),
-            )
+            ))
             .await;
             return;
         };
