@@ -1,0 +1,494 @@
+// The browser's Engine: protocol v1 over a WebSocket, media with the
+// browser's own WebRTC. State lives in one immutable `EngineState` that the
+// UI subscribes to; every change goes through `update`.
+
+import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
+import type { Engine, EngineState, JoinRequest, PeerStats } from "./types";
+import { apply, describeError, expireTyping, initialState } from "./session";
+import { Signaling } from "./signaling";
+import { PeerLink } from "./peer";
+import { collectStats, type StatsSample } from "./stats";
+
+/** What the engine needs from the browser; tests substitute fakes. */
+export interface BrowserEnvironment {
+  createSocket: (url: string) => WebSocket;
+  createPeerConnection: (config: RTCConfiguration) => RTCPeerConnection;
+  mediaDevices: Pick<MediaDevices, "getUserMedia" | "getDisplayMedia" | "enumerateDevices" | "addEventListener"> | null;
+  now: () => number;
+}
+
+export function browserEnvironment(): BrowserEnvironment {
+  return {
+    createSocket: (url) => new WebSocket(url),
+    createPeerConnection: (config) => new RTCPeerConnection(config),
+    mediaDevices: typeof navigator !== "undefined" && navigator.mediaDevices ? navigator.mediaDevices : null,
+    now: () => Date.now(),
+  };
+}
+
+/** Join errors after which the user is back in the lobby. */
+const JOIN_ERRORS = new Set(["room_full", "bad_password", "invalid_room", "invalid_name", "forbidden", "server_full", "unsupported_version"]);
+
+export class BrowserEngine implements Engine {
+  private state: EngineState = initialState();
+  private listeners = new Set<() => void>();
+  private signaling: Signaling;
+  private request: JoinRequest | null = null;
+  private resumeToken: string | null = null;
+  private iceServers: RTCIceServer[] = [];
+  private links = new Map<string, PeerLink>();
+  private camera: MediaStreamTrack | null = null;
+  private screen: MediaStreamTrack | null = null;
+  private microphone: MediaStreamTrack | null = null;
+  private watching = false;
+  private wantCall: { video: boolean } | null = null;
+  private lastStats = new Map<string, StatsSample>();
+  private timers: ReturnType<typeof setInterval>[] = [];
+
+  constructor(serverUrl: string, private readonly env: BrowserEnvironment = browserEnvironment()) {
+    this.signaling = new Signaling(
+      serverUrl,
+      {
+        open: () => this.onOpen(),
+        message: (msg) => this.onMessage(msg),
+        closed: (code, reason, willRetry) => this.onClosed(code, reason, willRetry),
+      },
+      env.createSocket,
+    );
+    this.timers.push(setInterval(() => this.tick(), 1000));
+    void this.refreshDevices();
+    env.mediaDevices?.addEventListener?.("devicechange", () => void this.refreshDevices());
+  }
+
+  // --- observable state -------------------------------------------------
+
+  getState = (): EngineState => this.state;
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  private update(change: (s: EngineState) => EngineState): void {
+    const next = change(this.state);
+    if (next === this.state) return;
+    this.state = next;
+    for (const l of this.listeners) l();
+  }
+
+  private send(msg: ClientMessage): boolean {
+    return this.signaling.send(msg);
+  }
+
+  // --- lobby and membership ---------------------------------------------
+
+  watchRooms(on: boolean): void {
+    this.watching = on;
+    if (on) {
+      this.signaling.connect();
+      this.send({ type: "rooms", watch: true });
+    } else {
+      this.send({ type: "rooms", watch: false });
+    }
+  }
+
+  join(request: JoinRequest): void {
+    this.request = request;
+    this.resumeToken = null;
+    this.update((s) => ({ ...s, status: "connecting", error: null }));
+    if (this.signaling.isOpen) this.sendJoin();
+    else this.signaling.connect();
+  }
+
+  private sendJoin(): void {
+    const r = this.request;
+    if (!r) return;
+    const local = this.state.local;
+    this.send({
+      type: "join",
+      v: 1,
+      room: r.room,
+      name: r.name,
+      client: "browser",
+      ...(r.password ? { password: r.password } : {}),
+      ...(this.resumeToken ? { resume: this.resumeToken } : {}),
+      media: { audio: local.audio, video: local.video, screen: local.screen },
+    });
+  }
+
+  leave(): void {
+    this.send({ type: "leave" });
+    this.endCallLocally();
+    this.request = null;
+    this.resumeToken = null;
+    this.update((s) => ({ ...initialState(), rooms: s.rooms, devices: s.devices }));
+    if (this.watching) this.send({ type: "rooms", watch: true });
+  }
+
+  private onOpen(): void {
+    if (this.watching) this.send({ type: "rooms", watch: true });
+    if (this.request) this.sendJoin();
+  }
+
+  private onClosed(_code: number, _reason: string, willRetry: boolean): void {
+    if (!this.request) return;
+    if (willRetry) {
+      // Keep the call and the chat: the peer connections do not depend on
+      // the socket, and `resume` takes the membership back.
+      this.update((s) => ({ ...s, status: s.status === "joined" || s.status === "reconnecting" ? "reconnecting" : s.status }));
+    } else {
+      this.update((s) => ({
+        ...s,
+        status: "offline",
+        error: { code: "connection", message: "Lost the connection to the server." },
+      }));
+    }
+  }
+
+  /** Tries to reconnect now (from the "offline" banner). */
+  retry(): void {
+    this.update((s) => ({ ...s, status: this.request ? "reconnecting" : s.status, error: null }));
+    this.signaling.retryNow();
+  }
+
+  private onMessage(msg: ServerMessage & { rid?: string }): void {
+    const before = this.state;
+    if (msg.type === "error" && before.status === "connecting" && JOIN_ERRORS.has(msg.code)) {
+      // The join failed: back to the lobby with the reason.
+      this.request = null;
+      this.update((s) => ({ ...s, status: "idle", error: { code: msg.code, message: describeError(msg.code, msg.message) } }));
+      return;
+    }
+    if (msg.type === "signal") {
+      this.onSignal(msg.from, msg.data);
+      return;
+    }
+    this.update((s) => apply(s, msg, this.env.now()));
+    switch (msg.type) {
+      case "joined":
+        this.resumeToken = msg.resume;
+        this.iceServers = msg.ice_servers.map(toRtcIceServer);
+        if (!msg.resumed) {
+          // A new membership: peers saw us leave, so the old call is gone.
+          const rejoin = this.links.size > 0 || before.inCall ? (this.wantCall ?? { video: before.local.video }) : null;
+          this.closeLinks();
+          if (rejoin) void this.joinCall(rejoin.video);
+        }
+        break;
+      case "call_joined":
+        // We are the later joiner: offer to everyone already in the call.
+        for (const id of msg.peers) this.link(id, true);
+        break;
+      case "peer_left":
+        this.dropLink(msg.id);
+        break;
+      case "peer_updated":
+        if (!msg.peer.in_call) this.dropLink(msg.peer.id);
+        break;
+      case "call_ended":
+        this.endCallLocally();
+        break;
+    }
+  }
+
+  // --- chat and presence -------------------------------------------------
+
+  sendChat(text: string, options: { to?: string; attachment?: Attachment } = {}): void {
+    const limits = this.state.limits;
+    if (options.attachment && limits && options.attachment.data.length * 0.75 > limits.max_attachment_bytes) {
+      this.update((s) => ({ ...s, error: { code: "attachment", message: "That image is too large to send." } }));
+      return;
+    }
+    const sent = this.send({
+      type: "chat",
+      text,
+      ...(options.to ? { to: options.to } : {}),
+      ...(options.attachment ? { attachment: options.attachment } : {}),
+    });
+    if (!sent) {
+      this.update((s) => ({ ...s, error: { code: "connection", message: "Not connected: the message was not sent." } }));
+    }
+  }
+
+  setTyping(active: boolean, to?: string): void {
+    this.send({ type: "typing", active, ...(to ? { to } : {}) });
+  }
+
+  markRead(): void {
+    this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0 }));
+  }
+
+  dismissError(): void {
+    this.update((s) => ({ ...s, error: null }));
+  }
+
+  // --- calls ---------------------------------------------------------------
+
+  async joinCall(video: boolean): Promise<void> {
+    this.wantCall = { video };
+    await this.startLocalMedia(video);
+    this.send({ type: "call_join", video });
+    this.sendMedia();
+  }
+
+  leaveCall(): void {
+    this.send({ type: "call_leave" });
+    this.endCallLocally();
+  }
+
+  ring(to: string, video: boolean): void {
+    this.send({ type: "ring", to, video });
+  }
+
+  async answer(accept: boolean): Promise<void> {
+    const prompt = this.state.prompt;
+    if (!prompt) return;
+    this.update((s) => ({ ...s, prompt: null }));
+    if (prompt.kind === "ring") this.send({ type: "ring_reply", to: prompt.from, accept });
+    if (accept && !this.state.inCall) await this.joinCall(prompt.video);
+  }
+
+  private endCallLocally(): void {
+    this.wantCall = null;
+    this.closeLinks();
+    for (const track of [this.microphone, this.camera, this.screen]) track?.stop();
+    this.microphone = this.camera = this.screen = null;
+    this.update((s) => ({
+      ...s,
+      inCall: false,
+      remote: {},
+      stats: {},
+      speaker: null,
+      local: { ...s.local, video: false, screen: false, stream: null },
+    }));
+  }
+
+  private link(remoteId: string, initiator: boolean): PeerLink | null {
+    const self = this.state.self;
+    if (!self) return null;
+    const existing = this.links.get(remoteId);
+    if (existing) return existing;
+    const link = new PeerLink(
+      {
+        selfId: self.id,
+        remoteId,
+        initiator,
+        iceServers: this.iceServers,
+        createPeerConnection: this.env.createPeerConnection,
+        send: (data) => this.send({ type: "signal", to: remoteId, data }),
+        onStream: (stream) =>
+          this.update((s) => ({ ...s, remote: { ...s.remote, [remoteId]: { stream, connection: s.remote[remoteId]?.connection ?? "new" } } })),
+        onConnectionState: (connection) =>
+          this.update((s) => ({ ...s, remote: { ...s.remote, [remoteId]: { stream: s.remote[remoteId]?.stream ?? null, connection } } })),
+        onError: (error) => console.warn(`huddle: peer ${remoteId}:`, error),
+      },
+      { audio: this.microphone, video: this.screen ?? this.camera },
+    );
+    this.links.set(remoteId, link);
+    this.update((s) => ({ ...s, remote: { ...s.remote, [remoteId]: s.remote[remoteId] ?? { stream: null, connection: "new" } } }));
+    return link;
+  }
+
+  private onSignal(from: string, data: SignalData): void {
+    let link = this.links.get(from);
+    if (!link) {
+      // Only an offer from a call member opens a link, and only while we
+      // are in the call ourselves.
+      if (!("sdp" in data) || data.sdp.type !== "offer" || !this.state.inCall) return;
+      link = this.link(from, false) ?? undefined;
+    }
+    void link?.handle(data);
+  }
+
+  private dropLink(id: string): void {
+    this.links.get(id)?.close();
+    this.links.delete(id);
+    this.lastStats.delete(id);
+  }
+
+  private closeLinks(): void {
+    for (const id of [...this.links.keys()]) this.dropLink(id);
+  }
+
+  // --- local media ----------------------------------------------------------
+
+  private async startLocalMedia(video: boolean): Promise<void> {
+    const devices = this.env.mediaDevices;
+    if (!devices) {
+      this.update((s) => ({ ...s, error: { code: "media", message: "This browser gives no access to microphone or camera; you can still listen and watch." } }));
+      return;
+    }
+    const { microphone, camera } = this.state.devices;
+    const audio: MediaTrackConstraints | boolean = microphone ? { deviceId: { exact: microphone } } : true;
+    const videoConstraints: MediaTrackConstraints = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
+    let stream: MediaStream | null = null;
+    try {
+      stream = await devices.getUserMedia({ audio, video: video ? videoConstraints : false });
+    } catch (error) {
+      if (video) {
+        try {
+          stream = await devices.getUserMedia({ audio, video: false });
+          this.reportMedia("No camera available; joining with audio only.");
+        } catch {
+          this.reportMedia("No microphone or camera available; you can still listen and watch.");
+        }
+      } else {
+        this.reportMedia(`No microphone available (${(error as Error).name ?? "error"}); you can still listen.`);
+      }
+    }
+    this.microphone = stream?.getAudioTracks()[0] ?? null;
+    this.camera = stream?.getVideoTracks()[0] ?? null;
+    if (this.microphone) this.microphone.enabled = this.state.local.audio;
+    void this.refreshDevices();
+    this.publishLocal();
+  }
+
+  private reportMedia(message: string): void {
+    this.update((s) => ({ ...s, error: { code: "media", message } }));
+  }
+
+  /** The local preview stream and flags from the current tracks. */
+  private publishLocal(): void {
+    const tracks = [this.microphone, this.screen ?? this.camera].filter((t): t is MediaStreamTrack => t !== null);
+    const stream = tracks.length > 0 && typeof MediaStream !== "undefined" ? new MediaStream(tracks) : null;
+    this.update((s) => ({
+      ...s,
+      local: { audio: s.local.audio && this.microphone !== null ? true : s.local.audio, video: this.camera !== null, screen: this.screen !== null, stream },
+    }));
+  }
+
+  private sendMedia(): void {
+    const l = this.state.local;
+    this.send({ type: "media", audio: l.audio && this.microphone !== null, video: l.video, screen: l.screen });
+  }
+
+  setMicrophone(on: boolean): void {
+    if (this.microphone) this.microphone.enabled = on;
+    this.update((s) => ({ ...s, local: { ...s.local, audio: on } }));
+    this.sendMedia();
+  }
+
+  async setCamera(on: boolean): Promise<void> {
+    if (on && !this.camera) {
+      const camera = this.state.devices.camera;
+      try {
+        const stream = await this.env.mediaDevices?.getUserMedia({
+          video: { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) },
+        });
+        this.camera = stream?.getVideoTracks()[0] ?? null;
+      } catch {
+        this.reportMedia("The camera could not be started.");
+      }
+    } else if (!on && this.camera) {
+      this.camera.stop();
+      this.camera = null;
+    }
+    if (!this.screen) await this.setLinkTracks("video", this.camera);
+    this.publishLocal();
+    this.sendMedia();
+  }
+
+  async setScreenShare(on: boolean): Promise<void> {
+    if (on && !this.screen) {
+      try {
+        const stream = await this.env.mediaDevices?.getDisplayMedia({ video: true, audio: false });
+        this.screen = stream?.getVideoTracks()[0] ?? null;
+        // The browser's own "stop sharing" button ends the track.
+        if (this.screen) this.screen.onended = () => void this.setScreenShare(false);
+      } catch {
+        this.reportMedia("Screen sharing was not started.");
+      }
+    } else if (!on && this.screen) {
+      this.screen.onended = null;
+      this.screen.stop();
+      this.screen = null;
+    }
+    // The screen replaces the camera on the same sender: no renegotiation.
+    await this.setLinkTracks("video", this.screen ?? this.camera);
+    this.publishLocal();
+    this.sendMedia();
+  }
+
+  private async setLinkTracks(kind: "audio" | "video", track: MediaStreamTrack | null): Promise<void> {
+    await Promise.all([...this.links.values()].map((l) => l.setTrack(kind, track)));
+  }
+
+  async selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void> {
+    this.update((s) => ({ ...s, devices: { ...s.devices, [kind]: id } }));
+    if (!this.state.inCall || kind === "speaker") return;
+    const devices = this.env.mediaDevices;
+    if (!devices) return;
+    try {
+      if (kind === "microphone") {
+        const stream = await devices.getUserMedia({ audio: { deviceId: { exact: id } } });
+        const track = stream.getAudioTracks()[0] ?? null;
+        if (track) track.enabled = this.state.local.audio;
+        this.microphone?.stop();
+        this.microphone = track;
+        await this.setLinkTracks("audio", track);
+      } else if (this.camera) {
+        const stream = await devices.getUserMedia({ video: { deviceId: { exact: id }, width: { ideal: 1280 }, height: { ideal: 720 } } });
+        this.camera.stop();
+        this.camera = stream.getVideoTracks()[0] ?? null;
+        if (!this.screen) await this.setLinkTracks("video", this.camera);
+      }
+      this.publishLocal();
+    } catch {
+      this.reportMedia(`That ${kind} could not be opened.`);
+    }
+  }
+
+  private async refreshDevices(): Promise<void> {
+    const devices = this.env.mediaDevices;
+    if (!devices) return;
+    try {
+      const all = await devices.enumerateDevices();
+      this.update((s) => ({
+        ...s,
+        devices: {
+          ...s.devices,
+          microphones: all.filter((d) => d.kind === "audioinput"),
+          cameras: all.filter((d) => d.kind === "videoinput"),
+          speakers: all.filter((d) => d.kind === "audiooutput"),
+        },
+      }));
+    } catch {
+      // Device lists are a convenience; calls work without them.
+    }
+  }
+
+  // --- clocks -----------------------------------------------------------------
+
+  private tick(): void {
+    this.update((s) => expireTyping(s, this.env.now()));
+    if (this.links.size > 0) void this.pollStats();
+  }
+
+  private async pollStats(): Promise<void> {
+    const stats: Record<string, PeerStats> = {};
+    let loudest: { id: string; level: number } | null = null;
+    for (const [id, link] of this.links) {
+      try {
+        const report = await link.pc.getStats();
+        const { stats: figures, sample } = collectStats(report, this.lastStats.get(id) ?? null);
+        this.lastStats.set(id, sample);
+        stats[id] = figures;
+        if (figures.audioLevel > 0.02 && (!loudest || figures.audioLevel > loudest.level)) loudest = { id, level: figures.audioLevel };
+      } catch {
+        // A closing connection has no stats.
+      }
+    }
+    this.update((s) => ({ ...s, stats, speaker: loudest?.id ?? null }));
+  }
+
+  /** Stops everything (page unload, tests). */
+  dispose(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.endCallLocally();
+    this.signaling.close();
+  }
+}
+
+function toRtcIceServer(server: IceServer): RTCIceServer {
+  return { urls: server.urls, ...(server.username ? { username: server.username } : {}), ...(server.credential ? { credential: server.credential } : {}) };
+}

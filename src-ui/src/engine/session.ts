@@ -1,0 +1,239 @@
+// The room session as pure state transitions: a server message (or the
+// clock) in, the next state out. No I/O here, so the whole of it is unit
+// tested; `BrowserEngine` owns the sockets and calls these.
+
+import type { Peer, ServerMessage } from "../protocol";
+import type { ChatLine, EngineState, Prompt } from "./types";
+
+/** A typing indicator not refreshed for this long disappears (protocol: 6 s). */
+export const TYPING_TTL_MS = 6000;
+/** The most chat lines kept; older ones scroll away. */
+export const MAX_CHAT_LINES = 500;
+
+export function initialState(): EngineState {
+  return {
+    status: "idle",
+    error: null,
+    rooms: null,
+    self: null,
+    room: null,
+    members: [],
+    typing: {},
+    chat: [],
+    unread: 0,
+    call: null,
+    inCall: false,
+    prompt: null,
+    local: { audio: true, video: false, screen: false, stream: null },
+    remote: {},
+    stats: {},
+    speaker: null,
+    devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null },
+    limits: null,
+  };
+}
+
+let systemLineSeq = 0;
+
+function systemLine(text: string, ts: number): ChatLine {
+  systemLineSeq += 1;
+  return { kind: "system", id: `sys_${systemLineSeq}`, text, ts };
+}
+
+function appendChat(state: EngineState, line: ChatLine, countsUnread: boolean): EngineState {
+  const chat = state.chat.length >= MAX_CHAT_LINES ? state.chat.slice(-MAX_CHAT_LINES + 1) : state.chat.slice();
+  chat.push(line);
+  return { ...state, chat, unread: countsUnread ? state.unread + 1 : state.unread };
+}
+
+/** The display name of a member id (self included), or a placeholder. */
+export function nameOf(state: EngineState, id: string): string {
+  if (state.self?.id === id) return state.self.name;
+  return state.members.find((m) => m.id === id)?.name ?? "someone";
+}
+
+function upsert(members: Peer[], peer: Peer): Peer[] {
+  const i = members.findIndex((m) => m.id === peer.id);
+  if (i < 0) return [...members, peer];
+  const next = members.slice();
+  next[i] = peer;
+  return next;
+}
+
+/** Applies one server message. `now` is the local clock in ms. */
+export function apply(state: EngineState, msg: ServerMessage, now: number): EngineState {
+  switch (msg.type) {
+    case "rooms":
+      return { ...state, rooms: msg.rooms };
+    case "joined": {
+      const inCall = msg.self.in_call;
+      const call = msg.room.call ? { startedAt: msg.room.call.started_at, members: msg.room.call.peers } : null;
+      let next: EngineState = {
+        ...state,
+        status: "joined",
+        error: null,
+        self: msg.self,
+        room: { name: msg.room.name, locked: msg.room.locked },
+        members: msg.room.peers,
+        limits: msg.limits,
+        call,
+        inCall,
+      };
+      if (!msg.resumed) {
+        // A fresh membership: nothing from before is valid any more.
+        next = { ...next, typing: {}, remote: {}, stats: {}, prompt: null, speaker: null };
+        next = appendChat(next, systemLine(`You joined ${msg.room.name}`, now), false);
+      }
+      return next;
+    }
+    case "peer_joined": {
+      const next = { ...state, members: upsert(state.members, msg.peer) };
+      return appendChat(next, systemLine(`${msg.peer.name} joined`, now), false);
+    }
+    case "peer_left": {
+      const name = nameOf(state, msg.id);
+      const typing = { ...state.typing };
+      delete typing[msg.id];
+      const remote = { ...state.remote };
+      delete remote[msg.id];
+      const stats = { ...state.stats };
+      delete stats[msg.id];
+      const why = msg.reason === "left" ? "left" : msg.reason === "timeout" ? "lost connection" : msg.reason === "kicked" ? "was removed" : "was disconnected";
+      let next: EngineState = {
+        ...state,
+        members: state.members.filter((m) => m.id !== msg.id),
+        typing,
+        remote,
+        stats,
+        speaker: state.speaker === msg.id ? null : state.speaker,
+        call: state.call ? { ...state.call, members: state.call.members.filter((id) => id !== msg.id) } : null,
+      };
+      if (next.prompt && (next.prompt.kind === "ring" ? next.prompt.from : next.prompt.by) === msg.id && next.prompt.kind === "ring") {
+        next = { ...next, prompt: null };
+      }
+      return appendChat(next, systemLine(`${name} ${why}`, now), false);
+    }
+    case "peer_updated": {
+      const peer = msg.peer;
+      let call = state.call;
+      if (call) {
+        const listed = call.members.includes(peer.id);
+        if (peer.in_call && !listed) call = { ...call, members: [...call.members, peer.id] };
+        if (!peer.in_call && listed) call = { ...call, members: call.members.filter((id) => id !== peer.id) };
+      }
+      let remote = state.remote;
+      if (!peer.in_call && remote[peer.id]) {
+        remote = { ...remote };
+        delete remote[peer.id];
+      }
+      return { ...state, members: upsert(state.members, peer), call, remote };
+    }
+    case "chat": {
+      const own = msg.from === state.self?.id;
+      const line: ChatLine = {
+        kind: "chat",
+        id: msg.id,
+        from: msg.from,
+        fromName: nameOf(state, msg.from),
+        to: msg.to,
+        toName: msg.to ? nameOf(state, msg.to) : undefined,
+        text: msg.text,
+        ts: msg.ts,
+        attachment: msg.attachment,
+        own,
+      };
+      const typing = { ...state.typing };
+      delete typing[msg.from];
+      return appendChat({ ...state, typing }, line, !own);
+    }
+    case "typing": {
+      const typing = { ...state.typing };
+      if (msg.active) typing[msg.from] = now + TYPING_TTL_MS;
+      else delete typing[msg.from];
+      return { ...state, typing };
+    }
+    case "call_joined":
+      return {
+        ...state,
+        inCall: true,
+        call: {
+          startedAt: state.call?.startedAt ?? now,
+          members: [...msg.peers, ...(state.self ? [state.self.id] : [])],
+        },
+      };
+    case "call_started": {
+      const self = state.self?.id;
+      const call = { startedAt: msg.started_at, members: state.call?.members.includes(msg.by) ? state.call.members : [msg.by] };
+      let next: EngineState = { ...state, call };
+      if (msg.by !== self && !state.inCall) {
+        const prompt: Prompt = { kind: "call", by: msg.by, byName: nameOf(state, msg.by), video: msg.video };
+        next = { ...next, prompt };
+      }
+      return appendChat(next, systemLine(`${msg.by === self ? "You" : nameOf(state, msg.by)} started a call`, now), false);
+    }
+    case "call_ended": {
+      const next: EngineState = { ...state, call: null, inCall: false, remote: {}, stats: {}, speaker: null, prompt: state.prompt?.kind === "call" ? null : state.prompt };
+      return appendChat(next, systemLine(`Call ended · ${formatDuration(msg.duration_ms)}`, now), false);
+    }
+    case "ring":
+      return { ...state, prompt: { kind: "ring", from: msg.from, fromName: nameOf(state, msg.from), video: msg.video } };
+    case "ring_reply":
+      return appendChat(state, systemLine(`${nameOf(state, msg.from)} ${msg.accept ? "accepted" : "declined"} your call`, now), false);
+    case "signal":
+    case "pong":
+      return state;
+    case "error":
+      return { ...state, error: { code: msg.code, message: describeError(msg.code, msg.message) } };
+  }
+}
+
+/** Drops typing indicators that were not refreshed in time. */
+export function expireTyping(state: EngineState, now: number): EngineState {
+  const live = Object.entries(state.typing).filter(([, until]) => until > now);
+  if (live.length === Object.keys(state.typing).length) return state;
+  return { ...state, typing: Object.fromEntries(live) };
+}
+
+/** `1:05`, `1:02:03`. */
+export function formatDuration(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const mm = h > 0 ? String(m).padStart(2, "0") : String(m);
+  return `${h > 0 ? `${h}:` : ""}${mm}:${String(s).padStart(2, "0")}`;
+}
+
+/** What to tell a person for each server error code. */
+export function describeError(code: string, serverMessage: string): string {
+  switch (code) {
+    case "room_full":
+      return "That room is full. Try another room or ask someone to leave.";
+    case "bad_password":
+      return "Wrong password for this room.";
+    case "invalid_room":
+      return "Room names are 1–64 characters, without control characters.";
+    case "invalid_name":
+      return "Names are 1–32 characters, without control characters.";
+    case "server_full":
+      return "The server is at capacity. Try again in a moment.";
+    case "forbidden":
+      return "This server needs an access token, or does not allow that.";
+    case "rate_limited":
+      return "Slow down: you are sending too fast.";
+    case "too_large":
+      return "That message is too large for the server.";
+    case "unsupported_version":
+      return "This app is too old or too new for the server.";
+    case "unknown_peer":
+      return "That person is no longer in the room.";
+    case "not_joined":
+    case "already_joined":
+    case "bad_message":
+    case "unknown_type":
+    case "internal":
+      return `Something went wrong (${code}): ${serverMessage}`;
+    default:
+      return serverMessage;
+  }
+}

@@ -1,0 +1,120 @@
+// The signaling socket: one WebSocket to `/ws`, JSON frames in and out,
+// app-level `ping` (browsers cannot send WebSocket pings), and reconnection
+// with exponential backoff. What to do after a reconnect (resume) is the
+// engine's business; this only reports `open`, `message` and `closed`.
+
+import type { ClientMessage, ServerMessage } from "../protocol";
+
+export interface SignalingEvents {
+  open(): void;
+  message(msg: ServerMessage & { rid?: string }): void;
+  /** The socket closed; `willRetry` says whether a reconnect is scheduled. */
+  closed(code: number, reason: string, willRetry: boolean): void;
+}
+
+/** Close codes after which reconnecting cannot help. */
+const FINAL_CLOSE_CODES = new Set([1008 /* policy: abuse, bad version */]);
+
+export const PING_INTERVAL_MS = 20_000;
+export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+export const MAX_ATTEMPTS = 12;
+
+/** The delay before reconnect attempt `n` (0-based), with ±20 % jitter. */
+export function backoff(attempt: number, random: () => number = Math.random): number {
+  const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+  return Math.round(base * (0.8 + 0.4 * random()));
+}
+
+/** The signaling URL for a page served by huddle-server (or the Vite proxy). */
+export function defaultServerUrl(location: { protocol: string; host: string }): string {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+}
+
+export class Signaling {
+  private socket: WebSocket | null = null;
+  private attempts = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private wanted = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly events: SignalingEvents,
+    private readonly createSocket: (url: string) => WebSocket = (u) => new WebSocket(u),
+  ) {}
+
+  get isOpen(): boolean {
+    return this.socket?.readyState === 1;
+  }
+
+  /** Opens the socket (and keeps it open until `close`). */
+  connect(): void {
+    this.wanted = true;
+    if (this.socket) return;
+    this.open();
+  }
+
+  private open(): void {
+    const socket = this.createSocket(this.url);
+    this.socket = socket;
+    socket.onopen = () => {
+      this.attempts = 0;
+      this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_INTERVAL_MS);
+      this.events.open();
+    };
+    socket.onmessage = (event) => {
+      if (typeof event.data !== "string") return;
+      let msg: ServerMessage & { rid?: string };
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        return; // the server only sends JSON; ignore anything else
+      }
+      if (msg && typeof msg.type === "string") this.events.message(msg);
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      if (this.pingTimer) clearInterval(this.pingTimer);
+      this.pingTimer = null;
+      const retry = this.wanted && !FINAL_CLOSE_CODES.has(event.code) && this.attempts < MAX_ATTEMPTS;
+      this.events.closed(event.code, event.reason, retry);
+      if (retry) {
+        const delay = backoff(this.attempts);
+        this.attempts += 1;
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          if (this.wanted) this.open();
+        }, delay);
+      }
+    };
+  }
+
+  /** Reconnects at once (e.g. the network came back, or the user asked). */
+  retryNow(): void {
+    this.wanted = true;
+    this.attempts = 0;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (!this.socket) this.open();
+  }
+
+  /** Sends if open; returns whether it was sent. */
+  send(msg: ClientMessage & { rid?: string }): boolean {
+    if (!this.socket || this.socket.readyState !== 1) return false;
+    this.socket.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** Closes for good. */
+  close(): void {
+    this.wanted = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    const socket = this.socket;
+    this.socket = null;
+    socket?.close(1000);
+  }
+}

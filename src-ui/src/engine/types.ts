@@ -1,0 +1,128 @@
+// The one interface every UI component codes against. The browser
+// implementation (WebSocket + RTCPeerConnection) is `BrowserEngine`; the
+// desktop app provides a native one. No component touches a socket or a
+// peer connection.
+
+import type { Attachment, ErrorCode, Media, Peer, RoomSummary, ServerLimits } from "../protocol";
+
+/** Where the signaling connection is. */
+export type ConnectionStatus =
+  | "idle" // in the lobby, not joined
+  | "connecting" // opening the socket / waiting for `joined`
+  | "joined"
+  | "reconnecting" // the socket dropped; trying to resume
+  | "offline"; // gave up: shown with an error and a retry button
+
+/** One line of the chat view. */
+export type ChatLine =
+  | {
+      kind: "chat";
+      id: string;
+      from: string;
+      fromName: string;
+      to?: string;
+      toName?: string;
+      text: string;
+      ts: number;
+      attachment?: Attachment;
+      own: boolean;
+    }
+  | { kind: "system"; id: string; text: string; ts: number };
+
+/** Something asking the user to answer. */
+export type Prompt =
+  | { kind: "call"; by: string; byName: string; video: boolean }
+  | { kind: "ring"; from: string; fromName: string; video: boolean };
+
+/** A remote call member as the UI shows it. */
+export interface RemoteMedia {
+  stream: MediaStream | null;
+  /** RTCPeerConnectionState, or "new" before there is one. */
+  connection: string;
+}
+
+/** Figures per remote peer, refreshed every second while in a call. */
+export interface PeerStats {
+  bitrateInKbps: number;
+  bitrateOutKbps: number;
+  fps: number;
+  framesDecoded: number;
+  width: number;
+  height: number;
+  rttMs: number | null;
+  lossPercent: number;
+  codec: string;
+  audioLevel: number;
+  candidateType: string;
+}
+
+export interface Devices {
+  microphones: MediaDeviceInfo[];
+  cameras: MediaDeviceInfo[];
+  speakers: MediaDeviceInfo[];
+  microphone: string | null;
+  camera: string | null;
+  speaker: string | null;
+}
+
+/** A user-facing error: the server's code (or a client-side one) and what to show. */
+export interface EngineError {
+  code: ErrorCode | "connection" | "media" | "attachment";
+  message: string;
+}
+
+export interface EngineState {
+  status: ConnectionStatus;
+  error: EngineError | null;
+  /** The lobby's live room list; null when the server does not offer one. */
+  rooms: RoomSummary[] | null;
+  self: Peer | null;
+  room: { name: string; locked: boolean } | null;
+  /** The other members, in the order they joined. */
+  members: Peer[];
+  /** Who is typing (member id → when the indicator expires, ms). */
+  typing: Record<string, number>;
+  chat: ChatLine[];
+  unread: number;
+  /** The room's call: when it started and who is in it (ids, self included). */
+  call: { startedAt: number; members: string[] } | null;
+  /** Whether this client is in the call. */
+  inCall: boolean;
+  prompt: Prompt | null;
+  local: Media & { stream: MediaStream | null };
+  remote: Record<string, RemoteMedia>;
+  stats: Record<string, PeerStats>;
+  /** The member currently speaking loudest, if anyone is. */
+  speaker: string | null;
+  devices: Devices;
+  limits: ServerLimits | null;
+}
+
+export interface JoinRequest {
+  room: string;
+  name: string;
+  password?: string;
+}
+
+export interface Engine {
+  getState(): EngineState;
+  subscribe(listener: () => void): () => void;
+
+  watchRooms(on: boolean): void;
+  join(request: JoinRequest): void;
+  leave(): void;
+
+  sendChat(text: string, options?: { to?: string; attachment?: Attachment }): void;
+  setTyping(active: boolean, to?: string): void;
+  markRead(): void;
+
+  joinCall(video: boolean): Promise<void>;
+  leaveCall(): void;
+  ring(to: string, video: boolean): void;
+  answer(accept: boolean): Promise<void>;
+
+  setMicrophone(on: boolean): void;
+  setCamera(on: boolean): Promise<void>;
+  setScreenShare(on: boolean): Promise<void>;
+  selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void>;
+}

@@ -1,0 +1,57 @@
+// The app shell: lobby or room, the theme, and the `/r/<room>` route.
+
+import { useEffect, useState } from "react";
+import { Lobby } from "./Lobby";
+import { Room } from "./Room";
+import { useEngineState } from "./hooks";
+import { storage } from "./storage";
+
+/** The room named by a `/r/<room>` path, if any. */
+export function roomFromPath(pathname: string): string {
+  const match = /^\/r\/(.+)$/.exec(pathname);
+  if (!match) return "";
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return "";
+  }
+}
+
+function preferredTheme(): "light" | "dark" {
+  return storage.theme() ?? (window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light");
+}
+
+export function App() {
+  const state = useEngineState();
+  const [theme, setTheme] = useState(preferredTheme);
+  const inRoom = state.status !== "idle" && state.status !== "connecting" && state.room !== null;
+
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+  }, [theme]);
+
+  // The address bar follows the room, so the link can be shared.
+  useEffect(() => {
+    if (inRoom && state.room) {
+      const path = `/r/${encodeURIComponent(state.room.name)}`;
+      if (location.pathname !== path) history.replaceState(null, "", path);
+      storage.addRecentRoom(state.room.name);
+      document.title = `${state.room.name} · Huddle`;
+    } else {
+      document.title = "Huddle";
+    }
+  }, [inRoom, state.room]);
+
+  useEffect(() => {
+    const base = inRoom && state.room ? `${state.room.name} · Huddle` : "Huddle";
+    document.title = state.unread > 0 ? `(${state.unread}) ${base}` : base;
+  }, [inRoom, state.room, state.unread]);
+
+  const toggleTheme = () => {
+    const next = theme === "dark" ? "light" : "dark";
+    storage.setTheme(next);
+    setTheme(next);
+  };
+
+  return inRoom ? <Room theme={theme} toggleTheme={toggleTheme} /> : <Lobby initialRoom={roomFromPath(location.pathname)} />;
+}

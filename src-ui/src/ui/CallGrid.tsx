@@ -1,0 +1,94 @@
+// The video grid: one tile per call member (self view included), laid out
+// for 1–8 tiles, with the active speaker highlighted and an optional stats
+// overlay per remote peer.
+
+import { useEffect, useRef } from "react";
+import type { PeerStats } from "../engine/types";
+import { Avatar } from "./Avatar";
+import { useEngineState } from "./hooks";
+import { nameOf } from "../engine/session";
+
+function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
+  const ref = useRef<HTMLVideoElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (el && el.srcObject !== stream) el.srcObject = stream;
+  }, [stream]);
+  useEffect(() => {
+    const el = ref.current as (HTMLVideoElement & { setSinkId?: (id: string) => Promise<void> }) | null;
+    if (el && speaker && el.setSinkId) void el.setSinkId(speaker).catch(() => undefined);
+  }, [speaker]);
+  return <video ref={ref} autoPlay playsInline muted={muted} className={mirrored ? "mirrored" : undefined} />;
+}
+
+function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
+  if (!stats) return <div className="stats-overlay">waiting for stats…</div>;
+  return (
+    <dl className="stats-overlay" data-testid="stats">
+      <dt>in</dt>
+      <dd>{stats.bitrateInKbps} kbps</dd>
+      <dt>out</dt>
+      <dd>{stats.bitrateOutKbps} kbps</dd>
+      <dt>video</dt>
+      <dd>
+        {stats.width}×{stats.height} @ {Math.round(stats.fps)} fps
+      </dd>
+      <dt>codec</dt>
+      <dd>{stats.codec || "–"}</dd>
+      <dt>rtt</dt>
+      <dd>{stats.rttMs === null ? "–" : `${stats.rttMs} ms`}</dd>
+      <dt>loss</dt>
+      <dd>{stats.lossPercent}%</dd>
+      <dt>path</dt>
+      <dd>{stats.candidateType || "–"}</dd>
+    </dl>
+  );
+}
+
+export function CallGrid({ showStats }: { showStats: boolean }) {
+  const state = useEngineState();
+  const self = state.self;
+  if (!self || !state.inCall) return null;
+  const remoteIds = (state.call?.members ?? []).filter((id) => id !== self.id);
+  const count = remoteIds.length + 1;
+  const speakerDevice = state.devices.speaker;
+  return (
+    <section className={`call-grid tiles-${Math.min(count, 8)}`} aria-label="Call">
+      <figure className="tile self" data-testid="tile-self">
+        {state.local.stream && (state.local.video || state.local.screen) ? (
+          <Video stream={state.local.stream} muted speaker={null} mirrored={!state.local.screen} />
+        ) : (
+          <div className="tile-avatar">
+            <Avatar id={self.id} name={self.name} size={72} />
+          </div>
+        )}
+        <figcaption>
+          You{!state.local.audio && <span aria-label="muted"> 🔇</span>}
+          {state.local.screen && <span> · sharing screen</span>}
+        </figcaption>
+      </figure>
+      {remoteIds.map((id) => {
+        const member = state.members.find((m) => m.id === id);
+        const remote = state.remote[id];
+        const name = nameOf(state, id);
+        const showVideo = remote?.stream && (member?.media.video || member?.media.screen);
+        return (
+          <figure key={id} className={`tile${state.speaker === id ? " speaking" : ""}`} data-testid="tile-remote" data-peer={id}>
+            {remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
+            {!showVideo && (
+              <div className="tile-avatar">
+                <Avatar id={id} name={name} size={72} speaking={state.speaker === id} />
+              </div>
+            )}
+            <figcaption>
+              {name}
+              {member && !member.media.audio && <span aria-label="muted"> 🔇</span>}
+              {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}
+            </figcaption>
+            {showStats && <StatsOverlay stats={state.stats[id]} />}
+          </figure>
+        );
+      })}
+    </section>
+  );
+}

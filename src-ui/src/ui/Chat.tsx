@@ -1,0 +1,239 @@
+// The chat: room messages, direct messages, join/leave lines, typing,
+// image attachments (paste, drop or pick) and an unread marker.
+
+import { useEffect, useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
+import type { Attachment } from "../protocol";
+import { useEngine, useEngineState } from "./hooks";
+import { linkify } from "./linkify";
+import { nameOf } from "../engine/session";
+
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+/** Stop "typing" after this long without a keystroke. */
+const TYPING_IDLE_MS = 3000;
+
+function time(ts: number): string {
+  return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+async function readAttachment(file: File): Promise<Attachment> {
+  const buffer = await file.arrayBuffer();
+  const bytes = new Uint8Array(buffer);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return { mime: file.type, name: file.name || "image", data: btoa(binary) };
+}
+
+export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDirectTo: (id: string | null) => void }) {
+  const engine = useEngine();
+  const state = useEngineState();
+  const [text, setText] = useState("");
+  const [attachment, setAttachment] = useState<Attachment | null>(null);
+  const [localError, setLocalError] = useState<string | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const listRef = useRef<HTMLOListElement>(null);
+  const fileRef = useRef<HTMLInputElement>(null);
+  const typingRef = useRef<{ active: boolean; timer: ReturnType<typeof setTimeout> | null }>({ active: false, timer: null });
+  const [readUpTo, setReadUpTo] = useState(state.chat.length - state.unread);
+  const maxBytes = state.limits?.max_attachment_bytes ?? 0;
+
+  // New lines scroll into view; the unread marker stays where reading stopped.
+  useLayoutEffect(() => {
+    const list = listRef.current;
+    if (list) list.scrollTop = list.scrollHeight;
+  }, [state.chat.length]);
+
+  useEffect(() => {
+    const onFocus = () => {
+      if (document.visibilityState === "visible" && document.hasFocus()) {
+        engine.markRead();
+      }
+    };
+    onFocus();
+    window.addEventListener("focus", onFocus);
+    document.addEventListener("visibilitychange", onFocus);
+    return () => {
+      window.removeEventListener("focus", onFocus);
+      document.removeEventListener("visibilitychange", onFocus);
+    };
+  }, [engine, state.chat.length]);
+
+  useEffect(() => {
+    if (state.unread === 0) {
+      const t = setTimeout(() => setReadUpTo(state.chat.length), 4000);
+      return () => clearTimeout(t);
+    }
+  }, [state.unread, state.chat.length]);
+
+  const stopTyping = () => {
+    const t = typingRef.current;
+    if (t.timer) clearTimeout(t.timer);
+    t.timer = null;
+    if (t.active) engine.setTyping(false, directTo ?? undefined);
+    t.active = false;
+  };
+
+  const onType = (value: string) => {
+    setText(value);
+    const t = typingRef.current;
+    if (value && !t.active) {
+      engine.setTyping(true, directTo ?? undefined);
+      t.active = true;
+    }
+    if (t.timer) clearTimeout(t.timer);
+    t.timer = value ? setTimeout(stopTyping, TYPING_IDLE_MS) : null;
+    if (!value) stopTyping();
+  };
+
+  const attach = async (file: File | undefined | null) => {
+    if (!file) return;
+    setLocalError(null);
+    if (!IMAGE_TYPES.includes(file.type)) {
+      setLocalError("Only PNG, JPEG, GIF and WebP images can be attached.");
+      return;
+    }
+    if (maxBytes === 0) {
+      setLocalError("This server does not accept attachments.");
+      return;
+    }
+    if (file.size > maxBytes) {
+      setLocalError(`That image is ${Math.ceil(file.size / 1024)} KiB; the limit is ${Math.floor(maxBytes / 1024)} KiB.`);
+      return;
+    }
+    setAttachment(await readAttachment(file));
+  };
+
+  const send = () => {
+    const body = text.trim();
+    if (!body && !attachment) return;
+    const max = state.limits?.max_chat_chars ?? 4000;
+    if ([...body].length > max) {
+      setLocalError(`Messages are at most ${max} characters.`);
+      return;
+    }
+    engine.sendChat(body, { to: directTo ?? undefined, attachment: attachment ?? undefined });
+    setText("");
+    setAttachment(null);
+    setLocalError(null);
+    stopTyping();
+  };
+
+  const onKey = (e: KeyboardEvent<HTMLTextAreaElement>) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      send();
+    }
+  };
+
+  const onPaste = (e: ClipboardEvent) => {
+    const file = [...e.clipboardData.files].find((f) => f.type.startsWith("image/"));
+    if (file) {
+      e.preventDefault();
+      void attach(file);
+    }
+  };
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    void attach(e.dataTransfer.files[0]);
+  };
+
+  const typingNames = Object.keys(state.typing)
+    .filter((id) => id !== state.self?.id)
+    .map((id) => nameOf(state, id));
+
+  return (
+    <section
+      className={`chat${dragging ? " dragging" : ""}`}
+      aria-label="Chat"
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={onDrop}
+    >
+      <ol className="messages" ref={listRef} aria-live="polite">
+        {state.chat.map((line, i) => (
+          <li key={line.id} className={line.kind === "system" ? "system-line" : `message${line.own ? " own" : ""}${line.to ? " direct" : ""}`} data-testid={line.kind === "chat" ? "message" : "system"}>
+            {i === readUpTo && i > 0 && i < state.chat.length && readUpTo < state.chat.length && (
+              <div className="unread-marker" role="separator">
+                new
+              </div>
+            )}
+            {line.kind === "system" ? (
+              <span>{line.text}</span>
+            ) : (
+              <>
+                <div className="message-head">
+                  <span className="message-from">{line.own ? "You" : line.fromName}</span>
+                  {line.to && <span className="dm-badge">{line.own ? `to ${line.toName}` : "direct"}</span>}
+                  <time dateTime={new Date(line.ts).toISOString()}>{time(line.ts)}</time>
+                </div>
+                {line.text && <p className="message-text">{linkify(line.text)}</p>}
+                {line.attachment && (
+                  <a href={`data:${line.attachment.mime};base64,${line.attachment.data}`} download={line.attachment.name} className="attachment">
+                    <img src={`data:${line.attachment.mime};base64,${line.attachment.data}`} alt={line.attachment.name} />
+                  </a>
+                )}
+              </>
+            )}
+          </li>
+        ))}
+      </ol>
+      <div className="typing-line" aria-live="polite">
+        {typingNames.length === 1 && `${typingNames[0]} is typing…`}
+        {typingNames.length === 2 && `${typingNames[0]} and ${typingNames[1]} are typing…`}
+        {typingNames.length > 2 && "Several people are typing…"}
+      </div>
+      {(localError || state.error?.code === "attachment") && (
+        <p className="form-error" role="alert">
+          {localError ?? state.error?.message}
+        </p>
+      )}
+      <div className="composer">
+        <div className="composer-row">
+          <label className="visually-hidden" htmlFor="dm-target">
+            Send to
+          </label>
+          <select id="dm-target" value={directTo ?? ""} onChange={(e) => setDirectTo(e.target.value || null)} aria-label="Send to">
+            <option value="">Everyone</option>
+            {state.members.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name} (direct)
+              </option>
+            ))}
+          </select>
+          {attachment && (
+            <span className="pending-attachment">
+              <img src={`data:${attachment.mime};base64,${attachment.data}`} alt="" />
+              {attachment.name}
+              <button type="button" className="icon" aria-label="Remove attachment" onClick={() => setAttachment(null)}>
+                ✕
+              </button>
+            </span>
+          )}
+        </div>
+        <div className="composer-row">
+          <button type="button" className="icon" aria-label="Attach an image" title="Attach an image" onClick={() => fileRef.current?.click()}>
+            📎
+          </button>
+          <input ref={fileRef} type="file" accept={IMAGE_TYPES.join(",")} hidden onChange={(e) => void attach(e.target.files?.[0])} data-testid="file-input" />
+          <textarea
+            value={text}
+            onChange={(e) => onType(e.target.value)}
+            onKeyDown={onKey}
+            onPaste={onPaste}
+            onBlur={stopTyping}
+            placeholder={directTo ? `Message ${nameOf(state, directTo)} directly` : "Message the room"}
+            aria-label="Message"
+            rows={1}
+          />
+          <button type="button" className="primary" onClick={send} disabled={!text.trim() && !attachment}>
+            Send
+          </button>
+        </div>
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,80 @@
+// Call controls: mute, camera, screen share, devices, stats, hang up.
+
+import { useState } from "react";
+import { useEngine, useEngineState } from "./hooks";
+
+export function Controls({ showStats, setShowStats }: { showStats: boolean; setShowStats: (on: boolean) => void }) {
+  const engine = useEngine();
+  const state = useEngineState();
+  const [devicesOpen, setDevicesOpen] = useState(false);
+  const { local, devices } = state;
+  const canShare = typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
+  return (
+    <div className="controls" role="toolbar" aria-label="Call controls">
+      <button type="button" className={`control${local.audio ? "" : " off"}`} aria-pressed={!local.audio} onClick={() => engine.setMicrophone(!local.audio)} title="Mute (M)">
+        {local.audio ? "🎙️ Mute" : "🔇 Unmute"}
+      </button>
+      <button type="button" className={`control${local.video ? "" : " off"}`} aria-pressed={local.video} onClick={() => void engine.setCamera(!local.video)} title="Camera (V)">
+        {local.video ? "📷 Camera off" : "📷 Camera on"}
+      </button>
+      <button
+        type="button"
+        className={`control${local.screen ? " active" : ""}`}
+        aria-pressed={local.screen}
+        disabled={!canShare}
+        title={canShare ? "Share your screen" : "This browser cannot share the screen"}
+        onClick={() => void engine.setScreenShare(!local.screen)}
+      >
+        {local.screen ? "🖥️ Stop sharing" : "🖥️ Share screen"}
+      </button>
+      <div className="devices">
+        <button type="button" className="control" aria-expanded={devicesOpen} onClick={() => setDevicesOpen(!devicesOpen)}>
+          ⚙️ Devices
+        </button>
+        {devicesOpen && (
+          <div className="device-menu" role="dialog" aria-label="Devices">
+            <label>
+              Microphone
+              <select value={devices.microphone ?? ""} onChange={(e) => void engine.selectDevice("microphone", e.target.value)}>
+                <option value="">Default</option>
+                {devices.microphones.map((d, i) => (
+                  <option key={d.deviceId || i} value={d.deviceId}>
+                    {d.label || `Microphone ${i + 1}`}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Camera
+              <select value={devices.camera ?? ""} onChange={(e) => void engine.selectDevice("camera", e.target.value)}>
+                <option value="">Default</option>
+                {devices.cameras.map((d, i) => (
+                  <option key={d.deviceId || i} value={d.deviceId}>
+                    {d.label || `Camera ${i + 1}`}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <label>
+              Speaker
+              <select value={devices.speaker ?? ""} onChange={(e) => void engine.selectDevice("speaker", e.target.value)}>
+                <option value="">Default</option>
+                {devices.speakers.map((d, i) => (
+                  <option key={d.deviceId || i} value={d.deviceId}>
+                    {d.label || `Speaker ${i + 1}`}
+                  </option>
+                ))}
+              </select>
+            </label>
+          </div>
+        )}
+      </div>
+      <button type="button" className={`control${showStats ? " active" : ""}`} aria-pressed={showStats} onClick={() => setShowStats(!showStats)}>
+        📊 Stats
+      </button>
+      <button type="button" className="control hangup" onClick={() => engine.leaveCall()} title="Leave the call (Shift+L)">
+        Leave call
+      </button>
+    </div>
+  );
+}

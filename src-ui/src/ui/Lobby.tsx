@@ -1,0 +1,124 @@
+// The lobby: your name, a room by name (case-sensitive), an optional
+// password, the live room list and your recent rooms.
+
+import { useEffect, useState, type FormEvent } from "react";
+import { useEngine, useEngineState } from "./hooks";
+import { storage } from "./storage";
+
+export function Lobby({ initialRoom }: { initialRoom: string }) {
+  const engine = useEngine();
+  const state = useEngineState();
+  const [name, setName] = useState(storage.name());
+  const [room, setRoom] = useState(initialRoom);
+  const [password, setPassword] = useState("");
+  const recent = storage.recentRooms();
+  const connecting = state.status === "connecting";
+
+  useEffect(() => {
+    engine.watchRooms(true);
+    return () => engine.watchRooms(false);
+  }, [engine]);
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    const n = name.trim();
+    if (!n || !room) return;
+    storage.setName(n);
+    engine.join({ room, name: n, password: password || undefined });
+  };
+
+  const locked = state.rooms?.find((r) => r.name === room)?.locked ?? false;
+
+  return (
+    <main className="lobby">
+      <section className="lobby-card" aria-labelledby="lobby-title">
+        <div className="brand">
+          <span className="brand-mark" aria-hidden="true" />
+          <h1 id="lobby-title">Huddle</h1>
+        </div>
+        <p className="tagline">Video calls and chat for your team, on your own server.</p>
+        <form onSubmit={submit} className="join-form">
+          <label>
+            Your name
+            <input
+              name="name"
+              value={name}
+              maxLength={32}
+              autoComplete="nickname"
+              placeholder="e.g. Ada"
+              onChange={(e) => setName(e.target.value)}
+              required
+              autoFocus={!name}
+            />
+          </label>
+          <label>
+            Room
+            <input
+              name="room"
+              value={room}
+              maxLength={64}
+              placeholder="e.g. standup"
+              onChange={(e) => setRoom(e.target.value)}
+              required
+              autoFocus={!!name && !room}
+            />
+          </label>
+          <label>
+            Password <span className="hint">{locked ? "(this room has one)" : "(optional; locks a new room)"}</span>
+            <input name="password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="off" />
+          </label>
+          {state.error && (
+            <p className="form-error" role="alert">
+              {state.error.message}
+            </p>
+          )}
+          <button type="submit" className="primary" disabled={connecting || !name.trim() || !room}>
+            {connecting ? "Joining…" : "Join room"}
+          </button>
+        </form>
+      </section>
+
+      <section className="lobby-side">
+        {recent.length > 0 && (
+          <div className="panel">
+            <h2>Recent rooms</h2>
+            <ul className="chips">
+              {recent.map((r) => (
+                <li key={r}>
+                  <button type="button" className="chip" onClick={() => setRoom(r)}>
+                    {r}
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </div>
+        )}
+        <div className="panel">
+          <h2>Rooms on this server</h2>
+          {state.rooms === null ? (
+            <p className="muted">The room list is not available.</p>
+          ) : state.rooms.length === 0 ? (
+            <p className="muted">No rooms yet. Name one to start it.</p>
+          ) : (
+            <ul className="room-list" aria-label="Rooms">
+              {state.rooms.map((r) => (
+                <li key={r.name}>
+                  <button type="button" className="room-row" onClick={() => setRoom(r.name)} aria-label={`Choose room ${r.name}`}>
+                    <span className="room-name">
+                      {r.locked && <span aria-label="locked">🔒 </span>}
+                      {r.name}
+                    </span>
+                    <span className="room-counts">
+                      {r.peers} {r.peers === 1 ? "member" : "members"}
+                      {r.in_call > 0 && <span className="in-call-badge">{r.in_call} in call</span>}
+                    </span>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          )}
+        </div>
+      </section>
+    </main>
+  );
+}

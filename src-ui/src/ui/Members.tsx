@@ -1,0 +1,75 @@
+// The member list: avatar, name, presence, call state and media, with
+// actions to ring a member or write to them directly.
+
+import type { Peer } from "../protocol";
+import { Avatar } from "./Avatar";
+import { useEngine, useEngineState } from "./hooks";
+
+function MediaIcons({ peer }: { peer: Peer }) {
+  if (!peer.in_call) return null;
+  return (
+    <span className="media-icons">
+      <span title={peer.media.audio ? "Microphone on" : "Muted"} aria-label={peer.media.audio ? "microphone on" : "muted"}>
+        {peer.media.audio ? "🎙️" : "🔇"}
+      </span>
+      {peer.media.video && (
+        <span title="Camera on" aria-label="camera on">
+          📷
+        </span>
+      )}
+      {peer.media.screen && (
+        <span title="Sharing screen" aria-label="sharing screen">
+          🖥️
+        </span>
+      )}
+    </span>
+  );
+}
+
+export function Members({ onDirect }: { onDirect: (id: string) => void }) {
+  const engine = useEngine();
+  const state = useEngineState();
+  const self = state.self;
+  if (!self) return null;
+  const everyone = [self, ...state.members];
+  return (
+    <aside className="members" aria-label="Members">
+      <h2>
+        Members <span className="count">{everyone.length}</span>
+      </h2>
+      <ul>
+        {everyone.map((peer) => {
+          const isSelf = peer.id === self.id;
+          const typing = state.typing[peer.id] !== undefined;
+          return (
+            <li key={peer.id} className="member" data-peer={peer.id}>
+              <Avatar id={peer.id} name={peer.name} speaking={state.speaker === peer.id} />
+              <span className="member-text">
+                <span className="member-name">
+                  {peer.name}
+                  {isSelf && <span className="muted"> (you)</span>}
+                </span>
+                <span className="member-status">
+                  {typing ? "typing…" : peer.in_call ? "in call" : peer.client === "desktop" ? "desktop" : peer.client === "bot" ? "bot" : "online"}
+                </span>
+              </span>
+              <MediaIcons peer={peer} />
+              {!isSelf && (
+                <span className="member-actions">
+                  <button type="button" className="icon" title={`Message ${peer.name} directly`} aria-label={`Message ${peer.name} directly`} onClick={() => onDirect(peer.id)}>
+                    ✉️
+                  </button>
+                  {!peer.in_call && (
+                    <button type="button" className="icon" title={`Ring ${peer.name}`} aria-label={`Ring ${peer.name}`} onClick={() => engine.ring(peer.id, true)}>
+                      📞
+                    </button>
+                  )}
+                </span>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+    </aside>
+  );
+}

@@ -1,0 +1,135 @@
+// A joined room: header (room, connection, call), members, the call and
+// the chat, with keyboard shortcuts for the call.
+
+import { useEffect, useState } from "react";
+import { CallGrid } from "./CallGrid";
+import { Chat } from "./Chat";
+import { Controls } from "./Controls";
+import { Members } from "./Members";
+import { IncomingPrompt } from "./Prompt";
+import { useEngine, useEngineState, useNow } from "./hooks";
+import { formatDuration } from "../engine/session";
+
+function ConnectionPill() {
+  const { status } = useEngineState();
+  const label = status === "joined" ? "Connected" : status === "reconnecting" ? "Reconnecting…" : status === "offline" ? "Offline" : "Connecting…";
+  return (
+    <span className={`pill ${status}`} role="status" data-testid="connection">
+      {label}
+    </span>
+  );
+}
+
+function CallDuration({ startedAt }: { startedAt: number }) {
+  const now = useNow();
+  return (
+    <span className="call-duration" aria-label="Call duration" data-testid="call-duration">
+      {formatDuration(now - startedAt)}
+    </span>
+  );
+}
+
+function isTyping(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+}
+
+export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () => void }) {
+  const engine = useEngine();
+  const state = useEngineState();
+  const [directTo, setDirectTo] = useState<string | null>(null);
+  const [showStats, setShowStats] = useState(false);
+  const [tab, setTab] = useState<"chat" | "members">("chat");
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey || !state.inCall) return;
+      if (e.key === "m" || e.key === "M") engine.setMicrophone(!state.local.audio);
+      else if (e.key === "v" || e.key === "V") void engine.setCamera(!state.local.video);
+      else if (e.key === "L" && e.shiftKey) engine.leaveCall();
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [engine, state.inCall, state.local.audio, state.local.video]);
+
+  // A direct-message target that left is no longer selectable.
+  useEffect(() => {
+    if (directTo && !state.members.some((m) => m.id === directTo)) setDirectTo(null);
+  }, [directTo, state.members]);
+
+  const call = state.call;
+  const inCallCount = call?.members.length ?? 0;
+  const retry = (engine as { retry?: () => void }).retry;
+  return (
+    <div className={`room${state.inCall ? " in-call" : ""}`}>
+      <header className="room-header">
+        <div className="room-title">
+          <span className="brand-mark small" aria-hidden="true" />
+          <h1>{state.room?.name}</h1>
+          {state.room?.locked && <span title="Password protected">🔒</span>}
+          <ConnectionPill />
+        </div>
+        <div className="room-actions">
+          {call && <CallDuration startedAt={call.startedAt} />}
+          {!state.inCall && (
+            <>
+              <button type="button" className="primary" onClick={() => void engine.joinCall(true)}>
+                {call ? `Join call (${inCallCount})` : "Start video call"}
+              </button>
+              <button type="button" onClick={() => void engine.joinCall(false)}>
+                {call ? "Join with audio" : "Audio call"}
+              </button>
+            </>
+          )}
+          <button type="button" className="icon" onClick={toggleTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`} title="Theme">
+            {theme === "dark" ? "☀️" : "🌙"}
+          </button>
+          <button type="button" onClick={() => engine.leave()}>
+            Leave room
+          </button>
+        </div>
+      </header>
+      {(state.status === "reconnecting" || state.status === "offline") && (
+        <div className={`banner ${state.status}`} role="alert">
+          {state.status === "reconnecting" ? "Connection lost. Reconnecting… your call keeps going meanwhile." : (state.error?.message ?? "Offline.")}
+          {state.status === "offline" && retry && (
+            <button type="button" onClick={() => retry.call(engine)}>
+              Retry now
+            </button>
+          )}
+        </div>
+      )}
+      {state.error && state.error.code !== "attachment" && state.error.code !== "connection" && (
+        <div className="banner error" role="alert">
+          {state.error.message}
+        </div>
+      )}
+      <IncomingPrompt />
+      <nav className="tabs" aria-label="Panels">
+        <button type="button" aria-pressed={tab === "chat"} onClick={() => setTab("chat")}>
+          Chat{state.unread > 0 && <span className="unread-badge">{state.unread}</span>}
+        </button>
+        <button type="button" aria-pressed={tab === "members"} onClick={() => setTab("members")}>
+          Members ({state.members.length + 1})
+        </button>
+      </nav>
+      <div className={`room-body show-${tab}`}>
+        <Members
+          onDirect={(id) => {
+            setDirectTo(id);
+            setTab("chat");
+          }}
+        />
+        {state.inCall && (
+          <main className="stage">
+            <CallGrid showStats={showStats} />
+            <Controls showStats={showStats} setShowStats={setShowStats} />
+          </main>
+        )}
+        <Chat directTo={directTo} setDirectTo={setDirectTo} />
+      </div>
+    </div>
+  );
+}

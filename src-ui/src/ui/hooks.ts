@@ -1,0 +1,27 @@
+// React glue: the engine as context, its state as a subscription.
+
+import { createContext, useContext, useEffect, useState, useSyncExternalStore } from "react";
+import type { Engine, EngineState } from "../engine/types";
+
+export const EngineContext = createContext<Engine | null>(null);
+
+export function useEngine(): Engine {
+  const engine = useContext(EngineContext);
+  if (!engine) throw new Error("useEngine outside <EngineContext.Provider>");
+  return engine;
+}
+
+export function useEngineState(): EngineState {
+  const engine = useEngine();
+  return useSyncExternalStore(engine.subscribe, engine.getState);
+}
+
+/** The current time, refreshed every `intervalMs`. */
+export function useNow(intervalMs = 1000): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), intervalMs);
+    return () => clearInterval(t);
+  }, [intervalMs]);
+  return now;
+}
