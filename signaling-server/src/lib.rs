@@ -19,6 +19,7 @@ pub mod rooms;
 pub mod server;
 pub mod tls;
 pub mod turn;
+pub mod ui;
 
 pub use config::{Args, Config};
 pub use server::run;

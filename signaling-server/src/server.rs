@@ -316,7 +316,8 @@ impl<R: Registry> Listener<R> {
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let respond = |status, ty, body| (status, ty, body);
-        let answer: (&str, &str, String) = match (head.method.as_str(), head.path.as_str()) {
+        let path = head.path.split('?').next().unwrap_or_default();
+        let answer: (&str, &str, String) = match (head.method.as_str(), path) {
             ("GET", "/ws") if head.wants_websocket => {
                 return self.upgrade(stream, head, read_ahead).await;
             }
@@ -341,12 +342,28 @@ impl<R: Registry> Listener<R> {
                 "text/plain; version=0.0.4",
                 self.ctx.metrics.render(),
             ),
-            ("GET", "/") => respond(
-                "200 OK",
-                "text/plain",
-                "Huddle signaling server. WebSocket at /ws; see /healthz and /metrics.\n".into(),
-            ),
-            ("GET", _) => respond("404 Not Found", "text/plain", "not found\n".into()),
+            ("GET", _) => match crate::ui::lookup(&head.path) {
+                Some(asset) => {
+                    let _ = http::respond_with(
+                        &mut stream,
+                        "200 OK",
+                        asset.content_type,
+                        asset.cache_control,
+                        &asset.body,
+                    )
+                    .await;
+                    return None;
+                }
+                None if path == "/" => respond(
+                    "200 OK",
+                    "text/plain",
+                    "Huddle signaling server. WebSocket at /ws; see /healthz and /metrics.\n\
+                     The browser UI is not built into this binary: run `npm run build` in \
+                     src-ui/ and rebuild.\n"
+                        .into(),
+                ),
+                None => respond("404 Not Found", "text/plain", "not found\n".into()),
+            },
             _ => respond(
                 "405 Method Not Allowed",
                 "text/plain",

@@ -56,8 +56,39 @@ async fn healthz_metrics_and_not_found() {
             "missing {line:?} in\n{metrics}"
         );
     }
-    assert!(get(server.addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    assert!(get(server.addr, "/nope.txt").await.starts_with("HTTP/1.1 404"));
     assert!(get(server.addr, "/ws").await.starts_with("HTTP/1.1 426"));
+}
+
+#[tokio::test]
+async fn the_browser_ui_is_served_for_app_routes_and_nothing_else_leaks() {
+    assert!(
+        huddle_server::ui::is_built(),
+        "the UI is not built: run `npm ci && npm run build` in src-ui/ (`cargo xtask test` does)"
+    );
+    let server = TestServer::default().await;
+    for path in ["/", "/r/standup", "/r/Stand%20up?x=1"] {
+        let page = get(server.addr, path).await;
+        assert!(page.starts_with("HTTP/1.1 200"), "{path}: {page}");
+        assert!(page.contains("Content-Type: text/html"), "{path}");
+        assert!(page.contains(r#"<div id="root">"#), "{path}");
+    }
+    // The page's own script is served, with a long cache life.
+    let page = get(server.addr, "/").await;
+    let script = page
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("index.html names its script");
+    let js = get(server.addr, script).await;
+    assert!(js.starts_with("HTTP/1.1 200"), "{script}");
+    assert!(js.contains("Content-Type: text/javascript"));
+    assert!(js.contains("immutable"));
+    for path in ["/assets/missing-123.js", "/../Cargo.toml", "/assets/../../Cargo.toml", "/.env"] {
+        assert!(get(server.addr, path).await.starts_with("HTTP/1.1 404"), "{path}");
+    }
+    assert!(get(server.addr, "/ws?x=1").await.starts_with("HTTP/1.1 426"));
+    server.shutdown().await;
 }
 
 #[tokio::test]
