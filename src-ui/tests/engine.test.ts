@@ -1,0 +1,143 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { BrowserEngine } from "../src/engine/browser";
+import { backoff, BACKOFF_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
+import { FakePeerConnection, FakeSocket } from "./fakes";
+
+const peer = (id: string, name: string) => ({
+  id,
+  name,
+  client: "browser",
+  joined_at: 1,
+  in_call: false,
+  media: { audio: true, video: false, screen: false },
+});
+
+const joined = (resume: string, resumed: boolean) => ({
+  type: "joined",
+  self: peer("p_1", "Ada"),
+  room: { name: "standup", locked: false, peers: [peer("p_2", "Grace")], call: null },
+  ice_servers: [{ urls: ["stun:stun.example.org"] }],
+  resume,
+  resumed,
+  limits: { max_frame_bytes: 1048576, max_chat_chars: 4000, max_peers: 8, max_attachment_bytes: 1000 },
+});
+
+let engine: BrowserEngine;
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeSocket.all = [];
+  engine = new BrowserEngine("ws://huddle.test/ws", {
+    createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
+    createPeerConnection: (c) => new FakePeerConnection(c) as unknown as RTCPeerConnection,
+    mediaDevices: null,
+    now: () => Date.now(),
+  });
+});
+
+afterEach(() => {
+  engine.dispose();
+  vi.useRealTimers();
+});
+
+function joinStandup() {
+  engine.join({ room: "standup", name: "Ada", password: "pw" });
+  const socket = FakeSocket.last();
+  socket.open();
+  expect(socket.sentOfType("join")).toEqual([
+    { type: "join", v: 1, room: "standup", name: "Ada", client: "browser", password: "pw", media: { audio: true, video: false, screen: false } },
+  ]);
+  socket.receive(joined("token-1", false));
+  return socket;
+}
+
+describe("reconnect and resume", () => {
+  it("keeps the room through a dropped socket and resumes with the last token", () => {
+    const first = joinStandup();
+    first.receive({ type: "chat", id: "m_1", from: "p_2", text: "hello", ts: 5 });
+    expect(engine.getState().status).toBe("joined");
+
+    first.drop(1006);
+    expect(engine.getState().status).toBe("reconnecting");
+    expect(engine.getState().chat.some((l) => l.kind === "chat" && l.text === "hello")).toBe(true);
+
+    vi.advanceTimersByTime(BACKOFF_MS[0] * 1.2);
+    const second = FakeSocket.last();
+    expect(second).not.toBe(first);
+    second.open();
+    expect(second.sentOfType("join")[0]).toMatchObject({ room: "standup", resume: "token-1", password: "pw" });
+
+    second.receive(joined("token-2", true));
+    second.receive({ type: "chat", id: "m_2", from: "p_2", text: "queued while away", ts: 6 });
+    const state = engine.getState();
+    expect(state.status).toBe("joined");
+    expect(state.chat.filter((l) => l.kind === "chat").map((l) => l.kind === "chat" && l.text)).toEqual(["hello", "queued while away"]);
+
+    // The next drop resumes with the fresh token: tokens are single-use.
+    second.drop(1001);
+    vi.advanceTimersByTime(BACKOFF_MS[0] * 1.2);
+    FakeSocket.last().open();
+    expect(FakeSocket.last().sentOfType("join")[0]).toMatchObject({ resume: "token-2" });
+  });
+
+  it("backs off exponentially, within ±20 %", () => {
+    expect(backoff(0, () => 0)).toBe(BACKOFF_MS[0] * 0.8);
+    expect(backoff(1, () => 1)).toBe(BACKOFF_MS[1] * 1.2);
+    expect(backoff(99, () => 0.5)).toBe(BACKOFF_MS[BACKOFF_MS.length - 1]);
+  });
+
+  it("does not retry after a policy close, and says so", () => {
+    const socket = joinStandup();
+    socket.drop(1008);
+    vi.advanceTimersByTime(60_000);
+    expect(FakeSocket.all.length).toBe(1);
+    expect(engine.getState().status).toBe("offline");
+    expect(engine.getState().error?.code).toBe("connection");
+  });
+
+  it("pings at the application level so the server does not close an idle browser", () => {
+    const socket = joinStandup();
+    vi.advanceTimersByTime(PING_INTERVAL_MS * 2 + 1);
+    expect(socket.sentOfType("ping").length).toBe(2);
+  });
+});
+
+describe("join errors", () => {
+  it("returns to the lobby with the reason on a wrong password", () => {
+    engine.join({ room: "standup", name: "Ada", password: "nope" });
+    const socket = FakeSocket.last();
+    socket.open();
+    socket.receive({ type: "error", code: "bad_password", message: "wrong password" });
+    const state = engine.getState();
+    expect(state.status).toBe("idle");
+    expect(state.error).toEqual({ code: "bad_password", message: "Wrong password for this room." });
+  });
+});
+
+describe("calls", () => {
+  it("offers to every member already in the call, and only to them", async () => {
+    const socket = joinStandup();
+    await engine.joinCall(false);
+    expect(socket.sentOfType("call_join")).toEqual([{ type: "call_join", video: false }]);
+    socket.receive({ type: "call_joined", peers: ["p_2"] });
+    await vi.advanceTimersByTimeAsync(10);
+    const offers = socket.sentOfType("signal");
+    expect(offers.length).toBeGreaterThan(0);
+    expect(offers.every((m) => m.to === "p_2")).toBe(true);
+    expect(offers[0]).toMatchObject({ data: { sdp: { type: "offer" } } });
+  });
+
+  it("ignores signals from members when not in a call", () => {
+    const socket = joinStandup();
+    socket.receive({ type: "signal", from: "p_2", data: { sdp: { type: "offer", sdp: "x m=audio" } } });
+    expect(engine.getState().remote).toEqual({});
+    expect(socket.sentOfType("signal")).toEqual([]);
+  });
+
+  it("refuses an attachment over the server's limit before sending", () => {
+    const socket = joinStandup();
+    engine.sendChat("", { attachment: { mime: "image/png", name: "big.png", data: "A".repeat(4000) } });
+    expect(socket.sentOfType("chat")).toEqual([]);
+    expect(engine.getState().error?.code).toBe("attachment");
+  });
+});

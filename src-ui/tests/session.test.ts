@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import { apply, expireTyping, formatDuration, initialState, TYPING_TTL_MS } from "../src/engine/session";
+import type { Peer, ServerMessage } from "../src/protocol";
+import type { EngineState } from "../src/engine/types";
+
+const peer = (id: string, name: string, extra: Partial<Peer> = {}): Peer => ({
+  id,
+  name,
+  client: "browser",
+  joined_at: 1,
+  in_call: false,
+  media: { audio: true, video: false, screen: false },
+  ...extra,
+});
+
+function joined(resumed = false, others: Peer[] = [peer("p_2", "Grace")]): ServerMessage {
+  return {
+    type: "joined",
+    self: peer("p_1", "Ada"),
+    room: { name: "standup", locked: false, peers: others, call: null },
+    ice_servers: [],
+    resume: "tok",
+    resumed,
+    limits: { max_frame_bytes: 1 << 20, max_chat_chars: 4000, max_peers: 8, max_attachment_bytes: 524288 },
+  };
+}
+
+const run = (msgs: ServerMessage[], now = 1000, from: EngineState = initialState()) => msgs.reduce((s, m) => apply(s, m, now), from);
+
+describe("chat state", () => {
+  it("labels room and direct messages, counts unread but not one's own", () => {
+    const s = run([
+      joined(),
+      { type: "chat", id: "m_1", from: "p_2", text: "hi all", ts: 5 },
+      { type: "chat", id: "m_2", from: "p_2", to: "p_1", text: "psst", ts: 6 },
+      { type: "chat", id: "m_3", from: "p_1", to: "p_2", text: "yes?", ts: 7 },
+    ]);
+    const lines = s.chat.filter((l) => l.kind === "chat");
+    expect(lines.map((l) => l.kind === "chat" && [l.fromName, l.toName ?? null, l.own])).toEqual([
+      ["Grace", null, false],
+      ["Grace", "Ada", false],
+      ["Ada", "Grace", true],
+    ]);
+    expect(s.unread).toBe(2);
+  });
+
+  it("writes join and leave lines and forgets a member that left", () => {
+    const s = run([
+      joined(),
+      { type: "peer_joined", peer: peer("p_3", "Linus") },
+      { type: "typing", from: "p_3", active: true },
+      { type: "peer_left", id: "p_3", reason: "timeout" },
+    ]);
+    expect(s.chat.filter((l) => l.kind === "system").map((l) => l.kind === "system" && l.text)).toEqual([
+      "You joined standup",
+      "Linus joined",
+      "Linus lost connection",
+    ]);
+    expect(s.members.map((m) => m.id)).toEqual(["p_2"]);
+    expect(s.typing).toEqual({});
+  });
+
+  it("keeps the chat over a resumed join and starts afresh on a new one", () => {
+    const before = run([joined(), { type: "chat", id: "m_1", from: "p_2", text: "hi", ts: 5 }]);
+    expect(apply(before, joined(true), 2000).chat).toEqual(before.chat);
+    const fresh = apply(before, joined(false), 2000);
+    expect(fresh.chat.length).toBe(before.chat.length + 1); // a new "You joined" line, history kept on screen
+    expect(fresh.remote).toEqual({});
+  });
+});
+
+describe("typing", () => {
+  it("expires an indicator not refreshed within 6 s", () => {
+    let s = run([joined(), { type: "typing", from: "p_2", active: true }], 1000);
+    expect(Object.keys(expireTyping(s, 1000 + TYPING_TTL_MS - 1).typing)).toEqual(["p_2"]);
+    s = apply(s, { type: "typing", from: "p_2", active: true }, 4000); // refreshed
+    expect(Object.keys(expireTyping(s, 1000 + TYPING_TTL_MS + 1).typing)).toEqual(["p_2"]);
+    expect(expireTyping(s, 4000 + TYPING_TTL_MS).typing).toEqual({});
+  });
+
+  it("ends when the typist's message arrives or they stop", () => {
+    const s = run([joined(), { type: "typing", from: "p_2", active: true }]);
+    expect(apply(s, { type: "chat", id: "m", from: "p_2", text: "x", ts: 1 }, 1).typing).toEqual({});
+    expect(apply(s, { type: "typing", from: "p_2", active: false }, 1).typing).toEqual({});
+  });
+});
+
+describe("calls", () => {
+  it("prompts members outside the call when it starts, not the starter", () => {
+    const s = run([joined(), { type: "call_started", by: "p_2", video: true, started_at: 500 }]);
+    expect(s.prompt).toEqual({ kind: "call", by: "p_2", byName: "Grace", video: true });
+    expect(s.call).toEqual({ startedAt: 500, members: ["p_2"] });
+    const own = run([joined(), { type: "call_joined", peers: [] }, { type: "call_started", by: "p_1", video: false, started_at: 9 }]);
+    expect(own.prompt).toBeNull();
+    expect(own.inCall).toBe(true);
+  });
+
+  it("tracks who is in the call from peer updates and ends cleanly", () => {
+    let s = run([joined(), { type: "call_joined", peers: [] }, { type: "call_started", by: "p_1", video: true, started_at: 9 }]);
+    s = apply(s, { type: "peer_updated", peer: peer("p_2", "Grace", { in_call: true }) }, 10);
+    expect(s.call?.members.sort()).toEqual(["p_1", "p_2"]);
+    s = apply(s, { type: "call_ended", duration_ms: 65_000 }, 11);
+    expect(s.call).toBeNull();
+    expect(s.inCall).toBe(false);
+    expect(s.chat.at(-1)).toMatchObject({ kind: "system", text: "Call ended · 1:05" });
+  });
+
+  it("shows a ring from a member and clears it if they leave", () => {
+    let s = run([joined(), { type: "ring", from: "p_2", video: false }]);
+    expect(s.prompt).toEqual({ kind: "ring", from: "p_2", fromName: "Grace", video: false });
+    s = apply(s, { type: "peer_left", id: "p_2", reason: "left" }, 5);
+    expect(s.prompt).toBeNull();
+  });
+});
+
+describe("errors", () => {
+  it("explains every join error in words", () => {
+    for (const code of ["room_full", "bad_password", "server_full", "forbidden"] as const) {
+      const s = apply(initialState(), { type: "error", code, message: "x" }, 0);
+      expect(s.error?.code).toBe(code);
+      expect(s.error?.message).not.toContain("x");
+    }
+  });
+});
+
+it("formats durations", () => {
+  expect(formatDuration(0)).toBe("0:00");
+  expect(formatDuration(65_000)).toBe("1:05");
+  expect(formatDuration(3_723_000)).toBe("1:02:03");
+});
