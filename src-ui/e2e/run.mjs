@@ -1,0 +1,271 @@
+// End-to-end: real headless Chromium (Debian `chromium`, fake camera and
+// microphone) running the UI against a real huddle-server.
+//
+//   HUDDLE_SERVER_BIN=path/to/huddle-server node e2e/run.mjs
+//
+// Every step waits for what a user would see (page.waitForFunction polls
+// the page), never for a fixed time. Screenshots go to e2e/out/.
+
+import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join as joinPath } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = joinPath(here, "out");
+mkdirSync(out, { recursive: true });
+
+const serverBin = process.env.HUDDLE_SERVER_BIN;
+if (!serverBin) {
+  console.error("e2e: set HUDDLE_SERVER_BIN to a huddle-server binary");
+  process.exit(2);
+}
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const STEP_TIMEOUT = 30_000;
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+let server = null;
+async function startServer(port) {
+  const child = spawn(serverBin, ["--listen", `127.0.0.1:${port}`, "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
+  server = child;
+  // Ready when /healthz answers.
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (r.ok) return child;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("huddle-server did not start");
+}
+
+async function stopServer() {
+  if (!server) return;
+  const child = server;
+  server = null;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+const results = [];
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`  ✓ ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push({ name, ok: false });
+    console.log(`  ✗ ${name}: ${error.message.split("\n")[0]}`);
+    throw error;
+  }
+}
+
+/** A PNG (8×8, solid indigo), built by hand so the test needs no files. */
+function tinyPng() {
+  return Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEklEQVR4nGOMjp7KgA0wYRUFAA6qAZ4DY+4KAAAAAElFTkSuQmCC",
+    "base64",
+  );
+}
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+await startServer(port);
+
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    // Loopback ICE: real host candidates instead of mDNS names nobody resolves.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--allow-loopback-in-peer-connection",
+    // Screen share without a picker.
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--enable-usermedia-screen-capturing",
+  ],
+});
+
+async function user(name, path = "/", viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport, permissions: ["camera", "microphone"] });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.log(`  [${name}] page error: ${e.message}`));
+  await page.goto(base + path);
+  return { name, page, context };
+}
+
+async function join(u, room) {
+  const { page } = u;
+  await page.getByLabel("Your name").fill(u.name);
+  if (room !== undefined) await page.getByLabel("Room", { exact: true }).fill(room);
+  await page.getByRole("button", { name: "Join room" }).click();
+  await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: STEP_TIMEOUT });
+}
+
+async function say(u, text) {
+  await u.page.getByLabel("Message", { exact: true }).fill(text);
+  await u.page.getByLabel("Message", { exact: true }).press("Enter");
+}
+
+const sees = (u, text) => u.page.getByTestId("message").filter({ hasText: text }).first().waitFor({ timeout: STEP_TIMEOUT });
+
+/** Resolves once every remote tile of `u` decodes video that keeps advancing. */
+async function decodingFrom(u, remotes) {
+  await u.page.waitForFunction(
+    (n) => {
+      const s = window.huddle.state();
+      const ids = Object.keys(s.remote);
+      if (ids.length !== n) return false;
+      window.__frames ??= {};
+      let ok = true;
+      for (const id of ids) {
+        const st = s.stats[id];
+        if (!st || st.width <= 0 || st.height <= 0) ok = false;
+        else if ((window.__frames[id] ?? Infinity) >= st.framesDecoded) ok = false;
+        if (st) window.__frames[id] = Math.min(window.__frames[id] ?? st.framesDecoded, st.framesDecoded);
+      }
+      return ok;
+    },
+    remotes,
+    { timeout: STEP_TIMEOUT, polling: 500 },
+  );
+  return u.page.evaluate(() => Object.values(window.huddle.state().stats).map((s) => ({ codec: s.codec, w: s.width, h: s.height, frames: s.framesDecoded })));
+}
+
+let failed = false;
+try {
+  console.log(`e2e: huddle-server on ${base}, ${await browser.version()}`);
+  const ada = await user("Ada");
+  const grace = await user("Grace", "/r/standup");
+  const linus = await user("Linus", "/", { width: 390, height: 844 });
+
+  await step("Ada joins a room by name", () => join(ada, "standup"));
+  await step("the lobby lists the room live, with its member count", async () => {
+    await linus.page.getByRole("button", { name: "Choose room standup" }).filter({ hasText: "1 member" }).waitFor({ timeout: STEP_TIMEOUT });
+    await linus.page.screenshot({ path: joinPath(out, "lobby-phone.png") });
+  });
+  await step("a room link opens the join screen for that room", async () => {
+    const value = await grace.page.getByLabel("Room", { exact: true }).inputValue();
+    if (value !== "standup") throw new Error(`room field is ${JSON.stringify(value)}`);
+    await grace.page.screenshot({ path: joinPath(out, "lobby.png") });
+    await join(grace);
+  });
+  await step("a third user joins from the lobby list", async () => {
+    await linus.page.getByRole("button", { name: "Choose room standup" }).click();
+    await join(linus);
+    await ada.page.locator(".member", { hasText: "Linus" }).waitFor({ timeout: STEP_TIMEOUT });
+    await ada.page.locator(".system-line", { hasText: "Linus joined" }).waitFor({ timeout: STEP_TIMEOUT });
+  });
+  await step("chat reaches everyone; links are clickable, markup is text", async () => {
+    await say(ada, "hello team, notes at https://example.org/notes <b>not bold</b>");
+    for (const u of [grace, linus]) await sees(u, "hello team");
+    const link = await grace.page.getByRole("link", { name: "https://example.org/notes" }).getAttribute("href");
+    if (link !== "https://example.org/notes") throw new Error(`link href ${link}`);
+    if ((await grace.page.locator(".message-text b").count()) !== 0) throw new Error("markup was interpreted");
+  });
+  await step("a direct message is seen by its recipient only", async () => {
+    await ada.page.getByLabel("Send to").selectOption({ label: "Grace (direct)" });
+    await say(ada, "psst grace only");
+    await sees(grace, "psst grace only");
+    await ada.page.getByLabel("Send to").selectOption({ label: "Everyone" });
+    await say(ada, "back to everyone");
+    await sees(linus, "back to everyone");
+    // Linus got the later room message, so he would have had the earlier DM.
+    if ((await linus.page.getByTestId("message").filter({ hasText: "psst" }).count()) !== 0) throw new Error("Linus saw the DM");
+  });
+  await step("typing shows up for the others and clears", async () => {
+    await grace.page.getByLabel("Message", { exact: true }).pressSequentially("typing a long", { delay: 20 });
+    await ada.page.locator(".typing-line", { hasText: "Grace is typing" }).waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.getByLabel("Message", { exact: true }).press("Enter");
+    await ada.page.locator(".typing-line", { hasText: "Grace is typing" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT }).catch(async () => {
+      await ada.page.waitForFunction(() => !document.querySelector(".typing-line")?.textContent, null, { timeout: STEP_TIMEOUT });
+    });
+  });
+  await step("an image attachment arrives intact", async () => {
+    await ada.page.getByTestId("file-input").setInputFiles({ name: "indigo.png", mimeType: "image/png", buffer: tinyPng() });
+    await ada.page.locator(".pending-attachment", { hasText: "indigo.png" }).waitFor({ timeout: STEP_TIMEOUT });
+    await say(ada, "our new colour");
+    const img = grace.page.locator(".attachment img[alt='indigo.png']");
+    await img.waitFor({ timeout: STEP_TIMEOUT });
+    const src = await img.getAttribute("src");
+    if (src !== `data:image/png;base64,${tinyPng().toString("base64")}`) throw new Error("attachment bytes differ");
+    const width = await img.evaluate((el) => el.naturalWidth);
+    if (width !== 8) throw new Error(`decoded width ${width}`);
+    await grace.page.screenshot({ path: joinPath(out, "chat.png") });
+  });
+  await step("a 3-way video call: everyone decodes everyone", async () => {
+    await ada.page.getByRole("button", { name: "Start video call" }).click();
+    for (const u of [grace, linus]) {
+      await u.page.getByRole("alertdialog").filter({ hasText: "Ada started a call" }).waitFor({ timeout: STEP_TIMEOUT });
+      await u.page.getByRole("alertdialog").getByRole("button", { name: "Join" }).click();
+    }
+    const figures = [];
+    for (const u of [ada, grace, linus]) figures.push([u.name, await decodingFrom(u, 2)]);
+    for (const [name, stats] of figures) console.log(`    ${name} decodes: ${stats.map((s) => `${s.codec} ${s.w}×${s.h} (${s.frames} frames)`).join(", ")}`);
+    const codecs = new Set(figures.flatMap(([, s]) => s.map((x) => x.codec)));
+    if (!codecs.has("H264")) throw new Error(`the call did not use H.264 (codecs: ${[...codecs].join(", ")})`);
+  });
+  await step("mute is shown to the others", async () => {
+    await grace.page.getByRole("button", { name: "🎙️ Mute" }).click();
+    await ada.page.locator(".member", { hasText: "Grace" }).getByLabel("muted").waitFor({ timeout: STEP_TIMEOUT });
+    await ada.page.getByRole("button", { name: "📊 Stats" }).click();
+    await ada.page.getByTestId("stats").first().waitFor({ timeout: STEP_TIMEOUT });
+    await ada.page.screenshot({ path: joinPath(out, "call-3way.png") });
+    await linus.page.screenshot({ path: joinPath(out, "call-3way-phone.png") });
+  });
+  await step("screen share replaces the camera where headless Chromium allows it", async () => {
+    await linus.page.getByRole("button", { name: "🖥️ Share screen" }).click();
+    const shared = await ada.page
+      .locator(".member", { hasText: "Linus" })
+      .getByLabel("sharing screen")
+      .waitFor({ timeout: 5000 })
+      .then(() => true)
+      .catch(() => false);
+    if (shared) {
+      await linus.page.getByRole("button", { name: "🖥️ Stop sharing" }).click();
+      console.log("    screen share: shown to others");
+    } else {
+      const error = await linus.page.evaluate(() => window.huddle.state().error?.message ?? "");
+      console.log(`    screen share: not available in headless Chromium (${error || "no stream"})`);
+    }
+  });
+  await step("a server restart is survived: reconnect, rejoin, chat and call again", async () => {
+    await stopServer();
+    await ada.page.getByTestId("connection").filter({ hasText: "Reconnecting" }).waitFor({ timeout: STEP_TIMEOUT });
+    await startServer(port);
+    for (const u of [ada, grace, linus]) {
+      await u.page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: STEP_TIMEOUT });
+    }
+    await say(linus, "made it back");
+    for (const u of [ada, grace]) await sees(u, "made it back");
+    for (const u of [ada, grace, linus]) await decodingFrom(u, 2);
+  });
+} catch (error) {
+  failed = true;
+  console.error(error);
+} finally {
+  await browser.close();
+  await stopServer();
+}
+const passed = results.filter((r) => r.ok).length;
+console.log(`e2e: ${passed}/${results.length} steps passed${failed ? " (stopped at the first failure)" : ""}; screenshots in ${out}`);
+process.exit(failed ? 1 : 0);
