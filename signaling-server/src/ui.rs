@@ -98,14 +98,24 @@ mod tests {
         assert!(is_safe("assets/index-abc123.js"));
         assert!(is_safe("r/standup"));
         assert!(is_safe(""));
-        for bad in ["../Cargo.toml", "assets/../../etc/passwd", ".env", "a//b", "a\\b", "assets/.hidden"] {
+        for bad in [
+            "../Cargo.toml",
+            "assets/../../etc/passwd",
+            ".env",
+            "a//b",
+            "a\\b",
+            "assets/.hidden",
+        ] {
             assert!(!is_safe(bad), "{bad}");
         }
     }
 
     #[test]
     fn content_types_by_extension() {
-        assert_eq!(content_type("assets/x.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("assets/x.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("favicon.ico"), "image/x-icon");
         assert_eq!(content_type("blob"), "application/octet-stream");
     }

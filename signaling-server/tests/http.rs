@@ -56,7 +56,9 @@ async fn healthz_metrics_and_not_found() {
             "missing {line:?} in\n{metrics}"
         );
     }
-    assert!(get(server.addr, "/nope.txt").await.starts_with("HTTP/1.1 404"));
+    assert!(get(server.addr, "/nope.txt")
+        .await
+        .starts_with("HTTP/1.1 404"));
     assert!(get(server.addr, "/ws").await.starts_with("HTTP/1.1 426"));
 }
 
@@ -84,10 +86,20 @@ async fn the_browser_ui_is_served_for_app_routes_and_nothing_else_leaks() {
     assert!(js.starts_with("HTTP/1.1 200"), "{script}");
     assert!(js.contains("Content-Type: text/javascript"));
     assert!(js.contains("immutable"));
-    for path in ["/assets/missing-123.js", "/../Cargo.toml", "/assets/../../Cargo.toml", "/.env"] {
-        assert!(get(server.addr, path).await.starts_with("HTTP/1.1 404"), "{path}");
+    for path in [
+        "/assets/missing-123.js",
+        "/../Cargo.toml",
+        "/assets/../../Cargo.toml",
+        "/.env",
+    ] {
+        assert!(
+            get(server.addr, path).await.starts_with("HTTP/1.1 404"),
+            "{path}"
+        );
     }
-    assert!(get(server.addr, "/ws?x=1").await.starts_with("HTTP/1.1 426"));
+    assert!(get(server.addr, "/ws?x=1")
+        .await
+        .starts_with("HTTP/1.1 426"));
     server.shutdown().await;
 }
 

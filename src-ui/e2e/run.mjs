@@ -225,15 +225,15 @@ try {
     if (!codecs.has("H264")) throw new Error(`the call did not use H.264 (codecs: ${[...codecs].join(", ")})`);
   });
   await step("mute is shown to the others", async () => {
-    await grace.page.getByRole("button", { name: "🎙️ Mute" }).click();
+    await grace.page.getByRole("button", { name: "Mute", exact: true }).click();
     await ada.page.locator(".member", { hasText: "Grace" }).getByLabel("muted").waitFor({ timeout: STEP_TIMEOUT });
-    await ada.page.getByRole("button", { name: "📊 Stats" }).click();
+    await ada.page.getByRole("button", { name: "Stats", exact: true }).click();
     await ada.page.getByTestId("stats").first().waitFor({ timeout: STEP_TIMEOUT });
     await ada.page.screenshot({ path: joinPath(out, "call-3way.png") });
     await linus.page.screenshot({ path: joinPath(out, "call-3way-phone.png") });
   });
   await step("screen share replaces the camera where headless Chromium allows it", async () => {
-    await linus.page.getByRole("button", { name: "🖥️ Share screen" }).click();
+    await linus.page.getByRole("button", { name: "Share screen", exact: true }).click();
     const shared = await ada.page
       .locator(".member", { hasText: "Linus" })
       .getByLabel("sharing screen")
@@ -241,7 +241,7 @@ try {
       .then(() => true)
       .catch(() => false);
     if (shared) {
-      await linus.page.getByRole("button", { name: "🖥️ Stop sharing" }).click();
+      await linus.page.getByRole("button", { name: "Stop sharing", exact: true }).click();
       console.log("    screen share: shown to others");
     } else {
       const error = await linus.page.evaluate(() => window.huddle.state().error?.message ?? "");

@@ -42,6 +42,7 @@ describe("chat state", () => {
       ["Ada", "Grace", true],
     ]);
     expect(s.unread).toBe(2);
+    expect(s.firstUnread).toBe("m_1");
   });
 
   it("writes join and leave lines and forgets a member that left", () => {

@@ -1,8 +1,10 @@
 //! `cargo xtask <task>`: the project's two commands and their helpers.
 //!
-//! - `run [server flags…]`: builds and runs `huddle-server` on port 8443.
+//! - `run [server flags…]`: builds the browser UI and runs `huddle-server`
+//!   (which serves it) on port 8443.
 //! - `test`: installs what the tests need (saying what), then runs the
-//!   format check, clippy and every test of the workspace.
+//!   format check, clippy, every Rust test of the workspace, the UI's unit
+//!   tests and the end-to-end run in headless Chromium.
 //! - `bench`: the load benchmark, `huddle-server` next to PeerJS's server
 //!   (installs the npm package `peer` into `bench/peerjs/` first).
 //! - `bindings`: regenerates the TypeScript protocol types in `src-ui/src/protocol/`.
@@ -11,7 +13,16 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 /// Debian packages the tests need, by the program that shows they are there.
-const SYSTEM_PACKAGES: &[(&str, &str)] = &[("turnserver", "coturn"), ("python3", "python3")];
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("turnserver", "coturn"),
+    ("python3", "python3"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
+    ("chromium", "chromium"),
+];
+
+/// Debian packages building the UI needs.
+const UI_PACKAGES: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,8 +77,8 @@ fn has_program(name: &str) -> bool {
 }
 
 /// Installs missing Debian packages with apt, as root or through sudo.
-fn ensure_system_packages() -> Result<(), Failed> {
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+fn ensure_system_packages(packages: &[(&str, &str)]) -> Result<(), Failed> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(program, _)| !has_program(program))
         .map(|(_, package)| *package)
@@ -102,7 +113,42 @@ fn ensure_system_packages() -> Result<(), Failed> {
     step("apt-get install", &mut install)
 }
 
+/// Installs the UI's npm packages when needed and builds it into `src-ui/dist`
+/// (which `huddle-server` embeds).
+fn build_ui() -> Result<(), Failed> {
+    ensure_system_packages(UI_PACKAGES)?;
+    let ui = root().join("src-ui");
+    let installed = ui.join("node_modules/.package-lock.json");
+    let stale = match (
+        std::fs::metadata(&installed).and_then(|m| m.modified()),
+        std::fs::metadata(ui.join("package-lock.json")).and_then(|m| m.modified()),
+    ) {
+        (Ok(installed), Ok(lock)) => lock > installed,
+        _ => true,
+    };
+    if stale {
+        eprintln!("xtask: installing the UI's npm packages (src-ui/package-lock.json)");
+        step(
+            "npm ci",
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&ui),
+        )?;
+    }
+    step(
+        "build the UI",
+        Command::new("npm").args(["run", "build"]).current_dir(&ui),
+    )
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 fn run(flags: &[String]) -> Result<(), Failed> {
+    build_ui()?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "huddle-server", "--"]);
     if !flags.iter().any(|f| f.starts_with("--listen")) {
@@ -113,7 +159,7 @@ fn run(flags: &[String]) -> Result<(), Failed> {
 }
 
 fn test() -> Result<(), Failed> {
-    ensure_system_packages()?;
+    ensure_system_packages(TEST_PACKAGES)?;
     step(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
@@ -129,9 +175,30 @@ fn test() -> Result<(), Failed> {
             "warnings",
         ]),
     )?;
+    // The server's tests check that it serves the built UI.
+    build_ui()?;
+    let ui = root().join("src-ui");
+    step(
+        "UI unit tests (vitest)",
+        Command::new("npm").args(["test"]).current_dir(&ui),
+    )?;
     step(
         "cargo test",
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
+    )?;
+    step(
+        "cargo build -p huddle-server",
+        cargo().args(["build", "-p", "huddle-server"]),
+    )?;
+    step(
+        "end-to-end in headless Chromium",
+        Command::new("node")
+            .arg("e2e/run.mjs")
+            .env(
+                "HUDDLE_SERVER_BIN",
+                target_dir().join("debug").join("huddle-server"),
+            )
+            .current_dir(&ui),
     )
 }
 
@@ -167,10 +234,7 @@ fn bench(flags: &[String]) -> Result<(), Failed> {
             "huddle-bench",
         ]),
     )?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("release");
+    let target = target_dir().join("release");
     // 10,000 client sockets and as many on the server: raise the open-file
     // limit to the hard limit for both processes.
     let mut cmd = Command::new("sh");

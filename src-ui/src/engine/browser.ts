@@ -215,7 +215,7 @@ export class BrowserEngine implements Engine {
   }
 
   markRead(): void {
-    this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0 }));
+    this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0, firstUnread: null }));
   }
 
   dismissError(): void {

@@ -21,6 +21,7 @@ export function initialState(): EngineState {
     typing: {},
     chat: [],
     unread: 0,
+    firstUnread: null,
     call: null,
     inCall: false,
     prompt: null,
@@ -43,7 +44,8 @@ function systemLine(text: string, ts: number): ChatLine {
 function appendChat(state: EngineState, line: ChatLine, countsUnread: boolean): EngineState {
   const chat = state.chat.length >= MAX_CHAT_LINES ? state.chat.slice(-MAX_CHAT_LINES + 1) : state.chat.slice();
   chat.push(line);
-  return { ...state, chat, unread: countsUnread ? state.unread + 1 : state.unread };
+  if (!countsUnread) return { ...state, chat };
+  return { ...state, chat, unread: state.unread + 1, firstUnread: state.firstUnread ?? line.id };
 }
 
 /** The display name of a member id (self included), or a placeholder. */

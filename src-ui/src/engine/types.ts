@@ -84,6 +84,8 @@ export interface EngineState {
   typing: Record<string, number>;
   chat: ChatLine[];
   unread: number;
+  /** The first chat line not yet read, while there is one. */
+  firstUnread: string | null;
   /** The room's call: when it started and who is in it (ids, self included). */
   call: { startedAt: number; members: string[] } | null;
   /** Whether this client is in the call. */

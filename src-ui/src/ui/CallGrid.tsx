@@ -2,6 +2,7 @@
 // for 1–8 tiles, with the active speaker highlighted and an optional stats
 // overlay per remote peer.
 
+import { Icon } from "./icons";
 import { useEffect, useRef } from "react";
 import type { PeerStats } from "../engine/types";
 import { Avatar } from "./Avatar";
@@ -63,7 +64,7 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
           </div>
         )}
         <figcaption>
-          You{!state.local.audio && <span aria-label="muted"> 🔇</span>}
+          You{!state.local.audio && <Icon name="micOff" label="muted" size={14} />}
           {state.local.screen && <span> · sharing screen</span>}
         </figcaption>
       </figure>
@@ -82,7 +83,7 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
             )}
             <figcaption>
               {name}
-              {member && !member.media.audio && <span aria-label="muted"> 🔇</span>}
+              {member && !member.media.audio && <Icon name="micOff" label="muted" size={14} />}
               {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}
             </figcaption>
             {showStats && <StatsOverlay stats={state.stats[id]} />}

@@ -1,6 +1,7 @@
 // The chat: room messages, direct messages, join/leave lines, typing,
 // image attachments (paste, drop or pick) and an unread marker.
 
+import { Icon } from "./icons";
 import { useEffect, useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
 import type { Attachment } from "../protocol";
 import { useEngine, useEngineState } from "./hooks";
@@ -33,7 +34,8 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
   const listRef = useRef<HTMLOListElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const typingRef = useRef<{ active: boolean; timer: ReturnType<typeof setTimeout> | null }>({ active: false, timer: null });
-  const [readUpTo, setReadUpTo] = useState(state.chat.length - state.unread);
+  // The "new" marker stays a few seconds after the lines were read.
+  const [marker, setMarker] = useState<string | null>(state.firstUnread);
   const maxBytes = state.limits?.max_attachment_bytes ?? 0;
 
   // New lines scroll into view; the unread marker stays where reading stopped.
@@ -58,11 +60,13 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
   }, [engine, state.chat.length]);
 
   useEffect(() => {
-    if (state.unread === 0) {
-      const t = setTimeout(() => setReadUpTo(state.chat.length), 4000);
-      return () => clearTimeout(t);
+    if (state.firstUnread) {
+      setMarker(state.firstUnread);
+      return;
     }
-  }, [state.unread, state.chat.length]);
+    const t = setTimeout(() => setMarker(null), 4000);
+    return () => clearTimeout(t);
+  }, [state.firstUnread]);
 
   const stopTyping = () => {
     const t = typingRef.current;
@@ -154,9 +158,9 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
       onDrop={onDrop}
     >
       <ol className="messages" ref={listRef} aria-live="polite">
-        {state.chat.map((line, i) => (
+        {state.chat.map((line) => (
           <li key={line.id} className={line.kind === "system" ? "system-line" : `message${line.own ? " own" : ""}${line.to ? " direct" : ""}`} data-testid={line.kind === "chat" ? "message" : "system"}>
-            {i === readUpTo && i > 0 && i < state.chat.length && readUpTo < state.chat.length && (
+            {line.id === marker && (
               <div className="unread-marker" role="separator">
                 new
               </div>
@@ -209,14 +213,14 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
               <img src={`data:${attachment.mime};base64,${attachment.data}`} alt="" />
               {attachment.name}
               <button type="button" className="icon" aria-label="Remove attachment" onClick={() => setAttachment(null)}>
-                ✕
+                <Icon name="close" size={14} />
               </button>
             </span>
           )}
         </div>
         <div className="composer-row">
           <button type="button" className="icon" aria-label="Attach an image" title="Attach an image" onClick={() => fileRef.current?.click()}>
-            📎
+            <Icon name="clip" />
           </button>
           <input ref={fileRef} type="file" accept={IMAGE_TYPES.join(",")} hidden onChange={(e) => void attach(e.target.files?.[0])} data-testid="file-input" />
           <textarea

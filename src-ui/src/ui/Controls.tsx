@@ -1,5 +1,6 @@
 // Call controls: mute, camera, screen share, devices, stats, hang up.
 
+import { Icon } from "./icons";
 import { useState } from "react";
 import { useEngine, useEngineState } from "./hooks";
 
@@ -12,10 +13,10 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   return (
     <div className="controls" role="toolbar" aria-label="Call controls">
       <button type="button" className={`control${local.audio ? "" : " off"}`} aria-pressed={!local.audio} onClick={() => engine.setMicrophone(!local.audio)} title="Mute (M)">
-        {local.audio ? "🎙️ Mute" : "🔇 Unmute"}
+        <Icon name={local.audio ? "mic" : "micOff"} /> {local.audio ? "Mute" : "Unmute"}
       </button>
       <button type="button" className={`control${local.video ? "" : " off"}`} aria-pressed={local.video} onClick={() => void engine.setCamera(!local.video)} title="Camera (V)">
-        {local.video ? "📷 Camera off" : "📷 Camera on"}
+        <Icon name={local.video ? "camera" : "cameraOff"} /> {local.video ? "Camera off" : "Camera on"}
       </button>
       <button
         type="button"
@@ -25,11 +26,11 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         title={canShare ? "Share your screen" : "This browser cannot share the screen"}
         onClick={() => void engine.setScreenShare(!local.screen)}
       >
-        {local.screen ? "🖥️ Stop sharing" : "🖥️ Share screen"}
+        <Icon name="screen" /> {local.screen ? "Stop sharing" : "Share screen"}
       </button>
       <div className="devices">
         <button type="button" className="control" aria-expanded={devicesOpen} onClick={() => setDevicesOpen(!devicesOpen)}>
-          ⚙️ Devices
+          <Icon name="settings" /> Devices
         </button>
         {devicesOpen && (
           <div className="device-menu" role="dialog" aria-label="Devices">
@@ -70,10 +71,10 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         )}
       </div>
       <button type="button" className={`control${showStats ? " active" : ""}`} aria-pressed={showStats} onClick={() => setShowStats(!showStats)}>
-        📊 Stats
+        <Icon name="stats" /> Stats
       </button>
       <button type="button" className="control hangup" onClick={() => engine.leaveCall()} title="Leave the call (Shift+L)">
-        Leave call
+        <Icon name="hangup" /> Leave call
       </button>
     </div>
   );

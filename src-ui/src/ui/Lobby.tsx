@@ -1,6 +1,7 @@
 // The lobby: your name, a room by name (case-sensitive), an optional
 // password, the live room list and your recent rooms.
 
+import { Icon } from "./icons";
 import { useEffect, useState, type FormEvent } from "react";
 import { useEngine, useEngineState } from "./hooks";
 import { storage } from "./storage";
@@ -105,7 +106,7 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
                 <li key={r.name}>
                   <button type="button" className="room-row" onClick={() => setRoom(r.name)} aria-label={`Choose room ${r.name}`}>
                     <span className="room-name">
-                      {r.locked && <span aria-label="locked">🔒 </span>}
+                      {r.locked && <Icon name="lock" label="locked" size={14} />} 
                       {r.name}
                     </span>
                     <span className="room-counts">

@@ -1,6 +1,7 @@
 // The member list: avatar, name, presence, call state and media, with
 // actions to ring a member or write to them directly.
 
+import { Icon } from "./icons";
 import type { Peer } from "../protocol";
 import { Avatar } from "./Avatar";
 import { useEngine, useEngineState } from "./hooks";
@@ -9,18 +10,12 @@ function MediaIcons({ peer }: { peer: Peer }) {
   if (!peer.in_call) return null;
   return (
     <span className="media-icons">
-      <span title={peer.media.audio ? "Microphone on" : "Muted"} aria-label={peer.media.audio ? "microphone on" : "muted"}>
-        {peer.media.audio ? "🎙️" : "🔇"}
-      </span>
+      <Icon name={peer.media.audio ? "mic" : "micOff"} label={peer.media.audio ? "microphone on" : "muted"} size={15} />
       {peer.media.video && (
-        <span title="Camera on" aria-label="camera on">
-          📷
-        </span>
+        <Icon name="camera" label="camera on" size={15} />
       )}
       {peer.media.screen && (
-        <span title="Sharing screen" aria-label="sharing screen">
-          🖥️
-        </span>
+        <Icon name="screen" label="sharing screen" size={15} />
       )}
     </span>
   );
@@ -57,11 +52,11 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
               {!isSelf && (
                 <span className="member-actions">
                   <button type="button" className="icon" title={`Message ${peer.name} directly`} aria-label={`Message ${peer.name} directly`} onClick={() => onDirect(peer.id)}>
-                    ✉️
+                    <Icon name="mail" />
                   </button>
                   {!peer.in_call && (
                     <button type="button" className="icon" title={`Ring ${peer.name}`} aria-label={`Ring ${peer.name}`} onClick={() => engine.ring(peer.id, true)}>
-                      📞
+                      <Icon name="phone" />
                     </button>
                   )}
                 </span>

@@ -1,5 +1,6 @@
 // The incoming-call prompt: a call started in the room, or someone rings you.
 
+import { Icon } from "./icons";
 import { useEngine, useEngineState } from "./hooks";
 
 export function IncomingPrompt() {
@@ -12,7 +13,7 @@ export function IncomingPrompt() {
     <div className="prompt" role="alertdialog" aria-labelledby="prompt-title">
       <p id="prompt-title">
         <span className="ringing" aria-hidden="true">
-          📞
+          <Icon name="phone" size={20} />
         </span>{" "}
         {what}
         {prompt.video ? " (video)" : ""}

@@ -1,6 +1,7 @@
 // A joined room: header (room, connection, call), members, the call and
 // the chat, with keyboard shortcuts for the call.
 
+import { Icon } from "./icons";
 import { useEffect, useState } from "react";
 import { CallGrid } from "./CallGrid";
 import { Chat } from "./Chat";
@@ -68,7 +69,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
         <div className="room-title">
           <span className="brand-mark small" aria-hidden="true" />
           <h1>{state.room?.name}</h1>
-          {state.room?.locked && <span title="Password protected">🔒</span>}
+          {state.room?.locked && <Icon name="lock" label="password protected" size={16} />}
           <ConnectionPill />
         </div>
         <div className="room-actions">
@@ -84,7 +85,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
             </>
           )}
           <button type="button" className="icon" onClick={toggleTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`} title="Theme">
-            {theme === "dark" ? "☀️" : "🌙"}
+            <Icon name={theme === "dark" ? "sun" : "moon"} />
           </button>
           <button type="button" onClick={() => engine.leave()}>
             Leave room
