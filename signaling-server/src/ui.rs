@@ -2,9 +2,10 @@
 //! served at `/`: files by path, and `index.html` for every app route
 //! (`/`, `/r/<room>`), so a room link opens the join screen for that room.
 //!
-//! Release builds carry the files; debug builds read them from
-//! `src-ui/dist` at run time. Without a built UI the server still runs and
-//! `/` says how to build it.
+//! Every build carries the files (`debug-embed`: a debug binary reading
+//! them from a compile-time path could, with a shared build cache, read
+//! another checkout's UI). Without a built UI the server still runs and `/`
+//! says how to build it.
 
 use std::borrow::Cow;
 
@@ -53,7 +54,7 @@ pub fn lookup(path: &str) -> Option<Asset> {
     })
 }
 
-/// Whether the UI is built into this binary (or, in debug builds, on disk).
+/// Whether the UI is built into this binary.
 pub fn is_built() -> bool {
     Dist::get("index.html").is_some()
 }

@@ -48,8 +48,14 @@ fn main() -> ExitCode {
 /// A failed step, described for the person running it.
 type Failed = String;
 
+/// The checkout this xtask runs for. Read at run time (`cargo run` sets it):
+/// with a build cache shared between checkouts, a compile-time path could name
+/// another clone.
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..")
 }
 
 fn cargo() -> Command {

@@ -35,7 +35,13 @@ fn read_dir(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn typescript_bindings_are_current() {
-    let committed_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../src-ui/src/protocol");
+    // The run-time directory (cargo sets it for tests), not the compile-time
+    // one: a build cache shared between checkouts may hold a binary built in
+    // another clone.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let committed_dir = manifest_dir.join("../../src-ui/src/protocol");
     let scratch = std::env::temp_dir().join(format!("huddle-bindings-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     generate(&scratch);
