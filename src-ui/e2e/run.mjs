@@ -212,6 +212,16 @@ try {
     if (width !== 8) throw new Error(`decoded width ${width}`);
     await grace.page.screenshot({ path: joinPath(out, "chat.png") });
   });
+  await step("ringing a member: the callee sees who calls and can decline", async () => {
+    const graceRow = ada.page.locator(".member", { hasText: "Grace" });
+    await graceRow.hover();
+    await graceRow.getByRole("button", { name: "Ring Grace" }).click();
+    const prompt = grace.page.getByRole("alertdialog").filter({ hasText: "Ada is calling you" });
+    await prompt.waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.screenshot({ path: joinPath(out, "ringing.png") });
+    await prompt.getByRole("button", { name: "Decline" }).click();
+    await ada.page.locator(".system-line", { hasText: "Grace declined your call" }).waitFor({ timeout: STEP_TIMEOUT });
+  });
   await step("a 3-way video call: everyone decodes everyone", async () => {
     await ada.page.getByRole("button", { name: "Start video call" }).click();
     for (const u of [grace, linus]) {
@@ -231,6 +241,8 @@ try {
     await ada.page.getByTestId("stats").first().waitFor({ timeout: STEP_TIMEOUT });
     await ada.page.screenshot({ path: joinPath(out, "call-3way.png") });
     await linus.page.screenshot({ path: joinPath(out, "call-3way-phone.png") });
+    await grace.page.getByRole("button", { name: /Switch to (dark|light) theme/ }).click();
+    await grace.page.screenshot({ path: joinPath(out, "call-3way-other-theme.png") });
   });
   await step("screen share replaces the camera where headless Chromium allows it", async () => {
     await linus.page.getByRole("button", { name: "Share screen", exact: true }).click();
