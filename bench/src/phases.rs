@@ -233,7 +233,6 @@ pub async fn relay(
             window,
             delivered.clone(),
             credit,
-            None,
             stopped.clone(),
         ));
     }
@@ -244,10 +243,7 @@ pub async fn relay(
         .await?;
     let _ = stop.send(true);
     senders.join_all().await;
-    let mut latency = Latencies::default();
-    for l in receivers.join_all().await {
-        latency.extend(l);
-    }
+    let latency: Latencies = receivers.join_all().await.into_iter().collect();
     let sent = sent.load(Ordering::Relaxed);
     Ok(Run {
         sent,
@@ -269,14 +265,23 @@ async fn acquire(credit: Option<&Semaphore>) -> tokio::sync::SemaphorePermit<'_>
     }
 }
 
+/// The latency of a received text if it is a measured message of the
+/// window (and not member `me`'s own chat line).
+fn measured(text: &str, window: &Window, me: Option<usize>) -> Option<u64> {
+    let sent_at = dialect::marker(text)?;
+    if me.is_some_and(|me| dialect::is_own_chat(text, me)) || !window.contains(sent_at) {
+        return None;
+    }
+    Some(now_ns().saturating_sub(sent_at))
+}
+
 /// Reads a receiver's socket, timing measured messages of the window, until
-/// told to stop. `me` skips the member's own chat lines.
+/// told to stop. Every measured message returns a credit to its sender.
 async fn receive(
     mut ws: Ws,
     window: Window,
     delivered: Arc<AtomicU64>,
     credit: Option<Arc<Semaphore>>,
-    me: Option<usize>,
     mut stop: watch::Receiver<bool>,
 ) -> Latencies {
     let mut latency = Latencies::default();
@@ -289,18 +294,11 @@ async fn receive(
             },
             _ = stop.changed() => return latency,
         };
-        let Some(sent_at) = dialect::marker(&text) else {
-            continue;
-        };
-        if me.is_some_and(|me| dialect::is_own_chat(&text, me)) {
-            continue;
-        }
-        let at = now_ns();
-        if let Some(credit) = &credit {
+        if let (Some(credit), Some(_)) = (&credit, dialect::marker(&text)) {
             credit.add_permits(1);
         }
-        if window.contains(sent_at) {
-            latency.push(at.saturating_sub(sent_at));
+        if let Some(nanos) = measured(&text, &window, None) {
+            latency.push(nanos);
             delivered.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -371,14 +369,10 @@ pub async fn fanout(
                     },
                     _ = stopped.changed() => return latency,
                 };
-                let Some(sent_at) = dialect::marker(&text) else {
-                    continue;
-                };
-                if dialect::is_own_chat(&text, me) || !window.contains(sent_at) {
-                    continue;
+                if let Some(nanos) = measured(&text, &window, Some(me)) {
+                    latency.push(nanos);
+                    delivered.fetch_add(1, Ordering::Relaxed);
                 }
-                latency.push(now_ns().saturating_sub(sent_at));
-                delivered.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
@@ -389,10 +383,7 @@ pub async fn fanout(
         })
         .await?;
     let _ = stop.send(true);
-    let mut latency = Latencies::default();
-    for l in tasks.join_all().await {
-        latency.extend(l);
-    }
+    let latency: Latencies = tasks.join_all().await.into_iter().collect();
     let sent = sent.load(Ordering::Relaxed);
     Ok(Run {
         sent,

@@ -43,6 +43,16 @@ impl Latencies {
     }
 }
 
+impl FromIterator<Latencies> for Latencies {
+    fn from_iter<I: IntoIterator<Item = Latencies>>(parts: I) -> Self {
+        let mut all = Latencies::default();
+        for part in parts {
+            all.extend(part);
+        }
+        all
+    }
+}
+
 /// `1.23 ms`, `456 µs`.
 pub fn duration(d: Duration) -> String {
     let micros = d.as_secs_f64() * 1e6;

@@ -1,21 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BrowserEngine } from "../src/engine/browser";
 import { backoff, BACKOFF_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
-import { FakePeerConnection, FakeSocket } from "./fakes";
+import { FakePeerConnection, FakeSocket, testPeer } from "./fakes";
 
-const peer = (id: string, name: string) => ({
-  id,
-  name,
-  client: "browser",
-  joined_at: 1,
-  in_call: false,
-  media: { audio: true, video: false, screen: false },
-});
 
 const joined = (resume: string, resumed: boolean) => ({
   type: "joined",
-  self: peer("p_1", "Ada"),
-  room: { name: "standup", locked: false, peers: [peer("p_2", "Grace")], call: null },
+  self: testPeer("p_1", "Ada"),
+  room: { name: "standup", locked: false, peers: [testPeer("p_2", "Grace")], call: null },
   ice_servers: [{ urls: ["stun:stun.example.org"] }],
   resume,
   resumed,

@@ -1,3 +1,16 @@
+import type { Peer } from "../src/protocol";
+
+/** A room member as the server describes it. */
+export const testPeer = (id: string, name: string, extra: Partial<Peer> = {}): Peer => ({
+  id,
+  name,
+  client: "browser",
+  joined_at: 1,
+  in_call: false,
+  media: { audio: true, video: false, screen: false },
+  ...extra,
+});
+
 // Test doubles for the browser's WebSocket and RTCPeerConnection: just
 // enough state machine to drive the engine's logic deterministically.
 

@@ -1,22 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { apply, expireTyping, formatDuration, initialState, TYPING_TTL_MS } from "../src/engine/session";
 import type { Peer, ServerMessage } from "../src/protocol";
+import { testPeer } from "./fakes";
 import type { EngineState } from "../src/engine/types";
 
-const peer = (id: string, name: string, extra: Partial<Peer> = {}): Peer => ({
-  id,
-  name,
-  client: "browser",
-  joined_at: 1,
-  in_call: false,
-  media: { audio: true, video: false, screen: false },
-  ...extra,
-});
-
-function joined(resumed = false, others: Peer[] = [peer("p_2", "Grace")]): ServerMessage {
+function joined(resumed = false, others: Peer[] = [testPeer("p_2", "Grace")]): ServerMessage {
   return {
     type: "joined",
-    self: peer("p_1", "Ada"),
+    self: testPeer("p_1", "Ada"),
     room: { name: "standup", locked: false, peers: others, call: null },
     ice_servers: [],
     resume: "tok",
@@ -48,7 +39,7 @@ describe("chat state", () => {
   it("writes join and leave lines and forgets a member that left", () => {
     const s = run([
       joined(),
-      { type: "peer_joined", peer: peer("p_3", "Linus") },
+      { type: "peer_joined", peer: testPeer("p_3", "Linus") },
       { type: "typing", from: "p_3", active: true },
       { type: "peer_left", id: "p_3", reason: "timeout" },
     ]);
@@ -98,7 +89,7 @@ describe("calls", () => {
 
   it("tracks who is in the call from peer updates and ends cleanly", () => {
     let s = run([joined(), { type: "call_joined", peers: [] }, { type: "call_started", by: "p_1", video: true, started_at: 9 }]);
-    s = apply(s, { type: "peer_updated", peer: peer("p_2", "Grace", { in_call: true }) }, 10);
+    s = apply(s, { type: "peer_updated", peer: testPeer("p_2", "Grace", { in_call: true }) }, 10);
     expect(s.call?.members.sort()).toEqual(["p_1", "p_2"]);
     s = apply(s, { type: "call_ended", duration_ms: 65_000 }, 11);
     expect(s.call).toBeNull();

@@ -4,6 +4,22 @@ import { Icon } from "./icons";
 import { useState } from "react";
 import { useEngine, useEngineState } from "./hooks";
 
+function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
+  return (
+    <label>
+      {label}
+      <select value={value ?? ""} onChange={(e) => onChange(e.target.value)}>
+        <option value="">Default</option>
+        {devices.map((d, i) => (
+          <option key={d.deviceId || i} value={d.deviceId}>
+            {d.label || `${label} ${i + 1}`}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 export function Controls({ showStats, setShowStats }: { showStats: boolean; setShowStats: (on: boolean) => void }) {
   const engine = useEngine();
   const state = useEngineState();
@@ -34,39 +50,9 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         </button>
         {devicesOpen && (
           <div className="device-menu" role="dialog" aria-label="Devices">
-            <label>
-              Microphone
-              <select value={devices.microphone ?? ""} onChange={(e) => void engine.selectDevice("microphone", e.target.value)}>
-                <option value="">Default</option>
-                {devices.microphones.map((d, i) => (
-                  <option key={d.deviceId || i} value={d.deviceId}>
-                    {d.label || `Microphone ${i + 1}`}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Camera
-              <select value={devices.camera ?? ""} onChange={(e) => void engine.selectDevice("camera", e.target.value)}>
-                <option value="">Default</option>
-                {devices.cameras.map((d, i) => (
-                  <option key={d.deviceId || i} value={d.deviceId}>
-                    {d.label || `Camera ${i + 1}`}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Speaker
-              <select value={devices.speaker ?? ""} onChange={(e) => void engine.selectDevice("speaker", e.target.value)}>
-                <option value="">Default</option>
-                {devices.speakers.map((d, i) => (
-                  <option key={d.deviceId || i} value={d.deviceId}>
-                    {d.label || `Speaker ${i + 1}`}
-                  </option>
-                ))}
-              </select>
-            </label>
+            <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => void engine.selectDevice("microphone", id)} />
+            <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => void engine.selectDevice("camera", id)} />
+            <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => void engine.selectDevice("speaker", id)} />
           </div>
         )}
       </div>
