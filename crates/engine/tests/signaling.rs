@@ -1,0 +1,211 @@
+//! The signaling client against the real huddle-server over real sockets,
+//! with a TCP proxy in between that the tests can cut to drop connections.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use huddle_engine::signaling::StopReason;
+use huddle_engine::{Event, JoinParams, Signaling};
+use huddle_protocol::client::ChatSend;
+use huddle_protocol::{ClientKind, ClientMessage, ErrorCode, Media, ServerMessage};
+use huddle_server::Config;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A real server on loopback.
+async fn server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(huddle_server::run(
+        listener,
+        Config::default(),
+        std::future::pending::<()>(),
+    ));
+    addr
+}
+
+/// Forwards TCP to `upstream`; `cut` drops every connection open now.
+struct Proxy {
+    addr: SocketAddr,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let registry = links.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let link = tokio::spawn(async move {
+                    let mut server = TcpStream::connect(upstream).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                registry.lock().unwrap().push(link);
+            }
+        });
+        Proxy { addr, links }
+    }
+
+    fn cut(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+}
+
+fn params(room: &str, name: &str) -> JoinParams {
+    JoinParams {
+        room: room.into(),
+        name: name.into(),
+        password: None,
+        token: None,
+        client: ClientKind::Bot,
+        media: Media::default(),
+    }
+}
+
+/// The next server message, skipping other events; fails after 10 s.
+async fn message(client: &mut Signaling) -> ServerMessage {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), client.next_event()).await {
+            Ok(Some(Event::Message(m))) => return m,
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("client stopped"),
+            Err(_) => panic!("no message within 10 s"),
+        }
+    }
+}
+
+async fn joined(client: &mut Signaling) -> (String, bool) {
+    match message(client).await {
+        ServerMessage::Joined {
+            self_peer, resumed, ..
+        } => (self_peer.id.to_string(), resumed),
+        other => panic!("expected joined, got {}", other.type_name()),
+    }
+}
+
+fn chat(text: &str) -> ClientMessage {
+    ClientMessage::Chat(ChatSend {
+        text: text.into(),
+        to: None,
+        attachment: None,
+    })
+}
+
+async fn chat_text(client: &mut Signaling) -> String {
+    loop {
+        if let ServerMessage::Chat { text, .. } = message(client).await {
+            return text;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_socket_resumes_the_same_membership_without_losing_messages() {
+    let server = server().await;
+    let proxy = Proxy::start(server).await;
+    let mut ada = Signaling::start(proxy.url(), params("standup", "Ada"));
+    let (ada_id, _) = joined(&mut ada).await;
+    let mut grace = Signaling::start(format!("ws://{server}/ws"), params("standup", "Grace"));
+    joined(&mut grace).await;
+    assert!(matches!(
+        message(&mut ada).await,
+        ServerMessage::PeerJoined { .. }
+    ));
+
+    // Ada's socket drops; Grace keeps talking meanwhile.
+    proxy.cut();
+    loop {
+        match ada.next_event().await {
+            Some(Event::Reconnecting { attempt: 0, .. }) => break,
+            Some(Event::Message(_)) => continue,
+            other => panic!("expected a reconnect, got {other:?}"),
+        }
+    }
+    for n in 0..5 {
+        grace.send(chat(&format!("while away {n}"))).unwrap();
+    }
+    // Ada also sends while disconnected: queued, delivered after the resume.
+    ada.send(chat("queued by ada")).unwrap();
+
+    let (id, resumed) = joined(&mut ada).await;
+    assert_eq!(id, ada_id, "the same membership");
+    assert!(resumed);
+    for n in 0..5 {
+        assert_eq!(chat_text(&mut ada).await, format!("while away {n}"));
+    }
+    // Grace sees her own five echoes, then Ada's queued line, and never a
+    // peer_left for Ada.
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        match message(&mut grace).await {
+            ServerMessage::Chat { text, .. } => seen.push(text),
+            ServerMessage::PeerLeft { .. } => panic!("Grace saw Ada leave"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen.last().unwrap(), "queued by ada");
+    ada.leave().await;
+    assert!(matches!(
+        message(&mut grace).await,
+        ServerMessage::PeerLeft { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_refused_join_stops_with_the_reason() {
+    let server = server().await;
+    let url = format!("ws://{server}/ws");
+    let mut owner = Signaling::start(
+        url.clone(),
+        JoinParams {
+            password: Some("s3cret".into()),
+            ..params("locked", "Owner")
+        },
+    );
+    joined(&mut owner).await;
+    let mut guest = Signaling::start(
+        url,
+        JoinParams {
+            password: Some("wrong".into()),
+            ..params("locked", "Guest")
+        },
+    );
+    let event = tokio::time::timeout(Duration::from_secs(10), guest.next_event())
+        .await
+        .unwrap();
+    match event {
+        Some(Event::Stopped(StopReason::JoinRefused { code, .. })) => {
+            assert_eq!(code, ErrorCode::BadPassword)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(guest.next_event().await, None);
+}
+
+#[tokio::test]
+async fn leaving_while_reconnecting_stops_at_once() {
+    let server = server().await;
+    let proxy = Proxy::start(server).await;
+    let mut ada = Signaling::start(proxy.url(), params("r", "Ada"));
+    joined(&mut ada).await;
+    proxy.cut();
+    loop {
+        if let Some(Event::Reconnecting { .. }) = ada.next_event().await {
+            break;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(2), ada.leave())
+        .await
+        .expect("leave returns without waiting for the reconnect");
+}
