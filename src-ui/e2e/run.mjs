@@ -8,7 +8,7 @@
 
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -84,6 +84,29 @@ function tinyPng() {
   );
 }
 
+/** A TCP proxy to the server whose connections the test can cut. */
+async function startProxy(upstreamPort) {
+  const sockets = new Set();
+  const server = createServer((client) => {
+    const upstream = connect(upstreamPort, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => s.destroy());
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: server.address().port,
+    cut: () => {
+      for (const s of sockets) s.destroy();
+    },
+    close: () => server.close(),
+  };
+}
+
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 await startServer(port);
@@ -152,10 +175,14 @@ async function decodingFrom(u, remotes) {
 }
 
 let failed = false;
+let proxyRef = null;
 try {
   console.log(`e2e: huddle-server on ${base}, ${await browser.version()}`);
   const ada = await user("Ada");
-  const grace = await user("Grace", "/r/standup");
+  // Grace's signaling goes through a proxy, so her socket can be dropped.
+  const proxy = await startProxy(port);
+  proxyRef = proxy;
+  const grace = await user("Grace", `/r/standup?server=${encodeURIComponent(`ws://127.0.0.1:${proxy.port}/ws`)}`);
   const linus = await user("Linus", "/", { width: 390, height: 844 });
 
   await step("Ada joins a room by name", () => join(ada, "standup"));
@@ -244,6 +271,17 @@ try {
     await grace.page.getByRole("button", { name: /Switch to (dark|light) theme/ }).click();
     await grace.page.screenshot({ path: joinPath(out, "call-3way-other-theme.png") });
   });
+  await step("a dropped socket keeps the call and the chat (resume)", async () => {
+    const before = await grace.page.evaluate(() => window.huddle.state().self.id);
+    proxy.cut();
+    await say(ada, "sent while Grace was away");
+    await sees(grace, "sent while Grace was away");
+    const after = await grace.page.evaluate(() => ({ id: window.huddle.state().self.id, status: window.huddle.state().status }));
+    if (after.id !== before || after.status !== "joined") throw new Error(`not resumed: ${JSON.stringify(after)}`);
+    await decodingFrom(grace, 2);
+    await decodingFrom(ada, 2);
+    if ((await ada.page.locator(".system-line", { hasText: /Grace (left|lost connection)/ }).count()) !== 0) throw new Error("Ada saw Grace go");
+  });
   await step("screen share replaces the camera where headless Chromium allows it", async () => {
     await linus.page.getByRole("button", { name: "Share screen", exact: true }).click();
     const shared = await ada.page
@@ -277,6 +315,7 @@ try {
 } finally {
   await browser.close();
   await stopServer();
+  proxyRef?.close();
 }
 const passed = results.filter((r) => r.ok).length;
 console.log(`e2e: ${passed}/${results.length} steps passed${failed ? " (stopped at the first failure)" : ""}; screenshots in ${out}`);
