@@ -6,6 +6,8 @@
 //! `resume`. The WebRTC mesh, capture and codecs build on it.
 
 pub mod backoff;
+pub mod room;
 pub mod signaling;
 
+pub use room::{MeshAction, Room};
 pub use signaling::{Event, JoinParams, Signaling, SignalingError};
