@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod room;
 pub mod signaling;
+pub mod video;
 
 pub use room::{MeshAction, Room};
 pub use signaling::{Event, JoinParams, Signaling, SignalingError};

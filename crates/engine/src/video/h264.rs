@@ -1,0 +1,118 @@
+//! H.264 with OpenH264: constrained baseline encoding (what every browser
+//! decodes), Annex B in and out.
+
+use openh264::decoder::Decoder;
+use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, Profile, UsageType};
+use openh264::formats::YUVSource;
+use thiserror::Error;
+
+use super::I420Frame;
+
+/// The codec failed.
+#[derive(Debug, Error)]
+pub enum CodecError {
+    #[error("H.264: {0}")]
+    OpenH264(#[from] openh264::Error),
+}
+
+/// Encodes frames, once for every peer.
+pub struct H264Encoder {
+    inner: Encoder,
+    bitrate_bps: u32,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field("bitrate_bps", &self.bitrate_bps)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Encoder {
+    /// An encoder for camera video at `bitrate_bps` and up to `fps`.
+    pub fn new(bitrate_bps: u32, fps: f32) -> Result<H264Encoder, CodecError> {
+        let config = EncoderConfig::new()
+            .profile(Profile::Baseline)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .bitrate(BitRate::from_bps(bitrate_bps))
+            .max_frame_rate(FrameRate::from_hz(fps))
+            .skip_frames(false);
+        let inner = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)?;
+        Ok(H264Encoder { inner, bitrate_bps })
+    }
+
+    /// The next access unit (Annex B); a keyframe when `keyframe`.
+    pub fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<u8>, CodecError> {
+        if keyframe {
+            self.inner.force_intra_frame();
+        }
+        Ok(self.inner.encode(frame)?.to_vec())
+    }
+}
+
+/// Decodes one peer's stream.
+pub struct H264Decoder {
+    inner: Decoder,
+}
+
+impl std::fmt::Debug for H264Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Decoder").finish_non_exhaustive()
+    }
+}
+
+impl H264Decoder {
+    pub fn new() -> Result<H264Decoder, CodecError> {
+        Ok(H264Decoder {
+            inner: Decoder::new()?,
+        })
+    }
+
+    /// Decodes an access unit (Annex B); `None` while the decoder has no
+    /// picture yet (e.g. before the first keyframe).
+    pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<I420Frame>, CodecError> {
+        let Some(yuv) = self.inner.decode(access_unit)? else {
+            return Ok(None);
+        };
+        let (width, height) = yuv.dimensions();
+        Ok(I420Frame::from_planes(
+            width,
+            height,
+            (yuv.y(), yuv.u(), yuv.v()),
+            yuv.strides(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::video::pattern::{read_stamp, TestPattern};
+
+    #[test]
+    fn the_pattern_survives_encoding_and_decoding() {
+        let mut pattern = TestPattern::new(640, 360);
+        let mut encoder = H264Encoder::new(800_000, 30.0).unwrap();
+        let mut decoder = H264Decoder::new().unwrap();
+        let mut decoded = Vec::new();
+        for n in 0..30 {
+            let frame = pattern.next_frame();
+            let unit = encoder.encode(&frame, n == 0).unwrap();
+            assert!(
+                unit.starts_with(&[0, 0, 0, 1]) || unit.starts_with(&[0, 0, 1]),
+                "Annex B"
+            );
+            if let Some(picture) = decoder.decode(&unit).unwrap() {
+                assert_eq!((picture.width(), picture.height()), (640, 360));
+                decoded.push(read_stamp(&picture).unwrap().sequence);
+            }
+        }
+        assert_eq!(
+            decoded,
+            (0..30).collect::<Vec<_>>(),
+            "every frame, in order, strip intact"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! Video: frames, sources and the H.264 codec.
+//!
+//! Frames are I420 (the codec's and the renderer's format). A
+//! [`pattern::TestPattern`] writes its sequence number and capture time into
+//! every frame in a strip of large blocks that survives compression, so a
+//! receiver can check that the video it decodes is the video that was sent,
+//! and measure loss and glass-to-glass latency.
+
+pub mod frame;
+pub mod h264;
+pub mod pattern;
+
+pub use frame::I420Frame;

@@ -1,0 +1,147 @@
+//! The test-pattern camera: a moving picture whose frames carry their
+//! sequence number and capture time in a machine-readable strip.
+//!
+//! The strip is three rows of 32 blocks, 16×16 pixels each, at the top
+//! left: row 0 holds the sequence number, row 1 the capture time (ms since
+//! the Unix epoch, modulo 2³²), row 2 the sequence number inverted as a
+//! check. A block is a bit: white is 1, black is 0. Blocks this large
+//! survive H.264 at any sensible bitrate; the check row rejects a frame that
+//! was not decoded cleanly.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::I420Frame;
+
+const BLOCK: usize = 16;
+const BITS: usize = 32;
+/// The smallest frame that holds the strip.
+pub const MIN_WIDTH: usize = BLOCK * BITS;
+pub const MIN_HEIGHT: usize = BLOCK * 3;
+
+/// What a frame's strip says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub sequence: u32,
+    /// Capture time, ms since the Unix epoch, modulo 2³².
+    pub captured_ms: u32,
+}
+
+impl Stamp {
+    /// Milliseconds from capture to `now_ms` (same clock, modulo 2³²).
+    pub fn age_ms(&self, now_ms: u32) -> u32 {
+        now_ms.wrapping_sub(self.captured_ms)
+    }
+}
+
+/// Now, as the strip stores it.
+pub fn now_ms() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u32)
+        .unwrap_or(0)
+}
+
+/// Generates frames.
+#[derive(Debug)]
+pub struct TestPattern {
+    width: usize,
+    height: usize,
+    sequence: u32,
+}
+
+impl TestPattern {
+    /// A pattern of the given size (at least [`MIN_WIDTH`]×[`MIN_HEIGHT`]).
+    pub fn new(width: usize, height: usize) -> TestPattern {
+        TestPattern {
+            width: width.max(MIN_WIDTH),
+            height: height.max(MIN_HEIGHT),
+            sequence: 0,
+        }
+    }
+
+    /// The next frame, stamped now.
+    pub fn next_frame(&mut self) -> I420Frame {
+        let stamp = Stamp {
+            sequence: self.sequence,
+            captured_ms: now_ms(),
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut frame = I420Frame::black(self.width, self.height);
+        let (w, h) = (frame.width(), frame.height());
+        let y = frame.y_mut();
+        // A diagonal gradient and a bar that moves one step per frame, so
+        // that every frame differs (the encoder cannot skip them).
+        let bar = (stamp.sequence as usize * 8) % w;
+        for row in MIN_HEIGHT..h {
+            for col in 0..w {
+                let shade = 40 + ((row + col) * 160 / (w + h)) as u8;
+                let on_bar = col >= bar && col < bar + 24;
+                y[row * w + col] = if on_bar { 235 } else { shade };
+            }
+        }
+        write_strip(y, w, stamp);
+        frame
+    }
+}
+
+fn write_strip(y: &mut [u8], width: usize, stamp: Stamp) {
+    let rows = [stamp.sequence, stamp.captured_ms, !stamp.sequence];
+    for (r, value) in rows.into_iter().enumerate() {
+        for bit in 0..BITS {
+            let on = value >> (BITS - 1 - bit) & 1 == 1;
+            let level = if on { 235 } else { 16 };
+            for dy in 0..BLOCK {
+                let start = (r * BLOCK + dy) * width + bit * BLOCK;
+                y[start..start + BLOCK].fill(level);
+            }
+        }
+    }
+}
+
+/// Reads the strip of a (decoded) frame; `None` when the check row does not
+/// match — the frame was not the pattern, or was damaged.
+pub fn read_stamp(frame: &I420Frame) -> Option<Stamp> {
+    let (w, h) = (frame.width(), frame.height());
+    if w < MIN_WIDTH || h < MIN_HEIGHT {
+        return None;
+    }
+    let y = frame.y();
+    let mut rows = [0u32; 3];
+    for (r, value) in rows.iter_mut().enumerate() {
+        for bit in 0..BITS {
+            // The centre 8×8 of the block, away from edges the codec blurs.
+            let mut sum = 0u32;
+            for dy in 4..12 {
+                let start = (r * BLOCK + dy) * w + bit * BLOCK + 4;
+                sum += y[start..start + 8]
+                    .iter()
+                    .map(|&p| u32::from(p))
+                    .sum::<u32>();
+            }
+            if sum / 64 > 128 {
+                *value |= 1 << (BITS - 1 - bit);
+            }
+        }
+    }
+    (rows[2] == !rows[0]).then_some(Stamp {
+        sequence: rows[0],
+        captured_ms: rows[1],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strip_reads_back_and_rejects_other_pictures() {
+        let mut pattern = TestPattern::new(640, 360);
+        let first = pattern.next_frame();
+        let second = pattern.next_frame();
+        assert_eq!(read_stamp(&first).map(|s| s.sequence), Some(0));
+        assert_eq!(read_stamp(&second).map(|s| s.sequence), Some(1));
+        assert!(read_stamp(&first).is_some_and(|s| s.age_ms(now_ms()) < 1000));
+        assert_eq!(read_stamp(&I420Frame::black(640, 360)), None);
+        assert_ne!(first, second, "frames differ");
+    }
+}
