@@ -1,0 +1,453 @@
+//! One remote call member over webrtc-rs: the native counterpart of the
+//! browser's `PeerLink` (`src-ui/src/engine/peer.ts`).
+//!
+//! A link owns one `PeerConnection`, one H.264 video track out and the
+//! decoding of the member's video in. Negotiation follows the protocol's
+//! perfect-negotiation rules (polite = greater id). Every input — a remote
+//! signal, or the connection asking for negotiation — is handled by one task,
+//! one after the other, so a candidate never races its description.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
+use huddle_protocol::{IceServer, PeerId, SignalData};
+use rtc::interceptor::Registry;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::media::Sample;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use thiserror::Error;
+use tokio::sync::{mpsc, Mutex};
+use tracing::debug;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::Track;
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::video::h264::H264Decoder;
+use crate::video::I420Frame;
+
+/// The H.264 every Huddle client offers and accepts.
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+const H264_PAYLOAD_TYPE: u8 = 102;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// A link could not be set up or used.
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] webrtc::error::Error),
+    #[error("the link is closed")]
+    Closed,
+}
+
+/// What a link needs to know.
+#[derive(Debug, Clone)]
+pub struct PeerSetup {
+    pub self_id: PeerId,
+    pub remote_id: PeerId,
+    /// This side joined the call later and sends the first offer.
+    pub initiator: bool,
+    pub ice_servers: Vec<IceServer>,
+    /// Local UDP addresses to gather on (`0.0.0.0:0`: every interface).
+    pub udp_addrs: Vec<String>,
+}
+
+/// What a link reports.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// To send to the remote member through signaling.
+    Signal(SignalData),
+    State(RTCPeerConnectionState),
+    /// A decoded picture of the member's video.
+    Video(I420Frame),
+    /// The member asked for a keyframe (it joined, or lost packets).
+    KeyframeWanted,
+}
+
+enum Input {
+    NegotiationNeeded,
+    Remote(SignalData),
+}
+
+/// One remote call member.
+pub struct PeerLink {
+    pc: Arc<dyn PeerConnection>,
+    video: Arc<TrackLocalStaticSample>,
+    video_sender: Arc<dyn RtpSender>,
+    video_out: Mutex<Option<(u32, u8)>>,
+    inputs: mpsc::UnboundedSender<Input>,
+    polite: bool,
+}
+
+impl std::fmt::Debug for PeerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerLink")
+            .field("polite", &self.polite)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The codecs of the interop contract: H.264 constrained baseline and Opus.
+pub fn media_engine() -> Result<MediaEngine, PeerError> {
+    let mut engine = MediaEngine::default();
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: h264_codec(vec![
+                feedback("goog-remb", ""),
+                feedback("ccm", "fir"),
+                feedback("nack", ""),
+                feedback("nack", "pli"),
+            ]),
+            payload_type: H264_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "audio/opus".into(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                rtcp_feedback: Vec::new(),
+            },
+            payload_type: OPUS_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    Ok(engine)
+}
+
+fn h264_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "video/H264".into(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.into(),
+        rtcp_feedback,
+    }
+}
+
+struct Handler {
+    inputs: mpsc::UnboundedSender<Input>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_negotiation_needed(&self) {
+        let _ = self.inputs.send(Input::NegotiationNeeded);
+    }
+
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.events.send(PeerEvent::Signal(SignalData::Candidate {
+                candidate: Some(IceCandidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_m_line_index: init.sdp_mline_index,
+                    username_fragment: init.username_fragment,
+                }),
+            }));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(PeerEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        tokio::spawn(receive_video(track, self.events.clone()));
+    }
+}
+
+impl PeerLink {
+    /// Sets up the connection; the initiator starts negotiating at once.
+    pub async fn connect(
+        setup: PeerSetup,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Arc<PeerLink>, PeerError> {
+        let mut engine = media_engine()?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+        let ice_servers = setup
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect();
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers)
+            .build();
+        let (inputs, input_rx) = mpsc::unbounded_channel();
+        let handler = Arc::new(Handler {
+            inputs: inputs.clone(),
+            events: events.clone(),
+        });
+        let pc: Arc<dyn PeerConnection> = Arc::new(
+            PeerConnectionBuilder::new()
+                .with_configuration(config)
+                .with_media_engine(engine)
+                .with_interceptor_registry(registry)
+                .with_handler(handler)
+                .with_udp_addrs(setup.udp_addrs.clone())
+                .build()
+                .await?,
+        );
+        let ssrc = rand::random::<u32>();
+        let video = Arc::new(TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                format!("huddle-{}", setup.self_id),
+                format!("huddle-video-{}", setup.self_id),
+                "camera".into(),
+                RtpCodecKind::Video,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: h264_codec(Vec::new()),
+                    ..Default::default()
+                }],
+            ),
+        )?);
+        let video_sender = pc
+            .add_track(Arc::clone(&video) as Arc<dyn TrackLocal>)
+            .await?;
+        let link = Arc::new(PeerLink {
+            pc: pc.clone(),
+            video,
+            video_sender,
+            video_out: Mutex::new(None),
+            inputs,
+            polite: setup.self_id > setup.remote_id,
+        });
+        tokio::spawn(negotiate(
+            pc,
+            link.polite,
+            setup.initiator,
+            input_rx,
+            events,
+        ));
+        Ok(link)
+    }
+
+    /// Whether this side yields in an offer collision.
+    pub fn polite(&self) -> bool {
+        self.polite
+    }
+
+    /// Queues a signal from the remote member.
+    pub fn handle(&self, data: SignalData) -> Result<(), PeerError> {
+        self.inputs
+            .send(Input::Remote(data))
+            .map_err(|_| PeerError::Closed)
+    }
+
+    /// Sends one encoded access unit (Annex B). Before the connection has
+    /// negotiated its codec this does nothing.
+    pub async fn send_video(
+        &self,
+        access_unit: Bytes,
+        duration: Duration,
+    ) -> Result<(), PeerError> {
+        let mut out = self.video_out.lock().await;
+        if out.is_none() {
+            let parameters = self.video_sender.get_parameters().await?;
+            let Some(codec) = parameters.rtp_parameters.codecs.first() else {
+                return Ok(());
+            };
+            let Some(ssrc) = self.video.ssrcs().await.first().copied() else {
+                return Ok(());
+            };
+            *out = Some((ssrc, codec.payload_type));
+        }
+        let Some((ssrc, payload_type)) = *out else {
+            return Ok(());
+        };
+        drop(out);
+        self.video
+            .sample_writer(ssrc, payload_type)
+            .write_sample(&Sample {
+                data: access_unit,
+                duration,
+                ..Sample::new(Instant::now())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the connection.
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
+
+/// The negotiation task: inputs one at a time, perfect negotiation.
+async fn negotiate(
+    pc: Arc<dyn PeerConnection>,
+    polite: bool,
+    initiator: bool,
+    mut inputs: mpsc::UnboundedReceiver<Input>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) {
+    let mut ignoring_offer = false;
+    // The later joiner offers first; the other side waits for that offer
+    // even if its own connection asks to negotiate.
+    let mut may_offer = initiator;
+    while let Some(input) = inputs.recv().await {
+        let result: Result<(), PeerError> = async {
+            match input {
+                Input::NegotiationNeeded => {
+                    if !may_offer || !stable(pc.as_ref()).await {
+                        return Ok(());
+                    }
+                    let offer = pc.create_offer(None).await?;
+                    pc.set_local_description(offer).await?;
+                    send_local(pc.as_ref(), &events).await;
+                }
+                Input::Remote(SignalData::Sdp { sdp: description }) => {
+                    let collision =
+                        description.kind == SdpKind::Offer && !stable(pc.as_ref()).await;
+                    ignoring_offer = !polite && collision;
+                    if ignoring_offer {
+                        return Ok(());
+                    }
+                    if collision {
+                        pc.set_local_description(rollback()).await?;
+                    }
+                    let is_offer = description.kind == SdpKind::Offer;
+                    pc.set_remote_description(to_rtc(description)?).await?;
+                    may_offer = true;
+                    if is_offer {
+                        let answer = pc.create_answer(None).await?;
+                        pc.set_local_description(answer).await?;
+                        send_local(pc.as_ref(), &events).await;
+                    }
+                }
+                Input::Remote(SignalData::Candidate {
+                    candidate: Some(candidate),
+                }) => {
+                    let init = RTCIceCandidateInit {
+                        candidate: candidate.candidate,
+                        sdp_mid: candidate.sdp_mid,
+                        sdp_mline_index: candidate.sdp_m_line_index,
+                        username_fragment: candidate.username_fragment,
+                        ..Default::default()
+                    };
+                    if let Err(e) = pc.add_ice_candidate(init).await {
+                        if !ignoring_offer {
+                            return Err(e.into());
+                        }
+                    }
+                }
+                Input::Remote(SignalData::Candidate { candidate: None }) => {}
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            debug!(error = %e, "negotiation step failed");
+        }
+    }
+}
+
+async fn stable(pc: &dyn PeerConnection) -> bool {
+    pc.pending_local_description().await.is_none()
+        && pc.pending_remote_description().await.is_none()
+}
+
+async fn send_local(pc: &dyn PeerConnection, events: &mpsc::UnboundedSender<PeerEvent>) {
+    if let Some(local) = pc.local_description().await {
+        let kind = match local.sdp_type {
+            RTCSdpType::Offer => SdpKind::Offer,
+            RTCSdpType::Pranswer => SdpKind::Pranswer,
+            _ => SdpKind::Answer,
+        };
+        let _ = events.send(PeerEvent::Signal(SignalData::Sdp {
+            sdp: SessionDescription {
+                kind,
+                sdp: local.sdp,
+            },
+        }));
+    }
+}
+
+/// A rollback description (its private fields have no constructor).
+fn rollback() -> RTCSessionDescription {
+    let mut description = RTCSessionDescription::default();
+    description.sdp_type = RTCSdpType::Rollback;
+    description
+}
+
+fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescription, PeerError> {
+    Ok(match description.kind {
+        SdpKind::Offer => RTCSessionDescription::offer(description.sdp)?,
+        SdpKind::Answer => RTCSessionDescription::answer(description.sdp)?,
+        SdpKind::Pranswer => RTCSessionDescription::pranswer(description.sdp)?,
+        SdpKind::Rollback => rollback(),
+    })
+}
+
+/// Reassembles, decodes and reports the member's video; asks for a keyframe
+/// until the first picture decodes.
+async fn receive_video(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
+    let Some(ssrc) = track.ssrcs().await.first().copied() else {
+        return;
+    };
+    let Ok(mut decoder) = H264Decoder::new() else {
+        return;
+    };
+    let mut builder = SampleBuilder::new(512, H264Packet::default(), 90_000);
+    let mut pictures = 0u64;
+    let mut last_pli = Instant::now() - Duration::from_secs(10);
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        builder.push(Instant::now(), packet);
+        while let Some(sample) = builder.pop(Instant::now()) {
+            match decoder.decode(&sample.data) {
+                Ok(Some(frame)) => {
+                    pictures += 1;
+                    if events.send(PeerEvent::Video(frame)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => debug!(error = %e, "undecodable access unit"),
+            }
+        }
+        if pictures == 0 && last_pli.elapsed() > Duration::from_millis(500) {
+            last_pli = Instant::now();
+            let _ = track
+                .write_rtcp(vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                })])
+                .await;
+        }
+    }
+}
