@@ -6,6 +6,7 @@
 //! `resume`. The WebRTC mesh, capture and codecs build on it.
 
 pub mod backoff;
+pub mod call;
 pub mod peer;
 pub mod room;
 pub mod signaling;

@@ -17,6 +17,7 @@ use rtc::interceptor::Registry;
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -27,7 +28,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, Mutex};
 use tracing::debug;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
-use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
@@ -244,6 +245,7 @@ impl PeerLink {
             inputs,
             polite: setup.self_id > setup.remote_id,
         });
+        tokio::spawn(watch_feedback(link.video.clone(), events.clone()));
         tokio::spawn(negotiate(
             pc,
             link.polite,
@@ -302,6 +304,32 @@ impl PeerLink {
     /// Closes the connection.
     pub async fn close(&self) {
         let _ = self.pc.close().await;
+    }
+}
+
+/// Turns the member's keyframe requests (PLI, FIR) into [`PeerEvent::KeyframeWanted`].
+///
+/// The track has no feedback to give until negotiation binds it (its `poll`
+/// returns `None` at once until then), so an unbound track is asked again a
+/// little later; the watch ends with the link.
+async fn watch_feedback(
+    track: Arc<TrackLocalStaticSample>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) {
+    while !events.is_closed() {
+        match track.poll().await {
+            Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                let wants_keyframe = packets.iter().any(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                });
+                if wants_keyframe && events.send(PeerEvent::KeyframeWanted).is_err() {
+                    return;
+                }
+            }
+            Some(_) => {}
+            None => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
     }
 }
 

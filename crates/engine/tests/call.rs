@@ -1,0 +1,151 @@
+//! Native calls through the real huddle-server: two and three engines in a
+//! room, each decoding the others' test pattern.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::video::pattern::{now_ms, read_stamp};
+use huddle_engine::JoinParams;
+use huddle_protocol::{ClientKind, Media, ServerMessage};
+use huddle_server::Config;
+use tokio::net::TcpListener;
+
+async fn server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(huddle_server::run(
+        listener,
+        Config::default(),
+        std::future::pending::<()>(),
+    ));
+    addr
+}
+
+fn start(server: SocketAddr, name: &str) -> Call {
+    Call::start(
+        format!("ws://{server}/ws"),
+        JoinParams {
+            room: "standup".into(),
+            name: name.into(),
+            password: None,
+            token: None,
+            client: ClientKind::Bot,
+            media: Media::default(),
+        },
+        CallOptions {
+            video: VideoSource::TestPattern {
+                width: 640,
+                height: 360,
+                fps: 30,
+            },
+            bitrate_bps: 800_000,
+            udp_addrs: vec!["127.0.0.1:0".into()],
+        },
+    )
+}
+
+/// Waits for `joined` and returns the member's id.
+async fn joined(call: &mut Call) -> String {
+    loop {
+        match call.next_event().await {
+            Some(CallEvent::Message(ServerMessage::Joined { self_peer, .. })) => {
+                return self_peer.id
+            }
+            Some(_) => continue,
+            None => panic!("stopped before joining"),
+        }
+    }
+}
+
+/// Runs until `call` decoded `frames` stamped pictures from each of `from`;
+/// returns the sequence numbers seen per sender.
+async fn decode_from(call: &mut Call, from: &[String], frames: usize) -> HashMap<String, Vec<u32>> {
+    let mut seen: HashMap<String, Vec<u32>> = HashMap::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while from
+            .iter()
+            .any(|p| seen.get(p).map_or(0, Vec::len) < frames)
+        {
+            match call.next_event().await {
+                Some(CallEvent::Video { from, frame }) => {
+                    let stamp = read_stamp(&frame).expect("intact strip");
+                    assert!(stamp.age_ms(now_ms()) < 5_000);
+                    seen.entry(from).or_default().push(stamp.sequence);
+                }
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "not enough frames within 30 s: {:?}",
+            seen.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+        )
+    });
+    for (peer, sequences) in &seen {
+        assert!(
+            sequences.windows(2).all(|w| w[0] < w[1]),
+            "{peer}: in order"
+        );
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_native_peers_through_the_server_decode_each_other() {
+    let server = server().await;
+    let mut ada = start(server, "Ada");
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    let grace_id = joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    let (at_ada, at_grace) = tokio::join!(
+        decode_from(&mut ada, std::slice::from_ref(&grace_id), 30),
+        decode_from(&mut grace, std::slice::from_ref(&ada_id), 30),
+    );
+    assert!(at_ada.contains_key(&grace_id) && at_grace.contains_key(&ada_id));
+    ada.command(Command::Leave);
+    grace.command(Command::Leave);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_peer_mesh_with_a_late_joiner() {
+    let server = server().await;
+    let mut calls = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["Ada", "Grace"] {
+        let mut call = start(server, name);
+        ids.push(joined(&mut call).await);
+        call.command(Command::JoinCall);
+        calls.push(call);
+    }
+    // Linus joins the room and the call after the other two are talking.
+    let mut linus = start(server, "Linus");
+    let linus_id = joined(&mut linus).await;
+    linus.command(Command::JoinCall);
+    ids.push(linus_id);
+    calls.push(linus);
+    let mut checks = Vec::new();
+    for (i, call) in calls.iter_mut().enumerate() {
+        let others: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, id)| id.clone())
+            .collect();
+        checks.push(async move { decode_from(call, &others, 20).await });
+    }
+    let results = futures_util::future::join_all(checks).await;
+    assert!(
+        results.iter().all(|seen| seen.len() == 2),
+        "everyone decodes both others"
+    );
+}
