@@ -1,0 +1,251 @@
+//! `huddle-peer`: a headless Huddle client. Joins a room, takes part in its
+//! call with a test-pattern camera, prints live figures and writes a JSON
+//! report; exits non-zero when no video arrived. A tool for bots and for
+//! checking a self-hosted server as much as for our tests.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::video::pattern::{now_ms, read_stamp};
+use huddle_engine::JoinParams;
+use huddle_protocol::{ClientKind, Media, ServerMessage};
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Video {
+    TestPattern,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Audio {
+    None,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "huddle-peer",
+    version,
+    about = "A headless Huddle peer: joins a room's call and reports what it receives"
+)]
+struct Args {
+    /// Signaling URL, e.g. ws://localhost:8443/ws.
+    #[arg(long)]
+    server: String,
+    /// Room to join.
+    #[arg(long)]
+    room: String,
+    /// Display name.
+    #[arg(long, default_value = "huddle-peer")]
+    name: String,
+    /// Room password, if the room has one.
+    #[arg(long)]
+    password: Option<String>,
+    /// Server access token, if the server needs one.
+    #[arg(long)]
+    token: Option<String>,
+    /// What to send as video.
+    #[arg(long, value_enum, default_value = "test-pattern")]
+    video: Video,
+    /// What to send as audio (only `none` so far: Opus is next).
+    #[arg(long, value_enum, default_value = "none")]
+    audio: Audio,
+    /// How long to stay: `30s`, `2m`, or seconds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Write a JSON report here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Local address for media (`0.0.0.0:0`: every interface).
+    #[arg(long, default_value = "0.0.0.0:0")]
+    udp: String,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = match text.strip_suffix('s') {
+        Some(n) => (n, 1),
+        None => match text.strip_suffix('m') {
+            Some(n) => (n, 60),
+            None => (text, 1),
+        },
+    };
+    number
+        .parse::<u64>()
+        .map(|n| Duration::from_secs(n * unit))
+        .map_err(|_| format!("{text:?} is not a duration like 30s or 2m"))
+}
+
+/// What arrived from one member.
+#[derive(Debug, Default)]
+struct Received {
+    name: String,
+    frames: u64,
+    stamped: u64,
+    first_sequence: Option<u32>,
+    last_sequence: Option<u32>,
+    latencies_ms: Vec<u32>,
+    width: usize,
+    height: usize,
+}
+
+impl Received {
+    fn lost(&self) -> u64 {
+        match (self.first_sequence, self.last_sequence) {
+            (Some(first), Some(last)) => {
+                u64::from(last.wrapping_sub(first)) + 1
+                    - self.stamped.min(u64::from(last.wrapping_sub(first)) + 1)
+            }
+            _ => 0,
+        }
+    }
+
+    fn latency(&self, percentile: f64) -> Option<u32> {
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_unstable();
+        let index = ((percentile / 100.0) * sorted.len() as f64).ceil() as usize;
+        sorted.get(index.clamp(1, sorted.len().max(1)) - 1).copied()
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("huddle-peer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let options = CallOptions {
+        video: match args.video {
+            Video::TestPattern => VideoSource::TestPattern {
+                width: 640,
+                height: 360,
+                fps: 30,
+            },
+            Video::None => VideoSource::None,
+        },
+        udp_addrs: vec![args.udp.clone()],
+        ..CallOptions::default()
+    };
+    let params = JoinParams {
+        room: args.room.clone(),
+        name: args.name.clone(),
+        password: args.password.clone(),
+        token: args.token.clone(),
+        client: ClientKind::Bot,
+        media: Media {
+            audio: false,
+            video: args.video != Video::None,
+            screen: false,
+        },
+    };
+    let mut call = Call::start(args.server.clone(), params, options);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + args.duration;
+    let mut received: BTreeMap<String, Received> = BTreeMap::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut me = None;
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    let mut stopped = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = ticker.tick() => print_live(&received, started),
+            event = call.next_event() => match event {
+                Some(CallEvent::Message(ServerMessage::Joined { self_peer, room, .. })) => {
+                    eprintln!("huddle-peer: joined {} as {} ({})", room.name, self_peer.name, self_peer.id);
+                    for p in &room.peers {
+                        names.insert(p.id.clone(), p.name.clone());
+                    }
+                    me = Some(self_peer.id);
+                    call.command(Command::JoinCall);
+                }
+                Some(CallEvent::Message(ServerMessage::PeerJoined { peer } | ServerMessage::PeerUpdated { peer })) => {
+                    names.insert(peer.id, peer.name);
+                }
+                Some(CallEvent::Video { from, frame }) => {
+                    let entry = received.entry(from.clone()).or_default();
+                    entry.name = names.get(&from).cloned().unwrap_or_default();
+                    entry.frames += 1;
+                    entry.width = frame.width();
+                    entry.height = frame.height();
+                    if let Some(stamp) = read_stamp(&frame) {
+                        entry.stamped += 1;
+                        entry.first_sequence.get_or_insert(stamp.sequence);
+                        entry.last_sequence = Some(stamp.sequence);
+                        entry.latencies_ms.push(stamp.age_ms(now_ms()));
+                    }
+                }
+                Some(CallEvent::Stopped(reason)) => {
+                    stopped = Some(format!("{reason:?}"));
+                    break;
+                }
+                Some(_) => {}
+                None => break,
+            },
+        }
+    }
+    call.command(Command::Leave);
+    let report = json!({
+        "room": args.room,
+        "id": me,
+        "seconds": started.elapsed().as_secs_f64(),
+        "stopped": stopped,
+        "peers": received.iter().map(|(id, r)| (id.clone(), json!({
+            "name": r.name,
+            "frames": r.frames,
+            "stamped_frames": r.stamped,
+            "lost_frames": r.lost(),
+            "width": r.width,
+            "height": r.height,
+            "latency_ms_p50": r.latency(50.0),
+            "latency_ms_max": r.latency(100.0),
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    if let Some(path) = &args.report {
+        if let Err(e) = std::fs::write(path, report.to_string()) {
+            eprintln!("huddle-peer: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if received.values().any(|r| r.frames > 0) {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("huddle-peer: no video arrived");
+        ExitCode::from(2)
+    }
+}
+
+fn print_live(received: &BTreeMap<String, Received>, started: Instant) {
+    if received.is_empty() {
+        return;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let line: Vec<String> = received
+        .iter()
+        .map(|(id, r)| {
+            format!(
+                "{} ({id}): {} frames {}x{}",
+                r.name, r.frames, r.width, r.height
+            )
+        })
+        .collect();
+    eprintln!("huddle-peer: {elapsed:.0}s  {}", line.join("  |  "));
+}
