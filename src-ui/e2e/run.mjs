@@ -7,7 +7,7 @@
 // the page), never for a fixed time. Screenshots go to e2e/out/.
 
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,7 @@ if (!serverBin) {
   process.exit(2);
 }
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const peerBin = process.env.HUDDLE_PEER_BIN; // optional: the native interop steps need it
 const STEP_TIMEOUT = 30_000;
 
 async function freePort() {
@@ -309,6 +310,25 @@ try {
     for (const u of [ada, grace]) await sees(u, "made it back");
     for (const u of [ada, grace, linus]) await decodingFrom(u, 2);
   });
+  if (peerBin) {
+    await step("interop: Chromium and a native huddle-peer decode each other's H.264", async () => {
+      const dana = await user("Dana");
+      await join(dana, "interop");
+      await dana.page.getByRole("button", { name: "Start video call" }).click();
+      const reportPath = joinPath(out, "huddle-peer-report.json");
+      const peer = spawn(peerBin, ["--server", `ws://127.0.0.1:${port}/ws`, "--room", "interop", "--name", "Native", "--duration", "12s", "--udp", "127.0.0.1:0", "--report", reportPath], { stdio: ["ignore", "ignore", "inherit"] });
+      const exited = new Promise((resolve) => peer.once("exit", resolve));
+      const seen = await decodingFrom(dana, 1);
+      console.log(`    Chromium decodes the native peer: ${seen.map((s) => `${s.codec} ${s.w}×${s.h} (${s.frames} frames)`).join(", ")}`);
+      if (seen[0]?.codec !== "H264") throw new Error(`codec ${seen[0]?.codec}`);
+      await dana.page.screenshot({ path: joinPath(out, "interop-native-peer.png") });
+      const code = await exited;
+      const report = JSON.parse(readFileSync(reportPath, "utf8"));
+      const fromDana = Object.values(report.peers)[0];
+      console.log(`    huddle-peer decodes Chromium: ${fromDana?.frames ?? 0} frames ${fromDana?.width}×${fromDana?.height} (exit ${code})`);
+      if (code !== 0 || !fromDana || fromDana.frames < 30) throw new Error(`native side decoded too little: ${JSON.stringify(report)}`);
+    });
+  }
 } catch (error) {
   failed = true;
   console.error(error);

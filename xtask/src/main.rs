@@ -193,17 +193,16 @@ fn test() -> Result<(), Failed> {
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
     )?;
     step(
-        "cargo build -p huddle-server",
-        cargo().args(["build", "-p", "huddle-server"]),
+        "cargo build -p huddle-server -p huddle-engine",
+        cargo().args(["build", "-p", "huddle-server", "-p", "huddle-engine"]),
     )?;
+    let bin = target_dir().join("debug");
     step(
         "end-to-end in headless Chromium",
         Command::new("node")
             .arg("e2e/run.mjs")
-            .env(
-                "HUDDLE_SERVER_BIN",
-                target_dir().join("debug").join("huddle-server"),
-            )
+            .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
+            .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
             .current_dir(&ui),
     )
 }
