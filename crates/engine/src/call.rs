@@ -81,6 +81,9 @@ pub enum CallEvent {
         peer: PeerId,
         state: RTCPeerConnectionState,
     },
+    /// The connection to a member was closed (it left the call or the room,
+    /// or the call ended); its tile can go.
+    LinkClosed { peer: PeerId },
     /// Signaling is reconnecting; the call's media keeps going meanwhile.
     Reconnecting,
     /// Everything stopped.
@@ -236,11 +239,14 @@ impl State {
             (Some(room), _) => room.apply(&message),
             (None, _) => Vec::new(),
         };
-        self.act(actions).await;
-        if let ServerMessage::Signal { from, data } = &message {
-            self.on_signal(from.clone(), data.clone()).await;
+        // The message first, then what it caused (e.g. `peer_left`, then
+        // that member's `LinkClosed`).
+        if let ServerMessage::Signal { from, data } = message {
+            self.act(actions).await;
+            self.on_signal(from, data).await;
         } else {
             let _ = self.events.send(CallEvent::Message(message));
+            self.act(actions).await;
         }
     }
 
@@ -325,6 +331,7 @@ impl State {
                         .remove(&peer);
                     if let Some(link) = link {
                         link.close().await;
+                        let _ = self.events.send(CallEvent::LinkClosed { peer });
                     }
                 }
                 MeshAction::CloseAll => {
@@ -333,10 +340,10 @@ impl State {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .drain()
-                        .map(|(_, l)| l)
                         .collect();
-                    for link in all {
+                    for (peer, link) in all {
                         link.close().await;
+                        let _ = self.events.send(CallEvent::LinkClosed { peer });
                     }
                 }
             }

@@ -3,31 +3,26 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{server, server_with, Proxy};
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command, VideoSource};
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
 use huddle_server::Config;
-use tokio::net::TcpListener;
-
-async fn server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(huddle_server::run(
-        listener,
-        Config::default(),
-        std::future::pending::<()>(),
-    ));
-    addr
-}
 
 fn start(server: SocketAddr, name: &str) -> Call {
+    start_url(format!("ws://{server}/ws"), name)
+}
+
+fn start_url(url: String, name: &str) -> Call {
     Call::start(
-        format!("ws://{server}/ws"),
+        url,
         JoinParams {
             room: "standup".into(),
             name: name.into(),
@@ -148,4 +143,142 @@ async fn a_three_peer_mesh_with_a_late_joiner() {
         results.iter().all(|seen| seen.len() == 2),
         "everyone decodes both others"
     );
+}
+
+/// Waits for an event matching `want`, failing after `secs` seconds.
+async fn until(call: &mut Call, secs: u64, what: &str, mut want: impl FnMut(&CallEvent) -> bool) {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match call.next_event().await {
+                Some(event) if want(&event) => return,
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} within {secs} s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signaling_drop_mid_call_keeps_the_media_and_resumes() {
+    let server = server().await;
+    let proxy = Proxy::start(server).await;
+    let mut ada = start_url(proxy.url(), "Ada");
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    let grace_id = joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
+
+    proxy.cut();
+    until(&mut ada, 10, "reconnect", |e| {
+        matches!(e, CallEvent::Reconnecting)
+    })
+    .await;
+    // Media does not go through signaling: Grace keeps decoding Ada meanwhile,
+    // and after Ada's resume nobody noticed anything.
+    decode_from(&mut grace, std::slice::from_ref(&ada_id), 30).await;
+    until(&mut ada, 10, "resumed joined", |e| {
+        matches!(
+            e,
+            CallEvent::Message(ServerMessage::Joined { resumed: true, .. })
+        )
+    })
+    .await;
+    let later = decode_from(&mut ada, std::slice::from_ref(&grace_id), 30).await;
+    assert_eq!(later.len(), 1);
+    // Grace's event stream never said Ada left or that her link closed.
+    tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(event) = grace.next_event().await {
+            assert!(
+                !matches!(
+                    event,
+                    CallEvent::LinkClosed { .. }
+                        | CallEvent::Message(ServerMessage::PeerLeft { .. })
+                ),
+                "{event:?}"
+            );
+        }
+    })
+    .await
+    .unwrap_err();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_the_call_closes_links_and_rejoining_restores_video() {
+    let server = server().await;
+    let mut ada = start(server, "Ada");
+    joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    let grace_id = joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    decode_from(&mut ada, std::slice::from_ref(&grace_id), 10).await;
+
+    grace.command(Command::LeaveCall);
+    let gone = grace_id.clone();
+    until(
+        &mut ada,
+        10,
+        "link closed",
+        move |e| matches!(e, CallEvent::LinkClosed { peer } if *peer == gone),
+    )
+    .await;
+    grace.command(Command::JoinCall);
+    decode_from(&mut ada, std::slice::from_ref(&grace_id), 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_peer_is_cleaned_up_after_its_grace_period() {
+    let server = server_with(Config {
+        resume_grace: Duration::from_secs(1),
+        ..Config::default()
+    })
+    .await;
+    let mut ada = start(server, "Ada");
+    joined(&mut ada).await;
+    ada.command(Command::JoinCall);
+    // A real process, killed without a word.
+    let mut peer = tokio::process::Command::new(env!("CARGO_BIN_EXE_huddle-peer"))
+        .args([
+            "--server",
+            &format!("ws://{server}/ws"),
+            "--room",
+            "standup",
+            "--name",
+            "Bot",
+        ])
+        .args(["--duration", "60s", "--udp", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut bot = None;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while bot.is_none() {
+            if let Some(CallEvent::Video { from, .. }) = ada.next_event().await {
+                bot = Some(from);
+            }
+        }
+    })
+    .await
+    .expect("the bot's video arrives");
+    let bot = bot.unwrap();
+    peer.start_kill().unwrap();
+    let left = bot.clone();
+    until(&mut ada, 10, "peer_left timeout", move |e| {
+        matches!(e, CallEvent::Message(ServerMessage::PeerLeft { id, reason: huddle_protocol::LeaveReason::Timeout }) if *id == left)
+    })
+    .await;
+    until(
+        &mut ada,
+        5,
+        "link closed",
+        move |e| matches!(e, CallEvent::LinkClosed { peer } if *peer == bot),
+    )
+    .await;
 }

@@ -3,64 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
 use huddle_engine::signaling::StopReason;
 use huddle_engine::{Event, JoinParams, Signaling};
 use huddle_protocol::client::ChatSend;
 use huddle_protocol::{ClientKind, ClientMessage, ErrorCode, Media, ServerMessage};
-use huddle_server::Config;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
-/// A real server on loopback.
-async fn server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(huddle_server::run(
-        listener,
-        Config::default(),
-        std::future::pending::<()>(),
-    ));
-    addr
-}
-
-/// Forwards TCP to `upstream`; `cut` drops every connection open now.
-struct Proxy {
-    addr: SocketAddr,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let registry = links.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let link = tokio::spawn(async move {
-                    let mut server = TcpStream::connect(upstream).await.unwrap();
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-                registry.lock().unwrap().push(link);
-            }
-        });
-        Proxy { addr, links }
-    }
-
-    fn cut(&self) {
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-}
+use common::{server, Proxy};
 
 fn params(room: &str, name: &str) -> JoinParams {
     JoinParams {

@@ -37,7 +37,8 @@ impl H264Encoder {
             .usage_type(UsageType::CameraVideoRealTime)
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps))
-            .skip_frames(false);
+            // Rate control needs permission to skip a frame when over budget.
+            .skip_frames(true);
         let inner = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)?;
         Ok(H264Encoder { inner, bitrate_bps })
     }
