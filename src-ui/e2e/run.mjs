@@ -311,7 +311,7 @@ try {
     for (const u of [ada, grace, linus]) await decodingFrom(u, 2);
   });
   if (peerBin) {
-    await step("interop: Chromium and a native huddle-peer decode each other's H.264", async () => {
+    await step("interop: Chromium and a native huddle-peer decode each other's H.264 and Opus", async () => {
       const dana = await user("Dana");
       await join(dana, "interop");
       await dana.page.getByRole("button", { name: "Start video call" }).click();
@@ -321,12 +321,15 @@ try {
       const seen = await decodingFrom(dana, 1);
       console.log(`    Chromium decodes the native peer: ${seen.map((s) => `${s.codec} ${s.w}×${s.h} (${s.frames} frames)`).join(", ")}`);
       if (seen[0]?.codec !== "H264") throw new Error(`codec ${seen[0]?.codec}`);
+      // The native peer's Opus tone plays in Chromium (audio level from getStats).
+      await dana.page.waitForFunction(() => Object.values(window.huddle.state().stats).some((s) => s.audioLevel > 0.01), null, { timeout: STEP_TIMEOUT, polling: 500 });
       await dana.page.screenshot({ path: joinPath(out, "interop-native-peer.png") });
       const code = await exited;
       const report = JSON.parse(readFileSync(reportPath, "utf8"));
       const fromDana = Object.values(report.peers)[0];
-      console.log(`    huddle-peer decodes Chromium: ${fromDana?.frames ?? 0} frames ${fromDana?.width}×${fromDana?.height} (exit ${code})`);
-      if (code !== 0 || !fromDana || fromDana.frames < 30) throw new Error(`native side decoded too little: ${JSON.stringify(report)}`);
+      console.log(`    huddle-peer decodes Chromium: ${fromDana?.frames ?? 0} frames ${fromDana?.width}×${fromDana?.height}, ${fromDana?.audio_ms} ms of audio, dominant ${fromDana?.audio_dominant_hz} Hz (exit ${code})`);
+      if (code !== 0 || !fromDana || fromDana.frames < 30) throw new Error(`native side decoded too little video: ${JSON.stringify(report)}`);
+      if (fromDana.audio_ms < 1000 || !fromDana.audio_dominant_hz) throw new Error(`native side heard no audio: ${JSON.stringify(report)}`);
     });
   }
 } catch (error) {

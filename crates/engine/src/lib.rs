@@ -5,6 +5,7 @@
 //! protocol v1 and keeps the membership through dropped sockets with
 //! `resume`. The WebRTC mesh, capture and codecs build on it.
 
+pub mod audio;
 pub mod backoff;
 pub mod call;
 pub mod peer;

@@ -7,6 +7,7 @@
 //! signal, or the connection asking for negotiation — is handled by one task,
 //! one after the other, so a candidate never races its description.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::opus::OpusPacket;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
@@ -38,6 +40,8 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use crate::audio::opus::OpusDecoder;
+use crate::audio::FRAME_SAMPLES;
 use crate::video::h264::H264Decoder;
 use crate::video::I420Frame;
 
@@ -76,6 +80,8 @@ pub enum PeerEvent {
     State(RTCPeerConnectionState),
     /// A decoded picture of the member's video.
     Video(I420Frame),
+    /// 20 ms (or more) of the member's audio, decoded (48 kHz mono).
+    Audio(Vec<i16>),
     /// The member asked for a keyframe (it joined, or lost packets).
     KeyframeWanted,
 }
@@ -85,12 +91,88 @@ enum Input {
     Remote(SignalData),
 }
 
+/// One outgoing track: what it writes to, and its negotiated SSRC and
+/// payload type once known.
+struct Outgoing {
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    negotiated: Mutex<Option<(u32, u8)>>,
+}
+
+impl Outgoing {
+    async fn add(
+        pc: &dyn PeerConnection,
+        owner: &str,
+        kind: RtpCodecKind,
+        codec: RTCRtpCodec,
+    ) -> Result<Outgoing, PeerError> {
+        let label = if kind == RtpCodecKind::Video {
+            "video"
+        } else {
+            "audio"
+        };
+        let track = Arc::new(TrackLocalStaticSample::new(
+            Instant::now(),
+            MediaStreamTrack::new(
+                format!("huddle-{owner}"),
+                format!("huddle-{label}-{owner}"),
+                label.into(),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(rand::random::<u32>()),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            ),
+        )?);
+        let sender = pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await?;
+        Ok(Outgoing {
+            track,
+            sender,
+            negotiated: Mutex::new(None),
+        })
+    }
+
+    /// Writes one sample; before negotiation settled the codec, nothing.
+    async fn send(&self, data: Bytes, duration: Duration) -> Result<(), PeerError> {
+        let mut negotiated = self.negotiated.lock().await;
+        if negotiated.is_none() {
+            let parameters = self.sender.get_parameters().await?;
+            let Some(codec) = parameters.rtp_parameters.codecs.first() else {
+                return Ok(());
+            };
+            let Some(ssrc) = self.track.ssrcs().await.first().copied() else {
+                return Ok(());
+            };
+            *negotiated = Some((ssrc, codec.payload_type));
+        }
+        let Some((ssrc, payload_type)) = *negotiated else {
+            return Ok(());
+        };
+        drop(negotiated);
+        self.track
+            .sample_writer(ssrc, payload_type)
+            .write_sample(&Sample {
+                data,
+                duration,
+                ..Sample::new(Instant::now())
+            })
+            .await?;
+        Ok(())
+    }
+}
+
 /// One remote call member.
 pub struct PeerLink {
     pc: Arc<dyn PeerConnection>,
-    video: Arc<TrackLocalStaticSample>,
-    video_sender: Arc<dyn RtpSender>,
-    video_out: Mutex<Option<(u32, u8)>>,
+    video: Outgoing,
+    audio: Outgoing,
+    connected: Arc<AtomicBool>,
     inputs: mpsc::UnboundedSender<Input>,
     polite: bool,
 }
@@ -124,18 +206,22 @@ pub fn media_engine() -> Result<MediaEngine, PeerError> {
     )?;
     engine.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: "audio/opus".into(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-                rtcp_feedback: Vec::new(),
-            },
+            rtp_codec: opus_codec(),
             payload_type: OPUS_PAYLOAD_TYPE,
         },
         RtpCodecKind::Audio,
     )?;
     Ok(engine)
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/opus".into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: Vec::new(),
+    }
 }
 
 fn h264_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
@@ -151,6 +237,9 @@ fn h264_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
 struct Handler {
     inputs: mpsc::UnboundedSender<Input>,
     events: mpsc::UnboundedSender<PeerEvent>,
+    /// Media is written only once the connection is up (before DTLS has
+    /// keys, SRTP would refuse every packet).
+    connected: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -173,11 +262,24 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected.store(
+            state == RTCPeerConnectionState::Connected,
+            Ordering::Relaxed,
+        );
         let _ = self.events.send(PeerEvent::State(state));
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        tokio::spawn(receive_video(track, self.events.clone()));
+        // Nothing is awaited in a handler: the connection's driver waits for
+        // it, and a track's methods need the driver.
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            if track.kind().await == RtpCodecKind::Audio {
+                receive_audio(track, events).await;
+            } else {
+                receive_video(track, events).await;
+            }
+        });
     }
 }
 
@@ -202,9 +304,11 @@ impl PeerLink {
             .with_ice_servers(ice_servers)
             .build();
         let (inputs, input_rx) = mpsc::unbounded_channel();
+        let connected = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(Handler {
             inputs: inputs.clone(),
             events: events.clone(),
+            connected: connected.clone(),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -216,36 +320,36 @@ impl PeerLink {
                 .build()
                 .await?,
         );
-        let ssrc = rand::random::<u32>();
-        let video = Arc::new(TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                format!("huddle-{}", setup.self_id),
-                format!("huddle-video-{}", setup.self_id),
-                "camera".into(),
-                RtpCodecKind::Video,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: h264_codec(Vec::new()),
-                    ..Default::default()
-                }],
-            ),
-        )?);
-        let video_sender = pc
-            .add_track(Arc::clone(&video) as Arc<dyn TrackLocal>)
-            .await?;
+        let video = Outgoing::add(
+            pc.as_ref(),
+            &setup.self_id,
+            RtpCodecKind::Video,
+            h264_codec(Vec::new()),
+        )
+        .await?;
+        let audio = Outgoing::add(
+            pc.as_ref(),
+            &setup.self_id,
+            RtpCodecKind::Audio,
+            opus_codec(),
+        )
+        .await?;
         let link = Arc::new(PeerLink {
             pc: pc.clone(),
             video,
-            video_sender,
-            video_out: Mutex::new(None),
+            audio,
+            connected,
             inputs,
             polite: setup.self_id > setup.remote_id,
         });
-        tokio::spawn(watch_feedback(link.video.clone(), events.clone()));
+        if setup.initiator {
+            // Offer now rather than wait for `negotiationneeded`: webrtc-rs
+            // 0.21 queues that event inside its driver and delivers it only
+            // when the driver next wakes for another reason (measured: never,
+            // on an idle connection).
+            let _ = link.inputs.send(Input::NegotiationNeeded);
+        }
+        tokio::spawn(watch_feedback(link.video.track.clone(), events.clone()));
         tokio::spawn(negotiate(
             pc,
             link.polite,
@@ -275,30 +379,18 @@ impl PeerLink {
         access_unit: Bytes,
         duration: Duration,
     ) -> Result<(), PeerError> {
-        let mut out = self.video_out.lock().await;
-        if out.is_none() {
-            let parameters = self.video_sender.get_parameters().await?;
-            let Some(codec) = parameters.rtp_parameters.codecs.first() else {
-                return Ok(());
-            };
-            let Some(ssrc) = self.video.ssrcs().await.first().copied() else {
-                return Ok(());
-            };
-            *out = Some((ssrc, codec.payload_type));
-        }
-        let Some((ssrc, payload_type)) = *out else {
+        if !self.connected.load(Ordering::Relaxed) {
             return Ok(());
-        };
-        drop(out);
-        self.video
-            .sample_writer(ssrc, payload_type)
-            .write_sample(&Sample {
-                data: access_unit,
-                duration,
-                ..Sample::new(Instant::now())
-            })
-            .await?;
-        Ok(())
+        }
+        self.video.send(access_unit, duration).await
+    }
+
+    /// Sends one Opus packet (20 ms); nothing before the connection is up.
+    pub async fn send_audio(&self, packet: Bytes) -> Result<(), PeerError> {
+        if !self.connected.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.audio.send(packet, Duration::from_millis(20)).await
     }
 
     /// Closes the connection.
@@ -476,6 +568,44 @@ async fn receive_video(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSende
                     media_ssrc: ssrc,
                 })])
                 .await;
+        }
+    }
+}
+
+/// Puts the member's Opus packets in order (the sample builder is the
+/// jitter buffer), conceals the ones that never came, decodes, reports.
+async fn receive_audio(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
+    let Ok(mut decoder) = OpusDecoder::new() else {
+        return;
+    };
+    let mut builder = SampleBuilder::new(25, OpusPacket, 48_000);
+    let mut last_timestamp: Option<u32> = None;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        builder.push(Instant::now(), packet);
+        while let Some((sample, timestamp)) = builder.pop_with_timestamp(Instant::now()) {
+            // A gap in RTP time is packets lost for good: conceal them.
+            let missing = last_timestamp
+                .map(|last| timestamp.wrapping_sub(last) / FRAME_SAMPLES as u32)
+                .unwrap_or(1)
+                .saturating_sub(1)
+                .min(10);
+            last_timestamp = Some(timestamp);
+            let mut samples = Vec::new();
+            for _ in 0..missing {
+                if let Ok(concealed) = decoder.conceal() {
+                    samples.extend(concealed);
+                }
+            }
+            match decoder.decode(&sample.data) {
+                Ok(decoded) => samples.extend(decoded),
+                Err(e) => debug!(error = %e, "undecodable Opus packet"),
+            }
+            if !samples.is_empty() && events.send(PeerEvent::Audio(samples)).is_err() {
+                return;
+            }
         }
     }
 }

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{server, server_with, Proxy};
-use huddle_engine::call::{Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::audio::tone::dominant_frequency;
+use huddle_engine::call::{AudioSource, Call, CallEvent, CallOptions, Command, VideoSource};
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -37,10 +38,44 @@ fn start_url(url: String, name: &str) -> Call {
                 height: 360,
                 fps: 30,
             },
+            audio: AudioSource::Tone {
+                frequency: tone_of(name),
+            },
             bitrate_bps: 800_000,
             udp_addrs: vec!["127.0.0.1:0".into()],
         },
     )
+}
+
+/// Each member sings its own note.
+fn tone_of(name: &str) -> f32 {
+    match name {
+        "Ada" => 440.0,
+        "Grace" => 880.0,
+        _ => 660.0,
+    }
+}
+
+/// Collects a second of `from`'s audio and returns its dominant frequency.
+async fn hear(call: &mut Call, from: &str) -> Option<f32> {
+    let mut samples = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while samples.len() < 48_000 {
+            match call.next_event().await {
+                Some(CallEvent::Audio {
+                    from: who,
+                    samples: s,
+                }) if who == from => samples.extend(s),
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await
+    .expect("a second of audio within 20 s");
+    // Skip the codec's first frames, where it is still settling.
+    dominant_frequency(&samples[9_600..])
 }
 
 /// Waits for `joined` and returns the member's id.
@@ -107,6 +142,10 @@ async fn two_native_peers_through_the_server_decode_each_other() {
         decode_from(&mut grace, std::slice::from_ref(&ada_id), 30),
     );
     assert!(at_ada.contains_key(&grace_id) && at_grace.contains_key(&ada_id));
+    let (ada_hears, grace_hears) =
+        tokio::join!(hear(&mut ada, &grace_id), hear(&mut grace, &ada_id));
+    assert_eq!(ada_hears, Some(880.0), "Ada hears Grace's note");
+    assert_eq!(grace_hears, Some(440.0), "Grace hears Ada's note");
     ada.command(Command::Leave);
     grace.command(Command::Leave);
 }

@@ -1,6 +1,6 @@
 //! `huddle-peer`: a headless Huddle client. Joins a room, takes part in its
-//! call with a test-pattern camera, prints live figures and writes a JSON
-//! report; exits non-zero when no video arrived. A tool for bots and for
+//! call with a test-pattern camera and a tone, prints live figures and
+//! writes a JSON report; exits non-zero when no media arrived. A tool for bots and for
 //! checking a self-hosted server as much as for our tests.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use huddle_engine::call::{Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::audio::tone::dominant_frequency;
+use huddle_engine::audio::SAMPLE_RATE;
+use huddle_engine::call::{AudioSource, Call, CallEvent, CallOptions, Command, VideoSource};
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -23,6 +25,7 @@ enum Video {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Audio {
+    Tone,
     None,
 }
 
@@ -51,9 +54,12 @@ struct Args {
     /// What to send as video.
     #[arg(long, value_enum, default_value = "test-pattern")]
     video: Video,
-    /// What to send as audio (only `none` so far: Opus is next).
-    #[arg(long, value_enum, default_value = "none")]
+    /// What to send as audio (a microphone source is not built yet).
+    #[arg(long, value_enum, default_value = "tone")]
     audio: Audio,
+    /// Frequency of the tone, in Hz.
+    #[arg(long, default_value_t = 440.0)]
+    tone_hz: f32,
     /// How long to stay: `30s`, `2m`, or seconds.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     duration: Duration,
@@ -90,6 +96,9 @@ struct Received {
     latencies_ms: Vec<u32>,
     width: usize,
     height: usize,
+    /// The last second of audio, for its dominant frequency.
+    audio_tail: std::collections::VecDeque<i16>,
+    audio_samples: u64,
 }
 
 impl Received {
@@ -137,6 +146,12 @@ async fn run(args: Args) -> ExitCode {
             },
             Video::None => VideoSource::None,
         },
+        audio: match args.audio {
+            Audio::Tone => AudioSource::Tone {
+                frequency: args.tone_hz,
+            },
+            Audio::None => AudioSource::None,
+        },
         udp_addrs: vec![args.udp.clone()],
         ..CallOptions::default()
     };
@@ -147,7 +162,7 @@ async fn run(args: Args) -> ExitCode {
         token: args.token.clone(),
         client: ClientKind::Bot,
         media: Media {
-            audio: false,
+            audio: args.audio != Audio::None,
             video: args.video != Video::None,
             screen: false,
         },
@@ -189,6 +204,14 @@ async fn run(args: Args) -> ExitCode {
                         entry.latencies_ms.push(stamp.age_ms(now_ms()));
                     }
                 }
+                Some(CallEvent::Audio { from, samples }) => {
+                    let entry = received.entry(from.clone()).or_default();
+                    entry.name = names.get(&from).cloned().unwrap_or_default();
+                    entry.audio_samples += samples.len() as u64;
+                    entry.audio_tail.extend(samples);
+                    let excess = entry.audio_tail.len().saturating_sub(SAMPLE_RATE as usize);
+                    entry.audio_tail.drain(..excess);
+                }
                 Some(CallEvent::Stopped(reason)) => {
                     stopped = Some(format!("{reason:?}"));
                     break;
@@ -204,7 +227,7 @@ async fn run(args: Args) -> ExitCode {
         "id": me,
         "seconds": started.elapsed().as_secs_f64(),
         "stopped": stopped,
-        "peers": received.iter().map(|(id, r)| (id.clone(), json!({
+        "peers": received.iter_mut().map(|(id, r)| (id.clone(), json!({
             "name": r.name,
             "frames": r.frames,
             "stamped_frames": r.stamped,
@@ -213,6 +236,8 @@ async fn run(args: Args) -> ExitCode {
             "height": r.height,
             "latency_ms_p50": r.latency(50.0),
             "latency_ms_max": r.latency(100.0),
+            "audio_ms": r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
+            "audio_dominant_hz": dominant_frequency(r.audio_tail.make_contiguous()),
         }))).collect::<serde_json::Map<_, _>>(),
     });
     println!(
@@ -225,10 +250,13 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if received.values().any(|r| r.frames > 0) {
+    if received
+        .values()
+        .any(|r| r.frames > 0 || r.audio_samples > 0)
+    {
         ExitCode::SUCCESS
     } else {
-        eprintln!("huddle-peer: no video arrived");
+        eprintln!("huddle-peer: no media arrived");
         ExitCode::from(2)
     }
 }
