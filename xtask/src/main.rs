@@ -12,8 +12,14 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-/// Debian packages the tests need, by the program that shows they are there.
+/// Debian packages the tests need, by the program (or, starting with `/`,
+/// the file) that shows they are there.
 const TEST_PACKAGES: &[(&str, &str)] = &[
+    // Building the native engine: OpenH264 is C++ built from source; Opus
+    // is the system's libopus, found with pkg-config.
+    ("g++", "g++"),
+    ("pkg-config", "pkg-config"),
+    ("/usr/include/opus/opus.h", "libopus-dev"),
     ("turnserver", "coturn"),
     ("python3", "python3"),
     ("node", "nodejs"),
@@ -86,7 +92,13 @@ fn has_program(name: &str) -> bool {
 fn ensure_system_packages(packages: &[(&str, &str)]) -> Result<(), Failed> {
     let missing: Vec<&str> = packages
         .iter()
-        .filter(|(program, _)| !has_program(program))
+        .filter(|(what, _)| {
+            if what.starts_with('/') {
+                !std::path::Path::new(what).exists()
+            } else {
+                !has_program(what)
+            }
+        })
         .map(|(_, package)| *package)
         .collect();
     if missing.is_empty() {
