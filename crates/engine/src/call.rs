@@ -134,7 +134,7 @@ impl Call {
 }
 
 /// The longest stretch without a keyframe.
-const KEYFRAME_EVERY_SECS: u32 = 3;
+const KEYFRAME_EVERY_SECS: u32 = 10;
 
 /// The links the video pipeline sends to, shared with the call task.
 type Links = Arc<Mutex<HashMap<PeerId, Arc<PeerLink>>>>;

@@ -18,7 +18,6 @@ use rtc::interceptor::Registry;
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::opus::OpusPacket;
@@ -42,6 +41,7 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::opus::OpusDecoder;
 use crate::audio::FRAME_SAMPLES;
+use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::video::h264::H264Decoder;
 use crate::video::I420Frame;
 
@@ -290,7 +290,8 @@ impl PeerLink {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Arc<PeerLink>, PeerError> {
         let mut engine = media_engine()?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine)?
+            .with(KeyframeRequests::slot(), KeyframeRequests::default());
         let ice_servers = setup
             .ice_servers
             .iter()
@@ -411,10 +412,7 @@ async fn watch_feedback(
     while !events.is_closed() {
         match track.poll().await {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                let wants_keyframe = packets.iter().any(|p| {
-                    let any = p.as_any();
-                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-                });
+                let wants_keyframe = packets.iter().any(|p| is_keyframe_request(p.as_ref()));
                 if wants_keyframe && events.send(PeerEvent::KeyframeWanted).is_err() {
                     return;
                 }

@@ -1,8 +1,11 @@
 //! Real WebRTC between two native links on loopback: the test pattern,
-//! encoded with OpenH264, sent over webrtc-rs, decoded on the other side.
+//! encoded with OpenH264, sent over webrtc-rs, decoded on the other side,
+//! with keyframes only when the receiver asks for them (PLI).
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,12 +36,16 @@ async fn the_test_pattern_crosses_a_native_link_intact() {
         .unwrap();
     assert!(!a.polite() && b.polite());
 
-    // Signaling, as the server would relay it.
+    // Signaling, as the server would relay it; B's keyframe requests reach A.
     let to_b = b.clone();
+    let keyframe_wanted = Arc::new(AtomicBool::new(false));
+    let requests = keyframe_wanted.clone();
     tokio::spawn(async move {
         while let Some(event) = a_rx.recv().await {
-            if let PeerEvent::Signal(data) = event {
-                to_b.handle(data).unwrap();
+            match event {
+                PeerEvent::Signal(data) => to_b.handle(data).unwrap(),
+                PeerEvent::KeyframeWanted => requests.store(true, Ordering::Relaxed),
+                _ => {}
             }
         }
     });
@@ -56,7 +63,8 @@ async fn the_test_pattern_crosses_a_native_link_intact() {
         }
     });
 
-    // The camera: 30 fps, a keyframe every second.
+    // The camera: 30 fps, a keyframe only at the start (sent before the link
+    // is up, so lost) and when B asks: decoding proves B's PLI reached A.
     let sender = a.clone();
     tokio::spawn(async move {
         let mut pattern = TestPattern::new(640, 360);
@@ -64,7 +72,8 @@ async fn the_test_pattern_crosses_a_native_link_intact() {
         let mut ticks = tokio::time::interval(Duration::from_millis(33));
         for n in 0u32.. {
             ticks.tick().await;
-            let unit = encoder.encode(&pattern.next_frame(), n % 30 == 0).unwrap();
+            let key = n == 0 || keyframe_wanted.swap(false, Ordering::Relaxed);
+            let unit = encoder.encode(&pattern.next_frame(), key).unwrap();
             let _ = sender
                 .send_video(Bytes::from(unit), Duration::from_millis(33))
                 .await;

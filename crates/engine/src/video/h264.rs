@@ -38,7 +38,10 @@ impl H264Encoder {
             .bitrate(BitRate::from_bps(bitrate_bps))
             .max_frame_rate(FrameRate::from_hz(fps))
             // Rate control needs permission to skip a frame when over budget.
-            .skip_frames(true);
+            .skip_frames(true)
+            // Synthetic and screen content trips scene-change detection into
+            // frequent IDR frames; keyframes come when asked for instead.
+            .scene_change_detect(false);
         let inner = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)?;
         Ok(H264Encoder { inner, bitrate_bps })
     }
