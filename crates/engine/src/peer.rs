@@ -439,7 +439,12 @@ async fn negotiate(
         let result: Result<(), PeerError> = async {
             match input {
                 Input::NegotiationNeeded => {
-                    if !may_offer || !stable(pc.as_ref()).await {
+                    // Tracks never change after the start yet, so once a
+                    // description has been agreed there is nothing to
+                    // renegotiate; a late `negotiationneeded` from the driver
+                    // (see `connect`) must not start a second round.
+                    let agreed = pc.current_remote_description().await.is_some();
+                    if !may_offer || agreed || !stable(pc.as_ref()).await {
                         return Ok(());
                     }
                     let offer = pc.create_offer(None).await?;

@@ -66,9 +66,34 @@ struct Args {
     /// Write a JSON report here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Video size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x360", value_parser = parse_size)]
+    size: (usize, usize),
+    /// Video frame rate.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Video bitrate, kbit/s.
+    #[arg(long, default_value_t = 1000)]
+    kbps: u32,
     /// Local address for media (`0.0.0.0:0`: every interface).
     #[arg(long, default_value = "0.0.0.0:0")]
     udp: String,
+}
+
+fn parse_size(text: &str) -> Result<(usize, usize), String> {
+    text.split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .filter(|&(w, h): &(usize, usize)| (512..=3840).contains(&w) && (48..=2160).contains(&h))
+        .ok_or_else(|| format!("{text:?} is not a size like 1280x720 (width 512–3840)"))
+}
+
+/// CPU time this process has used (user + system), from /proc.
+fn own_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -99,6 +124,8 @@ struct Received {
     /// The last second of audio, for its dominant frequency.
     audio_tail: std::collections::VecDeque<i16>,
     audio_samples: u64,
+    /// From sending `call_join` to this member's first decoded picture.
+    first_frame: Option<Duration>,
 }
 
 impl Received {
@@ -140,9 +167,9 @@ async fn run(args: Args) -> ExitCode {
     let options = CallOptions {
         video: match args.video {
             Video::TestPattern => VideoSource::TestPattern {
-                width: 640,
-                height: 360,
-                fps: 30,
+                width: args.size.0,
+                height: args.size.1,
+                fps: args.fps,
             },
             Video::None => VideoSource::None,
         },
@@ -153,7 +180,7 @@ async fn run(args: Args) -> ExitCode {
             Audio::None => AudioSource::None,
         },
         udp_addrs: vec![args.udp.clone()],
-        ..CallOptions::default()
+        bitrate_bps: args.kbps.saturating_mul(1000),
     };
     let params = JoinParams {
         room: args.room.clone(),
@@ -169,6 +196,8 @@ async fn run(args: Args) -> ExitCode {
     };
     let mut call = Call::start(args.server.clone(), params, options);
     let started = Instant::now();
+    let cpu_at_start = own_cpu();
+    let mut call_joined_at: Option<Instant> = None;
     let deadline = tokio::time::Instant::now() + args.duration;
     let mut received: BTreeMap<String, Received> = BTreeMap::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
@@ -187,6 +216,7 @@ async fn run(args: Args) -> ExitCode {
                     }
                     me = Some(self_peer.id);
                     call.command(Command::JoinCall);
+                    call_joined_at.get_or_insert_with(Instant::now);
                 }
                 Some(CallEvent::Message(ServerMessage::PeerJoined { peer } | ServerMessage::PeerUpdated { peer })) => {
                     names.insert(peer.id, peer.name);
@@ -195,6 +225,9 @@ async fn run(args: Args) -> ExitCode {
                     let entry = received.entry(from.clone()).or_default();
                     entry.name = names.get(&from).cloned().unwrap_or_default();
                     entry.frames += 1;
+                    if entry.first_frame.is_none() {
+                        entry.first_frame = call_joined_at.map(|t| t.elapsed());
+                    }
                     entry.width = frame.width();
                     entry.height = frame.height();
                     if let Some(stamp) = read_stamp(&frame) {
@@ -222,10 +255,15 @@ async fn run(args: Args) -> ExitCode {
         }
     }
     call.command(Command::Leave);
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_percent = own_cpu()
+        .zip(cpu_at_start)
+        .map(|(end, start)| 100.0 * (end - start).as_secs_f64() / seconds);
     let report = json!({
         "room": args.room,
         "id": me,
-        "seconds": started.elapsed().as_secs_f64(),
+        "seconds": seconds,
+        "cpu_percent_of_one_core": cpu_percent,
         "stopped": stopped,
         "peers": received.iter_mut().map(|(id, r)| (id.clone(), json!({
             "name": r.name,
@@ -236,6 +274,7 @@ async fn run(args: Args) -> ExitCode {
             "height": r.height,
             "latency_ms_p50": r.latency(50.0),
             "latency_ms_max": r.latency(100.0),
+            "first_frame_ms": r.first_frame.map(|d| d.as_millis() as u64),
             "audio_ms": r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
             "audio_dominant_hz": dominant_frequency(r.audio_tail.make_contiguous()),
         }))).collect::<serde_json::Map<_, _>>(),

@@ -1,0 +1,147 @@
+//! `cargo bench -p huddle-engine --bench codec`: OpenH264 encode and decode
+//! time per frame at 640×480 and 1280×720 on moving, textured content, and
+//! Opus per 20 ms frame. Prints the figures; asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use huddle_engine::audio::opus::{OpusDecoder, OpusEncoder};
+use huddle_engine::audio::tone::ToneSource;
+use huddle_engine::video::h264::{H264Decoder, H264Encoder};
+use huddle_engine::video::I420Frame;
+
+/// Camera-like content that keeps the encoder busy: a scrolling noise
+/// texture (detail everywhere) with bright discs moving across it.
+struct MovingScene {
+    width: usize,
+    height: usize,
+    texture: Vec<u8>,
+    t: usize,
+}
+
+impl MovingScene {
+    fn new(width: usize, height: usize) -> MovingScene {
+        let mut state = 0x2545_f491_u32;
+        let texture = (0..width * height)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                40 + (state % 120) as u8
+            })
+            .collect();
+        MovingScene {
+            width,
+            height,
+            texture,
+            t: 0,
+        }
+    }
+
+    fn next_frame(&mut self) -> I420Frame {
+        let (w, h) = (self.width, self.height);
+        let mut frame = I420Frame::black(w, h);
+        let shift = self.t * 3;
+        let y = frame.y_mut();
+        for row in 0..h {
+            for col in 0..w {
+                y[row * w + col] = self.texture[row * w + (col + shift) % w];
+            }
+        }
+        for disc in 0..4 {
+            let cx = (self.t * (4 + disc * 3) + disc * w / 4) % w;
+            let cy =
+                h / 2 + ((self.t as f32 / (10.0 + disc as f32)).sin() * (h as f32 / 3.0)) as usize;
+            let r = h / 10;
+            for row in cy.saturating_sub(r)..(cy + r).min(h) {
+                for col in cx.saturating_sub(r)..(cx + r).min(w) {
+                    let (dx, dy) = (col as i64 - cx as i64, row as i64 - cy as i64);
+                    if dx * dx + dy * dy < (r * r) as i64 {
+                        y[row * w + col] = 230;
+                    }
+                }
+            }
+        }
+        self.t += 1;
+        frame
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn mean(v: &[Duration]) -> Duration {
+    v.iter().sum::<Duration>() / v.len().max(1) as u32
+}
+
+fn video(width: usize, height: usize, bitrate_bps: u32) {
+    const FRAMES: usize = 300;
+    let mut scene = MovingScene::new(width, height);
+    let frames: Vec<I420Frame> = (0..FRAMES).map(|_| scene.next_frame()).collect();
+    let Ok(mut encoder) = H264Encoder::new(bitrate_bps, 30.0) else {
+        eprintln!("no encoder");
+        return;
+    };
+    let mut encode_times = Vec::with_capacity(FRAMES);
+    let mut units = Vec::with_capacity(FRAMES);
+    let mut bytes = 0usize;
+    for (n, frame) in frames.iter().enumerate() {
+        let start = Instant::now();
+        let unit = encoder.encode(frame, n == 0).unwrap_or_default();
+        encode_times.push(start.elapsed());
+        bytes += unit.len();
+        units.push(unit);
+    }
+    let Ok(mut decoder) = H264Decoder::new() else {
+        eprintln!("no decoder");
+        return;
+    };
+    let mut decode_times = Vec::with_capacity(FRAMES);
+    let mut decoded = 0;
+    for unit in units.iter().filter(|u| !u.is_empty()) {
+        let start = Instant::now();
+        if let Ok(Some(_)) = decoder.decode(unit) {
+            decoded += 1;
+        }
+        decode_times.push(start.elapsed());
+    }
+    println!(
+        "H.264 {width}x{height} @ {} kbps: encode median {:.2} ms, mean {:.2} ms | decode median {:.2} ms, mean {:.2} ms | {decoded}/{FRAMES} frames, {:.0} kbps actual",
+        bitrate_bps / 1000,
+        median(encode_times.clone()).as_secs_f64() * 1e3,
+        mean(&encode_times).as_secs_f64() * 1e3,
+        median(decode_times.clone()).as_secs_f64() * 1e3,
+        mean(&decode_times).as_secs_f64() * 1e3,
+        bytes as f64 * 8.0 / (FRAMES as f64 / 30.0) / 1000.0,
+    );
+}
+
+fn audio() {
+    let (Ok(mut encoder), Ok(mut decoder)) = (OpusEncoder::new(), OpusDecoder::new()) else {
+        eprintln!("no Opus");
+        return;
+    };
+    let mut tone = ToneSource::new(440.0);
+    let (mut enc, mut dec) = (Vec::new(), Vec::new());
+    for _ in 0..500 {
+        let frame = tone.next_frame();
+        let start = Instant::now();
+        let packet = encoder.encode(&frame).unwrap_or_default();
+        enc.push(start.elapsed());
+        let start = Instant::now();
+        let _ = decoder.decode(&packet);
+        dec.push(start.elapsed());
+    }
+    println!(
+        "Opus 20 ms mono 48 kHz: encode median {:.3} ms, decode median {:.3} ms",
+        median(enc).as_secs_f64() * 1e3,
+        median(dec).as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    video(640, 480, 1_200_000);
+    video(1280, 720, 2_500_000);
+    audio();
+}
