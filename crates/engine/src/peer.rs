@@ -26,7 +26,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpEncodingParameters, RtpCodecKind,
 };
 use thiserror::Error;
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, watch, Mutex};
 use tracing::debug;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
@@ -173,6 +173,8 @@ pub struct PeerLink {
     video: Outgoing,
     audio: Outgoing,
     connected: Arc<AtomicBool>,
+    /// Tells the link's own tasks to end (dropping it does too).
+    closed: watch::Sender<bool>,
     inputs: mpsc::UnboundedSender<Input>,
     polite: bool,
 }
@@ -340,6 +342,7 @@ impl PeerLink {
             video,
             audio,
             connected,
+            closed: watch::channel(false).0,
             inputs,
             polite: setup.self_id > setup.remote_id,
         });
@@ -350,13 +353,18 @@ impl PeerLink {
             // on an idle connection).
             let _ = link.inputs.send(Input::NegotiationNeeded);
         }
-        tokio::spawn(watch_feedback(link.video.track.clone(), events.clone()));
+        tokio::spawn(watch_feedback(
+            link.video.track.clone(),
+            events.clone(),
+            link.closed.subscribe(),
+        ));
         tokio::spawn(negotiate(
             pc,
             link.polite,
             setup.initiator,
             input_rx,
             events,
+            link.closed.subscribe(),
         ));
         Ok(link)
     }
@@ -396,6 +404,7 @@ impl PeerLink {
 
     /// Closes the connection.
     pub async fn close(&self) {
+        let _ = self.closed.send(true);
         let _ = self.pc.close().await;
     }
 }
@@ -408,9 +417,14 @@ impl PeerLink {
 async fn watch_feedback(
     track: Arc<TrackLocalStaticSample>,
     events: mpsc::UnboundedSender<PeerEvent>,
+    mut closed: watch::Receiver<bool>,
 ) {
-    while !events.is_closed() {
-        match track.poll().await {
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            _ = closed.wait_for(|c| *c) => return,
+        };
+        match event {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
                 let wants_keyframe = packets.iter().any(|p| is_keyframe_request(p.as_ref()));
                 if wants_keyframe && events.send(PeerEvent::KeyframeWanted).is_err() {
@@ -418,7 +432,10 @@ async fn watch_feedback(
                 }
             }
             Some(_) => {}
-            None => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = closed.wait_for(|c| *c) => return,
+            },
         }
     }
 }
@@ -430,12 +447,22 @@ async fn negotiate(
     initiator: bool,
     mut inputs: mpsc::UnboundedReceiver<Input>,
     events: mpsc::UnboundedSender<PeerEvent>,
+    mut closed: watch::Receiver<bool>,
 ) {
     let mut ignoring_offer = false;
     // The later joiner offers first; the other side waits for that offer
     // even if its own connection asks to negotiate.
     let mut may_offer = initiator;
-    while let Some(input) = inputs.recv().await {
+    loop {
+        // The task holds the connection, and the connection's handler holds
+        // this task's input: only the close signal can end it.
+        let input = tokio::select! {
+            input = inputs.recv() => match input {
+                Some(input) => input,
+                None => return,
+            },
+            _ = closed.wait_for(|c| *c) => return,
+        };
         let result: Result<(), PeerError> = async {
             match input {
                 Input::NegotiationNeeded => {

@@ -321,3 +321,40 @@ async fn a_killed_peer_is_cleaned_up_after_its_grace_period() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_the_call_leaves_no_tasks_behind() {
+    let server = server().await;
+    let mut ada = start(server, "Ada");
+    joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    let grace_id = joined(&mut grace).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    decode_from(&mut ada, std::slice::from_ref(&grace_id), 10).await;
+    let during = metrics.num_alive_tasks();
+    ada.command(Command::LeaveCall);
+    grace.command(Command::LeaveCall);
+    until(&mut ada, 10, "link closed", |e| {
+        matches!(e, CallEvent::LinkClosed { .. })
+    })
+    .await;
+    until(&mut grace, 10, "link closed", |e| {
+        matches!(e, CallEvent::LinkClosed { .. })
+    })
+    .await;
+
+    // Tasks end asynchronously: give them a bounded moment, counting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while metrics.num_alive_tasks() > before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} tasks alive after the call, {before} before it ({during} during)",
+            metrics.num_alive_tasks()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
