@@ -2,8 +2,10 @@
 //! decodes), Annex B in and out.
 
 use openh264::decoder::Decoder;
+pub use openh264::encoder::Complexity;
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, Profile, UsageType};
 use openh264::formats::YUVSource;
+use openh264::Timestamp;
 use thiserror::Error;
 
 use super::I420Frame;
@@ -19,6 +21,11 @@ pub enum CodecError {
 pub struct H264Encoder {
     inner: Encoder,
     bitrate_bps: u32,
+    /// Presentation time of the next frame: rate control budgets bits per
+    /// unit of time, so it must see time pass (without it every frame is at
+    /// zero and most are skipped).
+    next_ms: f64,
+    frame_ms: f64,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -30,8 +37,19 @@ impl std::fmt::Debug for H264Encoder {
 }
 
 impl H264Encoder {
-    /// An encoder for camera video at `bitrate_bps` and up to `fps`.
+    /// An encoder for camera video at `bitrate_bps` and up to `fps`, at the
+    /// complexity calls use (medium: low measured no faster here, see the
+    /// codec benchmark).
     pub fn new(bitrate_bps: u32, fps: f32) -> Result<H264Encoder, CodecError> {
+        H264Encoder::with_complexity(bitrate_bps, fps, Complexity::Medium)
+    }
+
+    /// The same with another speed/quality trade-off (for benchmarks).
+    pub fn with_complexity(
+        bitrate_bps: u32,
+        fps: f32,
+        complexity: Complexity,
+    ) -> Result<H264Encoder, CodecError> {
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
             .usage_type(UsageType::CameraVideoRealTime)
@@ -41,17 +59,27 @@ impl H264Encoder {
             .skip_frames(true)
             // Synthetic and screen content trips scene-change detection into
             // frequent IDR frames; keyframes come when asked for instead.
-            .scene_change_detect(false);
+            .scene_change_detect(false)
+            .complexity(complexity);
         let inner = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)?;
-        Ok(H264Encoder { inner, bitrate_bps })
+        Ok(H264Encoder {
+            inner,
+            bitrate_bps,
+            next_ms: 0.0,
+            frame_ms: 1000.0 / f64::from(fps.max(1.0)),
+        })
     }
 
-    /// The next access unit (Annex B); a keyframe when `keyframe`.
+    /// The next access unit (Annex B); a keyframe when `keyframe`. Frames are
+    /// taken to be captured at the configured rate. Empty when rate control
+    /// skipped the frame.
     pub fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<u8>, CodecError> {
         if keyframe {
             self.inner.force_intra_frame();
         }
-        Ok(self.inner.encode(frame)?.to_vec())
+        let at = Timestamp::from_millis(self.next_ms as u64);
+        self.next_ms += self.frame_ms;
+        Ok(self.inner.encode_at(frame, at)?.to_vec())
     }
 }
 
