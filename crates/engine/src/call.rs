@@ -395,6 +395,17 @@ impl State {
     }
 }
 
+/// The links a pipeline sends this frame to (taken without holding the lock
+/// across the sends).
+fn snapshot(links: &Links) -> Vec<Arc<PeerLink>> {
+    links
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .cloned()
+        .collect()
+}
+
 /// Captures, encodes once, and sends the result to every link.
 async fn video_pipeline(
     source: VideoSource,
@@ -417,12 +428,7 @@ async fn video_pipeline(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         ticks.tick().await;
-        let targets: Vec<Arc<PeerLink>> = links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let targets = snapshot(&links);
         if targets.is_empty() {
             continue;
         }
@@ -475,12 +481,7 @@ async fn audio_pipeline(source: AudioSource, links: Links) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
         ticks.tick().await;
-        let targets: Vec<Arc<PeerLink>> = links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
+        let targets = snapshot(&links);
         let frame = tone.next_frame();
         if targets.is_empty() {
             continue;
