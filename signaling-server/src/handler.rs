@@ -112,7 +112,6 @@ impl<S, R: Registry> std::fmt::Debug for Handler<S, R> {
     }
 }
 
-/// Waits for the value of an optional future, or forever.
 /// The future, or one that never completes. Not an `async fn`: that would
 /// store the wrapped future three times over (argument, local, awaitee), and
 /// these live in every idle connection's state.
