@@ -146,10 +146,14 @@ fn build_ui() -> Result<(), Failed> {
     };
     if stale {
         eprintln!("xtask: installing the UI's npm packages (src-ui/package-lock.json)");
+        // `npm install`, not `npm ci`: npm 11 writes lock files without the
+        // other platforms' optional packages (Rollup's native builds), and
+        // `npm ci` then refuses them as out of sync. `install` still takes
+        // every version the lock file pins.
         step(
-            "npm ci",
+            "npm install",
             Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
+                .args(["install", "--no-audit", "--no-fund"])
                 .current_dir(&ui),
         )?;
     }
