@@ -66,7 +66,7 @@ async fn healthz_metrics_and_not_found() {
 async fn the_browser_ui_is_served_for_app_routes_and_nothing_else_leaks() {
     assert!(
         huddle_server::ui::is_built(),
-        "the UI is not built: run `npm ci && npm run build` in src-ui/ (`cargo xtask test` does)"
+        "the UI is not built: run `npm install && npm run build` in src-ui/ (`cargo xtask test` does)"
     );
     let server = TestServer::default().await;
     for path in ["/", "/r/standup", "/r/Stand%20up?x=1"] {
