@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod peer;
 pub mod room;
 pub mod signaling;
+pub mod stats;
 pub mod video;
 
 pub use room::{MeshAction, Room};

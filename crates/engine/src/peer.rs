@@ -36,12 +36,14 @@ use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::opus::OpusDecoder;
 use crate::audio::FRAME_SAMPLES;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
+use crate::stats::LinkStats;
 use crate::video::h264::H264Decoder;
 use crate::video::I420Frame;
 
@@ -400,6 +402,12 @@ impl PeerLink {
             return Ok(());
         }
         self.audio.send(packet, Duration::from_millis(20)).await
+    }
+
+    /// The connection's figures now.
+    pub async fn stats(&self) -> LinkStats {
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        LinkStats::from_report(&report)
     }
 
     /// Closes the connection.
