@@ -22,6 +22,7 @@ use crate::audio::tone::ToneSource;
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
+use crate::stats::LinkStats;
 use crate::video::h264::H264Encoder;
 use crate::video::pattern::TestPattern;
 use crate::video::I420Frame;
@@ -80,6 +81,8 @@ pub enum Command {
     JoinCall,
     LeaveCall,
     Chat(String),
+    /// Report every link's figures now (as [`CallEvent::Stats`]).
+    Stats,
     Leave,
 }
 
@@ -100,6 +103,8 @@ pub enum CallEvent {
     /// The connection to a member was closed (it left the call or the room,
     /// or the call ended); its tile can go.
     LinkClosed { peer: PeerId },
+    /// A link's figures, answering [`Command::Stats`].
+    Stats { peer: PeerId, stats: LinkStats },
     /// Signaling is reconnecting; the call's media keeps going meanwhile.
     Reconnecting,
     /// Everything stopped.
@@ -198,6 +203,19 @@ async fn run(
                     state.send(ClientMessage::CallLeave);
                     let actions = state.room.as_mut().map(Room::leave_call).unwrap_or_default();
                     state.act(actions).await;
+                }
+                Some(Command::Stats) => {
+                    let links: Vec<(PeerId, Arc<PeerLink>)> = state
+                        .links
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .iter()
+                        .map(|(id, link)| (id.clone(), link.clone()))
+                        .collect();
+                    for (peer, link) in links {
+                        let stats = link.stats().await;
+                        let _ = state.events.send(CallEvent::Stats { peer, stats });
+                    }
                 }
                 Some(Command::Chat(text)) => state.send(ClientMessage::Chat(ChatSend {
                     text,

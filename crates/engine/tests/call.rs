@@ -146,6 +146,12 @@ async fn two_native_peers_through_the_server_decode_each_other() {
         tokio::join!(hear(&mut ada, &grace_id), hear(&mut grace, &ada_id));
     assert_eq!(ada_hears, Some(880.0), "Ada hears Grace's note");
     assert_eq!(grace_hears, Some(440.0), "Grace hears Ada's note");
+    ada.command(Command::Stats);
+    let about = grace_id.clone();
+    until(&mut ada, 5, "stats with a round trip", move |e| {
+        matches!(e, CallEvent::Stats { peer, stats } if *peer == about && stats.rtt_ms.is_some())
+    })
+    .await;
     ada.command(Command::Leave);
     grace.command(Command::Leave);
 }

@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::audio::SAMPLE_RATE;
 use huddle_engine::call::{AudioSource, Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -126,6 +127,8 @@ struct Received {
     audio_samples: u64,
     /// From sending `call_join` to this member's first decoded picture.
     first_frame: Option<Duration>,
+    /// The connection's latest figures.
+    stats: Option<LinkStats>,
 }
 
 impl Received {
@@ -207,7 +210,10 @@ async fn run(args: Args) -> ExitCode {
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
-            _ = ticker.tick() => print_live(&received, started),
+            _ = ticker.tick() => {
+                print_live(&received, started);
+                call.command(Command::Stats);
+            }
             event = call.next_event() => match event {
                 Some(CallEvent::Message(ServerMessage::Joined { self_peer, room, .. })) => {
                     eprintln!("huddle-peer: joined {} as {} ({})", room.name, self_peer.name, self_peer.id);
@@ -245,6 +251,11 @@ async fn run(args: Args) -> ExitCode {
                     let excess = entry.audio_tail.len().saturating_sub(SAMPLE_RATE as usize);
                     entry.audio_tail.drain(..excess);
                 }
+                Some(CallEvent::Stats { peer, stats }) => {
+                    let entry = received.entry(peer.clone()).or_default();
+                    entry.name = names.get(&peer).cloned().unwrap_or_default();
+                    entry.stats = Some(stats);
+                }
                 Some(CallEvent::Stopped(reason)) => {
                     stopped = Some(format!("{reason:?}"));
                     break;
@@ -275,6 +286,9 @@ async fn run(args: Args) -> ExitCode {
             "latency_ms_p50": r.latency(50.0),
             "latency_ms_max": r.latency(100.0),
             "first_frame_ms": r.first_frame.map(|d| d.as_millis() as u64),
+            "rtt_ms": r.stats.as_ref().and_then(|s| s.rtt_ms),
+            "jitter_s": r.stats.as_ref().and_then(|s| s.jitter_s),
+            "packets_lost": r.stats.as_ref().map(|s| s.packets_lost),
             "audio_ms": r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
             "audio_dominant_hz": dominant_frequency(r.audio_tail.make_contiguous()),
         }))).collect::<serde_json::Map<_, _>>(),
