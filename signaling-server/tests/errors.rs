@@ -178,9 +178,7 @@ async fn unknown_peer() {
 #[tokio::test]
 async fn an_oversized_frame_is_too_large_and_closes_with_1009() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    a.expect("peer_joined").await;
+    let [mut a, mut b] = server.room("r", ["A", "B"]).await;
     let huge = format!(
         r#"{{"type":"chat","text":"{}","rid":"huge"}}"#,
         "x".repeat(1 << 20)
@@ -205,9 +203,7 @@ async fn rate_limit_answers_once_a_second_then_closes_sustained_abuse() {
         ..Config::default()
     };
     let server = TestServer::start(config).await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    a.expect("peer_joined").await;
+    let [mut a, mut b] = server.room("r", ["A", "B"]).await;
     // The burst of 256 passes (including the join above).
     for i in 0..255 {
         a.send(json!({"type":"ping","rid":i.to_string()})).await;

@@ -129,12 +129,7 @@ async fn watched_room_list_follows_changes_at_most_once_a_second() {
 #[tokio::test]
 async fn chat_reaches_the_room_and_direct_messages_only_their_recipient() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    let (mut c, _) = server.join("r", "C").await;
-    a.expect("peer_joined").await;
-    a.expect("peer_joined").await;
-    b.expect("peer_joined").await;
+    let [mut a, mut b, mut c] = server.room("r", ["A", "B", "C"]).await;
 
     a.send(json!({"type":"chat","text":"hello all","rid":"m1"}))
         .await;
@@ -179,9 +174,7 @@ fn png_base64(len: usize) -> String {
 #[tokio::test]
 async fn image_attachments_round_trip_and_are_bounded() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    a.expect("peer_joined").await;
+    let [mut a, mut b] = server.room("r", ["A", "B"]).await;
 
     let data = png_base64(300 * 1024);
     let attachment = json!({"mime":"image/png","name":"cat.png","data":data});
@@ -233,12 +226,7 @@ async fn attachments_can_be_disabled() {
 #[tokio::test]
 async fn typing_and_media_state() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    let (mut c, _) = server.join("r", "C").await;
-    a.expect("peer_joined").await;
-    a.expect("peer_joined").await;
-    b.expect("peer_joined").await;
+    let [mut a, mut b, mut c] = server.room("r", ["A", "B", "C"]).await;
 
     a.send(json!({"type":"typing","active":true})).await;
     for other in [&mut b, &mut c] {
@@ -274,12 +262,7 @@ async fn typing_and_media_state() {
 #[tokio::test]
 async fn call_lifecycle() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    let (mut c, _) = server.join("r", "C").await;
-    a.expect("peer_joined").await;
-    a.expect("peer_joined").await;
-    b.expect("peer_joined").await;
+    let [mut a, mut b, mut c] = server.room("r", ["A", "B", "C"]).await;
 
     a.send(json!({"type":"call_join","video":true})).await;
     assert_eq!(a.expect("call_joined").await["peers"], json!([]));
@@ -336,9 +319,7 @@ async fn call_lifecycle() {
 #[tokio::test]
 async fn leaving_the_room_ends_the_call_for_the_last_member() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    a.expect("peer_joined").await;
+    let [mut a, mut b] = server.room("r", ["A", "B"]).await;
     a.send(json!({"type":"call_join","video":true})).await;
     a.expect("call_joined").await;
     a.expect("call_started").await;
@@ -352,12 +333,7 @@ async fn leaving_the_room_ends_the_call_for_the_last_member() {
 #[tokio::test]
 async fn ringing() {
     let server = TestServer::default().await;
-    let (mut a, _) = server.join("r", "A").await;
-    let (mut b, _) = server.join("r", "B").await;
-    let (mut c, _) = server.join("r", "C").await;
-    a.expect("peer_joined").await;
-    a.expect("peer_joined").await;
-    b.expect("peer_joined").await;
+    let [mut a, mut b, mut c] = server.room("r", ["A", "B", "C"]).await;
     a.send(json!({"type":"ring","to":b.id,"video":true})).await;
     assert_eq!(
         b.expect("ring").await,

@@ -60,6 +60,23 @@ impl TestServer {
         (c, joined)
     }
 
+    /// Joins `names` to `room` one after the other, and takes from each
+    /// member the `peer_joined` of everyone who came after it.
+    pub async fn room<const N: usize>(&self, room: &str, names: [&str; N]) -> [Client; N] {
+        let mut members: Vec<Client> = Vec::with_capacity(N);
+        for name in names {
+            let (client, _) = self.join(room, name).await;
+            for earlier in &mut members {
+                earlier.expect("peer_joined").await;
+            }
+            members.push(client);
+        }
+        match members.try_into() {
+            Ok(members) => members,
+            Err(_) => unreachable!("N members were joined"),
+        }
+    }
+
     /// Stops the server as SIGTERM would, and waits until it has.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
