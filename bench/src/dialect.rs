@@ -124,10 +124,11 @@ pub fn chat(kind: Kind, from: usize, others: &[String], sent_ns: u64) -> Vec<Str
     }
 }
 
-/// Whether a chat line was sent by member `me` (our server echoes a sender's
-/// own chat back as its delivery confirmation; that copy is not counted).
-pub fn is_own_chat(text: &str, me: usize) -> bool {
-    text.contains(&format!("@s={me};"))
+/// The tag that marks member `me`'s own chat lines (our server echoes a
+/// sender's chat back as its delivery confirmation; that copy is not
+/// counted). Made once per member, not per message.
+pub fn own_tag(me: usize) -> String {
+    format!("@s={me};")
 }
 
 #[cfg(test)]
@@ -141,7 +142,7 @@ mod tests {
             let chats = chat(kind, 3, &["a".into(), "b".into()], 99);
             assert!(chats
                 .iter()
-                .all(|c| marker(c) == Some(99) && is_own_chat(c, 3)));
+                .all(|c| marker(c) == Some(99) && c.contains(&own_tag(3))));
         }
         assert_eq!(marker("no marker"), None);
     }

@@ -266,10 +266,10 @@ async fn acquire(credit: Option<&Semaphore>) -> tokio::sync::SemaphorePermit<'_>
 }
 
 /// The latency of a received text if it is a measured message of the
-/// window (and not member `me`'s own chat line).
-fn measured(text: &str, window: &Window, me: Option<usize>) -> Option<u64> {
+/// window (and not one of the member's own chat lines, marked `own_tag`).
+fn measured(text: &str, window: &Window, own_tag: Option<&str>) -> Option<u64> {
     let sent_at = dialect::marker(text)?;
-    if me.is_some_and(|me| dialect::is_own_chat(text, me)) || !window.contains(sent_at) {
+    if own_tag.is_some_and(|tag| text.contains(tag)) || !window.contains(sent_at) {
         return None;
     }
     Some(now_ns().saturating_sub(sent_at))
@@ -342,6 +342,7 @@ pub async fn fanout(
         let first = window.start - warmup + Duration::from_secs_f64(me as f64 / total_rate);
         let period = Duration::from_secs_f64(1.0 / per_member);
         let (sent, delivered, mut stopped) = (sent.clone(), delivered.clone(), stopped.clone());
+        let own = dialect::own_tag(me);
         tasks.spawn(async move {
             let mut ticks = tokio::time::interval_at(first, period);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -369,7 +370,7 @@ pub async fn fanout(
                     },
                     _ = stopped.changed() => return latency,
                 };
-                if let Some(nanos) = measured(&text, &window, Some(me)) {
+                if let Some(nanos) = measured(&text, &window, Some(&own)) {
                     latency.push(nanos);
                     delivered.fetch_add(1, Ordering::Relaxed);
                 }
