@@ -113,6 +113,8 @@ export interface Engine {
   watchRooms(on: boolean): void;
   join(request: JoinRequest): void;
   leave(): void;
+  /** Reconnects now, after the engine gave up ("offline"). */
+  retry(): void;
 
   sendChat(text: string, options?: { to?: string; attachment?: Attachment }): void;
   setTyping(active: boolean, to?: string): void;

@@ -62,7 +62,6 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
 
   const call = state.call;
   const inCallCount = call?.members.length ?? 0;
-  const retry = (engine as { retry?: () => void }).retry;
   return (
     <div className={`room${state.inCall ? " in-call" : ""}`}>
       <header className="room-header">
@@ -95,8 +94,8 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       {(state.status === "reconnecting" || state.status === "offline") && (
         <div className={`banner ${state.status}`} role="alert">
           {state.status === "reconnecting" ? "Connection lost. Reconnecting… your call keeps going meanwhile." : (state.error?.message ?? "Offline.")}
-          {state.status === "offline" && retry && (
-            <button type="button" onClick={() => retry.call(engine)}>
+          {state.status === "offline" && (
+            <button type="button" onClick={() => engine.retry()}>
               Retry now
             </button>
           )}
