@@ -92,7 +92,12 @@ async function startProxy(upstreamPort) {
     const upstream = connect(upstreamPort, "127.0.0.1");
     for (const s of [client, upstream]) {
       sockets.add(s);
-      s.on("close", () => sockets.delete(s));
+      s.on("close", () => {
+        sockets.delete(s);
+        // One side gone (e.g. the server is down): the other goes too.
+        client.destroy();
+        upstream.destroy();
+      });
       s.on("error", () => s.destroy());
     }
     client.pipe(upstream);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BrowserEngine } from "../src/engine/browser";
-import { backoff, BACKOFF_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
+import { backoff, BACKOFF_MS, OPEN_TIMEOUT_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
 import { FakePeerConnection, FakeSocket, testPeer } from "./fakes";
 
 
@@ -70,6 +70,19 @@ describe("reconnect and resume", () => {
     vi.advanceTimersByTime(BACKOFF_MS[0] * 1.2);
     FakeSocket.last().open();
     expect(FakeSocket.last().sentOfType("join")[0]).toMatchObject({ resume: "token-2" });
+  });
+
+  it("abandons a connection attempt that never opens, and tries again", () => {
+    const first = joinStandup();
+    first.drop(1006);
+    vi.advanceTimersByTime(BACKOFF_MS[0] * 1.2);
+    const hanging = FakeSocket.last();
+    expect(hanging).not.toBe(first);
+    vi.advanceTimersByTime(OPEN_TIMEOUT_MS);
+    expect(hanging.readyState).toBe(3);
+    vi.advanceTimersByTime(BACKOFF_MS[1] * 1.2);
+    expect(FakeSocket.last()).not.toBe(hanging);
+    expect(engine.getState().status).toBe("reconnecting");
   });
 
   it("backs off exponentially, within ±20 %", () => {

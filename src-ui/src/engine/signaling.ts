@@ -16,6 +16,9 @@ export interface SignalingEvents {
 const FINAL_CLOSE_CODES = new Set([1008 /* policy: abuse, bad version */]);
 
 export const PING_INTERVAL_MS = 20_000;
+/** A socket not open by then is abandoned and retried (a half-open path,
+ *  e.g. a proxy whose upstream is down, would otherwise hang forever). */
+export const OPEN_TIMEOUT_MS = 10_000;
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 export const MAX_ATTEMPTS = 12;
 
@@ -57,7 +60,11 @@ export class Signaling {
   private open(): void {
     const socket = this.createSocket(this.url);
     this.socket = socket;
+    const openTimer = setTimeout(() => {
+      if (this.socket === socket && socket.readyState !== 1) socket.close();
+    }, OPEN_TIMEOUT_MS);
     socket.onopen = () => {
+      clearTimeout(openTimer);
       this.attempts = 0;
       this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_INTERVAL_MS);
       this.events.open();
@@ -73,6 +80,7 @@ export class Signaling {
       if (msg && typeof msg.type === "string") this.events.message(msg);
     };
     socket.onclose = (event) => {
+      clearTimeout(openTimer);
       if (this.socket !== socket) return;
       this.socket = null;
       if (this.pingTimer) clearInterval(this.pingTimer);
