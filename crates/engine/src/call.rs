@@ -5,56 +5,39 @@
 //! [`Call::start`] spawns the task that owns all of it; the application
 //! sends [`Command`]s and receives [`CallEvent`]s.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use huddle_protocol::client::{CallJoin, ChatSend, SignalSend};
 use huddle_protocol::{ClientMessage, PeerId, ServerMessage, SignalData};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
-use crate::audio::opus::OpusEncoder;
-use crate::audio::tone::ToneSource;
-use crate::peer::{PeerEvent, PeerLink, PeerSetup};
+use crate::audio::{AudioError, AudioSink, AudioSource};
+use crate::peer::{PeerEvent, PeerLink, PeerSetup, MIN_BITRATE_BPS};
+use crate::pipeline::{self, Control, Links, Playout, Report};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
 use crate::stats::LinkStats;
+#[cfg(doc)]
 use crate::video::h264::H264Encoder;
-use crate::video::pattern::TestPattern;
-use crate::video::I420Frame;
+use crate::video::{CaptureError, I420Frame, VideoSource};
 
-/// What video this client sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoSource {
-    None,
-    /// The stamped test pattern at this size and frame rate.
-    TestPattern {
-        width: usize,
-        height: usize,
-        fps: u32,
-    },
-}
-
-/// What audio this client sends.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AudioSource {
-    None,
-    /// A sine tone at this frequency, in Hz.
-    Tone {
-        frequency: f32,
-    },
-}
-
-/// How to run a call.
-#[derive(Debug, Clone)]
+/// How to run a call: the media to send, where remote audio goes, and the
+/// most video may use.
+#[derive(Debug)]
 pub struct CallOptions {
-    pub video: VideoSource,
-    pub audio: AudioSource,
-    /// Video bitrate, bits per second.
+    /// Outgoing video (`None`: none).
+    pub video: Option<Box<dyn VideoSource>>,
+    /// Outgoing audio (`None`: none).
+    pub audio: Option<Box<dyn AudioSource>>,
+    /// Where the members' mixed audio is played (`None`: nowhere; the
+    /// application still gets [`CallEvent::Audio`]).
+    pub output: Option<Box<dyn AudioSink>>,
+    /// The most video may use, bits per second; congestion control may ask
+    /// for less.
     pub bitrate_bps: u32,
     /// Local UDP addresses for media (`0.0.0.0:0`: every interface).
     pub udp_addrs: Vec<String>,
@@ -63,12 +46,9 @@ pub struct CallOptions {
 impl Default for CallOptions {
     fn default() -> Self {
         CallOptions {
-            video: VideoSource::TestPattern {
-                width: 640,
-                height: 360,
-                fps: 30,
-            },
-            audio: AudioSource::Tone { frequency: 440.0 },
+            video: None,
+            audio: None,
+            output: None,
             bitrate_bps: 1_000_000,
             udp_addrs: vec!["0.0.0.0:0".into()],
         }
@@ -76,15 +56,27 @@ impl Default for CallOptions {
 }
 
 /// What the application asks for.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Command {
     JoinCall,
     LeaveCall,
     Chat(String),
     /// Report every link's figures now (as [`CallEvent::Stats`]).
     Stats,
+    /// Stop (`true`) or resume sending audio; the microphone stays open.
+    Mute(bool),
+    /// Stop (`false`) or resume sending video; the camera stays open.
+    Camera(bool),
+    /// Send video from another source (`None`: none, the device released).
+    /// No renegotiation: the track stays, only its pictures change.
+    SetVideo(Option<Box<dyn VideoSource>>),
+    /// Send audio from another source (`None`: none).
+    SetAudio(Option<Box<dyn AudioSource>>),
+    /// Play the members' audio elsewhere (`None`: nowhere).
+    SetOutput(Option<Box<dyn AudioSink>>),
     Leave,
 }
+
 
 /// What the call reports.
 #[derive(Debug)]
@@ -107,6 +99,12 @@ pub enum CallEvent {
     Stats { peer: PeerId, stats: LinkStats },
     /// Signaling is reconnecting; the call's media keeps going meanwhile.
     Reconnecting,
+    /// The camera (or other video source) gave out; video stopped.
+    VideoFailed(CaptureError),
+    /// The microphone gave out; audio stopped.
+    AudioInFailed(AudioError),
+    /// The speaker gave out; remote audio is no longer played.
+    AudioOutFailed(AudioError),
     /// Everything stopped.
     Stopped(StopReason),
 }
@@ -138,21 +136,44 @@ impl Call {
     }
 }
 
-/// The longest stretch without a keyframe.
-const KEYFRAME_EVERY_SECS: u32 = 10;
-
-/// The links the video pipeline sends to, shared with the call task.
-type Links = Arc<Mutex<HashMap<PeerId, Arc<PeerLink>>>>;
+/// How often the links' congestion estimates are read to set the encoder's
+/// bitrate.
+const RATE_EVERY: Duration = Duration::from_secs(1);
 
 struct State {
     signaling: Signaling,
-    options: CallOptions,
     room: Option<Room>,
     links: Links,
+    udp_addrs: Vec<String>,
+    max_bitrate_bps: u32,
     peer_events: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
     keyframe: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<CallEvent>,
     want_call: bool,
+    media: MediaState,
+    video: mpsc::UnboundedSender<Control<dyn VideoSource>>,
+    audio: mpsc::UnboundedSender<Control<dyn AudioSource>>,
+    playout: mpsc::UnboundedSender<Playout>,
+    rate: BitrateControl,
+}
+
+/// What this member sends, as the room is told in `media`.
+#[derive(Debug, Clone, Copy)]
+struct MediaState {
+    has_video: bool,
+    has_audio: bool,
+    camera_on: bool,
+    muted: bool,
+}
+
+impl MediaState {
+    fn to_protocol(self) -> huddle_protocol::Media {
+        huddle_protocol::Media {
+            audio: self.has_audio && !self.muted,
+            video: self.has_video && self.camera_on,
+            screen: false,
+        }
+    }
 }
 
 async fn run(
@@ -162,26 +183,52 @@ async fn run(
     events: mpsc::UnboundedSender<CallEvent>,
 ) {
     let (peer_events, mut peer_rx) = mpsc::unbounded_channel();
+    let (reports, mut report_rx) = mpsc::unbounded_channel();
     let links: Links = Arc::default();
     let keyframe = Arc::new(AtomicBool::new(true));
-    let video = tokio::spawn(video_pipeline(
-        options.video,
-        options.bitrate_bps,
-        links.clone(),
-        keyframe.clone(),
-    ));
-    let audio = tokio::spawn(audio_pipeline(options.audio, links.clone()));
-    let pipelines = [video, audio];
+    let media = MediaState {
+        has_video: options.video.is_some(),
+        has_audio: options.audio.is_some(),
+        camera_on: true,
+        muted: false,
+    };
+    let (video, video_rx) = mpsc::unbounded_channel();
+    let (audio, audio_rx) = mpsc::unbounded_channel();
+    let (playout, playout_rx) = mpsc::unbounded_channel();
+    let pipelines = [
+        tokio::spawn(pipeline::video(
+            options.video,
+            options.bitrate_bps,
+            links.clone(),
+            keyframe.clone(),
+            video_rx,
+            reports.clone(),
+        )),
+        tokio::spawn(pipeline::audio(
+            options.audio,
+            links.clone(),
+            audio_rx,
+            reports.clone(),
+        )),
+        tokio::spawn(pipeline::playout(options.output, playout_rx, reports)),
+    ];
     let mut state = State {
         signaling,
-        options,
         room: None,
         links,
+        udp_addrs: options.udp_addrs,
+        max_bitrate_bps: options.bitrate_bps,
         peer_events,
         keyframe,
         events,
         want_call: false,
+        media,
+        video,
+        audio,
+        playout,
+        rate: BitrateControl::new(options.bitrate_bps),
     };
+    let mut rate_ticks = tokio::time::interval(RATE_EVERY);
     loop {
         tokio::select! {
             event = state.signaling.next_event() => match event {
@@ -196,32 +243,9 @@ async fn run(
                 None => break,
             },
             Some((peer, event)) = peer_rx.recv() => state.on_peer(peer, event),
+            Some(report) = report_rx.recv() => state.on_report(report),
+            _ = rate_ticks.tick() => state.follow_congestion().await,
             command = commands.recv() => match command {
-                Some(Command::JoinCall) => state.join_call(),
-                Some(Command::LeaveCall) => {
-                    state.want_call = false;
-                    state.send(ClientMessage::CallLeave);
-                    let actions = state.room.as_mut().map(Room::leave_call).unwrap_or_default();
-                    state.act(actions).await;
-                }
-                Some(Command::Stats) => {
-                    let links: Vec<(PeerId, Arc<PeerLink>)> = state
-                        .links
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .iter()
-                        .map(|(id, link)| (id.clone(), link.clone()))
-                        .collect();
-                    for (peer, link) in links {
-                        let stats = link.stats().await;
-                        let _ = state.events.send(CallEvent::Stats { peer, stats });
-                    }
-                }
-                Some(Command::Chat(text)) => state.send(ClientMessage::Chat(ChatSend {
-                    text,
-                    to: None,
-                    attachment: None,
-                })),
                 Some(Command::Leave) | None => {
                     state.act(vec![MeshAction::CloseAll]).await;
                     pipelines.iter().for_each(|p| p.abort());
@@ -229,11 +253,53 @@ async fn run(
                     let _ = state.events.send(CallEvent::Stopped(StopReason::Left));
                     return;
                 }
+                Some(command) => state.on_command(command).await,
             },
         }
     }
     pipelines.iter().for_each(|p| p.abort());
     state.act(vec![MeshAction::CloseAll]).await;
+}
+
+/// Sets the one encoder's bitrate from the links' congestion estimates: the
+/// weakest link decides (every member gets the same stream). Down at once,
+/// up only after a quiet spell, and only for a real change — each change
+/// costs a keyframe (see [`H264Encoder::set_bitrate`]).
+#[derive(Debug)]
+struct BitrateControl {
+    max_bps: u32,
+    current_bps: u32,
+    last_change: Instant,
+}
+
+/// What audio and packet overhead take from a link's estimate.
+const AUDIO_AND_OVERHEAD_BPS: f64 = 60_000.0;
+
+impl BitrateControl {
+    fn new(max_bps: u32) -> BitrateControl {
+        BitrateControl {
+            max_bps,
+            current_bps: max_bps,
+            last_change: Instant::now(),
+        }
+    }
+
+    /// The new bitrate, if it should change, given the weakest link's estimate.
+    fn update(&mut self, estimate_bps: f64) -> Option<u32> {
+        let floor = MIN_BITRATE_BPS.min(self.max_bps);
+        let wanted = (estimate_bps * 0.9 - AUDIO_AND_OVERHEAD_BPS)
+            .clamp(f64::from(floor), f64::from(self.max_bps)) as u32;
+        let current = self.current_bps;
+        let quiet = self.last_change.elapsed() > Duration::from_secs(5);
+        let down = wanted < current - current / 8;
+        let up = wanted > current + current / 4 && quiet || wanted == self.max_bps && wanted > current && quiet;
+        if !(down || up) {
+            return None;
+        }
+        self.current_bps = wanted;
+        self.last_change = Instant::now();
+        Some(wanted)
+    }
 }
 
 impl State {
@@ -245,14 +311,106 @@ impl State {
 
     fn join_call(&mut self) {
         self.want_call = true;
-        let video = self.options.video != VideoSource::None;
-        self.send(ClientMessage::CallJoin(CallJoin { video }));
-        self.send(ClientMessage::Media(huddle_protocol::Media {
-            audio: self.options.audio != AudioSource::None,
-            video,
-            screen: false,
-        }));
+        let media = self.media.to_protocol();
+        self.send(ClientMessage::CallJoin(CallJoin { video: media.video }));
+        self.send(ClientMessage::Media(media));
     }
+
+    /// Tells the room what this member sends now.
+    fn send_media(&self) {
+        self.send(ClientMessage::Media(self.media.to_protocol()));
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::JoinCall => self.join_call(),
+            Command::LeaveCall => {
+                self.want_call = false;
+                self.send(ClientMessage::CallLeave);
+                let actions = self.room.as_mut().map(Room::leave_call).unwrap_or_default();
+                self.act(actions).await;
+            }
+            Command::Stats => {
+                for (peer, link) in self.all_links() {
+                    let mut stats = link.stats().await;
+                    stats.encoder_bitrate_bps = Some(self.rate.current_bps);
+                    let _ = self.events.send(CallEvent::Stats { peer, stats });
+                }
+            }
+            Command::Chat(text) => self.send(ClientMessage::Chat(ChatSend {
+                text,
+                to: None,
+                attachment: None,
+            })),
+            Command::Mute(muted) => {
+                self.media.muted = muted;
+                let _ = self.audio.send(Control::Enabled(!muted));
+                self.send_media();
+            }
+            Command::Camera(on) => {
+                self.media.camera_on = on;
+                let _ = self.video.send(Control::Enabled(on));
+                self.send_media();
+            }
+            Command::SetVideo(source) => {
+                self.media.has_video = source.is_some();
+                let _ = self.video.send(Control::Source(source));
+                self.send_media();
+            }
+            Command::SetAudio(source) => {
+                self.media.has_audio = source.is_some();
+                let _ = self.audio.send(Control::Source(source));
+                self.send_media();
+            }
+            Command::SetOutput(sink) => {
+                let _ = self.playout.send(Playout::Sink(sink));
+            }
+            // Handled by the loop (it ends the call).
+            Command::Leave => {}
+        }
+    }
+
+    fn on_report(&mut self, report: Report) {
+        let event = match report {
+            Report::VideoSourceFailed(e) => {
+                self.media.has_video = false;
+                self.send_media();
+                CallEvent::VideoFailed(e)
+            }
+            Report::AudioSourceFailed(e) => {
+                self.media.has_audio = false;
+                self.send_media();
+                CallEvent::AudioInFailed(e)
+            }
+            Report::AudioSinkFailed(e) => CallEvent::AudioOutFailed(e),
+        };
+        let _ = self.events.send(event);
+    }
+
+    fn all_links(&self) -> Vec<(PeerId, Arc<PeerLink>)> {
+        self.links
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, link)| (id.clone(), link.clone()))
+            .collect()
+    }
+
+    /// Reads the links' congestion estimates and moves the encoder's
+    /// bitrate to what the weakest one carries.
+    async fn follow_congestion(&mut self) {
+        let mut weakest: Option<f64> = None;
+        for (_, link) in self.all_links() {
+            if let Some(estimate) = link.target_bitrate().await {
+                weakest = Some(weakest.map_or(estimate, |w| w.min(estimate)));
+            }
+        }
+        if let Some(bps) = weakest.and_then(|w| self.rate.update(w)) {
+            debug!(bps, "video bitrate follows the network");
+            let _ = self.video.send(Control::Bitrate(bps));
+        }
+    }
+
 
     async fn on_message(&mut self, message: ServerMessage) {
         let actions = match (&mut self.room, &message) {
@@ -325,7 +483,8 @@ impl State {
             remote_id: peer.clone(),
             initiator,
             ice_servers: room.ice_servers.clone(),
-            udp_addrs: self.options.udp_addrs.clone(),
+            udp_addrs: self.udp_addrs.clone(),
+            max_bitrate_bps: self.max_bitrate_bps,
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let link = match PeerLink::connect(setup, tx).await {
@@ -367,6 +526,7 @@ impl State {
                         .remove(&peer);
                     if let Some(link) = link {
                         link.close().await;
+                        let _ = self.playout.send(Playout::Gone(peer.clone()));
                         let _ = self.events.send(CallEvent::LinkClosed { peer });
                     }
                 }
@@ -379,6 +539,7 @@ impl State {
                         .collect();
                     for (peer, link) in all {
                         link.close().await;
+                        let _ = self.playout.send(Playout::Gone(peer.clone()));
                         let _ = self.events.send(CallEvent::LinkClosed { peer });
                     }
                 }
@@ -395,6 +556,9 @@ impl State {
                 let _ = self.events.send(CallEvent::Video { from: peer, frame });
             }
             PeerEvent::Audio(samples) => {
+                let _ = self
+                    .playout
+                    .send(Playout::Audio(peer.clone(), samples.clone()));
                 let _ = self.events.send(CallEvent::Audio {
                     from: peer,
                     samples,
@@ -408,113 +572,6 @@ impl State {
                     self.keyframe.store(true, Ordering::Relaxed);
                 }
                 let _ = self.events.send(CallEvent::Connection { peer, state });
-            }
-        }
-    }
-}
-
-/// The links a pipeline sends this frame to (taken without holding the lock
-/// across the sends).
-fn snapshot(links: &Links) -> Vec<Arc<PeerLink>> {
-    links
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .values()
-        .cloned()
-        .collect()
-}
-
-/// Captures, encodes once, and sends the result to every link.
-async fn video_pipeline(
-    source: VideoSource,
-    bitrate_bps: u32,
-    links: Links,
-    keyframe: Arc<AtomicBool>,
-) {
-    let VideoSource::TestPattern { width, height, fps } = source else {
-        return;
-    };
-    let fps = fps.clamp(1, 60);
-    let Ok(mut encoder) = H264Encoder::new(bitrate_bps, fps as f32) else {
-        warn!("no H.264 encoder: sending no video");
-        return;
-    };
-    let mut pattern = TestPattern::new(width, height);
-    let period = Duration::from_secs(1) / fps;
-    let mut sent = 0u32;
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        ticks.tick().await;
-        let targets = snapshot(&links);
-        if targets.is_empty() {
-            continue;
-        }
-        let frame = pattern.next_frame();
-        sent += 1;
-        // A keyframe when asked for, and at least every few seconds so that
-        // a member whose request was lost still recovers.
-        let key =
-            keyframe.swap(false, Ordering::Relaxed) || sent % (KEYFRAME_EVERY_SECS * fps) == 0;
-        // Encoding is CPU work: off the async threads.
-        let encoded = tokio::task::spawn_blocking(move || {
-            let unit = encoder.encode(&frame, key);
-            (encoder, unit)
-        })
-        .await;
-        let Ok((returned, unit)) = encoded else {
-            return;
-        };
-        encoder = returned;
-        let unit = match unit {
-            Ok(unit) if !unit.is_empty() => Bytes::from(unit),
-            Ok(_) => continue,
-            Err(e) => {
-                warn!(error = %e, "encoding failed");
-                continue;
-            }
-        };
-        for link in targets {
-            if let Err(e) = link.send_video(unit.clone(), period).await {
-                debug!(error = %e, "sending video failed");
-            }
-        }
-    }
-}
-
-/// Produces 20 ms of audio at a time, encodes it once, sends it to every link.
-async fn audio_pipeline(source: AudioSource, links: Links) {
-    let AudioSource::Tone { frequency } = source else {
-        return;
-    };
-    let mut tone = ToneSource::new(frequency);
-    let mut encoder = match OpusEncoder::new() {
-        Ok(e) => e,
-        Err(e) => {
-            warn!(error = %e, "no Opus encoder: sending no audio");
-            return;
-        }
-    };
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    loop {
-        ticks.tick().await;
-        let targets = snapshot(&links);
-        let frame = tone.next_frame();
-        if targets.is_empty() {
-            continue;
-        }
-        // Opus at 20 ms mono is ~0.1 ms of work: no need to leave the task.
-        let packet = match encoder.encode(&frame) {
-            Ok(p) => Bytes::from(p),
-            Err(e) => {
-                warn!(error = %e, "Opus encoding failed");
-                continue;
-            }
-        };
-        for link in targets {
-            if let Err(e) = link.send_audio(packet.clone()).await {
-                debug!(error = %e, "sending audio failed");
             }
         }
     }

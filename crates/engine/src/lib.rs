@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod call;
 pub mod feedback;
 pub mod peer;
+pub mod pipeline;
 pub mod room;
 pub mod signaling;
 pub mod stats;

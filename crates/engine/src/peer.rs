@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
 use huddle_protocol::{IceServer, PeerId, SignalData};
-use rtc::interceptor::Registry;
+use rtc::interceptor::{Gcc, Registry};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_congestion_control, configure_nack, configure_rtcp_reports, CongestionFeedback,
+};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
@@ -33,7 +36,7 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
     RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
     StatsSelector,
@@ -43,7 +46,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use crate::audio::opus::OpusDecoder;
 use crate::audio::FRAME_SAMPLES;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
-use crate::stats::LinkStats;
+use crate::stats::{LinkStats, MediaCounters};
 use crate::video::h264::H264Decoder;
 use crate::video::I420Frame;
 
@@ -72,6 +75,9 @@ pub struct PeerSetup {
     pub ice_servers: Vec<IceServer>,
     /// Local UDP addresses to gather on (`0.0.0.0:0`: every interface).
     pub udp_addrs: Vec<String>,
+    /// Where congestion control starts and the most it will ask for, bits
+    /// per second.
+    pub max_bitrate_bps: u32,
 }
 
 /// What a link reports.
@@ -175,6 +181,9 @@ pub struct PeerLink {
     video: Outgoing,
     audio: Outgoing,
     connected: Arc<AtomicBool>,
+    counters: Arc<MediaCounters>,
+    /// The previous figures, to measure rates against.
+    last_stats: std::sync::Mutex<Option<LinkStats>>,
     /// Tells the link's own tasks to end (dropping it does too).
     closed: watch::Sender<bool>,
     inputs: mpsc::UnboundedSender<Input>,
@@ -188,6 +197,25 @@ impl std::fmt::Debug for PeerLink {
             .finish_non_exhaustive()
     }
 }
+
+/// The interceptor chain: NACK, RTCP reports, send-side congestion control
+/// (GCC over transport-wide feedback, as browsers do it) and the keyframe
+/// requests the application must see.
+fn interceptors(engine: &mut MediaEngine, max_bitrate_bps: u32) -> Result<Registry, PeerError> {
+    let max = f64::from(max_bitrate_bps.max(MIN_BITRATE_BPS));
+    // Start at the most the call wants: on a good path the estimate holds
+    // and the first seconds are sharp; on a poor one it falls within the
+    // first round trips.
+    let estimator = Gcc::new(max, f64::from(MIN_BITRATE_BPS), max);
+    let registry = configure_nack(Registry::new(), engine);
+    let registry = configure_rtcp_reports(registry);
+    let registry =
+        configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, engine)?;
+    Ok(registry.with(KeyframeRequests::slot(), KeyframeRequests::default()))
+}
+
+/// The least bitrate congestion control goes down to (video still moves).
+pub const MIN_BITRATE_BPS: u32 = 100_000;
 
 /// The codecs of the interop contract: H.264 constrained baseline and Opus.
 pub fn media_engine() -> Result<MediaEngine, PeerError> {
@@ -244,6 +272,7 @@ struct Handler {
     /// Media is written only once the connection is up (before DTLS has
     /// keys, SRTP would refuse every packet).
     connected: Arc<AtomicBool>,
+    counters: Arc<MediaCounters>,
 }
 
 #[async_trait::async_trait]
@@ -277,11 +306,12 @@ impl PeerConnectionEventHandler for Handler {
         // Nothing is awaited in a handler: the connection's driver waits for
         // it, and a track's methods need the driver.
         let events = self.events.clone();
+        let counters = self.counters.clone();
         tokio::spawn(async move {
             if track.kind().await == RtpCodecKind::Audio {
                 receive_audio(track, events).await;
             } else {
-                receive_video(track, events).await;
+                receive_video(track, events, counters).await;
             }
         });
     }
@@ -294,8 +324,7 @@ impl PeerLink {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Arc<PeerLink>, PeerError> {
         let mut engine = media_engine()?;
-        let registry = register_default_interceptors(Registry::new(), &mut engine)?
-            .with(KeyframeRequests::slot(), KeyframeRequests::default());
+        let registry = interceptors(&mut engine, setup.max_bitrate_bps)?;
         let ice_servers = setup
             .ice_servers
             .iter()
@@ -310,10 +339,12 @@ impl PeerLink {
             .build();
         let (inputs, input_rx) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(MediaCounters::default());
         let handler = Arc::new(Handler {
             inputs: inputs.clone(),
             events: events.clone(),
             connected: connected.clone(),
+            counters: counters.clone(),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -344,6 +375,8 @@ impl PeerLink {
             video,
             audio,
             connected,
+            counters,
+            last_stats: std::sync::Mutex::new(None),
             closed: watch::channel(false).0,
             inputs,
             polite: setup.self_id > setup.remote_id,
@@ -404,10 +437,26 @@ impl PeerLink {
         self.audio.send(packet, Duration::from_millis(20)).await
     }
 
-    /// The connection's figures now.
+    /// The connection's figures now, with rates since the last call.
     pub async fn stats(&self) -> LinkStats {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
-        LinkStats::from_report(&report)
+        let mut stats = LinkStats::from_report(&report, &self.counters);
+        let mut last = self
+            .last_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(previous) = last.as_ref() {
+            stats.rates_since(previous);
+        }
+        *last = Some(stats.clone());
+        stats
+    }
+
+    /// Congestion control's estimate of what the path carries, bits per
+    /// second (`None` before its first estimate).
+    pub async fn target_bitrate(&self) -> Option<f64> {
+        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+        LinkStats::target_bitrate(&report)
     }
 
     /// Closes the connection.
@@ -571,7 +620,11 @@ fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescription, Peer
 
 /// Reassembles, decodes and reports the member's video; asks for a keyframe
 /// until the first picture decodes.
-async fn receive_video(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
+async fn receive_video(
+    track: Arc<dyn TrackRemote>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    counters: Arc<MediaCounters>,
+) {
     let Some(ssrc) = track.ssrcs().await.first().copied() else {
         return;
     };
@@ -590,12 +643,16 @@ async fn receive_video(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSende
             match decoder.decode(&sample.data) {
                 Ok(Some(frame)) => {
                     pictures += 1;
+                    counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
                     if events.send(PeerEvent::Video(frame)).is_err() {
                         return;
                     }
                 }
                 Ok(None) => {}
-                Err(e) => debug!(error = %e, "undecodable access unit"),
+                Err(e) => {
+                    counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    debug!(error = %e, "undecodable access unit");
+                }
             }
         }
         if pictures == 0 && last_pli.elapsed() > Duration::from_millis(500) {

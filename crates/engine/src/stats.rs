@@ -1,16 +1,23 @@
-//! Per-peer figures from a connection's stats report: the ones a user or a
-//! report wants (round trip, bytes, loss, jitter in seconds, path).
+//! Per-peer figures from a connection's stats report and the link's own
+//! counters: the ones a user or a report wants (round trip, bitrates,
+//! frame rate, loss, jitter in seconds, congestion target, codecs, path).
 //!
 //! Round trip comes from the nominated candidate pair (webrtc-rs reports
 //! remote-inbound RTT as zero); jitter comes in RTP clock units and is
-//! converted with the stream's clock rate.
+//! converted with the stream's clock rate. Rates are measured between two
+//! reports of the same link ([`LinkStats::rates_since`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::statistics::report::{RTCStatsReport, RTCStatsReportEntry};
 
 /// One connection's figures at one moment (counters are totals so far).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LinkStats {
+    /// When these figures were taken.
+    pub at: Instant,
     /// Current round trip on the selected path, ms.
     pub rtt_ms: Option<f64>,
     pub bytes_in: u64,
@@ -20,13 +27,55 @@ pub struct LinkStats {
     pub packets_lost: i64,
     /// The worst inbound interarrival jitter, in seconds.
     pub jitter_s: Option<f64>,
+    /// What congestion control says this path carries now, bits per second
+    /// (`None` until its first estimate).
+    pub target_bitrate_bps: Option<f64>,
+    /// What the video encoder aims for now (shared by every link: the
+    /// weakest link's estimate decides), bits per second.
+    pub encoder_bitrate_bps: Option<u32>,
+    /// Inbound and outbound bitrate since the previous report, bits per second.
+    pub bitrate_in_bps: Option<f64>,
+    pub bitrate_out_bps: Option<f64>,
+    /// Pictures decoded per second since the previous report.
+    pub fps_in: Option<f64>,
+    /// Pictures of the member's video decoded, and access units that could
+    /// not be (lost parts, or waiting for a keyframe).
+    pub frames_decoded: u64,
+    pub frames_dropped: u64,
+    /// Negotiated codecs, as MIME types (`video/H264`, `audio/opus`).
+    pub codecs: Vec<String>,
     /// `host`, `srflx`, `prflx` or `relay`: how the selected path was found.
     pub candidate_type: Option<String>,
 }
 
+/// Counters a link's receiving tasks keep (the stats report has none for
+/// what the application decodes).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub frames_decoded: AtomicU64,
+    pub frames_dropped: AtomicU64,
+}
+
 impl LinkStats {
-    pub fn from_report(report: &RTCStatsReport) -> LinkStats {
-        let mut stats = LinkStats::default();
+    pub fn from_report(report: &RTCStatsReport, counters: &MediaCounters) -> LinkStats {
+        let mut stats = LinkStats {
+            at: Instant::now(),
+            rtt_ms: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            packets_in: 0,
+            packets_lost: 0,
+            jitter_s: None,
+            target_bitrate_bps: None,
+            encoder_bitrate_bps: None,
+            bitrate_in_bps: None,
+            bitrate_out_bps: None,
+            fps_in: None,
+            frames_decoded: counters.frames_decoded.load(Ordering::Relaxed),
+            frames_dropped: counters.frames_dropped.load(Ordering::Relaxed),
+            codecs: Vec::new(),
+            candidate_type: None,
+        };
         let mut local_candidate = None;
         for entry in report.iter() {
             match entry {
@@ -48,15 +97,48 @@ impl LinkStats {
                 }
                 RTCStatsReportEntry::OutboundRtp(outbound) => {
                     stats.bytes_out += outbound.sent_rtp_stream_stats.bytes_sent;
+                    // One estimate per connection, copied onto each stream.
+                    if outbound.target_bitrate > 0.0 {
+                        stats.target_bitrate_bps = Some(outbound.target_bitrate);
+                    }
+                }
+                RTCStatsReportEntry::Codec(codec) => {
+                    if !stats.codecs.contains(&codec.mime_type) {
+                        stats.codecs.push(codec.mime_type.clone());
+                    }
                 }
                 _ => {}
             }
         }
+        stats.codecs.sort();
         if let Some(id) = local_candidate {
             if let Some(RTCStatsReportEntry::LocalCandidate(candidate)) = report.get(&id) {
                 stats.candidate_type = Some(candidate.candidate_type.to_string());
             }
         }
         stats
+    }
+
+    /// Congestion control's current estimate in a report, if it has made one.
+    pub fn target_bitrate(report: &RTCStatsReport) -> Option<f64> {
+        report.iter().find_map(|entry| match entry {
+            RTCStatsReportEntry::OutboundRtp(outbound) if outbound.target_bitrate > 0.0 => {
+                Some(outbound.target_bitrate)
+            }
+            _ => None,
+        })
+    }
+
+    /// Fills in the rates measured since `previous` (the same link's last
+    /// report).
+    pub fn rates_since(&mut self, previous: &LinkStats) {
+        let seconds = self.at.duration_since(previous.at).as_secs_f64();
+        if seconds < 0.05 {
+            return;
+        }
+        let per_second = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
+        self.bitrate_in_bps = Some(8.0 * per_second(self.bytes_in, previous.bytes_in));
+        self.bitrate_out_bps = Some(8.0 * per_second(self.bytes_out, previous.bytes_out));
+        self.fps_in = Some(per_second(self.frames_decoded, previous.frames_decoded));
     }
 }

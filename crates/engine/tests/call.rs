@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::{server, server_with, Proxy};
 use huddle_engine::audio::tone::dominant_frequency;
-use huddle_engine::call::{AudioSource, Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::audio::ToneInput;
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::video::PatternSource;
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -33,14 +35,9 @@ fn start_url(url: String, name: &str) -> Call {
             media: Media::default(),
         },
         CallOptions {
-            video: VideoSource::TestPattern {
-                width: 640,
-                height: 360,
-                fps: 30,
-            },
-            audio: AudioSource::Tone {
-                frequency: tone_of(name),
-            },
+            video: Some(Box::new(PatternSource::new(640, 360, 30))),
+            audio: Some(Box::new(ToneInput::new(tone_of(name)))),
+            output: None,
             bitrate_bps: 800_000,
             udp_addrs: vec!["127.0.0.1:0".into()],
         },

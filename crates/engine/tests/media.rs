@@ -21,6 +21,7 @@ fn setup(me: &str, them: &str, initiator: bool) -> PeerSetup {
         initiator,
         ice_servers: Vec::new(),
         udp_addrs: vec!["127.0.0.1:0".into()],
+        max_bitrate_bps: 1_000_000,
     }
 }
 

@@ -1,11 +1,23 @@
 //! Audio: 48 kHz mono, 20 ms frames, Opus on the wire.
 //!
-//! [`tone::ToneSource`] stands in for a microphone where there is none;
-//! [`tone::dominant_frequency`] lets a receiver check it heard that tone.
-//! [`opus`] wraps libopus; its decoder conceals lost packets.
+//! Out: an [`source::AudioSource`] — the microphone ([`device::Microphone`])
+//! or a tone ([`source::ToneInput`]) — encoded once by [`opus`]. In: each
+//! member's packets are decoded (losses concealed) and [`mixer::Mixer`]
+//! sums them into one stream for an [`sink::AudioSink`] — the speaker
+//! ([`device::Speaker`]), a WAV file, or nothing. [`tone::dominant_frequency`]
+//! lets a receiver check which tone it heard.
 
+pub mod device;
+pub mod mixer;
 pub mod opus;
+pub mod resample;
+pub mod sink;
+pub mod source;
 pub mod tone;
+
+pub use device::{AudioError, Direction, Microphone, Speaker};
+pub use sink::{AudioSink, NullSink, WavSink};
+pub use source::{AudioSource, ToneInput};
 
 /// Samples per second.
 pub const SAMPLE_RATE: u32 = 48_000;

@@ -1,33 +1,87 @@
 //! `huddle-peer`: a headless Huddle client. Joins a room, takes part in its
-//! call with a test-pattern camera and a tone, prints live figures and
-//! writes a JSON report; exits non-zero when no media arrived. A tool for bots and for
-//! checking a self-hosted server as much as for our tests.
+//! call — sending a test pattern or a camera, a tone or a microphone, and
+//! playing what it hears to a speaker or a WAV file if asked — prints live
+//! figures and writes a JSON report (and PNG snapshots); exits non-zero
+//! when no media arrived. A tool for bots and for checking a self-hosted
+//! server as much as for our tests.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::audio::SAMPLE_RATE;
-use huddle_engine::call::{AudioSource, Call, CallEvent, CallOptions, Command, VideoSource};
+use huddle_engine::audio::device::list_devices as audio_devices;
+use huddle_engine::audio::{
+    AudioError, AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput, WavSink,
+};
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
+use huddle_engine::video::convert::i420_to_rgb;
+use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
 use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
 use serde_json::json;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--video`: `test-pattern`, `camera`, `camera:N` or `none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Video {
     TestPattern,
+    Camera(Option<u32>),
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--audio`: `tone`, `mic`, `mic:DEVICE NAME` or `none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Audio {
     Tone,
+    Mic(Option<String>),
     None,
+}
+
+/// `--output`: `none`, `speaker`, `speaker:DEVICE NAME` or `wav:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Output {
+    None,
+    Speaker(Option<String>),
+    Wav(PathBuf),
+}
+
+fn parse_video(text: &str) -> Result<Video, String> {
+    match text.split_once(':') {
+        _ if text == "test-pattern" => Ok(Video::TestPattern),
+        _ if text == "none" => Ok(Video::None),
+        _ if text == "camera" => Ok(Video::Camera(None)),
+        Some(("camera", n)) => n
+            .parse()
+            .map(|n| Video::Camera(Some(n)))
+            .map_err(|_| format!("{n:?} is not a camera number")),
+        _ => Err("expected test-pattern, camera, camera:N or none".into()),
+    }
+}
+
+fn parse_audio(text: &str) -> Result<Audio, String> {
+    match text.split_once(':') {
+        _ if text == "tone" => Ok(Audio::Tone),
+        _ if text == "none" => Ok(Audio::None),
+        _ if text == "mic" => Ok(Audio::Mic(None)),
+        Some(("mic", name)) => Ok(Audio::Mic(Some(name.into()))),
+        _ => Err("expected tone, mic, mic:DEVICE or none".into()),
+    }
+}
+
+fn parse_output(text: &str) -> Result<Output, String> {
+    match text.split_once(':') {
+        _ if text == "none" => Ok(Output::None),
+        _ if text == "speaker" => Ok(Output::Speaker(None)),
+        Some(("speaker", name)) => Ok(Output::Speaker(Some(name.into()))),
+        Some(("wav", path)) if !path.is_empty() => Ok(Output::Wav(path.into())),
+        _ => Err("expected none, speaker, speaker:DEVICE or wav:PATH".into()),
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -38,10 +92,10 @@ enum Audio {
 )]
 struct Args {
     /// Signaling URL, e.g. ws://localhost:8443/ws.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "list_devices", default_value = "")]
     server: String,
     /// Room to join.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "list_devices", default_value = "")]
     room: String,
     /// Display name.
     #[arg(long, default_value = "huddle-peer")]
@@ -52,12 +106,21 @@ struct Args {
     /// Server access token, if the server needs one.
     #[arg(long)]
     token: Option<String>,
-    /// What to send as video.
-    #[arg(long, value_enum, default_value = "test-pattern")]
+    /// What to send as video: test-pattern, camera, camera:N, none.
+    #[arg(long, default_value = "test-pattern", value_parser = parse_video)]
     video: Video,
-    /// What to send as audio (a microphone source is not built yet).
-    #[arg(long, value_enum, default_value = "tone")]
+    /// What to send as audio: tone, mic, mic:DEVICE, none.
+    #[arg(long, default_value = "tone", value_parser = parse_audio)]
     audio: Audio,
+    /// Where to play the call's audio: none, speaker, speaker:DEVICE, wav:PATH.
+    #[arg(long, default_value = "none", value_parser = parse_output)]
+    output: Output,
+    /// Save each member's first and last decoded picture as PNG here.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// List cameras and sound devices, and exit.
+    #[arg(long)]
+    list_devices: bool,
     /// Frequency of the tone, in Hz.
     #[arg(long, default_value_t = 440.0)]
     tone_hz: f32,
@@ -129,6 +192,8 @@ struct Received {
     first_frame: Option<Duration>,
     /// The connection's latest figures.
     stats: Option<LinkStats>,
+    /// The latest picture, kept only for `--snapshot`.
+    last_frame: Option<I420Frame>,
 }
 
 impl Received {
@@ -166,24 +231,91 @@ fn main() -> ExitCode {
     runtime.block_on(run(args))
 }
 
-async fn run(args: Args) -> ExitCode {
-    let options = CallOptions {
-        video: match args.video {
-            Video::TestPattern => VideoSource::TestPattern {
-                width: args.size.0,
-                height: args.size.1,
-                fps: args.fps,
-            },
-            Video::None => VideoSource::None,
-        },
-        audio: match args.audio {
-            Audio::Tone => AudioSource::Tone {
-                frequency: args.tone_hz,
-            },
-            Audio::None => AudioSource::None,
-        },
+/// A device could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum MediaError {
+    #[error("video: {0}")]
+    Video(#[from] CaptureError),
+    #[error("audio: {0}")]
+    Audio(#[from] AudioError),
+}
+
+/// Opens what `args` ask for, before joining: a missing device is an
+/// error the user sees at once, not a call without media.
+fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
+    let video: Option<Box<dyn VideoSource>> = match &args.video {
+        Video::TestPattern => Some(Box::new(PatternSource::new(
+            args.size.0,
+            args.size.1,
+            args.fps,
+        ))),
+        Video::Camera(index) => Some(Box::new(CameraSource::open(CameraRequest {
+            index: *index,
+            width: args.size.0 as u32,
+            height: args.size.1 as u32,
+            fps: args.fps,
+        })?)),
+        Video::None => None,
+    };
+    let audio: Option<Box<dyn AudioSource>> = match &args.audio {
+        Audio::Tone => Some(Box::new(ToneInput::new(args.tone_hz))),
+        Audio::Mic(name) => Some(Box::new(Microphone::open(name.as_deref())?)),
+        Audio::None => None,
+    };
+    let output: Option<Box<dyn AudioSink>> = match &args.output {
+        Output::None => None,
+        Output::Speaker(name) => Some(Box::new(Speaker::open(name.as_deref())?)),
+        Output::Wav(path) => Some(Box::new(WavSink::create(path)?)),
+    };
+    Ok(CallOptions {
+        video,
+        audio,
+        output,
         udp_addrs: vec![args.udp.clone()],
         bitrate_bps: args.kbps.saturating_mul(1000),
+    })
+}
+
+fn list_devices() -> ExitCode {
+    match list_cameras() {
+        Ok(cameras) if cameras.is_empty() => println!("cameras: none"),
+        Ok(cameras) => {
+            println!("cameras:");
+            for c in cameras {
+                println!("  camera:{}  {}", c.index, c.name);
+            }
+        }
+        Err(e) => println!("cameras: {e}"),
+    }
+    for (label, direction, prefix) in [
+        ("microphones", Direction::Input, "mic"),
+        ("speakers", Direction::Output, "speaker"),
+    ] {
+        let devices = audio_devices(direction);
+        if devices.is_empty() {
+            println!("{label}: none");
+            continue;
+        }
+        println!("{label}:");
+        for d in devices {
+            let default = if d.is_default { "  (default)" } else { "" };
+            println!("  {prefix}:{}{default}", d.name);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run(args: Args) -> ExitCode {
+    if args.list_devices {
+        return list_devices();
+    }
+    // Opening a device blocks; nothing else runs yet.
+    let options = match open_media(&args) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("huddle-peer: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let params = JoinParams {
         room: args.room.clone(),
@@ -192,8 +324,8 @@ async fn run(args: Args) -> ExitCode {
         token: args.token.clone(),
         client: ClientKind::Bot,
         media: Media {
-            audio: args.audio != Audio::None,
-            video: args.video != Video::None,
+            audio: options.audio.is_some(),
+            video: options.video.is_some(),
             screen: false,
         },
     };
@@ -233,9 +365,15 @@ async fn run(args: Args) -> ExitCode {
                     entry.frames += 1;
                     if entry.first_frame.is_none() {
                         entry.first_frame = call_joined_at.map(|t| t.elapsed());
+                        if let Some(dir) = &args.snapshot {
+                            save_snapshot(dir, &entry.name, &from, "first", &frame);
+                        }
                     }
                     entry.width = frame.width();
                     entry.height = frame.height();
+                    if args.snapshot.is_some() {
+                        entry.last_frame = Some(frame.clone());
+                    }
                     if let Some(stamp) = read_stamp(&frame) {
                         entry.stamped += 1;
                         entry.first_sequence.get_or_insert(stamp.sequence);
@@ -256,6 +394,9 @@ async fn run(args: Args) -> ExitCode {
                     entry.name = names.get(&peer).cloned().unwrap_or_default();
                     entry.stats = Some(stats);
                 }
+                Some(CallEvent::VideoFailed(e)) => eprintln!("huddle-peer: video stopped: {e}"),
+                Some(CallEvent::AudioInFailed(e)) => eprintln!("huddle-peer: audio stopped: {e}"),
+                Some(CallEvent::AudioOutFailed(e)) => eprintln!("huddle-peer: playback stopped: {e}"),
                 Some(CallEvent::Stopped(reason)) => {
                     stopped = Some(format!("{reason:?}"));
                     break;
@@ -266,6 +407,13 @@ async fn run(args: Args) -> ExitCode {
         }
     }
     call.command(Command::Leave);
+    if let Some(dir) = &args.snapshot {
+        for (id, r) in &received {
+            if let Some(frame) = &r.last_frame {
+                save_snapshot(dir, &r.name, id, "last", frame);
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     let cpu_percent = own_cpu()
         .zip(cpu_at_start)
@@ -287,6 +435,14 @@ async fn run(args: Args) -> ExitCode {
             "latency_ms_max": r.latency(100.0),
             "first_frame_ms": r.first_frame.map(|d| d.as_millis() as u64),
             "rtt_ms": r.stats.as_ref().and_then(|s| s.rtt_ms),
+            "bitrate_in_bps": r.stats.as_ref().and_then(|s| s.bitrate_in_bps),
+            "bitrate_out_bps": r.stats.as_ref().and_then(|s| s.bitrate_out_bps),
+            "target_bitrate_bps": r.stats.as_ref().and_then(|s| s.target_bitrate_bps),
+            "encoder_bitrate_bps": r.stats.as_ref().and_then(|s| s.encoder_bitrate_bps),
+            "fps_in": r.stats.as_ref().and_then(|s| s.fps_in),
+            "frames_dropped": r.stats.as_ref().map(|s| s.frames_dropped),
+            "codecs": r.stats.as_ref().map(|s| s.codecs.clone()),
+            "candidate_type": r.stats.as_ref().and_then(|s| s.candidate_type.clone()),
             "jitter_s": r.stats.as_ref().and_then(|s| s.jitter_s),
             "packets_lost": r.stats.as_ref().map(|s| s.packets_lost),
             "audio_ms": r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
@@ -322,11 +478,49 @@ fn print_live(received: &BTreeMap<String, Received>, started: Instant) {
     let line: Vec<String> = received
         .iter()
         .map(|(id, r)| {
+            let figures = r.stats.as_ref().map_or(String::new(), |s| {
+                format!(
+                    ", {:.0} fps, in {:.0} kbit/s, rtt {:.1} ms, target {:.0} kbit/s",
+                    s.fps_in.unwrap_or(0.0),
+                    s.bitrate_in_bps.unwrap_or(0.0) / 1000.0,
+                    s.rtt_ms.unwrap_or(0.0),
+                    s.target_bitrate_bps.unwrap_or(0.0) / 1000.0,
+                )
+            });
             format!(
-                "{} ({id}): {} frames {}x{}",
+                "{} ({id}): {} frames {}x{}{figures}",
                 r.name, r.frames, r.width, r.height
             )
         })
         .collect();
     eprintln!("huddle-peer: {elapsed:.0}s  {}", line.join("  |  "));
+}
+
+/// Writes a picture as `DIR/NAME-ID-WHICH.png`; a failure is reported, not fatal.
+fn save_snapshot(dir: &Path, name: &str, id: &str, which: &str, frame: &I420Frame) {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .collect()
+    };
+    let path = dir.join(format!("{}-{}-{which}.png", safe(name), safe(id)));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::File::create(&path))
+        .map_err(|e| e.to_string())
+        .and_then(|file| {
+            let mut encoder = png::Encoder::new(
+                std::io::BufWriter::new(file),
+                frame.width() as u32,
+                frame.height() as u32,
+            );
+            encoder.set_color(png::ColorType::Rgb);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+            writer
+                .write_image_data(&i420_to_rgb(frame))
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        eprintln!("huddle-peer: cannot save {}: {e}", path.display());
+    }
 }

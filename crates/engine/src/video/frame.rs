@@ -69,6 +69,14 @@ impl I420Frame {
         &mut self.data[..luma]
     }
 
+    /// The three planes, to write into.
+    pub fn planes_mut(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
+        let luma = self.width * self.height;
+        let (y, chroma) = self.data.split_at_mut(luma);
+        let (u, v) = chroma.split_at_mut(luma / 4);
+        (y, u, v)
+    }
+
     /// The whole frame, Y then U then V.
     pub fn as_bytes(&self) -> &[u8] {
         &self.data

@@ -21,6 +21,8 @@ pub enum CodecError {
 pub struct H264Encoder {
     inner: Encoder,
     bitrate_bps: u32,
+    fps: f32,
+    complexity: Complexity,
     /// Presentation time of the next frame: rate control budgets bits per
     /// unit of time, so it must see time pass (without it every frame is at
     /// zero and most are skipped).
@@ -50,6 +52,18 @@ impl H264Encoder {
         fps: f32,
         complexity: Complexity,
     ) -> Result<H264Encoder, CodecError> {
+        let inner = H264Encoder::configure(bitrate_bps, fps, complexity)?;
+        Ok(H264Encoder {
+            inner,
+            bitrate_bps,
+            fps,
+            complexity,
+            next_ms: 0.0,
+            frame_ms: 1000.0 / f64::from(fps.max(1.0)),
+        })
+    }
+
+    fn configure(bitrate_bps: u32, fps: f32, complexity: Complexity) -> Result<Encoder, CodecError> {
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
             .usage_type(UsageType::CameraVideoRealTime)
@@ -61,13 +75,24 @@ impl H264Encoder {
             // frequent IDR frames; keyframes come when asked for instead.
             .scene_change_detect(false)
             .complexity(complexity);
-        let inner = Encoder::with_api_config(openh264::OpenH264API::from_source(), config)?;
-        Ok(H264Encoder {
-            inner,
-            bitrate_bps,
-            next_ms: 0.0,
-            frame_ms: 1000.0 / f64::from(fps.max(1.0)),
-        })
+        Ok(Encoder::with_api_config(
+            openh264::OpenH264API::from_source(),
+            config,
+        )?)
+    }
+
+    /// The bitrate rate control aims for, bits per second.
+    pub fn bitrate_bps(&self) -> u32 {
+        self.bitrate_bps
+    }
+
+    /// Aims for another bitrate from the next frame on. The safe API of
+    /// openh264 has no live setting for it, so the encoder is made anew and
+    /// the next frame is a keyframe: callers change it seldom.
+    pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), CodecError> {
+        self.inner = H264Encoder::configure(bitrate_bps, self.fps, self.complexity)?;
+        self.bitrate_bps = bitrate_bps;
+        Ok(())
     }
 
     /// The next access unit (Annex B); a keyframe when `keyframe`. Frames are

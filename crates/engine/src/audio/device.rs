@@ -1,0 +1,357 @@
+//! Sound devices through `cpal`: the microphone as an [`AudioSource`] and
+//! the speaker as an [`AudioSink`].
+//!
+//! A device stream runs on its own thread (cpal's streams are not `Send`
+//! on every platform); the thread holds the stream until the handle is
+//! dropped. Whatever the device's rate and channels, the call sees 48 kHz
+//! mono in 20 ms frames: capture is averaged to mono and resampled on the
+//! device's callback thread, playback is resampled as it is queued.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::resample::{to_mono, Resampler};
+use super::sink::AudioSink;
+use super::source::AudioSource;
+use super::{FRAME_SAMPLES, SAMPLE_RATE};
+
+/// A sound device could not be used.
+#[derive(Debug, Error)]
+pub enum AudioError {
+    #[error("no {0} device: is there a sound card, or a sound server running?")]
+    NoDevice(Direction),
+    #[error("no {direction} device named {name:?}")]
+    NoSuchDevice { direction: Direction, name: String },
+    #[error("the {direction} device has no usable configuration: {reason}")]
+    Config { direction: Direction, reason: String },
+    #[error("the {direction} stream could not start: {reason}")]
+    Stream { direction: Direction, reason: String },
+    #[error("the microphone stopped delivering sound")]
+    Stopped,
+    #[error("writing audio: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Which way sound goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        })
+    }
+}
+
+/// A sound device the system offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioDeviceInfo {
+    pub name: String,
+    pub is_default: bool,
+}
+
+/// The devices that can capture (`Input`) or play (`Output`) now.
+pub fn list_devices(direction: Direction) -> Vec<AudioDeviceInfo> {
+    let host = cpal::default_host();
+    let default = match direction {
+        Direction::Input => host.default_input_device(),
+        Direction::Output => host.default_output_device(),
+    }
+    .map(|d| d.to_string());
+    let devices = match direction {
+        Direction::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
+        Direction::Output => host.output_devices().map(|d| d.collect::<Vec<_>>()),
+    };
+    devices
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let name = d.to_string();
+            AudioDeviceInfo {
+                is_default: default.as_ref() == Some(&name),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// The device and a configuration it accepts. cpal hands out a default
+/// device even where there is no sound card; only asking it for a
+/// configuration tells.
+fn open_device(
+    direction: Direction,
+    name: Option<&str>,
+) -> Result<(cpal::Device, cpal::SupportedStreamConfig), AudioError> {
+    let host = cpal::default_host();
+    let device = match name {
+        None => match direction {
+            Direction::Input => host.default_input_device(),
+            Direction::Output => host.default_output_device(),
+        }
+        .ok_or(AudioError::NoDevice(direction))?,
+        Some(name) => {
+            let devices = match direction {
+                Direction::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
+                Direction::Output => host.output_devices().map(|d| d.collect::<Vec<_>>()),
+            };
+            devices
+                .unwrap_or_default()
+                .into_iter()
+                .find(|d| d.to_string() == name)
+                .ok_or_else(|| AudioError::NoSuchDevice {
+                    direction,
+                    name: name.to_owned(),
+                })?
+        }
+    };
+    let config = match direction {
+        Direction::Input => device.default_input_config(),
+        Direction::Output => device.default_output_config(),
+    };
+    match config {
+        Ok(config) => Ok((device, config)),
+        // The usual reason on a machine without sound: say so plainly.
+        Err(_) if name.is_none() => Err(AudioError::NoDevice(direction)),
+        Err(e) => Err(AudioError::Config {
+            direction,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Runs `build` on a thread of its own that keeps the stream it returns
+/// playing until the returned guard is dropped.
+fn run_stream(
+    direction: Direction,
+    build: impl FnOnce() -> Result<cpal::Stream, AudioError> + Send + 'static,
+) -> Result<StreamGuard, AudioError> {
+    let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("audio-{direction}"))
+        .spawn(move || {
+            let stream = build().and_then(|stream| {
+                stream.play().map_err(|e| AudioError::Stream {
+                    direction,
+                    reason: e.to_string(),
+                })?;
+                Ok(stream)
+            });
+            match stream {
+                Ok(stream) => {
+                    let _ = started_tx.send(Ok(()));
+                    // Until the guard goes: its sender is dropped.
+                    let _ = stopped.recv();
+                    drop(stream);
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| AudioError::Stream {
+            direction,
+            reason: e.to_string(),
+        })?;
+    started_rx.recv().map_err(|_| AudioError::Stream {
+        direction,
+        reason: "the stream thread ended".into(),
+    })??;
+    Ok(StreamGuard { _stop: stop })
+}
+
+/// Stops a device stream when dropped.
+#[derive(Debug)]
+struct StreamGuard {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+/// A microphone, delivering 48 kHz mono in 20 ms frames.
+#[derive(Debug)]
+pub struct Microphone {
+    name: String,
+    frames: mpsc::Receiver<Vec<i16>>,
+    _stream: StreamGuard,
+}
+
+impl Microphone {
+    /// Opens the named input device, or the default one.
+    pub fn open(name: Option<&str>) -> Result<Microphone, AudioError> {
+        let (device, config) = open_device(Direction::Input, name)?;
+        let device_name = device.to_string();
+        let format = config.sample_format();
+        let config: StreamConfig = config.into();
+        // 200 ms of frames; a consumer that falls further behind loses the oldest.
+        let (tx, frames) = mpsc::channel(10);
+        let stream = run_stream(Direction::Input, move || match format {
+            SampleFormat::F32 => capture::<f32>(&device, config, tx),
+            SampleFormat::I16 => capture::<i16>(&device, config, tx),
+            SampleFormat::I32 => capture::<i32>(&device, config, tx),
+            SampleFormat::U16 => capture::<u16>(&device, config, tx),
+            other => Err(AudioError::Config {
+                direction: Direction::Input,
+                reason: format!("sample format {other} is not supported"),
+            }),
+        })?;
+        Ok(Microphone {
+            name: device_name,
+            frames,
+            _stream: stream,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl AudioSource for Microphone {
+    async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
+        self.frames.recv().await.ok_or(AudioError::Stopped)
+    }
+}
+
+fn capture<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    frames: mpsc::Sender<Vec<i16>>,
+) -> Result<cpal::Stream, AudioError>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let channels = usize::from(config.channels);
+    let mut resampler = Resampler::new(config.sample_rate, SAMPLE_RATE);
+    let (mut as_f32, mut mono, mut at_48k) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pending: Vec<i16> = Vec::with_capacity(FRAME_SAMPLES * 2);
+    device
+        .build_input_stream::<T, _, _>(
+            config,
+            move |data: &[T], _| {
+                as_f32.clear();
+                as_f32.extend(data.iter().map(|s| s.to_sample::<f32>()));
+                mono.clear();
+                to_mono(&as_f32, channels, &mut mono);
+                at_48k.clear();
+                resampler.process(&mono, &mut at_48k);
+                pending.extend(at_48k.iter().map(|s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16));
+                while pending.len() >= FRAME_SAMPLES {
+                    let frame: Vec<i16> = pending.drain(..FRAME_SAMPLES).collect();
+                    // Full: the call is behind; this frame is the one to lose.
+                    let _ = frames.try_send(frame);
+                }
+            },
+            |e| warn!(error = %e, "microphone stream error"),
+            None,
+        )
+        .map_err(|e| AudioError::Stream {
+            direction: Direction::Input,
+            reason: e.to_string(),
+        })
+}
+
+/// What the speaker's callback plays from: device-rate mono samples.
+type PlayQueue = Arc<Mutex<VecDeque<f32>>>;
+
+/// A speaker (or headset): plays 48 kHz mono at the device's rate, on
+/// every channel.
+#[derive(Debug)]
+pub struct Speaker {
+    name: String,
+    queue: PlayQueue,
+    resampler: Resampler,
+    /// The most the queue holds (150 ms at the device rate): beyond it the
+    /// oldest samples go, so drift between clocks never becomes delay.
+    max_queued: usize,
+    scratch: Vec<f32>,
+    _stream: StreamGuard,
+}
+
+impl Speaker {
+    /// Opens the named output device, or the default one.
+    pub fn open(name: Option<&str>) -> Result<Speaker, AudioError> {
+        let (device, config) = open_device(Direction::Output, name)?;
+        let device_name = device.to_string();
+        let format = config.sample_format();
+        let config: StreamConfig = config.into();
+        let rate = config.sample_rate;
+        let queue = PlayQueue::default();
+        let shared = queue.clone();
+        let stream = run_stream(Direction::Output, move || match format {
+            SampleFormat::F32 => play::<f32>(&device, config, shared),
+            SampleFormat::I16 => play::<i16>(&device, config, shared),
+            SampleFormat::I32 => play::<i32>(&device, config, shared),
+            SampleFormat::U16 => play::<u16>(&device, config, shared),
+            other => Err(AudioError::Config {
+                direction: Direction::Output,
+                reason: format!("sample format {other} is not supported"),
+            }),
+        })?;
+        Ok(Speaker {
+            name: device_name,
+            queue,
+            resampler: Resampler::new(SAMPLE_RATE, rate),
+            max_queued: rate as usize * 150 / 1000,
+            scratch: Vec::new(),
+            _stream: stream,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl AudioSink for Speaker {
+    fn play(&mut self, frame: &[i16]) -> Result<(), AudioError> {
+        let input: Vec<f32> = frame.iter().map(|s| f32::from(*s) / 32768.0).collect();
+        self.scratch.clear();
+        self.resampler.process(&input, &mut self.scratch);
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.extend(self.scratch.iter().copied());
+        let excess = queue.len().saturating_sub(self.max_queued);
+        queue.drain(..excess);
+        Ok(())
+    }
+}
+
+fn play<T>(
+    device: &cpal::Device,
+    config: StreamConfig,
+    queue: PlayQueue,
+) -> Result<cpal::Stream, AudioError>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = usize::from(config.channels).max(1);
+    device
+        .build_output_stream::<T, _, _>(
+            config,
+            move |data: &mut [T], _| {
+                let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                for frame in data.chunks_mut(channels) {
+                    // Silence when the call has nothing queued.
+                    let sample = queue.pop_front().unwrap_or(0.0);
+                    frame.fill(T::from_sample(sample));
+                }
+            },
+            |e| warn!(error = %e, "speaker stream error"),
+            None,
+        )
+        .map_err(|e| AudioError::Stream {
+            direction: Direction::Output,
+            reason: e.to_string(),
+        })
+}

@@ -1,0 +1,65 @@
+//! Where outgoing video comes from: the [`VideoSource`] trait, and the
+//! stamped test pattern as one (the camera is in [`super::camera`]).
+
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use super::pattern::TestPattern;
+use super::I420Frame;
+
+/// Capturing video failed.
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("no camera found{0}")]
+    NoCamera(String),
+    #[error("camera {index} does not exist ({count} found)")]
+    NoSuchCamera { index: u32, count: usize },
+    #[error("the camera could not be opened: {0}")]
+    Open(String),
+    #[error("the camera stopped delivering pictures: {0}")]
+    Stopped(String),
+}
+
+/// A stream of pictures to send.
+#[async_trait::async_trait]
+pub trait VideoSource: Send + std::fmt::Debug {
+    /// Nominal pictures per second (what the encoder budgets for).
+    fn fps(&self) -> u32;
+    /// Waits for the next picture.
+    async fn next_frame(&mut self) -> Result<I420Frame, CaptureError>;
+}
+
+/// The stamped test pattern, paced at its frame rate.
+#[derive(Debug)]
+pub struct PatternSource {
+    pattern: TestPattern,
+    fps: u32,
+    ticks: Interval,
+}
+
+impl PatternSource {
+    pub fn new(width: usize, height: usize, fps: u32) -> PatternSource {
+        let fps = fps.clamp(1, 60);
+        let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        PatternSource {
+            pattern: TestPattern::new(width, height),
+            fps,
+            ticks,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl VideoSource for PatternSource {
+    fn fps(&self) -> u32 {
+        self.fps
+    }
+
+    async fn next_frame(&mut self) -> Result<I420Frame, CaptureError> {
+        self.ticks.tick().await;
+        Ok(self.pattern.next_frame())
+    }
+}
