@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use huddle_protocol::client::{CallJoin, ChatSend, SignalSend};
 use huddle_protocol::{ClientMessage, PeerId, ServerMessage, SignalData};
@@ -16,13 +16,12 @@ use tracing::{debug, warn};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::audio::{AudioError, AudioSink, AudioSource};
-use crate::peer::{PeerEvent, PeerLink, PeerSetup, MIN_BITRATE_BPS};
+use crate::congestion::BitrateControl;
+use crate::peer::{PeerEvent, PeerLink, PeerSetup};
 use crate::pipeline::{self, Control, Links, Playout, Report};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
 use crate::stats::LinkStats;
-#[cfg(doc)]
-use crate::video::h264::H264Encoder;
 use crate::video::{CaptureError, I420Frame, VideoSource};
 
 /// How to run a call: the media to send, where remote audio goes, and the
@@ -76,7 +75,6 @@ pub enum Command {
     SetOutput(Option<Box<dyn AudioSink>>),
     Leave,
 }
-
 
 /// What the call reports.
 #[derive(Debug)]
@@ -261,47 +259,6 @@ async fn run(
     state.act(vec![MeshAction::CloseAll]).await;
 }
 
-/// Sets the one encoder's bitrate from the links' congestion estimates: the
-/// weakest link decides (every member gets the same stream). Down at once,
-/// up only after a quiet spell, and only for a real change — each change
-/// costs a keyframe (see [`H264Encoder::set_bitrate`]).
-#[derive(Debug)]
-struct BitrateControl {
-    max_bps: u32,
-    current_bps: u32,
-    last_change: Instant,
-}
-
-/// What audio and packet overhead take from a link's estimate.
-const AUDIO_AND_OVERHEAD_BPS: f64 = 60_000.0;
-
-impl BitrateControl {
-    fn new(max_bps: u32) -> BitrateControl {
-        BitrateControl {
-            max_bps,
-            current_bps: max_bps,
-            last_change: Instant::now(),
-        }
-    }
-
-    /// The new bitrate, if it should change, given the weakest link's estimate.
-    fn update(&mut self, estimate_bps: f64) -> Option<u32> {
-        let floor = MIN_BITRATE_BPS.min(self.max_bps);
-        let wanted = (estimate_bps * 0.9 - AUDIO_AND_OVERHEAD_BPS)
-            .clamp(f64::from(floor), f64::from(self.max_bps)) as u32;
-        let current = self.current_bps;
-        let quiet = self.last_change.elapsed() > Duration::from_secs(5);
-        let down = wanted < current - current / 8;
-        let up = wanted > current + current / 4 && quiet || wanted == self.max_bps && wanted > current && quiet;
-        if !(down || up) {
-            return None;
-        }
-        self.current_bps = wanted;
-        self.last_change = Instant::now();
-        Some(wanted)
-    }
-}
-
 impl State {
     fn send(&self, message: ClientMessage) {
         if let Err(e) = self.signaling.send(message) {
@@ -333,7 +290,7 @@ impl State {
             Command::Stats => {
                 for (peer, link) in self.all_links() {
                     let mut stats = link.stats().await;
-                    stats.encoder_bitrate_bps = Some(self.rate.current_bps);
+                    stats.encoder_bitrate_bps = Some(self.rate.current());
                     let _ = self.events.send(CallEvent::Stats { peer, stats });
                 }
             }
@@ -401,7 +358,7 @@ impl State {
     async fn follow_congestion(&mut self) {
         let mut weakest: Option<f64> = None;
         for (_, link) in self.all_links() {
-            if let Some(estimate) = link.target_bitrate().await {
+            if let Some(estimate) = link.target_bitrate() {
                 weakest = Some(weakest.map_or(estimate, |w| w.min(estimate)));
             }
         }
@@ -410,7 +367,6 @@ impl State {
             let _ = self.video.send(Control::Bitrate(bps));
         }
     }
-
 
     async fn on_message(&mut self, message: ServerMessage) {
         let actions = match (&mut self.room, &message) {

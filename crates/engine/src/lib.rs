@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod backoff;
 pub mod call;
+pub mod congestion;
 pub mod feedback;
 pub mod peer;
 pub mod pipeline;

@@ -15,12 +15,12 @@ use bytes::Bytes;
 use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
 use huddle_protocol::{IceServer, PeerId, SignalData};
 use rtc::interceptor::{Gcc, Registry};
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_congestion_control, configure_nack, configure_rtcp_reports, CongestionFeedback,
-};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_congestion_control, configure_nack, configure_rtcp_reports, CongestionFeedback,
+};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::opus::OpusPacket;
@@ -36,15 +36,15 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
-    StatsSelector,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::opus::OpusDecoder;
 use crate::audio::FRAME_SAMPLES;
+use crate::congestion::{link_budget, Estimate, Shared};
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::stats::{LinkStats, MediaCounters};
 use crate::video::h264::H264Decoder;
@@ -182,6 +182,8 @@ pub struct PeerLink {
     audio: Outgoing,
     connected: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
+    /// Congestion control's estimate for this path.
+    estimate: Arc<Estimate>,
     /// The previous figures, to measure rates against.
     last_stats: std::sync::Mutex<Option<LinkStats>>,
     /// Tells the link's own tasks to end (dropping it does too).
@@ -201,17 +203,21 @@ impl std::fmt::Debug for PeerLink {
 /// The interceptor chain: NACK, RTCP reports, send-side congestion control
 /// (GCC over transport-wide feedback, as browsers do it) and the keyframe
 /// requests the application must see.
-fn interceptors(engine: &mut MediaEngine, max_bitrate_bps: u32) -> Result<Registry, PeerError> {
-    let max = f64::from(max_bitrate_bps.max(MIN_BITRATE_BPS));
+fn interceptors(
+    engine: &mut MediaEngine,
+    max_bitrate_bps: u32,
+) -> Result<(Registry, Arc<Estimate>), PeerError> {
+    let max = link_budget(max_bitrate_bps.max(MIN_BITRATE_BPS));
     // Start at the most the call wants: on a good path the estimate holds
     // and the first seconds are sharp; on a poor one it falls within the
     // first round trips.
-    let estimator = Gcc::new(max, f64::from(MIN_BITRATE_BPS), max);
+    let (estimator, estimate) = Shared::new(Gcc::new(max, f64::from(MIN_BITRATE_BPS), max));
     let registry = configure_nack(Registry::new(), engine);
     let registry = configure_rtcp_reports(registry);
     let registry =
         configure_congestion_control(registry, estimator, CongestionFeedback::Twcc, engine)?;
-    Ok(registry.with(KeyframeRequests::slot(), KeyframeRequests::default()))
+    let registry = registry.with(KeyframeRequests::slot(), KeyframeRequests::default());
+    Ok((registry, estimate))
 }
 
 /// The least bitrate congestion control goes down to (video still moves).
@@ -324,7 +330,7 @@ impl PeerLink {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Arc<PeerLink>, PeerError> {
         let mut engine = media_engine()?;
-        let registry = interceptors(&mut engine, setup.max_bitrate_bps)?;
+        let (registry, estimate) = interceptors(&mut engine, setup.max_bitrate_bps)?;
         let ice_servers = setup
             .ice_servers
             .iter()
@@ -376,6 +382,7 @@ impl PeerLink {
             audio,
             connected,
             counters,
+            estimate,
             last_stats: std::sync::Mutex::new(None),
             closed: watch::channel(false).0,
             inputs,
@@ -441,6 +448,7 @@ impl PeerLink {
     pub async fn stats(&self) -> LinkStats {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
         let mut stats = LinkStats::from_report(&report, &self.counters);
+        stats.target_bitrate_bps = self.estimate.get();
         let mut last = self
             .last_stats
             .lock()
@@ -454,9 +462,8 @@ impl PeerLink {
 
     /// Congestion control's estimate of what the path carries, bits per
     /// second (`None` before its first estimate).
-    pub async fn target_bitrate(&self) -> Option<f64> {
-        let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
-        LinkStats::target_bitrate(&report)
+    pub fn target_bitrate(&self) -> Option<f64> {
+        self.estimate.get()
     }
 
     /// Closes the connection.
@@ -588,6 +595,7 @@ async fn stable(pc: &dyn PeerConnection) -> bool {
 
 async fn send_local(pc: &dyn PeerConnection, events: &mpsc::UnboundedSender<PeerEvent>) {
     if let Some(local) = pc.local_description().await {
+        tracing::trace!(sdp = %local.sdp, "local description");
         let kind = match local.sdp_type {
             RTCSdpType::Offer => SdpKind::Offer,
             RTCSdpType::Pranswer => SdpKind::Pranswer,

@@ -136,7 +136,8 @@ pub async fn video(
         };
         // A keyframe when asked for, and at least every few seconds so that
         // a member whose request was lost still recovers.
-        let key = keyframe.swap(false, Ordering::Relaxed) || last_keyframe.elapsed() > KEYFRAME_EVERY;
+        let key =
+            keyframe.swap(false, Ordering::Relaxed) || last_keyframe.elapsed() > KEYFRAME_EVERY;
         if key {
             last_keyframe = Instant::now();
         }

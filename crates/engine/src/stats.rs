@@ -28,7 +28,8 @@ pub struct LinkStats {
     /// The worst inbound interarrival jitter, in seconds.
     pub jitter_s: Option<f64>,
     /// What congestion control says this path carries now, bits per second
-    /// (`None` until its first estimate).
+    /// (`None` until feedback from the remote informed it; filled in by the
+    /// link, see [`crate::congestion`]).
     pub target_bitrate_bps: Option<f64>,
     /// What the video encoder aims for now (shared by every link: the
     /// weakest link's estimate decides), bits per second.
@@ -97,10 +98,6 @@ impl LinkStats {
                 }
                 RTCStatsReportEntry::OutboundRtp(outbound) => {
                     stats.bytes_out += outbound.sent_rtp_stream_stats.bytes_sent;
-                    // One estimate per connection, copied onto each stream.
-                    if outbound.target_bitrate > 0.0 {
-                        stats.target_bitrate_bps = Some(outbound.target_bitrate);
-                    }
                 }
                 RTCStatsReportEntry::Codec(codec) => {
                     if !stats.codecs.contains(&codec.mime_type) {
@@ -112,21 +109,15 @@ impl LinkStats {
         }
         stats.codecs.sort();
         if let Some(id) = local_candidate {
-            if let Some(RTCStatsReportEntry::LocalCandidate(candidate)) = report.get(&id) {
+            // webrtc-rs 0.21 names the pair's candidate by its ICE id but
+            // files the candidate's stats under a prefixed one: try both.
+            let prefixed = format!("RTCLocalIceCandidate_{id}");
+            let entry = report.get(&id).or_else(|| report.get(&prefixed));
+            if let Some(RTCStatsReportEntry::LocalCandidate(candidate)) = entry {
                 stats.candidate_type = Some(candidate.candidate_type.to_string());
             }
         }
         stats
-    }
-
-    /// Congestion control's current estimate in a report, if it has made one.
-    pub fn target_bitrate(report: &RTCStatsReport) -> Option<f64> {
-        report.iter().find_map(|entry| match entry {
-            RTCStatsReportEntry::OutboundRtp(outbound) if outbound.target_bitrate > 0.0 => {
-                Some(outbound.target_bitrate)
-            }
-            _ => None,
-        })
     }
 
     /// Fills in the rates measured since `previous` (the same link's last

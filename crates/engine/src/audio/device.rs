@@ -29,9 +29,15 @@ pub enum AudioError {
     #[error("no {direction} device named {name:?}")]
     NoSuchDevice { direction: Direction, name: String },
     #[error("the {direction} device has no usable configuration: {reason}")]
-    Config { direction: Direction, reason: String },
+    Config {
+        direction: Direction,
+        reason: String,
+    },
     #[error("the {direction} stream could not start: {reason}")]
-    Stream { direction: Direction, reason: String },
+    Stream {
+        direction: Direction,
+        reason: String,
+    },
     #[error("the microphone stopped delivering sound")]
     Stopped,
     #[error("writing audio: {0}")]
@@ -246,7 +252,11 @@ where
                 to_mono(&as_f32, channels, &mut mono);
                 at_48k.clear();
                 resampler.process(&mono, &mut at_48k);
-                pending.extend(at_48k.iter().map(|s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16));
+                pending.extend(
+                    at_48k
+                        .iter()
+                        .map(|s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16),
+                );
                 while pending.len() >= FRAME_SAMPLES {
                     let frame: Vec<i16> = pending.drain(..FRAME_SAMPLES).collect();
                     // Full: the call is behind; this frame is the one to lose.

@@ -66,7 +66,10 @@ mod tests {
             .flat_map(|_| tone.next_frame())
             .map(|s| f32::from(s) / 32768.0)
             .collect();
-        let (mut down, mut up) = (Resampler::new(48_000, 44_100), Resampler::new(44_100, 48_000));
+        let (mut down, mut up) = (
+            Resampler::new(48_000, 44_100),
+            Resampler::new(44_100, 48_000),
+        );
         let mut at_44 = Vec::new();
         input.chunks(960).for_each(|c| down.process(c, &mut at_44));
         assert!((at_44.len() as i64 - 44_100).abs() <= 2, "{}", at_44.len());

@@ -11,18 +11,18 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use huddle_engine::audio::device::list_devices as audio_devices;
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::audio::SAMPLE_RATE;
-use huddle_engine::audio::device::list_devices as audio_devices;
 use huddle_engine::audio::{
     AudioError, AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput, WavSink,
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::stats::LinkStats;
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
 use huddle_engine::video::convert::i420_to_rgb;
-use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
-use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::{now_ms, read_stamp};
+use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
 use serde_json::json;
@@ -500,7 +500,13 @@ fn print_live(received: &BTreeMap<String, Received>, started: Instant) {
 fn save_snapshot(dir: &Path, name: &str, id: &str, which: &str, frame: &I420Frame) {
     let safe = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
     let path = dir.join(format!("{}-{}-{which}.png", safe(name), safe(id)));

@@ -135,7 +135,9 @@ mod tests {
     #[test]
     fn yuyv_and_nv12_keep_luma_and_chroma() {
         let (w, h) = (4, 2);
-        let yuyv: Vec<u8> = (0..w * h / 2).flat_map(|i| [i as u8, 90, i as u8, 160]).collect();
+        let yuyv: Vec<u8> = (0..w * h / 2)
+            .flat_map(|i| [i as u8, 90, i as u8, 160])
+            .collect();
         let frame = yuyv_to_i420(&yuyv, w, h).unwrap();
         assert_eq!(frame.y(), &[0, 0, 1, 1, 2, 2, 3, 3]);
         assert_eq!(YUVSource::u(&frame), &[90, 90]);

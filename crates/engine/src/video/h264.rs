@@ -63,7 +63,11 @@ impl H264Encoder {
         })
     }
 
-    fn configure(bitrate_bps: u32, fps: f32, complexity: Complexity) -> Result<Encoder, CodecError> {
+    fn configure(
+        bitrate_bps: u32,
+        fps: f32,
+        complexity: Complexity,
+    ) -> Result<Encoder, CodecError> {
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
             .usage_type(UsageType::CameraVideoRealTime)

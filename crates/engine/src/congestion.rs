@@ -1,0 +1,190 @@
+//! Congestion control's estimate where the application can read it.
+//!
+//! webrtc-rs runs the estimator (GCC) inside its interceptor chain and
+//! tells the rest of the chain only when the target changes, so a path
+//! that never needs a change never shows an estimate at all. [`Shared`]
+//! wraps the estimator and publishes its target after every round of
+//! feedback, with whether any feedback has arrived yet: the link's stats
+//! and the encoder's bitrate read it from there.
+//!
+//! [`BitrateControl`] turns the links' estimates into the one encoder's
+//! bitrate.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
+
+use crate::peer::MIN_BITRATE_BPS;
+
+/// The estimate as last published.
+#[derive(Debug, Default)]
+pub struct Estimate {
+    bits_per_second: AtomicU64,
+    informed: AtomicBool,
+}
+
+impl Estimate {
+    /// The target in bits per second, once feedback from the remote has
+    /// informed it (before that it is only the starting guess).
+    pub fn get(&self) -> Option<f64> {
+        self.informed
+            .load(Ordering::Relaxed)
+            .then(|| f64::from_bits(self.bits_per_second.load(Ordering::Relaxed)))
+    }
+
+    fn set(&self, bits_per_second: f64, informed: bool) {
+        self.bits_per_second
+            .store(bits_per_second.to_bits(), Ordering::Relaxed);
+        if informed {
+            self.informed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An estimator that publishes its target to an [`Estimate`].
+#[derive(Debug)]
+pub struct Shared<E> {
+    inner: E,
+    estimate: Arc<Estimate>,
+}
+
+impl<E: BandwidthEstimator> Shared<E> {
+    pub fn new(inner: E) -> (Shared<E>, Arc<Estimate>) {
+        let estimate = Arc::new(Estimate::default());
+        estimate.set(inner.target_bitrate(), false);
+        (
+            Shared {
+                inner,
+                estimate: estimate.clone(),
+            },
+            estimate,
+        )
+    }
+}
+
+impl<E: BandwidthEstimator> BandwidthEstimator for Shared<E> {
+    fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.inner.on_reports(now, reports);
+        self.estimate
+            .set(self.inner.target_bitrate(), !reports.is_empty());
+    }
+
+    fn target_bitrate(&self) -> f64 {
+        self.inner.target_bitrate()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+        self.estimate.set(self.inner.target_bitrate(), false);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+
+    fn stats(&self) -> EstimatorStats {
+        self.inner.stats()
+    }
+}
+
+/// What audio and packet overhead take from a link's estimate.
+const AUDIO_AND_OVERHEAD_BPS: f64 = 60_000.0;
+/// The share of what is left that video aims for (headroom for bursts).
+const VIDEO_SHARE: f64 = 0.9;
+
+/// What a link must carry for video at `video_bps` with its audio and
+/// overhead: where the estimator starts and the most it will ask for.
+pub fn link_budget(video_bps: u32) -> f64 {
+    f64::from(video_bps) / VIDEO_SHARE + AUDIO_AND_OVERHEAD_BPS
+}
+
+/// The video bitrate a link estimate leaves room for (the inverse of
+/// [`link_budget`]).
+pub fn video_share(link_bps: f64) -> f64 {
+    (link_bps - AUDIO_AND_OVERHEAD_BPS) * VIDEO_SHARE
+}
+
+/// Sets the one encoder's bitrate from the links' congestion estimates: the
+/// weakest link decides (every member gets the same stream). Down at once,
+/// up only after a quiet spell, and only for a real change — each change
+/// costs a keyframe (see [`H264Encoder::set_bitrate`]).
+#[derive(Debug)]
+pub struct BitrateControl {
+    max_bps: u32,
+    current_bps: u32,
+    last_change: Instant,
+}
+
+impl BitrateControl {
+    pub fn new(max_bps: u32) -> BitrateControl {
+        BitrateControl {
+            max_bps,
+            current_bps: max_bps,
+            last_change: Instant::now(),
+        }
+    }
+
+    /// The new bitrate, if it should change, given the weakest link's estimate.
+    pub fn update(&mut self, estimate_bps: f64) -> Option<u32> {
+        let floor = MIN_BITRATE_BPS.min(self.max_bps);
+        let wanted = video_share(estimate_bps)
+            .clamp(f64::from(floor), f64::from(self.max_bps))
+            .round() as u32;
+        let current = self.current_bps;
+        let quiet = self.last_change.elapsed() > Duration::from_secs(5);
+        let down = wanted < current - current / 8;
+        let up = wanted > current + current / 4 && quiet
+            || wanted == self.max_bps && wanted > current && quiet;
+        if !(down || up) {
+            return None;
+        }
+        self.current_bps = wanted;
+        self.last_change = Instant::now();
+        Some(wanted)
+    }
+
+    /// The bitrate the encoder aims for now.
+    pub fn current(&self) -> u32 {
+        self.current_bps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::interceptor::ConstantBitrate;
+
+    #[test]
+    fn the_estimate_is_shown_once_feedback_informed_it() {
+        let (mut shared, estimate) = Shared::new(ConstantBitrate::new(500_000.0));
+        assert_eq!(estimate.get(), None, "a starting guess is not an estimate");
+        shared.on_reports(Instant::now(), &[]);
+        assert_eq!(estimate.get(), None, "no news");
+    }
+
+    #[test]
+    fn an_uncongested_link_leaves_video_its_whole_budget() {
+        assert!((video_share(link_budget(1_000_000)) - 1_000_000.0).abs() < 1.0);
+        let mut control = BitrateControl::new(1_000_000);
+        assert_eq!(control.update(link_budget(1_000_000)), None);
+    }
+
+    #[test]
+    fn the_bitrate_drops_at_once_and_never_below_the_floor() {
+        let mut control = BitrateControl::new(1_000_000);
+        assert_eq!(control.update(link_budget(500_000)), Some(500_000));
+        assert_eq!(
+            control.update(link_budget(480_000)),
+            None,
+            "small changes wait"
+        );
+        assert_eq!(control.update(10_000.0), Some(MIN_BITRATE_BPS));
+        assert_eq!(
+            control.update(link_budget(1_000_000)),
+            None,
+            "up only after a quiet spell"
+        );
+    }
+}
