@@ -13,6 +13,7 @@ use common::{server, server_with, Proxy};
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::audio::ToneInput;
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::video::PatternSource;
 use huddle_engine::JoinParams;
@@ -143,12 +144,26 @@ async fn two_native_peers_through_the_server_decode_each_other() {
         tokio::join!(hear(&mut ada, &grace_id), hear(&mut grace, &ada_id));
     assert_eq!(ada_hears, Some(880.0), "Ada hears Grace's note");
     assert_eq!(grace_hears, Some(440.0), "Grace hears Ada's note");
+    // Stats twice, half a second apart: rates are measured between reports.
     ada.command(Command::Stats);
-    let about = grace_id.clone();
-    until(&mut ada, 5, "stats with a round trip", move |e| {
-        matches!(e, CallEvent::Stats { peer, stats } if *peer == about && stats.rtt_ms.is_some())
-    })
-    .await;
+    let first = stats_about(&mut ada, &grace_id).await;
+    assert!(first.rtt_ms.is_some_and(|rtt| rtt < 100.0), "{first:?}");
+    assert_eq!(first.candidate_type.as_deref(), Some("host"));
+    assert_eq!(first.codecs, ["audio/opus", "video/H264"]);
+    assert!(first.frames_decoded >= 30, "{first:?}");
+    assert!(first.encoder_bitrate_bps.is_some_and(|b| b <= 800_000));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ada.command(Command::Stats);
+    let second = stats_about(&mut ada, &grace_id).await;
+    assert!(second.fps_in.is_some_and(|fps| fps > 5.0), "{second:?}");
+    assert!(
+        second.bitrate_in_bps.is_some_and(|b| b > 10_000.0),
+        "{second:?}"
+    );
+    // Feedback has informed congestion control: on loopback it holds at
+    // the budget the call asked for (video plus audio and overhead).
+    let target = second.target_bitrate_bps.expect("an estimate");
+    assert!(target >= 800_000.0, "{target}");
     ada.command(Command::Leave);
     grace.command(Command::Leave);
 }
@@ -360,4 +375,91 @@ async fn leaving_the_call_leaves_no_tasks_behind() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The next stats report about `peer`.
+async fn stats_about(call: &mut Call, peer: &str) -> LinkStats {
+    let mut found = None;
+    let about = peer.to_owned();
+    until(call, 5, "stats", |e| match e {
+        CallEvent::Stats { peer, stats } if *peer == about => {
+            found = Some(stats.clone());
+            true
+        }
+        _ => false,
+    })
+    .await;
+    found.expect("stats")
+}
+
+/// Collects `from`'s events for `window` and counts its pictures and audio.
+async fn count_media(call: &mut Call, from: &str, window: Duration) -> (usize, usize) {
+    let (mut pictures, mut audio) = (0, 0);
+    let _ = tokio::time::timeout(window, async {
+        loop {
+            match call.next_event().await {
+                Some(CallEvent::Video { from: who, .. }) if who == from => pictures += 1,
+                Some(CallEvent::Audio { from: who, .. }) if who == from => audio += 1,
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await;
+    (pictures, audio)
+}
+
+/// Waits until the room says `peer` sends `audio` and `video`.
+async fn media_is(call: &mut Call, peer: &str, audio: bool, video: bool) {
+    let peer = peer.to_owned();
+    until(call, 10, "the media update", move |e| {
+        matches!(e, CallEvent::Message(ServerMessage::PeerUpdated { peer: p })
+            if p.id == peer && p.media.audio == audio && p.media.video == video)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mute_camera_off_and_a_new_source_change_what_arrives_without_renegotiating() {
+    let server = server().await;
+    let mut ada = start(server, "Ada");
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
+
+    // Muted: the room is told, and after what was in flight, silence.
+    ada.command(Command::Mute(true));
+    media_is(&mut grace, &ada_id, false, true).await;
+    count_media(&mut grace, &ada_id, Duration::from_millis(300)).await;
+    let (pictures, audio) = count_media(&mut grace, &ada_id, Duration::from_secs(1)).await;
+    assert_eq!(audio, 0, "no audio while muted");
+    assert!(pictures > 10, "video goes on: {pictures}");
+    ada.command(Command::Mute(false));
+    media_is(&mut grace, &ada_id, true, true).await;
+    assert_eq!(hear(&mut grace, &ada_id).await, Some(440.0));
+
+    // Camera off: no pictures; back on: pictures again, from a keyframe.
+    ada.command(Command::Camera(false));
+    media_is(&mut grace, &ada_id, true, false).await;
+    count_media(&mut grace, &ada_id, Duration::from_millis(300)).await;
+    let (pictures, audio) = count_media(&mut grace, &ada_id, Duration::from_secs(1)).await;
+    assert_eq!(pictures, 0, "no video with the camera off");
+    assert!(audio > 10, "audio goes on: {audio}");
+    ada.command(Command::Camera(true));
+    decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
+
+    // Another source at another size: the same track carries it.
+    ada.command(Command::SetVideo(Some(Box::new(PatternSource::new(
+        800, 448, 15,
+    )))));
+    until(&mut grace, 10, "a picture of the new size", |e| {
+        matches!(e, CallEvent::Video { frame, .. } if frame.width() == 800 && frame.height() == 448)
+    })
+    .await;
+    ada.command(Command::Leave);
+    grace.command(Command::Leave);
 }
