@@ -20,6 +20,16 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("g++", "g++"),
     ("pkg-config", "pkg-config"),
     ("/usr/include/opus/opus.h", "libopus-dev"),
+    // Devices: ALSA for cpal; libclang for the V4L2 bindings nokhwa
+    // generates; a PulseAudio with a null sink (and ALSA's route to it)
+    // stands in for a sound card in the device tests.
+    ("/usr/include/alsa/asoundlib.h", "libasound2-dev"),
+    ("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
+    ("pulseaudio", "pulseaudio"),
+    (
+        "/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so",
+        "libasound2-plugins",
+    ),
     ("turnserver", "coturn"),
     ("python3", "python3"),
     ("node", "nodejs"),

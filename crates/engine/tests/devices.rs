@@ -1,0 +1,183 @@
+//! Sound devices for real: a user-mode PulseAudio with a null sink stands
+//! in for a sound card. What the speaker plays into the sink is captured
+//! from the sink's monitor by the microphone; with no sound server at all,
+//! opening either device is a clear error.
+//!
+//! One test, because the sound server is chosen through the process's
+//! environment (`PULSE_SERVER`, read by ALSA's pulse plugin).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use huddle_engine::audio::device::list_devices;
+use huddle_engine::audio::tone::dominant_frequency;
+use huddle_engine::audio::{AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput};
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::JoinParams;
+use huddle_protocol::{ClientKind, Media, ServerMessage};
+
+/// A PulseAudio daemon of the test's own, with one null sink.
+struct Pulse {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Pulse {
+    fn start() -> Pulse {
+        let dir = std::env::temp_dir().join(format!("huddle-pulse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("native");
+        let child = Process::new("pulseaudio")
+            .args([
+                "--daemonize=no",
+                "-n",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+            ])
+            .arg(format!(
+                "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
+                socket.display()
+            ))
+            .arg("--load=module-null-sink sink_name=huddle_test")
+            .env("PULSE_RUNTIME_PATH", &dir)
+            .env("HOME", &dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pulseaudio (Debian package pulseaudio) must be installed");
+        let pulse = Pulse { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "pulseaudio did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pulse
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("native")
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn use_sound_server(socket: &Path) {
+    // One test in this binary: nothing else reads the environment meanwhile.
+    std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
+}
+
+/// Captures from `mic` until a second of sound past the warm-up, and
+/// returns its dominant frequency.
+async fn listen(mic: &mut Microphone) -> Option<f32> {
+    // The null sink's monitor needs ~1.5 s before it carries sound.
+    let mut samples = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while samples.len() < 48_000 * 3 {
+            samples.extend(mic.next_frame().await.unwrap());
+        }
+    })
+    .await
+    .expect("the microphone delivers 48 kHz frames");
+    dominant_frequency(&samples[48_000 * 2..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_error() {
+    // No sound server: errors, not panics, that say what is missing.
+    use_sound_server(Path::new("/nonexistent/huddle-pulse"));
+    let mic = Microphone::open(None).unwrap_err().to_string();
+    assert!(mic.contains("no input device"), "{mic}");
+    let speaker = Speaker::open(None).unwrap_err().to_string();
+    assert!(speaker.contains("no output device"), "{speaker}");
+    let named = Microphone::open(Some("no such microphone"))
+        .unwrap_err()
+        .to_string();
+    assert!(named.contains("no such microphone"), "{named}");
+
+    let pulse = Pulse::start();
+    use_sound_server(&pulse.socket());
+    assert!(!list_devices(Direction::Output).is_empty());
+
+    // A tone played through the speaker comes back through the microphone.
+    let mut speaker = Speaker::open(None).unwrap();
+    let mut mic = Microphone::open(None).unwrap();
+    let playing = tokio::spawn(async move {
+        let mut tone = ToneInput::new(660.0);
+        loop {
+            let frame = tone.next_frame().await.unwrap();
+            speaker.play(&frame).unwrap();
+        }
+    });
+    assert_eq!(listen(&mut mic).await, Some(660.0));
+    playing.abort();
+    let _ = playing.await;
+
+    // A call's remote audio, mixed and played: Ada plays what Grace sends.
+    let server = common::server().await;
+    let join = |name: &str| JoinParams {
+        room: "sound".into(),
+        name: name.into(),
+        password: None,
+        token: None,
+        client: ClientKind::Bot,
+        media: Media::default(),
+    };
+    let url = format!("ws://{server}/ws");
+    let mut ada = Call::start(
+        url.clone(),
+        join("Ada"),
+        CallOptions {
+            output: Some(Box::new(Speaker::open(None).unwrap())),
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            ..CallOptions::default()
+        },
+    );
+    let mut grace = Call::start(
+        url,
+        join("Grace"),
+        CallOptions {
+            audio: Some(Box::new(ToneInput::new(880.0))),
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            ..CallOptions::default()
+        },
+    );
+    for call in [&mut ada, &mut grace] {
+        loop {
+            match call.next_event().await.unwrap() {
+                CallEvent::Message(ServerMessage::Joined { .. }) => break,
+                CallEvent::Stopped(reason) => panic!("{reason:?}"),
+                _ => {}
+            }
+        }
+        call.command(Command::JoinCall);
+    }
+    // Keep both calls' events flowing while the microphone listens.
+    let drain = |mut call: Call| {
+        tokio::spawn(async move {
+            while let Some(event) = call.next_event().await {
+                if let CallEvent::AudioOutFailed(e) = event {
+                    panic!("playback failed: {e}");
+                }
+            }
+        })
+    };
+    let (ada, grace) = (drain(ada), drain(grace));
+    assert_eq!(
+        listen(&mut mic).await,
+        Some(880.0),
+        "Grace's note from Ada's speaker"
+    );
+    ada.abort();
+    grace.abort();
+}
