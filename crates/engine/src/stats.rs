@@ -99,10 +99,8 @@ impl LinkStats {
                 RTCStatsReportEntry::OutboundRtp(outbound) => {
                     stats.bytes_out += outbound.sent_rtp_stream_stats.bytes_sent;
                 }
-                RTCStatsReportEntry::Codec(codec) => {
-                    if !stats.codecs.contains(&codec.mime_type) {
-                        stats.codecs.push(codec.mime_type.clone());
-                    }
+                RTCStatsReportEntry::Codec(codec) if !stats.codecs.contains(&codec.mime_type) => {
+                    stats.codecs.push(codec.mime_type.clone());
                 }
                 _ => {}
             }
