@@ -96,8 +96,14 @@ pub enum PeerEvent {
 
 enum Input {
     NegotiationNeeded,
+    /// The path failed (or stayed disconnected): gather anew and offer.
+    RestartIce,
     Remote(SignalData),
 }
+
+/// How long a disconnected path may stay so before ICE restarts (a
+/// `failed` one restarts at once; webrtc-rs takes ~25 s to declare it).
+pub const RESTART_AFTER_DISCONNECTED: Duration = Duration::from_secs(5);
 
 /// One outgoing track: what it writes to, and its negotiated SSRC and
 /// payload type once known.
@@ -305,6 +311,22 @@ impl PeerConnectionEventHandler for Handler {
             state == RTCPeerConnectionState::Connected,
             Ordering::Relaxed,
         );
+        match state {
+            RTCPeerConnectionState::Failed => {
+                let _ = self.inputs.send(Input::RestartIce);
+            }
+            RTCPeerConnectionState::Disconnected => {
+                // Often a blip that heals itself; if it does not, restart.
+                let (inputs, connected) = (self.inputs.clone(), self.connected.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(RESTART_AFTER_DISCONNECTED).await;
+                    if !connected.load(Ordering::Relaxed) {
+                        let _ = inputs.send(Input::RestartIce);
+                    }
+                });
+            }
+            _ => {}
+        }
         let _ = self.events.send(PeerEvent::State(state));
     }
 
@@ -416,6 +438,14 @@ impl PeerLink {
         self.polite
     }
 
+    /// Restarts ICE: new credentials, new candidates, a new offer (what a
+    /// failed path does by itself; see [`RESTART_AFTER_DISCONNECTED`]).
+    pub fn restart_ice(&self) -> Result<(), PeerError> {
+        self.inputs
+            .send(Input::RestartIce)
+            .map_err(|_| PeerError::Closed)
+    }
+
     /// Queues a signal from the remote member.
     pub fn handle(&self, data: SignalData) -> Result<(), PeerError> {
         self.inputs
@@ -517,6 +547,7 @@ async fn negotiate(
     // The later joiner offers first; the other side waits for that offer
     // even if its own connection asks to negotiate.
     let mut may_offer = initiator;
+    let mut last_restart: Option<Instant> = None;
     loop {
         // The task holds the connection, and the connection's handler holds
         // this task's input: only the close signal can end it.
@@ -538,6 +569,23 @@ async fn negotiate(
                     if !may_offer || agreed || !stable(pc.as_ref()).await {
                         return Ok(());
                     }
+                    let offer = pc.create_offer(None).await?;
+                    pc.set_local_description(offer).await?;
+                    send_local(pc.as_ref(), &events).await;
+                }
+                Input::RestartIce => {
+                    // Only an agreed connection restarts, one restart at a
+                    // time; if both sides restart at once, perfect
+                    // negotiation settles the collision like any other.
+                    let agreed = pc.current_remote_description().await.is_some();
+                    let recent = last_restart
+                        .is_some_and(|t: Instant| t.elapsed() < RESTART_AFTER_DISCONNECTED);
+                    if !agreed || recent || !stable(pc.as_ref()).await {
+                        return Ok(());
+                    }
+                    last_restart = Some(Instant::now());
+                    debug!("restarting ICE");
+                    pc.restart_ice().await?;
                     let offer = pc.create_offer(None).await?;
                     pc.set_local_description(offer).await?;
                     send_local(pc.as_ref(), &events).await;

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use huddle_engine::peer::{PeerEvent, PeerLink, PeerSetup};
 use huddle_engine::video::h264::H264Encoder;
 use huddle_engine::video::pattern::{now_ms, read_stamp, TestPattern};
+use huddle_engine::video::I420Frame;
 use tokio::sync::mpsc;
 
 fn setup(me: &str, them: &str, initiator: bool) -> PeerSetup {
@@ -111,6 +112,107 @@ async fn the_test_pattern_crosses_a_native_link_intact() {
         "a loopback round trip"
     );
     assert!(received.packets_in > 0 && sent.bytes_out > 0);
+    a.close().await;
+    b.close().await;
+}
+
+/// Waits for `count` decoded pictures.
+async fn decode(frames: &mut mpsc::UnboundedReceiver<I420Frame>, count: usize) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        for _ in 0..count {
+            frames.recv().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{count} frames decoded within 20 s"));
+}
+
+/// The ICE username fragment of a description.
+fn ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_renews_the_path_and_video_keeps_decoding() {
+    let (a_events, mut a_rx) = mpsc::unbounded_channel();
+    let (b_events, mut b_rx) = mpsc::unbounded_channel();
+    let a = PeerLink::connect(setup("p_1", "p_2", true), a_events)
+        .await
+        .unwrap();
+    let b = PeerLink::connect(setup("p_2", "p_1", false), b_events)
+        .await
+        .unwrap();
+    // Relay signals both ways; note A's offers and B's connection states.
+    let (offers_tx, mut offers) = mpsc::unbounded_channel();
+    let to_b = b.clone();
+    tokio::spawn(async move {
+        while let Some(event) = a_rx.recv().await {
+            if let PeerEvent::Signal(data) = event {
+                if let huddle_protocol::SignalData::Sdp { sdp } = &data {
+                    let _ = offers_tx.send(sdp.sdp.clone());
+                }
+                to_b.handle(data).unwrap();
+            }
+        }
+    });
+    let (frames_tx, mut frames) = mpsc::unbounded_channel();
+    let (answers_tx, mut answers) = mpsc::unbounded_channel();
+    let to_a = a.clone();
+    tokio::spawn(async move {
+        while let Some(event) = b_rx.recv().await {
+            match event {
+                PeerEvent::Signal(data) => {
+                    if let huddle_protocol::SignalData::Sdp { sdp } = &data {
+                        let _ = answers_tx.send(sdp.sdp.clone());
+                    }
+                    to_a.handle(data).unwrap();
+                }
+                PeerEvent::Video(frame) => {
+                    let _ = frames_tx.send(frame);
+                }
+                _ => {}
+            }
+        }
+    });
+    let sender = a.clone();
+    tokio::spawn(async move {
+        let mut pattern = TestPattern::new(640, 360);
+        let mut encoder = H264Encoder::new(1_000_000, 30.0).unwrap();
+        let mut ticks = tokio::time::interval(Duration::from_millis(33));
+        for n in 0u32.. {
+            ticks.tick().await;
+            // A keyframe every second: this test is about the path.
+            let unit = encoder.encode(&pattern.next_frame(), n % 30 == 0).unwrap();
+            let _ = sender
+                .send_video(Bytes::from(unit), Duration::from_millis(33))
+                .await;
+        }
+    });
+    let first = ufrag(&offers.recv().await.unwrap()).unwrap();
+    decode(&mut frames, 30).await;
+
+    a.restart_ice().unwrap();
+    let renewed = tokio::time::timeout(Duration::from_secs(10), offers.recv())
+        .await
+        .expect("a restart offer")
+        .unwrap();
+    let second = ufrag(&renewed).unwrap();
+    assert_ne!(first, second, "new ICE credentials");
+    let first_answer = ufrag(&answers.recv().await.unwrap()).unwrap();
+    let second_answer = tokio::time::timeout(Duration::from_secs(10), answers.recv())
+        .await
+        .expect("B answers the restart")
+        .unwrap();
+    assert_ne!(
+        first_answer,
+        ufrag(&second_answer).unwrap(),
+        "B restarted too"
+    );
+    // Drop what was decoded before the restart answer took effect.
+    while frames.try_recv().is_ok() {}
+    decode(&mut frames, 60).await;
     a.close().await;
     b.close().await;
 }
