@@ -7,6 +7,9 @@
 //!   tests and the end-to-end run in headless Chromium.
 //! - `bench`: the load benchmark, `huddle-server` next to PeerJS's server
 //!   (installs the npm package `peer` into `bench/peerjs/` first).
+//! - `bench-media`: the codec benchmark, then a 1:1 720p call between
+//!   headless Chromium and a native `huddle-peer` (CPU of each, latency,
+//!   time to first picture), release builds.
 //! - `bindings`: regenerates the TypeScript protocol types in `src-ui/src/protocol/`.
 
 use std::path::PathBuf;
@@ -46,9 +49,10 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("bench-media") => bench_media(),
         Some("bindings") => bindings(),
         _ => {
-            eprintln!("usage: cargo xtask run [huddle-server flags] | test | bench [huddle-load flags] | bindings");
+            eprintln!("usage: cargo xtask run [huddle-server flags] | test | bench [huddle-load flags] | bench-media | bindings");
             return ExitCode::from(2);
         }
     };
@@ -280,4 +284,46 @@ fn bench(flags: &[String]) -> Result<(), Failed> {
         .args(flags)
         .current_dir(root());
     step("huddle-load", &mut cmd)
+}
+
+fn bench_media() -> Result<(), Failed> {
+    ensure_system_packages(TEST_PACKAGES)?;
+    build_ui()?;
+    step(
+        "codec benchmark",
+        cargo().args(["bench", "-p", "huddle-engine", "--bench", "codec"]),
+    )?;
+    step(
+        "cargo build --release",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-engine",
+            "--bins",
+            "--example",
+            "pattern_y4m",
+        ]),
+    )?;
+    let target = target_dir().join("release");
+    // Chromium's fake camera plays the same busy pattern the native peer
+    // sends (3 s, looped).
+    let y4m = std::env::temp_dir().join("huddle-busy-720p.y4m");
+    step(
+        "write the Y4M camera file",
+        Command::new(target.join("examples/pattern_y4m"))
+            .arg(&y4m)
+            .args(["1280x720", "90"]),
+    )?;
+    step(
+        "1:1 720p call, Chromium and huddle-peer",
+        Command::new("node")
+            .arg("e2e/bench-media.mjs")
+            .env("HUDDLE_SERVER_BIN", target.join("huddle-server"))
+            .env("HUDDLE_PEER_BIN", target.join("huddle-peer"))
+            .env("HUDDLE_Y4M", &y4m)
+            .current_dir(root().join("src-ui")),
+    )
 }

@@ -1,5 +1,6 @@
 //! `cargo bench -p huddle-engine --bench codec`: OpenH264 encode and decode
-//! time per frame at 640×480 and 1280×720 on moving camera-like content, and
+//! time per frame at 640×480 and 1280×720 on moving camera-like content
+//! ([`TestPattern::busy`]), and
 //! Opus per 20 ms frame. Prints the figures; asserts nothing.
 
 use std::time::{Duration, Instant};
@@ -7,71 +8,8 @@ use std::time::{Duration, Instant};
 use huddle_engine::audio::opus::{OpusDecoder, OpusEncoder};
 use huddle_engine::audio::tone::ToneSource;
 use huddle_engine::video::h264::{Complexity, H264Decoder, H264Encoder};
+use huddle_engine::video::pattern::TestPattern;
 use huddle_engine::video::I420Frame;
-
-/// Camera-like content that keeps the encoder busy: a scrolling textured
-/// background (the whole picture moves) with bright discs crossing it.
-struct MovingScene {
-    width: usize,
-    height: usize,
-    texture: Vec<u8>,
-    t: usize,
-}
-
-impl MovingScene {
-    fn new(width: usize, height: usize) -> MovingScene {
-        // Smooth shapes plus a little grain, like a lit room on a webcam
-        // (pure noise would be nothing like a camera and starve any codec).
-        let mut state = 0x2545_f491_u32;
-        let texture = (0..width * height)
-            .map(|i| {
-                let (x, y) = ((i % width) as f32, (i / width) as f32);
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                let grain = (state % 9) as f32 - 4.0;
-                (110.0
-                    + 45.0 * (x / 37.0).sin() * (y / 53.0).cos()
-                    + 25.0 * (x / 211.0 + y / 97.0).sin()
-                    + grain) as u8
-            })
-            .collect();
-        MovingScene {
-            width,
-            height,
-            texture,
-            t: 0,
-        }
-    }
-
-    fn next_frame(&mut self) -> I420Frame {
-        let (w, h) = (self.width, self.height);
-        let mut frame = I420Frame::black(w, h);
-        let shift = self.t * 3;
-        let y = frame.y_mut();
-        for row in 0..h {
-            for col in 0..w {
-                y[row * w + col] = self.texture[row * w + (col + shift) % w];
-            }
-        }
-        for disc in 0..4 {
-            let cx = (self.t * (4 + disc * 3) + disc * w / 4) % w;
-            let cy =
-                h / 2 + ((self.t as f32 / (10.0 + disc as f32)).sin() * (h as f32 / 3.0)) as usize;
-            let r = h / 10;
-            for row in cy.saturating_sub(r)..(cy + r).min(h) {
-                for col in cx.saturating_sub(r)..(cx + r).min(w) {
-                    let (dx, dy) = (col as i64 - cx as i64, row as i64 - cy as i64);
-                    if dx * dx + dy * dy < (r * r) as i64 {
-                        y[row * w + col] = 230;
-                    }
-                }
-            }
-        }
-        self.t += 1;
-        frame
-    }
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort_unstable();
@@ -84,7 +22,7 @@ fn mean(v: &[Duration]) -> Duration {
 
 fn video(width: usize, height: usize, bitrate_bps: u32, complexity: Complexity) {
     const FRAMES: usize = 300;
-    let mut scene = MovingScene::new(width, height);
+    let mut scene = TestPattern::busy(width, height);
     let frames: Vec<I420Frame> = (0..FRAMES).map(|_| scene.next_frame()).collect();
     let Ok(mut encoder) = H264Encoder::with_complexity(bitrate_bps, 30.0, complexity) else {
         eprintln!("no encoder");

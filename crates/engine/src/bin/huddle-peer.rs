@@ -21,7 +21,7 @@ use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::stats::LinkStats;
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
 use huddle_engine::video::convert::i420_to_rgb;
-use huddle_engine::video::pattern::{now_ms, read_stamp};
+use huddle_engine::video::pattern::{now_ms, read_stamp, TestPattern};
 use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -133,6 +133,10 @@ struct Args {
     /// Video size, WIDTHxHEIGHT.
     #[arg(long, default_value = "640x360", value_parser = parse_size)]
     size: (usize, usize),
+    /// Test-pattern content: `plain` (a gradient, nearly free to encode) or
+    /// `busy` (a panning texture with grain, as costly as a camera).
+    #[arg(long, default_value = "plain", value_parser = ["plain", "busy"])]
+    content: String,
     /// Video frame rate.
     #[arg(long, default_value_t = 30)]
     fps: u32,
@@ -244,11 +248,14 @@ enum MediaError {
 /// error the user sees at once, not a call without media.
 fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
     let video: Option<Box<dyn VideoSource>> = match &args.video {
-        Video::TestPattern => Some(Box::new(PatternSource::new(
-            args.size.0,
-            args.size.1,
-            args.fps,
-        ))),
+        Video::TestPattern => {
+            let (w, h) = args.size;
+            let pattern = match args.content.as_str() {
+                "busy" => TestPattern::busy(w, h),
+                _ => TestPattern::new(w, h),
+            };
+            Some(Box::new(PatternSource::with_pattern(pattern, args.fps)))
+        }
         Video::Camera(index) => Some(Box::new(CameraSource::open(CameraRequest {
             index: *index,
             width: args.size.0 as u32,

@@ -47,6 +47,8 @@ pub struct TestPattern {
     width: usize,
     height: usize,
     sequence: u32,
+    /// Camera-like content instead of the plain gradient (see [`TestPattern::busy`]).
+    texture: Option<Vec<u8>>,
 }
 
 impl TestPattern {
@@ -56,7 +58,32 @@ impl TestPattern {
             width: width.max(MIN_WIDTH),
             height: height.max(MIN_HEIGHT),
             sequence: 0,
+            texture: None,
         }
+    }
+
+    /// A pattern with content that costs an encoder what a camera does: a
+    /// detailed picture (smooth shapes with a little fixed grain, like a lit
+    /// room on a webcam) panning across the frame, with bright discs
+    /// crossing it. The plain gradient compresses to almost nothing and
+    /// would flatter any encoder; pure noise would starve any codec and is
+    /// nothing like a camera.
+    pub fn busy(width: usize, height: usize) -> TestPattern {
+        let mut pattern = TestPattern::new(width, height);
+        let (w, h) = (pattern.width & !1, pattern.height & !1);
+        let mut state = 0x2545_f491_u32;
+        let texture = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let grain = (xorshift(&mut state) % 9) as f32 - 4.0;
+                (110.0
+                    + 45.0 * (x / 37.0).sin() * (y / 53.0).cos()
+                    + 25.0 * (x / 211.0 + y / 97.0).sin()
+                    + grain) as u8
+            })
+            .collect();
+        pattern.texture = Some(texture);
+        pattern
     }
 
     /// The next frame, stamped now.
@@ -70,18 +97,58 @@ impl TestPattern {
         let (w, h) = (frame.width(), frame.height());
         let y = frame.y_mut();
         // A diagonal gradient and a bar that moves one step per frame, so
-        // that every frame differs (the encoder cannot skip them).
-        let bar = (stamp.sequence as usize * 8) % w;
-        for row in MIN_HEIGHT..h {
-            for col in 0..w {
-                let shade = 40 + ((row + col) * 160 / (w + h)) as u8;
-                let on_bar = col >= bar && col < bar + 24;
-                y[row * w + col] = if on_bar { 235 } else { shade };
+        // that every frame differs (the encoder cannot skip them) — or the
+        // busy picture, panning, with its discs.
+        let t = stamp.sequence as usize;
+        match &self.texture {
+            None => {
+                let bar = (t * 8) % w;
+                for row in MIN_HEIGHT..h {
+                    for col in 0..w {
+                        let shade = 40 + ((row + col) * 160 / (w + h)) as u8;
+                        let on_bar = col >= bar && col < bar + 24;
+                        y[row * w + col] = if on_bar { 235 } else { shade };
+                    }
+                }
+            }
+            Some(texture) => {
+                let shift = t * 3;
+                for row in MIN_HEIGHT..h {
+                    for col in 0..w {
+                        y[row * w + col] = texture[row * w + (col + shift) % w];
+                    }
+                }
+                draw_discs(y, w, h, t);
             }
         }
         write_strip(y, w, stamp);
         frame
     }
+}
+
+/// Four bright discs on their own paths (the busy pattern's foreground).
+fn draw_discs(y: &mut [u8], w: usize, h: usize, t: usize) {
+    for disc in 0..4 {
+        let cx = (t * (4 + disc * 3) + disc * w / 4) % w;
+        let swing = (t as f32 / (10.0 + disc as f32)).sin() * (h as f32 / 3.0);
+        let cy = (h as f32 / 2.0 + swing) as usize;
+        let r = h / 10;
+        for row in cy.saturating_sub(r).max(MIN_HEIGHT)..(cy + r).min(h) {
+            for col in cx.saturating_sub(r)..(cx + r).min(w) {
+                let (dx, dy) = (col as i64 - cx as i64, row as i64 - cy as i64);
+                if dx * dx + dy * dy < (r * r) as i64 {
+                    y[row * w + col] = 230;
+                }
+            }
+        }
+    }
+}
+
+fn xorshift(state: &mut u32) -> u32 {
+    *state ^= *state << 13;
+    *state ^= *state >> 17;
+    *state ^= *state << 5;
+    *state
 }
 
 fn write_strip(y: &mut [u8], width: usize, stamp: Stamp) {
@@ -143,5 +210,15 @@ mod tests {
         assert!(read_stamp(&first).is_some_and(|s| s.age_ms(now_ms()) < 1000));
         assert_eq!(read_stamp(&I420Frame::black(640, 360)), None);
         assert_ne!(first, second, "frames differ");
+        let mut busy = TestPattern::busy(640, 360);
+        let frame = busy.next_frame();
+        assert_eq!(read_stamp(&frame).map(|s| s.sequence), Some(0));
+        let distinct: std::collections::HashSet<u8> =
+            frame.y()[640 * 100..640 * 101].iter().copied().collect();
+        assert!(
+            distinct.len() > 40,
+            "a detailed picture: {} levels",
+            distinct.len()
+        );
     }
 }

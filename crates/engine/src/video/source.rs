@@ -40,12 +40,18 @@ pub struct PatternSource {
 }
 
 impl PatternSource {
+    /// The plain pattern.
     pub fn new(width: usize, height: usize, fps: u32) -> PatternSource {
+        PatternSource::with_pattern(TestPattern::new(width, height), fps)
+    }
+
+    /// Any pattern (e.g. [`TestPattern::busy`]) at `fps`.
+    pub fn with_pattern(pattern: TestPattern, fps: u32) -> PatternSource {
         let fps = fps.clamp(1, 60);
         let mut ticks = tokio::time::interval(Duration::from_secs(1) / fps);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         PatternSource {
-            pattern: TestPattern::new(width, height),
+            pattern,
             fps,
             ticks,
         }
