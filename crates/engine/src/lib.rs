@@ -1,9 +1,14 @@
 //! `huddle-engine`: Huddle's native client, with no UI dependency. The
-//! desktop app wraps it; `huddle-peer` (next) runs it headless.
+//! desktop app wraps it; `huddle-peer` runs it headless.
 //!
-//! Today: the signaling client ([`signaling`]), which joins a room over
-//! protocol v1 and keeps the membership through dropped sockets with
-//! `resume`. The WebRTC mesh, capture and codecs build on it.
+//! [`call::Call`] is the entry point: it joins a room over protocol v1
+//! ([`signaling`], with reconnect and `resume`), keeps a WebRTC link
+//! ([`peer`]) to every member of the room's call, and runs the media
+//! ([`pipeline`]): video and audio from a [`video::VideoSource`] and an
+//! [`audio::AudioSource`] encoded once for everyone, the members' pictures
+//! decoded for the application and their audio mixed into an
+//! [`audio::AudioSink`]. Devices — camera, microphone, speaker — are in
+//! [`video::camera`] and [`audio::device`].
 
 pub mod audio;
 pub mod backoff;
