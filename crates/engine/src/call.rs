@@ -40,6 +40,9 @@ pub struct CallOptions {
     pub bitrate_bps: u32,
     /// Local UDP addresses for media (`0.0.0.0:0`: every interface).
     pub udp_addrs: Vec<String>,
+    /// Media only through the room's TURN relay (hides this user's address
+    /// from the other members; needs a server with TURN configured).
+    pub relay_only: bool,
 }
 
 impl Default for CallOptions {
@@ -50,6 +53,7 @@ impl Default for CallOptions {
             output: None,
             bitrate_bps: 1_000_000,
             udp_addrs: vec!["0.0.0.0:0".into()],
+            relay_only: false,
         }
     }
 }
@@ -144,6 +148,7 @@ struct State {
     links: Links,
     udp_addrs: Vec<String>,
     max_bitrate_bps: u32,
+    relay_only: bool,
     peer_events: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
     keyframe: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<CallEvent>,
@@ -216,6 +221,7 @@ async fn run(
         links,
         udp_addrs: options.udp_addrs,
         max_bitrate_bps: options.bitrate_bps,
+        relay_only: options.relay_only,
         peer_events,
         keyframe,
         events,
@@ -441,6 +447,7 @@ impl State {
             ice_servers: room.ice_servers.clone(),
             udp_addrs: self.udp_addrs.clone(),
             max_bitrate_bps: self.max_bitrate_bps,
+            relay_only: self.relay_only,
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let link = match PeerLink::connect(setup, tx).await {

@@ -120,8 +120,8 @@ pub fn video_share(link_bps: f64) -> f64 {
 
 /// Sets the one encoder's bitrate from the links' congestion estimates: the
 /// weakest link decides (every member gets the same stream). Down at once,
-/// up only after a quiet spell, and only for a real change — each change
-/// costs a keyframe (see [`H264Encoder::set_bitrate`]).
+/// up only after a quiet spell (an estimate overshoots when it probes), and
+/// only for a real change, so rate control settles between changes.
 #[derive(Debug)]
 pub struct BitrateControl {
     max_bps: u32,
@@ -145,10 +145,10 @@ impl BitrateControl {
             .clamp(f64::from(floor), f64::from(self.max_bps))
             .round() as u32;
         let current = self.current_bps;
-        let quiet = self.last_change.elapsed() > Duration::from_secs(5);
-        let down = wanted < current - current / 8;
-        let up = wanted > current + current / 4 && quiet
-            || wanted == self.max_bps && wanted > current && quiet;
+        let quiet = self.last_change.elapsed() > Duration::from_secs(2);
+        let down = wanted < current - current / 10;
+        let up = quiet
+            && (wanted > current + current / 10 || wanted == self.max_bps && wanted > current);
         if !(down || up) {
             return None;
         }

@@ -42,8 +42,9 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, StatsSelector,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
@@ -83,6 +84,9 @@ pub struct PeerSetup {
     /// Where congestion control starts and the most it will ask for, bits
     /// per second.
     pub max_bitrate_bps: u32,
+    /// Media only through a TURN relay (the user's address stays hidden
+    /// from the other members).
+    pub relay_only: bool,
 }
 
 /// What a link reports.
@@ -400,8 +404,14 @@ impl PeerLink {
                 credential: s.credential.clone().unwrap_or_default(),
             })
             .collect();
+        let policy = if setup.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        };
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(ice_servers)
+            .with_ice_transport_policy(policy)
             .build();
         let (inputs, input_rx) = mpsc::unbounded_channel();
         let connected = Arc::new(AtomicBool::new(false));
@@ -713,7 +723,9 @@ fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescription, Peer
 }
 
 /// Reassembles, decodes and reports the member's video; asks for a keyframe
-/// until the first picture decodes.
+/// (PLI) while nothing decodes: before the first picture, after an access
+/// unit that would not decode, and when pictures stopped for a second while
+/// packets still come (losses NACK did not repair).
 async fn receive_video(
     track: Arc<dyn TrackRemote>,
     events: mpsc::UnboundedSender<PeerEvent>,
@@ -726,7 +738,8 @@ async fn receive_video(
         return;
     };
     let mut builder = SampleBuilder::new(512, H264Packet::default(), 90_000);
-    let mut pictures = 0u64;
+    let mut last_picture: Option<Instant> = None;
+    let mut broken = false;
     let mut last_pli = Instant::now() - Duration::from_secs(10);
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
@@ -736,7 +749,8 @@ async fn receive_video(
         while let Some(sample) = builder.pop(Instant::now()) {
             match decoder.decode(&sample.data) {
                 Ok(Some(frame)) => {
-                    pictures += 1;
+                    last_picture = Some(Instant::now());
+                    broken = false;
                     counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
                     if events.send(PeerEvent::Video(frame)).is_err() {
                         return;
@@ -744,12 +758,15 @@ async fn receive_video(
                 }
                 Ok(None) => {}
                 Err(e) => {
+                    broken = true;
                     counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
                     debug!(error = %e, "undecodable access unit");
                 }
             }
         }
-        if pictures == 0 && last_pli.elapsed() > Duration::from_millis(500) {
+        let stalled = last_picture.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        // Not more often than the sender answers (see `pipeline`).
+        if (stalled || broken) && last_pli.elapsed() > Duration::from_secs(1) {
             last_pli = Instant::now();
             let _ = track
                 .write_rtcp(vec![Box::new(PictureLossIndication {

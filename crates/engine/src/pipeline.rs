@@ -26,6 +26,8 @@ use crate::video::{CaptureError, VideoSource};
 /// The links a pipeline sends to, shared with the call task.
 pub type Links = Arc<Mutex<HashMap<PeerId, Arc<PeerLink>>>>;
 
+/// The shortest stretch between two keyframes sent on request.
+const KEYFRAME_AT_MOST: Duration = Duration::from_secs(1);
 /// The longest stretch without a keyframe.
 const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
 
@@ -81,7 +83,7 @@ pub async fn video(
 ) {
     let mut enabled = true;
     let mut encoder: Option<H264Encoder> = None;
-    let mut last_keyframe = Instant::now();
+    let mut last_keyframe = Instant::now() - KEYFRAME_AT_MOST;
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -134,10 +136,16 @@ pub async fn video(
                 }
             },
         };
-        // A keyframe when asked for, and at least every few seconds so that
-        // a member whose request was lost still recovers.
-        let key =
-            keyframe.swap(false, Ordering::Relaxed) || last_keyframe.elapsed() > KEYFRAME_EVERY;
+        // A keyframe when asked for — but not more often than
+        // KEYFRAME_AT_MOST (a request waits until then): on a path that
+        // loses packets every member's requests would otherwise have the
+        // encoder send nothing but keyframes, each too large to get through
+        // — and at least every few seconds, so that a member whose request
+        // was lost still recovers.
+        let due = last_keyframe.elapsed() > KEYFRAME_EVERY;
+        let key = due
+            || last_keyframe.elapsed() >= KEYFRAME_AT_MOST
+                && keyframe.swap(false, Ordering::Relaxed);
         if key {
             last_keyframe = Instant::now();
         }

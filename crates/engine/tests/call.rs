@@ -41,6 +41,7 @@ fn start_url(url: String, name: &str) -> Call {
             output: None,
             bitrate_bps: 800_000,
             udp_addrs: vec!["127.0.0.1:0".into()],
+            relay_only: false,
         },
     )
 }

@@ -143,6 +143,9 @@ struct Args {
     /// Video bitrate, kbit/s.
     #[arg(long, default_value_t = 1000)]
     kbps: u32,
+    /// Send and receive media only through the server's TURN relay.
+    #[arg(long)]
+    relay_only: bool,
     /// Local address for media (`0.0.0.0:0`: every interface).
     #[arg(long, default_value = "0.0.0.0:0")]
     udp: String,
@@ -280,6 +283,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
         output,
         udp_addrs: vec![args.udp.clone()],
         bitrate_bps: args.kbps.saturating_mul(1000),
+        relay_only: args.relay_only,
     })
 }
 

@@ -28,6 +28,10 @@ pub struct H264Encoder {
     /// zero and most are skipped).
     next_ms: f64,
     frame_ms: f64,
+    /// The size of the pictures so far: OpenH264 initialises itself on the
+    /// first picture, and again (from its own copy of the configuration)
+    /// when the size changes.
+    size: Option<(usize, usize)>,
 }
 
 impl std::fmt::Debug for H264Encoder {
@@ -60,6 +64,7 @@ impl H264Encoder {
             complexity,
             next_ms: 0.0,
             frame_ms: 1000.0 / f64::from(fps.max(1.0)),
+            size: None,
         })
     }
 
@@ -90,12 +95,37 @@ impl H264Encoder {
         self.bitrate_bps
     }
 
-    /// Aims for another bitrate from the next frame on. The safe API of
-    /// openh264 has no live setting for it, so the encoder is made anew and
-    /// the next frame is a keyframe: callers change it seldom.
+    /// Aims for another bitrate from the next frame on, without a keyframe
+    /// (congestion control changes it while the call goes on; a keyframe per
+    /// change was measured to overflow a narrow path and freeze the video).
     pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), CodecError> {
-        self.inner = H264Encoder::configure(bitrate_bps, self.fps, self.complexity)?;
         self.bitrate_bps = bitrate_bps;
+        if self.size.is_none() {
+            // Not initialised yet: the first picture will use the new rate.
+            self.inner = H264Encoder::configure(bitrate_bps, self.fps, self.complexity)?;
+            return Ok(());
+        }
+        let mut info = openh264_sys2::SBitrateInfo {
+            iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
+            iBitrate: i32::try_from(bitrate_bps).unwrap_or(i32::MAX),
+        };
+        // The safe API has no live bitrate setting; `SetOption` with
+        // `ENCODER_OPTION_BITRATE` is OpenH264's own way to change it.
+        // SAFETY: the encoder is initialised (a picture was encoded: `size`
+        // is set), `info` is a valid `SBitrateInfo` that outlives the call,
+        // and this option reads it and keeps no pointer to it.
+        #[allow(unsafe_code)]
+        let status = unsafe {
+            self.inner.raw_api().set_option(
+                openh264_sys2::ENCODER_OPTION_BITRATE,
+                std::ptr::addr_of_mut!(info).cast(),
+            )
+        };
+        if status != 0 {
+            // Fall back to a new encoder (its first picture is a keyframe).
+            self.inner = H264Encoder::configure(bitrate_bps, self.fps, self.complexity)?;
+            self.size = None;
+        }
         Ok(())
     }
 
@@ -103,6 +133,12 @@ impl H264Encoder {
     /// taken to be captured at the configured rate. Empty when rate control
     /// skipped the frame.
     pub fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<u8>, CodecError> {
+        let size = (frame.width(), frame.height());
+        if self.size.is_some_and(|s| s != size) {
+            // OpenH264 would re-initialise from the bitrate it was built with.
+            self.inner = H264Encoder::configure(self.bitrate_bps, self.fps, self.complexity)?;
+        }
+        self.size = Some(size);
         if keyframe {
             self.inner.force_intra_frame();
         }
@@ -174,6 +210,36 @@ mod tests {
             decoded,
             (0..30).collect::<Vec<_>>(),
             "every frame, in order, strip intact"
+        );
+    }
+
+    /// Whether an access unit holds an IDR picture (NAL type 5).
+    fn has_idr(unit: &[u8]) -> bool {
+        openh264::nal_units(unit).any(|nal| {
+            nal.get(nal.iter().position(|&b| b != 0).map_or(0, |i| i + 1))
+                .is_some_and(|h| h & 0x1f == 5)
+        })
+    }
+
+    #[test]
+    fn the_bitrate_changes_mid_stream_without_a_keyframe() {
+        let mut pattern = TestPattern::busy(640, 360);
+        let mut encoder = H264Encoder::new(2_000_000, 30.0).unwrap();
+        let mut bytes = |encoder: &mut H264Encoder, frames: usize, starts_key: bool| {
+            let mut total = 0;
+            for n in 0..frames {
+                let unit = encoder.encode(&pattern.next_frame(), false).unwrap();
+                assert_eq!(has_idr(&unit), starts_key && n == 0, "frame {n}");
+                total += unit.len();
+            }
+            total
+        };
+        let high = bytes(&mut encoder, 60, true);
+        encoder.set_bitrate(200_000).unwrap();
+        let low = bytes(&mut encoder, 60, false);
+        assert!(
+            low * 3 < high,
+            "{high} bytes at 2 Mbit/s, {low} at 200 kbit/s"
         );
     }
 }
