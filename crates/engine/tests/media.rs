@@ -27,10 +27,68 @@ fn setup(me: &str, them: &str, initiator: bool) -> PeerSetup {
     }
 }
 
+/// What one side's relay task noticed while passing its signals across.
+#[derive(Default)]
+struct Seen {
+    /// Every description it sent (offers or answers).
+    descriptions: Option<mpsc::UnboundedSender<String>>,
+    /// Every picture it decoded.
+    frames: Option<mpsc::UnboundedSender<I420Frame>>,
+    /// Set when its member asked for a keyframe.
+    keyframe_wanted: Option<Arc<AtomicBool>>,
+}
+
+/// Passes `events`' signals to `to`, as the server would relay them, and
+/// reports what else happened to `seen`.
+fn relay(mut events: mpsc::UnboundedReceiver<PeerEvent>, to: Arc<PeerLink>, seen: Seen) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                PeerEvent::Signal(data) => {
+                    if let (Some(tx), huddle_protocol::SignalData::Sdp { sdp }) =
+                        (&seen.descriptions, &data)
+                    {
+                        let _ = tx.send(sdp.sdp.clone());
+                    }
+                    to.handle(data).unwrap();
+                }
+                PeerEvent::Video(frame) => {
+                    if let Some(tx) = &seen.frames {
+                        let _ = tx.send(frame);
+                    }
+                }
+                PeerEvent::KeyframeWanted => {
+                    if let Some(flag) = &seen.keyframe_wanted {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+}
+
+/// A 30 fps camera of the plain pattern into `link`; a keyframe when
+/// `keyframe(n)` says so for frame `n`.
+fn camera(link: Arc<PeerLink>, mut keyframe: impl FnMut(u32) -> bool + Send + 'static) {
+    tokio::spawn(async move {
+        let mut pattern = TestPattern::new(640, 360);
+        let mut encoder = H264Encoder::new(1_000_000, 30.0).unwrap();
+        let mut ticks = tokio::time::interval(Duration::from_millis(33));
+        for n in 0u32.. {
+            ticks.tick().await;
+            let unit = encoder.encode(&pattern.next_frame(), keyframe(n)).unwrap();
+            let _ = link
+                .send_video(Bytes::from(unit), Duration::from_millis(33))
+                .await;
+        }
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_pattern_crosses_a_native_link_intact() {
-    let (a_events, mut a_rx) = mpsc::unbounded_channel();
-    let (b_events, mut b_rx) = mpsc::unbounded_channel();
+    let (a_events, a_rx) = mpsc::unbounded_channel();
+    let (b_events, b_rx) = mpsc::unbounded_channel();
     let a = PeerLink::connect(setup("p_1", "p_2", true), a_events)
         .await
         .unwrap();
@@ -40,47 +98,28 @@ async fn the_test_pattern_crosses_a_native_link_intact() {
     assert!(!a.polite() && b.polite());
 
     // Signaling, as the server would relay it; B's keyframe requests reach A.
-    let to_b = b.clone();
     let keyframe_wanted = Arc::new(AtomicBool::new(false));
-    let requests = keyframe_wanted.clone();
-    tokio::spawn(async move {
-        while let Some(event) = a_rx.recv().await {
-            match event {
-                PeerEvent::Signal(data) => to_b.handle(data).unwrap(),
-                PeerEvent::KeyframeWanted => requests.store(true, Ordering::Relaxed),
-                _ => {}
-            }
-        }
-    });
+    relay(
+        a_rx,
+        b.clone(),
+        Seen {
+            keyframe_wanted: Some(keyframe_wanted.clone()),
+            ..Seen::default()
+        },
+    );
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
-    let to_a = a.clone();
-    tokio::spawn(async move {
-        while let Some(event) = b_rx.recv().await {
-            match event {
-                PeerEvent::Signal(data) => to_a.handle(data).unwrap(),
-                PeerEvent::Video(frame) => {
-                    let _ = frames_tx.send(frame);
-                }
-                _ => {}
-            }
-        }
-    });
-
-    // The camera: 30 fps, a keyframe only at the start (sent before the link
-    // is up, so lost) and when B asks: decoding proves B's PLI reached A.
-    let sender = a.clone();
-    tokio::spawn(async move {
-        let mut pattern = TestPattern::new(640, 360);
-        let mut encoder = H264Encoder::new(1_000_000, 30.0).unwrap();
-        let mut ticks = tokio::time::interval(Duration::from_millis(33));
-        for n in 0u32.. {
-            ticks.tick().await;
-            let key = n == 0 || keyframe_wanted.swap(false, Ordering::Relaxed);
-            let unit = encoder.encode(&pattern.next_frame(), key).unwrap();
-            let _ = sender
-                .send_video(Bytes::from(unit), Duration::from_millis(33))
-                .await;
-        }
+    relay(
+        b_rx,
+        a.clone(),
+        Seen {
+            frames: Some(frames_tx),
+            ..Seen::default()
+        },
+    );
+    // The camera: a keyframe only at the start (sent before the link is up,
+    // so lost) and when B asks: decoding proves B's PLI reached A.
+    camera(a.clone(), move |n| {
+        n == 0 || keyframe_wanted.swap(false, Ordering::Relaxed)
     });
 
     let mut sequences = Vec::new();
@@ -137,60 +176,37 @@ fn ufrag(sdp: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ice_restart_renews_the_path_and_video_keeps_decoding() {
-    let (a_events, mut a_rx) = mpsc::unbounded_channel();
-    let (b_events, mut b_rx) = mpsc::unbounded_channel();
+    let (a_events, a_rx) = mpsc::unbounded_channel();
+    let (b_events, b_rx) = mpsc::unbounded_channel();
     let a = PeerLink::connect(setup("p_1", "p_2", true), a_events)
         .await
         .unwrap();
     let b = PeerLink::connect(setup("p_2", "p_1", false), b_events)
         .await
         .unwrap();
-    // Relay signals both ways; note A's offers and B's connection states.
+    // Relay signals both ways; note both sides' descriptions.
     let (offers_tx, mut offers) = mpsc::unbounded_channel();
-    let to_b = b.clone();
-    tokio::spawn(async move {
-        while let Some(event) = a_rx.recv().await {
-            if let PeerEvent::Signal(data) = event {
-                if let huddle_protocol::SignalData::Sdp { sdp } = &data {
-                    let _ = offers_tx.send(sdp.sdp.clone());
-                }
-                to_b.handle(data).unwrap();
-            }
-        }
-    });
+    relay(
+        a_rx,
+        b.clone(),
+        Seen {
+            descriptions: Some(offers_tx),
+            ..Seen::default()
+        },
+    );
     let (frames_tx, mut frames) = mpsc::unbounded_channel();
     let (answers_tx, mut answers) = mpsc::unbounded_channel();
-    let to_a = a.clone();
-    tokio::spawn(async move {
-        while let Some(event) = b_rx.recv().await {
-            match event {
-                PeerEvent::Signal(data) => {
-                    if let huddle_protocol::SignalData::Sdp { sdp } = &data {
-                        let _ = answers_tx.send(sdp.sdp.clone());
-                    }
-                    to_a.handle(data).unwrap();
-                }
-                PeerEvent::Video(frame) => {
-                    let _ = frames_tx.send(frame);
-                }
-                _ => {}
-            }
-        }
-    });
-    let sender = a.clone();
-    tokio::spawn(async move {
-        let mut pattern = TestPattern::new(640, 360);
-        let mut encoder = H264Encoder::new(1_000_000, 30.0).unwrap();
-        let mut ticks = tokio::time::interval(Duration::from_millis(33));
-        for n in 0u32.. {
-            ticks.tick().await;
-            // A keyframe every second: this test is about the path.
-            let unit = encoder.encode(&pattern.next_frame(), n % 30 == 0).unwrap();
-            let _ = sender
-                .send_video(Bytes::from(unit), Duration::from_millis(33))
-                .await;
-        }
-    });
+    relay(
+        b_rx,
+        a.clone(),
+        Seen {
+            descriptions: Some(answers_tx),
+            frames: Some(frames_tx),
+            ..Seen::default()
+        },
+    );
+    // A keyframe every second: this test is about the path.
+    camera(a.clone(), |n| n % 30 == 0);
     let first = ufrag(&offers.recv().await.unwrap()).unwrap();
     decode(&mut frames, 30).await;
 

@@ -136,6 +136,23 @@ fn open_device(
     }
 }
 
+/// Calls the generic stream builder `$build` with the Rust sample type of
+/// cpal's `$format` (the ones devices offer in practice).
+macro_rules! by_sample_type {
+    ($format:expr, $direction:expr, $build:ident($($arg:expr),*)) => {
+        match $format {
+            SampleFormat::F32 => $build::<f32>($($arg),*),
+            SampleFormat::I16 => $build::<i16>($($arg),*),
+            SampleFormat::I32 => $build::<i32>($($arg),*),
+            SampleFormat::U16 => $build::<u16>($($arg),*),
+            other => Err(AudioError::Config {
+                direction: $direction,
+                reason: format!("sample format {other} is not supported"),
+            }),
+        }
+    };
+}
+
 /// Runs `build` on a thread of its own that keeps the stream it returns
 /// playing until the returned guard is dropped.
 fn run_stream(
@@ -200,15 +217,8 @@ impl Microphone {
         let config: StreamConfig = config.into();
         // 200 ms of frames; a consumer that falls further behind loses the oldest.
         let (tx, frames) = mpsc::channel(10);
-        let stream = run_stream(Direction::Input, move || match format {
-            SampleFormat::F32 => capture::<f32>(&device, config, tx),
-            SampleFormat::I16 => capture::<i16>(&device, config, tx),
-            SampleFormat::I32 => capture::<i32>(&device, config, tx),
-            SampleFormat::U16 => capture::<u16>(&device, config, tx),
-            other => Err(AudioError::Config {
-                direction: Direction::Input,
-                reason: format!("sample format {other} is not supported"),
-            }),
+        let stream = run_stream(Direction::Input, move || {
+            by_sample_type!(format, Direction::Input, capture(&device, config, tx))
         })?;
         Ok(Microphone {
             name: device_name,
@@ -299,15 +309,8 @@ impl Speaker {
         let rate = config.sample_rate;
         let queue = PlayQueue::default();
         let shared = queue.clone();
-        let stream = run_stream(Direction::Output, move || match format {
-            SampleFormat::F32 => play::<f32>(&device, config, shared),
-            SampleFormat::I16 => play::<i16>(&device, config, shared),
-            SampleFormat::I32 => play::<i32>(&device, config, shared),
-            SampleFormat::U16 => play::<u16>(&device, config, shared),
-            other => Err(AudioError::Config {
-                direction: Direction::Output,
-                reason: format!("sample format {other} is not supported"),
-            }),
+        let stream = run_stream(Direction::Output, move || {
+            by_sample_type!(format, Direction::Output, play(&device, config, shared))
         })?;
         Ok(Speaker {
             name: device_name,
