@@ -2,13 +2,16 @@
 //! through coturn, which drops whatever exceeds 500 kbit/s per session. The
 //! sender's estimate and encoder must come down to what the path carries.
 //!
-//! Not asserted, because it does not hold yet: that the video keeps moving
+//! Not asserted, because it does not hold: that the video keeps moving
 //! under this cap. Measured: pictures stop within seconds of the start
-//! (~1.5 Mbit/s offered into a 500 kbit/s policer) and do not come back —
-//! the receiver gets ~20 kbit/s while the sender's estimate settles at
-//! ~400 kbit/s, because coturn's policing also drops the feedback that
-//! would tell GCC how bad it is. With a 1 Mbit/s cap the same call flows
-//! without loss. Open in the engine's notes.
+//! (~1.5 Mbit/s offered into the 500 kbit/s policer) and do not come back,
+//! even once the sender is down to ~270 kbit/s on the wire (the encoder at
+//! its 100 kbit/s floor plus a keyframe a second for the stalled receiver):
+//! the receiver then gets 0–20 kbit/s. Without a cap the same relay path
+//! carries 870 kbit/s without loss, and a 1 Mbit/s cap with a 1.5 Mbit/s
+//! call flows without loss — so coturn's policer, once overrun, passes far
+//! less than its rate, and is not a faithful bottleneck. The next test is a
+//! queueing bottleneck (tc in a network namespace).
 
 #![allow(clippy::unwrap_used)]
 
