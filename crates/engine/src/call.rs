@@ -5,7 +5,6 @@
 //! [`Call::start`] spawns the task that owns all of it; the application
 //! sends [`Command`]s and receives [`CallEvent`]s.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 use crate::audio::{AudioError, AudioSink, AudioSource};
 use crate::congestion::BitrateControl;
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
-use crate::pipeline::{self, Control, Links, Playout, Report};
+use crate::pipeline::{self, Control, KeyframeNeeds, Links, Playout, Report};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
 use crate::stats::LinkStats;
@@ -150,7 +149,7 @@ struct State {
     max_bitrate_bps: u32,
     relay_only: bool,
     peer_events: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
-    keyframe: Arc<AtomicBool>,
+    keyframe: Arc<KeyframeNeeds>,
     events: mpsc::UnboundedSender<CallEvent>,
     want_call: bool,
     media: MediaState,
@@ -188,7 +187,7 @@ async fn run(
     let (peer_events, mut peer_rx) = mpsc::unbounded_channel();
     let (reports, mut report_rx) = mpsc::unbounded_channel();
     let links: Links = Arc::default();
-    let keyframe = Arc::new(AtomicBool::new(true));
+    let keyframe = Arc::new(KeyframeNeeds::default());
     let media = MediaState {
         has_video: options.video.is_some(),
         has_audio: options.audio.is_some(),
@@ -471,7 +470,7 @@ impl State {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(peer, link.clone());
         // A new member needs a keyframe to start decoding.
-        self.keyframe.store(true, Ordering::Relaxed);
+        self.keyframe.now();
         Some(link)
     }
 
@@ -527,12 +526,12 @@ impl State {
                     samples,
                 });
             }
-            PeerEvent::KeyframeWanted => self.keyframe.store(true, Ordering::Relaxed),
+            PeerEvent::KeyframeWanted => self.keyframe.request(),
             PeerEvent::State(state) => {
                 if state == RTCPeerConnectionState::Connected {
                     // Whatever was sent before the path was up is lost: the
                     // member needs a keyframe to start decoding.
-                    self.keyframe.store(true, Ordering::Relaxed);
+                    self.keyframe.now();
                 }
                 let _ = self.events.send(CallEvent::Connection { peer, state });
             }

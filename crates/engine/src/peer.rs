@@ -481,6 +481,11 @@ impl PeerLink {
         Ok(link)
     }
 
+    /// Whether media flows (the connection is up).
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
     /// Whether this side yields in an offer collision.
     pub fn polite(&self) -> bool {
         self.polite

@@ -31,6 +31,36 @@ const KEYFRAME_AT_MOST: Duration = Duration::from_secs(1);
 /// The longest stretch without a keyframe.
 const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
 
+/// Why the next picture should be a keyframe, shared by the call task and
+/// the video pipeline.
+#[derive(Debug, Default)]
+pub struct KeyframeNeeds {
+    /// A member connected, or video resumed: at the next picture.
+    now: AtomicBool,
+    /// A member asked (PLI/FIR): at most once per [`KEYFRAME_AT_MOST`] — on
+    /// a path that loses packets every member's requests would otherwise
+    /// have the encoder send nothing but keyframes, each too large to get
+    /// through.
+    requested: AtomicBool,
+}
+
+impl KeyframeNeeds {
+    pub fn now(&self) {
+        self.now.store(true, Ordering::Relaxed);
+    }
+
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this picture is to be a keyframe, `since_last` after the last.
+    fn take(&self, since_last: Duration) -> bool {
+        let now = self.now.swap(false, Ordering::Relaxed);
+        let asked = since_last >= KEYFRAME_AT_MOST && self.requested.swap(false, Ordering::Relaxed);
+        now || asked || since_last > KEYFRAME_EVERY
+    }
+}
+
 /// What the call task tells a sending pipeline.
 #[derive(Debug)]
 pub enum Control<S: ?Sized> {
@@ -77,13 +107,13 @@ pub async fn video(
     mut source: Option<Box<dyn VideoSource>>,
     mut bitrate_bps: u32,
     links: Links,
-    keyframe: Arc<AtomicBool>,
+    keyframe: Arc<KeyframeNeeds>,
     mut controls: mpsc::UnboundedReceiver<Control<dyn VideoSource>>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut enabled = true;
     let mut encoder: Option<H264Encoder> = None;
-    let mut last_keyframe = Instant::now() - KEYFRAME_AT_MOST;
+    let mut last_keyframe = Instant::now();
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -97,7 +127,7 @@ pub async fn video(
                     Some(Control::Enabled(on)) => {
                         enabled = on;
                         // Receivers resume from a keyframe.
-                        keyframe.store(true, Ordering::Relaxed);
+                        keyframe.now();
                     }
                     Some(Control::Bitrate(bps)) => {
                         bitrate_bps = bps;
@@ -121,7 +151,9 @@ pub async fn video(
             }
         };
         let targets = snapshot(&links);
-        if targets.is_empty() || !enabled {
+        // Nothing is encoded before a member can receive it: the first
+        // picture a member gets is the keyframe made when it connected.
+        if !enabled || !targets.iter().any(|link| link.is_connected()) {
             continue;
         }
         let fps = source.as_ref().map_or(30, |s| s.fps());
@@ -136,16 +168,9 @@ pub async fn video(
                 }
             },
         };
-        // A keyframe when asked for — but not more often than
-        // KEYFRAME_AT_MOST (a request waits until then): on a path that
-        // loses packets every member's requests would otherwise have the
-        // encoder send nothing but keyframes, each too large to get through
-        // — and at least every few seconds, so that a member whose request
-        // was lost still recovers.
-        let due = last_keyframe.elapsed() > KEYFRAME_EVERY;
-        let key = due
-            || last_keyframe.elapsed() >= KEYFRAME_AT_MOST
-                && keyframe.swap(false, Ordering::Relaxed);
+        // A keyframe when needed (see `KeyframeNeeds`), and at least every
+        // few seconds so that a member whose request was lost still recovers.
+        let key = keyframe.take(last_keyframe.elapsed());
         if key {
             last_keyframe = Instant::now();
         }
