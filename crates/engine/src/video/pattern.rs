@@ -112,11 +112,15 @@ impl TestPattern {
                 }
             }
             Some(texture) => {
-                let shift = t * 3;
+                // The picture pans left: each row is the texture's row
+                // rotated, two copies (a synthetic camera should cost little
+                // next to the encoder it feeds).
+                let shift = (t * 3) % w;
                 for row in MIN_HEIGHT..h {
-                    for col in 0..w {
-                        y[row * w + col] = texture[row * w + (col + shift) % w];
-                    }
+                    let (line, source) =
+                        (&mut y[row * w..row * w + w], &texture[row * w..row * w + w]);
+                    line[..w - shift].copy_from_slice(&source[shift..]);
+                    line[w - shift..].copy_from_slice(&source[..shift]);
                 }
                 draw_discs(y, w, h, t);
             }
