@@ -66,6 +66,7 @@ pub struct Coturn {
     child: std::process::Child,
     pub port: u16,
     pub secret: String,
+    max_bytes_per_second: u32,
 }
 
 impl Coturn {
@@ -77,6 +78,29 @@ impl Coturn {
             probe.local_addr().unwrap().port()
         };
         let secret = format!("secret-{}", std::process::id());
+        let child = Coturn::spawn(port, &secret, max_bytes_per_second).await;
+        Coturn {
+            child,
+            port,
+            secret,
+            max_bytes_per_second,
+        }
+    }
+
+    /// Kills coturn: every relayed path through it dies.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same secret (credentials
+    /// handed out before stay valid; allocations do not survive).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = Coturn::spawn(self.port, &self.secret, self.max_bytes_per_second).await;
+    }
+
+    async fn spawn(port: u16, secret: &str, max_bytes_per_second: u32) -> std::process::Child {
         let child = std::process::Command::new("turnserver")
             .args([
                 "-n",
@@ -95,18 +119,13 @@ impl Coturn {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("turnserver (Debian package coturn) must be installed");
-        let coturn = Coturn {
-            child,
-            port,
-            secret,
-        };
         // coturn listens on TCP too: ready when that answers.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(std::time::Instant::now() < deadline, "coturn did not start");
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        coturn
+        child
     }
 
     /// A server configuration that hands out this TURN server.
@@ -124,7 +143,6 @@ impl Coturn {
 
 impl Drop for Coturn {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }

@@ -1,6 +1,8 @@
-//! Congestion control on a real bottleneck: both members relay their media
-//! through coturn, which drops whatever exceeds 500 kbit/s per session. The
-//! sender's estimate and encoder must come down to what the path carries.
+//! Calls relayed through a real TURN server (coturn), both members
+//! relay-only: a path that dies is restarted (ICE restart) and the call
+//! comes back; and congestion control on a narrow relay, which drops
+//! whatever exceeds 500 kbit/s per session — the sender's estimate and
+//! encoder must come down to what the path carries.
 //!
 //! Not asserted, because it does not hold: that the video keeps moving
 //! under this cap. Measured: pictures stop within seconds of the start
@@ -26,6 +28,7 @@ use huddle_engine::video::pattern::TestPattern;
 use huddle_engine::video::PatternSource;
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
+use webrtc::peer_connection::RTCPeerConnectionState;
 
 const CAP_BYTES_PER_SECOND: u32 = 62_500; // 500 kbit/s
 
@@ -117,6 +120,62 @@ async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
         target / 1000.0,
         stats.encoder_bitrate_bps.unwrap_or(0) / 1000
     );
+    ada.command(Command::Leave);
+    grace.command(Command::Leave);
+}
+
+/// Waits until `call` decodes `count` pictures from anyone.
+async fn pictures(call: &mut Call, count: usize, within: Duration) {
+    let mut seen = 0;
+    tokio::time::timeout(within, async {
+        while seen < count {
+            match call.next_event().await.unwrap() {
+                CallEvent::Video { .. } => seen += 1,
+                CallEvent::Stopped(reason) => panic!("{reason:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{seen} of {count} pictures within {within:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_dies_is_restarted_and_the_call_comes_back() {
+    let mut coturn = Coturn::start(0).await;
+    let server = server_with(coturn.config()).await;
+    let url = format!("ws://{server}/ws");
+    let mut ada = start(&url, "Ada", true);
+    joined(&mut ada).await;
+    let mut grace = start(&url, "Grace", false);
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    pictures(&mut grace, 20, Duration::from_secs(30)).await;
+
+    // The relay dies and comes back empty: the relayed path is gone for
+    // good, only new allocations (an ICE restart) can carry the call again.
+    coturn.restart().await;
+    let mut states = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match grace.next_event().await.unwrap() {
+                CallEvent::Connection { state, .. } => {
+                    states.push(state);
+                    if state == RTCPeerConnectionState::Disconnected {
+                        return;
+                    }
+                }
+                CallEvent::Stopped(reason) => panic!("{reason:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the dead path was not noticed: {states:?}"));
+    // Pictures again: only an ICE restart — new allocations, new relayed
+    // candidates — can bring them.
+    pictures(&mut grace, 20, Duration::from_secs(30)).await;
     ada.command(Command::Leave);
     grace.command(Command::Leave);
 }
