@@ -295,7 +295,7 @@ impl State {
             Command::Stats => {
                 for (peer, link) in self.all_links() {
                     let mut stats = link.stats().await;
-                    stats.encoder_bitrate_bps = Some(self.rate.current());
+                    stats.encoder_bitrate_bps = self.media.has_video.then(|| self.rate.current());
                     let _ = self.events.send(CallEvent::Stats { peer, stats });
                 }
             }
