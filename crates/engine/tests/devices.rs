@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use huddle_engine::audio::device::list_devices;
 use huddle_engine::audio::tone::dominant_frequency;
-use huddle_engine::audio::{AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput};
+use huddle_engine::audio::{
+    AudioError, AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput,
+};
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -180,4 +182,34 @@ async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_e
     );
     ada.abort();
     grace.abort();
+
+    // The sound server goes away mid-use: the microphone says so (it does
+    // not just go quiet), and so does the speaker.
+    let mut speaker = Speaker::open(None).unwrap();
+    drop(pulse);
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Err(e) = mic.next_frame().await {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("the microphone reports its end");
+    assert!(matches!(gone, AudioError::Stopped), "{gone:?}");
+    let silent = vec![0i16; 960];
+    let stopped = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Err(e) = speaker.play(&silent) {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the speaker reports its end");
+    assert!(
+        matches!(stopped, AudioError::SpeakerStopped(_)),
+        "{stopped:?}"
+    );
 }

@@ -40,6 +40,8 @@ pub enum AudioError {
     },
     #[error("the microphone stopped delivering sound")]
     Stopped,
+    #[error("the speaker stopped playing: {0}")]
+    SpeakerStopped(String),
     #[error("writing audio: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -234,10 +236,19 @@ impl Microphone {
 
 #[async_trait::async_trait]
 impl AudioSource for Microphone {
+    /// The next 20 ms; an error when the device has delivered nothing for
+    /// [`SILENT_DEVICE`] (unplugged, or its sound server gone: cpal then
+    /// often just stops calling back).
     async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
-        self.frames.recv().await.ok_or(AudioError::Stopped)
+        match tokio::time::timeout(SILENT_DEVICE, self.frames.recv()).await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) | Err(_) => Err(AudioError::Stopped),
+        }
     }
 }
+
+/// How long a capturing device may deliver nothing before it counts as gone.
+pub const SILENT_DEVICE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn capture<T>(
     device: &cpal::Device,
@@ -282,6 +293,13 @@ where
         })
 }
 
+/// A speaker stream's signs of life.
+#[derive(Debug)]
+struct Health {
+    last_pull: std::time::Instant,
+    last_error: Option<String>,
+}
+
 /// What the speaker's callback plays from: device-rate mono samples.
 type PlayQueue = Arc<Mutex<VecDeque<f32>>>;
 
@@ -296,6 +314,10 @@ pub struct Speaker {
     /// oldest samples go, so drift between clocks never becomes delay.
     max_queued: usize,
     scratch: Vec<f32>,
+    /// What the device reported when its stream failed.
+    /// The device's signs of life (errors alone are not fatal: ALSA
+    /// reports passing ones).
+    health: Arc<Mutex<Health>>,
     _stream: StreamGuard,
 }
 
@@ -308,9 +330,17 @@ impl Speaker {
         let config: StreamConfig = config.into();
         let rate = config.sample_rate;
         let queue = PlayQueue::default();
-        let shared = queue.clone();
+        let health = Arc::new(Mutex::new(Health {
+            last_pull: std::time::Instant::now(),
+            last_error: None,
+        }));
+        let (shared, reported) = (queue.clone(), health.clone());
         let stream = run_stream(Direction::Output, move || {
-            by_sample_type!(format, Direction::Output, play(&device, config, shared))
+            by_sample_type!(
+                format,
+                Direction::Output,
+                play(&device, config, shared, reported)
+            )
         })?;
         Ok(Speaker {
             name: device_name,
@@ -318,6 +348,7 @@ impl Speaker {
             resampler: Resampler::new(SAMPLE_RATE, rate),
             max_queued: rate as usize * 150 / 1000,
             scratch: Vec::new(),
+            health,
             _stream: stream,
         })
     }
@@ -329,6 +360,17 @@ impl Speaker {
 
 impl AudioSink for Speaker {
     fn play(&mut self, frame: &[i16]) -> Result<(), AudioError> {
+        {
+            // A device that stopped asking for sound is gone.
+            let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            if health.last_pull.elapsed() > SILENT_DEVICE {
+                let reason = health
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "the device stopped asking for sound".into());
+                return Err(AudioError::SpeakerStopped(reason));
+            }
+        }
         let input: Vec<f32> = frame.iter().map(|s| f32::from(*s) / 32768.0).collect();
         self.scratch.clear();
         self.resampler.process(&input, &mut self.scratch);
@@ -344,6 +386,7 @@ fn play<T>(
     device: &cpal::Device,
     config: StreamConfig,
     queue: PlayQueue,
+    health: Arc<Mutex<Health>>,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample + FromSample<f32>,
@@ -352,15 +395,28 @@ where
     device
         .build_output_stream::<T, _, _>(
             config,
-            move |data: &mut [T], _| {
-                let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
-                for frame in data.chunks_mut(channels) {
-                    // Silence when the call has nothing queued.
-                    let sample = queue.pop_front().unwrap_or(0.0);
-                    frame.fill(T::from_sample(sample));
+            {
+                let health = health.clone();
+                move |data: &mut [T], _| {
+                    health
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .last_pull = std::time::Instant::now();
+                    let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                    for frame in data.chunks_mut(channels) {
+                        // Silence when the call has nothing queued.
+                        let sample = queue.pop_front().unwrap_or(0.0);
+                        frame.fill(T::from_sample(sample));
+                    }
                 }
             },
-            |e| warn!(error = %e, "speaker stream error"),
+            move |e| {
+                warn!(error = %e, "speaker stream error");
+                health
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .last_error = Some(e.to_string());
+            },
             None,
         )
         .map_err(|e| AudioError::Stream {
