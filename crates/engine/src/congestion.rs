@@ -163,6 +163,18 @@ impl BitrateControl {
     }
 }
 
+/// The frame rate video is sent at for a bitrate: fewer, better pictures
+/// when bits are scarce, rather than many that turn to mush (or that rate
+/// control skips unevenly).
+pub fn frame_rate_for(bitrate_bps: u32, nominal_fps: u32) -> u32 {
+    let cap = match bitrate_bps {
+        500_000.. => nominal_fps,
+        250_000..500_000 => 20,
+        _ => 15,
+    };
+    cap.min(nominal_fps).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +186,14 @@ mod tests {
         assert_eq!(estimate.get(), None, "a starting guess is not an estimate");
         shared.on_reports(Instant::now(), &[]);
         assert_eq!(estimate.get(), None, "no news");
+    }
+
+    #[test]
+    fn scarce_bits_go_to_fewer_pictures() {
+        assert_eq!(frame_rate_for(1_000_000, 30), 30);
+        assert_eq!(frame_rate_for(300_000, 30), 20);
+        assert_eq!(frame_rate_for(100_000, 30), 15);
+        assert_eq!(frame_rate_for(100_000, 10), 10, "never above the source");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 use crate::audio::mixer::Mixer;
 use crate::audio::opus::OpusEncoder;
 use crate::audio::{AudioError, AudioSink, AudioSource};
+use crate::congestion::frame_rate_for;
 use crate::peer::PeerLink;
 use crate::video::h264::H264Encoder;
 use crate::video::{CaptureError, VideoSource};
@@ -114,6 +115,11 @@ pub async fn video(
     let mut enabled = true;
     let mut encoder: Option<H264Encoder> = None;
     let mut last_keyframe = Instant::now();
+    // When the encoder's stream started, when the last picture was sent,
+    // and when the next may be (the frame rate follows the bitrate).
+    let mut stream_start = Instant::now();
+    let mut last_sent: Option<Instant> = None;
+    let mut next_due = Instant::now();
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -157,10 +163,20 @@ pub async fn video(
             continue;
         }
         let fps = source.as_ref().map_or(30, |s| s.fps());
+        let captured = Instant::now();
+        if captured < next_due {
+            continue;
+        }
+        let period = Duration::from_secs(1) / frame_rate_for(bitrate_bps, fps);
+        // A little early is on time: the source's own ticks jitter.
+        next_due = captured + period.mul_f32(0.85);
         let mut current = match encoder.take() {
             Some(encoder) => encoder,
             None => match H264Encoder::new(bitrate_bps, fps as f32) {
-                Ok(encoder) => encoder,
+                Ok(encoder) => {
+                    stream_start = captured;
+                    encoder
+                }
                 Err(e) => {
                     warn!(error = %e, "no H.264 encoder: sending no video");
                     source = None;
@@ -175,8 +191,9 @@ pub async fn video(
             last_keyframe = Instant::now();
         }
         // Encoding is CPU work: off the async threads.
+        let at = captured.duration_since(stream_start);
         let encoded = tokio::task::spawn_blocking(move || {
-            let unit = current.encode(&frame, key);
+            let unit = current.encode_at(&frame, key, at);
             (current, unit)
         })
         .await;
@@ -192,7 +209,11 @@ pub async fn video(
                 continue;
             }
         };
-        let duration = Duration::from_secs(1) / fps.max(1);
+        // The RTP clock advances by the time since the last picture sent —
+        // not a nominal frame period, which pictures that rate control or
+        // the frame-rate cap dropped would have left behind real time.
+        let duration = last_sent.map_or(period, |t| captured.duration_since(t));
+        last_sent = Some(captured);
         for link in targets {
             if let Err(e) = link.send_video(unit.clone(), duration).await {
                 debug!(error = %e, "sending video failed");

@@ -6,6 +6,8 @@ pub use openh264::encoder::Complexity;
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, Profile, UsageType};
 use openh264::formats::YUVSource;
 use openh264::Timestamp;
+use std::time::Duration;
+
 use thiserror::Error;
 
 use super::I420Frame;
@@ -133,6 +135,20 @@ impl H264Encoder {
     /// taken to be captured at the configured rate. Empty when rate control
     /// skipped the frame.
     pub fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<Vec<u8>, CodecError> {
+        let at = Duration::from_secs_f64(self.next_ms / 1000.0);
+        self.next_ms += self.frame_ms;
+        self.encode_at(frame, keyframe, at)
+    }
+
+    /// The same for a picture captured `at` (from the start of the stream):
+    /// rate control budgets bits per unit of this time, so pictures dropped
+    /// before the encoder leave their bits to the ones that are encoded.
+    pub fn encode_at(
+        &mut self,
+        frame: &I420Frame,
+        keyframe: bool,
+        at: Duration,
+    ) -> Result<Vec<u8>, CodecError> {
         let size = (frame.width(), frame.height());
         if self.size.is_some_and(|s| s != size) {
             // OpenH264 would re-initialise from the bitrate it was built with.
@@ -142,8 +158,7 @@ impl H264Encoder {
         if keyframe {
             self.inner.force_intra_frame();
         }
-        let at = Timestamp::from_millis(self.next_ms as u64);
-        self.next_ms += self.frame_ms;
+        let at = Timestamp::from_millis(at.as_millis() as u64);
         Ok(self.inner.encode_at(frame, at)?.to_vec())
     }
 }
