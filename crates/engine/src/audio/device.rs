@@ -65,8 +65,18 @@ impl std::fmt::Display for Direction {
 /// A sound device the system offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioDeviceInfo {
+    /// Stable identifier (e.g. `alsa:pulse`): what to open it by.
+    pub id: String,
+    /// What the system calls it, for people.
     pub name: String,
     pub is_default: bool,
+}
+
+/// A device's stable identifier, or its name where it has none.
+fn device_id(device: &cpal::Device) -> String {
+    device
+        .id()
+        .map_or_else(|_| device.to_string(), |id| id.to_string())
 }
 
 /// The devices that can capture (`Input`) or play (`Output`) now.
@@ -76,7 +86,7 @@ pub fn list_devices(direction: Direction) -> Vec<AudioDeviceInfo> {
         Direction::Input => host.default_input_device(),
         Direction::Output => host.default_output_device(),
     }
-    .map(|d| d.to_string());
+    .map(|d| device_id(&d));
     let devices = match direction {
         Direction::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
         Direction::Output => host.output_devices().map(|d| d.collect::<Vec<_>>()),
@@ -85,10 +95,11 @@ pub fn list_devices(direction: Direction) -> Vec<AudioDeviceInfo> {
         .unwrap_or_default()
         .into_iter()
         .map(|d| {
-            let name = d.to_string();
+            let id = device_id(&d);
             AudioDeviceInfo {
-                is_default: default.as_ref() == Some(&name),
-                name,
+                is_default: default.as_ref() == Some(&id),
+                name: d.to_string(),
+                id,
             }
         })
         .collect()
@@ -116,7 +127,7 @@ fn open_device(
             devices
                 .unwrap_or_default()
                 .into_iter()
-                .find(|d| d.to_string() == name)
+                .find(|d| device_id(d) == name || d.to_string() == name)
                 .ok_or_else(|| AudioError::NoSuchDevice {
                     direction,
                     name: name.to_owned(),
@@ -211,7 +222,7 @@ pub struct Microphone {
 }
 
 impl Microphone {
-    /// Opens the named input device, or the default one.
+    /// Opens an input device by id (`alsa:pulse`) or name, or the default one.
     pub fn open(name: Option<&str>) -> Result<Microphone, AudioError> {
         let (device, config) = open_device(Direction::Input, name)?;
         let device_name = device.to_string();
@@ -322,7 +333,7 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    /// Opens the named output device, or the default one.
+    /// Opens an output device by id or name, or the default one.
     pub fn open(name: Option<&str>) -> Result<Speaker, AudioError> {
         let (device, config) = open_device(Direction::Output, name)?;
         let device_name = device.to_string();

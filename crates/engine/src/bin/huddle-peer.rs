@@ -310,7 +310,7 @@ fn list_devices() -> ExitCode {
         println!("{label}:");
         for d in devices {
             let default = if d.is_default { "  (default)" } else { "" };
-            println!("  {prefix}:{}{default}", d.name);
+            println!("  {prefix}:{}  {}{default}", d.id, d.name);
         }
     }
     ExitCode::SUCCESS
