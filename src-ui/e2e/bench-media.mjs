@@ -178,7 +178,7 @@ const span = sequences.length ? sequences[sequences.length - 1] - sequences[0] +
 const chromiumStats = stats[0] ?? {};
 console.log(`media bench: 1:1 call, 1280x720 @ 30 fps, busy content, ${seconds.toFixed(0)} s window${y4m ? "" : " (Chromium's own fake camera: no Y4M given)"}`);
 console.log(`  CPU, % of one core: Chromium (all processes) ${cpu("chromium").toFixed(0)} %, huddle-peer ${cpu("peer").toFixed(0)} %, ratio ${(cpu("peer") / cpu("chromium")).toFixed(2)}`);
-console.log(`  Chromium receives: ${chromiumStats.codec} ${chromiumStats.width}x${chromiumStats.height}; presented ${sequences.length} of ${span} frames sent in the window`);
+console.log(`  Chromium receives: ${chromiumStats.codec} ${chromiumStats.width}x${chromiumStats.height} at ${Math.round(chromiumStats.bitrateInKbps ?? 0)} kbit/s; presented ${sequences.length} of ${span} frames sent in the window`);
 console.log(`  glass-to-glass native → Chromium: p50 ${percentile(latencies, 50)} ms, p95 ${percentile(latencies, 95)} ms, max ${percentile(latencies, 100)} ms`);
 console.log(`  first remote picture after joining the call: Chromium ${chromiumFirstFromCall} ms (incl. huddle-peer's start), huddle-peer ${fromChromium.first_frame_ms} ms`);
 console.log(`  huddle-peer receives: ${fromChromium.frames} frames ${fromChromium.width}x${fromChromium.height}, ${Math.round((fromChromium.bitrate_in_bps ?? 0) / 1000)} kbit/s; sends at ${Math.round((fromChromium.encoder_bitrate_bps ?? 0) / 1000)} kbit/s (estimate ${Math.round((fromChromium.target_bitrate_bps ?? 0) / 1000)})`);
