@@ -115,11 +115,11 @@ pub async fn video(
     let mut enabled = true;
     let mut encoder: Option<H264Encoder> = None;
     let mut last_keyframe = Instant::now();
-    // When the encoder's stream started, when the last picture was sent,
+    // Where rate control's timeline is, when the last picture was sent,
     // and when the next may be (the frame rate follows the bitrate).
-    let mut stream_start = Instant::now();
     let mut last_sent: Option<Instant> = None;
     let mut next_due = Instant::now();
+    let mut rc_time = Duration::ZERO;
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -174,7 +174,7 @@ pub async fn video(
             Some(encoder) => encoder,
             None => match H264Encoder::new(bitrate_bps, fps as f32) {
                 Ok(encoder) => {
-                    stream_start = captured;
+                    rc_time = Duration::ZERO;
                     encoder
                 }
                 Err(e) => {
@@ -191,7 +191,13 @@ pub async fn video(
             last_keyframe = Instant::now();
         }
         // Encoding is CPU work: off the async threads.
-        let at = captured.duration_since(stream_start);
+        // Rate control's timeline: one period of the intended frame rate per
+        // picture encoded, so each picture gets its share of the bitrate at
+        // that rate. (Real capture time measured worse at 720p on saturated
+        // cores: when the encoder managed ~20 fps, rate control then sent
+        // ~1.2 Mbit/s of a 2.5 Mbit/s target, against ~2.0 this way.)
+        let at = rc_time;
+        rc_time += period;
         let encoded = tokio::task::spawn_blocking(move || {
             let unit = current.encode_at(&frame, key, at);
             (current, unit)

@@ -140,9 +140,8 @@ impl H264Encoder {
         self.encode_at(frame, keyframe, at)
     }
 
-    /// The same for a picture captured `at` (from the start of the stream):
-    /// rate control budgets bits per unit of this time, so pictures dropped
-    /// before the encoder leave their bits to the ones that are encoded.
+    /// The same for a picture at `at` on rate control's timeline (from the
+    /// start of the stream): rate control budgets bits per unit of this time.
     pub fn encode_at(
         &mut self,
         frame: &I420Frame,
