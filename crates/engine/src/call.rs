@@ -156,6 +156,9 @@ struct State {
     video: mpsc::UnboundedSender<Control<dyn VideoSource>>,
     audio: mpsc::UnboundedSender<Control<dyn AudioSource>>,
     playout: mpsc::UnboundedSender<Playout>,
+    /// Whether the members' audio is played anywhere (else it is not
+    /// copied to the playout task at all).
+    playing: bool,
     rate: BitrateControl,
 }
 
@@ -197,6 +200,7 @@ async fn run(
     let (video, video_rx) = mpsc::unbounded_channel();
     let (audio, audio_rx) = mpsc::unbounded_channel();
     let (playout, playout_rx) = mpsc::unbounded_channel();
+    let playing = options.output.is_some();
     let pipelines = [
         tokio::spawn(pipeline::video(
             options.video,
@@ -229,6 +233,7 @@ async fn run(
         video,
         audio,
         playout,
+        playing,
         rate: BitrateControl::new(options.bitrate_bps),
     };
     let mut rate_ticks = tokio::time::interval(RATE_EVERY);
@@ -325,6 +330,7 @@ impl State {
                 self.send_media();
             }
             Command::SetOutput(sink) => {
+                self.playing = sink.is_some();
                 let _ = self.playout.send(Playout::Sink(sink));
             }
             // Handled by the loop (it ends the call).
@@ -518,9 +524,11 @@ impl State {
                 let _ = self.events.send(CallEvent::Video { from: peer, frame });
             }
             PeerEvent::Audio(samples) => {
-                let _ = self
-                    .playout
-                    .send(Playout::Audio(peer.clone(), samples.clone()));
+                if self.playing {
+                    let _ = self
+                        .playout
+                        .send(Playout::Audio(peer.clone(), samples.clone()));
+                }
                 let _ = self.events.send(CallEvent::Audio {
                     from: peer,
                     samples,

@@ -310,6 +310,7 @@ pub async fn playout(
             input = inputs.recv() => match input {
                 None => return,
                 Some(Playout::Audio(peer, samples)) => {
+                    // Audio may still be in flight after the sink went.
                     if sink.is_some() {
                         mixer.push(&peer, &samples);
                     }

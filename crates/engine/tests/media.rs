@@ -27,6 +27,19 @@ fn setup(me: &str, them: &str, initiator: bool) -> PeerSetup {
     }
 }
 
+/// A link on loopback and its events.
+async fn link(
+    me: &str,
+    them: &str,
+    initiator: bool,
+) -> (Arc<PeerLink>, mpsc::UnboundedReceiver<PeerEvent>) {
+    let (events, rx) = mpsc::unbounded_channel();
+    let link = PeerLink::connect(setup(me, them, initiator), events)
+        .await
+        .unwrap();
+    (link, rx)
+}
+
 /// What one side's relay task noticed while passing its signals across.
 #[derive(Default)]
 struct Seen {
@@ -87,14 +100,10 @@ fn camera(link: Arc<PeerLink>, mut keyframe: impl FnMut(u32) -> bool + Send + 's
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_pattern_crosses_a_native_link_intact() {
-    let (a_events, a_rx) = mpsc::unbounded_channel();
-    let (b_events, b_rx) = mpsc::unbounded_channel();
-    let a = PeerLink::connect(setup("p_1", "p_2", true), a_events)
-        .await
-        .unwrap();
-    let b = PeerLink::connect(setup("p_2", "p_1", false), b_events)
-        .await
-        .unwrap();
+    let ((a, a_rx), (b, b_rx)) = (
+        link("p_1", "p_2", true).await,
+        link("p_2", "p_1", false).await,
+    );
     assert!(!a.polite() && b.polite());
 
     // Signaling, as the server would relay it; B's keyframe requests reach A.
@@ -176,14 +185,10 @@ fn ufrag(sdp: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ice_restart_renews_the_path_and_video_keeps_decoding() {
-    let (a_events, a_rx) = mpsc::unbounded_channel();
-    let (b_events, b_rx) = mpsc::unbounded_channel();
-    let a = PeerLink::connect(setup("p_1", "p_2", true), a_events)
-        .await
-        .unwrap();
-    let b = PeerLink::connect(setup("p_2", "p_1", false), b_events)
-        .await
-        .unwrap();
+    let ((a, a_rx), (b, b_rx)) = (
+        link("p_1", "p_2", true).await,
+        link("p_2", "p_1", false).await,
+    );
     // Relay signals both ways; note both sides' descriptions.
     let (offers_tx, mut offers) = mpsc::unbounded_channel();
     relay(

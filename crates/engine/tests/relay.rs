@@ -66,10 +66,9 @@ async fn joined(call: &mut Call) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
-    let coturn = Coturn::start(CAP_BYTES_PER_SECOND).await;
-    let server = server_with(coturn.config()).await;
+/// Ada (sending the busy pattern) and Grace (sending nothing) joined and
+/// in the call, both relay-only.
+async fn call(server: std::net::SocketAddr) -> (Call, Call) {
     let url = format!("ws://{server}/ws");
     let mut ada = start(&url, "Ada", true);
     joined(&mut ada).await;
@@ -77,6 +76,14 @@ async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
     joined(&mut grace).await;
     ada.command(Command::JoinCall);
     grace.command(Command::JoinCall);
+    (ada, grace)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
+    let coturn = Coturn::start(CAP_BYTES_PER_SECOND).await;
+    let server = server_with(coturn.config()).await;
+    let (mut ada, grace) = call(server).await;
 
     // Ada's figures once a second until the encoder is under the cap.
     let mut last: Option<LinkStats> = None;
@@ -144,13 +151,7 @@ async fn pictures(call: &mut Call, count: usize, within: Duration) {
 async fn a_path_that_dies_is_restarted_and_the_call_comes_back() {
     let mut coturn = Coturn::start(0).await;
     let server = server_with(coturn.config()).await;
-    let url = format!("ws://{server}/ws");
-    let mut ada = start(&url, "Ada", true);
-    joined(&mut ada).await;
-    let mut grace = start(&url, "Grace", false);
-    joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (ada, mut grace) = call(server).await;
     pictures(&mut grace, 20, Duration::from_secs(30)).await;
 
     // The relay dies and comes back empty: the relayed path is gone for

@@ -105,13 +105,13 @@ pub fn list_devices(direction: Direction) -> Vec<AudioDeviceInfo> {
         .collect()
 }
 
-/// The device and a configuration it accepts. cpal hands out a default
-/// device even where there is no sound card; only asking it for a
-/// configuration tells.
+/// The device, its name, and the sample format and configuration it
+/// accepts. cpal hands out a default device even where there is no sound
+/// card; only asking it for a configuration tells.
 fn open_device(
     direction: Direction,
     name: Option<&str>,
-) -> Result<(cpal::Device, cpal::SupportedStreamConfig), AudioError> {
+) -> Result<(cpal::Device, String, SampleFormat, StreamConfig), AudioError> {
     let host = cpal::default_host();
     let device = match name {
         None => match direction {
@@ -139,7 +139,10 @@ fn open_device(
         Direction::Output => device.default_output_config(),
     };
     match config {
-        Ok(config) => Ok((device, config)),
+        Ok(config) => {
+            let device_name = device.to_string();
+            Ok((device, device_name, config.sample_format(), config.into()))
+        }
         // The usual reason on a machine without sound: say so plainly.
         Err(_) if name.is_none() => Err(AudioError::NoDevice(direction)),
         Err(e) => Err(AudioError::Config {
@@ -224,10 +227,7 @@ pub struct Microphone {
 impl Microphone {
     /// Opens an input device by id (`alsa:pulse`) or name, or the default one.
     pub fn open(name: Option<&str>) -> Result<Microphone, AudioError> {
-        let (device, config) = open_device(Direction::Input, name)?;
-        let device_name = device.to_string();
-        let format = config.sample_format();
-        let config: StreamConfig = config.into();
+        let (device, device_name, format, config) = open_device(Direction::Input, name)?;
         // 200 ms of frames; a consumer that falls further behind loses the oldest.
         let (tx, frames) = mpsc::channel(10);
         let stream = run_stream(Direction::Input, move || {
@@ -325,7 +325,6 @@ pub struct Speaker {
     /// oldest samples go, so drift between clocks never becomes delay.
     max_queued: usize,
     scratch: Vec<f32>,
-    /// What the device reported when its stream failed.
     /// The device's signs of life (errors alone are not fatal: ALSA
     /// reports passing ones).
     health: Arc<Mutex<Health>>,
@@ -335,10 +334,7 @@ pub struct Speaker {
 impl Speaker {
     /// Opens an output device by id or name, or the default one.
     pub fn open(name: Option<&str>) -> Result<Speaker, AudioError> {
-        let (device, config) = open_device(Direction::Output, name)?;
-        let device_name = device.to_string();
-        let format = config.sample_format();
-        let config: StreamConfig = config.into();
+        let (device, device_name, format, config) = open_device(Direction::Output, name)?;
         let rate = config.sample_rate;
         let queue = PlayQueue::default();
         let health = Arc::new(Mutex::new(Health {
