@@ -63,6 +63,11 @@ pub enum Command {
     JoinCall,
     LeaveCall,
     Chat(String),
+    /// Send a message the application composed: chat with a recipient or an
+    /// attachment, `typing`, `ring`, `ring_reply`. Messages the call owns
+    /// (join, leave, call membership, media, signals) are refused here;
+    /// their commands send them.
+    Send(ClientMessage),
     /// Report every link's figures now (as [`CallEvent::Stats`]).
     Stats,
     /// Stop (`true`) or resume sending audio; the microphone stays open.
@@ -131,9 +136,25 @@ impl Call {
         let _ = self.commands.send(command);
     }
 
+    /// A handle that sends commands, for whoever does not read the events.
+    pub fn commander(&self) -> Commander {
+        Commander(self.commands.clone())
+    }
+
     /// The next event; `None` once stopped.
     pub async fn next_event(&mut self) -> Option<CallEvent> {
         self.events.recv().await
+    }
+}
+
+/// Sends [`Command`]s to a running call (a clone of [`Call`]'s own sender).
+#[derive(Debug, Clone)]
+pub struct Commander(mpsc::UnboundedSender<Command>);
+
+impl Commander {
+    /// Sends `command`; `false` once the call has stopped.
+    pub fn send(&self, command: Command) -> bool {
+        self.0.send(command).is_ok()
     }
 }
 
@@ -309,6 +330,15 @@ impl State {
                 to: None,
                 attachment: None,
             })),
+            Command::Send(message) => match message {
+                ClientMessage::Chat(_)
+                | ClientMessage::Typing(_)
+                | ClientMessage::Ring(_)
+                | ClientMessage::RingReply(_)
+                | ClientMessage::Rooms(_)
+                | ClientMessage::Ping => self.send(message),
+                _ => warn!("a message the call sends itself came through `Send`; ignored"),
+            },
             Command::Mute(muted) => {
                 self.media.muted = muted;
                 let _ = self.audio.send(Control::Enabled(!muted));

@@ -15,6 +15,7 @@ pub mod backoff;
 pub mod call;
 pub mod congestion;
 pub mod feedback;
+pub mod lobby;
 pub mod peer;
 pub mod pipeline;
 pub mod room;

@@ -1,0 +1,273 @@
+//! The commands the window invokes. Each is thin: it checks its input and
+//! hands the work to a session, the frame gate, the lobby watch, the
+//! settings or the hosted server.
+
+use huddle_engine::lobby::{LobbyEvent, RoomWatch};
+use huddle_protocol::ClientMessage;
+use serde::{Deserialize, Serialize};
+use tauri::ipc::{Channel, InvokeResponseBody};
+use tauri::State;
+use ts_rs::TS;
+
+use crate::devices::{self, DeviceList};
+use crate::error::CommandError;
+use crate::events::{DeviceKind, UiEvent};
+use crate::frames::TileCounters;
+use crate::host::{HostInfo, Hosted};
+use crate::links;
+use crate::session::{DeviceChoice, JoinRequest, Session};
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// What the window needs at start.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Startup {
+    pub settings: Settings,
+    pub devices: DeviceList,
+    /// A `huddle://` link the app was opened with, if any.
+    pub link: Option<LinkTarget>,
+    /// The hosted server, when this app hosts one.
+    pub hosting: Option<HostInfo>,
+}
+
+/// A join screen to open: a server (WebSocket address) and a room.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct LinkTarget {
+    pub server: String,
+    pub room: String,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+pub struct JoinArgs {
+    /// The server as typed (normalized here).
+    pub server: String,
+    pub room: String,
+    pub name: String,
+    pub password: Option<String>,
+}
+
+#[tauri::command]
+pub async fn attach(
+    events: Channel<UiEvent>,
+    state: State<'_, AppState>,
+) -> Result<Startup, CommandError> {
+    state.ui.attach(events);
+    let devices = tauri::async_runtime::spawn_blocking(devices::list)
+        .await
+        .unwrap_or_default();
+    let hosting = state.host.lock().await.as_ref().map(Hosted::info);
+    Ok(Startup {
+        settings: state.settings(),
+        devices,
+        link: state.take_link().map(|l| LinkTarget {
+            server: l.server,
+            room: l.room,
+        }),
+        hosting,
+    })
+}
+
+#[tauri::command]
+pub fn save_settings(settings: Settings, state: State<'_, AppState>) -> Result<(), CommandError> {
+    state.volume.set(settings.volume);
+    state.store_settings(settings)
+}
+
+#[tauri::command]
+pub fn devices() -> DeviceList {
+    devices::list()
+}
+
+/// Watches the room list of `server` (`None`: stop watching).
+#[tauri::command]
+pub async fn watch_rooms(
+    server: Option<String>,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    let mut lobby = state.lobby.lock().await;
+    if let Some(task) = lobby.take() {
+        task.abort();
+    }
+    let Some(server) = server else {
+        return Ok(());
+    };
+    let url = links::server_ws_url(&server)?;
+    let ui = state.ui.clone();
+    *lobby = Some(tauri::async_runtime::spawn(async move {
+        let mut watch = RoomWatch::start(url, None);
+        while let Some(event) = watch.next_event().await {
+            let rooms = match event {
+                LobbyEvent::Rooms(rooms) => Some(rooms),
+                LobbyEvent::NotOffered => None,
+                LobbyEvent::Disconnected => continue,
+            };
+            ui.emit(UiEvent::Rooms { rooms });
+        }
+    }));
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let server = links::server_ws_url(&args.server)?;
+    let mut settings = state.settings();
+    settings.server_url = server.clone();
+    settings.name = args.name.clone();
+    settings.remember_room(&args.room);
+    state.store_settings(settings)?;
+    let mut session = state.session.lock().await;
+    if let Some(old) = session.take() {
+        old.leave().await;
+    }
+    let request = JoinRequest {
+        server,
+        room: args.room,
+        name: args.name,
+        password: args.password.filter(|p| !p.is_empty()),
+    };
+    *session = Some(Session::start(
+        request,
+        state.ui.new_session(),
+        state.frames.clone(),
+    ));
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn leave(state: State<'_, AppState>) -> Result<(), CommandError> {
+    state.ui.end_sessions();
+    if let Some(session) = state.session.lock().await.take() {
+        session.leave().await;
+    }
+    state.frames.close_all();
+    Ok(())
+}
+
+/// Chat, typing, ring and ring replies, as the protocol spells them.
+#[tauri::command]
+pub async fn send(message: ClientMessage, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let session = state.session.lock().await;
+    session
+        .as_ref()
+        .ok_or(CommandError::NotJoined)?
+        .send(message);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn join_call(video: bool, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let settings = state.settings();
+    let choice = DeviceChoice {
+        camera: settings.camera,
+        microphone: settings.microphone,
+        speaker: settings.speaker,
+    };
+    let mut session = state.session.lock().await;
+    let session = session.as_mut().ok_or(CommandError::NotJoined)?;
+    session
+        .join_call(video, choice, state.volume.clone(), &state.ui)
+        .await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn leave_call(state: State<'_, AppState>) -> Result<(), CommandError> {
+    let mut session = state.session.lock().await;
+    session
+        .as_mut()
+        .ok_or(CommandError::NotJoined)?
+        .leave_call();
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn set_microphone(on: bool, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let session = state.session.lock().await;
+    let session = session.as_ref().ok_or(CommandError::NotJoined)?;
+    if !session.in_call() {
+        return Err(CommandError::NotInCall);
+    }
+    session.set_microphone(on);
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn set_camera(on: bool, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let camera = state.settings().camera;
+    let mut session = state.session.lock().await;
+    let session = session.as_mut().ok_or(CommandError::NotJoined)?;
+    if !session.in_call() {
+        return Err(CommandError::NotInCall);
+    }
+    session.set_camera(on, camera, &state.ui).await;
+    Ok(())
+}
+
+/// Chooses a device (remembered); switches to it at once during a call.
+#[tauri::command]
+pub async fn select_device(
+    kind: DeviceKind,
+    id: Option<String>,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    let mut settings = state.settings();
+    match kind {
+        DeviceKind::Camera => settings.camera = id.clone(),
+        DeviceKind::Microphone => settings.microphone = id.clone(),
+        DeviceKind::Speaker => settings.speaker = id.clone(),
+    }
+    state.store_settings(settings)?;
+    if let Some(session) = state.session.lock().await.as_mut() {
+        session
+            .switch(kind, id, state.volume.clone(), &state.ui)
+            .await;
+    }
+    Ok(())
+}
+
+/// Shows `member`'s pictures (`self`: none yet) on `frames`.
+#[tauri::command]
+pub fn open_tile(member: String, frames: Channel<InvokeResponseBody>, state: State<'_, AppState>) {
+    state.frames.open(member, frames);
+}
+
+#[tauri::command]
+pub fn close_tile(member: String, state: State<'_, AppState>) -> Option<TileCounters> {
+    state.frames.close(&member)
+}
+
+/// The window drew `member`'s last picture; the next may come.
+#[tauri::command]
+pub fn frame_drawn(member: String, state: State<'_, AppState>) -> Option<TileCounters> {
+    state.frames.drawn(&member)
+}
+
+/// Starts the in-process server (once) and says where it is.
+#[tauri::command]
+pub async fn host(state: State<'_, AppState>) -> Result<HostInfo, CommandError> {
+    let mut host = state.host.lock().await;
+    if let Some(hosted) = host.as_ref() {
+        return Ok(hosted.info());
+    }
+    let hosted = Hosted::start().await?;
+    let info = hosted.info();
+    *host = Some(hosted);
+    Ok(info)
+}
+
+/// The link that opens the app on `room` of `server`.
+#[tauri::command]
+pub fn join_link(server: String, room: String) -> Result<String, CommandError> {
+    Ok(links::join_link(&links::server_ws_url(&server)?, &room))
+}
+
+/// Closes the app (the window asked first during a call).
+#[tauri::command]
+pub async fn quit(app: tauri::AppHandle, state: State<'_, AppState>) -> Result<(), CommandError> {
+    if let Some(session) = state.session.lock().await.take() {
+        session.leave().await;
+    }
+    app.exit(0);
+    Ok(())
+}

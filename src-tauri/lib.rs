@@ -1,0 +1,137 @@
+//! The desktop shell: Tauri wiring over `huddle-engine`. Media runs
+//! natively (the engine); the window shows the `src-ui` UI, which reaches
+//! the engine only through the commands in [`commands`] and the events in
+//! [`events`]. Remote pictures travel as raw bytes ([`frames`]).
+
+pub mod commands;
+pub mod devices;
+pub mod error;
+pub mod events;
+pub mod frames;
+pub mod host;
+pub mod links;
+pub mod session;
+pub mod settings;
+pub mod state;
+pub mod ui;
+
+use std::time::Duration;
+
+use tauri::{LogicalPosition, LogicalSize, Manager, WindowEvent};
+
+use crate::events::UiEvent;
+use crate::state::AppState;
+
+/// How often the device lists are read to notice hot-plugging.
+const DEVICES_EVERY: Duration = Duration::from_secs(3);
+
+/// Runs the app until its window closes.
+pub fn run() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUDDLE_LOG")
+                .unwrap_or_else(|_| "warn,huddle_app=info".into()),
+        )
+        .try_init();
+    let link = std::env::args().find_map(|a| links::parse_join_link(&a));
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_store::Builder::default().build())
+        .setup(move |app| {
+            let store = settings::open(app.handle())?;
+            let state = AppState::new(store, link);
+            if let (Some(window), Some(saved)) =
+                (app.get_webview_window("main"), state.settings().window)
+            {
+                let _ = window.set_size(LogicalSize::new(saved.width, saved.height));
+                let _ = window.set_position(LogicalPosition::new(saved.x, saved.y));
+                if saved.maximized {
+                    let _ = window.maximize();
+                }
+            }
+            watch_devices(state.ui.clone());
+            app.manage(state);
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                let state = window.state::<AppState>();
+                remember_window(window, &state);
+                let in_call = state
+                    .session
+                    .try_lock()
+                    .map(|s| s.as_ref().is_some_and(session::Session::in_call))
+                    .unwrap_or(true);
+                if in_call {
+                    api.prevent_close();
+                    state.ui.emit(UiEvent::ConfirmClose);
+                }
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::attach,
+            commands::save_settings,
+            commands::devices,
+            commands::watch_rooms,
+            commands::join,
+            commands::leave,
+            commands::send,
+            commands::join_call,
+            commands::leave_call,
+            commands::set_microphone,
+            commands::set_camera,
+            commands::select_device,
+            commands::open_tile,
+            commands::close_tile,
+            commands::frame_drawn,
+            commands::host,
+            commands::join_link,
+            commands::quit,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("huddle: the window could not be shown: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Keeps the window's size and place for the next start.
+fn remember_window(window: &tauri::Window, state: &AppState) {
+    let scale = window.scale_factor().unwrap_or(1.0);
+    let (Ok(size), Ok(position)) = (window.inner_size(), window.outer_position()) else {
+        return;
+    };
+    let size = size.to_logical::<f64>(scale);
+    let position = position.to_logical::<f64>(scale);
+    let mut settings = state.settings();
+    settings.window = Some(settings::WindowState {
+        width: size.width,
+        height: size.height,
+        x: position.x,
+        y: position.y,
+        maximized: window.is_maximized().unwrap_or(false),
+    });
+    if let Err(e) = state.store_settings(settings) {
+        tracing::warn!(error = %e, "could not keep the window's place");
+    }
+}
+
+/// Reads the device lists now and then; tells the window when they change.
+fn watch_devices(ui: ui::Ui) {
+    std::thread::Builder::new()
+        .name("devices".into())
+        .spawn(move || {
+            let mut last = devices::list();
+            loop {
+                std::thread::sleep(DEVICES_EVERY);
+                let now = devices::list();
+                if now != last {
+                    ui.emit(UiEvent::Devices {
+                        devices: now.clone(),
+                    });
+                    last = now;
+                }
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::warn!(error = %e, "no hot-plug watch"));
+}

@@ -1,0 +1,280 @@
+//! One room membership and its call, as the window sees it: a running
+//! `huddle_engine::call::Call`, and the task that turns its events into
+//! [`UiEvent`]s and its pictures into tile frames.
+//!
+//! The session opens and releases devices around the call: nothing is
+//! captured or played outside one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command, Commander};
+use huddle_engine::signaling::StopReason;
+use huddle_engine::JoinParams;
+use huddle_protocol::{ClientKind, Media};
+use tauri::async_runtime::JoinHandle;
+
+use crate::devices::{self, Volume};
+use crate::events::{DeviceKind, PeerFigures, StopInfo, UiEvent};
+use crate::frames::FrameGate;
+use crate::ui::Ui;
+
+/// The most the video encoder may use; congestion control goes lower.
+pub const MAX_VIDEO_BPS: u32 = 1_500_000;
+/// How long leaving waits for the server to hear of it.
+const LEAVE_WAIT: Duration = Duration::from_secs(2);
+/// How often call figures are refreshed.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// What to join.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub server: String,
+    pub room: String,
+    pub name: String,
+    pub password: Option<String>,
+}
+
+/// The devices a call uses (ids as in the settings; `None`: the default).
+#[derive(Debug, Clone, Default)]
+pub struct DeviceChoice {
+    pub camera: Option<String>,
+    pub microphone: Option<String>,
+    pub speaker: Option<String>,
+}
+
+/// A running membership.
+#[derive(Debug)]
+pub struct Session {
+    commands: Commander,
+    pump: JoinHandle<()>,
+    in_call: bool,
+    /// Whether a camera is open (it may be paused: `camera_on`).
+    has_video: bool,
+    camera_on: bool,
+}
+
+impl Session {
+    /// Joins; events flow to `ui` and pictures to `frames` until left.
+    pub fn start(request: JoinRequest, ui: Ui, frames: Arc<FrameGate>) -> Session {
+        let params = JoinParams {
+            room: request.room,
+            name: request.name,
+            password: request.password,
+            token: None,
+            client: ClientKind::Desktop,
+            media: Media::default(),
+        };
+        let options = CallOptions {
+            bitrate_bps: MAX_VIDEO_BPS,
+            ..CallOptions::default()
+        };
+        let call = Call::start(request.server, params, options);
+        let commands = call.commander();
+        let pump = tauri::async_runtime::spawn(pump(call, ui, frames));
+        Session {
+            commands,
+            pump,
+            in_call: false,
+            has_video: false,
+            camera_on: false,
+        }
+    }
+
+    pub fn in_call(&self) -> bool {
+        self.in_call
+    }
+
+    /// Sends a message the UI composed (chat, typing, ring, ring reply).
+    pub fn send(&self, message: huddle_protocol::ClientMessage) {
+        self.commands.send(Command::Send(message));
+    }
+
+    /// Opens the devices and joins the room's call. A device that cannot be
+    /// opened is reported and the call goes on without it.
+    pub async fn join_call(&mut self, video: bool, choice: DeviceChoice, volume: Volume, ui: &Ui) {
+        let opened = tauri::async_runtime::spawn_blocking(move || {
+            let camera = video.then(|| devices::open_camera(choice.camera.as_deref()));
+            let microphone = devices::open_microphone(choice.microphone.as_deref());
+            let speaker = devices::open_speaker(choice.speaker.as_deref(), volume);
+            (camera, microphone, speaker)
+        })
+        .await;
+        let Ok((camera, microphone, speaker)) = opened else {
+            return;
+        };
+        match camera {
+            Some(Ok(source)) => {
+                self.has_video = true;
+                self.camera_on = true;
+                self.commands.send(Command::SetVideo(Some(source)));
+            }
+            Some(Err(e)) => ui.emit(UiEvent::DeviceFailed {
+                device: DeviceKind::Camera,
+                message: e.to_string(),
+            }),
+            None => {}
+        }
+        match microphone {
+            Ok(source) => {
+                self.commands.send(Command::SetAudio(Some(source)));
+            }
+            Err(e) => ui.emit(UiEvent::DeviceFailed {
+                device: DeviceKind::Microphone,
+                message: e.to_string(),
+            }),
+        }
+        match speaker {
+            Ok(sink) => {
+                self.commands.send(Command::SetOutput(Some(sink)));
+            }
+            Err(e) => ui.emit(UiEvent::DeviceFailed {
+                device: DeviceKind::Speaker,
+                message: e.to_string(),
+            }),
+        }
+        self.in_call = true;
+        self.commands.send(Command::JoinCall);
+    }
+
+    /// Leaves the call and releases every device.
+    pub fn leave_call(&mut self) {
+        self.in_call = false;
+        self.has_video = false;
+        self.camera_on = false;
+        self.commands.send(Command::LeaveCall);
+        self.commands.send(Command::SetVideo(None));
+        self.commands.send(Command::SetAudio(None));
+        self.commands.send(Command::SetOutput(None));
+    }
+
+    pub fn set_microphone(&self, on: bool) {
+        self.commands.send(Command::Mute(!on));
+    }
+
+    /// Turns the camera on or off; opens it when the call started without.
+    pub async fn set_camera(&mut self, on: bool, camera: Option<String>, ui: &Ui) {
+        if on && !self.has_video {
+            let opened = tauri::async_runtime::spawn_blocking(move || {
+                devices::open_camera(camera.as_deref())
+            })
+            .await;
+            match opened {
+                Ok(Ok(source)) => {
+                    self.has_video = true;
+                    self.commands.send(Command::SetVideo(Some(source)));
+                }
+                Ok(Err(e)) => {
+                    ui.emit(UiEvent::DeviceFailed {
+                        device: DeviceKind::Camera,
+                        message: e.to_string(),
+                    });
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        self.camera_on = on;
+        self.commands.send(Command::Camera(on));
+    }
+
+    /// Switches a device during the call (no renegotiation).
+    pub async fn switch(&mut self, kind: DeviceKind, id: Option<String>, volume: Volume, ui: &Ui) {
+        if !self.in_call || (kind == DeviceKind::Camera && !self.has_video) {
+            return;
+        }
+        let opened = tauri::async_runtime::spawn_blocking(move || match kind {
+            DeviceKind::Camera => devices::open_camera(id.as_deref())
+                .map(|s| Command::SetVideo(Some(s)))
+                .map_err(|e| e.to_string()),
+            DeviceKind::Microphone => devices::open_microphone(id.as_deref())
+                .map(|s| Command::SetAudio(Some(s)))
+                .map_err(|e| e.to_string()),
+            DeviceKind::Speaker => devices::open_speaker(id.as_deref(), volume)
+                .map(|s| Command::SetOutput(Some(s)))
+                .map_err(|e| e.to_string()),
+        })
+        .await;
+        match opened {
+            Ok(Ok(command)) => {
+                self.commands.send(command);
+            }
+            Ok(Err(message)) => ui.emit(UiEvent::DeviceFailed {
+                device: kind,
+                message,
+            }),
+            Err(_) => {}
+        }
+    }
+
+    /// Leaves the room (the others see it at once) and waits, briefly, for
+    /// the call to say it stopped.
+    pub async fn leave(self) {
+        self.commands.send(Command::Leave);
+        let _ = tokio::time::timeout(LEAVE_WAIT, self.pump).await;
+    }
+}
+
+/// Forwards the call's events until it stops.
+async fn pump(mut call: Call, ui: Ui, frames: Arc<FrameGate>) {
+    let mut stats = tokio::time::interval(STATS_EVERY);
+    loop {
+        let event = tokio::select! {
+            event = call.next_event() => event,
+            _ = stats.tick() => {
+                call.command(Command::Stats);
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        let ui_event = match event {
+            CallEvent::Message(message) => UiEvent::Server { message },
+            CallEvent::Video { from, frame } => {
+                frames.offer(&from, frame);
+                continue;
+            }
+            // Played natively by the speaker sink.
+            CallEvent::Audio { .. } => continue,
+            CallEvent::Connection { peer, state } => UiEvent::PeerConnection {
+                peer,
+                state: state.to_string(),
+            },
+            CallEvent::LinkClosed { peer } => UiEvent::LinkClosed { peer },
+            CallEvent::Stats { peer, stats } => UiEvent::Stats {
+                peer,
+                stats: PeerFigures::from(&stats),
+            },
+            CallEvent::Reconnecting => UiEvent::Reconnecting,
+            CallEvent::VideoFailed(e) => failed(DeviceKind::Camera, e.to_string()),
+            CallEvent::AudioInFailed(e) => failed(DeviceKind::Microphone, e.to_string()),
+            CallEvent::AudioOutFailed(e) => failed(DeviceKind::Speaker, e.to_string()),
+            CallEvent::Stopped(reason) => {
+                ui.emit(UiEvent::Stopped {
+                    reason: stop_info(reason),
+                });
+                break;
+            }
+        };
+        ui.emit(ui_event);
+    }
+}
+
+fn failed(device: DeviceKind, message: String) -> UiEvent {
+    UiEvent::DeviceFailed { device, message }
+}
+
+fn stop_info(reason: StopReason) -> StopInfo {
+    let (code, message) = match reason {
+        StopReason::Left => ("left".to_string(), "You left the room.".to_string()),
+        StopReason::JoinRefused { code, message } => (code.as_str().to_string(), message),
+        StopReason::Closed { code, reason } => (
+            "closed".to_string(),
+            format!("The server closed the connection ({code}: {reason})."),
+        ),
+        StopReason::GaveUp => (
+            "gave_up".to_string(),
+            "Lost the connection to the server.".to_string(),
+        ),
+    };
+    StopInfo { code, message }
+}

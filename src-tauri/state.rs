@@ -1,0 +1,88 @@
+//! The app's state, shared by every command: the window's event channel,
+//! the tiles, the session, the lobby watch, the hosted server, the
+//! settings.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tauri::async_runtime::JoinHandle;
+use tauri::Wry;
+use tauri_plugin_store::Store;
+
+use crate::devices::Volume;
+use crate::error::CommandError;
+use crate::frames::FrameGate;
+use crate::host::Hosted;
+use crate::links::JoinLink;
+use crate::session::Session;
+use crate::settings::{self, Settings};
+use crate::ui::Ui;
+
+pub struct AppState {
+    pub ui: Ui,
+    pub frames: Arc<FrameGate>,
+    pub session: tokio::sync::Mutex<Option<Session>>,
+    pub lobby: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    pub host: tokio::sync::Mutex<Option<Hosted>>,
+    pub volume: Volume,
+    store: Arc<Store<Wry>>,
+    settings: Mutex<Settings>,
+    /// A `huddle://` link that arrived before the window asked for it.
+    link: Mutex<Option<JoinLink>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("session", &self.session)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store<Wry>>, link: Option<JoinLink>) -> AppState {
+        let settings = settings::load(&store);
+        AppState {
+            ui: Ui::default(),
+            frames: Arc::default(),
+            session: tokio::sync::Mutex::new(None),
+            lobby: tokio::sync::Mutex::new(None),
+            host: tokio::sync::Mutex::new(None),
+            volume: Volume::new(settings.volume),
+            store,
+            settings: Mutex::new(settings),
+            link: Mutex::new(link),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Keeps `settings` and writes them to disk.
+    pub fn store_settings(&self, settings: Settings) -> Result<(), CommandError> {
+        settings::save(&self.store, &settings)?;
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
+        Ok(())
+    }
+
+    /// A link to open: told to the window now if it is there, else kept
+    /// until it asks ([`AppState::take_link`]).
+    pub fn open_link(&self, link: JoinLink) {
+        *self.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(link.clone());
+        self.ui.emit(crate::events::UiEvent::OpenLink {
+            server: link.server,
+            room: link.room,
+        });
+    }
+
+    pub fn take_link(&self) -> Option<JoinLink> {
+        self.link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
