@@ -9,6 +9,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
+import { freePort, startServer as startHuddleServer, steps, stop } from "./lib.mjs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -26,56 +27,15 @@ const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const peerBin = process.env.HUDDLE_PEER_BIN; // optional: the native interop steps need it
 const STEP_TIMEOUT = 30_000;
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
 let server = null;
-async function startServer(port) {
-  const child = spawn(serverBin, ["--listen", `127.0.0.1:${port}`, "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
-  server = child;
-  // Ready when /healthz answers.
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (r.ok) return child;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("huddle-server did not start");
-}
-
-async function stopServer() {
-  if (!server) return;
-  const child = server;
+const { step, results } = steps();
+const startServer = async (port) => {
+  server = await startHuddleServer(serverBin, port);
+};
+const stopServer = async () => {
+  await stop(server);
   server = null;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await exited;
-}
-
-const results = [];
-async function step(name, fn) {
-  const started = Date.now();
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    console.log(`  ✓ ${name} (${Date.now() - started} ms)`);
-  } catch (error) {
-    results.push({ name, ok: false });
-    console.log(`  ✗ ${name}: ${error.message.split("\n")[0]}`);
-    throw error;
-  }
-}
+};
 
 /** A PNG (8×8, solid indigo), built by hand so the test needs no files. */
 function tinyPng() {

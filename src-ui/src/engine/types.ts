@@ -98,6 +98,34 @@ export interface EngineState {
   speaker: string | null;
   devices: Devices;
   limits: ServerLimits | null;
+  /** What only the desktop app has (absent in browsers). */
+  desktop?: DesktopState;
+}
+
+/** The desktop app's own state: where it connects, and what it hosts. */
+export interface DesktopState {
+  /** The server as the user typed it (empty: none yet). */
+  server: string;
+  /** The in-process server this app hosts, once "Host a room" was used. */
+  hosting: { serverUrl: string; webUrl: string } | null;
+  /** The window's close button was pressed during a call. */
+  confirmClose: boolean;
+  /** Playback volume, 0–1. */
+  volume: number;
+}
+
+/** What only the desktop app can do. */
+export interface DesktopActions {
+  setServer(server: string): void;
+  /** Starts the in-process server (once) and points this app at it. */
+  host(): Promise<void>;
+  /** The `huddle://` link that opens the app on this room. */
+  joinLink(room: string): Promise<string>;
+  setVolume(volume: number): void;
+  /** Answers the close question: `true` closes the app. */
+  confirmClose(close: boolean): void;
+  /** Shows `member`'s pictures on `canvas` until the returned function is called. */
+  attachVideo(member: string, canvas: HTMLCanvasElement): () => void;
 }
 
 export interface JoinRequest {
@@ -129,4 +157,7 @@ export interface Engine {
   setCamera(on: boolean): Promise<void>;
   setScreenShare(on: boolean): Promise<void>;
   selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void>;
+
+  /** Present in the desktop app only. */
+  desktop?: DesktopActions;
 }

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "react";
 import { Lobby } from "./Lobby";
 import { Room } from "./Room";
-import { useEngineState } from "./hooks";
+import { useEngine, useEngineState } from "./hooks";
 import { storage } from "./storage";
 
 /** The room named by a `/r/<room>` path, if any. */
@@ -53,5 +53,31 @@ export function App() {
     setTheme(next);
   };
 
-  return inRoom ? <Room theme={theme} toggleTheme={toggleTheme} /> : <Lobby initialRoom={roomFromPath(location.pathname)} />;
+  return (
+    <>
+      {inRoom ? <Room theme={theme} toggleTheme={toggleTheme} /> : <Lobby initialRoom={roomFromPath(location.pathname)} />}
+      {state.desktop?.confirmClose && <ConfirmClose />}
+    </>
+  );
+}
+
+/** The desktop window's close button during a call. */
+function ConfirmClose() {
+  const engine = useEngine();
+  return (
+    <div className="modal-backdrop">
+      <div className="modal" role="alertdialog" aria-labelledby="confirm-close-title">
+        <h2 id="confirm-close-title">Leave the call and quit?</h2>
+        <p>You are in a call. Closing Huddle ends it for you.</p>
+        <div className="actions">
+          <button type="button" onClick={() => engine.desktop?.confirmClose(false)} autoFocus>
+            Stay
+          </button>
+          <button type="button" className="hangup" onClick={() => engine.desktop?.confirmClose(true)}>
+            Leave and quit
+          </button>
+        </div>
+      </div>
+    </div>
+  );
 }

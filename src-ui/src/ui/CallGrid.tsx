@@ -6,7 +6,7 @@ import { Icon } from "./icons";
 import { useEffect, useRef } from "react";
 import type { PeerStats } from "../engine/types";
 import { Avatar } from "./Avatar";
-import { useEngineState } from "./hooks";
+import { useEngine, useEngineState } from "./hooks";
 import { nameOf } from "../engine/session";
 
 function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
@@ -20,6 +20,18 @@ function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | nul
     if (el && speaker && el.setSinkId) void el.setSinkId(speaker).catch(() => undefined);
   }, [speaker]);
   return <video ref={ref} autoPlay playsInline muted={muted} className={mirrored ? "mirrored" : undefined} />;
+}
+
+/** A member's pictures from the desktop app's native engine, on a canvas. */
+function NativeVideo({ member }: { member: string }) {
+  const engine = useEngine();
+  const ref = useRef<HTMLCanvasElement>(null);
+  useEffect(() => {
+    const canvas = ref.current;
+    if (!canvas || !engine.desktop) return;
+    return engine.desktop.attachVideo(member, canvas);
+  }, [engine, member]);
+  return <canvas ref={ref} className="native-video" data-testid="native-video" data-member={member} />;
 }
 
 function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
@@ -47,7 +59,9 @@ function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
 }
 
 export function CallGrid({ showStats }: { showStats: boolean }) {
+  const engine = useEngine();
   const state = useEngineState();
+  const native = !!engine.desktop;
   const self = state.self;
   if (!self || !state.inCall) return null;
   const remoteIds = (state.call?.members ?? []).filter((id) => id !== self.id);
@@ -72,10 +86,11 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
         const member = state.members.find((m) => m.id === id);
         const remote = state.remote[id];
         const name = nameOf(state, id);
-        const showVideo = remote?.stream && (member?.media.video || member?.media.screen);
+        const sending = member?.media.video || member?.media.screen;
+        const showVideo = (native || remote?.stream) && sending;
         return (
           <figure key={id} className={`tile${state.speaker === id ? " speaking" : ""}`} data-testid="tile-remote" data-peer={id}>
-            {remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
+            {native ? sending && <NativeVideo member={id} /> : remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
             {!showVideo && (
               <div className="tile-avatar">
                 <Avatar id={id} name={name} size={72} speaking={state.speaker === id} />

@@ -6,6 +6,78 @@ import { useEffect, useState, type FormEvent } from "react";
 import { useEngine, useEngineState } from "./hooks";
 import { storage } from "./storage";
 
+/** The desktop app's server: typed, or hosted by this app. */
+function ServerField() {
+  const engine = useEngine();
+  const state = useEngineState();
+  const [server, setServer] = useState(state.desktop?.server ?? "");
+  const [hosting, setHosting] = useState(false);
+  useEffect(() => setServer(state.desktop?.server ?? ""), [state.desktop?.server]);
+  const commit = () => {
+    if (server.trim() !== state.desktop?.server) engine.desktop?.setServer(server.trim());
+  };
+  return (
+    <div className="server-field">
+      <label>
+        Server
+        <input
+          name="server"
+          value={server}
+          placeholder="e.g. huddle.example.org or 192.168.1.5:8787"
+          onChange={(e) => setServer(e.target.value)}
+          onBlur={commit}
+          onKeyDown={(e) => e.key === "Enter" && commit()}
+          autoComplete="url"
+          spellCheck={false}
+        />
+      </label>
+      {!state.desktop?.hosting && (
+        <button
+          type="button"
+          disabled={hosting}
+          onClick={() => {
+            setHosting(true);
+            void engine.desktop?.host().finally(() => setHosting(false));
+          }}
+          title="Run a Huddle server in this app, for people on your network"
+        >
+          {hosting ? "Starting…" : "Host a room"}
+        </button>
+      )}
+    </div>
+  );
+}
+
+/** Where others join the server this app hosts. */
+function HostingPanel({ room }: { room: string }) {
+  const engine = useEngine();
+  const state = useEngineState();
+  const hosting = state.desktop?.hosting;
+  const [link, setLink] = useState("");
+  useEffect(() => {
+    if (!room) return setLink("");
+    void engine.desktop?.joinLink(room).then(setLink, () => setLink(""));
+  }, [engine, room, hosting]);
+  if (!hosting) return null;
+  const web = room ? `${hosting.webUrl}r/${encodeURIComponent(room)}` : hosting.webUrl;
+  return (
+    <div className="panel hosting" data-testid="hosting">
+      <h2>Hosting on this computer</h2>
+      <p className="muted">People on your network join with these links{room ? ` (room “${room}”)` : ""}:</p>
+      <label>
+        In a browser
+        <input readOnly value={web} onFocus={(e) => e.target.select()} />
+      </label>
+      {link && (
+        <label>
+          In the Huddle app
+          <input readOnly value={link} onFocus={(e) => e.target.select()} />
+        </label>
+      )}
+    </div>
+  );
+}
+
 export function Lobby({ initialRoom }: { initialRoom: string }) {
   const engine = useEngine();
   const state = useEngineState();
@@ -39,6 +111,7 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
         </div>
         <p className="tagline">Video calls and chat for your team, on your own server.</p>
         <form onSubmit={submit} className="join-form">
+          {engine.desktop && state.desktop && <ServerField />}
           <label>
             Your name
             <input
@@ -94,6 +167,7 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
             </ul>
           </div>
         )}
+        {state.desktop?.hosting && <HostingPanel room={room} />}
         <div className="panel">
           <h2>Rooms on this server</h2>
           {state.rooms === null ? (

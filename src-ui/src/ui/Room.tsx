@@ -42,18 +42,35 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
   const [showStats, setShowStats] = useState(false);
   const [tab, setTab] = useState<"chat" | "members">("chat");
 
+  // Push to talk: while muted, holding the space bar unmutes.
+  const [talking, setTalking] = useState(false);
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey || !state.inCall) return;
-      if (e.key === "m" || e.key === "M") engine.setMicrophone(!state.local.audio);
+      if (e.key === " ") {
+        if (!e.repeat && !state.local.audio) {
+          setTalking(true);
+          engine.setMicrophone(true);
+        }
+      } else if (e.key === "m" || e.key === "M") engine.setMicrophone(!state.local.audio);
       else if (e.key === "v" || e.key === "V") void engine.setCamera(!state.local.video);
       else if (e.key === "L" && e.shiftKey) engine.leaveCall();
       else return;
       e.preventDefault();
     };
+    const onKeyUp = (e: KeyboardEvent) => {
+      if (e.key === " " && talking) {
+        setTalking(false);
+        engine.setMicrophone(false);
+      }
+    };
     window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [engine, state.inCall, state.local.audio, state.local.video]);
+    window.addEventListener("keyup", onKeyUp);
+    return () => {
+      window.removeEventListener("keydown", onKey);
+      window.removeEventListener("keyup", onKeyUp);
+    };
+  }, [engine, state.inCall, state.local.audio, state.local.video, talking]);
 
   // A direct-message target that left is no longer selectable.
   useEffect(() => {

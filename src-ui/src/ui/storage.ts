@@ -1,26 +1,45 @@
-// What the lobby remembers between visits (localStorage; the desktop app
-// keeps the same keys in its settings store).
+// What the lobby remembers between visits: in localStorage in browsers; the
+// desktop app plugs in its settings store (`setStorageBackend`).
 
 const NAME = "huddle.name";
 const RECENT = "huddle.recentRooms";
 const THEME = "huddle.theme";
 const MAX_RECENT = 6;
 
-function read(key: string): string | null {
-  try {
-    return localStorage.getItem(key);
-  } catch {
-    return null;
-  }
+/** Where the values live, by key. */
+export interface StorageBackend {
+  read(key: string): string | null;
+  write(key: string, value: string): void;
 }
 
-function write(key: string, value: string): void {
-  try {
-    localStorage.setItem(key, value);
-  } catch {
-    // Private mode or storage full: remembering is a convenience.
-  }
+const localStorageBackend: StorageBackend = {
+  read(key) {
+    try {
+      return localStorage.getItem(key);
+    } catch {
+      return null;
+    }
+  },
+  write(key, value) {
+    try {
+      localStorage.setItem(key, value);
+    } catch {
+      // Private mode or storage full: remembering is a convenience.
+    }
+  },
+};
+
+let backend = localStorageBackend;
+
+/** Keeps the values somewhere else from now on. */
+export function setStorageBackend(other: StorageBackend): void {
+  backend = other;
 }
+
+export const STORAGE_KEYS = { name: NAME, recentRooms: RECENT, theme: THEME } as const;
+
+const read = (key: string) => backend.read(key);
+const write = (key: string, value: string) => backend.write(key, value);
 
 export const storage = {
   name: (): string => read(NAME) ?? "",

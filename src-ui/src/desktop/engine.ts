@@ -1,0 +1,366 @@
+// The desktop app's engine: the same `Engine` the browser UI codes against,
+// over the native `huddle-engine` in the Rust shell. Signaling, WebRTC,
+// capture, codecs and playback all run natively; this class keeps the UI
+// state (with the browser engine's pure transitions in ../engine/session)
+// and turns user actions into shell commands.
+
+import type { Attachment, ClientMessage } from "../protocol";
+import { apply, describeError, expireTyping, initialState } from "../engine/session";
+import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
+import type { Device, DeviceList, Settings, UiEvent } from "./bindings";
+import { isCommandError, type DesktopIpc } from "./ipc";
+import { createRenderer, parsePicture } from "./yuv";
+
+/** Figures of one tile, for tests and the benchmark. */
+export interface TileFigures {
+  rendered: number;
+  width: number;
+  height: number;
+  /** Shell → canvas, per picture (ms), the last few hundred. */
+  delays: number[];
+}
+
+const MAX_DELAYS = 600;
+
+function asMediaDevices(list: Device[], kind: MediaDeviceKind): MediaDeviceInfo[] {
+  return list.map((d) => ({ deviceId: d.id, groupId: "", kind, label: d.name, toJSON: () => d }));
+}
+
+function chosen(list: Device[], id: string | null): string | null {
+  return id && list.some((d) => d.id === id) ? id : (list.find((d) => d.is_default)?.id ?? list[0]?.id ?? null);
+}
+
+export class DesktopEngine implements Engine {
+  private state: EngineState = { ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1 } };
+  private listeners = new Set<() => void>();
+  private settings: Settings | null = null;
+  private request: JoinRequest | null = null;
+  private watching = false;
+  private tiles = new Map<string, TileFigures>();
+  private timer: ReturnType<typeof setInterval>;
+  /** Resolves once the shell answered `attach`. */
+  readonly ready: Promise<void>;
+
+  constructor(private readonly ipc: DesktopIpc) {
+    this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
+    this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
+      this.settings = startup.settings;
+      this.setDevices(startup.devices);
+      this.update((s) => ({
+        ...s,
+        desktop: {
+          server: startup.settings.serverUrl,
+          hosting: startup.hosting,
+          confirmClose: false,
+          volume: startup.settings.volume,
+        },
+      }));
+      if (startup.link) this.openLink(startup.link.server, startup.link.room);
+    });
+  }
+
+  // --- observable state -------------------------------------------------
+
+  getState = (): EngineState => this.state;
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  private update(change: (s: EngineState) => EngineState): void {
+    const next = change(this.state);
+    if (next === this.state) return;
+    this.state = next;
+    for (const l of this.listeners) l();
+  }
+
+  private fail(e: unknown, code: "connection" | "media" = "connection"): void {
+    const message = isCommandError(e) ? e.message : String(e);
+    this.update((s) => ({ ...s, error: { code, message } }));
+  }
+
+  /** The settings as the UI last saw them (for the lobby's storage). */
+  currentSettings(): Settings | null {
+    return this.settings;
+  }
+
+  saveSettings(change: (s: Settings) => Settings): void {
+    if (!this.settings) return;
+    this.settings = change(this.settings);
+    void this.ipc.saveSettings(this.settings).catch((e) => this.fail(e));
+  }
+
+  /** Per-tile figures: pictures drawn, size, shell-to-canvas delays. */
+  tileFigures(): Record<string, TileFigures> {
+    return Object.fromEntries(this.tiles);
+  }
+
+  // --- events from the shell ---------------------------------------------
+
+  private onEvent(event: UiEvent): void {
+    switch (event.type) {
+      case "server":
+        this.update((s) => apply(s, event.message, Date.now()));
+        return;
+      case "reconnecting":
+        this.update((s) => ({ ...s, status: s.status === "connecting" ? s.status : "reconnecting" }));
+        return;
+      case "stopped": {
+        const { code, message } = event.reason;
+        if (code === "left") return;
+        if (code === "gave_up" || code === "closed") {
+          this.update((s) => ({ ...s, status: "offline", error: { code: "connection", message } }));
+          return;
+        }
+        // A refused join: back to the lobby with the reason.
+        this.request = null;
+        this.update((s) => ({
+          ...initialState(),
+          rooms: s.rooms,
+          devices: s.devices,
+          desktop: s.desktop,
+          error: { code: code as never, message: describeError(code, message) },
+        }));
+        return;
+      }
+      case "peer_connection":
+        this.update((s) => ({ ...s, remote: { ...s.remote, [event.peer]: { stream: null, connection: event.state } } }));
+        return;
+      case "link_closed":
+        this.update((s) => {
+          const remote = { ...s.remote };
+          delete remote[event.peer];
+          const stats = { ...s.stats };
+          delete stats[event.peer];
+          return { ...s, remote, stats };
+        });
+        return;
+      case "stats": {
+        const tile = this.tiles.get(event.peer);
+        const stats: PeerStats = {
+          ...event.stats,
+          bitrateInKbps: Math.round(event.stats.bitrateInKbps),
+          bitrateOutKbps: Math.round(event.stats.bitrateOutKbps),
+          rttMs: event.stats.rttMs === null ? null : Math.round(event.stats.rttMs),
+          lossPercent: Math.round(event.stats.lossPercent * 10) / 10,
+          width: tile?.width ?? 0,
+          height: tile?.height ?? 0,
+          audioLevel: 0,
+        };
+        this.update((s) => ({ ...s, stats: { ...s.stats, [event.peer]: stats } }));
+        return;
+      }
+      case "device_failed":
+        this.update((s) => ({
+          ...s,
+          error: { code: "media", message: `${event.device[0].toUpperCase()}${event.device.slice(1)}: ${event.message}` },
+          local: event.device === "camera" ? { ...s.local, video: false } : event.device === "microphone" ? { ...s.local, audio: false } : s.local,
+        }));
+        return;
+      case "rooms":
+        this.update((s) => ({ ...s, rooms: event.rooms }));
+        return;
+      case "devices":
+        this.setDevices(event.devices);
+        return;
+      case "confirm_close":
+        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, confirmClose: true } } : s));
+        return;
+      case "open_link":
+        this.openLink(event.server, event.room);
+        return;
+    }
+  }
+
+  private setDevices(list: DeviceList): void {
+    const s = this.settings;
+    this.update((state) => ({
+      ...state,
+      devices: {
+        cameras: asMediaDevices(list.cameras, "videoinput"),
+        microphones: asMediaDevices(list.microphones, "audioinput"),
+        speakers: asMediaDevices(list.speakers, "audiooutput"),
+        camera: chosen(list.cameras, s?.camera ?? null),
+        microphone: chosen(list.microphones, s?.microphone ?? null),
+        speaker: chosen(list.speakers, s?.speaker ?? null),
+      },
+    }));
+  }
+
+  private openLink(server: string, room: string): void {
+    this.setServer(server);
+    // The lobby reads the room from the address (its `/r/<room>` route).
+    history.replaceState(null, "", `/r/${encodeURIComponent(room)}`);
+    this.update((s) => ({ ...s, error: null }));
+  }
+
+  // --- lobby and membership ---------------------------------------------
+
+  watchRooms(on: boolean): void {
+    this.watching = on;
+    const server = this.state.desktop?.server ?? "";
+    void this.ipc.watchRooms(on && server ? server : null).catch(() => this.update((s) => ({ ...s, rooms: null })));
+  }
+
+  join(request: JoinRequest): void {
+    const server = this.state.desktop?.server ?? "";
+    if (!server) {
+      this.update((s) => ({ ...s, error: { code: "connection", message: "Enter a server address, or host a room on this computer." } }));
+      return;
+    }
+    this.request = request;
+    this.update((s) => ({ ...s, status: "connecting", error: null }));
+    this.ipc.join({ server, room: request.room, name: request.name, password: request.password ?? null }).catch((e) => {
+      this.request = null;
+      this.update((s) => ({ ...s, status: "idle" }));
+      this.fail(e);
+    });
+  }
+
+  leave(): void {
+    this.request = null;
+    void this.ipc.leave();
+    this.update((s) => ({ ...initialState(), rooms: s.rooms, devices: s.devices, desktop: s.desktop }));
+    if (this.watching) this.watchRooms(true);
+  }
+
+  retry(): void {
+    const request = this.request;
+    if (!request) return;
+    this.update((s) => ({ ...s, status: "reconnecting", error: null }));
+    this.join(request);
+  }
+
+  // --- chat and presence -------------------------------------------------
+
+  private send(message: ClientMessage): void {
+    this.ipc.send(message).catch((e) => this.fail(e));
+  }
+
+  sendChat(text: string, options: { to?: string; attachment?: Attachment } = {}): void {
+    const limits = this.state.limits;
+    if (options.attachment && limits && options.attachment.data.length * 0.75 > limits.max_attachment_bytes) {
+      this.update((s) => ({ ...s, error: { code: "attachment", message: "That image is too large to send." } }));
+      return;
+    }
+    this.send({ type: "chat", text, ...(options.to ? { to: options.to } : {}), ...(options.attachment ? { attachment: options.attachment } : {}) } as ClientMessage);
+  }
+
+  setTyping(active: boolean, to?: string): void {
+    this.send({ type: "typing", active, ...(to ? { to } : {}) } as ClientMessage);
+  }
+
+  markRead(): void {
+    this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0, firstUnread: null }));
+  }
+
+  // --- calls ---------------------------------------------------------------
+
+  async joinCall(video: boolean): Promise<void> {
+    this.update((s) => ({ ...s, local: { ...s.local, audio: true, video, screen: false } }));
+    try {
+      await this.ipc.joinCall(video);
+    } catch (e) {
+      this.fail(e, "media");
+    }
+  }
+
+  leaveCall(): void {
+    void this.ipc.leaveCall().catch((e) => this.fail(e));
+    this.update((s) => ({ ...s, inCall: false, remote: {}, stats: {}, speaker: null, local: { ...s.local, video: false, screen: false } }));
+  }
+
+  ring(to: string, video: boolean): void {
+    this.send({ type: "ring", to, video });
+  }
+
+  async answer(accept: boolean): Promise<void> {
+    const prompt = this.state.prompt;
+    if (!prompt) return;
+    this.update((s) => ({ ...s, prompt: null }));
+    if (prompt.kind === "ring") this.send({ type: "ring_reply", to: prompt.from, accept });
+    if (accept && !this.state.inCall) await this.joinCall(prompt.video);
+  }
+
+  setMicrophone(on: boolean): void {
+    this.update((s) => ({ ...s, local: { ...s.local, audio: on } }));
+    void this.ipc.setMicrophone(on).catch((e) => this.fail(e, "media"));
+  }
+
+  async setCamera(on: boolean): Promise<void> {
+    this.update((s) => ({ ...s, local: { ...s.local, video: on } }));
+    await this.ipc.setCamera(on).catch((e) => this.fail(e, "media"));
+  }
+
+  async setScreenShare(_on: boolean): Promise<void> {
+    this.update((s) => ({ ...s, error: { code: "media", message: "Screen sharing is not available in the desktop app yet; use Huddle in a browser to share your screen." } }));
+  }
+
+  async selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void> {
+    this.saveSettings((s) => ({ ...s, [kind]: id }));
+    this.update((s) => ({ ...s, devices: { ...s.devices, [kind]: id } }));
+    await this.ipc.selectDevice(kind, id).catch((e) => this.fail(e, "media"));
+  }
+
+  // --- desktop only -------------------------------------------------------
+
+  setServer(server: string): void {
+    this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, server } } : s));
+    this.saveSettings((s) => ({ ...s, serverUrl: server }));
+    if (this.watching) this.watchRooms(true);
+  }
+
+  readonly desktop: DesktopActions = {
+    setServer: (server) => this.setServer(server),
+    host: async () => {
+      try {
+        const info = await this.ipc.host();
+        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, hosting: info } } : s));
+        this.setServer(info.serverUrl);
+      } catch (e) {
+        this.fail(e);
+      }
+    },
+    joinLink: (room) => this.ipc.joinLink(this.state.desktop?.server ?? "", room),
+    setVolume: (volume) => {
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, volume } } : s));
+      this.saveSettings((s) => ({ ...s, volume }));
+    },
+    confirmClose: (close) => {
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, confirmClose: false } } : s));
+      if (close) void this.ipc.quit();
+    },
+    attachVideo: (member, canvas) => this.attachVideo(member, canvas),
+  };
+
+  private attachVideo(member: string, canvas: HTMLCanvasElement): () => void {
+    const renderer = createRenderer(canvas);
+    const figures: TileFigures = this.tiles.get(member) ?? { rendered: 0, width: 0, height: 0, delays: [] };
+    this.tiles.set(member, figures);
+    canvas.dataset.renderer = renderer?.kind ?? "none";
+    let open = true;
+    void this.ipc.openTile(member, (buffer) => {
+      if (!open) return;
+      const picture = parsePicture(buffer);
+      if (picture && renderer) {
+        renderer.draw(picture);
+        figures.rendered += 1;
+        figures.width = picture.width;
+        figures.height = picture.height;
+        figures.delays.push(Date.now() - picture.decodedAt);
+        if (figures.delays.length > MAX_DELAYS) figures.delays.splice(0, figures.delays.length - MAX_DELAYS);
+        canvas.dataset.rendered = String(figures.rendered);
+      }
+      void this.ipc.frameDrawn(member);
+    });
+    return () => {
+      open = false;
+      void this.ipc.closeTile(member);
+    };
+  }
+
+  dispose(): void {
+    clearInterval(this.timer);
+  }
+}

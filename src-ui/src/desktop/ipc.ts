@@ -1,0 +1,72 @@
+// The desktop shell's commands, typed. The argument and result types are
+// generated from the Rust side (./bindings, by ts-rs); this file only
+// names each command once. Nothing else in the UI calls `invoke`.
+
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type { ClientMessage } from "../protocol";
+import type { DeviceKind, DeviceList, HostInfo, JoinArgs, Settings, Startup, TileCounters, UiEvent } from "./bindings";
+
+/** A command's failure as the shell reports it. */
+export interface CommandError {
+  code: string;
+  message: string;
+}
+
+export function isCommandError(e: unknown): e is CommandError {
+  return typeof e === "object" && e !== null && "code" in e && "message" in e;
+}
+
+/** Whether this page runs inside the desktop app. */
+export function inDesktopApp(): boolean {
+  return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
+}
+
+export interface DesktopIpc {
+  attach(onEvent: (event: UiEvent) => void): Promise<Startup>;
+  saveSettings(settings: Settings): Promise<void>;
+  devices(): Promise<DeviceList>;
+  watchRooms(server: string | null): Promise<void>;
+  join(args: JoinArgs): Promise<void>;
+  leave(): Promise<void>;
+  send(message: ClientMessage): Promise<void>;
+  joinCall(video: boolean): Promise<void>;
+  leaveCall(): Promise<void>;
+  setMicrophone(on: boolean): Promise<void>;
+  setCamera(on: boolean): Promise<void>;
+  selectDevice(kind: DeviceKind, id: string | null): Promise<void>;
+  openTile(member: string, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
+  closeTile(member: string): Promise<TileCounters | null>;
+  frameDrawn(member: string): Promise<TileCounters | null>;
+  host(): Promise<HostInfo>;
+  joinLink(server: string, room: string): Promise<string>;
+  quit(): Promise<void>;
+}
+
+export const tauriIpc: DesktopIpc = {
+  attach(onEvent) {
+    const events = new Channel<UiEvent>();
+    events.onmessage = onEvent;
+    return invoke("attach", { events });
+  },
+  saveSettings: (settings) => invoke("save_settings", { settings }),
+  devices: () => invoke("devices"),
+  watchRooms: (server) => invoke("watch_rooms", { server }),
+  join: (args) => invoke("join", { args }),
+  leave: () => invoke("leave"),
+  send: (message) => invoke("send", { message }),
+  joinCall: (video) => invoke("join_call", { video }),
+  leaveCall: () => invoke("leave_call"),
+  setMicrophone: (on) => invoke("set_microphone", { on }),
+  setCamera: (on) => invoke("set_camera", { on }),
+  selectDevice: (kind, id) => invoke("select_device", { kind, id }),
+  openTile(member, onFrame) {
+    const frames = new Channel<ArrayBuffer>();
+    frames.onmessage = onFrame;
+    return invoke("open_tile", { member, frames });
+  },
+  closeTile: (member) => invoke("close_tile", { member }),
+  frameDrawn: (member) => invoke("frame_drawn", { member }),
+  host: () => invoke("host"),
+  joinLink: (server, room) => invoke("join_link", { server, room }),
+  quit: () => invoke("quit"),
+};
