@@ -68,8 +68,14 @@ pub async fn attach(
     })
 }
 
+/// Keeps the window's settings. The window writes every field but one: the
+/// window's own size and place, which the shell keeps (on close).
 #[tauri::command]
-pub fn save_settings(settings: Settings, state: State<'_, AppState>) -> Result<(), CommandError> {
+pub fn save_settings(
+    mut settings: Settings,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    settings.window = state.settings().window;
     state.volume.set(settings.volume);
     state.store_settings(settings)
 }
@@ -111,11 +117,6 @@ pub async fn watch_rooms(
 #[tauri::command]
 pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), CommandError> {
     let server = links::server_ws_url(&args.server)?;
-    let mut settings = state.settings();
-    settings.server_url = server.clone();
-    settings.name = args.name.clone();
-    settings.remember_room(&args.room);
-    state.store_settings(settings)?;
     let mut session = state.session.lock().await;
     if let Some(old) = session.take() {
         old.leave().await;
@@ -204,20 +205,14 @@ pub async fn set_camera(on: bool, state: State<'_, AppState>) -> Result<(), Comm
     Ok(())
 }
 
-/// Chooses a device (remembered); switches to it at once during a call.
+/// Switches to a device at once during a call (the window remembers the
+/// choice in the settings).
 #[tauri::command]
 pub async fn select_device(
     kind: DeviceKind,
     id: Option<String>,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
-    let mut settings = state.settings();
-    match kind {
-        DeviceKind::Camera => settings.camera = id.clone(),
-        DeviceKind::Microphone => settings.microphone = id.clone(),
-        DeviceKind::Speaker => settings.speaker = id.clone(),
-    }
-    state.store_settings(settings)?;
     if let Some(session) = state.session.lock().await.as_mut() {
         session
             .switch(kind, id, state.volume.clone(), &state.ui)

@@ -26,6 +26,9 @@ const LEAVE_WAIT: Duration = Duration::from_secs(2);
 /// How often call figures are refreshed.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
+/// The tile showing this user's own pictures.
+pub const SELF_TILE: &str = "self";
+
 /// What to join.
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -70,6 +73,8 @@ impl Session {
             ..CallOptions::default()
         };
         let call = Call::start(request.server, params, options);
+        // The self view: the pictures sent, shown in the "self" tile.
+        call.command(Command::Preview(true));
         let commands = call.commander();
         let pump = tauri::async_runtime::spawn(pump(call, ui, frames));
         Session {
@@ -231,6 +236,10 @@ async fn pump(mut call: Call, ui: Ui, frames: Arc<FrameGate>) {
             CallEvent::Message(message) => UiEvent::Server { message },
             CallEvent::Video { from, frame } => {
                 frames.offer(&from, frame);
+                continue;
+            }
+            CallEvent::LocalVideo(frame) => {
+                frames.offer(SELF_TILE, frame);
                 continue;
             }
             // Played natively by the speaker sink.

@@ -22,7 +22,7 @@ pub const MAX_RECENT: usize = 6;
 pub struct Settings {
     /// The name others see.
     pub name: String,
-    /// The signaling server (`ws://…/ws`); empty: none chosen yet.
+    /// The signaling server as the user typed it; empty: none chosen yet.
     pub server_url: String,
     /// Rooms joined lately, newest first.
     pub recent_rooms: Vec<String>,
@@ -82,13 +82,6 @@ impl Settings {
         }
         self
     }
-
-    /// Puts `room` first among the recent rooms.
-    pub fn remember_room(&mut self, room: &str) {
-        self.recent_rooms.retain(|r| r != room);
-        self.recent_rooms.insert(0, room.to_string());
-        self.recent_rooms.truncate(MAX_RECENT);
-    }
 }
 
 fn field<T: DeserializeOwned, R: Runtime>(store: &Store<R>, key: &str) -> Option<T> {
@@ -138,15 +131,6 @@ pub fn open(app: &impl StoreExt<Wry>) -> Result<Arc<Store<Wry>>, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn recent_rooms_newest_first_without_repeats() {
-        let mut s = Settings::default();
-        for room in ["a", "b", "a", "c", "d", "e", "f", "g"] {
-            s.remember_room(room);
-        }
-        assert_eq!(s.recent_rooms, ["g", "f", "e", "d", "c", "a"]);
-    }
 
     #[test]
     fn bad_values_become_defaults() {

@@ -70,7 +70,8 @@ export class WebDriver {
   async type(element, text) {
     await this.execute(
       `const el = arguments[0];
-       Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value").set.call(el, "");
+       const proto = el instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
+       Object.getOwnPropertyDescriptor(proto, "value").set.call(el, "");
        el.dispatchEvent(new Event("input", { bubbles: true }));`,
       { [this.elementKey]: element },
     );

@@ -5,6 +5,7 @@
 //! [`Call::start`] spawns the task that owns all of it; the application
 //! sends [`Command`]s and receives [`CallEvent`]s.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
@@ -81,6 +82,9 @@ pub enum Command {
     SetAudio(Option<Box<dyn AudioSource>>),
     /// Play the members' audio elsewhere (`None`: nowhere).
     SetOutput(Option<Box<dyn AudioSink>>),
+    /// Report the pictures sent as [`CallEvent::LocalVideo`] (`true`), for
+    /// a self view, or stop.
+    Preview(bool),
     Leave,
 }
 
@@ -91,6 +95,8 @@ pub enum CallEvent {
     Message(ServerMessage),
     /// A decoded picture from a call member.
     Video { from: PeerId, frame: I420Frame },
+    /// A picture as captured here, while [`Command::Preview`] is on.
+    LocalVideo(I420Frame),
     /// Decoded audio from a call member (48 kHz mono).
     Audio { from: PeerId, samples: Vec<i16> },
     /// A peer connection changed state.
@@ -180,6 +186,8 @@ struct State {
     /// Whether the members' audio is played anywhere (else it is not
     /// copied to the playout task at all).
     playing: bool,
+    /// Whether captured pictures are reported for a self view.
+    preview: Arc<AtomicBool>,
     rate: BitrateControl,
 }
 
@@ -212,6 +220,7 @@ async fn run(
     let (reports, mut report_rx) = mpsc::unbounded_channel();
     let links: Links = Arc::default();
     let keyframe = Arc::new(KeyframeNeeds::default());
+    let preview = Arc::new(AtomicBool::new(false));
     let media = MediaState {
         has_video: options.video.is_some(),
         has_audio: options.audio.is_some(),
@@ -228,6 +237,7 @@ async fn run(
             options.bitrate_bps,
             links.clone(),
             keyframe.clone(),
+            preview.clone(),
             video_rx,
             reports.clone(),
         )),
@@ -255,6 +265,7 @@ async fn run(
         audio,
         playout,
         playing,
+        preview,
         rate: BitrateControl::new(options.bitrate_bps),
     };
     let mut rate_ticks = tokio::time::interval(RATE_EVERY);
@@ -359,6 +370,7 @@ impl State {
                 let _ = self.audio.send(Control::Source(source));
                 self.send_media();
             }
+            Command::Preview(on) => self.preview.store(on, Ordering::Relaxed),
             Command::SetOutput(sink) => {
                 self.playing = sink.is_some();
                 let _ = self.playout.send(Playout::Sink(sink));
@@ -381,6 +393,7 @@ impl State {
                 CallEvent::AudioInFailed(e)
             }
             Report::AudioSinkFailed(e) => CallEvent::AudioOutFailed(e),
+            Report::Preview(frame) => CallEvent::LocalVideo(frame),
         };
         let _ = self.events.send(event);
     }

@@ -81,6 +81,8 @@ pub enum Report {
     VideoSourceFailed(CaptureError),
     AudioSourceFailed(AudioError),
     AudioSinkFailed(AudioError),
+    /// A picture as captured, for the self view (only while asked for).
+    Preview(crate::video::I420Frame),
 }
 
 /// The links a pipeline sends this frame to (taken without holding the lock
@@ -103,12 +105,15 @@ async fn next_or_never<T, F: std::future::Future<Output = T>>(future: Option<F>)
     }
 }
 
-/// Captures, encodes once, and sends the result to every link.
+/// Captures, encodes once, and sends the result to every link; while
+/// `preview` is set, also reports each picture as captured (the self view).
+#[allow(clippy::too_many_arguments)]
 pub async fn video(
     mut source: Option<Box<dyn VideoSource>>,
     mut bitrate_bps: u32,
     links: Links,
     keyframe: Arc<KeyframeNeeds>,
+    preview: Arc<AtomicBool>,
     mut controls: mpsc::UnboundedReceiver<Control<dyn VideoSource>>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
@@ -156,6 +161,9 @@ pub async fn video(
                 continue;
             }
         };
+        if enabled && preview.load(Ordering::Relaxed) {
+            let _ = reports.send(Report::Preview(frame.clone()));
+        }
         let targets = snapshot(&links);
         // Nothing is encoded before a member can receive it: the first
         // picture a member gets is the keyframe made when it connected.

@@ -23,7 +23,7 @@ function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | nul
 }
 
 /** A member's pictures from the desktop app's native engine, on a canvas. */
-function NativeVideo({ member }: { member: string }) {
+function NativeVideo({ member, mirrored }: { member: string; mirrored?: boolean }) {
   const engine = useEngine();
   const ref = useRef<HTMLCanvasElement>(null);
   useEffect(() => {
@@ -31,7 +31,7 @@ function NativeVideo({ member }: { member: string }) {
     if (!canvas || !engine.desktop) return;
     return engine.desktop.attachVideo(member, canvas);
   }, [engine, member]);
-  return <canvas ref={ref} className="native-video" data-testid="native-video" data-member={member} />;
+  return <canvas ref={ref} className={`native-video${mirrored ? " mirrored" : ""}`} data-testid="native-video" data-member={member} />;
 }
 
 function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
@@ -70,7 +70,9 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
   return (
     <section className={`call-grid tiles-${Math.min(count, 8)}`} aria-label="Call">
       <figure className="tile self" data-testid="tile-self">
-        {state.local.stream && (state.local.video || state.local.screen) ? (
+        {native && state.local.video ? (
+          <NativeVideo member="self" mirrored />
+        ) : state.local.stream && (state.local.video || state.local.screen) ? (
           <Video stream={state.local.stream} muted speaker={null} mirrored={!state.local.screen} />
         ) : (
           <div className="tile-avatar">

@@ -25,7 +25,9 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   const state = useEngineState();
   const [devicesOpen, setDevicesOpen] = useState(false);
   const { local, devices } = state;
-  const canShare = typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
+  // The desktop app captures natively and has no screen capture yet.
+  const canShare = !engine.desktop && typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
+  const shareTitle = engine.desktop ? "Screen sharing is not in the desktop app yet; share from Huddle in a browser" : "This browser cannot share the screen";
   return (
     <div className="controls" role="toolbar" aria-label="Call controls">
       <button type="button" className={`control${local.audio ? "" : " off"}`} aria-pressed={!local.audio} onClick={() => engine.setMicrophone(!local.audio)} title="Mute (M)">
@@ -39,7 +41,7 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         className={`control${local.screen ? " active" : ""}`}
         aria-pressed={local.screen}
         disabled={!canShare}
-        title={canShare ? "Share your screen" : "This browser cannot share the screen"}
+        title={canShare ? "Share your screen" : shareTitle}
         onClick={() => void engine.setScreenShare(!local.screen)}
       >
         <Icon name="screen" /> {local.screen ? "Stop sharing" : "Share screen"}

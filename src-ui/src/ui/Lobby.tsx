@@ -170,7 +170,9 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
         {state.desktop?.hosting && <HostingPanel room={room} />}
         <div className="panel">
           <h2>Rooms on this server</h2>
-          {state.rooms === null ? (
+          {state.desktop && !state.desktop.server ? (
+            <p className="muted">Enter a server to see its rooms, or host a room on this computer.</p>
+          ) : state.rooms === null ? (
             <p className="muted">The room list is not available.</p>
           ) : state.rooms.length === 0 ? (
             <p className="muted">No rooms yet. Name one to start it.</p>
