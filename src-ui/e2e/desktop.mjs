@@ -10,14 +10,12 @@
 // Every step waits for what a user would see (polling the window), never
 // for a fixed time. Screenshots go to e2e/out/desktop-*.png.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { READ_STRIP, freePort, startServer, steps, stop } from "./lib.mjs";
-import { WebDriver } from "./webdriver.mjs";
+import { DesktopRig, READ_TILE, connected, dominantTone, joinRoom } from "./desktop-rig.mjs";
+import { freePort, startServer, steps, stop } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out");
@@ -34,121 +32,8 @@ const need = (name) => {
 const appBin = need("HUDDLE_APP_BIN");
 const serverBin = need("HUDDLE_SERVER_BIN");
 const peerBin = need("HUDDLE_PEER_BIN");
-const tauriDriver = process.env.TAURI_DRIVER ?? "tauri-driver";
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const PEER_TONE_HZ = 660;
-
-const children = [];
-const scratch = mkdtempSync(joinPath(tmpdir(), "huddle-desktop-e2e-"));
-
-/** An X display of our own (Xvfb), unless one is given. */
-async function display() {
-  if (process.env.HUDDLE_E2E_DISPLAY) return process.env.HUDDLE_E2E_DISPLAY;
-  let n = 90;
-  while (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) n++;
-  const xvfb = spawn("Xvfb", [`:${n}`, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], { stdio: "ignore" });
-  children.push(xvfb);
-  for (let i = 0; i < 100 && !existsSync(`/tmp/.X11-unix/X${n}`); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!existsSync(`/tmp/.X11-unix/X${n}`)) throw new Error("Xvfb did not start");
-  return `:${n}`;
-}
-
-/** A PulseAudio daemon with one null sink, the default output. */
-async function pulse() {
-  const dir = joinPath(scratch, "pulse");
-  mkdirSync(dir, { recursive: true });
-  const socket = joinPath(dir, "native");
-  const daemon = spawn(
-    "pulseaudio",
-    ["--daemonize=no", "-n", "--exit-idle-time=-1", "--use-pid-file=no", `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`, "--load=module-null-sink sink_name=huddle_out"],
-    { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
-  );
-  children.push(daemon);
-  for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!existsSync(socket)) throw new Error("pulseaudio did not start");
-  return `unix:${socket}`;
-}
-
-/** Records `seconds` of what the null sink plays; 48 kHz mono s16. */
-async function record(pulseServer, seconds) {
-  const rec = spawn("parec", ["--device=huddle_out.monitor", "--format=s16le", "--rate=48000", "--channels=1", "--raw", "--latency-msec=50"], {
-    env: { ...process.env, PULSE_SERVER: pulseServer },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const chunks = [];
-  rec.stdout.on("data", (c) => chunks.push(c));
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  await stop(rec);
-  const bytes = Buffer.concat(chunks);
-  return new Int16Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 2));
-}
-
-/** Power at `hz` (Goertzel), relative to the signal's total power. */
-function toneShare(samples, hz) {
-  const w = (2 * Math.PI * hz) / 48_000;
-  const coeff = 2 * Math.cos(w);
-  let s1 = 0;
-  let s2 = 0;
-  let total = 0;
-  for (const x of samples) {
-    const s0 = x + coeff * s1 - s2;
-    s2 = s1;
-    s1 = s0;
-    total += x * x;
-  }
-  const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-  return total > 0 ? (2 * power) / (samples.length * total) : 0;
-}
-
-async function startDriver(env) {
-  const port = await freePort();
-  const nativePort = await freePort();
-  const driver = spawn(tauriDriver, ["--port", String(port), "--native-port", String(nativePort)], { env, stdio: ["ignore", "ignore", "inherit"] });
-  children.push(driver);
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/status`)).ok) return { base, driver };
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("tauri-driver did not start");
-}
-
-// --- in the app's window ------------------------------------------------------
-
-async function joinRoom(app, { server, name, room, password = "" }) {
-  await app.waitFor(`return !!document.querySelector('input[name=server]')`, { what: "the lobby" });
-  if (server !== undefined) {
-    await app.type(await app.find("input[name=server]"), server);
-  }
-  await app.type(await app.find("input[name=name]"), name);
-  await app.type(await app.find("input[name=room]"), room);
-  await app.type(await app.find("input[name=password]"), password);
-  await app.clickButton("Join room");
-}
-
-const connected = (app) => app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Connected'`, { what: "Connected" });
-
-/** The member's tile's strip, read off the canvas: proves the pixels are the pattern's. */
-const READ_TILE = `(member) => {
-  const readStrip = ${READ_STRIP};
-  const canvas = document.querySelector('canvas[data-member="' + member + '"]');
-  if (!canvas || canvas.width < 512) return null;
-  const probe = document.createElement('canvas');
-  probe.width = 512; probe.height = 48;
-  const ctx = probe.getContext('2d');
-  ctx.drawImage(canvas, 0, 0, 512, 48, 0, 0, 512, 48);
-  const stamp = readStrip(ctx.getImageData(0, 0, 512, 48).data, 512);
-  const figures = window.huddle.tiles()[member];
-  return stamp && { ...stamp, rendered: figures.rendered, width: canvas.width, height: canvas.height, renderer: canvas.dataset.renderer };
-}`;
-
-async function chatLines(app) {
-  return app.execute(`return [...document.querySelectorAll('[data-testid=message]')].map((m) => m.textContent)`);
-}
 
 // --- the run ----------------------------------------------------------------------
 
@@ -157,31 +42,16 @@ let failed = false;
 let app = null;
 let browser = null;
 let server = null;
+let rig = null;
 try {
-  const DISPLAY = await display();
-  const PULSE_SERVER = await pulse();
+  rig = await DesktopRig.start();
   const port = await freePort();
   server = await startServer(serverBin, port);
   const serverAddress = `127.0.0.1:${port}`;
-  const home = joinPath(scratch, "home");
-  mkdirSync(home, { recursive: true });
-  const env = {
-    ...process.env,
-    DISPLAY,
-    PULSE_SERVER,
-    HUDDLE_FAKE_MEDIA: "1",
-    HOME: home,
-    XDG_CONFIG_HOME: joinPath(home, ".config"),
-    XDG_DATA_HOME: joinPath(home, ".local/share"),
-    XDG_CACHE_HOME: joinPath(home, ".cache"),
-    // No GPU here: WebKit's compositing through Mesa's software renderer.
-    LIBGL_ALWAYS_SOFTWARE: "1",
-  };
-  const { base } = await startDriver(env);
-  console.log(`desktop e2e: huddle-server on ${serverAddress}, display ${DISPLAY}`);
+  console.log(`desktop e2e: huddle-server on ${serverAddress}, display ${rig.env.DISPLAY}`);
 
   await step("the app starts and shows the lobby", async () => {
-    app = await WebDriver.open(base, appBin);
+    app = await rig.open(appBin);
     await app.waitFor(`return !!document.querySelector('input[name=server]')`, { what: "the lobby" });
   });
 
@@ -198,30 +68,22 @@ try {
   await step("a huddle-peer joins the call: the app shows its pattern and plays its tone", async () => {
     await app.clickButton("Start video call");
     await app.waitFor(`return window.huddle.state().inCall`, { what: "in the call" });
-    const reportPath = joinPath(scratch, "peer.json");
-    const peer = spawn(
+    const reportPath = joinPath(rig.scratch, "peer.json");
+    const peer = rig.spawn(
       peerBin,
       ["--server", `ws://${serverAddress}/ws`, "--room", "desk", "--name", "Native", "--duration", "14s", "--tone-hz", String(PEER_TONE_HZ), "--size", "640x360", "--udp", "127.0.0.1:0", "--report", reportPath],
       { stdio: ["ignore", "ignore", "inherit"] },
     );
-    children.push(peer);
     const exited = new Promise((r) => peer.once("exit", r));
     peerId = await app.waitFor(`return window.huddle.state().members.find((m) => m.name === 'Native' && m.in_call)?.id`, { what: "the peer in the call" });
     const first = await app.waitFor(`return (${READ_TILE})(arguments[0])`, { what: "the pattern on the canvas" }, peerId);
     // Pictures keep coming and the strip keeps advancing.
     const later = await app.waitFor(`const s = (${READ_TILE})(arguments[0]); return s && s.sequence >= arguments[1] + 30 ? s : null;`, { what: "30 more pictures" }, peerId, first.sequence);
     console.log(`    canvas (${later.renderer}) ${later.width}×${later.height}: strip ${first.sequence} → ${later.sequence}, ${later.rendered} pictures drawn`);
-    const samples = (await record(PULSE_SERVER, 2.5)).subarray(24_000);
-    const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / Math.max(1, samples.length));
-    // The strongest of 100–2000 Hz in 20 Hz steps must be the peer's tone.
-    let dominant = 0;
-    let best = -1;
-    for (let hz = 100; hz <= 2000; hz += 20) {
-      const share = toneShare(samples, hz);
-      if (share > best) [best, dominant] = [share, hz];
-    }
-    console.log(`    null sink monitor: rms ${rms.toFixed(0)}, dominant ${dominant} Hz (${(best * 100).toFixed(0)} % of the power)`);
-    if (rms < 300 || dominant !== PEER_TONE_HZ) throw new Error(`the app does not play the peer's ${PEER_TONE_HZ} Hz tone (dominant ${dominant} Hz, rms ${rms})`);
+    // What the null sink plays, its first half second aside (the monitor warms up).
+    const tone = dominantTone((await rig.record(2.5)).subarray(24_000));
+    console.log(`    null sink monitor: rms ${tone.rms.toFixed(0)}, dominant ${tone.hz} Hz (${(tone.share * 100).toFixed(0)} % of the power)`);
+    if (tone.rms < 300 || tone.hz !== PEER_TONE_HZ) throw new Error(`the app does not play the peer's ${PEER_TONE_HZ} Hz tone: ${JSON.stringify(tone)}`);
     const self = await app.waitFor(`const t = window.huddle.tiles().self; return t && t.rendered > 10 && t;`, { what: "the self view" });
     console.log(`    self view: ${self.rendered} pictures ${self.width}×${self.height}`);
     writeFileSync(joinPath(out, "desktop-call.png"), await app.screenshot());
@@ -301,7 +163,7 @@ try {
     await stop(server, "SIGKILL");
     await app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Reconnecting…'`, { what: "Reconnecting…" });
     server = await startServer(serverBin, port);
-    await app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Connected'`, { what: "Connected again", timeout: 45_000 });
+    await connected(app, "Connected again");
   });
 
   await step("settings survive a restart: server, name and recent rooms", async () => {
@@ -309,7 +171,7 @@ try {
     await app.clickButton("Leave room");
     await app.waitFor(`return !!document.querySelector('input[name=server]')`, { what: "the lobby" });
     await app.close();
-    app = await WebDriver.open(base, appBin);
+    app = await rig.open(appBin);
     const seen = await app.waitFor(
       `const v = (n) => document.querySelector('input[name=' + n + ']')?.value;
        const chips = [...document.querySelectorAll('.chip')].map((c) => c.textContent);
@@ -342,8 +204,7 @@ try {
   await app?.close();
   await browser?.close();
   await stop(server);
-  for (const child of children.reverse()) await stop(child);
-  rmSync(scratch, { recursive: true, force: true });
+  await rig?.stop();
 }
 console.log(`desktop e2e: ${summary()}${failed ? " (stopped at the first failure)" : ""}; screenshots in ${out}`);
 process.exit(failed ? 1 : 0);

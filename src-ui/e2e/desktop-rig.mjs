@@ -1,0 +1,166 @@
+// What driving the desktop app takes: an X display (Xvfb), a PulseAudio
+// with a null sink, tauri-driver (with WebKitWebDriver), and the app's own
+// HOME; plus the window helpers the desktop e2e run and benchmark share.
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as joinPath } from "node:path";
+import { READ_STRIP, freePort, stop } from "./lib.mjs";
+import { WebDriver } from "./webdriver.mjs";
+
+export class DesktopRig {
+  constructor() {
+    this.children = [];
+    this.scratch = mkdtempSync(joinPath(tmpdir(), "huddle-desktop-"));
+  }
+
+  /** Starts everything; `env` is what the app will run with. */
+  static async start({ tauriDriver = process.env.TAURI_DRIVER ?? "tauri-driver", extraEnv = {} } = {}) {
+    const rig = new DesktopRig();
+    try {
+      const DISPLAY = await rig.display();
+      rig.pulseServer = await rig.pulse();
+      const home = joinPath(rig.scratch, "home");
+      mkdirSync(home, { recursive: true });
+      rig.env = {
+        ...process.env,
+        DISPLAY,
+        PULSE_SERVER: rig.pulseServer,
+        HUDDLE_FAKE_MEDIA: "1",
+        HOME: home,
+        XDG_CONFIG_HOME: joinPath(home, ".config"),
+        XDG_DATA_HOME: joinPath(home, ".local/share"),
+        XDG_CACHE_HOME: joinPath(home, ".cache"),
+        // No GPU here: WebKit composites through Mesa's software renderer.
+        LIBGL_ALWAYS_SOFTWARE: "1",
+        ...extraEnv,
+      };
+      rig.driverBase = await rig.driver(tauriDriver);
+      return rig;
+    } catch (e) {
+      await rig.stop();
+      throw e;
+    }
+  }
+
+  /** Launches the app (through tauri-driver) and returns its window. */
+  open(appBin) {
+    return WebDriver.open(this.driverBase, appBin);
+  }
+
+  spawn(bin, args, options = {}) {
+    const child = spawn(bin, args, options);
+    this.children.push(child);
+    return child;
+  }
+
+  async display() {
+    if (process.env.HUDDLE_E2E_DISPLAY) return process.env.HUDDLE_E2E_DISPLAY;
+    let n = 90;
+    while (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) n++;
+    this.spawn("Xvfb", [`:${n}`, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], { stdio: "ignore" });
+    await until(() => existsSync(`/tmp/.X11-unix/X${n}`), "Xvfb");
+    return `:${n}`;
+  }
+
+  /** A PulseAudio daemon of our own with one null sink, the default output. */
+  async pulse() {
+    const dir = joinPath(this.scratch, "pulse");
+    mkdirSync(dir, { recursive: true });
+    const socket = joinPath(dir, "native");
+    this.spawn(
+      "pulseaudio",
+      ["--daemonize=no", "-n", "--exit-idle-time=-1", "--use-pid-file=no", `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`, "--load=module-null-sink sink_name=huddle_out"],
+      { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
+    );
+    await until(() => existsSync(socket), "pulseaudio");
+    return `unix:${socket}`;
+  }
+
+  async driver(tauriDriver) {
+    const port = await freePort();
+    const nativePort = await freePort();
+    this.spawn(tauriDriver, ["--port", String(port), "--native-port", String(nativePort)], { env: this.env, stdio: ["ignore", "ignore", "inherit"] });
+    const base = `http://127.0.0.1:${port}`;
+    await until(async () => (await fetch(`${base}/status`).catch(() => null))?.ok, "tauri-driver");
+    return base;
+  }
+
+  /** Records `seconds` of what the null sink plays: 48 kHz mono s16. */
+  async record(seconds) {
+    const rec = spawn("parec", ["--device=huddle_out.monitor", "--format=s16le", "--rate=48000", "--channels=1", "--raw", "--latency-msec=50"], {
+      env: { ...process.env, PULSE_SERVER: this.pulseServer },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const chunks = [];
+    rec.stdout.on("data", (c) => chunks.push(c));
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    await stop(rec);
+    const bytes = Buffer.concat(chunks);
+    return new Int16Array(bytes.buffer, bytes.byteOffset, Math.floor(bytes.length / 2));
+  }
+
+  async stop() {
+    for (const child of this.children.reverse()) await stop(child);
+    this.children = [];
+    rmSync(this.scratch, { recursive: true, force: true });
+  }
+}
+
+async function until(condition, what) {
+  for (let i = 0; i < 200; i++) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not start`);
+}
+
+/** The strongest frequency of 100–2000 Hz (20 Hz steps), by Goertzel, and its share of the power. */
+export function dominantTone(samples) {
+  let dominant = 0;
+  let best = -1;
+  let total = 0;
+  for (const x of samples) total += x * x;
+  for (let hz = 100; hz <= 2000; hz += 20) {
+    const coeff = 2 * Math.cos((2 * Math.PI * hz) / 48_000);
+    let s1 = 0;
+    let s2 = 0;
+    for (const x of samples) {
+      const s0 = x + coeff * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+    }
+    const share = total > 0 ? (2 * (s1 * s1 + s2 * s2 - coeff * s1 * s2)) / (samples.length * total) : 0;
+    if (share > best) [best, dominant] = [share, hz];
+  }
+  return { hz: dominant, share: best, rms: Math.sqrt(total / Math.max(1, samples.length)) };
+}
+
+// --- in the app's window ------------------------------------------------------
+
+export async function joinRoom(app, { server, name, room, password = "" }) {
+  await app.waitFor(`return !!document.querySelector('input[name=server]')`, { what: "the lobby" });
+  if (server !== undefined) await app.type(await app.find("input[name=server]"), server);
+  await app.type(await app.find("input[name=name]"), name);
+  await app.type(await app.find("input[name=room]"), room);
+  await app.type(await app.find("input[name=password]"), password);
+  await app.clickButton("Join room");
+}
+
+export const connected = (app, what = "Connected") =>
+  app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Connected'`, { what, timeout: 45_000 });
+
+/** Page-side `(member) => …`: the member's tile's strip read off its canvas, with the tile's figures. */
+export const READ_TILE = `(member) => {
+  const readStrip = ${READ_STRIP};
+  const canvas = document.querySelector('canvas[data-member="' + member + '"]');
+  if (!canvas || canvas.width < 512) return null;
+  const probe = document.createElement('canvas');
+  probe.width = 512; probe.height = 48;
+  const ctx = probe.getContext('2d');
+  ctx.drawImage(canvas, 0, 0, 512, 48, 0, 0, 512, 48);
+  const stamp = readStrip(ctx.getImageData(0, 0, 512, 48).data, 512);
+  const figures = window.huddle.tiles()[member];
+  return stamp && { ...stamp, rendered: figures.rendered, width: canvas.width, height: canvas.height, renderer: canvas.dataset.renderer };
+}`;
