@@ -5,19 +5,24 @@
 use huddle_engine::lobby::{LobbyEvent, RoomWatch};
 use huddle_protocol::ClientMessage;
 use serde::{Deserialize, Serialize};
-use tauri::ipc::{Channel, InvokeResponseBody};
+use std::time::Duration;
+
+use tauri::ipc::{Channel, Response};
 use tauri::State;
 use ts_rs::TS;
 
 use crate::devices::{self, DeviceList};
 use crate::error::CommandError;
 use crate::events::{DeviceKind, UiEvent};
-use crate::frames::TileCounters;
 use crate::host::{HostInfo, Hosted};
 use crate::links;
 use crate::session::{DeviceChoice, JoinRequest, Session};
 use crate::settings::Settings;
 use crate::state::AppState;
+
+/// The longest a `next_frame` waits before answering with nothing (the
+/// window then asks again, or stops if the tile is gone).
+const NEXT_FRAME_WAIT: Duration = Duration::from_secs(1);
 
 /// What the window needs at start.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -29,6 +34,9 @@ pub struct Startup {
     pub link: Option<LinkTarget>,
     /// The hosted server, when this app hosts one.
     pub hosting: Option<HostInfo>,
+    /// The page is painted in software: draw pictures with the 2D canvas
+    /// (a WebGL canvas would be read back for every picture).
+    pub software_painting: bool,
 }
 
 /// A join screen to open: a server (WebSocket address) and a room.
@@ -65,6 +73,7 @@ pub async fn attach(
             room: l.room,
         }),
         hosting,
+        software_painting: state.software_painting,
     })
 }
 
@@ -221,21 +230,26 @@ pub async fn select_device(
     Ok(())
 }
 
-/// Shows `member`'s pictures (`self`: none yet) on `frames`.
+/// Keeps `member`'s pictures (`self`: the self view) for the window.
 #[tauri::command]
-pub fn open_tile(member: String, frames: Channel<InvokeResponseBody>, state: State<'_, AppState>) {
-    state.frames.open(member, frames);
+pub fn open_tile(member: String, state: State<'_, AppState>) {
+    state.frames.open(member);
+}
+
+/// `member`'s newest picture not yet drawn (raw bytes, see `frames`),
+/// waiting up to a second for one; empty when none came.
+#[tauri::command]
+pub async fn next_frame(
+    member: String,
+    state: State<'_, AppState>,
+) -> Result<Response, CommandError> {
+    let frame = state.frames.next(&member, NEXT_FRAME_WAIT).await;
+    Ok(Response::new(frame.unwrap_or_default()))
 }
 
 #[tauri::command]
-pub fn close_tile(member: String, state: State<'_, AppState>) -> Option<TileCounters> {
-    state.frames.close(&member)
-}
-
-/// The window drew `member`'s last picture; the next may come.
-#[tauri::command]
-pub fn frame_drawn(member: String, state: State<'_, AppState>) -> Option<TileCounters> {
-    state.frames.drawn(&member)
+pub fn close_tile(member: String, state: State<'_, AppState>) {
+    state.frames.close(&member);
 }
 
 /// Starts the in-process server (once) and says where it is.

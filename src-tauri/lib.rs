@@ -25,8 +25,34 @@ use crate::state::AppState;
 /// How often the device lists are read to notice hot-plugging.
 const DEVICES_EVERY: Duration = Duration::from_secs(3);
 
+/// WebKitGTK composites the page through OpenGL by default. Without a GPU
+/// (Mesa's software renderer: virtual machines, remote desktops) that made
+/// every picture cost the web process several times more than painting it
+/// in software: 6 against 21 pictures a second of 720p on the test machine
+/// (`cargo xtask bench-desktop`). The window is a few canvases and plain
+/// CSS, so software painting is the default; `HUDDLE_GPU_COMPOSITING=1`
+/// gives WebKit back its own choice.
+/// Returns whether the page is painted in software (the window then draws
+/// pictures with the 2D canvas: a WebGL canvas would be read back from
+/// OpenGL for every picture).
+#[cfg(target_os = "linux")]
+fn choose_compositing() -> bool {
+    let gpu = std::env::var_os("HUDDLE_GPU_COMPOSITING").is_some_and(|v| v == "1");
+    if !gpu && std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_none() {
+        // Before any thread starts: nothing else reads the environment yet.
+        std::env::set_var("WEBKIT_DISABLE_COMPOSITING_MODE", "1");
+    }
+    std::env::var_os("WEBKIT_DISABLE_COMPOSITING_MODE").is_some_and(|v| v != "0")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn choose_compositing() -> bool {
+    false
+}
+
 /// Runs the app until its window closes.
 pub fn run() {
+    let software_painting = choose_compositing();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HUDDLE_LOG")
@@ -38,7 +64,7 @@ pub fn run() {
         .plugin(tauri_plugin_store::Builder::default().build())
         .setup(move |app| {
             let store = settings::open(app.handle())?;
-            let state = AppState::new(store, link);
+            let state = AppState::new(store, link, software_painting);
             if let (Some(window), Some(saved)) =
                 (app.get_webview_window("main"), state.settings().window)
             {
@@ -81,8 +107,8 @@ pub fn run() {
             commands::set_camera,
             commands::select_device,
             commands::open_tile,
+            commands::next_frame,
             commands::close_tile,
-            commands::frame_drawn,
             commands::host,
             commands::join_link,
             commands::quit,

@@ -24,6 +24,8 @@ pub struct AppState {
     pub lobby: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     pub host: tokio::sync::Mutex<Option<Hosted>>,
     pub volume: Volume,
+    /// Whether the window's page is painted in software (see `lib.rs`).
+    pub software_painting: bool,
     store: Arc<Store<Wry>>,
     settings: Mutex<Settings>,
     /// A `huddle://` link that arrived before the window asked for it.
@@ -40,7 +42,11 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store<Wry>>, link: Option<JoinLink>) -> AppState {
+    pub fn new(
+        store: Arc<Store<Wry>>,
+        link: Option<JoinLink>,
+        software_painting: bool,
+    ) -> AppState {
         let settings = settings::load(&store);
         AppState {
             ui: Ui::default(),
@@ -49,6 +55,7 @@ impl AppState {
             lobby: tokio::sync::Mutex::new(None),
             host: tokio::sync::Mutex::new(None),
             volume: Volume::new(settings.volume),
+            software_painting,
             store,
             settings: Mutex::new(settings),
             link: Mutex::new(link),

@@ -10,7 +10,6 @@ use std::path::Path;
 
 use huddle_app::commands::{JoinArgs, Startup};
 use huddle_app::events::UiEvent;
-use huddle_app::frames::TileCounters;
 use ts_rs::{Config, TS};
 
 fn generate(dir: &Path) {
@@ -18,7 +17,6 @@ fn generate(dir: &Path) {
     UiEvent::export_all(&cfg).expect("export UiEvent");
     Startup::export_all(&cfg).expect("export Startup");
     JoinArgs::export_all(&cfg).expect("export JoinArgs");
-    TileCounters::export_all(&cfg).expect("export TileCounters");
 }
 
 #[test]

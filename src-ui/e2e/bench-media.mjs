@@ -19,6 +19,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { chromium } from "playwright-core";
+import { treeCpu } from "./lib.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin, HUDDLE_Y4M: y4m } = process.env;
 if (!serverBin || !peerBin) {
@@ -26,7 +27,6 @@ if (!serverBin || !peerBin) {
   process.exit(2);
 }
 const WINDOW_S = Number(process.env.HUDDLE_BENCH_SECONDS ?? 20);
-const TICKS_PER_S = 100; // Linux USER_HZ
 
 const port = await new Promise((resolve) => {
   const s = createServer();
@@ -46,31 +46,6 @@ for (let i = 0; ; i++) {
 }
 
 /** CPU seconds (user + system) of `pid` and all its descendants. */
-function treeCpu(root) {
-  const parent = new Map();
-  const ticks = new Map();
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      parent.set(Number(name), Number(fields[1]));
-      ticks.set(Number(name), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    for (let p = pid; p > 1; p = parent.get(p) ?? 0) {
-      if (p === root) {
-        total += t;
-        break;
-      }
-    }
-  }
-  return total / TICKS_PER_S;
-}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",

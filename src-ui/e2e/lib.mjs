@@ -2,6 +2,7 @@
 // with a summary, and reading the test pattern's strip off a picture.
 
 import { spawn } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:net";
 
 export async function freePort() {
@@ -77,3 +78,58 @@ export const READ_STRIP = `(pixels, width) => {
   });
   return rows[2] === (~rows[0] >>> 0) ? { sequence: rows[0], captured: rows[1] } : null;
 }`;
+
+const TICKS_PER_S = 100; // Linux USER_HZ
+const PAGE_BYTES = 4096;
+
+/** Every process now: pid → { ppid, cpu seconds so far, rss bytes, executable }. */
+function processes() {
+  const all = new Map();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      all.set(Number(name), {
+        ppid: Number(fields[1]),
+        cpu: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S,
+        rss: Number(fields[21]) * PAGE_BYTES,
+        comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+      });
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return all;
+}
+
+/** `root` and its descendants: total CPU seconds used so far, and resident memory. */
+export function processTree(root) {
+  const all = processes();
+  let cpu = 0;
+  let rss = 0;
+  const names = [];
+  const byName = {};
+  for (const [pid, p] of all) {
+    for (let q = pid; q > 1; q = all.get(q)?.ppid ?? 0) {
+      if (q === root) {
+        cpu += p.cpu;
+        rss += p.rss;
+        names.push(p.comm);
+        byName[p.comm] = { cpu: (byName[p.comm]?.cpu ?? 0) + p.cpu, rss: (byName[p.comm]?.rss ?? 0) + p.rss };
+        break;
+      }
+    }
+  }
+  return { cpu, rss, names, byName };
+}
+
+/** CPU seconds used so far by `root` and its descendants. */
+export const treeCpu = (root) => processTree(root).cpu;
+
+/** The newest process running `comm` (its name as /proc shows it), if any. */
+export function newestPid(comm) {
+  let newest = null;
+  for (const [pid, p] of processes()) if (p.comm === comm && (newest === null || pid > newest)) newest = pid;
+  return newest;
+}

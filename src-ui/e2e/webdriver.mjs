@@ -19,11 +19,12 @@ export class WebDriver {
     return new WebDriver(base, body.value.sessionId);
   }
 
-  async command(method, path, body) {
+  async command(method, path, body, timeoutMs = 60_000) {
     const r = await fetch(`${this.base}/session/${this.session}${path}`, {
       method,
       headers: { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const json = await r.json();
     if (!r.ok) throw new Error(`${method} ${path}: ${json.value?.message ?? JSON.stringify(json)}`);
@@ -82,7 +83,11 @@ export class WebDriver {
     await this.click(await this.findXPath(`//button[contains(normalize-space(.), ${JSON.stringify(label)})]`));
   }
 
-  /** The window as a PNG. */
+  /**
+   * The window as a PNG. (WebKitWebDriver waits for the page to paint; with
+   * software painting a still page may not, so this is for pages that move,
+   * e.g. a call.)
+   */
   async screenshot() {
     return Buffer.from(await this.command("GET", "/screenshot"), "base64");
   }

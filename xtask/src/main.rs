@@ -1,16 +1,21 @@
 //! `cargo xtask <task>`: the project's two commands and their helpers.
 //!
-//! - `run [server flags…]`: builds the browser UI and runs `huddle-server`
-//!   (which serves it) on port 8443.
+//! - `run`: builds the UI and starts the desktop app (release build).
+//! - `serve [server flags…]`: builds the UI and runs `huddle-server` (which
+//!   serves it to browsers) on port 8443.
 //! - `test`: installs what the tests need (saying what), then runs the
 //!   format check, clippy, every Rust test of the workspace, the UI's unit
-//!   tests and the end-to-end run in headless Chromium.
+//!   tests, the end-to-end run in headless Chromium and the desktop app's
+//!   end-to-end run under Xvfb (tauri-driver + WebKitWebDriver).
 //! - `bench`: the load benchmark, `huddle-server` next to PeerJS's server
 //!   (installs the npm package `peer` into `bench/peerjs/` first).
 //! - `bench-media`: the codec benchmark, then a 1:1 720p call between
 //!   headless Chromium and a native `huddle-peer` (CPU of each, latency,
 //!   time to first picture), release builds.
-//! - `bindings`: regenerates the TypeScript protocol types in `src-ui/src/protocol/`.
+//! - `bench-desktop`: the desktop app's benchmark (start-up, idle memory,
+//!   720p30 into the window, a 4-way call), release builds.
+//! - `bindings`: regenerates the TypeScript types generated from Rust
+//!   (`src-ui/src/protocol/`, `src-ui/src/desktop/bindings/`).
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -38,21 +43,44 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("node", "nodejs"),
     ("npm", "npm"),
     ("chromium", "chromium"),
+    // The desktop app: WebKitGTK to build it, its WebDriver and a virtual
+    // X server to drive it.
+    (
+        "/usr/include/webkitgtk-4.1/webkit2/webkit2.h",
+        "libwebkit2gtk-4.1-dev",
+    ),
+    ("WebKitWebDriver", "webkit2gtk-driver"),
+    ("Xvfb", "xvfb"),
 ];
 
 /// Debian packages building the UI needs.
 const UI_PACKAGES: &[(&str, &str)] = &[("node", "nodejs"), ("npm", "npm")];
 
+/// Debian packages building and running the desktop app needs.
+const APP_PACKAGES: &[(&str, &str)] = &[
+    ("g++", "g++"),
+    ("pkg-config", "pkg-config"),
+    ("/usr/include/opus/opus.h", "libopus-dev"),
+    ("/usr/include/alsa/asoundlib.h", "libasound2-dev"),
+    ("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
+    (
+        "/usr/include/webkitgtk-4.1/webkit2/webkit2.h",
+        "libwebkit2gtk-4.1-dev",
+    ),
+];
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
+        Some("run") => run_app(),
+        Some("serve") => serve(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
         Some("bench-media") => bench_media(),
+        Some("bench-desktop") => bench_desktop(),
         Some("bindings") => bindings(),
         _ => {
-            eprintln!("usage: cargo xtask run [huddle-server flags] | test | bench [huddle-load flags] | bench-media | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | bench [huddle-load flags] | bench-media | bench-desktop | bindings");
             return ExitCode::from(2);
         }
     };
@@ -183,7 +211,45 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-fn run(flags: &[String]) -> Result<(), Failed> {
+/// The desktop app, with the UI it embeds built first.
+fn run_app() -> Result<(), Failed> {
+    ensure_system_packages(APP_PACKAGES)?;
+    build_ui()?;
+    step(
+        "huddle (the desktop app)",
+        cargo().args(["run", "--release", "-p", "huddle"]),
+    )
+}
+
+/// Where `cargo install` puts the test tools (tauri-driver): beside the
+/// build cache, so a fresh clone reuses them.
+fn tools_dir() -> PathBuf {
+    target_dir().join("tools")
+}
+
+/// tauri-driver (crates.io), installed once into [`tools_dir`].
+fn ensure_tauri_driver() -> Result<PathBuf, Failed> {
+    let bin = tools_dir().join("bin/tauri-driver");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    step(
+        "cargo install tauri-driver",
+        cargo()
+            .args([
+                "install",
+                "tauri-driver",
+                "--locked",
+                "--version",
+                "2.1.0",
+                "--root",
+            ])
+            .arg(tools_dir()),
+    )?;
+    Ok(bin)
+}
+
+fn serve(flags: &[String]) -> Result<(), Failed> {
     build_ui()?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "huddle-server", "--"]);
@@ -200,6 +266,9 @@ fn test() -> Result<(), Failed> {
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--check"]),
     )?;
+    // The server serves the built UI and the desktop app embeds it: both
+    // need it before they compile.
+    build_ui()?;
     step(
         "cargo clippy",
         cargo().args([
@@ -211,8 +280,6 @@ fn test() -> Result<(), Failed> {
             "warnings",
         ]),
     )?;
-    // The server's tests check that it serves the built UI.
-    build_ui()?;
     let ui = root().join("src-ui");
     step(
         "UI unit tests (vitest)",
@@ -223,8 +290,16 @@ fn test() -> Result<(), Failed> {
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
     )?;
     step(
-        "cargo build -p huddle-server -p huddle-engine",
-        cargo().args(["build", "-p", "huddle-server", "-p", "huddle-engine"]),
+        "cargo build -p huddle -p huddle-server -p huddle-engine",
+        cargo().args([
+            "build",
+            "-p",
+            "huddle",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-engine",
+        ]),
     )?;
     let bin = target_dir().join("debug");
     step(
@@ -234,14 +309,62 @@ fn test() -> Result<(), Failed> {
             .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
             .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
             .current_dir(&ui),
+    )?;
+    let driver = ensure_tauri_driver()?;
+    step(
+        "end-to-end of the desktop app (Xvfb, tauri-driver)",
+        Command::new("node")
+            .arg("e2e/desktop.mjs")
+            .env("HUDDLE_APP_BIN", bin.join("huddle"))
+            .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
+            .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
+            .env("TAURI_DRIVER", driver)
+            .current_dir(&ui),
+    )
+}
+
+fn bench_desktop() -> Result<(), Failed> {
+    ensure_system_packages(TEST_PACKAGES)?;
+    build_ui()?;
+    step(
+        "cargo build --release",
+        cargo().args([
+            "build",
+            "--release",
+            "-p",
+            "huddle",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-engine",
+            "--bins",
+        ]),
+    )?;
+    let driver = ensure_tauri_driver()?;
+    let target = target_dir().join("release");
+    step(
+        "desktop app benchmark",
+        Command::new("node")
+            .arg("e2e/bench-desktop.mjs")
+            .env("HUDDLE_APP_BIN", target.join("huddle"))
+            .env("HUDDLE_SERVER_BIN", target.join("huddle-server"))
+            .env("HUDDLE_PEER_BIN", target.join("huddle-peer"))
+            .env("TAURI_DRIVER", driver)
+            .current_dir(root().join("src-ui")),
     )
 }
 
 fn bindings() -> Result<(), Failed> {
-    let mut cmd = cargo();
-    cmd.env("HUDDLE_BLESS", "1")
-        .args(["test", "-p", "huddle-protocol", "--test", "bindings"]);
-    step("regenerate TypeScript bindings", &mut cmd)
+    for package in ["huddle-protocol", "huddle"] {
+        let mut cmd = cargo();
+        cmd.env("HUDDLE_BLESS", "1")
+            .args(["test", "-p", package, "--test", "bindings"]);
+        step(
+            &format!("regenerate {package}'s TypeScript bindings"),
+            &mut cmd,
+        )?;
+    }
+    Ok(())
 }
 
 fn bench(flags: &[String]) -> Result<(), Failed> {

@@ -14,10 +14,29 @@ import { createRenderer, parsePicture } from "./yuv";
 /** Figures of one tile, for tests and the benchmark. */
 export interface TileFigures {
   rendered: number;
+  /** The shell's count of pictures sent to this tile, and of pictures it dropped because the tile was still drawing. */
+  sent: number;
+  dropped: number;
   width: number;
   height: number;
-  /** Shell → canvas, per picture (ms), the last few hundred. */
+  /** Decoder → canvas, per picture (ms), the last few hundred. */
   delays: number[];
+  /** Decoder → arrival in the window (ms): the transport's share of `delays`. */
+  arrivals: number[];
+  /** Drawing one picture (ms). */
+  draws: number[];
+}
+
+/** The renderer to use: forced for comparisons (`localStorage["huddle.renderer"]`), else by how the page is painted. */
+function rendererPreference(softwarePainting: boolean): "webgl" | "2d" {
+  const forced = localStorage.getItem("huddle.renderer");
+  if (forced === "webgl" || forced === "2d") return forced;
+  return softwarePainting ? "2d" : "webgl";
+}
+
+function keep(values: number[], value: number): void {
+  values.push(value);
+  if (values.length > MAX_DELAYS) values.splice(0, values.length - MAX_DELAYS);
 }
 
 const MAX_DELAYS = 600;
@@ -34,6 +53,7 @@ export class DesktopEngine implements Engine {
   private state: EngineState = { ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1 } };
   private listeners = new Set<() => void>();
   private settings: Settings | null = null;
+  private softwarePainting = false;
   private request: JoinRequest | null = null;
   private watching = false;
   private tiles = new Map<string, TileFigures>();
@@ -45,6 +65,7 @@ export class DesktopEngine implements Engine {
     this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
+      this.softwarePainting = startup.softwarePainting;
       this.setDevices(startup.devices);
       this.update((s) => ({
         ...s,
@@ -334,26 +355,37 @@ export class DesktopEngine implements Engine {
     attachVideo: (member, canvas) => this.attachVideo(member, canvas),
   };
 
+  /**
+   * Draws `member`'s pictures on `canvas`: asks the shell for the next
+   * picture each time the last one is drawn (the shell keeps only the
+   * newest, so a slow window skips pictures instead of queueing them).
+   */
   private attachVideo(member: string, canvas: HTMLCanvasElement): () => void {
-    const renderer = createRenderer(canvas);
-    const figures: TileFigures = this.tiles.get(member) ?? { rendered: 0, width: 0, height: 0, delays: [] };
+    const renderer = createRenderer(canvas, rendererPreference(this.softwarePainting));
+    const figures: TileFigures = this.tiles.get(member) ?? { rendered: 0, sent: 0, dropped: 0, width: 0, height: 0, delays: [], arrivals: [], draws: [] };
     this.tiles.set(member, figures);
     canvas.dataset.renderer = renderer?.kind ?? "none";
     let open = true;
-    void this.ipc.openTile(member, (buffer) => {
-      if (!open) return;
-      const picture = parsePicture(buffer);
-      if (picture && renderer) {
+    void (async () => {
+      await this.ipc.openTile(member);
+      while (open) {
+        const buffer = await this.ipc.nextFrame(member).catch(() => new ArrayBuffer(0));
+        const arrived = Date.now();
+        const picture = open && buffer.byteLength > 0 ? parsePicture(buffer) : null;
+        if (!picture || !renderer) continue;
+        const start = performance.now();
         renderer.draw(picture);
+        keep(figures.draws, performance.now() - start);
         figures.rendered += 1;
+        figures.sent = picture.sent;
+        figures.dropped = picture.dropped;
         figures.width = picture.width;
         figures.height = picture.height;
-        figures.delays.push(Date.now() - picture.decodedAt);
-        if (figures.delays.length > MAX_DELAYS) figures.delays.splice(0, figures.delays.length - MAX_DELAYS);
+        keep(figures.arrivals, arrived - picture.decodedAt);
+        keep(figures.delays, Date.now() - picture.decodedAt);
         canvas.dataset.rendered = String(figures.rendered);
       }
-      void this.ipc.frameDrawn(member);
-    });
+    })();
     return () => {
       open = false;
       void this.ipc.closeTile(member);

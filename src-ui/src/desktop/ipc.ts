@@ -4,7 +4,7 @@
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { ClientMessage } from "../protocol";
-import type { DeviceKind, DeviceList, HostInfo, JoinArgs, Settings, Startup, TileCounters, UiEvent } from "./bindings";
+import type { DeviceKind, DeviceList, HostInfo, JoinArgs, Settings, Startup, UiEvent } from "./bindings";
 
 /** A command's failure as the shell reports it. */
 export interface CommandError {
@@ -34,9 +34,11 @@ export interface DesktopIpc {
   setMicrophone(on: boolean): Promise<void>;
   setCamera(on: boolean): Promise<void>;
   selectDevice(kind: DeviceKind, id: string | null): Promise<void>;
-  openTile(member: string, onFrame: (frame: ArrayBuffer) => void): Promise<void>;
-  closeTile(member: string): Promise<TileCounters | null>;
-  frameDrawn(member: string): Promise<TileCounters | null>;
+  /** Keeps the member's pictures (`self`: the self view) for `nextFrame`. */
+  openTile(member: string): Promise<void>;
+  /** The member's newest picture not yet drawn (empty when none came within a second). */
+  nextFrame(member: string): Promise<ArrayBuffer>;
+  closeTile(member: string): Promise<void>;
   host(): Promise<HostInfo>;
   joinLink(server: string, room: string): Promise<string>;
   quit(): Promise<void>;
@@ -59,13 +61,9 @@ export const tauriIpc: DesktopIpc = {
   setMicrophone: (on) => invoke("set_microphone", { on }),
   setCamera: (on) => invoke("set_camera", { on }),
   selectDevice: (kind, id) => invoke("select_device", { kind, id }),
-  openTile(member, onFrame) {
-    const frames = new Channel<ArrayBuffer>();
-    frames.onmessage = onFrame;
-    return invoke("open_tile", { member, frames });
-  },
+  openTile: (member) => invoke("open_tile", { member }),
+  nextFrame: (member) => invoke("next_frame", { member }),
   closeTile: (member) => invoke("close_tile", { member }),
-  frameDrawn: (member) => invoke("frame_drawn", { member }),
   host: () => invoke("host"),
   joinLink: (server, room) => invoke("join_link", { server, room }),
   quit: () => invoke("quit"),

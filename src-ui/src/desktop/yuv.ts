@@ -3,17 +3,27 @@
 // JavaScript), or, where WebGL is missing, a 2D canvas fed by a JavaScript
 // conversion (slow; correct).
 //
-// A picture is a 16-byte header — width u32, height u32, the time it left
-// the decoder f64 (ms since the epoch), little-endian — then the Y, U and V
-// planes (src-tauri/frames.rs).
+// A picture is a 24-byte header — width u32, height u32, the time it left
+// the decoder f64 (ms since the epoch), the tile's pictures sent and
+// dropped so far u32 each, little-endian — then the Y, U and V planes
+// (src-tauri/frames.rs).
+//
+// Which is faster depends on how the page is painted: composited through
+// OpenGL, WebGL; painted in software (the shell's default on Linux, see
+// src-tauri/lib.rs), the 2D canvas — a WebGL canvas is then read back for
+// every picture (measured 13 against 21 pictures a second of 720p,
+// `cargo xtask bench-desktop`).
 
-export const HEADER_BYTES = 16;
+export const HEADER_BYTES = 24;
 
 export interface Picture {
   width: number;
   height: number;
   /** When the shell got it from the decoder (ms since the epoch). */
   decodedAt: number;
+  /** The tile's pictures sent, and dropped unseen, so far. */
+  sent: number;
+  dropped: number;
   y: Uint8Array;
   u: Uint8Array;
   v: Uint8Array;
@@ -26,6 +36,8 @@ export function parsePicture(buffer: ArrayBuffer): Picture | null {
   const width = view.getUint32(0, true);
   const height = view.getUint32(4, true);
   const decodedAt = view.getFloat64(8, true);
+  const sent = view.getUint32(16, true);
+  const dropped = view.getUint32(20, true);
   const luma = width * height;
   const chroma = (width / 2) * (height / 2);
   if (width === 0 || height === 0 || width % 2 || height % 2 || buffer.byteLength !== HEADER_BYTES + luma + 2 * chroma) return null;
@@ -33,6 +45,8 @@ export function parsePicture(buffer: ArrayBuffer): Picture | null {
     width,
     height,
     decodedAt,
+    sent,
+    dropped,
     y: new Uint8Array(buffer, HEADER_BYTES, luma),
     u: new Uint8Array(buffer, HEADER_BYTES + luma, chroma),
     v: new Uint8Array(buffer, HEADER_BYTES + luma + chroma, chroma),
@@ -158,7 +172,8 @@ function canvas2dRenderer(canvas: HTMLCanvasElement): Renderer | null {
   };
 }
 
-/** The fastest renderer this canvas supports. */
-export function createRenderer(canvas: HTMLCanvasElement): Renderer | null {
+/** A renderer for this canvas: `prefer`red, or the other where that is missing. */
+export function createRenderer(canvas: HTMLCanvasElement, prefer: "webgl" | "2d"): Renderer | null {
+  if (prefer === "2d") return canvas2dRenderer(canvas);
   return webglRenderer(canvas) ?? canvas2dRenderer(canvas);
 }

@@ -7,7 +7,7 @@ export type Settings = {
  */
 name: string, 
 /**
- * The signaling server (`ws://…/ws`); empty: none chosen yet.
+ * The signaling server as the user typed it; empty: none chosen yet.
  */
 serverUrl: string, 
 /**

@@ -15,4 +15,9 @@ link: LinkTarget | null,
 /**
  * The hosted server, when this app hosts one.
  */
-hosting: HostInfo | null, };
+hosting: HostInfo | null, 
+/**
+ * The page is painted in software: draw pictures with the 2D canvas
+ * (a WebGL canvas would be read back for every picture).
+ */
+softwarePainting: boolean, };

@@ -9,6 +9,5 @@ export * from "./PeerFigures";
 export * from "./Settings";
 export * from "./Startup";
 export * from "./StopInfo";
-export * from "./TileCounters";
 export * from "./UiEvent";
 export * from "./WindowState";
