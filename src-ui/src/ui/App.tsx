@@ -5,6 +5,7 @@ import { Lobby } from "./Lobby";
 import { Room } from "./Room";
 import { useEngine, useEngineState } from "./hooks";
 import { storage } from "./storage";
+import { alertIfAway } from "./alerts";
 
 /** The room named by a `/r/<room>` path, if any. */
 export function roomFromPath(pathname: string): string {
@@ -41,6 +42,11 @@ export function App() {
       document.title = "Huddle";
     }
   }, [inRoom, state.room]);
+
+  // A call starting or someone ringing while the window is elsewhere.
+  useEffect(() => {
+    if (state.prompt) alertIfAway(state.prompt, state.room?.name);
+  }, [state.prompt, state.room?.name]);
 
   useEffect(() => {
     const base = inRoom && state.room ? `${state.room.name} · Huddle` : "Huddle";

@@ -1,0 +1,167 @@
+// The desktop engine over a scripted shell: what the window shows for the
+// shell's events, and which commands user actions become.
+
+import { describe, expect, it } from "vitest";
+import type { DeviceList, Settings, Startup, UiEvent } from "../src/desktop/bindings";
+import { DesktopEngine } from "../src/desktop/engine";
+import type { DesktopIpc } from "../src/desktop/ipc";
+import { parsePicture } from "../src/desktop/yuv";
+import { testPeer } from "./fakes";
+
+const settings: Settings = {
+  name: "Ada",
+  serverUrl: "chat.example.org",
+  recentRooms: [],
+  camera: null,
+  microphone: null,
+  speaker: null,
+  volume: 1,
+  theme: null,
+  window: null,
+};
+const devices: DeviceList = {
+  cameras: [{ id: "pattern", name: "Test pattern", is_default: true }],
+  microphones: [],
+  speakers: [{ id: "alsa:pulse", name: "PulseAudio", is_default: true }],
+};
+
+/** A shell that records commands and lets the test send events. */
+function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
+  const calls: [string, unknown][] = [];
+  let emit: (e: UiEvent) => void = () => undefined;
+  const record =
+    (name: string) =>
+    async (arg?: unknown): Promise<never> => {
+      calls.push([name, arg]);
+      return undefined as never;
+    };
+  const ipc: DesktopIpc = {
+    attach: async (onEvent) => {
+      emit = onEvent;
+      const startup: Startup = { settings, devices, link: null, hosting: null, softwarePainting: true };
+      return startup;
+    },
+    saveSettings: record("saveSettings"),
+    devices: async () => devices,
+    watchRooms: record("watchRooms"),
+    join: (args) => {
+      calls.push(["join", args]);
+      return join(args);
+    },
+    leave: record("leave"),
+    send: record("send"),
+    joinCall: record("joinCall"),
+    leaveCall: record("leaveCall"),
+    setMicrophone: record("setMicrophone"),
+    setCamera: record("setCamera"),
+    selectDevice: record("selectDevice"),
+    openTile: record("openTile"),
+    nextFrame: async () => new ArrayBuffer(0),
+    closeTile: record("closeTile"),
+    host: async () => ({ serverUrl: "ws://10.0.0.2:8787/ws", webUrl: "http://10.0.0.2:8787/" }),
+    joinLink: async () => "huddle://join",
+    quit: record("quit"),
+  };
+  return { ipc, calls, emit: (e: UiEvent) => emit(e) };
+}
+
+const joined = {
+  type: "joined" as const,
+  self: testPeer("p_1", "Ada"),
+  room: { name: "standup", locked: false, peers: [], call: null },
+  ice_servers: [],
+  resume: "r",
+  resumed: false,
+  limits: { max_frame_bytes: 1048576, max_chat_chars: 4000, max_peers: 8, max_attachment_bytes: 1000 },
+};
+
+describe("DesktopEngine", () => {
+  it("starts from the stored settings and the shell's devices", async () => {
+    const { ipc } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    const s = engine.getState();
+    expect(s.desktop?.server).toBe("chat.example.org");
+    expect(s.devices.camera).toBe("pattern");
+    expect(s.devices.speaker).toBe("alsa:pulse");
+    engine.dispose();
+  });
+
+  it("joins through the shell and shows the room the server confirms", async () => {
+    const { ipc, calls, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    engine.join({ room: "standup", name: "Ada" });
+    expect(engine.getState().status).toBe("connecting");
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null }]);
+    emit({ type: "server", message: joined as never });
+    expect(engine.getState().status).toBe("joined");
+    expect(engine.getState().room?.name).toBe("standup");
+    engine.dispose();
+  });
+
+  it("a refused join goes back to the lobby with the reason", async () => {
+    const { ipc, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    engine.join({ room: "locked", name: "Ada", password: "nope" });
+    emit({ type: "stopped", reason: { code: "bad_password", message: "wrong password" } });
+    const s = engine.getState();
+    expect(s.status).toBe("idle");
+    expect(s.error?.message).toBe("Wrong password for this room.");
+    expect(s.desktop?.server).toBe("chat.example.org");
+    engine.dispose();
+  });
+
+  it("a bad server address is the shell's message, not a hang", async () => {
+    const { ipc } = shell(async () => Promise.reject({ code: "bad_server_url", message: '"a b" is not a server address' }));
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    engine.join({ room: "r", name: "Ada" });
+    await new Promise((r) => setTimeout(r, 0));
+    expect(engine.getState().status).toBe("idle");
+    expect(engine.getState().error?.message).toContain("not a server address");
+    engine.dispose();
+  });
+
+  it("losing the server shows reconnecting, then offline when the shell gives up", async () => {
+    const { ipc, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    engine.join({ room: "standup", name: "Ada" });
+    emit({ type: "server", message: joined as never });
+    emit({ type: "reconnecting" });
+    expect(engine.getState().status).toBe("reconnecting");
+    emit({ type: "stopped", reason: { code: "gave_up", message: "Lost the connection to the server." } });
+    expect(engine.getState().status).toBe("offline");
+    engine.dispose();
+  });
+
+  it("the close question comes and goes", async () => {
+    const { ipc, calls, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    emit({ type: "confirm_close" });
+    expect(engine.getState().desktop?.confirmClose).toBe(true);
+    engine.desktop.confirmClose(true);
+    expect(engine.getState().desktop?.confirmClose).toBe(false);
+    expect(calls.map(([name]) => name)).toContain("quit");
+    engine.dispose();
+  });
+});
+
+describe("parsePicture", () => {
+  it("reads the header and planes, and refuses sizes that do not add up", () => {
+    const bytes = new ArrayBuffer(24 + 4 * 2 * 1.5);
+    const view = new DataView(bytes);
+    view.setUint32(0, 4, true);
+    view.setUint32(4, 2, true);
+    view.setFloat64(8, 1234.5, true);
+    view.setUint32(16, 9, true);
+    view.setUint32(20, 2, true);
+    const p = parsePicture(bytes);
+    expect(p && { w: p.width, h: p.height, at: p.decodedAt, sent: p.sent, dropped: p.dropped, y: p.y.length, u: p.u.length }).toEqual({ w: 4, h: 2, at: 1234.5, sent: 9, dropped: 2, y: 8, u: 2 });
+    expect(parsePicture(bytes.slice(0, 30))).toBeNull();
+    expect(parsePicture(new ArrayBuffer(8))).toBeNull();
+  });
+});
