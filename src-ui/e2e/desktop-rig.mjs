@@ -44,9 +44,9 @@ export class DesktopRig {
     }
   }
 
-  /** Launches the app (through tauri-driver) and returns its window. */
-  open(appBin) {
-    return WebDriver.open(this.driverBase, appBin);
+  /** Launches the app (through tauri-driver) with `args` and returns its window. */
+  open(appBin, args = []) {
+    return WebDriver.open(this.driverBase, appBin, args);
   }
 
   spawn(bin, args, options = {}) {

@@ -195,6 +195,34 @@ try {
     await joinRoom(app, { name: "Ada", room: "locked", password: "s3cret" });
     await connected(app);
   });
+
+  await step("a huddle:// link opens the join screen with its server and room", async () => {
+    await app.close();
+    const link = `huddle://join?server=${encodeURIComponent(`http://${serverAddress}`)}&room=${encodeURIComponent("from a link")}`;
+    app = await rig.open(appBin, [link]);
+    const seen = await app.waitFor(
+      `const v = (n) => document.querySelector('input[name=' + n + ']')?.value; return v('room') && { server: v('server'), room: v('room') };`,
+      { what: "the join screen, filled in" },
+    );
+    if (seen.server !== `ws://${serverAddress}/ws` || seen.room !== "from a link") throw new Error(`not opened: ${JSON.stringify(seen)}`);
+    await app.clickButton("Join room");
+    await connected(app);
+  });
+
+  await step("Host a room: the app serves the room itself and a browser joins by its link", async () => {
+    await app.clickButton("Leave room");
+    await app.clickButton("Host a room");
+    await app.type(await app.find("input[name=room]"), "hosted");
+    const web = await app.waitFor(`return [...document.querySelectorAll('[data-testid=hosting] input')].map((i) => i.value).find((v) => v.startsWith('http'))`, { what: "the hosting links" });
+    console.log(`    the app hosts at ${web}`);
+    await app.clickButton("Join room");
+    await connected(app);
+    await grace.goto(web);
+    await grace.getByLabel("Your name").fill("Grace");
+    await grace.getByRole("button", { name: "Join room" }).click();
+    await grace.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
+    await app.waitFor(`return window.huddle.state().members.some((m) => m.name === 'Grace')`, { what: "Grace in the hosted room" });
+  });
 } catch (error) {
   failed = true;
   console.error(error);

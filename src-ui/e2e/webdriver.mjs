@@ -7,12 +7,12 @@ export class WebDriver {
     this.session = session;
   }
 
-  /** Opens a session on the app at `application` (tauri-driver launches it). */
-  static async open(base, application) {
+  /** Opens a session on the app at `application` (tauri-driver launches it, with `args`). */
+  static async open(base, application, args = []) {
     const r = await fetch(`${base}/session`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ capabilities: { alwaysMatch: { browserName: "wry", "tauri:options": { application } } } }),
+      body: JSON.stringify({ capabilities: { alwaysMatch: { browserName: "wry", "tauri:options": { application, args } } } }),
     });
     const body = await r.json();
     if (!r.ok || !body.value?.sessionId) throw new Error(`no WebDriver session: ${JSON.stringify(body)}`);
