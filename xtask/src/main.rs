@@ -205,6 +205,19 @@ fn build_ui() -> Result<(), Failed> {
     )
 }
 
+/// Builds `packages` (and `extra` targets) in release mode; the directory
+/// their binaries are in.
+fn build_release(packages: &[&str], extra: &[&str]) -> Result<PathBuf, Failed> {
+    let mut cmd = cargo();
+    cmd.args(["build", "--release"]);
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    cmd.args(extra);
+    step("cargo build --release", &mut cmd)?;
+    Ok(target_dir().join("release"))
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -326,22 +339,8 @@ fn test() -> Result<(), Failed> {
 fn bench_desktop() -> Result<(), Failed> {
     ensure_system_packages(TEST_PACKAGES)?;
     build_ui()?;
-    step(
-        "cargo build --release",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "huddle",
-            "-p",
-            "huddle-server",
-            "-p",
-            "huddle-engine",
-            "--bins",
-        ]),
-    )?;
+    let target = build_release(&["huddle", "huddle-server", "huddle-engine"], &["--bins"])?;
     let driver = ensure_tauri_driver()?;
-    let target = target_dir().join("release");
     step(
         "desktop app benchmark",
         Command::new("node")
@@ -381,18 +380,7 @@ fn bench(flags: &[String]) -> Result<(), Failed> {
                 .current_dir(&peerjs),
         )?;
     }
-    step(
-        "cargo build --release",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "huddle-server",
-            "-p",
-            "huddle-bench",
-        ]),
-    )?;
-    let target = target_dir().join("release");
+    let target = build_release(&["huddle-server", "huddle-bench"], &[])?;
     // 10,000 client sockets and as many on the server: raise the open-file
     // limit to the hard limit for both processes.
     let mut cmd = Command::new("sh");
@@ -416,21 +404,10 @@ fn bench_media() -> Result<(), Failed> {
         "codec benchmark",
         cargo().args(["bench", "-p", "huddle-engine", "--bench", "codec"]),
     )?;
-    step(
-        "cargo build --release",
-        cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "huddle-server",
-            "-p",
-            "huddle-engine",
-            "--bins",
-            "--example",
-            "pattern_y4m",
-        ]),
+    let target = build_release(
+        &["huddle-server", "huddle-engine"],
+        &["--bins", "--example", "pattern_y4m"],
     )?;
-    let target = target_dir().join("release");
     // Chromium's fake camera plays the same busy pattern the native peer
     // sends (3 s, looped).
     let y4m = std::env::temp_dir().join("huddle-busy-720p.y4m");

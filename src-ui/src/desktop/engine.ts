@@ -4,9 +4,10 @@
 // state (with the browser engine's pure transitions in ../engine/session)
 // and turns user actions into shell commands.
 
+import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
 import { apply, describeError, expireTyping, initialState } from "../engine/session";
-import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
+import type { DesktopActions, Engine, JoinRequest, PeerStats } from "../engine/types";
 import type { Device, DeviceList, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc } from "./ipc";
 import { createRenderer, parsePicture } from "./yuv";
@@ -49,9 +50,7 @@ function chosen(list: Device[], id: string | null): string | null {
   return id && list.some((d) => d.id === id) ? id : (list.find((d) => d.is_default)?.id ?? list[0]?.id ?? null);
 }
 
-export class DesktopEngine implements Engine {
-  private state: EngineState = { ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1 } };
-  private listeners = new Set<() => void>();
+export class DesktopEngine extends ObservableState implements Engine {
   private settings: Settings | null = null;
   private softwarePainting = false;
   private request: JoinRequest | null = null;
@@ -62,6 +61,7 @@ export class DesktopEngine implements Engine {
   readonly ready: Promise<void>;
 
   constructor(private readonly ipc: DesktopIpc) {
+    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1 } });
     this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
@@ -78,22 +78,6 @@ export class DesktopEngine implements Engine {
       }));
       if (startup.link) this.openLink(startup.link.server, startup.link.room);
     });
-  }
-
-  // --- observable state -------------------------------------------------
-
-  getState = (): EngineState => this.state;
-
-  subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
-
-  private update(change: (s: EngineState) => EngineState): void {
-    const next = change(this.state);
-    if (next === this.state) return;
-    this.state = next;
-    for (const l of this.listeners) l();
   }
 
   private fail(e: unknown, code: "connection" | "media" = "connection"): void {

@@ -2,8 +2,9 @@
 // browser's own WebRTC. State lives in one immutable `EngineState` that the
 // UI subscribes to; every change goes through `update`.
 
+import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
-import type { Engine, EngineState, JoinRequest, PeerStats } from "./types";
+import type { Engine, JoinRequest, PeerStats } from "./types";
 import { apply, describeError, expireTyping, initialState } from "./session";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
@@ -29,9 +30,7 @@ export function browserEnvironment(): BrowserEnvironment {
 /** Join errors after which the user is back in the lobby. */
 const JOIN_ERRORS = new Set(["room_full", "bad_password", "invalid_room", "invalid_name", "forbidden", "server_full", "unsupported_version"]);
 
-export class BrowserEngine implements Engine {
-  private state: EngineState = initialState();
-  private listeners = new Set<() => void>();
+export class BrowserEngine extends ObservableState implements Engine {
   private signaling: Signaling;
   private request: JoinRequest | null = null;
   private resumeToken: string | null = null;
@@ -46,6 +45,7 @@ export class BrowserEngine implements Engine {
   private timers: ReturnType<typeof setInterval>[] = [];
 
   constructor(serverUrl: string, private readonly env: BrowserEnvironment = browserEnvironment()) {
+    super(initialState());
     this.signaling = new Signaling(
       serverUrl,
       {
@@ -58,22 +58,6 @@ export class BrowserEngine implements Engine {
     this.timers.push(setInterval(() => this.tick(), 1000));
     void this.refreshDevices();
     env.mediaDevices?.addEventListener?.("devicechange", () => void this.refreshDevices());
-  }
-
-  // --- observable state -------------------------------------------------
-
-  getState = (): EngineState => this.state;
-
-  subscribe = (listener: () => void): (() => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
-
-  private update(change: (s: EngineState) => EngineState): void {
-    const next = change(this.state);
-    if (next === this.state) return;
-    this.state = next;
-    for (const l of this.listeners) l();
   }
 
   private send(msg: ClientMessage): boolean {
