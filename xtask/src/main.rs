@@ -323,16 +323,26 @@ fn test() -> Result<(), Failed> {
             .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
             .current_dir(&ui),
     )?;
+    desktop_script(
+        "end-to-end of the desktop app (Xvfb, tauri-driver)",
+        "e2e/desktop.mjs",
+        &bin,
+    )
+}
+
+/// Runs a script of `src-ui/e2e/` that drives the desktop app, with the
+/// binaries in `bin` and tauri-driver.
+fn desktop_script(name: &str, script: &str, bin: &std::path::Path) -> Result<(), Failed> {
     let driver = ensure_tauri_driver()?;
     step(
-        "end-to-end of the desktop app (Xvfb, tauri-driver)",
+        name,
         Command::new("node")
-            .arg("e2e/desktop.mjs")
+            .arg(script)
             .env("HUDDLE_APP_BIN", bin.join("huddle"))
             .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
             .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
             .env("TAURI_DRIVER", driver)
-            .current_dir(&ui),
+            .current_dir(root().join("src-ui")),
     )
 }
 
@@ -340,17 +350,7 @@ fn bench_desktop() -> Result<(), Failed> {
     ensure_system_packages(TEST_PACKAGES)?;
     build_ui()?;
     let target = build_release(&["huddle", "huddle-server", "huddle-engine"], &["--bins"])?;
-    let driver = ensure_tauri_driver()?;
-    step(
-        "desktop app benchmark",
-        Command::new("node")
-            .arg("e2e/bench-desktop.mjs")
-            .env("HUDDLE_APP_BIN", target.join("huddle"))
-            .env("HUDDLE_SERVER_BIN", target.join("huddle-server"))
-            .env("HUDDLE_PEER_BIN", target.join("huddle-peer"))
-            .env("TAURI_DRIVER", driver)
-            .current_dir(root().join("src-ui")),
-    )
+    desktop_script("desktop app benchmark", "e2e/bench-desktop.mjs", &target)
 }
 
 fn bindings() -> Result<(), Failed> {
