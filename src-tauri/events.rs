@@ -41,8 +41,6 @@ pub enum UiEvent {
     /// The window's close button was pressed during a call: ask first
     /// (`quit` closes).
     ConfirmClose,
-    /// Someone opened a `huddle://` link: go to the join screen with it.
-    OpenLink { server: String, room: String },
 }
 
 /// Why the membership ended.

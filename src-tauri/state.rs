@@ -76,16 +76,7 @@ impl AppState {
         Ok(())
     }
 
-    /// A link to open: told to the window now if it is there, else kept
-    /// until it asks ([`AppState::take_link`]).
-    pub fn open_link(&self, link: JoinLink) {
-        *self.link.lock().unwrap_or_else(PoisonError::into_inner) = Some(link.clone());
-        self.ui.emit(crate::events::UiEvent::OpenLink {
-            server: link.server,
-            room: link.room,
-        });
-    }
-
+    /// The `huddle://` link the app was started with, once.
     pub fn take_link(&self) -> Option<JoinLink> {
         self.link
             .lock()

@@ -41,6 +41,8 @@ function keep(values: number[], value: number): void {
 }
 
 const MAX_DELAYS = 600;
+/** After an empty answer to `nextFrame`, the wait before asking again. */
+const NO_PICTURE_RETRY_MS = 100;
 
 function asMediaDevices(list: Device[], kind: MediaDeviceKind): MediaDeviceInfo[] {
   return list.map((d) => ({ deviceId: d.id, groupId: "", kind, label: d.name, toJSON: () => d }));
@@ -171,9 +173,6 @@ export class DesktopEngine extends ObservableState implements Engine {
         return;
       case "confirm_close":
         this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, confirmClose: true } } : s));
-        return;
-      case "open_link":
-        this.openLink(event.server, event.room);
         return;
     }
   }
@@ -355,7 +354,13 @@ export class DesktopEngine extends ObservableState implements Engine {
       while (open) {
         const buffer = await this.ipc.nextFrame(member).catch(() => new ArrayBuffer(0));
         const arrived = Date.now();
-        const picture = open && buffer.byteLength > 0 ? parsePicture(buffer) : null;
+        if (buffer.byteLength === 0) {
+          // Nothing within a second, or the shell closed the tile (the call
+          // ended): ask again a little later rather than at once.
+          await new Promise((r) => setTimeout(r, NO_PICTURE_RETRY_MS));
+          continue;
+        }
+        const picture = open ? parsePicture(buffer) : null;
         if (!picture || !renderer) continue;
         const start = performance.now();
         renderer.draw(picture);

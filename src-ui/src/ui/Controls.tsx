@@ -55,6 +55,20 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
             <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => void engine.selectDevice("microphone", id)} />
             <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => void engine.selectDevice("camera", id)} />
             <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => void engine.selectDevice("speaker", id)} />
+            {engine.desktop && state.desktop && (
+              <label>
+                Volume
+                <input
+                  type="range"
+                  min={0}
+                  max={1}
+                  step={0.05}
+                  value={state.desktop.volume}
+                  onChange={(e) => engine.desktop?.setVolume(Number(e.target.value))}
+                  aria-label="Volume"
+                />
+              </label>
+            )}
           </div>
         )}
       </div>
