@@ -16,8 +16,7 @@ use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::video::PatternSource;
-use huddle_engine::JoinParams;
-use huddle_protocol::{ClientKind, Media, ServerMessage};
+use huddle_protocol::ServerMessage;
 use huddle_server::Config;
 
 fn start(server: SocketAddr, name: &str) -> Call {
@@ -27,14 +26,7 @@ fn start(server: SocketAddr, name: &str) -> Call {
 fn start_url(url: String, name: &str) -> Call {
     Call::start(
         url,
-        JoinParams {
-            room: "standup".into(),
-            name: name.into(),
-            password: None,
-            token: None,
-            client: ClientKind::Bot,
-            media: Media::default(),
-        },
+        common::params("standup", name),
         CallOptions {
             video: Some(Box::new(PatternSource::new(640, 360, 30))),
             audio: Some(Box::new(ToneInput::new(tone_of(name)))),

@@ -20,8 +20,7 @@ use huddle_engine::audio::{
     AudioError, AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput,
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
-use huddle_engine::JoinParams;
-use huddle_protocol::{ClientKind, Media, ServerMessage};
+use huddle_protocol::ServerMessage;
 
 /// A PulseAudio daemon of the test's own, with one null sink.
 struct Pulse {
@@ -130,14 +129,7 @@ async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_e
 
     // A call's remote audio, mixed and played: Ada plays what Grace sends.
     let server = common::server().await;
-    let join = |name: &str| JoinParams {
-        room: "sound".into(),
-        name: name.into(),
-        password: None,
-        token: None,
-        client: ClientKind::Bot,
-        media: Media::default(),
-    };
+    let join = |name: &str| common::params("sound", name);
     let url = format!("ws://{server}/ws");
     let mut ada = Call::start(
         url.clone(),

@@ -26,8 +26,7 @@ use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::TestPattern;
 use huddle_engine::video::PatternSource;
-use huddle_engine::JoinParams;
-use huddle_protocol::{ClientKind, Media, ServerMessage};
+use huddle_protocol::ServerMessage;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 const CAP_BYTES_PER_SECOND: u32 = 62_500; // 500 kbit/s
@@ -35,14 +34,7 @@ const CAP_BYTES_PER_SECOND: u32 = 62_500; // 500 kbit/s
 fn start(url: &str, name: &str, video: bool) -> Call {
     Call::start(
         url.to_owned(),
-        JoinParams {
-            room: "narrow".into(),
-            name: name.into(),
-            password: None,
-            token: None,
-            client: ClientKind::Bot,
-            media: Media::default(),
-        },
+        common::params("narrow", name),
         CallOptions {
             // Camera-like content wants far more than the cap at 1.5 Mbit/s.
             video: video.then(|| {

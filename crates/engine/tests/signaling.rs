@@ -10,20 +10,9 @@ use std::time::Duration;
 use huddle_engine::signaling::StopReason;
 use huddle_engine::{Event, JoinParams, Signaling};
 use huddle_protocol::client::ChatSend;
-use huddle_protocol::{ClientKind, ClientMessage, ErrorCode, Media, ServerMessage};
+use huddle_protocol::{ClientMessage, ErrorCode, ServerMessage};
 
-use common::{server, Proxy};
-
-fn params(room: &str, name: &str) -> JoinParams {
-    JoinParams {
-        room: room.into(),
-        name: name.into(),
-        password: None,
-        token: None,
-        client: ClientKind::Bot,
-        media: Media::default(),
-    }
-}
+use common::{params, server, Proxy};
 
 /// The next server message, skipping other events; fails after 10 s.
 async fn message(client: &mut Signaling) -> ServerMessage {

@@ -1,5 +1,6 @@
 //! Shared by the engine's integration tests: a real server, a TCP proxy
-//! whose connections a test can cut, and a real TURN server (coturn).
+//! whose connections a test can cut, a real TURN server (coturn), and the
+//! join parameters of a test member.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -9,6 +10,18 @@ use std::sync::{Arc, Mutex};
 use huddle_server::Config;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+/// A member named `name` joining `room`: a bot, no password, no media yet.
+pub fn params(room: &str, name: &str) -> huddle_engine::JoinParams {
+    huddle_engine::JoinParams {
+        room: room.into(),
+        name: name.into(),
+        password: None,
+        token: None,
+        client: huddle_protocol::ClientKind::Bot,
+        media: huddle_protocol::Media::default(),
+    }
+}
 
 /// A real huddle-server on loopback.
 pub async fn server_with(config: Config) -> SocketAddr {
