@@ -16,7 +16,7 @@ use crate::error::CommandError;
 use crate::events::{DeviceKind, UiEvent};
 use crate::host::{HostInfo, Hosted};
 use crate::links;
-use crate::session::{DeviceChoice, JoinRequest, Session};
+use crate::session::{DeviceChoice, JoinRequest, Session, SELF_TILE};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -140,6 +140,7 @@ pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), Comm
         request,
         state.ui.new_session(),
         state.frames.clone(),
+        state.volume.clone(),
     ));
     Ok(())
 }
@@ -175,9 +176,7 @@ pub async fn join_call(video: bool, state: State<'_, AppState>) -> Result<(), Co
     };
     let mut session = state.session.lock().await;
     let session = session.as_mut().ok_or(CommandError::NotJoined)?;
-    session
-        .join_call(video, choice, state.volume.clone(), &state.ui)
-        .await;
+    session.join_call(video, choice, &state.ui).await;
     Ok(())
 }
 
@@ -223,17 +222,26 @@ pub async fn select_device(
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     if let Some(session) = state.session.lock().await.as_mut() {
-        session
-            .switch(kind, id, state.volume.clone(), &state.ui)
-            .await;
+        session.switch(kind, id, &state.ui).await;
     }
     Ok(())
 }
 
 /// Keeps `member`'s pictures (`self`: the self view) for the window.
 #[tauri::command]
-pub fn open_tile(member: String, state: State<'_, AppState>) {
+pub async fn open_tile(member: String, state: State<'_, AppState>) -> Result<(), CommandError> {
+    show_self(&member, true, &state).await;
     state.frames.open(member);
+    Ok(())
+}
+
+/// The engine copies the pictures it sends only while the self view shows.
+async fn show_self(member: &str, on: bool, state: &AppState) {
+    if member == SELF_TILE {
+        if let Some(session) = state.session.lock().await.as_ref() {
+            session.show_self(on);
+        }
+    }
 }
 
 /// `member`'s newest picture not yet drawn (raw bytes, see `frames`),
@@ -248,8 +256,10 @@ pub async fn next_frame(
 }
 
 #[tauri::command]
-pub fn close_tile(member: String, state: State<'_, AppState>) {
+pub async fn close_tile(member: String, state: State<'_, AppState>) -> Result<(), CommandError> {
+    show_self(&member, false, &state).await;
     state.frames.close(&member);
+    Ok(())
 }
 
 /// Starts the in-process server (once) and says where it is.

@@ -52,14 +52,15 @@ pub struct Session {
     commands: Commander,
     pump: JoinHandle<()>,
     in_call: bool,
-    /// Whether a camera is open (it may be paused: `camera_on`).
+    /// Whether a camera is open (it may be paused: `Command::Camera`).
     has_video: bool,
-    camera_on: bool,
+    /// The playback volume the speaker is opened with (shared with the settings).
+    volume: Volume,
 }
 
 impl Session {
     /// Joins; events flow to `ui` and pictures to `frames` until left.
-    pub fn start(request: JoinRequest, ui: Ui, frames: Arc<FrameGate>) -> Session {
+    pub fn start(request: JoinRequest, ui: Ui, frames: Arc<FrameGate>, volume: Volume) -> Session {
         let params = JoinParams {
             room: request.room,
             name: request.name,
@@ -73,8 +74,6 @@ impl Session {
             ..CallOptions::default()
         };
         let call = Call::start(request.server, params, options);
-        // The self view: the pictures sent, shown in the "self" tile.
-        call.command(Command::Preview(true));
         let commands = call.commander();
         let pump = tauri::async_runtime::spawn(pump(call, ui, frames));
         Session {
@@ -82,7 +81,7 @@ impl Session {
             pump,
             in_call: false,
             has_video: false,
-            camera_on: false,
+            volume,
         }
     }
 
@@ -97,47 +96,14 @@ impl Session {
 
     /// Opens the devices and joins the room's call. A device that cannot be
     /// opened is reported and the call goes on without it.
-    pub async fn join_call(&mut self, video: bool, choice: DeviceChoice, volume: Volume, ui: &Ui) {
-        let opened = tauri::async_runtime::spawn_blocking(move || {
-            let camera = video.then(|| devices::open_camera(choice.camera.as_deref()));
-            let microphone = devices::open_microphone(choice.microphone.as_deref());
-            let speaker = devices::open_speaker(choice.speaker.as_deref(), volume);
-            (camera, microphone, speaker)
-        })
-        .await;
-        let Ok((camera, microphone, speaker)) = opened else {
-            return;
-        };
-        match camera {
-            Some(Ok(source)) => {
-                self.has_video = true;
-                self.camera_on = true;
-                self.commands.send(Command::SetVideo(Some(source)));
-            }
-            Some(Err(e)) => ui.emit(UiEvent::DeviceFailed {
-                device: DeviceKind::Camera,
-                message: e.to_string(),
-            }),
-            None => {}
+    pub async fn join_call(&mut self, video: bool, choice: DeviceChoice, ui: &Ui) {
+        if video {
+            self.use_device(DeviceKind::Camera, choice.camera, ui).await;
         }
-        match microphone {
-            Ok(source) => {
-                self.commands.send(Command::SetAudio(Some(source)));
-            }
-            Err(e) => ui.emit(UiEvent::DeviceFailed {
-                device: DeviceKind::Microphone,
-                message: e.to_string(),
-            }),
-        }
-        match speaker {
-            Ok(sink) => {
-                self.commands.send(Command::SetOutput(Some(sink)));
-            }
-            Err(e) => ui.emit(UiEvent::DeviceFailed {
-                device: DeviceKind::Speaker,
-                message: e.to_string(),
-            }),
-        }
+        self.use_device(DeviceKind::Microphone, choice.microphone, ui)
+            .await;
+        self.use_device(DeviceKind::Speaker, choice.speaker, ui)
+            .await;
         self.in_call = true;
         self.commands.send(Command::JoinCall);
     }
@@ -146,11 +112,16 @@ impl Session {
     pub fn leave_call(&mut self) {
         self.in_call = false;
         self.has_video = false;
-        self.camera_on = false;
         self.commands.send(Command::LeaveCall);
         self.commands.send(Command::SetVideo(None));
         self.commands.send(Command::SetAudio(None));
         self.commands.send(Command::SetOutput(None));
+    }
+
+    /// Reports the pictures sent, for the self view's tile ([`SELF_TILE`]),
+    /// while it is shown; no copies are made otherwise.
+    pub fn show_self(&self, on: bool) {
+        self.commands.send(Command::Preview(on));
     }
 
     pub fn set_microphone(&self, on: bool) {
@@ -159,56 +130,56 @@ impl Session {
 
     /// Turns the camera on or off; opens it when the call started without.
     pub async fn set_camera(&mut self, on: bool, camera: Option<String>, ui: &Ui) {
-        if on && !self.has_video {
-            let opened = tauri::async_runtime::spawn_blocking(move || {
-                devices::open_camera(camera.as_deref())
-            })
-            .await;
-            match opened {
-                Ok(Ok(source)) => {
-                    self.has_video = true;
-                    self.commands.send(Command::SetVideo(Some(source)));
-                }
-                Ok(Err(e)) => {
-                    ui.emit(UiEvent::DeviceFailed {
-                        device: DeviceKind::Camera,
-                        message: e.to_string(),
-                    });
-                    return;
-                }
-                Err(_) => return,
-            }
+        if on && !self.has_video && !self.use_device(DeviceKind::Camera, camera, ui).await {
+            return;
         }
-        self.camera_on = on;
         self.commands.send(Command::Camera(on));
     }
 
     /// Switches a device during the call (no renegotiation).
-    pub async fn switch(&mut self, kind: DeviceKind, id: Option<String>, volume: Volume, ui: &Ui) {
+    pub async fn switch(&mut self, kind: DeviceKind, id: Option<String>, ui: &Ui) {
         if !self.in_call || (kind == DeviceKind::Camera && !self.has_video) {
             return;
         }
-        let opened = tauri::async_runtime::spawn_blocking(move || match kind {
-            DeviceKind::Camera => devices::open_camera(id.as_deref())
-                .map(|s| Command::SetVideo(Some(s)))
-                .map_err(|e| e.to_string()),
-            DeviceKind::Microphone => devices::open_microphone(id.as_deref())
-                .map(|s| Command::SetAudio(Some(s)))
-                .map_err(|e| e.to_string()),
-            DeviceKind::Speaker => devices::open_speaker(id.as_deref(), volume)
-                .map(|s| Command::SetOutput(Some(s)))
-                .map_err(|e| e.to_string()),
+        self.use_device(kind, id, ui).await;
+    }
+
+    /// Opens device `id` of `kind` (off the async threads: opening blocks)
+    /// and hands it to the call; a failure is told to the window. Whether
+    /// it opened.
+    async fn use_device(&mut self, kind: DeviceKind, id: Option<String>, ui: &Ui) -> bool {
+        let volume = self.volume.clone();
+        let opened = tauri::async_runtime::spawn_blocking(move || {
+            let id = id.as_deref();
+            match kind {
+                DeviceKind::Camera => devices::open_camera(id)
+                    .map(|s| Command::SetVideo(Some(s)))
+                    .map_err(|e| e.to_string()),
+                DeviceKind::Microphone => devices::open_microphone(id)
+                    .map(|s| Command::SetAudio(Some(s)))
+                    .map_err(|e| e.to_string()),
+                DeviceKind::Speaker => devices::open_speaker(id, volume)
+                    .map(|s| Command::SetOutput(Some(s)))
+                    .map_err(|e| e.to_string()),
+            }
         })
         .await;
         match opened {
             Ok(Ok(command)) => {
+                if kind == DeviceKind::Camera {
+                    self.has_video = true;
+                }
                 self.commands.send(command);
+                true
             }
-            Ok(Err(message)) => ui.emit(UiEvent::DeviceFailed {
-                device: kind,
-                message,
-            }),
-            Err(_) => {}
+            Ok(Err(message)) => {
+                ui.emit(UiEvent::DeviceFailed {
+                    device: kind,
+                    message,
+                });
+                false
+            }
+            Err(_) => false,
         }
     }
 
