@@ -15,7 +15,7 @@ use crate::devices::{self, DeviceList};
 use crate::error::CommandError;
 use crate::events::{DeviceKind, UiEvent};
 use crate::host::{HostInfo, Hosted};
-use crate::links;
+use crate::links::{self, JoinLink};
 use crate::session::{DeviceChoice, JoinRequest, Session, SELF_TILE};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -31,19 +31,12 @@ pub struct Startup {
     pub settings: Settings,
     pub devices: DeviceList,
     /// A `huddle://` link the app was opened with, if any.
-    pub link: Option<LinkTarget>,
+    pub link: Option<JoinLink>,
     /// The hosted server, when this app hosts one.
     pub hosting: Option<HostInfo>,
     /// The page is painted in software: draw pictures with the 2D canvas
     /// (a WebGL canvas would be read back for every picture).
     pub software_painting: bool,
-}
-
-/// A join screen to open: a server (WebSocket address) and a room.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct LinkTarget {
-    pub server: String,
-    pub room: String,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -68,10 +61,7 @@ pub async fn attach(
     Ok(Startup {
         settings: state.settings(),
         devices,
-        link: state.take_link().map(|l| LinkTarget {
-            server: l.server,
-            room: l.room,
-        }),
+        link: state.take_link(),
         hosting,
         software_painting: state.software_painting,
     })
@@ -87,11 +77,6 @@ pub fn save_settings(
     settings.window = state.settings().window;
     state.volume.set(settings.volume);
     state.store_settings(settings)
-}
-
-#[tauri::command]
-pub fn devices() -> DeviceList {
-    devices::list()
 }
 
 /// Watches the room list of `server` (`None`: stop watching).

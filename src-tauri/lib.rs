@@ -96,7 +96,6 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::attach,
             commands::save_settings,
-            commands::devices,
             commands::watch_rooms,
             commands::join,
             commands::leave,

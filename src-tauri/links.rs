@@ -5,6 +5,9 @@
 //! WebSocket address the engine connects to. A link
 //! `huddle://join?server=<address>&room=<name>` opens the join screen.
 
+use serde::Serialize;
+use ts_rs::TS;
+
 use crate::error::CommandError;
 
 /// The WebSocket address for a server as typed.
@@ -36,8 +39,9 @@ pub fn server_ws_url(input: &str) -> Result<String, CommandError> {
     Ok(format!("{scheme}://{authority}{path}"))
 }
 
-/// A `huddle://join` link's server (as a WebSocket address) and room.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A `huddle://join` link's server (as a WebSocket address) and room: a
+/// join screen to open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct JoinLink {
     pub server: String,
     pub room: String,

@@ -42,7 +42,6 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
       return startup;
     },
     saveSettings: record("saveSettings"),
-    devices: async () => devices,
     watchRooms: record("watchRooms"),
     join: (args) => {
       calls.push(["join", args]);

@@ -4,7 +4,7 @@
 
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { ClientMessage } from "../protocol";
-import type { DeviceKind, DeviceList, HostInfo, JoinArgs, Settings, Startup, UiEvent } from "./bindings";
+import type { DeviceKind, HostInfo, JoinArgs, Settings, Startup, UiEvent } from "./bindings";
 
 /** A command's failure as the shell reports it. */
 export interface CommandError {
@@ -24,7 +24,6 @@ export function inDesktopApp(): boolean {
 export interface DesktopIpc {
   attach(onEvent: (event: UiEvent) => void): Promise<Startup>;
   saveSettings(settings: Settings): Promise<void>;
-  devices(): Promise<DeviceList>;
   watchRooms(server: string | null): Promise<void>;
   join(args: JoinArgs): Promise<void>;
   leave(): Promise<void>;
@@ -51,7 +50,6 @@ export const tauriIpc: DesktopIpc = {
     return invoke("attach", { events });
   },
   saveSettings: (settings) => invoke("save_settings", { settings }),
-  devices: () => invoke("devices"),
   watchRooms: (server) => invoke("watch_rooms", { server }),
   join: (args) => invoke("join", { args }),
   leave: () => invoke("leave"),

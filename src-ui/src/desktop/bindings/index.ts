@@ -4,7 +4,7 @@ export * from "./DeviceKind";
 export * from "./DeviceList";
 export * from "./HostInfo";
 export * from "./JoinArgs";
-export * from "./LinkTarget";
+export * from "./JoinLink";
 export * from "./PeerFigures";
 export * from "./Settings";
 export * from "./Startup";
