@@ -51,6 +51,17 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ),
     ("WebKitWebDriver", "webkit2gtk-driver"),
     ("Xvfb", "xvfb"),
+    // Recommended, not required, by WebKitGTK and Chromium, so absent with
+    // `--no-install-recommends`: Mesa's software OpenGL (WebKit's EGL) and a
+    // font for the pages to be drawn with.
+    (
+        "/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so",
+        "libgl1-mesa-dri",
+    ),
+    (
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "fonts-dejavu-core",
+    ),
 ];
 
 /// Debian packages building the UI needs.
