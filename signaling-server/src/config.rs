@@ -76,6 +76,10 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// Redis URL (`redis://host:6379/0`): share rooms with every instance
+    /// using the same Redis. Without it rooms live in this process only.
+    #[arg(long, env = "HUDDLE_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, env = "HUDDLE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,

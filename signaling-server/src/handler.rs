@@ -222,9 +222,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
         } = self;
         if let Some(Membership { member, outbox, .. }) = joined {
             match end {
-                End::Dropped | End::Close(..) | End::Kicked(Kick::Replaced) => {
-                    ctx.registry.detach(member, outbox).await
-                }
+                End::Dropped
+                | End::Close(..)
+                | End::Kicked(Kick::Replaced)
+                | End::Kicked(Kick::Unavailable) => ctx.registry.detach(member, outbox).await,
                 End::CloseAndRemove(_, _, reason) => ctx.registry.leave(member, reason).await,
                 End::Kicked(Kick::TooSlow) => {}
             }
@@ -236,6 +237,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             }
             End::Kicked(Kick::Replaced) => conn.close(close::NORMAL, "replaced").await,
             End::Kicked(Kick::TooSlow) => conn.close(close::POLICY, "too slow").await,
+            End::Kicked(Kick::Unavailable) => conn.close(close::TRY_AGAIN_LATER, "reconnect").await,
         }
     }
 

@@ -6,6 +6,7 @@
 //! [`connection::Connection`] and keeps room state behind the
 //! [`registry::Registry`] seam ([`rooms::Rooms`] in memory by default).
 
+pub mod backplane;
 pub mod config;
 pub mod connection;
 pub mod handler;

@@ -2,7 +2,12 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Parser;
+use huddle_server::backplane::Backplane;
+use huddle_server::metrics::Metrics;
+use huddle_server::server::Context;
 use huddle_server::{Args, Config};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -35,7 +40,30 @@ async fn main() -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     info!("huddle-server listening on {scheme}://{addr}/ws");
-    huddle_server::run(listener, config, shutdown_signal()).await;
+    match args.redis.as_deref() {
+        None => huddle_server::run(listener, config, shutdown_signal()).await,
+        Some(url) => {
+            let config = Arc::new(config);
+            let metrics = Arc::new(Metrics::default());
+            let registry = match Backplane::connect(url, config.clone(), metrics.clone()).await {
+                Ok(registry) => registry,
+                Err(e) => {
+                    error!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            info!(
+                instance = registry.instance().unwrap_or_default(),
+                "sharing rooms through Redis"
+            );
+            let ctx = Context {
+                config,
+                metrics,
+                registry,
+            };
+            huddle_server::server::run_with(listener, ctx, shutdown_signal()).await;
+        }
+    }
     info!("stopped");
     ExitCode::SUCCESS
 }

@@ -4,7 +4,7 @@
 //! the hot path, and rendering walks fixed arrays.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use huddle_protocol::ErrorCode;
 
@@ -67,6 +67,22 @@ pub struct Metrics {
     pub sent: [AtomicU64; SERVER_TYPES.len()],
     /// Errors answered, by code.
     pub errors: [AtomicU64; ErrorCode::ALL.len()],
+    /// Runs with a Redis backplane (the `huddle_backplane_*` series are shown).
+    pub backplane: AtomicBool,
+    /// 1 while Redis is reachable and this instance registered.
+    pub backplane_up: AtomicI64,
+    /// Members connected here whose room another instance holds.
+    pub backplane_links: AtomicI64,
+    /// Envelopes published to other instances.
+    pub backplane_published: AtomicU64,
+    /// Envelopes received from other instances.
+    pub backplane_received: AtomicU64,
+    /// Rooms taken over from dead instances.
+    pub backplane_takeovers: AtomicU64,
+    /// Registrations lost (Redis errors, closed connections, expired heartbeat).
+    pub backplane_errors: AtomicU64,
+    /// Registrations made again after a loss.
+    pub backplane_reconnects: AtomicU64,
 }
 
 impl Metrics {
@@ -193,6 +209,62 @@ impl Metrics {
             &codes,
             &self.errors,
         );
+        if self.backplane.load(Ordering::Relaxed) {
+            self.render_backplane(&mut out);
+        }
         out
+    }
+
+    fn render_backplane(&self, out: &mut String) {
+        let gauges = [
+            (
+                "huddle_backplane_up",
+                "1 while Redis is reachable and this instance is registered.",
+                &self.backplane_up,
+            ),
+            (
+                "huddle_backplane_linked_members",
+                "Members connected here whose room another instance holds.",
+                &self.backplane_links,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let v = v.load(Ordering::Relaxed);
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let counters = [
+            (
+                "huddle_backplane_published_total",
+                "Messages published to other instances.",
+                &self.backplane_published,
+            ),
+            (
+                "huddle_backplane_received_total",
+                "Messages received from other instances.",
+                &self.backplane_received,
+            ),
+            (
+                "huddle_backplane_takeovers_total",
+                "Rooms taken over from instances that died.",
+                &self.backplane_takeovers,
+            ),
+            (
+                "huddle_backplane_errors_total",
+                "Backplane registrations lost (Redis error or expired heartbeat).",
+                &self.backplane_errors,
+            ),
+            (
+                "huddle_backplane_reconnects_total",
+                "Registrations made again after a loss.",
+                &self.backplane_reconnects,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let v = v.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
     }
 }

@@ -143,6 +143,18 @@ impl OutboxReceiver {
     }
 }
 
+impl OutboxReceiver {
+    /// Puts `frames`, read earlier, back in front of what is queued, in their
+    /// order (limits are not checked: they held when the frames were queued).
+    pub fn put_back(&mut self, frames: Vec<Utf8Bytes>) {
+        let mut queue = self.shared.queue();
+        for frame in frames.into_iter().rev() {
+            queue.bytes += frame.len();
+            queue.frames.push_front(frame);
+        }
+    }
+}
+
 /// Frames of capacity an emptied queue keeps.
 const IDLE_CAPACITY: usize = 8;
 
@@ -165,6 +177,17 @@ mod tests {
         assert_eq!(rx.try_recv().as_deref(), Some("cc"));
         assert_eq!(rx.try_recv().as_deref(), Some("dddd"));
         assert_eq!(rx.try_recv(), None);
+    }
+
+    #[test]
+    fn frames_put_back_come_first_in_their_order() {
+        let (tx, mut rx) = outbox(8, 1024);
+        tx.push("c".into()).unwrap();
+        rx.put_back(vec!["a".into(), "b".into()]);
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv())
+            .map(|f| f.to_string())
+            .collect();
+        assert_eq!(got, ["a", "b", "c"]);
     }
 
     #[tokio::test]

@@ -19,16 +19,20 @@ use tokio::sync::{oneshot, watch};
 use crate::outbox::OutboxReceiver;
 
 /// Identifies one WebSocket connection for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ConnId(pub u64);
 
 /// Why the registry tells a live connection to close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kick {
     /// A resume took the membership over: close 1000 `replaced`.
     Replaced,
     /// Its outbox overflowed and it was removed: close 1008 `too slow`.
     TooSlow,
+    /// The room can no longer be served from this connection's server (its
+    /// backplane was lost, or the instance that held the room died): close
+    /// 1013 so the client reconnects and resumes, wherever it lands.
+    Unavailable,
 }
 
 /// A `join`, checked for everything that does not need room state.
@@ -80,7 +84,7 @@ pub struct Grant<M> {
 }
 
 /// A request the registry refused; answered with `error`, changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct Refusal {
     /// The protocol error code.
@@ -100,7 +104,7 @@ impl Refusal {
 }
 
 /// What a joined member can do in its room.
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum RoomAction {
     /// Send a chat message (the `rid` goes on the sender's copy).
     Chat(ChatSend, Option<String>),
@@ -154,4 +158,9 @@ pub trait Registry: Clone + Send + Sync + 'static {
 
     /// Changes whenever a count in the room list changes.
     fn watch_rooms(&self) -> watch::Receiver<u64>;
+
+    /// Whether new joins can be served (`/healthz` answers 503 otherwise).
+    fn healthy(&self) -> bool {
+        true
+    }
 }

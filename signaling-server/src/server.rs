@@ -333,6 +333,12 @@ impl<R: Registry> Listener<R> {
                         "text/plain",
                         "shutting down\n".into(),
                     )
+                } else if !self.ctx.registry.healthy() {
+                    respond(
+                        "503 Service Unavailable",
+                        "text/plain",
+                        "backplane unavailable\n".into(),
+                    )
                 } else {
                     respond("200 OK", "text/plain", "ok\n".into())
                 }

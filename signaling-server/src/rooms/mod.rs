@@ -10,6 +10,9 @@
 //! next `join` of its name replaces it and [`Rooms::prune`] removes it.
 
 mod room;
+mod snapshot;
+
+pub use snapshot::{MemberSnapshot, Mirror, RoomSnapshot};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +35,7 @@ struct RoomCell {
 }
 
 /// A joined member, as its connection holds it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MemberRef {
     room: Arc<RoomCell>,
     id: PeerId,
@@ -48,6 +51,7 @@ struct Shared {
     list_version: watch::Sender<u64>,
     list_cache: Mutex<(u64, Arc<Vec<RoomSummary>>)>,
     next_epoch: AtomicU64,
+    mirror: Option<Arc<dyn Mirror>>,
 }
 
 impl Shared {
@@ -57,6 +61,15 @@ impl Shared {
 
     fn list_changed(&self) {
         self.list_version.send_modify(|v| *v += 1);
+    }
+
+    /// Hands the room's new state to the mirror, if it changed.
+    fn mirror(&self, room: &mut Room) {
+        if let Some(mirror) = &self.mirror {
+            if let Some(snapshot) = room.take_snapshot() {
+                mirror.changed(snapshot);
+            }
+        }
     }
 }
 
@@ -84,6 +97,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Rooms {
     /// An empty registry.
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+        Self::build(config, metrics, None)
+    }
+
+    /// An empty registry that tells `mirror` every change of every room.
+    pub fn mirrored(config: Arc<Config>, metrics: Arc<Metrics>, mirror: Arc<dyn Mirror>) -> Self {
+        Self::build(config, metrics, Some(mirror))
+    }
+
+    fn build(config: Arc<Config>, metrics: Arc<Metrics>, mirror: Option<Arc<dyn Mirror>>) -> Self {
         let (list_version, _) = watch::channel(0);
         Rooms {
             inner: Arc::new(Inner {
@@ -95,6 +117,7 @@ impl Rooms {
                     list_version,
                     list_cache: Mutex::new((u64::MAX, Arc::new(Vec::new()))),
                     next_epoch: AtomicU64::new(1),
+                    mirror,
                 },
             }),
         }
@@ -112,6 +135,75 @@ impl Rooms {
             rooms.remove(&room.name);
             Metrics::add(&self.shared().metrics.rooms, -1);
             self.shared().list_changed();
+            if let Some(mirror) = &self.shared().mirror {
+                mirror.emptied(&room.name);
+            }
+        }
+    }
+
+    /// Whether this registry holds a live room `name`.
+    pub fn holds(&self, name: &str) -> bool {
+        lock(&self.inner.rooms)
+            .get(name)
+            .is_some_and(|cell| !lock(&cell.state).is_empty())
+    }
+
+    /// Rebuilds a room from its snapshot (taken over from an instance that
+    /// died): every member is detached and its grace period starts now.
+    /// Does nothing if a live room of that name is here already.
+    pub fn restore(&self, snapshot: RoomSnapshot) {
+        let shared = self.shared();
+        let mut rooms = lock(&self.inner.rooms);
+        if rooms
+            .get(&snapshot.name)
+            .is_some_and(|cell| !lock(&cell.state).is_empty())
+        {
+            return;
+        }
+        let replacing = rooms.contains_key(&snapshot.name);
+        let mut parked = Vec::new();
+        let room = Room::restore(snapshot, |peer, resume_token| {
+            let (tx, rx) = outbox(shared.config.outbox_messages, shared.config.outbox_bytes);
+            parked.push(rx);
+            Member {
+                peer,
+                outbox: tx,
+                link: Link::Detached { epoch: 0, rx: None },
+                resume_token,
+            }
+        });
+        let cell = Arc::new(RoomCell {
+            state: Mutex::new(room),
+        });
+        let name = {
+            let mut room = lock(&cell.state);
+            Metrics::add(&shared.metrics.members, room.members.len() as i64);
+            if room.summary().in_call > 0 {
+                Metrics::add(&shared.metrics.calls, 1);
+            }
+            let mut index = lock(&shared.resume);
+            for (member, rx) in room.members.iter_mut().zip(parked) {
+                index.insert(
+                    member.resume_token.clone(),
+                    (cell.clone(), member.peer.id.clone()),
+                );
+                self.park(&cell, member, rx);
+            }
+            room.name.clone()
+        };
+        rooms.insert(name, cell);
+        if !replacing {
+            Metrics::add(&shared.metrics.rooms, 1);
+        }
+        shared.list_changed();
+    }
+
+    /// Tells every connected member of every room to reconnect (its server
+    /// can no longer serve the room).
+    pub fn kick_all(&self) {
+        let cells: Vec<Arc<RoomCell>> = lock(&self.inner.rooms).values().cloned().collect();
+        for cell in cells {
+            lock(&cell.state).kick_all(crate::registry::Kick::Unavailable);
         }
     }
 
@@ -179,6 +271,8 @@ impl Rooms {
         };
         member.link = link;
         let self_peer = member.peer.clone();
+        room.touch();
+        shared.mirror(&mut room);
         let state = room.state_for(&id);
         shared.metrics.resumes.fetch_add(1, Ordering::Relaxed);
         drop(room);
@@ -252,6 +346,7 @@ impl Rooms {
             },
         );
         shared.list_changed();
+        shared.mirror(&mut room);
         let state = room.state_for(&id);
         drop(room);
         Ok(Grant {
@@ -280,6 +375,7 @@ impl Rooms {
             }
             room.remove(self.shared(), index, LeaveReason::Timeout);
             room.settle(self.shared());
+            self.shared().mirror(&mut room);
         }
         self.prune(cell);
     }
@@ -325,6 +421,7 @@ impl Registry for Rooms {
                 ));
             };
             let result = room.act(self.shared(), index, action);
+            self.shared().mirror(&mut room);
             if room.is_empty() {
                 Some(result)
             } else {
@@ -346,6 +443,7 @@ impl Registry for Rooms {
             }
             room.remove(self.shared(), index, reason);
             room.settle(self.shared());
+            self.shared().mirror(&mut room);
         }
         self.prune(&member.room);
     }

@@ -6,7 +6,7 @@
 //! (outboxes are bounded and pushed without blocking). A member whose outbox
 //! overflows is removed once the action that overflowed it is done.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use huddle_protocol::client::{
     CallJoin, ChatSend, RingReplySend, RingSend, SignalSend, TypingSend,
@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::snapshot::{MemberSnapshot, RoomSnapshot};
 use super::Shared;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver};
@@ -88,6 +89,8 @@ pub(super) struct Room {
     call: Option<Call>,
     next_message: u64,
     overflowed: Vec<PeerId>,
+    /// Something a [`RoomSnapshot`] holds changed since the last one.
+    changed: bool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -124,6 +127,72 @@ impl Room {
             call: None,
             next_message: 1,
             overflowed: Vec::new(),
+            changed: true,
+        }
+    }
+
+    /// A room rebuilt from `snapshot`, its members given by `member` (which
+    /// makes each one's outbox and link).
+    pub(super) fn restore(
+        snapshot: RoomSnapshot,
+        mut member: impl FnMut(Peer, String) -> Member,
+    ) -> Self {
+        let now = now_ms();
+        Room {
+            name: snapshot.name,
+            password: snapshot.password,
+            members: snapshot
+                .members
+                .into_iter()
+                .map(|m| member(m.peer, m.resume))
+                .collect(),
+            call: snapshot.call.map(|c| Call {
+                started_at: c.started_at,
+                started: Instant::now()
+                    .checked_sub(Duration::from_millis(now.saturating_sub(c.started_at)))
+                    .unwrap_or_else(Instant::now),
+                peers: c.peers,
+            }),
+            next_message: snapshot.next_message,
+            overflowed: Vec::new(),
+            changed: false,
+        }
+    }
+
+    /// Everything needed to rebuild the room elsewhere, if it changed since
+    /// the last call.
+    pub(super) fn take_snapshot(&mut self) -> Option<RoomSnapshot> {
+        if !std::mem::take(&mut self.changed) || self.is_empty() {
+            return None;
+        }
+        Some(RoomSnapshot {
+            name: self.name.clone(),
+            password: self.password.clone(),
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberSnapshot {
+                    peer: m.peer.clone(),
+                    resume: m.resume_token.clone(),
+                })
+                .collect(),
+            call: self.call.as_ref().map(|c| CallState {
+                started_at: c.started_at,
+                peers: c.peers.clone(),
+            }),
+            next_message: self.next_message,
+        })
+    }
+
+    /// Marks a change a snapshot must see (a new resume token, say).
+    pub(super) fn touch(&mut self) {
+        self.changed = true;
+    }
+
+    /// Tells every connected member's connection to close with `why`.
+    pub(super) fn kick_all(&mut self, why: Kick) {
+        for member in &mut self.members {
+            member.link.kick(why);
         }
     }
 
@@ -182,6 +251,7 @@ impl Room {
         };
         self.broadcast(shared, &joined, None);
         self.members.push(member);
+        self.changed = true;
         Metrics::add(&shared.metrics.members, 1);
         self.settle(shared);
     }
@@ -244,6 +314,7 @@ impl Room {
     /// Removes the member at `index`, telling the others why.
     pub(super) fn remove(&mut self, shared: &Shared, index: usize, reason: LeaveReason) {
         let member = self.members.remove(index);
+        self.changed = true;
         Metrics::add(&shared.metrics.members, -1);
         shared.forget_token(&member.resume_token);
         let id = member.peer.id;
@@ -266,6 +337,7 @@ impl Room {
             return;
         };
         call.peers.remove(pos);
+        self.changed = true;
         if call.peers.is_empty() {
             let duration_ms = call.started.elapsed().as_millis() as u64;
             self.call = None;
@@ -348,6 +420,7 @@ impl Room {
         };
         let id = format!("m_{}", self.next_message);
         self.next_message += 1;
+        self.changed = true;
         let message = ServerMessage::Chat {
             id,
             from: from.to_owned(),
@@ -408,6 +481,7 @@ impl Room {
             &ServerMessage::CallJoined { peers: before },
             None,
         );
+        self.changed = true;
         match &mut self.call {
             Some(call) => call.peers.push(from.to_owned()),
             None => {
@@ -433,6 +507,7 @@ impl Room {
     /// Changes the member at `index` and tells the others.
     fn update_peer(&mut self, shared: &Shared, index: usize, change: impl FnOnce(&mut Peer)) {
         change(&mut self.members[index].peer);
+        self.changed = true;
         let peer = self.members[index].peer.clone();
         let id = peer.id.clone();
         self.broadcast(shared, &ServerMessage::PeerUpdated { peer }, Some(&id));

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use huddle_server::Config;
+use huddle_testkit::Cluster;
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -19,15 +20,32 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for an expected message before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// A running server.
+/// A running server: one process, or — with `HUDDLE_TEST_CLUSTER=1` — two
+/// instances sharing a real Redis behind a round-robin balancer, so that a
+/// test's clients alternate between the instances.
 pub struct TestServer {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
+    cluster: Option<Cluster>,
+}
+
+/// Whether the suite runs against a cluster.
+pub fn clustered() -> bool {
+    std::env::var_os("HUDDLE_TEST_CLUSTER").is_some_and(|v| v == "1")
 }
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
+        if clustered() {
+            let cluster = Cluster::start(2, config).await;
+            return TestServer {
+                addr: cluster.balancer.addr,
+                stop: None,
+                task: None,
+                cluster: Some(cluster),
+            };
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -37,7 +55,8 @@ impl TestServer {
         TestServer {
             addr,
             stop: Some(stop),
-            task,
+            task: Some(task),
+            cluster: None,
         }
     }
 
@@ -82,7 +101,18 @@ impl TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await.unwrap();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        if let Some(mut cluster) = self.cluster.take() {
+            tokio::task::spawn_blocking(move || {
+                for instance in &mut cluster.instances {
+                    instance.stop();
+                }
+            })
+            .await
+            .unwrap();
+        }
     }
 }
 

@@ -1,0 +1,24 @@
+//! Test fixtures shared by Huddle's test suites, all real parts on loopback:
+//! a `redis-server` process ([`Redis`]), `huddle-server` instances sharing
+//! rooms through it that can be stopped or killed ([`Cluster`]), and a
+//! round-robin TCP load balancer in front of them ([`Balancer`]).
+//!
+//! Fixtures panic on failure: they are for tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod balancer;
+mod cluster;
+mod redis_server;
+
+pub use balancer::Balancer;
+pub use cluster::{Cluster, Instance};
+pub use redis_server::Redis;
+
+/// A free TCP port on loopback (free when probed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
