@@ -39,6 +39,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "libasound2-plugins",
     ),
     ("turnserver", "coturn"),
+    // The Redis backplane's cluster tests start their own Redis.
+    ("redis-server", "redis-server"),
     ("python3", "python3"),
     ("node", "nodejs"),
     ("npm", "npm"),
@@ -312,6 +314,20 @@ fn test() -> Result<(), Failed> {
     step(
         "cargo test",
         cargo().args(["test", "--workspace", "--no-fail-fast"]),
+    )?;
+    // The protocol suite again, each test's clients spread over two
+    // instances sharing a real Redis (see signaling-server/tests/common).
+    step(
+        "cargo test -p huddle-server (cluster of two over Redis)",
+        cargo().env("HUDDLE_TEST_CLUSTER", "1").args([
+            "test",
+            "-p",
+            "huddle-server",
+            "--test",
+            "rooms",
+            "--test",
+            "resume",
+        ]),
     )?;
     step(
         "cargo build -p huddle -p huddle-server -p huddle-engine",
