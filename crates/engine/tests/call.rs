@@ -5,47 +5,15 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{server, server_with, Proxy};
+use common::{decode_from, joined, server, server_with, start, start_url, until, Proxy};
 use huddle_engine::audio::tone::dominant_frequency;
-use huddle_engine::audio::ToneInput;
-use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::call::{Call, CallEvent, Command};
 use huddle_engine::stats::LinkStats;
-use huddle_engine::video::pattern::{now_ms, read_stamp};
 use huddle_engine::video::PatternSource;
 use huddle_protocol::ServerMessage;
 use huddle_server::Config;
-
-fn start(server: SocketAddr, name: &str) -> Call {
-    start_url(format!("ws://{server}/ws"), name)
-}
-
-fn start_url(url: String, name: &str) -> Call {
-    Call::start(
-        url,
-        common::params("standup", name),
-        CallOptions {
-            video: Some(Box::new(PatternSource::new(640, 360, 30))),
-            audio: Some(Box::new(ToneInput::new(tone_of(name)))),
-            output: None,
-            bitrate_bps: 800_000,
-            udp_addrs: vec!["127.0.0.1:0".into()],
-            relay_only: false,
-        },
-    )
-}
-
-/// Each member sings its own note.
-fn tone_of(name: &str) -> f32 {
-    match name {
-        "Ada" => 440.0,
-        "Grace" => 880.0,
-        _ => 660.0,
-    }
-}
 
 /// Collects a second of `from`'s audio and returns its dominant frequency.
 async fn hear(call: &mut Call, from: &str) -> Option<f32> {
@@ -67,56 +35,6 @@ async fn hear(call: &mut Call, from: &str) -> Option<f32> {
     .expect("a second of audio within 20 s");
     // Skip the codec's first frames, where it is still settling.
     dominant_frequency(&samples[9_600..])
-}
-
-/// Waits for `joined` and returns the member's id.
-async fn joined(call: &mut Call) -> String {
-    loop {
-        match call.next_event().await {
-            Some(CallEvent::Message(ServerMessage::Joined { self_peer, .. })) => {
-                return self_peer.id
-            }
-            Some(_) => continue,
-            None => panic!("stopped before joining"),
-        }
-    }
-}
-
-/// Runs until `call` decoded `frames` stamped pictures from each of `from`;
-/// returns the sequence numbers seen per sender.
-async fn decode_from(call: &mut Call, from: &[String], frames: usize) -> HashMap<String, Vec<u32>> {
-    let mut seen: HashMap<String, Vec<u32>> = HashMap::new();
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while from
-            .iter()
-            .any(|p| seen.get(p).map_or(0, Vec::len) < frames)
-        {
-            match call.next_event().await {
-                Some(CallEvent::Video { from, frame }) => {
-                    let stamp = read_stamp(&frame).expect("intact strip");
-                    assert!(stamp.age_ms(now_ms()) < 5_000);
-                    seen.entry(from).or_default().push(stamp.sequence);
-                }
-                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
-                Some(_) => {}
-                None => panic!("call ended"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "not enough frames within 30 s: {:?}",
-            seen.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
-        )
-    });
-    for (peer, sequences) in &seen {
-        assert!(
-            sequences.windows(2).all(|w| w[0] < w[1]),
-            "{peer}: in order"
-        );
-    }
-    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,22 +111,6 @@ async fn a_three_peer_mesh_with_a_late_joiner() {
         results.iter().all(|seen| seen.len() == 2),
         "everyone decodes both others"
     );
-}
-
-/// Waits for an event matching `want`, failing after `secs` seconds.
-async fn until(call: &mut Call, secs: u64, what: &str, mut want: impl FnMut(&CallEvent) -> bool) {
-    tokio::time::timeout(Duration::from_secs(secs), async {
-        loop {
-            match call.next_event().await {
-                Some(event) if want(&event) => return,
-                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
-                Some(_) => {}
-                None => panic!("call ended"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {what} within {secs} s"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,20 @@
 //! Shared by the engine's integration tests: a real server, a TCP proxy
-//! whose connections a test can cut, a real TURN server (coturn), and the
-//! join parameters of a test member.
+//! whose connections a test can cut, a real TURN server (coturn), the join
+//! parameters of a test member, and calls of test members with the waits
+//! on what they decode.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use huddle_engine::audio::ToneInput;
+use huddle_engine::call::{Call, CallEvent, CallOptions};
+use huddle_engine::video::pattern::{now_ms, read_stamp};
+use huddle_engine::video::PatternSource;
+use huddle_protocol::ServerMessage;
 
 use huddle_server::Config;
 use tokio::net::{TcpListener, TcpStream};
@@ -158,4 +167,110 @@ impl Drop for Coturn {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A member `name` of room "standup" at `server`, sending the test pattern
+/// and its own note ([`tone_of`]).
+pub fn start(server: SocketAddr, name: &str) -> Call {
+    start_url(format!("ws://{server}/ws"), name)
+}
+
+/// As [`start`], at a WebSocket URL.
+pub fn start_url(url: String, name: &str) -> Call {
+    Call::start(
+        url,
+        params("standup", name),
+        CallOptions {
+            video: Some(Box::new(PatternSource::new(640, 360, 30))),
+            audio: Some(Box::new(ToneInput::new(tone_of(name)))),
+            output: None,
+            bitrate_bps: 800_000,
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            relay_only: false,
+        },
+    )
+}
+
+/// Each member sings its own note.
+pub fn tone_of(name: &str) -> f32 {
+    match name {
+        "Ada" => 440.0,
+        "Grace" => 880.0,
+        _ => 660.0,
+    }
+}
+
+/// Waits for `joined` and returns the member's id.
+pub async fn joined(call: &mut Call) -> String {
+    loop {
+        match call.next_event().await {
+            Some(CallEvent::Message(ServerMessage::Joined { self_peer, .. })) => {
+                return self_peer.id
+            }
+            Some(_) => continue,
+            None => panic!("stopped before joining"),
+        }
+    }
+}
+
+/// Runs until `call` decoded `frames` stamped pictures from each of `from`;
+/// returns the sequence numbers seen per sender.
+pub async fn decode_from(
+    call: &mut Call,
+    from: &[String],
+    frames: usize,
+) -> HashMap<String, Vec<u32>> {
+    let mut seen: HashMap<String, Vec<u32>> = HashMap::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while from
+            .iter()
+            .any(|p| seen.get(p).map_or(0, Vec::len) < frames)
+        {
+            match call.next_event().await {
+                Some(CallEvent::Video { from, frame }) => {
+                    let stamp = read_stamp(&frame).expect("intact strip");
+                    assert!(stamp.age_ms(now_ms()) < 5_000);
+                    seen.entry(from).or_default().push(stamp.sequence);
+                }
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "not enough frames within 30 s: {:?}",
+            seen.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+        )
+    });
+    for (peer, sequences) in &seen {
+        assert!(
+            sequences.windows(2).all(|w| w[0] < w[1]),
+            "{peer}: in order"
+        );
+    }
+    seen
+}
+
+/// Waits for an event matching `want`, failing after `secs` seconds.
+pub async fn until(
+    call: &mut Call,
+    secs: u64,
+    what: &str,
+    mut want: impl FnMut(&CallEvent) -> bool,
+) {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            match call.next_event().await {
+                Some(event) if want(&event) => return,
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {what} within {secs} s"));
 }
