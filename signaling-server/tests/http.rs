@@ -8,21 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, Closed, TestServer};
+use common::{get, Client, Closed, TestServer};
 use huddle_server::Config;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
 
 #[tokio::test]
 async fn healthz_metrics_and_not_found() {

@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use huddle_server::Config;
 use huddle_testkit::Cluster;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -116,6 +117,17 @@ impl TestServer {
     }
 }
 
+/// The whole answer to `GET path` on `addr`, status line to body.
+pub async fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// A protocol client speaking raw JSON.
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -151,10 +163,16 @@ impl Client {
 
     /// The next protocol message; fails the test after [`WAIT`].
     pub async fn recv(&mut self) -> Value {
+        self.recv_within(WAIT).await
+    }
+
+    /// The next protocol message; fails the test after `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("{}: no message within {WAIT:?}", self.id))
+                .unwrap_or_else(|_| panic!("{}: no message within {wait:?}", self.id))
                 .unwrap_or_else(|| panic!("{}: connection ended", self.id))
                 .unwrap_or_else(|e| panic!("{}: {e}", self.id));
             match msg {
@@ -167,7 +185,12 @@ impl Client {
 
     /// The next message, which must have `type`.
     pub async fn expect(&mut self, kind: &str) -> Value {
-        let msg = self.recv().await;
+        self.expect_within(kind, WAIT).await
+    }
+
+    /// The next message within `wait`, which must have `type`.
+    pub async fn expect_within(&mut self, kind: &str, wait: Duration) -> Value {
+        let msg = self.recv_within(wait).await;
         assert_eq!(msg["type"], kind, "{}: expected {kind}, got {msg}", self.id);
         msg
     }
@@ -181,10 +204,16 @@ impl Client {
 
     /// Waits for the server to close; returns the close frame.
     pub async fn closed(&mut self) -> Closed {
+        self.closed_within(WAIT).await
+    }
+
+    /// Waits up to `wait` for the server to close; returns the close frame.
+    pub async fn closed_within(&mut self, wait: Duration) -> Closed {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            match tokio::time::timeout(WAIT, self.ws.next())
+            match tokio::time::timeout_at(deadline, self.ws.next())
                 .await
-                .expect("close within WAIT")
+                .unwrap_or_else(|_| panic!("{}: no close within {wait:?}", self.id))
             {
                 Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                     return Closed::Frame(u16::from(code), reason.to_string())
