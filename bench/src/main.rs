@@ -7,6 +7,7 @@
 //! machine's cores; its own CPU is printed too, to show when it, rather than a
 //! server, is the limit.
 
+mod cluster;
 mod dialect;
 mod phases;
 mod stats;
@@ -33,8 +34,8 @@ struct Args {
     #[arg(long)]
     huddle_server: PathBuf,
     /// The directory where `npm install` put PeerJS's server (`node_modules/peer`).
-    #[arg(long)]
-    peerjs: PathBuf,
+    #[arg(long, required_unless_present = "cluster")]
+    peerjs: Option<PathBuf>,
     /// Sender/receiver pairs for the relay runs.
     #[arg(long, default_value_t = 1000)]
     pairs: usize,
@@ -47,6 +48,11 @@ struct Args {
     /// Run only one server.
     #[arg(long, value_parser = ["huddle", "peerjs"])]
     only: Option<String>,
+    /// Instead of PeerJS: relay runs on one huddle-server, on one with a
+    /// Redis backplane and on two sharing a Redis (each pair split across
+    /// them). Needs `redis-server` on PATH.
+    #[arg(long, conflicts_with = "only")]
+    cluster: bool,
 }
 
 /// Why the bench could not finish.
@@ -104,8 +110,11 @@ fn main() -> ExitCode {
 async fn bench(args: Args) -> Result<(), BenchError> {
     let programs = Programs {
         huddle: args.huddle_server.clone(),
-        peerjs: args.peerjs.clone(),
+        peerjs: args.peerjs.clone().unwrap_or_default(),
     };
+    if args.cluster {
+        return cluster::compare(&programs, &args).await;
+    }
     let kinds: Vec<Kind> = match args.only.as_deref() {
         Some("huddle") => vec![Kind::Huddle],
         Some(_) => vec![Kind::PeerJs],
@@ -168,7 +177,7 @@ fn per_idle_connection(idle: &phases::Idle) -> f64 {
     }
 }
 
-fn cpu_per(run: &Run, count: u64) -> Duration {
+pub(crate) fn cpu_per(run: &Run, count: u64) -> Duration {
     if count == 0 {
         return Duration::ZERO;
     }

@@ -76,7 +76,7 @@ async fn open_all(
     let mut opening = JoinSet::new();
     for i in range {
         let permit = permits.clone().acquire_owned().await?;
-        let (kind, addr) = (server.kind, server.addr);
+        let (kind, addr) = (server.kind, server.addr_for(i));
         let (room, name) = names(i);
         opening.spawn(async move {
             let joined = dialect::join(kind, addr, &room, &name).await;
@@ -124,15 +124,16 @@ impl Window {
         drained: impl Fn() -> bool,
     ) -> Result<Cpu, BenchError> {
         tokio::time::sleep_until(self.start).await;
-        let (server0, own0) = (server.cpu()?, own_cpu()?);
+        let (server0, redis0, own0) = (server.cpu()?, server.redis_cpu()?, own_cpu()?);
         tokio::time::sleep_until(self.end).await;
-        let (server1, own1) = (server.cpu()?, own_cpu()?);
+        let (server1, redis1, own1) = (server.cpu()?, server.redis_cpu()?, own_cpu()?);
         let deadline = Instant::now() + DRAIN;
         while !drained() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(Cpu {
             server: server1.saturating_sub(server0),
+            redis: redis1.saturating_sub(redis0),
             client: own1.saturating_sub(own0),
         })
     }
@@ -142,6 +143,8 @@ impl Window {
 #[derive(Debug, Clone, Copy)]
 pub struct Cpu {
     pub server: Duration,
+    /// A cluster's Redis (zero without one).
+    pub redis: Duration,
     pub client: Duration,
 }
 

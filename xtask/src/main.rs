@@ -9,6 +9,9 @@
 //!   end-to-end run under Xvfb (tauri-driver + WebKitWebDriver).
 //! - `bench`: the load benchmark, `huddle-server` next to PeerJS's server
 //!   (installs the npm package `peer` into `bench/peerjs/` first).
+//! - `bench-cluster`: what the Redis backplane costs — relay latency and
+//!   CPU per signal on one instance, on one with Redis and on two sharing a
+//!   Redis (pairs split across them), and Redis's own CPU.
 //! - `bench-media`: the codec benchmark, then a 1:1 720p call between
 //!   headless Chromium and a native `huddle-peer` (CPU of each, latency,
 //!   time to first picture), release builds.
@@ -89,11 +92,12 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("bench-cluster") => bench_cluster(&args[1..]),
         Some("bench-media") => bench_media(),
         Some("bench-desktop") => bench_desktop(),
         Some("bindings") => bindings(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | bench [huddle-load flags] | bench-media | bench-desktop | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
             return ExitCode::from(2);
         }
     };
@@ -408,8 +412,15 @@ fn bench(flags: &[String]) -> Result<(), Failed> {
         )?;
     }
     let target = build_release(&["huddle-server", "huddle-bench"], &[])?;
-    // 10,000 client sockets and as many on the server: raise the open-file
-    // limit to the hard limit for both processes.
+    let mut cmd = huddle_load(&target);
+    cmd.arg("--peerjs").arg(&peerjs).args(flags);
+    step("huddle-load", &mut cmd)
+}
+
+/// `huddle-load` from `target`, told where `huddle-server` is. Thousands of
+/// client sockets and as many on the servers it starts: the open-file limit
+/// is raised to the hard limit for all of them.
+fn huddle_load(target: &std::path::Path) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(r#"ulimit -n "$(ulimit -Hn)" && exec "$@""#)
@@ -417,11 +428,17 @@ fn bench(flags: &[String]) -> Result<(), Failed> {
         .arg(target.join("huddle-load"))
         .arg("--huddle-server")
         .arg(target.join("huddle-server"))
-        .arg("--peerjs")
-        .arg(&peerjs)
-        .args(flags)
         .current_dir(root());
-    step("huddle-load", &mut cmd)
+    cmd
+}
+
+fn bench_cluster(flags: &[String]) -> Result<(), Failed> {
+    ensure_system_packages(&[("redis-server", "redis-server")])?;
+    let target = build_release(&["huddle-server", "huddle-bench"], &[])?;
+    step(
+        "huddle-load --cluster",
+        huddle_load(&target).arg("--cluster").args(flags),
+    )
 }
 
 fn bench_media() -> Result<(), Failed> {
