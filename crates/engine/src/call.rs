@@ -78,6 +78,11 @@ pub enum Command {
     /// Send video from another source (`None`: none, the device released).
     /// No renegotiation: the track stays, only its pictures change.
     SetVideo(Option<Box<dyn VideoSource>>),
+    /// Share a screen (e.g. [`crate::video::screen::ScreenSource`]) in place
+    /// of the camera, which stays open; `None` stops sharing and the camera
+    /// (if on) is sent again. Same track, no renegotiation; the room is told
+    /// `screen` in `media`.
+    ShareScreen(Option<Box<dyn VideoSource>>),
     /// Send audio from another source (`None`: none).
     SetAudio(Option<Box<dyn AudioSource>>),
     /// Play the members' audio elsewhere (`None`: nowhere).
@@ -113,6 +118,9 @@ pub enum CallEvent {
     Reconnecting,
     /// The camera (or other video source) gave out; video stopped.
     VideoFailed(CaptureError),
+    /// The shared screen gave out; sharing stopped (the camera, if on, is
+    /// sent again).
+    ScreenFailed(CaptureError),
     /// The microphone gave out; audio stopped.
     AudioInFailed(AudioError),
     /// The speaker gave out; remote audio is no longer played.
@@ -198,6 +206,7 @@ struct MediaState {
     has_audio: bool,
     camera_on: bool,
     muted: bool,
+    sharing: bool,
 }
 
 impl MediaState {
@@ -205,7 +214,7 @@ impl MediaState {
         huddle_protocol::Media {
             audio: self.has_audio && !self.muted,
             video: self.has_video && self.camera_on,
-            screen: false,
+            screen: self.sharing,
         }
     }
 }
@@ -226,6 +235,7 @@ async fn run(
         has_audio: options.audio.is_some(),
         camera_on: true,
         muted: false,
+        sharing: false,
     };
     let (video, video_rx) = mpsc::unbounded_channel();
     let (audio, audio_rx) = mpsc::unbounded_channel();
@@ -365,6 +375,11 @@ impl State {
                 let _ = self.video.send(Control::Source(source));
                 self.send_media();
             }
+            Command::ShareScreen(screen) => {
+                self.media.sharing = screen.is_some();
+                let _ = self.video.send(Control::Screen(screen));
+                self.send_media();
+            }
             Command::SetAudio(source) => {
                 self.media.has_audio = source.is_some();
                 let _ = self.audio.send(Control::Source(source));
@@ -386,6 +401,11 @@ impl State {
                 self.media.has_video = false;
                 self.send_media();
                 CallEvent::VideoFailed(e)
+            }
+            Report::ScreenFailed(e) => {
+                self.media.sharing = false;
+                self.send_media();
+                CallEvent::ScreenFailed(e)
             }
             Report::AudioSourceFailed(e) => {
                 self.media.has_audio = false;

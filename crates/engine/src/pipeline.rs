@@ -73,12 +73,16 @@ pub enum Control<S: ?Sized> {
     Enabled(bool),
     /// The bitrate to aim for (video), bits per second.
     Bitrate(u32),
+    /// Send this screen instead of the source while it is there (video;
+    /// `None`: back to the source). The source stays open meanwhile.
+    Screen(Option<Box<S>>),
 }
 
 /// What a pipeline tells the call task.
 #[derive(Debug)]
 pub enum Report {
     VideoSourceFailed(CaptureError),
+    ScreenFailed(CaptureError),
     AudioSourceFailed(AudioError),
     AudioSinkFailed(AudioError),
     /// A picture as captured, for the self view (only while asked for).
@@ -107,6 +111,8 @@ async fn next_or_never<T, F: std::future::Future<Output = T>>(future: Option<F>)
 
 /// Captures, encodes once, and sends the result to every link; while
 /// `preview` is set, also reports each picture as captured (the self view).
+/// A shared screen, while there is one, is sent instead of the source, and
+/// whether the source is enabled does not hold it back.
 #[allow(clippy::too_many_arguments)]
 pub async fn video(
     mut source: Option<Box<dyn VideoSource>>,
@@ -118,6 +124,7 @@ pub async fn video(
     reports: mpsc::UnboundedSender<Report>,
 ) {
     let mut enabled = true;
+    let mut screen: Option<Box<dyn VideoSource>> = None;
     let mut encoder: Option<H264Encoder> = None;
     let mut last_keyframe = Instant::now();
     // Where rate control's timeline is, when the last picture was sent,
@@ -148,29 +155,41 @@ pub async fn video(
                             }
                         }
                     }
+                    Some(Control::Screen(new)) => {
+                        // Another picture size and frame rate, from a keyframe.
+                        encoder = None;
+                        screen = new;
+                    }
                 }
                 continue;
             }
-            frame = next_or_never(source.as_mut().map(|s| s.next_frame())) => frame,
+            frame = next_or_never(screen.as_mut().or(source.as_mut()).map(|s| s.next_frame())) => frame,
         };
         let frame = match frame {
             Ok(frame) => frame,
+            Err(e) if screen.is_some() => {
+                screen = None;
+                encoder = None;
+                let _ = reports.send(Report::ScreenFailed(e));
+                continue;
+            }
             Err(e) => {
                 source = None;
                 let _ = reports.send(Report::VideoSourceFailed(e));
                 continue;
             }
         };
-        if enabled && preview.load(Ordering::Relaxed) {
+        let sending = enabled || screen.is_some();
+        if sending && preview.load(Ordering::Relaxed) {
             let _ = reports.send(Report::Preview(frame.clone()));
         }
         let targets = snapshot(&links);
         // Nothing is encoded before a member can receive it: the first
         // picture a member gets is the keyframe made when it connected.
-        if !enabled || !targets.iter().any(|link| link.is_connected()) {
+        if !sending || !targets.iter().any(|link| link.is_connected()) {
             continue;
         }
-        let fps = source.as_ref().map_or(30, |s| s.fps());
+        let fps = screen.as_ref().or(source.as_ref()).map_or(30, |s| s.fps());
         let captured = Instant::now();
         if captured < next_due {
             continue;
@@ -258,7 +277,7 @@ pub async fn audio(
                     None => return,
                     Some(Control::Source(new)) => source = new,
                     Some(Control::Enabled(on)) => enabled = on,
-                    Some(Control::Bitrate(_)) => {}
+                    Some(Control::Bitrate(_) | Control::Screen(_)) => {}
                 }
                 continue;
             }

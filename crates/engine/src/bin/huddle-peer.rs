@@ -406,6 +406,7 @@ async fn run(args: Args) -> ExitCode {
                     entry.stats = Some(stats);
                 }
                 Some(CallEvent::VideoFailed(e)) => eprintln!("huddle-peer: video stopped: {e}"),
+                Some(CallEvent::ScreenFailed(e)) => eprintln!("huddle-peer: screen sharing stopped: {e}"),
                 Some(CallEvent::AudioInFailed(e)) => eprintln!("huddle-peer: audio stopped: {e}"),
                 Some(CallEvent::AudioOutFailed(e)) => eprintln!("huddle-peer: playback stopped: {e}"),
                 Some(CallEvent::Stopped(reason)) => {

@@ -5,22 +5,81 @@ use openh264::formats::YUVSource;
 
 use super::I420Frame;
 
+/// How a packed picture lays out its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packed {
+    /// Bytes per pixel: 3 for RGB, 4 for BGRX (X11's 24-bit depth).
+    pub bytes_per_pixel: usize,
+    /// Where red, green and blue are within a pixel.
+    pub rgb: [usize; 3],
+    /// Bytes per row (at least `width * bytes_per_pixel`).
+    pub stride: usize,
+}
+
+impl Packed {
+    /// Tightly packed RGB, `width` pixels a row.
+    pub fn rgb(width: usize) -> Packed {
+        Packed {
+            bytes_per_pixel: 3,
+            rgb: [0, 1, 2],
+            stride: width * 3,
+        }
+    }
+
+    /// Blue, green, red and a padding byte per pixel, `width` pixels a row.
+    pub fn bgrx(width: usize) -> Packed {
+        Packed {
+            bytes_per_pixel: 4,
+            rgb: [2, 1, 0],
+            stride: width * 4,
+        }
+    }
+}
+
 /// A picture from packed 8-bit RGB (`width * height * 3` bytes); `None`
 /// when the buffer is too short.
 pub fn rgb_to_i420(rgb: &[u8], width: usize, height: usize) -> Option<I420Frame> {
-    if rgb.len() < width * height * 3 || width < 2 || height < 2 {
+    packed_to_i420(rgb, width, height, Packed::rgb(width), 1)
+}
+
+/// A picture from packed pixels laid out as `layout` says, shrunk `scale`
+/// times in both directions (each pixel the average of a `scale`×`scale`
+/// block); `None` when the buffer is too short or the result too small.
+pub fn packed_to_i420(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    layout: Packed,
+    scale: usize,
+) -> Option<I420Frame> {
+    let scale = scale.max(1);
+    let row_bytes = width.checked_mul(layout.bytes_per_pixel)?;
+    let needed = layout.stride.checked_mul(height.checked_sub(1)?)? + row_bytes;
+    if layout.stride < row_bytes
+        || layout.rgb.iter().any(|&o| o >= layout.bytes_per_pixel)
+        || data.len() < needed
+        || width / scale < 2
+        || height / scale < 2
+    {
         return None;
     }
-    let mut frame = I420Frame::black(width, height);
+    let mut frame = I420Frame::black(width / scale, height / scale);
     let (w, h) = (frame.width(), frame.height());
     let (y, u, v) = frame.planes_mut();
+    let [ro, go, bo] = layout.rgb;
+    let samples = (scale * scale) as i32;
     let pixel = |col: usize, row: usize| {
-        let i = (row * width + col) * 3;
-        (
-            i32::from(rgb[i]),
-            i32::from(rgb[i + 1]),
-            i32::from(rgb[i + 2]),
-        )
+        let (mut r, mut g, mut b) = (0, 0, 0);
+        for dy in 0..scale {
+            let line = (row * scale + dy) * layout.stride;
+            for dx in 0..scale {
+                let i = line + (col * scale + dx) * layout.bytes_per_pixel;
+                r += i32::from(data[i + ro]);
+                g += i32::from(data[i + go]);
+                b += i32::from(data[i + bo]);
+            }
+        }
+        (r / samples, g / samples, b / samples)
     };
     for row in 0..h {
         for col in 0..w {
@@ -146,6 +205,39 @@ mod tests {
         let frame = nv12_to_i420(&nv12, w, h).unwrap();
         assert_eq!(YUVSource::u(&frame), &[90, 91]);
         assert_eq!(YUVSource::v(&frame), &[160, 161]);
+    }
+
+    #[test]
+    fn bgrx_with_padding_and_shrunk_keeps_the_colours() {
+        // 4×4 BGRX with 8 bytes of padding a row: left half red, right blue.
+        let (w, h) = (4, 4);
+        let layout = Packed {
+            stride: w * 4 + 8,
+            ..Packed::bgrx(w)
+        };
+        let mut data = vec![0u8; layout.stride * h];
+        for row in 0..h {
+            for col in 0..w {
+                let i = row * layout.stride + col * 4;
+                let bgr = if col < 2 { [0, 0, 255] } else { [255, 0, 0] };
+                data[i..i + 3].copy_from_slice(&bgr);
+            }
+        }
+        let full = i420_to_rgb(&packed_to_i420(&data, w, h, layout, 1).unwrap());
+        assert!(full[0] > 200 && full[2] < 40, "red first: {:?}", &full[..3]);
+        let shrunk = packed_to_i420(&data, w, h, layout, 2).unwrap();
+        assert_eq!((shrunk.width(), shrunk.height()), (2, 2));
+        let rgb = i420_to_rgb(&shrunk);
+        // Chroma of a 2×2 picture is the average of both halves, luma not.
+        assert!(rgb[0] > rgb[3], "{rgb:?}");
+        assert!(
+            packed_to_i420(&data, w, h, layout, 3).is_none(),
+            "too small"
+        );
+        assert!(
+            packed_to_i420(&data[..40], w, h, layout, 1).is_none(),
+            "short"
+        );
     }
 
     #[test]

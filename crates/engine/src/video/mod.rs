@@ -1,7 +1,8 @@
 //! Video: frames, sources and the H.264 codec.
 //!
 //! Frames are I420 (the codec's and the renderer's format). Outgoing video
-//! comes from a [`source::VideoSource`]: the camera ([`camera`]) or a
+//! comes from a [`source::VideoSource`]: the camera ([`camera`]), the
+//! screen ([`screen`]) or a
 //! [`pattern::TestPattern`], which writes its sequence number and capture
 //! time into every frame in a strip of large blocks that survives
 //! compression, so a receiver can check that the video it decodes is the
@@ -12,6 +13,7 @@ pub mod convert;
 pub mod frame;
 pub mod h264;
 pub mod pattern;
+pub mod screen;
 pub mod source;
 
 pub use frame::I420Frame;

@@ -1,5 +1,6 @@
 //! Where outgoing video comes from: the [`VideoSource`] trait, and the
-//! stamped test pattern as one (the camera is in [`super::camera`]).
+//! stamped test pattern as one (the camera is in [`super::camera`], the
+//! screen in [`super::screen`]).
 
 use std::time::Duration;
 
@@ -18,8 +19,10 @@ pub enum CaptureError {
     NoSuchCamera { index: u32, count: usize },
     #[error("the camera could not be opened: {0}")]
     Open(String),
-    #[error("the camera stopped delivering pictures: {0}")]
+    #[error("the video source stopped delivering pictures: {0}")]
     Stopped(String),
+    #[error("the screen cannot be shared: {0}")]
+    Screen(String),
 }
 
 /// A stream of pictures to send.

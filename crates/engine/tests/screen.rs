@@ -1,0 +1,232 @@
+//! Screen sharing for real: a virtual X server (Xvfb, Debian package
+//! `xvfb`) whose screen the test paints, captured by `ScreenSource`, sent in
+//! a call in place of the camera and decoded by the other member.
+
+#![allow(clippy::unwrap_used)]
+#![cfg(all(unix, not(target_os = "macos")))]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{joined, server, start, until};
+use huddle_engine::call::{Call, CallEvent, Command};
+use huddle_engine::video::convert::i420_to_rgb;
+use huddle_engine::video::screen::ScreenSource;
+use huddle_engine::video::source::CaptureError;
+use huddle_engine::video::I420Frame;
+use huddle_protocol::ServerMessage;
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{ConnectionExt, CreateGCAux, Rectangle};
+use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
+
+const WIDTH: u16 = 640;
+const HEIGHT: u16 = 480;
+
+/// An Xvfb on a display of its own, killed when dropped.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        // Each test of this process its own display, free of other processes'.
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let first = 300 + std::process::id() % 400;
+        let n = std::iter::repeat_with(|| first + NEXT.fetch_add(1, Ordering::Relaxed))
+            .take(100)
+            .find(|n| !Path::new(&format!("/tmp/.X{n}-lock")).exists())
+            .unwrap();
+        let child = Process::new("Xvfb")
+            .arg(format!(":{n}"))
+            .args(["-screen", "0", &format!("{WIDTH}x{HEIGHT}x24")])
+            .args(["-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (Debian package xvfb) must be installed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            assert!(Instant::now() < deadline, "Xvfb did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Xvfb {
+            child,
+            display: format!(":{n}"),
+        }
+    }
+
+    /// Paints the screen: the left half `left`, the right half `right`
+    /// (0xRRGGBB). The connection is returned to keep the paint.
+    fn paint(&self, left: u32, right: u32) -> RustConnection {
+        let (conn, number) = x11rb::connect(Some(&self.display)).unwrap();
+        let root = conn.setup().roots[number].root;
+        for (colour, x) in [(left, 0), (right, WIDTH as i16 / 2)] {
+            let gc = conn.generate_id().unwrap();
+            conn.create_gc(gc, root, &CreateGCAux::new().foreground(colour))
+                .unwrap();
+            let half = Rectangle {
+                x,
+                y: 0,
+                width: WIDTH / 2,
+                height: HEIGHT,
+            };
+            conn.poly_fill_rectangle(root, gc, &[half]).unwrap();
+        }
+        conn.sync().unwrap();
+        conn
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The colour (r, g, b) at the middle of the picture's left and right halves.
+fn halves(frame: &I420Frame) -> ([u8; 3], [u8; 3]) {
+    let rgb = i420_to_rgb(frame);
+    let (w, h) = (frame.width(), frame.height());
+    let at = |col: usize| {
+        let i = ((h / 2) * w + col) * 3;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    (at(w / 4), at(w * 3 / 4))
+}
+
+fn is_red([r, g, b]: [u8; 3]) -> bool {
+    r > 200 && g < 60 && b < 60
+}
+
+fn is_blue([r, g, b]: [u8; 3]) -> bool {
+    b > 200 && r < 60 && g < 60
+}
+
+/// Waits until `call` says `of` shares its screen (or no longer does).
+async fn sharing_is(call: &mut Call, of: &str, on: bool) {
+    let of = of.to_owned();
+    until(call, 10, "the member's screen flag", move |e| {
+        matches!(e, CallEvent::Message(ServerMessage::PeerUpdated { peer }) if peer.id == of && peer.media.screen == on)
+    })
+    .await;
+}
+
+/// The next picture from `from` that passes `want`.
+async fn picture(call: &mut Call, from: &str, what: &str, want: impl Fn(&I420Frame) -> bool) {
+    let from = from.to_owned();
+    until(
+        call,
+        20,
+        what,
+        move |e| matches!(e, CallEvent::Video { from: who, frame } if *who == from && want(frame)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_screen_replaces_the_camera_and_the_other_member_decodes_it() {
+    let xvfb = Xvfb::start();
+    let _paint = xvfb.paint(0xff0000, 0x0000ff);
+    let server = server().await;
+    let mut ada = start(server, "Ada");
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    picture(&mut grace, &ada_id, "Ada's camera", |f| {
+        f.width() == 640 && f.height() == 360
+    })
+    .await;
+
+    let display = xvfb.display.clone();
+    let screen = tokio::task::spawn_blocking(move || ScreenSource::open_display(Some(&display)))
+        .await
+        .unwrap()
+        .unwrap();
+    ada.command(Command::ShareScreen(Some(Box::new(screen))));
+    sharing_is(&mut grace, &ada_id, true).await;
+    // The whole screen, red on the left and blue on the right.
+    picture(&mut grace, &ada_id, "Ada's screen", |f| {
+        let (left, right) = halves(f);
+        f.width() == WIDTH as usize
+            && f.height() == HEIGHT as usize
+            && is_red(left)
+            && is_blue(right)
+    })
+    .await;
+    // What changes on the screen is what arrives.
+    let _repaint = xvfb.paint(0x0000ff, 0xff0000);
+    picture(&mut grace, &ada_id, "the repainted screen", |f| {
+        let (left, right) = halves(f);
+        is_blue(left) && is_red(right)
+    })
+    .await;
+
+    // Sharing stops: the camera (the test pattern, still open) again.
+    ada.command(Command::ShareScreen(None));
+    sharing_is(&mut grace, &ada_id, false).await;
+    picture(&mut grace, &ada_id, "Ada's camera again", |f| {
+        f.width() == 640
+            && f.height() == 360
+            && huddle_engine::video::pattern::read_stamp(f).is_some()
+    })
+    .await;
+    ada.command(Command::Leave);
+    grace.command(Command::Leave);
+}
+
+#[tokio::test]
+async fn a_screen_that_cannot_be_captured_says_why() {
+    let free = (500..600)
+        .find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())
+        .unwrap();
+    let error = ScreenSource::open_display(Some(&format!(":{free}"))).unwrap_err();
+    assert!(matches!(error, CaptureError::Screen(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("the screen cannot be shared: no X server to capture"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_that_goes_away_stops_the_sharing_and_the_room_is_told() {
+    let mut xvfb = Xvfb::start();
+    let _paint = xvfb.paint(0x00ff00, 0x00ff00);
+    let server = server().await;
+    let mut ada = start(server, "Ada");
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    let display = xvfb.display.clone();
+    let screen = tokio::task::spawn_blocking(move || ScreenSource::open_display(Some(&display)))
+        .await
+        .unwrap()
+        .unwrap();
+    ada.command(Command::ShareScreen(Some(Box::new(screen))));
+    sharing_is(&mut grace, &ada_id, true).await;
+    // The X server dies under the capture.
+    let _ = xvfb.child.kill();
+    until(&mut ada, 10, "ScreenFailed", |e| {
+        matches!(e, CallEvent::ScreenFailed(CaptureError::Stopped(_)))
+    })
+    .await;
+    sharing_is(&mut grace, &ada_id, false).await;
+    picture(
+        &mut grace,
+        &ada_id,
+        "Ada's camera after the screen went",
+        |f| f.width() == 640 && f.height() == 360,
+    )
+    .await;
+}
