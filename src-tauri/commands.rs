@@ -37,6 +37,9 @@ pub struct Startup {
     /// The page is painted in software: draw pictures with the 2D canvas
     /// (a WebGL canvas would be read back for every picture).
     pub software_painting: bool,
+    /// Why the screen cannot be shared here, if that is known; `None`:
+    /// sharing is offered.
+    pub screen_share_unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -64,6 +67,7 @@ pub async fn attach(
         link: state.take_link(),
         hosting,
         software_painting: state.software_painting,
+        screen_share_unavailable: huddle_engine::video::screen::unavailable().map(str::to_owned),
     })
 }
 
@@ -195,6 +199,18 @@ pub async fn set_camera(on: bool, state: State<'_, AppState>) -> Result<(), Comm
         return Err(CommandError::NotInCall);
     }
     session.set_camera(on, camera, &state.ui).await;
+    Ok(())
+}
+
+/// Shares the screen in place of the camera (`on`), or stops.
+#[tauri::command]
+pub async fn set_screen_share(on: bool, state: State<'_, AppState>) -> Result<(), CommandError> {
+    let mut session = state.session.lock().await;
+    let session = session.as_mut().ok_or(CommandError::NotJoined)?;
+    if !session.in_call() {
+        return Err(CommandError::NotInCall);
+    }
+    session.share_screen(on, &state.ui).await;
     Ok(())
 }
 

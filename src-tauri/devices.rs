@@ -13,6 +13,7 @@ use std::sync::Arc;
 use huddle_engine::audio::device::{list_devices, Direction, Microphone, Speaker};
 use huddle_engine::audio::{AudioError, AudioSink, AudioSource, ToneInput};
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
+use huddle_engine::video::screen::ScreenSource;
 use huddle_engine::video::{CaptureError, PatternSource, VideoSource};
 use serde::Serialize;
 use ts_rs::TS;
@@ -114,6 +115,12 @@ pub fn open_microphone(id: Option<&str>) -> Result<Box<dyn AudioSource>, AudioEr
         return Ok(Box::new(ToneInput::new(TONE_HZ)));
     }
     Ok(Box::new(Microphone::open(id)?))
+}
+
+/// Starts capturing the screen (see `huddle_engine::video::screen` for
+/// where that is possible).
+pub fn open_screen() -> Result<Box<dyn VideoSource>, CaptureError> {
+    Ok(Box::new(ScreenSource::open()?))
 }
 
 /// Opens the speaker `id` (`None`: the default one), at `volume`.

@@ -58,6 +58,8 @@ pub enum DeviceKind {
     Camera,
     Microphone,
     Speaker,
+    /// The screen, while shared.
+    Screen,
 }
 
 /// One call member's figures, as the UI's stats panel shows them.

@@ -104,6 +104,7 @@ pub fn run() {
             commands::leave_call,
             commands::set_microphone,
             commands::set_camera,
+            commands::set_screen_share,
             commands::select_device,
             commands::open_tile,
             commands::next_frame,

@@ -113,6 +113,7 @@ impl Session {
         self.in_call = false;
         self.has_video = false;
         self.commands.send(Command::LeaveCall);
+        self.commands.send(Command::ShareScreen(None));
         self.commands.send(Command::SetVideo(None));
         self.commands.send(Command::SetAudio(None));
         self.commands.send(Command::SetOutput(None));
@@ -136,9 +137,22 @@ impl Session {
         self.commands.send(Command::Camera(on));
     }
 
+    /// Shares the screen in place of the camera, or stops; a screen that
+    /// cannot be captured is told to the window.
+    pub async fn share_screen(&mut self, on: bool, ui: &Ui) {
+        if on {
+            self.use_device(DeviceKind::Screen, None, ui).await;
+        } else {
+            self.commands.send(Command::ShareScreen(None));
+        }
+    }
+
     /// Switches a device during the call (no renegotiation).
     pub async fn switch(&mut self, kind: DeviceKind, id: Option<String>, ui: &Ui) {
-        if !self.in_call || (kind == DeviceKind::Camera && !self.has_video) {
+        if !self.in_call
+            || (kind == DeviceKind::Camera && !self.has_video)
+            || kind == DeviceKind::Screen
+        {
             return;
         }
         self.use_device(kind, id, ui).await;
@@ -160,6 +174,9 @@ impl Session {
                     .map_err(|e| e.to_string()),
                 DeviceKind::Speaker => devices::open_speaker(id, volume)
                     .map(|s| Command::SetOutput(Some(s)))
+                    .map_err(|e| e.to_string()),
+                DeviceKind::Screen => devices::open_screen()
+                    .map(|s| Command::ShareScreen(Some(s)))
                     .map_err(|e| e.to_string()),
             }
         })
@@ -226,6 +243,7 @@ async fn pump(mut call: Call, ui: Ui, frames: Arc<FrameGate>) {
             },
             CallEvent::Reconnecting => UiEvent::Reconnecting,
             CallEvent::VideoFailed(e) => failed(DeviceKind::Camera, e.to_string()),
+            CallEvent::ScreenFailed(e) => failed(DeviceKind::Screen, e.to_string()),
             CallEvent::AudioInFailed(e) => failed(DeviceKind::Microphone, e.to_string()),
             CallEvent::AudioOutFailed(e) => failed(DeviceKind::Speaker, e.to_string()),
             CallEvent::Stopped(reason) => {

@@ -159,6 +159,32 @@ try {
     await grace.screenshot({ path: joinPath(out, "desktop-call-browser-side.png") });
   });
 
+  await step("the app shares its screen natively: the browser sees it shared and decodes the whole X screen", async () => {
+    const decoded = (width) =>
+      grace.waitForFunction(
+        ([id, w]) => {
+          const s = window.huddle.state().stats[id];
+          return s && s.width === w && s.framesDecoded > 0 && s;
+        },
+        [appId, width],
+        { timeout: 30_000, polling: 250 },
+      );
+    await app.clickButton("Share screen");
+    await grace.waitForFunction((id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === true, appId, { timeout: 15_000 });
+    // The display is Xvfb's 1280×800 screen, the app's window on it.
+    const shared = await (await decoded(1280)).jsonValue();
+    console.log(`    Chromium decodes the shared screen: ${shared.width}×${shared.height}, ${shared.framesDecoded} frames`);
+    if (shared.height !== 800) throw new Error(`not the whole screen: ${JSON.stringify(shared)}`);
+    await app.waitFor(`const t = window.huddle.tiles().self; return t && t.width === 1280 && t;`, { what: "the shared screen in the self view" });
+    writeFileSync(joinPath(out, "desktop-screen-share.png"), await app.screenshot());
+    await grace.screenshot({ path: joinPath(out, "desktop-screen-share-browser-side.png") });
+    // Stopping goes back to the camera (the 640×480 test pattern), same track.
+    await app.clickButton("Stop sharing");
+    await grace.waitForFunction((id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === false, appId, { timeout: 15_000 });
+    const camera = await (await decoded(640)).jsonValue();
+    console.log(`    …and the camera again after stopping: ${camera.width}×${camera.height}`);
+  });
+
   await step("a lost server shows Reconnecting… and the app comes back when it returns", async () => {
     await stop(server, "SIGKILL");
     await app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Reconnecting…'`, { what: "Reconnecting…" });

@@ -38,7 +38,7 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
   const ipc: DesktopIpc = {
     attach: async (onEvent) => {
       emit = onEvent;
-      const startup: Startup = { settings, devices, link: null, hosting: null, softwarePainting: true };
+      const startup: Startup = { settings, devices, link: null, hosting: null, softwarePainting: true, screenShareUnavailable: null };
       return startup;
     },
     saveSettings: record("saveSettings"),
@@ -53,6 +53,7 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     leaveCall: record("leaveCall"),
     setMicrophone: record("setMicrophone"),
     setCamera: record("setCamera"),
+    setScreenShare: record("setScreenShare"),
     selectDevice: record("selectDevice"),
     openTile: record("openTile"),
     nextFrame: async () => new ArrayBuffer(0),
@@ -75,6 +76,21 @@ const joined = {
 };
 
 describe("DesktopEngine", () => {
+  it("shares the screen through the shell, and shows when the screen gives out", async () => {
+    const { ipc, calls, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    expect(engine.getState().desktop?.screenShareUnavailable).toBeNull();
+    await engine.setScreenShare(true);
+    expect(calls).toContainEqual(["setScreenShare", true]);
+    expect(engine.getState().local.screen).toBe(true);
+    emit({ type: "device_failed", device: "screen", message: "the screen cannot be shared: no X server" });
+    const s = engine.getState();
+    expect(s.local.screen).toBe(false);
+    expect(s.error?.message).toBe("Screen: the screen cannot be shared: no X server");
+    engine.dispose();
+  });
+
   it("starts from the stored settings and the shell's devices", async () => {
     const { ipc } = shell();
     const engine = new DesktopEngine(ipc);

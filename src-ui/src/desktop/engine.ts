@@ -7,8 +7,8 @@
 import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
 import { apply, describeError, expireTyping, initialState } from "../engine/session";
-import type { DesktopActions, Engine, JoinRequest, PeerStats } from "../engine/types";
-import type { Device, DeviceList, Settings, UiEvent } from "./bindings";
+import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
+import type { Device, DeviceKind, DeviceList, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc } from "./ipc";
 import { createRenderer, parsePicture } from "./yuv";
 
@@ -52,6 +52,14 @@ function chosen(list: Device[], id: string | null): string | null {
   return id && list.some((d) => d.id === id) ? id : (list.find((d) => d.is_default)?.id ?? list[0]?.id ?? null);
 }
 
+/** What a device that failed turns off in the local state. */
+const DEVICE_OFF: Record<DeviceKind, Partial<EngineState["local"]>> = {
+  camera: { video: false },
+  microphone: { audio: false },
+  speaker: {},
+  screen: { screen: false },
+};
+
 export class DesktopEngine extends ObservableState implements Engine {
   private settings: Settings | null = null;
   private softwarePainting = false;
@@ -63,7 +71,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   readonly ready: Promise<void>;
 
   constructor(private readonly ipc: DesktopIpc) {
-    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1 } });
+    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null } });
     this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
@@ -76,6 +84,7 @@ export class DesktopEngine extends ObservableState implements Engine {
           hosting: startup.hosting,
           confirmClose: false,
           volume: startup.settings.volume,
+          screenShareUnavailable: startup.screenShareUnavailable,
         },
       }));
       if (startup.link) this.openLink(startup.link.server, startup.link.room);
@@ -162,7 +171,7 @@ export class DesktopEngine extends ObservableState implements Engine {
         this.update((s) => ({
           ...s,
           error: { code: "media", message: `${event.device[0].toUpperCase()}${event.device.slice(1)}: ${event.message}` },
-          local: event.device === "camera" ? { ...s.local, video: false } : event.device === "microphone" ? { ...s.local, audio: false } : s.local,
+          local: { ...s.local, ...DEVICE_OFF[event.device] },
         }));
         return;
       case "rooms":
@@ -297,8 +306,14 @@ export class DesktopEngine extends ObservableState implements Engine {
     await this.ipc.setCamera(on).catch((e) => this.fail(e, "media"));
   }
 
-  async setScreenShare(_on: boolean): Promise<void> {
-    this.update((s) => ({ ...s, error: { code: "media", message: "Screen sharing is not available in the desktop app yet; use Huddle in a browser to share your screen." } }));
+  /** Shares the screen natively in place of the camera; a screen that
+   * cannot be captured comes back as `device_failed` (screen). */
+  async setScreenShare(on: boolean): Promise<void> {
+    this.update((s) => ({ ...s, local: { ...s.local, screen: on } }));
+    await this.ipc.setScreenShare(on).catch((e) => {
+      this.update((s) => ({ ...s, local: { ...s.local, screen: false } }));
+      this.fail(e, "media");
+    });
   }
 
   async selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void> {

@@ -32,6 +32,8 @@ export interface DesktopIpc {
   leaveCall(): Promise<void>;
   setMicrophone(on: boolean): Promise<void>;
   setCamera(on: boolean): Promise<void>;
+  /** Shares the screen in place of the camera, or stops. */
+  setScreenShare(on: boolean): Promise<void>;
   selectDevice(kind: DeviceKind, id: string | null): Promise<void>;
   /** Keeps the member's pictures (`self`: the self view) for `nextFrame`. */
   openTile(member: string): Promise<void>;
@@ -58,6 +60,7 @@ export const tauriIpc: DesktopIpc = {
   leaveCall: () => invoke("leave_call"),
   setMicrophone: (on) => invoke("set_microphone", { on }),
   setCamera: (on) => invoke("set_camera", { on }),
+  setScreenShare: (on) => invoke("set_screen_share", { on }),
   selectDevice: (kind, id) => invoke("select_device", { kind, id }),
   openTile: (member) => invoke("open_tile", { member }),
   nextFrame: (member) => invoke("next_frame", { member }),

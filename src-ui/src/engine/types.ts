@@ -112,6 +112,8 @@ export interface DesktopState {
   confirmClose: boolean;
   /** Playback volume, 0–1. */
   volume: number;
+  /** Why the screen cannot be shared here (null: it can be tried). */
+  screenShareUnavailable: string | null;
 }
 
 /** What only the desktop app can do. */

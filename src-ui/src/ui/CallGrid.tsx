@@ -70,8 +70,8 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
   return (
     <section className={`call-grid tiles-${Math.min(count, 8)}`} aria-label="Call">
       <figure className="tile self" data-testid="tile-self">
-        {native && state.local.video ? (
-          <NativeVideo member="self" mirrored />
+        {native && (state.local.video || state.local.screen) ? (
+          <NativeVideo member="self" mirrored={!state.local.screen} />
         ) : state.local.stream && (state.local.video || state.local.screen) ? (
           <Video stream={state.local.stream} muted speaker={null} mirrored={!state.local.screen} />
         ) : (

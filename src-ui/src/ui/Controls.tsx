@@ -25,9 +25,10 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   const state = useEngineState();
   const [devicesOpen, setDevicesOpen] = useState(false);
   const { local, devices } = state;
-  // The desktop app captures natively and has no screen capture yet.
-  const canShare = !engine.desktop && typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
-  const shareTitle = engine.desktop ? "Screen sharing is not in the desktop app yet; share from Huddle in a browser" : "This browser cannot share the screen";
+  // The desktop app captures the screen natively where its platform allows.
+  const desktopBlock = state.desktop?.screenShareUnavailable ?? null;
+  const canShare = engine.desktop ? desktopBlock === null : typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
+  const shareTitle = engine.desktop ? `${desktopBlock ?? ""} Share from Huddle in a browser instead.` : "This browser cannot share the screen";
   return (
     <div className="controls" role="toolbar" aria-label="Call controls">
       <button type="button" className={`control${local.audio ? "" : " off"}`} aria-pressed={!local.audio} onClick={() => engine.setMicrophone(!local.audio)} title="Mute (M)">

@@ -20,4 +20,9 @@ hosting: HostInfo | null,
  * The page is painted in software: draw pictures with the 2D canvas
  * (a WebGL canvas would be read back for every picture).
  */
-softwarePainting: boolean, };
+softwarePainting: boolean, 
+/**
+ * Why the screen cannot be shared here, if that is known; `None`:
+ * sharing is offered.
+ */
+screenShareUnavailable: string | null, };
