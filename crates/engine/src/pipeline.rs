@@ -137,15 +137,21 @@ pub async fn video(
             control = controls.recv() => {
                 match control {
                     None => return,
+                    // While a screen is shared, what the camera does
+                    // changes nothing that is sent.
                     Some(Control::Source(new)) => {
                         // A new source may have another frame rate.
-                        encoder = None;
+                        if screen.is_none() {
+                            encoder = None;
+                        }
                         source = new;
                     }
                     Some(Control::Enabled(on)) => {
                         enabled = on;
                         // Receivers resume from a keyframe.
-                        keyframe.now();
+                        if screen.is_none() {
+                            keyframe.now();
+                        }
                     }
                     Some(Control::Bitrate(bps)) => {
                         bitrate_bps = bps;
