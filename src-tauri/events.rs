@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::devices::DeviceList;
+use crate::links::JoinLink;
 
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -41,6 +42,9 @@ pub enum UiEvent {
     /// The window's close button was pressed during a call: ask first
     /// (`quit` closes).
     ConfirmClose,
+    /// A `huddle://` link was opened while the app was running (handed over
+    /// by the second launch): show its join screen.
+    OpenLink { link: JoinLink },
 }
 
 /// Why the membership ended.

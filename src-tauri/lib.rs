@@ -61,6 +61,11 @@ pub fn run() {
         .try_init();
     let link = std::env::args().find_map(|a| links::parse_join_link(&a));
     let result = tauri::Builder::default()
+        // First: a second launch (a `huddle://` link clicked while the app
+        // runs) hands its arguments to this one and exits.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            handed_over(app, &argv)
+        }))
         .plugin(tauri_plugin_store::Builder::default().build())
         .setup(move |app| {
             let store = settings::open(app.handle())?;
@@ -117,6 +122,21 @@ pub fn run() {
     if let Err(e) = result {
         eprintln!("huddle: the window could not be shown: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Another launch's arguments: its link, if any, opens here, and the window
+/// comes to the front.
+fn handed_over(app: &tauri::AppHandle, argv: &[String]) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+    if let Some(link) = argv.iter().find_map(|a| links::parse_join_link(a)) {
+        if let Some(state) = app.try_state::<AppState>() {
+            state.ui.emit(UiEvent::OpenLink { link });
+        }
     }
 }
 

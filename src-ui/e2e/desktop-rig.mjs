@@ -1,6 +1,7 @@
 // What driving the desktop app takes: an X display (Xvfb), a PulseAudio
-// with a null sink, tauri-driver (with WebKitWebDriver), and the app's own
-// HOME; plus the window helpers the desktop e2e run and benchmark share.
+// with a null sink, a D-Bus session bus, tauri-driver (with WebKitWebDriver),
+// and the app's own HOME; plus the window helpers the desktop e2e run and
+// benchmark share.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -21,11 +22,13 @@ export class DesktopRig {
     try {
       const DISPLAY = await rig.display();
       rig.pulseServer = await rig.pulse();
+      const DBUS_SESSION_BUS_ADDRESS = await rig.sessionBus();
       const home = joinPath(rig.scratch, "home");
       mkdirSync(home, { recursive: true });
       rig.env = {
         ...process.env,
         DISPLAY,
+        DBUS_SESSION_BUS_ADDRESS,
         PULSE_SERVER: rig.pulseServer,
         HUDDLE_FAKE_MEDIA: "1",
         HOME: home,
@@ -62,6 +65,14 @@ export class DesktopRig {
     this.spawn("Xvfb", [`:${n}`, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], { stdio: "ignore" });
     await until(() => existsSync(`/tmp/.X11-unix/X${n}`), "Xvfb");
     return `:${n}`;
+  }
+
+  /** A D-Bus session bus of our own (the app finds its running instance there). */
+  async sessionBus() {
+    const socket = joinPath(this.scratch, "bus");
+    this.spawn("dbus-daemon", ["--session", "--nofork", "--nopidfile", `--address=unix:path=${socket}`], { stdio: "ignore" });
+    await until(() => existsSync(socket), "dbus-daemon");
+    return `unix:path=${socket}`;
   }
 
   /** A PulseAudio daemon of our own with one null sink, the default output. */

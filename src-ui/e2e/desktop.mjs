@@ -235,6 +235,27 @@ try {
     await connected(app);
   });
 
+  await step("a huddle:// link opened while the app runs is handed to it: the second launch exits, the join screen follows the room", async () => {
+    const link = `huddle://join?server=${encodeURIComponent(serverAddress)}&room=handed`;
+    const second = rig.spawn(appBin, [link], { env: rig.env, stdio: ["ignore", "ignore", "inherit"] });
+    const code = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the second launch did not hand over and exit within 20 s")), 20_000);
+      second.once("exit", (c) => (clearTimeout(timer), resolve(c)));
+    });
+    if (code !== 0) throw new Error(`the second launch exited with ${code}`);
+    // In a room, the link waits for the room to be left.
+    const notice = await app.waitFor(`return window.huddle.state().error?.code === 'link' && window.huddle.state().error.message`, { what: "the link's notice" });
+    console.log(`    in a room: "${notice}"`);
+    await app.clickButton("Leave room");
+    const seen = await app.waitFor(
+      `const v = (n) => document.querySelector('input[name=' + n + ']')?.value; return v('room') === 'handed' && { server: v('server'), room: v('room') };`,
+      { what: "the handed link's join screen" },
+    );
+    if (seen.server !== `ws://${serverAddress}/ws`) throw new Error(`not opened: ${JSON.stringify(seen)}`);
+    await app.clickButton("Join room");
+    await connected(app);
+  });
+
   await step("Host a room: the app serves the room itself and a browser joins by its link", async () => {
     await app.clickButton("Leave room");
     await app.clickButton("Host a room");

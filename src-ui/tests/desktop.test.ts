@@ -76,6 +76,25 @@ const joined = {
 };
 
 describe("DesktopEngine", () => {
+  it("a link handed over by a second launch opens its join screen, after the room in one", async () => {
+    const { ipc, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    emit({ type: "open_link", link: { server: "ws://other.example.org/ws", room: "retro" } });
+    expect(engine.getState().desktop?.server).toBe("ws://other.example.org/ws");
+    expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
+    engine.join({ room: "standup", name: "Ada" });
+    emit({ type: "server", message: joined as never });
+    emit({ type: "open_link", link: { server: "ws://third.example.org/ws", room: "planning" } });
+    expect(engine.getState().status).toBe("joined");
+    expect(engine.getState().error?.code).toBe("link");
+    expect(engine.getState().desktop?.openedLink?.room).toBe("retro");
+    engine.leave();
+    expect(engine.getState().desktop?.server).toBe("ws://third.example.org/ws");
+    expect(engine.getState().desktop?.openedLink).toEqual({ room: "planning", seq: 2 });
+    engine.dispose();
+  });
+
   it("shares the screen through the shell, and shows when the screen gives out", async () => {
     const { ipc, calls, emit } = shell();
     const engine = new DesktopEngine(ipc);

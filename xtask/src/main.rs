@@ -56,6 +56,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ),
     ("WebKitWebDriver", "webkit2gtk-driver"),
     ("Xvfb", "xvfb"),
+    // A session bus, where a second launch of the app finds the first.
+    ("dbus-daemon", "dbus-daemon"),
     // Recommended, not required, by WebKitGTK and Chromium, so absent with
     // `--no-install-recommends`: Mesa's software OpenGL (WebKit's EGL) and a
     // font for the pages to be drawn with.

@@ -64,6 +64,8 @@ export class DesktopEngine extends ObservableState implements Engine {
   private settings: Settings | null = null;
   private softwarePainting = false;
   private request: JoinRequest | null = null;
+  /** A link opened during a membership, for the lobby once it is left. */
+  private pendingLink: { server: string; room: string } | null = null;
   private watching = false;
   private tiles = new Map<string, TileFigures>();
   private timer: ReturnType<typeof setInterval>;
@@ -71,7 +73,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   readonly ready: Promise<void>;
 
   constructor(private readonly ipc: DesktopIpc) {
-    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null } });
+    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null } });
     this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
@@ -85,6 +87,7 @@ export class DesktopEngine extends ObservableState implements Engine {
           confirmClose: false,
           volume: startup.settings.volume,
           screenShareUnavailable: startup.screenShareUnavailable,
+          openedLink: null,
         },
       }));
       if (startup.link) this.openLink(startup.link.server, startup.link.room);
@@ -177,6 +180,9 @@ export class DesktopEngine extends ObservableState implements Engine {
       case "rooms":
         this.update((s) => ({ ...s, rooms: event.rooms }));
         return;
+      case "open_link":
+        this.openLink(event.link.server, event.link.room);
+        return;
       case "devices":
         this.setDevices(event.devices);
         return;
@@ -201,11 +207,21 @@ export class DesktopEngine extends ObservableState implements Engine {
     }));
   }
 
+  /** Opens a `huddle://` link's join screen; in a room, it waits until
+   * the room is left (the call is not cut by a click elsewhere). */
   private openLink(server: string, room: string): void {
+    if (this.state.status !== "idle" && this.state.status !== "connecting") {
+      this.pendingLink = { server, room };
+      this.update((s) => ({ ...s, error: { code: "link", message: `Leave this room to join “${room}” from the link you opened.` } }));
+      return;
+    }
     this.setServer(server);
-    // The lobby reads the room from the address (its `/r/<room>` route).
-    history.replaceState(null, "", `/r/${encodeURIComponent(room)}`);
-    this.update((s) => ({ ...s, error: null }));
+    // The lobby is shown anew for each link, with its room filled in.
+    this.update((s) => ({
+      ...s,
+      error: null,
+      desktop: s.desktop ? { ...s.desktop, openedLink: { room, seq: (s.desktop.openedLink?.seq ?? 0) + 1 } } : s.desktop,
+    }));
   }
 
   // --- lobby and membership ---------------------------------------------
@@ -235,6 +251,9 @@ export class DesktopEngine extends ObservableState implements Engine {
     this.request = null;
     void this.ipc.leave();
     this.update((s) => ({ ...initialState(), rooms: s.rooms, devices: s.devices, desktop: s.desktop }));
+    const link = this.pendingLink;
+    this.pendingLink = null;
+    if (link) this.openLink(link.server, link.room);
     if (this.watching) this.watchRooms(true);
   }
 

@@ -67,7 +67,7 @@ export interface Devices {
 
 /** A user-facing error: the server's code (or a client-side one) and what to show. */
 export interface EngineError {
-  code: ErrorCode | "connection" | "media" | "attachment";
+  code: ErrorCode | "connection" | "media" | "attachment" | "link";
   message: string;
 }
 
@@ -114,6 +114,9 @@ export interface DesktopState {
   volume: number;
   /** Why the screen cannot be shared here (null: it can be tried). */
   screenShareUnavailable: string | null;
+  /** The last `huddle://` link opened (`seq` counts them): the lobby is
+   * shown anew for each, its room filled in. */
+  openedLink: { room: string; seq: number } | null;
 }
 
 /** What only the desktop app can do. */

@@ -61,7 +61,7 @@ export function App() {
 
   return (
     <>
-      {inRoom ? <Room theme={theme} toggleTheme={toggleTheme} /> : <Lobby initialRoom={roomFromPath(location.pathname)} />}
+      {inRoom ? <Room theme={theme} toggleTheme={toggleTheme} /> : <Lobby key={state.desktop?.openedLink?.seq ?? 0} initialRoom={state.desktop?.openedLink?.room ?? roomFromPath(location.pathname)} />}
       {state.desktop?.confirmClose && <ConfirmClose />}
     </>
   );
