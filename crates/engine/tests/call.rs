@@ -7,7 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{decode_from, joined, server, server_with, start, start_url, until, Proxy};
+use common::{
+    ada_and_grace_in_a_call, decode_from, joined, nobody_leaves, server, server_with, start,
+    start_url, until, Proxy,
+};
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::call::{Call, CallEvent, Command};
 use huddle_engine::stats::LinkStats;
@@ -39,13 +42,7 @@ async fn hear(call: &mut Call, from: &str) -> Option<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_native_peers_through_the_server_decode_each_other() {
-    let server = server().await;
-    let mut ada = start(server, "Ada");
-    let ada_id = joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    let grace_id = joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (mut ada, ada_id, mut grace, grace_id) = ada_and_grace_in_a_call(server().await).await;
     let (at_ada, at_grace) = tokio::join!(
         decode_from(&mut ada, std::slice::from_ref(&grace_id), 30),
         decode_from(&mut grace, std::slice::from_ref(&ada_id), 30),
@@ -143,31 +140,12 @@ async fn a_signaling_drop_mid_call_keeps_the_media_and_resumes() {
     let later = decode_from(&mut ada, std::slice::from_ref(&grace_id), 30).await;
     assert_eq!(later.len(), 1);
     // Grace's event stream never said Ada left or that her link closed.
-    tokio::time::timeout(Duration::from_millis(500), async {
-        while let Some(event) = grace.next_event().await {
-            assert!(
-                !matches!(
-                    event,
-                    CallEvent::LinkClosed { .. }
-                        | CallEvent::Message(ServerMessage::PeerLeft { .. })
-                ),
-                "{event:?}"
-            );
-        }
-    })
-    .await
-    .unwrap_err();
+    nobody_leaves(&mut grace, Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_the_call_closes_links_and_rejoining_restores_video() {
-    let server = server().await;
-    let mut ada = start(server, "Ada");
-    joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    let grace_id = joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (mut ada, _, grace, grace_id) = ada_and_grace_in_a_call(server().await).await;
     decode_from(&mut ada, std::slice::from_ref(&grace_id), 10).await;
 
     grace.command(Command::LeaveCall);
@@ -317,13 +295,7 @@ async fn media_is(call: &mut Call, peer: &str, audio: bool, video: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_camera_off_and_a_new_source_change_what_arrives_without_renegotiating() {
-    let server = server().await;
-    let mut ada = start(server, "Ada");
-    let ada_id = joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (ada, ada_id, mut grace, _) = ada_and_grace_in_a_call(server().await).await;
     decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
 
     // Muted: the room is told, and after what was in flight, silence.

@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{decode_from, joined, start_url, until};
+use common::{decode_from, joined, nobody_leaves, start_url, until};
 use huddle_engine::call::{Call, CallEvent, Command};
 use huddle_engine::video::pattern::read_stamp;
 use huddle_protocol::ServerMessage;
@@ -44,25 +44,6 @@ async fn resume_while_decoding(call: &mut Call, id: &str, from: &str, frames: us
     })
     .await
     .unwrap_or_else(|_| panic!("{id}: resumed {resumed}, {decoded} pictures within 30 s"));
-}
-
-/// Fails if, within `window`, the call reports a peer leaving or a link
-/// closing.
-async fn nobody_leaves(call: &mut Call, window: Duration) {
-    let quiet = tokio::time::timeout(window, async {
-        while let Some(event) = call.next_event().await {
-            assert!(
-                !matches!(
-                    event,
-                    CallEvent::LinkClosed { .. }
-                        | CallEvent::Message(ServerMessage::PeerLeft { .. })
-                ),
-                "{event:?}"
-            );
-        }
-    })
-    .await;
-    assert!(quiet.is_err(), "the call ended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

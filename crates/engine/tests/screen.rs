@@ -12,7 +12,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{joined, server, start, until};
+use common::{ada_and_grace_in_a_call, server, until};
 use huddle_engine::call::{Call, CallEvent, Command};
 use huddle_engine::video::convert::i420_to_rgb;
 use huddle_engine::video::screen::ScreenSource;
@@ -83,6 +83,17 @@ impl Xvfb {
     }
 }
 
+impl Xvfb {
+    /// Its screen as a source (opened off the async threads: it blocks).
+    async fn capture(&self) -> ScreenSource {
+        let display = self.display.clone();
+        tokio::task::spawn_blocking(move || ScreenSource::open_display(Some(&display)))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
 impl Drop for Xvfb {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -134,24 +145,13 @@ async fn picture(call: &mut Call, from: &str, what: &str, want: impl Fn(&I420Fra
 async fn a_shared_screen_replaces_the_camera_and_the_other_member_decodes_it() {
     let xvfb = Xvfb::start();
     let _paint = xvfb.paint(0xff0000, 0x0000ff);
-    let server = server().await;
-    let mut ada = start(server, "Ada");
-    let ada_id = joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (ada, ada_id, mut grace, _) = ada_and_grace_in_a_call(server().await).await;
     picture(&mut grace, &ada_id, "Ada's camera", |f| {
         f.width() == 640 && f.height() == 360
     })
     .await;
 
-    let display = xvfb.display.clone();
-    let screen = tokio::task::spawn_blocking(move || ScreenSource::open_display(Some(&display)))
-        .await
-        .unwrap()
-        .unwrap();
-    ada.command(Command::ShareScreen(Some(Box::new(screen))));
+    ada.command(Command::ShareScreen(Some(Box::new(xvfb.capture().await))));
     sharing_is(&mut grace, &ada_id, true).await;
     // The whole screen, red on the left and blue on the right.
     picture(&mut grace, &ada_id, "Ada's screen", |f| {
@@ -201,19 +201,8 @@ async fn a_screen_that_cannot_be_captured_says_why() {
 async fn a_screen_that_goes_away_stops_the_sharing_and_the_room_is_told() {
     let mut xvfb = Xvfb::start();
     let _paint = xvfb.paint(0x00ff00, 0x00ff00);
-    let server = server().await;
-    let mut ada = start(server, "Ada");
-    let ada_id = joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
-    let display = xvfb.display.clone();
-    let screen = tokio::task::spawn_blocking(move || ScreenSource::open_display(Some(&display)))
-        .await
-        .unwrap()
-        .unwrap();
-    ada.command(Command::ShareScreen(Some(Box::new(screen))));
+    let (mut ada, ada_id, mut grace, _) = ada_and_grace_in_a_call(server().await).await;
+    ada.command(Command::ShareScreen(Some(Box::new(xvfb.capture().await))));
     sharing_is(&mut grace, &ada_id, true).await;
     // The X server dies under the capture.
     let _ = xvfb.child.kill();

@@ -274,3 +274,34 @@ pub async fn until(
     .await
     .unwrap_or_else(|_| panic!("no {what} within {secs} s"));
 }
+
+/// Ada and Grace in room "standup" at `server`, both in its call; with
+/// their ids.
+pub async fn ada_and_grace_in_a_call(server: SocketAddr) -> (Call, String, Call, String) {
+    let mut ada = start(server, "Ada");
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    let grace_id = joined(&mut grace).await;
+    ada.command(huddle_engine::call::Command::JoinCall);
+    grace.command(huddle_engine::call::Command::JoinCall);
+    (ada, ada_id, grace, grace_id)
+}
+
+/// Fails if, within `window`, the call reports a peer leaving or a link
+/// closing.
+pub async fn nobody_leaves(call: &mut Call, window: Duration) {
+    let quiet = tokio::time::timeout(window, async {
+        while let Some(event) = call.next_event().await {
+            assert!(
+                !matches!(
+                    event,
+                    CallEvent::LinkClosed { .. }
+                        | CallEvent::Message(ServerMessage::PeerLeft { .. })
+                ),
+                "{event:?}"
+            );
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "the call ended");
+}
