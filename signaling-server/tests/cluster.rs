@@ -264,3 +264,34 @@ async fn redis_lost_is_said_clearly_and_the_cluster_recovers_when_it_returns() {
     assert_eq!(chat["text"], "back");
     assert_eq!(chat["from"], grace.id);
 }
+
+/// What `huddle-server --redis URL` prints and exits with, Redis being absent.
+fn start_without_redis(url: &str) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_huddle-server"))
+        .args(["--listen", "127.0.0.1:0", "--redis", url])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
+}
+
+#[test]
+fn redis_unreachable_at_start_is_a_clear_error_without_the_password() {
+    let port = huddle_testkit::free_port();
+    let (code, said) = start_without_redis(&format!("redis://:hunter2@127.0.0.1:{port}/0"));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "cannot reach Redis at redis://…@127.0.0.1:{port}/0"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("hunter2"), "the password leaked: {said}");
+    let (code, said) = start_without_redis("http://not-redis");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("bad Redis URL"), "{said}");
+}
