@@ -16,6 +16,7 @@ use crate::error::CommandError;
 use crate::events::{DeviceKind, UiEvent};
 use crate::host::{HostInfo, Hosted};
 use crate::links::{self, JoinLink};
+use crate::notifications;
 use crate::session::{DeviceChoice, JoinRequest, Session, SELF_TILE};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -261,6 +262,16 @@ pub async fn close_tile(member: String, state: State<'_, AppState>) -> Result<()
     show_self(&member, false, &state).await;
     state.frames.close(&member);
     Ok(())
+}
+
+/// Shows a desktop notification (a call started or someone rings while the
+/// window is elsewhere).
+#[tauri::command]
+pub async fn notify(title: String, body: String) -> Result<(), CommandError> {
+    let shown = tauri::async_runtime::spawn_blocking(move || notifications::show(&title, &body))
+        .await
+        .unwrap_or(Err(notifications::NotifyError::Interrupted));
+    Ok(shown?)
 }
 
 /// Starts the in-process server (once) and says where it is.

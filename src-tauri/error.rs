@@ -25,6 +25,8 @@ pub enum CommandError {
     Host(#[source] std::io::Error),
     #[error("the settings could not be saved: {0}")]
     Settings(#[from] tauri_plugin_store::Error),
+    #[error("{0}")]
+    Notify(#[from] crate::notifications::NotifyError),
 }
 
 impl CommandError {
@@ -39,6 +41,7 @@ impl CommandError {
             CommandError::Audio(_) => "audio",
             CommandError::Host(_) => "host",
             CommandError::Settings(_) => "settings",
+            CommandError::Notify(_) => "notify",
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum UiEvent {
     /// The window's close button was pressed during a call: ask first
     /// (`quit` closes).
     ConfirmClose,
+    /// The window gained (`true`) or lost the keyboard focus: whether the
+    /// user is looking elsewhere (for notifications).
+    WindowFocus { focused: bool },
     /// A `huddle://` link was opened while the app was running (handed over
     /// by the second launch): show its join screen.
     OpenLink { link: JoinLink },

@@ -10,6 +10,7 @@ pub mod events;
 pub mod frames;
 pub mod host;
 pub mod links;
+pub mod notifications;
 pub mod session;
 pub mod settings;
 pub mod state;
@@ -84,6 +85,10 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(|window, event| {
+            if let WindowEvent::Focused(focused) = event {
+                let state = window.state::<AppState>();
+                state.ui.emit(UiEvent::WindowFocus { focused: *focused });
+            }
             if let WindowEvent::CloseRequested { api, .. } = event {
                 let state = window.state::<AppState>();
                 remember_window(window, &state);
@@ -114,6 +119,7 @@ pub fn run() {
             commands::open_tile,
             commands::next_frame,
             commands::close_tile,
+            commands::notify,
             commands::host,
             commands::join_link,
             commands::quit,

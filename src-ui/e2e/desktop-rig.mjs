@@ -1,10 +1,11 @@
 // What driving the desktop app takes: an X display (Xvfb), a PulseAudio
-// with a null sink, a D-Bus session bus, tauri-driver (with WebKitWebDriver),
+// with a null sink, a D-Bus session bus with a notification service (dunst),
+// tauri-driver (with WebKitWebDriver),
 // and the app's own HOME; plus the window helpers the desktop e2e run and
 // benchmark share.
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { READ_STRIP, freePort, stop } from "./lib.mjs";
@@ -39,6 +40,7 @@ export class DesktopRig {
         LIBGL_ALWAYS_SOFTWARE: "1",
         ...extraEnv,
       };
+      await rig.notifications();
       rig.driverBase = await rig.driver(tauriDriver);
       return rig;
     } catch (e) {
@@ -73,6 +75,36 @@ export class DesktopRig {
     this.spawn("dbus-daemon", ["--session", "--nofork", "--nopidfile", `--address=unix:path=${socket}`], { stdio: "ignore" });
     await until(() => existsSync(socket), "dbus-daemon");
     return `unix:path=${socket}`;
+  }
+
+  /** A notification service on the session bus: dunst, drawing on the display. Its notifications close after a
+   * second, so that they reach its history (which is what can be asked for) soon. */
+  async notifications() {
+    const config = joinPath(this.scratch, "dunstrc");
+    writeFileSync(config, ["low", "normal", "critical"].map((u) => `[urgency_${u}]\ntimeout = 1\n`).join(""));
+    this.spawn("dunst", ["-config", config], { env: this.env, stdio: "ignore" });
+    await until(() => this.notificationHistory() !== null, "dunst");
+  }
+
+  /** What the notification service showed and closed so far (the raw D-Bus reply), or null while there is none. */
+  notificationHistory() {
+    const reply = spawnSync(
+      "dbus-send",
+      ["--session", "--print-reply", "--dest=org.freedesktop.Notifications", "/org/freedesktop/Notifications", "org.dunstproject.cmd0.NotificationListHistory"],
+      { env: this.env, encoding: "utf8" },
+    );
+    return reply.status === 0 ? reply.stdout : null;
+  }
+
+  /** Takes the keyboard focus from the app's window, as another window would: the pointer leaves it for the screen's
+   * far corner (with no window manager, a focused root gives the focus to the window under the pointer) and the
+   * root window gets the focus. */
+  focusElsewhere() {
+    const xdotool = (...args) => spawnSync("xdotool", args, { env: this.env, encoding: "utf8" });
+    const root = xdotool("search", "--maxdepth", "0", "--name", "").stdout.trim();
+    const moved = xdotool("mousemove", "1279", "799");
+    const focused = xdotool("windowfocus", root);
+    if (!root || moved.status !== 0 || focused.status !== 0) throw new Error(`xdotool could not move the focus: ${moved.stderr}${focused.stderr}`);
   }
 
   /** A PulseAudio daemon of our own with one null sink, the default output. */

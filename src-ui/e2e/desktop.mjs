@@ -270,6 +270,22 @@ try {
     await grace.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
     await app.waitFor(`return window.huddle.state().members.some((m) => m.name === 'Grace')`, { what: "Grace in the hosted room" });
   });
+  await step("someone rings while the window is elsewhere: a desktop notification says who", async () => {
+    rig.focusElsewhere();
+    await app.waitFor(`return window.huddle.state().desktop.focused === false`, { what: "the shell saying the window lost the focus" });
+    const adaRow = grace.locator(".member", { hasText: "Ada" });
+    await adaRow.hover();
+    await adaRow.getByRole("button", { name: "Ring Ada" }).click();
+    await app.waitFor(`return window.huddle.state().prompt?.kind === 'ring'`, { what: "the ring in the window" });
+    let history = "";
+    for (let i = 0; i < 150 && !history.includes("Grace is calling"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      history = rig.notificationHistory() ?? "";
+    }
+    if (!history.includes("Grace is calling")) throw new Error(`no notification reached the notification service: ${history.slice(0, 400)}`);
+    console.log(`    dunst shows "Grace is calling" (${history.includes("hosted") ? "with" : "without"} the room's name)`);
+    await app.clickButton("Decline");
+  });
 } catch (error) {
   failed = true;
   console.error(error);

@@ -60,6 +60,7 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     closeTile: record("closeTile"),
     host: async () => ({ serverUrl: "ws://10.0.0.2:8787/ws", webUrl: "http://10.0.0.2:8787/" }),
     joinLink: async () => "huddle://join",
+    notify: record("notify"),
     quit: record("quit"),
   };
   return { ipc, calls, emit: (e: UiEvent) => emit(e) };

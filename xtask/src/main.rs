@@ -56,8 +56,13 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ),
     ("WebKitWebDriver", "webkit2gtk-driver"),
     ("Xvfb", "xvfb"),
-    // A session bus, where a second launch of the app finds the first.
+    // A session bus, where a second launch of the app finds the first, and
+    // a notification service on it (dunst; dbus-send asks what it showed).
     ("dbus-daemon", "dbus-daemon"),
+    ("dbus-send", "dbus-bin"),
+    ("dunst", "dunst"),
+    // Moves the keyboard focus away from the app's window.
+    ("xdotool", "xdotool"),
     // Recommended, not required, by WebKitGTK and Chromium, so absent with
     // `--no-install-recommends`: Mesa's software OpenGL (WebKit's EGL) and a
     // font for the pages to be drawn with.

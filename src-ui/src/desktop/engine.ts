@@ -73,7 +73,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   readonly ready: Promise<void>;
 
   constructor(private readonly ipc: DesktopIpc) {
-    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null } });
+    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, focused: true } });
     this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
@@ -88,6 +88,7 @@ export class DesktopEngine extends ObservableState implements Engine {
           volume: startup.settings.volume,
           screenShareUnavailable: startup.screenShareUnavailable,
           openedLink: null,
+          focused: true,
         },
       }));
       if (startup.link) this.openLink(startup.link.server, startup.link.room);
@@ -179,6 +180,9 @@ export class DesktopEngine extends ObservableState implements Engine {
         return;
       case "rooms":
         this.update((s) => ({ ...s, rooms: event.rooms }));
+        return;
+      case "window_focus":
+        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, focused: event.focused } } : s));
         return;
       case "open_link":
         this.openLink(event.link.server, event.link.room);
@@ -370,6 +374,8 @@ export class DesktopEngine extends ObservableState implements Engine {
       if (close) void this.ipc.quit();
     },
     attachVideo: (member, canvas) => this.attachVideo(member, canvas),
+    // Without a notification service the chime and the prompt remain.
+    notify: (title, body) => void this.ipc.notify(title, body).catch((e) => console.warn("no notification:", e)),
   };
 
   /**

@@ -42,6 +42,8 @@ export interface DesktopIpc {
   closeTile(member: string): Promise<void>;
   host(): Promise<HostInfo>;
   joinLink(server: string, room: string): Promise<string>;
+  /** A desktop notification through the system's notification service. */
+  notify(title: string, body: string): Promise<void>;
   quit(): Promise<void>;
 }
 
@@ -67,5 +69,6 @@ export const tauriIpc: DesktopIpc = {
   closeTile: (member) => invoke("close_tile", { member }),
   host: () => invoke("host"),
   joinLink: (server, room) => invoke("join_link", { server, room }),
+  notify: (title, body) => invoke("notify", { title, body }),
   quit: () => invoke("quit"),
 };

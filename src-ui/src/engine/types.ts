@@ -117,6 +117,8 @@ export interface DesktopState {
   /** The last `huddle://` link opened (`seq` counts them): the lobby is
    * shown anew for each, its room filled in. */
   openedLink: { room: string; seq: number } | null;
+  /** Whether the app's window has the keyboard focus (the shell says). */
+  focused: boolean;
 }
 
 /** What only the desktop app can do. */
@@ -131,6 +133,9 @@ export interface DesktopActions {
   confirmClose(close: boolean): void;
   /** Shows `member`'s pictures on `canvas` until the returned function is called. */
   attachVideo(member: string, canvas: HTMLCanvasElement): () => void;
+  /** A desktop notification through the system's service (the page's own
+   * `Notification` is denied inside the app's web view). */
+  notify(title: string, body: string): void;
 }
 
 export interface JoinRequest {

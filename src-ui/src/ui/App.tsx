@@ -23,6 +23,7 @@ function preferredTheme(): "light" | "dark" {
 }
 
 export function App() {
+  const engine = useEngine();
   const state = useEngineState();
   const [theme, setTheme] = useState(preferredTheme);
   const inRoom = state.status !== "idle" && state.status !== "connecting" && state.room !== null;
@@ -45,8 +46,11 @@ export function App() {
 
   // A call starting or someone ringing while the window is elsewhere.
   useEffect(() => {
-    if (state.prompt) alertIfAway(state.prompt, state.room?.name);
-  }, [state.prompt, state.room?.name]);
+    if (!state.prompt) return;
+    const native = engine.desktop && state.desktop ? { focused: state.desktop.focused, notify: engine.desktop.notify } : undefined;
+    alertIfAway(state.prompt, state.room?.name, native);
+    // Once per prompt: a change of focus later does not alert again.
+  }, [state.prompt, state.room?.name, engine]);
 
   useEffect(() => {
     const base = inRoom && state.room ? `${state.room.name} · Huddle` : "Huddle";

@@ -37,14 +37,29 @@ export function promptText(prompt: Prompt): { title: string; body: string } {
     : { title: `${prompt.byName} started a call`, body: "Join from Huddle" };
 }
 
-/** Alerts for `prompt` if the window is not focused. */
-export function alertIfAway(prompt: Prompt, room: string | undefined): void {
-  if (typeof document === "undefined" || document.hasFocus()) return;
+/** Where the user is, and how to tell them, in the desktop app: whether
+ * its window has the focus, and the system's notifications (the page's own
+ * `Notification` is denied inside the app's web view). */
+export interface NativeAlerts {
+  focused: boolean;
+  notify: (title: string, body: string) => void;
+}
+
+/** Alerts for `prompt` if the window is not focused: a chime, and a
+ * notification (the system's through `native` in the desktop app). */
+export function alertIfAway(prompt: Prompt, room: string | undefined, native?: NativeAlerts): void {
+  if (typeof document === "undefined") return;
+  if (native ? native.focused : document.hasFocus()) return;
   chime();
-  const { title, body } = promptText(prompt);
+  const { title, body: what } = promptText(prompt);
+  const body = room ? `${what} · ${room}` : what;
+  if (native) {
+    native.notify(title, body);
+    return;
+  }
   if (typeof Notification === "undefined") return;
   const show = () => {
-    const n = new Notification(title, { body: room ? `${body} · ${room}` : body, tag: "huddle-call" });
+    const n = new Notification(title, { body, tag: "huddle-call" });
     n.onclick = () => window.focus();
   };
   if (Notification.permission === "granted") show();
