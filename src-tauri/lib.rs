@@ -85,8 +85,9 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(|window, event| {
-            if let WindowEvent::Focused(focused) = event {
-                let state = window.state::<AppState>();
+            if let (WindowEvent::Focused(focused), Some(state)) =
+                (event, window.try_state::<AppState>())
+            {
                 state.ui.emit(UiEvent::WindowFocus { focused: *focused });
             }
             if let WindowEvent::CloseRequested { api, .. } = event {
