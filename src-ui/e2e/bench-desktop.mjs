@@ -79,7 +79,7 @@ async function measure(app, pid, seconds) {
     .map(([name, a]) => `${name} ${((100 * (a.cpu - (before.byName[name]?.cpu ?? 0))) / elapsed).toFixed(0)} % ${(a.rss / MB).toFixed(0)} MB`)
     .join(", ");
   const machine = await machineCpu(seconds);
-  return { cpuPercent: (100 * (after.cpu - before.cpu)) / elapsed, rssMb: after.rss / MB, perProcess, machine, tiles };
+  return { cpuPercent: (100 * (after.cpu - before.cpu)) / elapsed, rssMb: after.rss / MB, pssMb: after.pss / MB, perProcess, machine, tiles };
 }
 
 function printTiles(tiles) {
@@ -106,9 +106,13 @@ try {
   const pid = appPid();
   await new Promise((r) => setTimeout(r, 5000));
   const idle = processTree(pid);
-  const idleMain = processTree(pid);
-  console.log(`bench-desktop: start-up to lobby ${startupMs} ms (incl. WebDriver session); idle RSS ${(idle.rss / MB).toFixed(0)} MB over ${idle.names.length} processes (${idle.names.join(", ")})`);
-  void idleMain;
+  const each = Object.entries(idle.byName)
+    .map(([name, m]) => `${name} ${(m.rss / MB).toFixed(0)}/${(m.pss / MB).toFixed(0)}`)
+    .join(", ");
+  console.log(
+    `bench-desktop: start-up to lobby ${startupMs} ms (incl. WebDriver session); idle over ${idle.names.length} processes: ` +
+      `RSS ${(idle.rss / MB).toFixed(0)} MB, PSS ${(idle.pss / MB).toFixed(0)} MB (RSS/PSS MB: ${each})`,
+  );
 
   // --- 1:1, 720p30 in ------------------------------------------------------
   // Alternatives to compare (BENCH_RENDERER=webgl|2d).
@@ -123,7 +127,7 @@ try {
   await app.waitFor(`return Object.entries(window.huddle.tiles()).some(([id, t]) => id !== 'self' && t.width === 1280 && t.rendered > 30)`, { what: "720p pictures drawn", timeout: 60_000 });
   await new Promise((r) => setTimeout(r, 3000));
   const oneToOne = await measure(app, pid, WINDOW_S);
-  console.log(`  1:1 call, 1280×720 30 fps in (+ 640×480 test pattern out): app ${oneToOne.cpuPercent.toFixed(0)} % CPU, ${oneToOne.rssMb.toFixed(0)} MB RSS (${oneToOne.perProcess}); machine busy ${oneToOne.machine}`);
+  console.log(`  1:1 call, 1280×720 30 fps in (+ 640×480 test pattern out): app ${oneToOne.cpuPercent.toFixed(0)} % CPU, ${oneToOne.rssMb.toFixed(0)} MB RSS, ${oneToOne.pssMb.toFixed(0)} MB PSS (${oneToOne.perProcess}); machine busy ${oneToOne.machine}`);
   printTiles(oneToOne.tiles);
 
   // --- 4-way --------------------------------------------------------------------
@@ -132,7 +136,7 @@ try {
   await app.waitFor(`return Object.entries(window.huddle.tiles()).filter(([id, t]) => id !== 'self' && t.width === 640 && t.rendered > 30).length === 3`, { what: "three tiles drawing", timeout: 60_000 });
   await new Promise((r) => setTimeout(r, 3000));
   const fourWay = await measure(app, pid, WINDOW_S);
-  console.log(`  4-way call, 3 × 640×360 30 fps in (+ 640×480 out to each): app ${fourWay.cpuPercent.toFixed(0)} % CPU, ${fourWay.rssMb.toFixed(0)} MB RSS (${fourWay.perProcess}); machine busy ${fourWay.machine}`);
+  console.log(`  4-way call, 3 × 640×360 30 fps in (+ 640×480 out to each): app ${fourWay.cpuPercent.toFixed(0)} % CPU, ${fourWay.rssMb.toFixed(0)} MB RSS, ${fourWay.pssMb.toFixed(0)} MB PSS (${fourWay.perProcess}); machine busy ${fourWay.machine}`);
   printTiles(fourWay.tiles);
 } catch (error) {
   console.error(error);

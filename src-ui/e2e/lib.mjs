@@ -103,25 +103,40 @@ function processes() {
   return all;
 }
 
-/** `root` and its descendants: total CPU seconds used so far, and resident memory. */
+/** A process's proportional set size in bytes: its private pages plus its share of pages it shares (0 if unreadable). */
+function pssOf(pid) {
+  try {
+    const kb = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1];
+    return Number(kb ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** `root` and its descendants: total CPU seconds used so far, and memory — resident (shared pages counted in each
+ * process) and proportional (shared pages split between the processes sharing them: what summing should use). */
 export function processTree(root) {
   const all = processes();
   let cpu = 0;
   let rss = 0;
+  let pss = 0;
   const names = [];
   const byName = {};
   for (const [pid, p] of all) {
     for (let q = pid; q > 1; q = all.get(q)?.ppid ?? 0) {
       if (q === root) {
+        const share = pssOf(pid);
         cpu += p.cpu;
         rss += p.rss;
+        pss += share;
         names.push(p.comm);
-        byName[p.comm] = { cpu: (byName[p.comm]?.cpu ?? 0) + p.cpu, rss: (byName[p.comm]?.rss ?? 0) + p.rss };
+        const seen = byName[p.comm] ?? { cpu: 0, rss: 0, pss: 0 };
+        byName[p.comm] = { cpu: seen.cpu + p.cpu, rss: seen.rss + p.rss, pss: seen.pss + share };
         break;
       }
     }
   }
-  return { cpu, rss, names, byName };
+  return { cpu, rss, pss, names, byName };
 }
 
 /** CPU seconds used so far by `root` and its descendants. */
