@@ -265,6 +265,49 @@ async fn redis_lost_is_said_clearly_and_the_cluster_recovers_when_it_returns() {
     assert_eq!(chat["from"], grace.id);
 }
 
+/// Sends `signal` (e.g. `-STOP`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_unreachable_for_a_while_keeps_the_rooms_and_members_resume() {
+    let cluster = Cluster::start(2, config(Duration::from_secs(30))).await;
+    let (a, b) = (cluster.instances[0].url(), cluster.instances[1].url());
+    let (mut ada, ada_joined) = join_at(&a, "r", "Ada").await;
+    let (mut grace, grace_joined) = join_at(&b, "r", "Grace").await;
+    ada.expect("peer_joined").await;
+
+    // Redis stops answering (it keeps its data): both instances give up on
+    // it and tell their members to reconnect.
+    let redis = cluster.redis.pid().unwrap();
+    signal(redis, "-STOP");
+    for member in [&mut ada, &mut grace] {
+        assert_eq!(
+            member.closed_within(FAILOVER).await,
+            Closed::Frame(1013, "reconnect".into())
+        );
+    }
+    health_is(&cluster, "503").await;
+    signal(redis, "-CONT");
+    health_is(&cluster, "200").await;
+
+    // The room is still in Redis: its members resume, each on the other
+    // instance, with their ids, and talk again.
+    let (mut ada, joined) = resume_at(&b, "r", "Ada", &token(&ada_joined)).await;
+    assert_eq!(joined["resumed"], true, "{joined}");
+    assert_eq!(joined["self"]["id"], ada_joined["self"]["id"]);
+    let (mut grace, joined) = resume_at(&a, "r", "Grace", &token(&grace_joined)).await;
+    assert_eq!(joined["resumed"], true, "{joined}");
+    assert_eq!(joined["self"]["id"], grace_joined["self"]["id"]);
+    grace.barrier("g").await;
+    ada.expect_barrier_of("g").await;
+}
+
 /// What `huddle-server --redis URL` prints and exits with, Redis being absent.
 fn start_without_redis(url: &str) -> (Option<i32>, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_huddle-server"))
