@@ -79,20 +79,21 @@ pub fn packed_to_i420(
                 b += i32::from(data[i + bo]);
             }
         }
-        (r / samples, g / samples, b / samples)
-    };
-    for row in 0..h {
-        for col in 0..w {
-            let (r, g, b) = pixel(col, row);
-            y[row * w + col] = clamp(((66 * r + 129 * g + 25 * b + 128) >> 8) + 16);
+        if samples == 1 {
+            (r, g, b)
+        } else {
+            (r / samples, g / samples, b / samples)
         }
-    }
+    };
+    // One pass over the 2×2 blocks a chroma sample covers: each pixel is
+    // read once, for its luma and its share of the block's chroma.
     for row in 0..h / 2 {
         for col in 0..w / 2 {
-            // The average of the 2×2 block the chroma sample covers.
             let (mut r, mut g, mut b) = (0, 0, 0);
             for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                let p = pixel(col * 2 + dx, row * 2 + dy);
+                let (x, yy) = (col * 2 + dx, row * 2 + dy);
+                let p = pixel(x, yy);
+                y[yy * w + x] = clamp(((66 * p.0 + 129 * p.1 + 25 * p.2 + 128) >> 8) + 16);
                 r += p.0;
                 g += p.1;
                 b += p.2;
