@@ -139,6 +139,36 @@ describe("calls", () => {
     expect(socket.sentOfType("signal")).toEqual([]);
   });
 
+  it("ignores an offer from a member who is not in our call, while we are in it", async () => {
+    const socket = joinStandup();
+    await engine.joinCall(false);
+    socket.receive({ type: "call_joined", peers: [] });
+    socket.receive({ type: "call_started", by: "p_1", video: false, started_at: 1 });
+    socket.receive({ type: "signal", from: "p_2", data: { sdp: { type: "offer", sdp: "x m=audio" } } });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(engine.getState().remote).toEqual({});
+    expect(socket.sentOfType("signal")).toEqual([]);
+  });
+
+  it("answers a call member, and drops the link and its offers once it leaves the call", async () => {
+    const socket = joinStandup();
+    await engine.joinCall(false);
+    socket.receive({ type: "call_joined", peers: [] });
+    socket.receive({ type: "call_started", by: "p_1", video: false, started_at: 1 });
+    socket.receive({ type: "peer_updated", peer: { ...testPeer("p_2", "Grace"), in_call: true } });
+    socket.receive({ type: "signal", from: "p_2", data: { sdp: { type: "offer", sdp: "x m=audio" } } });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(Object.keys(engine.getState().remote)).toEqual(["p_2"]);
+    expect(socket.sentOfType("signal").some((m) => m.to === "p_2" && (m.data as { sdp?: { type: string } }).sdp?.type === "answer")).toBe(true);
+
+    socket.receive({ type: "peer_updated", peer: { ...testPeer("p_2", "Grace"), in_call: false } });
+    const sent = socket.sentOfType("signal").length;
+    socket.receive({ type: "signal", from: "p_2", data: { sdp: { type: "offer", sdp: "x m=audio" } } });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(engine.getState().remote).toEqual({});
+    expect(socket.sentOfType("signal").length).toBe(sent);
+  });
+
   it("refuses an attachment over the server's limit before sending", () => {
     const socket = joinStandup();
     engine.sendChat("", { attachment: { mime: "image/png", name: "big.png", data: "A".repeat(4000) } });

@@ -250,6 +250,8 @@ export class BrowserEngine extends ObservableState implements Engine {
   private link(remoteId: string, initiator: boolean): PeerLink | null {
     const self = this.state.self;
     if (!self) return null;
+    // Our tracks go only to a member of the call we are in.
+    if (!this.inCallWith(remoteId)) return null;
     const existing = this.links.get(remoteId);
     if (existing) return existing;
     const link = new PeerLink(
@@ -274,14 +276,26 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   private onSignal(from: string, data: SignalData): void {
+    // The server relays any member's signals: whether `from` may see and
+    // hear us is decided here, by the room's call state (protocol: a client
+    // accepts offers only from call members while in the call itself).
+    if (!this.inCallWith(from)) {
+      if (this.links.has(from)) this.dropLink(from);
+      return;
+    }
     let link = this.links.get(from);
     if (!link) {
-      // Only an offer from a call member opens a link, and only while we
-      // are in the call ourselves.
-      if (!("sdp" in data) || data.sdp.type !== "offer" || !this.state.inCall) return;
+      // Only an offer opens a link.
+      if (!("sdp" in data) || data.sdp.type !== "offer") return;
       link = this.link(from, false) ?? undefined;
     }
     void link?.handle(data);
+  }
+
+  /** Whether we and `id` are both in the room's call. */
+  private inCallWith(id: string): boolean {
+    const s = this.state;
+    return s.inCall && s.self?.id !== id && (s.call?.members.includes(id) ?? false);
   }
 
   private dropLink(id: string): void {
