@@ -79,6 +79,7 @@ fn huddle_command(program: &Path, addr: SocketAddr) -> Command {
         .args(["--max-connections", "20000"])
         .args(["--max-connections-per-ip", "20000"])
         .args(["--max-rooms", "20000"])
+        .args(["--max-rooms-per-ip", "20000"])
         // The closed-loop throughput run sends far above the
         // per-connection default of 50 messages a second.
         .args(["--msg-rate", "100000"])

@@ -29,7 +29,12 @@ pub struct Args {
     #[arg(long, env = "HUDDLE_RESUME_GRACE_SECS", default_value_t = 15)]
     pub resume_grace_secs: u64,
     /// Access token; repeat for several. When given, `join` and `rooms` need one.
-    #[arg(long = "token", env = "HUDDLE_TOKENS", value_delimiter = ',')]
+    #[arg(
+        long = "token",
+        env = "HUDDLE_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub tokens: Vec<String>,
     /// Answer `rooms` with `forbidden`: room names stay private.
     #[arg(long, env = "HUDDLE_NO_ROOM_LIST")]
@@ -46,8 +51,9 @@ pub struct Args {
     /// Shared secret of the TURN server (coturn `static-auth-secret`).
     #[arg(long, env = "HUDDLE_TURN_SECRET", hide_env_values = true)]
     pub turn_secret: Option<String>,
-    /// Lifetime of issued TURN credentials, in seconds.
-    #[arg(long, env = "HUDDLE_TURN_TTL_SECS", default_value_t = 86_400)]
+    /// Lifetime of issued TURN credentials, in seconds (at most a day); a
+    /// member gets fresh ones whenever it joins or resumes.
+    #[arg(long, env = "HUDDLE_TURN_TTL_SECS", default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(60..=86_400))]
     pub turn_ttl_secs: u64,
     /// PEM certificate chain: serve wss:// and https:// on the same port.
     #[arg(long, env = "HUDDLE_TLS_CERT", requires = "tls_key")]
@@ -64,6 +70,11 @@ pub struct Args {
     /// Most rooms at once; a `join` that would create one more gets `server_full`.
     #[arg(long, env = "HUDDLE_MAX_ROOMS", default_value_t = 5_000)]
     pub max_rooms: usize,
+    /// Most rooms created from one IP address (IPv6: one /64) that exist at
+    /// once. Members (connected or in their grace period) per address are
+    /// capped at `--max-connections-per-ip`.
+    #[arg(long, env = "HUDDLE_MAX_ROOMS_PER_IP", default_value_t = 16)]
+    pub max_rooms_per_ip: usize,
     /// Sustained messages a second allowed per connection; bursts of
     /// max(256, this) always pass. Raise it for bots or load tests.
     #[arg(long, env = "HUDDLE_MSG_RATE", default_value_t = 50)]
@@ -136,6 +147,8 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Most rooms.
     pub max_rooms: usize,
+    /// Most existing rooms created per source.
+    pub max_rooms_per_ip: usize,
     /// Allowed `Origin` headers; empty allows all.
     pub allowed_origins: Vec<String>,
     /// TLS, when configured.
@@ -144,6 +157,9 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Time allowed from TCP accept to a finished WebSocket handshake.
     pub handshake_timeout: Duration,
+    /// Time a new connection has to join a room or list rooms (pings do
+    /// not count) before it is closed (1008).
+    pub join_timeout: Duration,
     /// Interval of WebSocket pings.
     pub ping_interval: Duration,
     /// A connection silent this long is closed.
@@ -177,10 +193,12 @@ impl Default for Config {
             max_connections: 10_000,
             max_connections_per_ip: 256,
             max_rooms: 5_000,
+            max_rooms_per_ip: 16,
             allowed_origins: Vec::new(),
             tls: None,
             max_frame_bytes: MIN_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             msg_rate: 50.0,
@@ -220,6 +238,7 @@ impl Config {
             ("--max-connections", args.max_connections),
             ("--max-connections-per-ip", args.max_connections_per_ip),
             ("--max-rooms", args.max_rooms),
+            ("--max-rooms-per-ip", args.max_rooms_per_ip),
             ("--msg-rate", args.msg_rate as usize),
         ] {
             if value == 0 {
@@ -246,6 +265,7 @@ impl Config {
             max_connections: args.max_connections,
             max_connections_per_ip: args.max_connections_per_ip,
             max_rooms: args.max_rooms,
+            max_rooms_per_ip: args.max_rooms_per_ip,
             allowed_origins: args.allowed_origins.clone(),
             tls,
             msg_rate: f64::from(args.msg_rate),

@@ -22,12 +22,15 @@ use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::connection::{Connection, Inbound};
+use crate::guesses::Slot;
 use crate::outbox::OutboxReceiver;
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::registry::{
     ConnId, Grant, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
 };
+use crate::secret::same_secret;
 use crate::server::Context;
+use crate::source::Source;
 
 /// Frames drained from the outbox per flush.
 const MAX_BATCH: usize = 64;
@@ -77,12 +80,15 @@ enum Event {
     ListChanged,
     SendList,
     Tick,
+    JoinDeadline,
 }
 
 /// A client connection.
 pub struct Handler<S, R: Registry> {
     conn: Connection<S>,
     id: ConnId,
+    /// Where the client connects from.
+    source: Source,
     ctx: Arc<Context<R>>,
     limiter: RateLimiter,
     joined: Option<Membership<R::Member>>,
@@ -90,6 +96,8 @@ pub struct Handler<S, R: Registry> {
     /// Passed a token check (with `rooms` or `join`).
     authorized: bool,
     last_heard: Instant,
+    /// Until the connection has joined or listed rooms: when it is closed.
+    join_by: Option<Instant>,
 }
 
 /// Runs one socket write, bounded in time: a client that stops reading
@@ -124,17 +132,22 @@ fn maybe<F: Future>(f: Option<F>) -> Either<F, Pending<F::Output>> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
     /// A handler for an upgraded connection.
-    pub fn new(conn: Connection<S>, id: ConnId, ctx: Arc<Context<R>>) -> Self {
+    pub fn new(conn: Connection<S>, id: ConnId, source: Source, ctx: Arc<Context<R>>) -> Self {
         let now = Instant::now();
+        // A new connection must join a room or ask for the room list in
+        // time; WebSocket pings do not count.
+        let join_by = now + ctx.config.join_timeout;
         Handler {
             conn,
             id,
+            source,
             limiter: RateLimiter::new(&ctx.config, now),
             ctx,
             joined: None,
             list: None,
             authorized: false,
             last_heard: now,
+            join_by: Some(join_by),
         }
     }
 
@@ -173,6 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                         _ = maybe(changes.map(|c| c.changed())) => Event::ListChanged,
                         _ = maybe(send_at.map(sleep_until)) => Event::SendList,
                         _ = &mut tick => Event::Tick,
+                        _ = maybe(self.join_by.map(sleep_until)) => Event::JoinDeadline,
                     }
                 };
                 let outcome = match event {
@@ -197,6 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                         Ok(())
                     }
                     Event::SendList => Box::pin(self.send_list(None)).await,
+                    Event::JoinDeadline => Err(End::Close(close::POLICY, "join a room first")),
                     Event::Tick => {
                         tick.as_mut()
                             .reset(Instant::now() + self.ctx.config.ping_interval);
@@ -290,7 +305,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
 
     async fn inbound(&mut self, inbound: Inbound) -> Result<(), End> {
         let text = match inbound {
-            Inbound::Control => return Ok(()),
+            Inbound::Control => {
+                // Pings and pongs cost a message of the rate limit like any
+                // frame, but never answer `rate_limited`.
+                return match self.limiter.check(0, Instant::now()) {
+                    Verdict::Allow | Verdict::Drop { .. } => Ok(()),
+                    Verdict::Close => {
+                        self.ctx.metrics.error(ErrorCode::RateLimited);
+                        Err(End::CloseAndRemove(
+                            close::POLICY,
+                            "rate limit exceeded",
+                            LeaveReason::Kicked,
+                        ))
+                    }
+                };
+            }
             Inbound::Closed => return Err(End::Dropped),
             Inbound::TooLarge => {
                 let limit = self.ctx.config.max_frame_bytes;
@@ -426,7 +455,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
         if tokens.is_empty() || self.authorized {
             return Ok(());
         }
-        if token.is_some_and(|t| tokens.iter().any(|known| known == t)) {
+        if token.is_some_and(|t| tokens.iter().any(|known| same_secret(known, t))) {
             self.authorized = true;
             return Ok(());
         }
@@ -452,6 +481,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
         if self.joined.is_none() {
             self.check_token(request.token.as_deref(), rid).await?;
         }
+        self.join_by = None;
         self.list = request.watch.then(|| ListWatch {
             changes: self.ctx.registry.watch_rooms(),
             dirty: false,
@@ -490,6 +520,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             Ok(name) => name.to_owned(),
             Err(e) => return self.error(e.code(), e.to_string(), rid).await,
         };
+        match self
+            .ctx
+            .guesses
+            .reserve(self.source, &join.room, Instant::now())
+        {
+            Slot::Now => {}
+            Slot::At(at) => sleep_until(at).await,
+            Slot::Refused(after) => {
+                self.error(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many wrong passwords from your address; try again in {} s",
+                        after.as_secs().max(1)
+                    ),
+                    rid,
+                )
+                .await?;
+                return Err(End::Close(close::POLICY, "too many wrong passwords"));
+            }
+        }
+        let room_name = join.room.clone();
         let (kick, kick_rx) = oneshot::channel();
         let request = JoinRequest {
             room: join.room,
@@ -499,11 +550,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             media: join.media,
             resume: join.resume,
             conn: self.id,
+            source: self.source,
             kick,
         };
         let grant = match self.ctx.registry.join(request).await {
             Ok(grant) => grant,
-            Err(refusal) => return self.refused(refusal, rid).await,
+            Err(refusal) => {
+                if refusal.code == ErrorCode::BadPassword {
+                    self.ctx
+                        .guesses
+                        .failed(self.source, &room_name, Instant::now());
+                }
+                return self.refused(refusal, rid).await;
+            }
         };
         let Grant {
             member,
@@ -538,6 +597,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             outbox,
             kick: kick_rx,
         });
+        self.join_by = None;
         self.ctx.metrics.sent("joined", 1);
         let frame = encode_server(&joined, rid);
         let conn = &mut self.conn;

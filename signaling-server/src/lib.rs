@@ -9,6 +9,7 @@
 pub mod backplane;
 pub mod config;
 pub mod connection;
+pub mod guesses;
 pub mod handler;
 pub mod http;
 pub mod ids;
@@ -17,7 +18,9 @@ pub mod outbox;
 pub mod ratelimit;
 pub mod registry;
 pub mod rooms;
+pub mod secret;
 pub mod server;
+pub mod source;
 pub mod tls;
 pub mod turn;
 pub mod ui;

@@ -9,7 +9,7 @@ use huddle_server::backplane::Backplane;
 use huddle_server::metrics::Metrics;
 use huddle_server::server::Context;
 use huddle_server::{Args, Config};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -27,6 +27,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if config.turn.is_some() && config.tokens.is_empty() {
+        warn!(
+            "TURN is configured without --token: anyone who can reach this server gets TURN \
+             credentials, and with them your relay's bandwidth; set --token on a public server"
+        );
+    }
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -56,11 +62,7 @@ async fn main() -> ExitCode {
                 instance = registry.instance().unwrap_or_default(),
                 "sharing rooms through Redis"
             );
-            let ctx = Context {
-                config,
-                metrics,
-                registry,
-            };
+            let ctx = Context::new(config, metrics, registry);
             huddle_server::server::run_with(listener, ctx, shutdown_signal()).await;
         }
     }

@@ -17,6 +17,7 @@ use huddle_protocol::{ClientKind, ErrorCode, LeaveReason, Media, Peer};
 use tokio::sync::{oneshot, watch};
 
 use crate::outbox::OutboxReceiver;
+use crate::source::Source;
 
 /// Identifies one WebSocket connection for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -52,6 +53,9 @@ pub struct JoinRequest {
     pub resume: Option<String>,
     /// The joining connection.
     pub conn: ConnId,
+    /// Where it connects from: its rooms and members count against this
+    /// source's quotas.
+    pub source: Source,
     /// Where the registry sends a [`Kick`] for this connection.
     pub kick: oneshot::Sender<Kick>,
 }

@@ -2,11 +2,10 @@
 //! handshake deadline, answers plain HTTP, upgrades `/ws` to a [`Handler`],
 //! and shuts down gracefully.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_protocol::error::close;
@@ -19,11 +18,13 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::guesses::Guesses;
 use crate::handler::Handler;
 use crate::http::{self, Head};
 use crate::metrics::Metrics;
 use crate::registry::{ConnId, Registry};
 use crate::rooms::Rooms;
+use crate::source::{Held, Quotas, Source};
 
 /// How long shutdown waits for connections to close before giving up.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,50 +40,18 @@ pub struct Context<R> {
     pub metrics: Arc<Metrics>,
     /// Where rooms live.
     pub registry: R,
+    /// Wrong room passwords per source, and when each may guess again.
+    pub guesses: Guesses,
 }
 
-/// Counts connections per IP address.
-#[derive(Debug, Default)]
-struct PerIp {
-    counts: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One connection's place in [`PerIp`], given back on drop.
-struct IpSlot {
-    per_ip: Arc<PerIp>,
-    ip: IpAddr,
-}
-
-impl PerIp {
-    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(IpSlot {
-            per_ip: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self
-            .per_ip
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = counts.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.ip);
-            }
+impl<R> Context<R> {
+    /// What connections share, with no password failures yet.
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, registry: R) -> Self {
+        Context {
+            config,
+            metrics,
+            registry,
+            guesses: Guesses::default(),
         }
     }
 }
@@ -93,7 +62,8 @@ struct Listener<R> {
     tls: Option<TlsAcceptor>,
     connections: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
-    per_ip: Arc<PerIp>,
+    /// Connections per source (IPv4 address or IPv6 /64).
+    per_source: Arc<Quotas>,
     next_id: AtomicU64,
     shutdown: watch::Receiver<bool>,
     /// Each connection task holds a clone; shutdown waits for all to drop.
@@ -106,16 +76,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future) {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let rooms = Rooms::new(config.clone(), metrics.clone());
-    run_with(
-        listener,
-        Context {
-            config,
-            metrics,
-            registry: rooms,
-        },
-        shutdown,
-    )
-    .await;
+    run_with(listener, Context::new(config, metrics, rooms), shutdown).await;
 }
 
 /// Serves with any registry.
@@ -126,7 +87,7 @@ pub async fn run_with<R: Registry>(listener: TcpListener, ctx: Context<R>, shutd
         tls: ctx.config.tls.clone().map(TlsAcceptor::from),
         connections: Arc::new(Semaphore::new(ctx.config.max_connections)),
         refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
-        per_ip: Arc::new(PerIp::default()),
+        per_source: Arc::new(Quotas::default()),
         ctx: Arc::new(ctx),
         next_id: AtomicU64::new(1),
         shutdown: shutdown_rx,
@@ -167,10 +128,12 @@ impl<R: Registry> Listener<R> {
     async fn serve(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
         let _done = self.done.clone();
         let metrics = &self.ctx.metrics;
-        let Some(_ip_slot) = self
-            .per_ip
-            .take(peer.ip(), self.ctx.config.max_connections_per_ip)
-        else {
+        let source = Source::of(peer.ip());
+        let Some(_slot) = self.per_source.take(
+            source,
+            Held::Connection,
+            self.ctx.config.max_connections_per_ip,
+        ) else {
             metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
             let mut stream = stream;
             // Boxed: this rare path must not widen every connection's task.
@@ -196,13 +159,13 @@ impl<R: Registry> Listener<R> {
                 // boxed handshake alive for the whole connection.
                 let upgraded = Box::pin(self.handshake(stream, deadline)).await;
                 if let Some(upgraded) = upgraded {
-                    self.serve_websocket(upgraded).await;
+                    self.serve_websocket(upgraded, source).await;
                 }
             }
             // Boxed as a whole: a TLS stream (several KB of rustls state)
             // held anywhere in this function would widen every connection's
             // task, TLS or not.
-            Some(acceptor) => Box::pin(self.serve_tls(acceptor, stream, deadline)).await,
+            Some(acceptor) => Box::pin(self.serve_tls(acceptor, stream, deadline, source)).await,
         }
     }
 
@@ -212,12 +175,13 @@ impl<R: Registry> Listener<R> {
         acceptor: &TlsAcceptor,
         stream: TcpStream,
         deadline: tokio::time::Instant,
+        source: Source,
     ) {
         match tokio::time::timeout_at(deadline, Box::pin(acceptor.accept(stream))).await {
             Ok(Ok(tls)) => {
                 let upgraded = Box::pin(self.handshake(tls, deadline)).await;
                 if let Some(upgraded) = upgraded {
-                    self.serve_websocket(upgraded).await;
+                    self.serve_websocket(upgraded, source).await;
                 }
             }
             Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
@@ -239,6 +203,7 @@ impl<R: Registry> Listener<R> {
     fn serve_websocket<'a, S>(
         &'a self,
         (conn, permit): (Connection<S>, OwnedSemaphorePermit),
+        source: Source,
     ) -> impl Future<Output = ()> + 'a
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
@@ -247,7 +212,8 @@ impl<R: Registry> Listener<R> {
         let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));
         metrics.connections_total.fetch_add(1, Ordering::Relaxed);
         Metrics::add(&metrics.connections, 1);
-        let run = Box::pin(Handler::new(conn, id, self.ctx.clone()).run(self.shutdown.clone()));
+        let run =
+            Box::pin(Handler::new(conn, id, source, self.ctx.clone()).run(self.shutdown.clone()));
         async move {
             run.await;
             Metrics::add(&self.ctx.metrics.connections, -1);

@@ -50,11 +50,7 @@ impl Instance {
                     .unwrap();
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 ready.send(metrics.clone()).unwrap();
-                let ctx = Context {
-                    config,
-                    metrics,
-                    registry,
-                };
+                let ctx = Context::new(config, metrics, registry);
                 tokio::select! {
                     _ = run_with(listener, ctx, async move { let _ = stopped.await; }) => {}
                     _ = killed => {}

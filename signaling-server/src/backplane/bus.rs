@@ -13,6 +13,7 @@ use huddle_protocol::{ClientKind, LeaveReason, Media, Peer};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Kick, Refusal, RoomAction};
+use crate::source::Source;
 
 /// A `join`, as a member's instance forwards it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +30,8 @@ pub struct JoinFields {
     pub media: Media,
     /// Resume token, if given.
     pub resume: Option<String>,
+    /// Where the member connects from (counted against its quotas).
+    pub source: Source,
 }
 
 /// A granted join, as the room's instance answers it.

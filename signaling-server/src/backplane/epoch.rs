@@ -356,6 +356,7 @@ impl Epoch {
             password: request.password.clone(),
             media: request.media,
             resume: request.resume.clone(),
+            source: request.source,
         };
         let answer = self
             .request(owner, |req| Envelope::Join {
@@ -700,6 +701,7 @@ impl Epoch {
             media: join.media,
             resume: join.resume,
             conn: alias,
+            source: join.source,
             kick,
         };
         let grant = match self.rooms.join(request).await {

@@ -26,7 +26,18 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::{outbox, OutboxReceiver};
 use crate::registry::{ConnId, Grant, JoinRequest, OutboxSource, Refusal, Registry, RoomAction};
-use room::{Link, Member, Room};
+use room::{Link, Member, NotAdmitted, Proof, Room};
+
+use crate::secret::PasswordHash;
+use crate::source::{Held, Quotas};
+
+/// Why a new member was not let in.
+#[derive(Debug)]
+enum NewJoin {
+    Refused(Refusal),
+    /// The room changed since the password was checked: the request back.
+    Stale(Box<JoinRequest>),
+}
 
 /// A room and its lock.
 #[derive(Debug)]
@@ -52,6 +63,8 @@ struct Shared {
     list_cache: Mutex<(u64, Arc<Vec<RoomSummary>>)>,
     next_epoch: AtomicU64,
     mirror: Option<Arc<dyn Mirror>>,
+    /// Rooms and members held per source.
+    quotas: Arc<Quotas>,
 }
 
 impl Shared {
@@ -118,6 +131,7 @@ impl Rooms {
                     list_cache: Mutex::new((u64::MAX, Arc::new(Vec::new()))),
                     next_epoch: AtomicU64::new(1),
                     mirror,
+                    quotas: Arc::new(Quotas::default()),
                 },
             }),
         }
@@ -130,7 +144,11 @@ impl Rooms {
     /// Removes the room `cell` from the map if it is (still) empty.
     fn prune(&self, cell: &Arc<RoomCell>) {
         let mut rooms = lock(&self.inner.rooms);
-        let room = lock(&cell.state);
+        let mut room = lock(&cell.state);
+        if room.is_empty() {
+            // Its creator's share is given back whether or not it is still mapped.
+            room.creator = None;
+        }
         if room.is_empty() && rooms.get(&room.name).is_some_and(|c| Arc::ptr_eq(c, cell)) {
             rooms.remove(&room.name);
             Metrics::add(&self.shared().metrics.rooms, -1);
@@ -170,6 +188,7 @@ impl Rooms {
                 outbox: tx,
                 link: Link::Detached { epoch: 0, rx: None },
                 resume_token,
+                _quota: None,
             }
         });
         let cell = Arc::new(RoomCell {
@@ -209,22 +228,22 @@ impl Rooms {
 
     /// Takes back a dropped membership; `Err` gives the request back for an
     /// ordinary join (unknown, spent or foreign token).
-    fn resume(&self, request: JoinRequest) -> Result<Grant<MemberRef>, JoinRequest> {
+    fn resume(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Box<JoinRequest>> {
         let Some(token) = request.resume.as_deref() else {
-            return Err(request);
+            return Err(Box::new(request));
         };
         let Some((cell, id)) = lock(&self.shared().resume).get(token).cloned() else {
-            return Err(request);
+            return Err(Box::new(request));
         };
         let shared = self.shared();
         let mut room = lock(&cell.state);
         let Some(index) = room.index_of(&id).filter(|_| room.name == request.room) else {
-            return Err(request);
+            return Err(Box::new(request));
         };
         if matches!(room.members[index].link, Link::Detached { rx: None, .. }) {
             // Unreachable by construction (a detached member always parks its
             // receiver); an ordinary join beats handing out a dead member.
-            return Err(request);
+            return Err(Box::new(request));
         }
         let fresh = crate::ids::resume_token();
         {
@@ -290,7 +309,55 @@ impl Rooms {
         })
     }
 
-    fn join_new(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Refusal> {
+    /// An ordinary join: the password is checked (or hashed, for a room the
+    /// join creates) first, without any lock, then the join is made under
+    /// the locks if the room is still as it was checked.
+    async fn join_new(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Refusal> {
+        let mut request = request;
+        for _ in 0..3 {
+            let proof = self.proof(&request).await?;
+            match self.join_checked(request, proof) {
+                Ok(grant) => return Ok(grant),
+                Err(NewJoin::Refused(refusal)) => return Err(refusal),
+                Err(NewJoin::Stale(again)) => request = *again,
+            }
+        }
+        Err(Refusal::new(
+            ErrorCode::Internal,
+            "the room changed while joining; try again",
+        ))
+    }
+
+    /// Checks the request's password against the room as it is now.
+    async fn proof(&self, request: &JoinRequest) -> Result<Proof, Refusal> {
+        let lock_now = {
+            let rooms = lock(&self.inner.rooms);
+            rooms.get(&request.room).and_then(|cell| {
+                let room = lock(&cell.state);
+                (!room.is_empty()).then(|| room.password().cloned())
+            })
+        };
+        Ok(match (lock_now, request.password.as_deref()) {
+            (Some(Some(hash)), Some(given)) => {
+                if hash.matches(given).await {
+                    Proof::Knows(hash)
+                } else {
+                    Proof::Wrong
+                }
+            }
+            (Some(Some(_)), None) | (Some(None), _) | (None, None) => Proof::None,
+            (None, Some(given)) => Proof::Hashed(PasswordHash::new(given).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot hash a room password");
+                Refusal::new(ErrorCode::Internal, "the password could not be set")
+            })?),
+        })
+    }
+
+    fn join_checked(
+        &self,
+        request: JoinRequest,
+        proof: Proof,
+    ) -> Result<Grant<MemberRef>, NewJoin> {
         let shared = self.shared();
         let config = &shared.config;
         let mut rooms = lock(&self.inner.rooms);
@@ -298,18 +365,45 @@ impl Rooms {
             .get(&request.room)
             .filter(|cell| !lock(&cell.state).is_empty())
             .cloned();
+        let Some(quota) =
+            shared
+                .quotas
+                .take(request.source, Held::Member, config.max_connections_per_ip)
+        else {
+            return Err(NewJoin::Refused(Refusal::new(
+                ErrorCode::ServerFull,
+                "too many members (connected or reconnecting) from your address",
+            )));
+        };
         let cell = match existing {
             Some(cell) => cell,
             None => {
+                let password = match (&proof, &request.password) {
+                    (Proof::Hashed(hash), _) => Some(hash.clone()),
+                    (Proof::None, None) => None,
+                    // Checked against a room that is gone, or a password
+                    // given for a room that was open: hash it first.
+                    _ => return Err(NewJoin::Stale(Box::new(request))),
+                };
                 let replacing = rooms.contains_key(&request.room);
                 if !replacing && rooms.len() >= config.max_rooms {
-                    return Err(Refusal::new(
+                    return Err(NewJoin::Refused(Refusal::new(
                         ErrorCode::ServerFull,
                         "the server has no room for more rooms",
-                    ));
+                    )));
                 }
+                let Some(creator) =
+                    shared
+                        .quotas
+                        .take(request.source, Held::Room, config.max_rooms_per_ip)
+                else {
+                    return Err(NewJoin::Refused(Refusal::new(
+                        ErrorCode::ServerFull,
+                        "too many rooms created from your address; join an existing one",
+                    )));
+                };
                 let cell = Arc::new(RoomCell {
-                    state: Mutex::new(Room::new(request.room.clone(), request.password.clone())),
+                    state: Mutex::new(Room::new(request.room.clone(), password, Some(creator))),
                 });
                 rooms.insert(request.room.clone(), cell.clone());
                 if !replacing {
@@ -320,7 +414,14 @@ impl Rooms {
         };
         let mut room = lock(&cell.state);
         drop(rooms);
-        room.admit(request.password.as_deref(), config.max_room_peers)?;
+        match room.admit(&proof, config.max_room_peers) {
+            Ok(()) => {}
+            Err(NotAdmitted::Refused(refusal)) => return Err(NewJoin::Refused(refusal)),
+            Err(NotAdmitted::Stale) => {
+                drop(room);
+                return Err(NewJoin::Stale(Box::new(request)));
+            }
+        }
         let id = room.fresh_id();
         let token = crate::ids::resume_token();
         let (tx, rx) = outbox(config.outbox_messages, config.outbox_bytes);
@@ -343,6 +444,7 @@ impl Rooms {
                     kick: Some(request.kick),
                 },
                 resume_token: token.clone(),
+                _quota: Some(quota),
             },
         );
         shared.list_changed();
@@ -404,7 +506,7 @@ impl Registry for Rooms {
     async fn join(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Refusal> {
         match self.resume(request) {
             Ok(grant) => Ok(grant),
-            Err(request) => self.join_new(request),
+            Err(request) => self.join_new(*request).await,
         }
     }
 

@@ -23,6 +23,8 @@ use super::Shared;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, OutboxReceiver};
 use crate::registry::{ConnId, Kick, Refusal, RoomAction};
+use crate::secret::PasswordHash;
+use crate::source::Ticket;
 
 /// How a member is connected.
 #[derive(Debug)]
@@ -70,6 +72,9 @@ pub(super) struct Member {
     pub(super) outbox: Outbox,
     pub(super) link: Link,
     pub(super) resume_token: String,
+    /// Its place in its source's member quota (none when restored from a
+    /// snapshot); given back when the member is dropped.
+    pub(super) _quota: Option<Ticket>,
 }
 
 #[derive(Debug)]
@@ -84,7 +89,9 @@ struct Call {
 #[derive(Debug)]
 pub(super) struct Room {
     pub(super) name: String,
-    password: Option<String>,
+    password: Option<PasswordHash>,
+    /// Its place in its creator's room quota; given back when the room empties.
+    pub(super) creator: Option<Ticket>,
     pub(super) members: Vec<Member>,
     call: Option<Call>,
     next_message: u64,
@@ -108,21 +115,40 @@ fn unknown_peer(to: &str) -> Refusal {
     )
 }
 
-/// Compares without an early exit, so the time taken does not tell how much
-/// of a guessed password was right.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// What a joiner showed of the room's password, checked (slowly) before
+/// the room's lock is taken.
+#[derive(Debug)]
+pub(super) enum Proof {
+    /// No password given.
+    None,
+    /// The given password matches this hash.
+    Knows(PasswordHash),
+    /// The given password matched no hash it was checked against.
+    Wrong,
+    /// The given password, hashed for a room it creates.
+    Hashed(PasswordHash),
+}
+
+/// Why a joiner cannot be admitted.
+#[derive(Debug)]
+pub(super) enum NotAdmitted {
+    /// Answer the joiner with this.
+    Refused(Refusal),
+    /// The proof was made against another state of the room (created,
+    /// emptied or replaced meanwhile): check again.
+    Stale,
 }
 
 impl Room {
-    pub(super) fn new(name: String, password: Option<String>) -> Self {
+    pub(super) fn new(
+        name: String,
+        password: Option<PasswordHash>,
+        creator: Option<Ticket>,
+    ) -> Self {
         Room {
             name,
             password,
+            creator,
             members: Vec::new(),
             call: None,
             next_message: 1,
@@ -140,7 +166,11 @@ impl Room {
         let now = now_ms();
         Room {
             name: snapshot.name,
-            password: snapshot.password,
+            password: snapshot
+                .password
+                .as_deref()
+                .and_then(PasswordHash::from_stored),
+            creator: None,
             members: snapshot
                 .members
                 .into_iter()
@@ -167,7 +197,7 @@ impl Room {
         }
         Some(RoomSnapshot {
             name: self.name.clone(),
-            password: self.password.clone(),
+            password: self.password.as_ref().map(|h| h.as_str().to_owned()),
             members: self
                 .members
                 .iter()
@@ -215,21 +245,31 @@ impl Room {
         self.members.iter().position(|m| m.peer.id == id)
     }
 
+    /// The room's password hash, if it is locked.
+    pub(super) fn password(&self) -> Option<&PasswordHash> {
+        self.password.as_ref()
+    }
+
     /// Checks password and capacity for a new member.
-    pub(super) fn admit(&self, password: Option<&str>, max_peers: u32) -> Result<(), Refusal> {
+    pub(super) fn admit(&self, proof: &Proof, max_peers: u32) -> Result<(), NotAdmitted> {
         if let Some(expected) = &self.password {
-            if !password.is_some_and(|given| same_secret(given, expected)) {
-                return Err(Refusal::new(
-                    ErrorCode::BadPassword,
-                    format!("room {} needs the right password", self.name),
-                ));
+            match proof {
+                // Knows it, or set it (this room is the one the join created).
+                Proof::Knows(hash) | Proof::Hashed(hash) if hash == expected => {}
+                Proof::None | Proof::Wrong => {
+                    return Err(NotAdmitted::Refused(Refusal::new(
+                        ErrorCode::BadPassword,
+                        format!("room {} needs the right password", self.name),
+                    )))
+                }
+                Proof::Knows(_) | Proof::Hashed(_) => return Err(NotAdmitted::Stale),
             }
         }
         if self.members.len() >= max_peers as usize {
-            return Err(Refusal::new(
+            return Err(NotAdmitted::Refused(Refusal::new(
                 ErrorCode::RoomFull,
                 format!("room {} is full ({max_peers} peers)", self.name),
-            ));
+            )));
         }
         Ok(())
     }

@@ -150,6 +150,24 @@ impl Client {
         }
     }
 
+    /// Connects from the loopback address `from` (e.g. 127.0.0.2): another
+    /// client address as far as the server can tell.
+    pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(from, 0)).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .unwrap();
+        Client {
+            ws,
+            id: String::new(),
+        }
+    }
+
     pub async fn send(&mut self, value: Value) {
         self.ws
             .send(Message::Text(value.to_string().into()))

@@ -1,0 +1,280 @@
+//! Attacks on the server by strangers and room members, performed over real
+//! sockets against the real server. Each test prints one `attack:` line
+//! (what was tried | what must happen | what was observed) that
+//! `cargo xtask attack` gathers into a table.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use common::{Client, Closed, TestServer};
+use futures_util::{SinkExt, StreamExt};
+use huddle_server::Config;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// The next message, or how the server closed the connection.
+async fn next_or_close(c: &mut Client) -> Result<serde_json::Value, Closed> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), c.ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return Err(Closed::Frame(
+                    u16::from(frame.code),
+                    frame.reason.to_string(),
+                ))
+            }
+            Ok(Some(Ok(Message::Close(None)) | Err(_)) | None) => return Err(Closed::NoFrame),
+            Ok(Some(Ok(_))) => continue,
+            Err(_) => panic!("no answer within 30 s"),
+        }
+    }
+}
+
+fn report(attack: &str, expected: &str, observed: &str) {
+    println!("attack: {attack} | {expected} | {observed}");
+}
+
+fn join_msg(room: &str, name: &str, password: &str) -> serde_json::Value {
+    json!({"type":"join","v":1,"room":room,"name":name,"password":password})
+}
+
+#[tokio::test]
+async fn password_guessing_is_slowed_per_address_and_the_right_password_elsewhere_still_works() {
+    let server = TestServer::start(Config::default()).await;
+    let mut owner = Client::connect_from(server.addr, ip("127.0.0.2")).await;
+    let joined = owner
+        .join_with(join_msg("vault", "Owner", "correct horse battery"))
+        .await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+
+    // The attacker guesses as fast as the server answers, reconnecting
+    // whenever a socket is closed for not having joined in time.
+    let attacker = async {
+        let mut c = Client::connect_from(server.addr, ip("127.0.0.1")).await;
+        let start = Instant::now();
+        let mut answered = Vec::new();
+        let mut sockets = 1;
+        loop {
+            let asked = Instant::now();
+            c.send(join_msg(
+                "vault",
+                "Mallory",
+                &format!("guess {}", answered.len()),
+            ))
+            .await;
+            let answer = match next_or_close(&mut c).await {
+                Ok(answer) => answer,
+                Err(Closed::Frame(1008, reason)) if reason == "join a room first" => {
+                    c = Client::connect_from(server.addr, ip("127.0.0.1")).await;
+                    sockets += 1;
+                    continue;
+                }
+                Err(other) => panic!("closed: {other:?}"),
+            };
+            answered.push(asked.elapsed());
+            match answer["code"].as_str() {
+                Some("bad_password") => continue,
+                Some("rate_limited") => break,
+                _ => panic!("unexpected answer {answer}"),
+            }
+        }
+        let closed = c.closed().await;
+        (start.elapsed(), answered, closed, sockets)
+    };
+    // Meanwhile a member with the link (another address) joins at once.
+    let guest = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut g = Client::connect_from(server.addr, ip("127.0.0.3")).await;
+        let asked = Instant::now();
+        let answer = g
+            .join_with(join_msg("vault", "Grace", "correct horse battery"))
+            .await;
+        (answer, asked.elapsed())
+    };
+    let ((took, answered, closed, sockets), (guest_answer, guest_took)) =
+        tokio::join!(attacker, guest);
+    let guesses = answered.len() - 1; // the last one was not checked
+    assert_eq!(guest_answer["type"], "joined", "{guest_answer}");
+    assert!(guest_took < Duration::from_secs(1), "{guest_took:?}");
+    // Five free, then 1 + 2 + 4 + 8 s between checks, then refused.
+    assert_eq!(guesses, 10, "{answered:?}");
+    assert!(
+        answered[..6]
+            .iter()
+            .all(|t| *t < Duration::from_millis(500)),
+        "{answered:?}"
+    );
+    assert!(took >= Duration::from_secs(15), "{took:?}");
+    assert_eq!(
+        closed,
+        Closed::Frame(1008, "too many wrong passwords".into())
+    );
+
+    // The address is now refused without a check, even with the right password.
+    let mut again = Client::connect_from(server.addr, ip("127.0.0.1")).await;
+    let refused = again
+        .join_with(join_msg("vault", "Mallory", "correct horse battery"))
+        .await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    report(
+        "online password guessing from one address",
+        "5 free, then doubling waits, then rate_limited + close; others unaffected",
+        &format!(
+            "{guesses} guesses checked in {:.1} s ({sockets} sockets), then rate_limited and \
+             1008; the right password from another address joined in {} ms",
+            took.as_secs_f64(),
+            guest_took.as_millis()
+        ),
+    );
+}
+
+#[tokio::test]
+async fn an_unjoined_socket_that_only_pings_is_closed() {
+    let config = Config {
+        tokens: vec!["letmein".into()],
+        join_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let mut squatter = server.connect().await;
+    let start = Instant::now();
+    // The watcher that lists rooms with its token in time stays.
+    let mut lister = server.connect().await;
+    lister.send(json!({"type":"rooms","token":"letmein"})).await;
+    lister.expect("rooms").await;
+    // The squatter pings every 200 ms until the server closes it.
+    let closed = loop {
+        tokio::select! {
+            frame = squatter.ws.next() => match frame {
+                Some(Ok(Message::Close(Some(f)))) => break Closed::Frame(u16::from(f.code), f.reason.to_string()),
+                Some(Ok(_)) => continue,
+                _ => break Closed::NoFrame,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                squatter.ws.send(Message::Ping(Default::default())).await.unwrap();
+            }
+        }
+    };
+    let held = start.elapsed();
+    assert_eq!(closed, Closed::Frame(1008, "join a room first".into()));
+    assert!(
+        held >= Duration::from_millis(1900) && held < Duration::from_secs(4),
+        "{held:?}"
+    );
+    lister.send(json!({"type":"ping","rid":"p"})).await;
+    assert_eq!(lister.expect("pong").await["rid"], "p");
+    report(
+        "unjoined socket kept open with WebSocket pings",
+        "closed 1008 at the join deadline (10 s by default)",
+        &format!(
+            "closed 1008 after {:.1} s (deadline 2 s in this test); a lister stays",
+            held.as_secs_f64()
+        ),
+    );
+}
+
+#[tokio::test]
+async fn a_ping_flood_is_rate_limited_like_messages() {
+    let config = Config {
+        abuse_after: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let (mut flooder, _) = server.join("r", "Flood").await;
+    let start = Instant::now();
+    let mut sent = 0u32;
+    while start.elapsed() < Duration::from_secs(8) {
+        if flooder
+            .ws
+            .send(Message::Ping(Default::default()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+    }
+    let closed = flooder.closed().await;
+    assert_eq!(closed, Closed::Frame(1008, "rate limit exceeded".into()));
+    report(
+        "flood of WebSocket pings from a member",
+        "counted by the rate limit; closed 1008 when sustained",
+        &format!(
+            "closed 1008 after {sent} pings in {:.1} s",
+            start.elapsed().as_secs_f64()
+        ),
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_fill_the_room_table_with_abandoned_rooms() {
+    let config = Config {
+        max_room_peers: 64,
+        max_rooms_per_ip: 16,
+        max_connections_per_ip: 40,
+        resume_grace: Duration::from_secs(60),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let attacker = ip("127.0.0.1");
+    // Connect, join a fresh room, drop: each room lives on for the grace period.
+    let mut refused = None;
+    for i in 0..17 {
+        let mut c = Client::connect_from(server.addr, attacker).await;
+        let answer = c
+            .join_with(json!({"type":"join","v":1,"room":format!("junk-{i}"),"name":"x"}))
+            .await;
+        if answer["type"] != "joined" {
+            refused = Some((i, answer));
+            break;
+        }
+        c.drop_connection();
+    }
+    let (at, answer) = refused.expect("17 abandoned rooms from one address were all created");
+    assert_eq!(at, 16);
+    assert_eq!(answer["code"], "server_full", "{answer}");
+    // The same address may still join an existing room; others create rooms.
+    let mut c = Client::connect_from(server.addr, attacker).await;
+    assert_eq!(
+        c.join_with(json!({"type":"join","v":1,"room":"junk-0","name":"y"}))
+            .await["type"],
+        "joined"
+    );
+    let mut other = Client::connect_from(server.addr, ip("127.0.0.2")).await;
+    assert_eq!(other.join("fresh", "Grace").await["type"], "joined");
+
+    // Members held (connected or in grace) per address are capped too.
+    let mut members = 17; // the 16 rooms' abandoned members + the one in junk-0
+    let mut capped = None;
+    while members < 45 {
+        let mut c = Client::connect_from(server.addr, attacker).await;
+        let answer = c
+            .join_with(json!({"type":"join","v":1,"room":"junk-1","name":"z"}))
+            .await;
+        if answer["type"] != "joined" {
+            capped = Some(answer);
+            break;
+        }
+        members += 1;
+        c.drop_connection();
+    }
+    let capped = capped.expect("no cap on members held per address");
+    assert_eq!(members, 40, "the cap is --max-connections-per-ip");
+    assert_eq!(capped["code"], "server_full", "{capped}");
+    report(
+        "room-table exhaustion: connect, join a new room, drop (repeat)",
+        "rooms and members held per address capped; others unaffected",
+        &format!(
+            "the 17th room was refused server_full; members capped at {members}; \
+             another address created a room"
+        ),
+    );
+}
