@@ -497,12 +497,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             w.next = Instant::now() + Duration::from_secs(1);
         }
         let rooms = self.ctx.registry.room_list().await;
-        self.reply(
-            &ServerMessage::Rooms {
-                rooms: rooms.as_ref().clone(),
-            },
-            rid,
-        )
+        let frame = self.ctx.list_frames.frame(&rooms, rid);
+        self.ctx.metrics.sent("rooms", 1);
+        let conn = &mut self.conn;
+        timed(async move {
+            conn.feed(frame).await?;
+            conn.flush().await
+        })
         .await
     }
 

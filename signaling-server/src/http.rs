@@ -110,7 +110,17 @@ pub async fn respond<S: AsyncWrite + Unpin>(
     respond_with(stream, status, content_type, "no-store", body.as_bytes()).await
 }
 
-/// Writes a complete response with any body and cache policy, then closes.
+/// Sent with every HTML page: scripts only from this server (no inline
+/// script, no eval), pictures from here or `data:`/`blob:` (attachments,
+/// video), sockets to any WebSocket server (a link may name another Huddle
+/// server; the page asks before using it), never framed by another site.
+const PAGE_HEADERS: &str = "Content-Security-Policy: default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+     connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'\r\nX-Frame-Options: DENY\r\n";
+
+/// Writes a complete response with any body and cache policy, then closes;
+/// HTML pages get [`PAGE_HEADERS`].
 pub async fn respond_with<S: AsyncWrite + Unpin>(
     stream: &mut S,
     status: &str,
@@ -118,8 +128,13 @@ pub async fn respond_with<S: AsyncWrite + Unpin>(
     cache_control: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
+    let page = if content_type.starts_with("text/html") {
+        PAGE_HEADERS
+    } else {
+        ""
+    };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: {cache_control}\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: {cache_control}\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n{page}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

@@ -13,6 +13,7 @@ pub mod guesses;
 pub mod handler;
 pub mod http;
 pub mod ids;
+pub mod listing;
 pub mod metrics;
 pub mod outbox;
 pub mod ratelimit;

@@ -21,6 +21,7 @@ use crate::connection::Connection;
 use crate::guesses::Guesses;
 use crate::handler::Handler;
 use crate::http::{self, Head};
+use crate::listing::ListFrames;
 use crate::metrics::Metrics;
 use crate::registry::{ConnId, Registry};
 use crate::rooms::Rooms;
@@ -42,6 +43,8 @@ pub struct Context<R> {
     pub registry: R,
     /// Wrong room passwords per source, and when each may guess again.
     pub guesses: Guesses,
+    /// The room list's frame, encoded once per version.
+    pub list_frames: ListFrames,
 }
 
 impl<R> Context<R> {
@@ -52,6 +55,7 @@ impl<R> Context<R> {
             metrics,
             registry,
             guesses: Guesses::default(),
+            list_frames: ListFrames::default(),
         }
     }
 }

@@ -278,3 +278,46 @@ async fn one_address_cannot_fill_the_room_table_with_abandoned_rooms() {
         ),
     );
 }
+
+#[tokio::test]
+async fn a_ring_or_call_toggle_flood_alerts_the_victim_once() {
+    let server = TestServer::default().await;
+    let [mut mallory, mut victim] = server.room("lobby", ["Mallory", "Victim"]).await;
+    let victim_id = victim.id.clone();
+    for _ in 0..50 {
+        mallory
+            .send(json!({"type":"ring","to":victim_id,"video":true}))
+            .await;
+    }
+    let mut refused = 0;
+    for _ in 0..49 {
+        let answer = mallory.expect_error("rate_limited").await;
+        assert!(answer["message"].as_str().unwrap().contains("ring"));
+        refused += 1;
+    }
+    // Calls started and ended in a loop: only the first start reaches anyone.
+    for _ in 0..20 {
+        mallory.send(json!({"type":"call_join","video":true})).await;
+        mallory.send(json!({"type":"call_leave"})).await;
+    }
+    mallory
+        .send(json!({"type":"chat","text":"done"}))
+        .await;
+    let mut rings = 0;
+    let mut starts = 0;
+    loop {
+        let msg = victim.recv().await;
+        match msg["type"].as_str() {
+            Some("ring") => rings += 1,
+            Some("call_started") => starts += 1,
+            Some("chat") if msg["text"] == "done" => break,
+            _ => {}
+        }
+    }
+    assert_eq!((rings, starts), (1, 1));
+    report(
+        "ring flood and call start/leave toggling at one member",
+        "at most one ring and one call start per caller per 5 s",
+        &format!("50 rings → {rings} delivered ({refused} rate_limited); 20 call toggles → {starts} call_started"),
+    );
+}

@@ -64,6 +64,11 @@ async fn the_browser_ui_is_served_for_app_routes_and_nothing_else_leaks() {
         assert!(page.starts_with("HTTP/1.1 200"), "{path}: {page}");
         assert!(page.contains("Content-Type: text/html"), "{path}");
         assert!(page.contains(r#"<div id="root">"#), "{path}");
+        // A hostile page can neither frame it nor learn the room from Referer.
+        assert!(page.contains("frame-ancestors 'none'"), "{path}: {page}");
+        assert!(page.contains("script-src 'self';"), "{path}");
+        assert!(page.contains("Referrer-Policy: no-referrer"), "{path}");
+        assert!(!page.contains("unsafe-eval"), "{path}");
     }
     // The page's own script is served, with a long cache life.
     let page = get(server.addr, "/").await;

@@ -7,6 +7,10 @@
 //!   format check, clippy, every Rust test of the workspace, the UI's unit
 //!   tests, the end-to-end run in headless Chromium and the desktop app's
 //!   end-to-end run under Xvfb (tauri-driver + WebKitWebDriver).
+//! - `attack`: the attack suite alone — the server's attacks over real
+//!   sockets (`signaling-server/tests/attacks.rs`) and the media attacks in
+//!   headless Chromium (`src-ui/e2e/attack.mjs`) — printed as one table:
+//!   attack, expected behaviour, observed.
 //! - `bench`: the load benchmark, `huddle-server` next to PeerJS's server
 //!   (installs the npm package `peer` into `bench/peerjs/` first).
 //! - `bench-cluster`: what the Redis backplane costs — relay latency and
@@ -98,13 +102,14 @@ fn main() -> ExitCode {
         Some("run") => run_app(),
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
+        Some("attack") => attack(),
         Some("bench") => bench(&args[1..]),
         Some("bench-cluster") => bench_cluster(&args[1..]),
         Some("bench-media") => bench_media(),
         Some("bench-desktop") => bench_desktop(),
         Some("bindings") => bindings(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
             return ExitCode::from(2);
         }
     };
@@ -361,11 +366,72 @@ fn test() -> Result<(), Failed> {
             .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
             .current_dir(&ui),
     )?;
+    media_attacks(&bin)?;
     desktop_script(
         "end-to-end of the desktop app (Xvfb, tauri-driver)",
         "e2e/desktop.mjs",
         &bin,
     )
+}
+
+/// The media attacks: a hostile room member's offers to a browser member
+/// and a `huddle-peer` in a call (`src-ui/e2e/attack.mjs`).
+fn media_attacks(bin: &std::path::Path) -> Result<(), Failed> {
+    step(
+        "attacks on call media in headless Chromium",
+        Command::new("node")
+            .arg("e2e/attack.mjs")
+            .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
+            .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
+            .current_dir(root().join("src-ui")),
+    )
+}
+
+/// `cargo xtask attack`: every attack test, and one table of what each showed.
+fn attack() -> Result<(), Failed> {
+    ensure_system_packages(TEST_PACKAGES)?;
+    build_ui()?;
+    eprintln!("xtask: the server's attack tests (real sockets)");
+    let output = cargo()
+        .args([
+            "test",
+            "-p",
+            "huddle-server",
+            "--test",
+            "attacks",
+            "--",
+            "--nocapture",
+            "--test-threads",
+            "4",
+        ])
+        .output()
+        .map_err(|e| format!("cargo test: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("attack: "))
+        .collect();
+    step(
+        "cargo build -p huddle-server -p huddle-engine",
+        cargo().args([
+            "build",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-engine",
+            "--bins",
+        ]),
+    )?;
+    let media = media_attacks(&target_dir().join("debug"));
+    println!("\nattack | expected | observed");
+    for row in &rows {
+        println!("{row}");
+    }
+    if !output.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        return Err("an attack on the server did not end as expected (see above)".into());
+    }
+    media
 }
 
 /// Runs a script of `src-ui/e2e/` that drives the desktop app, with the

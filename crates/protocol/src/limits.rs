@@ -49,12 +49,16 @@ pub const MIN_FRAME_BYTES: usize = 1 << 20;
 /// A value outside its bounds. [`LimitError::code`] names the protocol error.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LimitError {
-    /// The room name is empty, too long or has control characters.
-    #[error("room name must be 1-{MAX_ROOM_CHARS} characters without control characters")]
-    InvalidRoom,
-    /// The display name is empty, too long or has control characters.
+    /// The room name is empty, too long or has control or invisible characters.
     #[error(
-        "name must be 1-{MAX_NAME_CHARS} characters (after trimming) without control characters"
+        "room name must be 1-{MAX_ROOM_CHARS} characters without control, invisible or \
+         direction-changing characters"
+    )]
+    InvalidRoom,
+    /// The display name is empty, too long or has control or invisible characters.
+    #[error(
+        "name must be 1-{MAX_NAME_CHARS} characters (after trimming) without control, \
+         invisible or direction-changing characters"
     )]
     InvalidName,
     /// A field is longer than allowed.
@@ -71,6 +75,9 @@ pub enum LimitError {
     /// A field holds control characters.
     #[error("`{0}` must not contain control characters")]
     ControlCharacters(&'static str),
+    /// A field holds invisible or direction-changing characters.
+    #[error("`{0}` must not contain invisible or direction-changing characters")]
+    Invisible(&'static str),
     /// The attachment's type is not an allowed image type.
     #[error("attachment type must be one of image/png, image/jpeg, image/gif, image/webp")]
     AttachmentType,
@@ -99,7 +106,10 @@ impl LimitError {
 
 /// Checks a room name.
 pub fn check_room(room: &str) -> Result<(), LimitError> {
-    let ok = !room.is_empty() && !has_control(room) && room.chars().count() <= MAX_ROOM_CHARS;
+    let ok = !room.is_empty()
+        && !has_control(room)
+        && !has_deceptive(room)
+        && room.chars().count() <= MAX_ROOM_CHARS;
     if ok {
         Ok(())
     } else {
@@ -110,7 +120,10 @@ pub fn check_room(room: &str) -> Result<(), LimitError> {
 /// Checks a display name and returns it trimmed.
 pub fn normalize_name(name: &str) -> Result<&str, LimitError> {
     let name = name.trim();
-    let ok = !name.is_empty() && !has_control(name) && name.chars().count() <= MAX_NAME_CHARS;
+    let ok = !name.is_empty()
+        && !has_control(name)
+        && !has_deceptive(name)
+        && name.chars().count() <= MAX_NAME_CHARS;
     if ok {
         Ok(name)
     } else {
@@ -182,6 +195,9 @@ pub fn check_attachment(attachment: &Attachment) -> Result<(), LimitError> {
     if attachment.name.is_empty() {
         return Err(LimitError::Empty("attachment.name"));
     }
+    if has_deceptive(&attachment.name) {
+        return Err(LimitError::Invisible("attachment.name"));
+    }
     max_chars(
         "attachment.name",
         &attachment.name,
@@ -252,6 +268,33 @@ fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Whether `s` holds characters that change how text around it is shown
+/// without being seen: bidirectional overrides, embeddings, isolates and
+/// marks (`evil\u{202E}gnp.exe` shows as `evilexe.png`), and zero-width
+/// characters (two names that look the same). A zero-width joiner between
+/// two emoji (as in 👩‍💻) is allowed.
+pub fn has_deceptive(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| match c {
+        '\u{202A}'..='\u{202E}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{200E}'
+        | '\u{200F}'
+        | '\u{061C}'
+        | '\u{200B}'
+        | '\u{200C}'
+        | '\u{2060}'
+        | '\u{FEFF}' => true,
+        '\u{200D}' => {
+            let emoji = |c: Option<&char>| {
+                c.is_some_and(|&c| c >= '\u{1F000}' || ('\u{2600}'..='\u{27BF}').contains(&c))
+            };
+            !(i > 0 && emoji(chars.get(i - 1)) && emoji(chars.get(i + 1)))
+        }
+        _ => false,
+    })
+}
+
 fn max_chars(field: &'static str, value: &str, max: usize) -> Result<(), LimitError> {
     // Bytes bound characters from above: skip counting for short values.
     if value.len() > max && value.chars().count() > max {
@@ -298,6 +341,26 @@ mod tests {
             Ok(&*"x".repeat(32))
         );
         assert_eq!(normalize_name("A\u{0}"), Err(LimitError::InvalidName));
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_are_refused() {
+        for bad in [
+            "Ada\u{202E}",
+            "A\u{200B}da",
+            "\u{2066}Ada",
+            "Ad\u{200D}a",
+            "\u{FEFF}Ada",
+        ] {
+            assert_eq!(normalize_name(bad), Err(LimitError::InvalidName), "{bad:?}");
+            assert_eq!(check_room(bad), Err(LimitError::InvalidRoom), "{bad:?}");
+        }
+        assert_eq!(normalize_name("👩\u{200D}💻 Ada"), Ok("👩\u{200D}💻 Ada"));
+        assert_eq!(
+            normalize_name("עדה"),
+            Ok("עדה"),
+            "right-to-left letters are fine"
+        );
     }
 
     fn png_b64(extra: usize) -> String {

@@ -189,6 +189,7 @@ impl Rooms {
                 link: Link::Detached { epoch: 0, rx: None },
                 resume_token,
                 _quota: None,
+                alerted: Default::default(),
             }
         });
         let cell = Arc::new(RoomCell {
@@ -445,6 +446,7 @@ impl Rooms {
                 },
                 resume_token: token.clone(),
                 _quota: Some(quota),
+                alerted: Default::default(),
             },
         );
         shared.list_changed();

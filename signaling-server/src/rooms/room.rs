@@ -75,6 +75,36 @@ pub(super) struct Member {
     /// Its place in its source's member quota (none when restored from a
     /// snapshot); given back when the member is dropped.
     pub(super) _quota: Option<Ticket>,
+    /// When it last rang someone, and last started a call: each alerts
+    /// other people, so each is allowed once per [`ALERT_COOLDOWN`].
+    pub(super) alerted: Alerted,
+}
+
+/// A member's last alerts of others.
+#[derive(Debug, Default)]
+pub(super) struct Alerted {
+    ring: Option<Instant>,
+    call_start: Option<Instant>,
+}
+
+/// The shortest time between two rings, or two call starts, of one member.
+pub const ALERT_COOLDOWN: Duration = Duration::from_secs(5);
+
+/// Whether an alert last made at `last` may be made again now (and notes it).
+fn cooled_down(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < ALERT_COOLDOWN) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+fn too_soon(what: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::RateLimited,
+        format!("{what} at most once every {} s", ALERT_COOLDOWN.as_secs()),
+    )
 }
 
 #[derive(Debug)]
@@ -402,10 +432,7 @@ impl Room {
                 self.update_peer(shared, index, |p| p.media = media);
                 Ok(())
             }
-            RoomAction::CallJoin(join) => {
-                self.call_join(shared, index, &from, join);
-                Ok(())
-            }
+            RoomAction::CallJoin(join) => self.call_join(shared, index, &from, join),
             RoomAction::CallLeave => {
                 if self.members[index].peer.in_call {
                     self.update_peer(shared, index, |p| p.in_call = false);
@@ -415,6 +442,9 @@ impl Room {
             }
             RoomAction::Ring(RingSend { to, video }) => {
                 let target = self.other(&from, &to)?;
+                if !cooled_down(&mut self.members[index].alerted.ring) {
+                    return Err(too_soon("ring"));
+                }
                 self.send(shared, target, &ServerMessage::Ring { from, video }, None);
                 Ok(())
             }
@@ -501,7 +531,13 @@ impl Room {
         Ok(())
     }
 
-    fn call_join(&mut self, shared: &Shared, index: usize, from: &str, join: CallJoin) {
+    fn call_join(
+        &mut self,
+        shared: &Shared,
+        index: usize,
+        from: &str,
+        join: CallJoin,
+    ) -> Result<(), Refusal> {
         let before: Vec<PeerId> = match &self.call {
             Some(call) => call.peers.iter().filter(|p| *p != from).cloned().collect(),
             None => Vec::new(),
@@ -513,7 +549,10 @@ impl Room {
                 &ServerMessage::CallJoined { peers: before },
                 None,
             );
-            return;
+            return Ok(());
+        }
+        if self.call.is_none() && !cooled_down(&mut self.members[index].alerted.call_start) {
+            return Err(too_soon("start a call"));
         }
         self.send(
             shared,
@@ -542,6 +581,7 @@ impl Room {
         }
         self.update_peer(shared, index, |p| p.in_call = true);
         shared.list_changed();
+        Ok(())
     }
 
     /// Changes the member at `index` and tells the others.
