@@ -50,6 +50,8 @@ pub struct JoinArgs {
     pub room: String,
     pub name: String,
     pub password: Option<String>,
+    /// The server's access token (from a link, or the hosted server's).
+    pub token: Option<String>,
 }
 
 #[tauri::command]
@@ -88,6 +90,7 @@ pub fn save_settings(
 #[tauri::command]
 pub async fn watch_rooms(
     server: Option<String>,
+    token: Option<String>,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     let mut lobby = state.lobby.lock().await;
@@ -100,7 +103,7 @@ pub async fn watch_rooms(
     let url = links::server_ws_url(&server)?;
     let ui = state.ui.clone();
     *lobby = Some(tauri::async_runtime::spawn(async move {
-        let mut watch = RoomWatch::start(url, None);
+        let mut watch = RoomWatch::start(url, token);
         while let Some(event) = watch.next_event().await {
             let rooms = match event {
                 LobbyEvent::Rooms(rooms) => Some(rooms),
@@ -125,6 +128,7 @@ pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), Comm
         room: args.room,
         name: args.name,
         password: args.password.filter(|p| !p.is_empty()),
+        token: args.token.filter(|t| !t.is_empty()),
     };
     *session = Some(Session::start(
         request,
@@ -287,10 +291,26 @@ pub async fn host(state: State<'_, AppState>) -> Result<HostInfo, CommandError> 
     Ok(info)
 }
 
-/// The link that opens the app on `room` of `server`.
+/// Stops the in-process server: its members are disconnected (1001) and its
+/// links stop working.
 #[tauri::command]
-pub fn join_link(server: String, room: String) -> Result<String, CommandError> {
-    Ok(links::join_link(&links::server_ws_url(&server)?, &room))
+pub async fn stop_hosting(state: State<'_, AppState>) -> Result<(), CommandError> {
+    state.host.lock().await.take();
+    Ok(())
+}
+
+/// The link that opens the app on `room` of `server` (with its access token).
+#[tauri::command]
+pub fn join_link(
+    server: String,
+    room: String,
+    token: Option<String>,
+) -> Result<String, CommandError> {
+    Ok(links::join_link(
+        &links::server_ws_url(&server)?,
+        &room,
+        token.as_deref(),
+    ))
 }
 
 /// Closes the app (the window asked first during a call).

@@ -2,6 +2,13 @@
 //! every interface, so that others on the same network can join — desktop
 //! apps by a `huddle://` link, browsers by the plain http link (the server
 //! serves the UI too).
+//!
+//! Listening on the LAN means every neighbour and every web page the user
+//! opens can reach it, so it is closed by default: a random access token
+//! that only the links carry (the token is the passcode, as in a meeting
+//! link), WebSocket upgrades only from its own page's origin, no room list,
+//! and limits sized for a household rather than a public server. It runs
+//! until the user stops hosting or quits.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
@@ -20,6 +27,8 @@ pub const PREFERRED_PORT: u16 = 8787;
 #[derive(Debug)]
 pub struct Hosted {
     pub addr: SocketAddr,
+    /// The access token every client must give.
+    token: String,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -29,8 +38,34 @@ pub struct Hosted {
 pub struct HostInfo {
     /// What this app connects to (`ws://<lan address>:<port>/ws`).
     pub server_url: String,
-    /// The page browsers open (`http://<lan address>:<port>/`).
+    /// The page browsers open (`http://<lan address>:<port>/`); links to it
+    /// carry the token in the fragment (`#token=…`), which browsers send
+    /// neither to the server nor in `Referer`.
     pub web_url: String,
+    /// The access token: the links' passcode.
+    pub token: String,
+}
+
+/// The hosted server's settings: the token, its own page's origins, no room
+/// list, small limits.
+pub fn config(token: &str, lan: IpAddr, port: u16) -> huddle_server::Config {
+    let origin = |host: String| format!("http://{host}:{port}");
+    let mut origins = vec![
+        origin(lan.to_string()),
+        origin("127.0.0.1".into()),
+        origin("localhost".into()),
+    ];
+    origins.dedup();
+    huddle_server::Config {
+        tokens: vec![token.to_owned()],
+        allowed_origins: origins,
+        room_list: false,
+        max_connections: 64,
+        max_connections_per_ip: 16,
+        max_rooms: 8,
+        max_rooms_per_ip: 4,
+        ..huddle_server::Config::default()
+    }
 }
 
 impl Hosted {
@@ -45,12 +80,15 @@ impl Hosted {
         };
         let port = listener.local_addr().map_err(CommandError::Host)?.port();
         let (stop, stopped) = oneshot::channel::<()>();
-        let config = huddle_server::Config::default();
+        let lan = lan_address();
+        let token = huddle_server::ids::access_token();
+        let config = config(&token, lan, port);
         tauri::async_runtime::spawn(async move {
             huddle_server::run(listener, config, stopped).await;
         });
         Ok(Hosted {
-            addr: SocketAddr::new(lan_address(), port),
+            addr: SocketAddr::new(lan, port),
+            token,
             stop: Some(stop),
         })
     }
@@ -59,6 +97,7 @@ impl Hosted {
         HostInfo {
             server_url: format!("ws://{}/ws", self.addr),
             web_url: format!("http://{}/", self.addr),
+            token: self.token.clone(),
         }
     }
 }
@@ -84,4 +123,88 @@ pub fn lan_address() -> IpAddr {
         .ok()
         .filter(|ip| !ip.is_unspecified())
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    async fn ask(ws: &mut Ws, message: serde_json::Value) -> serde_json::Value {
+        ws.send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            match ws.next().await.unwrap().unwrap() {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// What a LAN neighbour meets: no token, no entry; another page's
+    /// origin, no socket; the link's token, the room.
+    #[tokio::test]
+    async fn a_hosted_server_needs_its_token() {
+        let hosted = Hosted::start().await.unwrap();
+        let info = hosted.info();
+        let port = hosted.addr.port();
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        let join = |token: Option<&str>| serde_json::json!({"type":"join","v":1,"room":"family","name":"Eve","token":token});
+
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let refused = ask(&mut ws, join(None)).await;
+        assert_eq!(refused["code"], "forbidden", "{refused}");
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let refused = ask(&mut ws, join(Some("guess"))).await;
+        assert_eq!(refused["code"], "forbidden", "{refused}");
+
+        let mut request = url.clone().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Origin", "http://evil.example".parse().unwrap());
+        let Err(tokio_tungstenite::tungstenite::Error::Http(response)) =
+            tokio_tungstenite::connect_async(request).await
+        else {
+            panic!("another page's origin was let in");
+        };
+        assert_eq!(response.status(), 403);
+
+        // The page's own origin with the link's token joins; no room list.
+        let mut request = url.clone().into_client_request().unwrap();
+        let origin = format!("http://127.0.0.1:{port}");
+        request
+            .headers_mut()
+            .insert("Origin", origin.parse().unwrap());
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let joined = ask(&mut ws, join(Some(&info.token))).await;
+        assert_eq!(joined["type"], "joined", "{joined}");
+        let list = ask(&mut ws, serde_json::json!({"type":"rooms"})).await;
+        assert_eq!(list["code"], "forbidden", "{list}");
+        assert!(info.token.len() >= 22);
+
+        // Stopped: nobody gets in any more.
+        drop(hosted);
+        let mut gone = false;
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(gone, "the server still listens after Stop hosting");
+    }
 }

@@ -123,6 +123,7 @@ pub fn run() {
             commands::notify,
             commands::host,
             commands::join_link,
+            commands::stop_hosting,
             commands::quit,
         ])
         .run(tauri::generate_context!());

@@ -3,7 +3,8 @@
 //! A server is entered as `host:port`, an `http(s)://` page address (the
 //! one a browser opens) or a `ws(s)://…/ws` address; all become the
 //! WebSocket address the engine connects to. A link
-//! `huddle://join?server=<address>&room=<name>` opens the join screen.
+//! `huddle://join?server=<address>&room=<name>[&token=<access token>]`
+//! opens the join screen.
 
 use serde::Serialize;
 use ts_rs::TS;
@@ -45,6 +46,8 @@ pub fn server_ws_url(input: &str) -> Result<String, CommandError> {
 pub struct JoinLink {
     pub server: String,
     pub room: String,
+    /// The server's access token, when the link carries one.
+    pub token: Option<String>,
 }
 
 /// Reads a `huddle://join?server=…&room=…` link; `None` when it is not one.
@@ -53,12 +56,14 @@ pub fn parse_join_link(link: &str) -> Option<JoinLink> {
     let query = rest.trim_start_matches('/').strip_prefix('?')?;
     let mut server = None;
     let mut room = None;
+    let mut token = None;
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=')?;
         let value = percent_decode(value)?;
         match key {
             "server" => server = Some(server_ws_url(&value).ok()?),
             "room" => room = Some(value),
+            "token" if !value.is_empty() && value.len() <= 128 => token = Some(value),
             _ => {}
         }
     }
@@ -66,16 +71,22 @@ pub fn parse_join_link(link: &str) -> Option<JoinLink> {
     Some(JoinLink {
         server: server?,
         room,
+        token,
     })
 }
 
-/// The link that opens this app on `room` of `server`.
-pub fn join_link(server_ws: &str, room: &str) -> String {
-    format!(
+/// The link that opens this app on `room` of `server` (with its access token).
+pub fn join_link(server_ws: &str, room: &str, token: Option<&str>) -> String {
+    let mut link = format!(
         "huddle://join?server={}&room={}",
         percent_encode(server_ws),
         percent_encode(room)
-    )
+    );
+    if let Some(token) = token {
+        link.push_str("&token=");
+        link.push_str(&percent_encode(token));
+    }
+    link
 }
 
 fn percent_encode(s: &str) -> String {
@@ -133,23 +144,25 @@ mod tests {
 
     #[test]
     fn links_round_trip() {
-        let link = join_link("ws://10.0.0.2:8787/ws", "design review");
+        let link = join_link("ws://10.0.0.2:8787/ws", "design review", Some("s3cr/t"));
         assert_eq!(
             link,
-            "huddle://join?server=ws%3A%2F%2F10.0.0.2%3A8787%2Fws&room=design%20review"
+            "huddle://join?server=ws%3A%2F%2F10.0.0.2%3A8787%2Fws&room=design%20review&token=s3cr%2Ft"
         );
         assert_eq!(
             parse_join_link(&link),
             Some(JoinLink {
                 server: "ws://10.0.0.2:8787/ws".into(),
-                room: "design review".into()
+                room: "design review".into(),
+                token: Some("s3cr/t".into()),
             })
         );
         assert_eq!(
             parse_join_link("huddle://join/?room=a&server=host:1"),
             Some(JoinLink {
                 server: "ws://host:1/ws".into(),
-                room: "a".into()
+                room: "a".into(),
+                token: None,
             })
         );
         for bad in [

@@ -36,15 +36,41 @@ pub fn show(title: &str, body: &str) -> Result<(), NotifyError> {
     notify_rust::Notification::new()
         .appname("Huddle")
         .summary(&bounded(title, MAX_TITLE_CHARS))
-        .body(&bounded(body, MAX_BODY_CHARS))
+        .body(&escaped(&bounded(body, MAX_BODY_CHARS)))
         .icon("huddle")
         .show()?;
     Ok(())
 }
 
+/// `text` with the markup characters escaped: notification services
+/// (dunst, GNOME, KDE) read a body as a small HTML subset, and a body holds
+/// names and room names other people chose (`<a href=…>` would be a link).
+fn escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markup_in_bodies_is_text() {
+        assert_eq!(
+            escaped("<a href='x'>Grace</a> & co"),
+            "&lt;a href=&#39;x&#39;&gt;Grace&lt;/a&gt; &amp; co"
+        );
+    }
 
     #[test]
     fn long_texts_are_cut_to_their_bound() {

@@ -36,6 +36,8 @@ pub struct JoinRequest {
     pub room: String,
     pub name: String,
     pub password: Option<String>,
+    /// The server's access token.
+    pub token: Option<String>,
 }
 
 /// The devices a call uses (ids as in the settings; `None`: the default).
@@ -65,7 +67,7 @@ impl Session {
             room: request.room,
             name: request.name,
             password: request.password,
-            token: None,
+            token: request.token,
             client: ClientKind::Desktop,
             media: Media::default(),
         };

@@ -583,8 +583,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                 }
             }
         };
-        let ice_servers =
-            crate::turn::ice_servers(&self.ctx.config, &self_peer.id, SystemTime::now());
+        let with_turn = crate::turn::turn_on_join(&self.ctx.config, self_peer.in_call);
+        let ice_servers = crate::turn::ice_servers(
+            &self.ctx.config,
+            &self_peer.id,
+            SystemTime::now(),
+            with_turn,
+        );
         let joined = ServerMessage::Joined {
             self_peer,
             room,

@@ -1,4 +1,4 @@
-//! Random identifiers: peer ids and resume tokens.
+//! Random identifiers: peer ids, resume tokens and access tokens.
 
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -11,4 +11,10 @@ pub fn peer_id() -> String {
 /// A new resume token: 32 base-62 characters (about 190 bits), secret.
 pub fn resume_token() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// A new access token (`--token`) for a server made on the spot, such as
+/// the desktop app's hosted one: 22 base-62 characters (about 130 bits).
+pub fn access_token() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 22)
 }

@@ -20,9 +20,22 @@ pub fn credential(secret: &str, username: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The ICE servers to hand to `peer_id`: the STUN URLs, and TURN with fresh
-/// credentials valid for the configured lifetime.
-pub fn ice_servers(config: &Config, peer_id: &str, now: SystemTime) -> Vec<IceServer> {
+/// Whether a member may have TURN credentials in `joined`: only where every
+/// member holds an access token, or when it is already in a call (a resume).
+/// Otherwise TURN comes with `call_joined`: a relay is for calls, and handing
+/// it to whoever connects makes the server an open relay's ticket office.
+pub fn turn_on_join(config: &Config, in_call: bool) -> bool {
+    !config.tokens.is_empty() || in_call
+}
+
+/// The ICE servers to hand to `peer_id`: the STUN URLs, and (`with_turn`)
+/// TURN with fresh credentials valid for the configured lifetime.
+pub fn ice_servers(
+    config: &Config,
+    peer_id: &str,
+    now: SystemTime,
+    with_turn: bool,
+) -> Vec<IceServer> {
     let mut servers = Vec::new();
     if !config.stun_urls.is_empty() {
         servers.push(IceServer {
@@ -31,7 +44,7 @@ pub fn ice_servers(config: &Config, peer_id: &str, now: SystemTime) -> Vec<IceSe
             credential: None,
         });
     }
-    if let Some(turn) = &config.turn {
+    if let Some(turn) = config.turn.as_ref().filter(|_| with_turn) {
         let expiry = now
             .checked_add(turn.ttl)
             .unwrap_or(now)

@@ -300,9 +300,7 @@ async fn a_ring_or_call_toggle_flood_alerts_the_victim_once() {
         mallory.send(json!({"type":"call_join","video":true})).await;
         mallory.send(json!({"type":"call_leave"})).await;
     }
-    mallory
-        .send(json!({"type":"chat","text":"done"}))
-        .await;
+    mallory.send(json!({"type":"chat","text":"done"})).await;
     let mut rings = 0;
     let mut starts = 0;
     loop {

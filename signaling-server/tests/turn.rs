@@ -41,11 +41,19 @@ fn independent_hmac(secret: &str, username: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// The ICE servers a member gets for a call: `call_joined`'s.
+async fn call_ice_servers(c: &mut common::Client) -> serde_json::Value {
+    c.send(json!({"type":"call_join","video":true})).await;
+    let joined = c.expect("call_joined").await;
+    joined["ice_servers"].clone()
+}
+
 #[tokio::test]
-async fn joined_carries_turn_rest_credentials() {
+async fn a_call_carries_turn_rest_credentials() {
     let server = TestServer::start(turn_config(3478, "sh4red secret")).await;
-    let (_c, joined) = server.join("r", "A").await;
-    let servers = joined["ice_servers"].as_array().unwrap();
+    let (mut c, joined) = server.join("r", "A").await;
+    let servers = call_ice_servers(&mut c).await;
+    let servers = servers.as_array().unwrap();
     assert_eq!(servers[0], json!({"urls":["stun:127.0.0.1:3478"]}));
     let turn = &servers[1];
     assert_eq!(turn["urls"], json!(["turn:127.0.0.1:3478?transport=udp"]));
@@ -65,6 +73,42 @@ async fn joined_carries_turn_rest_credentials() {
         turn["credential"],
         independent_hmac("sh4red secret", username)
     );
+}
+
+#[tokio::test]
+async fn turn_is_handed_only_to_callers_or_token_holders() {
+    // An open server: joining gives STUN only; the call gives TURN; a
+    // member resuming in its call gets TURN in `joined` again.
+    let server = TestServer::start(turn_config(3478, "s")).await;
+    let (mut c, joined) = server.join("r", "Lurker").await;
+    assert_eq!(
+        joined["ice_servers"],
+        json!([{"urls":["stun:127.0.0.1:3478"]}])
+    );
+    let servers = call_ice_servers(&mut c).await;
+    assert_eq!(servers.as_array().unwrap().len(), 2, "{servers}");
+    let resume = joined["resume"].as_str().unwrap().to_owned();
+    c.drop_connection();
+    let mut again = server.connect().await;
+    let rejoined = again
+        .join_with(json!({"type":"join","v":1,"room":"r","name":"Lurker","resume":resume}))
+        .await;
+    assert_eq!(rejoined["resumed"], true, "{rejoined}");
+    assert!(
+        rejoined["ice_servers"][1]["username"].is_string(),
+        "{rejoined}"
+    );
+    // With access tokens every member is known: TURN comes with `joined`.
+    let config = Config {
+        tokens: vec!["t".into()],
+        ..turn_config(3478, "s")
+    };
+    let server = TestServer::start(config).await;
+    let mut c = server.connect().await;
+    let joined = c
+        .join_with(json!({"type":"join","v":1,"room":"r","name":"A","token":"t"}))
+        .await;
+    assert!(joined["ice_servers"][1]["username"].is_string(), "{joined}");
 }
 
 /// Runs coturn on a free loopback port; killed on drop.
@@ -146,8 +190,9 @@ async fn coturn_accepts_the_credentials_we_issue() {
     }
 
     let server = TestServer::start(turn_config(port, secret)).await;
-    let (_c, joined) = server.join("r", "A").await;
-    let turn = &joined["ice_servers"][1];
+    let (mut c, _) = server.join("r", "A").await;
+    let servers = call_ice_servers(&mut c).await;
+    let turn = &servers[1];
     let (username, credential) = (
         turn["username"].as_str().unwrap(),
         turn["credential"].as_str().unwrap(),

@@ -12,7 +12,7 @@
 // table (attack, expected, observed) and exits 1 if any row fails.
 
 import { spawn } from "node:child_process";
-import { freePort, startServer, stop } from "./lib.mjs";
+import { freePort, startServer, stop, waitFor } from "./lib.mjs";
 import { chromium } from "playwright-core";
 
 const serverBin = process.env.HUDDLE_SERVER_BIN;
@@ -201,7 +201,7 @@ try {
   await ada.getByRole("button", { name: "Join room" }).click();
   await ada.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: TIMEOUT });
   await ada.getByRole("button", { name: "Start video call" }).click();
-  await ada.waitForFunction(() => window.huddle.state().inCall && window.huddle.state().local.stream, null, { timeout: TIMEOUT });
+  await waitFor(ada, () => window.huddle.state().inCall && window.huddle.state().local.stream, null, { timeout: TIMEOUT });
   const mallory = await attacker("boardroom", "Mallory");
   const adaId = await mallory.idOf("Ada");
   // The victim handles messages in the room's order: once it shows a chat
@@ -220,10 +220,7 @@ try {
     stdio: ["ignore", "ignore", "inherit"],
   });
   const eve = await attacker("lab", "Eve");
-  const nativeId = await eve.page
-    .waitForFunction(() => window.attack.peers.find((p) => p.name === "Native" && p.in_call)?.id, null, { timeout: TIMEOUT, polling: 100 })
-    .then((h) => h.jsonValue())
-    .catch(() => null);
+  const nativeId = await waitFor(eve.page, () => window.attack.peers.find((p) => p.name === "Native" && p.in_call)?.id, null, { timeout: TIMEOUT }).catch(() => null);
   if (!nativeId) throw new Error("huddle-peer never joined the call");
   await attackVictim("huddle-peer", eve, nativeId, null);
   await eve.close();

@@ -15,7 +15,7 @@ import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { DesktopRig, READ_TILE, connected, dominantTone, joinRoom } from "./desktop-rig.mjs";
-import { freePort, startServer, steps, stop } from "./lib.mjs";
+import { freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out");
@@ -144,7 +144,7 @@ try {
       return { min, max, width: canvas.width, height: canvas.height };`, graceId);
     console.log(`    app draws Chromium's camera ${spread.width}×${spread.height}, green ${spread.min}–${spread.max}`);
     if (spread.max - spread.min < 40) throw new Error(`Chromium's picture looks flat: ${JSON.stringify(spread)}`);
-    await grace.waitForFunction(
+    await waitFor(grace, 
       (id) => {
         const s = window.huddle.state().stats[id];
         window.__first ??= s?.framesDecoded;
@@ -161,7 +161,7 @@ try {
 
   await step("the app shares its screen natively: the browser sees it shared and decodes the whole X screen", async () => {
     const decoded = (width) =>
-      grace.waitForFunction(
+      waitFor(grace, 
         ([id, w]) => {
           const s = window.huddle.state().stats[id];
           return s && s.width === w && s.framesDecoded > 0 && s;
@@ -170,7 +170,7 @@ try {
         { timeout: 30_000, polling: 250 },
       );
     await app.clickButton("Share screen");
-    await grace.waitForFunction((id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === true, appId, { timeout: 15_000 });
+    await waitFor(grace, (id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === true, appId, { timeout: 15_000 });
     // The display is Xvfb's 1280×800 screen, the app's window on it.
     const shared = await (await decoded(1280)).jsonValue();
     console.log(`    Chromium decodes the shared screen: ${shared.width}×${shared.height}, ${shared.framesDecoded} frames`);
@@ -180,7 +180,7 @@ try {
     await grace.screenshot({ path: joinPath(out, "desktop-screen-share-browser-side.png") });
     // Stopping goes back to the camera (the 640×480 test pattern), same track.
     await app.clickButton("Stop sharing");
-    await grace.waitForFunction((id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === false, appId, { timeout: 15_000 });
+    await waitFor(grace, (id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === false, appId, { timeout: 15_000 });
     const camera = await (await decoded(640)).jsonValue();
     console.log(`    …and the camera again after stopping: ${camera.width}×${camera.height}`);
   });
@@ -261,11 +261,29 @@ try {
     await app.clickButton("Host a room");
     await app.type(await app.find("input[name=room]"), "hosted");
     const web = await app.waitFor(`return [...document.querySelectorAll('[data-testid=hosting] input')].map((i) => i.value).find((v) => v.startsWith('http'))`, { what: "the hosting links" });
-    console.log(`    the app hosts at ${web}`);
+    console.log(`    the app hosts at ${web.replace(/#token=.*/, "#token=…")}`);
+    const token = new URL(web).hash.match(/^#token=([A-Za-z0-9]{22,})$/)?.[1];
+    if (!token) throw new Error(`the browser link carries no access token: ${web}`);
     await app.clickButton("Join room");
     await connected(app);
+    // Without the token the hosted server lets nobody in (from its own page too).
+    const bare = web.replace(/#.*/, "");
+    await grace.goto(bare);
+    const refused = await grace.evaluate(
+      (url) =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => ws.send(JSON.stringify({ type: "join", v: 1, room: "hosted", name: "Mallory" }));
+          ws.onmessage = (e) => resolve(JSON.parse(e.data).code ?? JSON.parse(e.data).type);
+          ws.onerror = () => resolve("socket error");
+        }),
+      bare.replace(/^http/, "ws").replace(/\/r\/.*$/, "/ws"),
+    );
+    if (refused !== "forbidden") throw new Error(`a client without the token got ${refused}`);
     await grace.goto(web);
     await grace.getByLabel("Your name").fill("Grace");
+    // The token is taken out of the address bar at once.
+    if (grace.url().includes("token")) throw new Error(`the token stays in the address bar: ${grace.url()}`);
     await grace.getByRole("button", { name: "Join room" }).click();
     await grace.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
     await app.waitFor(`return window.huddle.state().members.some((m) => m.name === 'Grace')`, { what: "Grace in the hosted room" });
@@ -285,6 +303,15 @@ try {
     if (!history.includes("Grace is calling")) throw new Error(`no notification reached the notification service: ${history.slice(0, 400)}`);
     console.log(`    dunst shows "Grace is calling" (${history.includes("hosted") ? "with" : "without"} the room's name)`);
     await app.clickButton("Decline");
+  });
+  await step("Stop hosting: the hosted server ends and its link stops working", async () => {
+    await app.clickButton("Leave room");
+    await app.clickButton("Stop hosting");
+    await app.waitFor(`return window.huddle.state().desktop.hosting === null`, { what: "hosting stopped" });
+    await grace.getByTestId("connection").filter({ hasText: /Reconnecting|Offline|Lost/ }).first().waitFor();
+    const port = new URL(await grace.evaluate(() => location.href)).port;
+    const alive = await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false);
+    if (alive) throw new Error("the hosted server still answers after Stop hosting");
   });
 } catch (error) {
   failed = true;

@@ -32,6 +32,22 @@ export async function startServer(bin, port, extraArgs = []) {
   throw new Error("huddle-server did not start");
 }
 
+/**
+ * Waits until `fn(arg)`, evaluated in `page`, returns something truthy, and
+ * returns it. Polls from here rather than with `page.waitForFunction`, whose
+ * in-page polling needs `eval` — which the pages' Content-Security-Policy
+ * (rightly) forbids; the tests run the UI under its real CSP.
+ */
+export async function waitFor(page, fn, arg = null, { timeout = 30_000, polling = 100 } = {}) {
+  const until = Date.now() + timeout;
+  for (;;) {
+    const value = await page.evaluate(fn, arg);
+    if (value) return value;
+    if (Date.now() > until) throw new Error(`waitFor: not true within ${timeout} ms: ${String(fn).slice(0, 120)}`);
+    await new Promise((r) => setTimeout(r, typeof polling === "number" ? polling : 100));
+  }
+}
+
 /** Stops a child process and waits for it to be gone. */
 export async function stop(child, signal = "SIGTERM") {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;

@@ -3,13 +3,13 @@
 //
 //   HUDDLE_SERVER_BIN=path/to/huddle-server node e2e/run.mjs
 //
-// Every step waits for what a user would see (page.waitForFunction polls
+// Every step waits for what a user would see (`waitFor` polls
 // the page), never for a fixed time. Screenshots go to e2e/out/.
 
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
-import { freePort, startServer as startHuddleServer, steps, stop } from "./lib.mjs";
+import { freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -119,7 +119,7 @@ const sees = (u, text) => u.page.getByTestId("message").filter({ hasText: text }
 
 /** Resolves once every remote tile of `u` decodes video that keeps advancing. */
 async function decodingFrom(u, remotes) {
-  await u.page.waitForFunction(
+  await waitFor(u.page, 
     (n) => {
       const s = window.huddle.state();
       const ids = Object.keys(s.remote);
@@ -151,6 +151,13 @@ try {
   const grace = await user("Grace", `/r/standup?server=${encodeURIComponent(`ws://127.0.0.1:${proxy.port}/ws`)}`);
   const linus = await user("Linus", "/", { width: 390, height: 844 });
 
+  await step("a link to another server asks first, showing the host", async () => {
+    const ask = grace.page.getByRole("alertdialog").filter({ hasText: `127.0.0.1:${proxy.port}` });
+    await ask.waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.screenshot({ path: joinPath(out, "link-to-another-server.png") });
+    await ask.getByRole("button", { name: `Continue to 127.0.0.1:${proxy.port}` }).click();
+    await grace.page.getByLabel("Your name").waitFor({ timeout: STEP_TIMEOUT });
+  });
   await step("Ada joins a room by name", () => join(ada, "standup"));
   await step("the lobby lists the room live, with its member count", async () => {
     await linus.page.getByRole("button", { name: "Choose room standup" }).filter({ hasText: "1 member" }).waitFor({ timeout: STEP_TIMEOUT });
@@ -190,7 +197,7 @@ try {
     await ada.page.locator(".typing-line", { hasText: "Grace is typing" }).waitFor({ timeout: STEP_TIMEOUT });
     await grace.page.getByLabel("Message", { exact: true }).press("Enter");
     await ada.page.locator(".typing-line", { hasText: "Grace is typing" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT }).catch(async () => {
-      await ada.page.waitForFunction(() => !document.querySelector(".typing-line")?.textContent, null, { timeout: STEP_TIMEOUT });
+      await waitFor(ada.page, () => !document.querySelector(".typing-line")?.textContent, null, { timeout: STEP_TIMEOUT });
     });
   });
   await step("an image attachment arrives intact", async () => {
@@ -287,7 +294,7 @@ try {
       console.log(`    Chromium decodes the native peer: ${seen.map((s) => `${s.codec} ${s.w}×${s.h} (${s.frames} frames)`).join(", ")}`);
       if (seen[0]?.codec !== "H264") throw new Error(`codec ${seen[0]?.codec}`);
       // The native peer's Opus tone plays in Chromium (audio level from getStats).
-      await dana.page.waitForFunction(() => Object.values(window.huddle.state().stats).some((s) => s.audioLevel > 0.01), null, { timeout: STEP_TIMEOUT, polling: 500 });
+      await waitFor(dana.page, () => Object.values(window.huddle.state().stats).some((s) => s.audioLevel > 0.01), null, { timeout: STEP_TIMEOUT, polling: 500 });
       await dana.page.screenshot({ path: joinPath(out, "interop-native-peer.png") });
       const code = await exited;
       const report = JSON.parse(readFileSync(reportPath, "utf8"));

@@ -10,11 +10,60 @@ import { setStorageBackend } from "./ui/storage";
 import { BrowserEngine } from "./engine/browser";
 import { defaultServerUrl } from "./engine/signaling";
 import type { Engine } from "./engine/types";
+import { ServerConfirm } from "./ui/ServerConfirm";
 import "./ui/styles.css";
+
+/** The server a `?server=` link names, when it is another than the page's
+ * own; `null` when there is none (or it is not a WebSocket address). */
+function linkedServer(params: URLSearchParams): URL | null {
+  const server = params.get("server");
+  if (!server) return null;
+  try {
+    const url = new URL(server);
+    if (url.protocol !== "ws:" && url.protocol !== "wss:") return null;
+    return url;
+  } catch {
+    return null;
+  }
+}
+
+/** Asks whether to follow a link to another server (shown before anything connects). */
+function confirmServer(host: string): Promise<boolean> {
+  const root = document.getElementById("root");
+  if (!root) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const ask = createRoot(root);
+    ask.render(
+      <main className="lobby">
+        <ServerConfirm
+          host={host}
+          onAnswer={(accept) => {
+            ask.unmount();
+            resolve(accept);
+          }}
+        />
+      </main>,
+    );
+  });
+}
 
 async function browserEngine(): Promise<Engine> {
   const params = new URLSearchParams(location.search);
-  const engine = new BrowserEngine(params.get("server") ?? defaultServerUrl(location));
+  const own = defaultServerUrl(location);
+  let server = own;
+  const linked = linkedServer(params);
+  if (linked && linked.host !== location.host) {
+    // A link may open another server only once the user agreed.
+    if (await confirmServer(linked.host)) server = linked.href;
+  } else if (linked) {
+    server = linked.href;
+  }
+  // An access token arrives in the link's fragment (`#token=…`), which never
+  // reaches a server's log or a Referer; it is taken out of the address bar
+  // at once, so it is not bookmarked or shown on screen.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (token !== null) history.replaceState(null, "", location.pathname + location.search);
+  const engine = new BrowserEngine(server, undefined, token);
   window.addEventListener("pagehide", () => {
     // A closed tab cannot resume (the token lives in memory): leave at once
     // rather than linger for the grace period.

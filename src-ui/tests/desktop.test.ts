@@ -58,8 +58,12 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     openTile: record("openTile"),
     nextFrame: async () => new ArrayBuffer(0),
     closeTile: record("closeTile"),
-    host: async () => ({ serverUrl: "ws://10.0.0.2:8787/ws", webUrl: "http://10.0.0.2:8787/" }),
-    joinLink: async () => "huddle://join",
+    host: async () => ({ serverUrl: "ws://10.0.0.2:8787/ws", webUrl: "http://10.0.0.2:8787/", token: "tok3n" }),
+    stopHosting: record("stopHosting"),
+    joinLink: async (server, room, token) => {
+      calls.push(["joinLink", { server, room, token }]);
+      return "huddle://join";
+    },
     notify: record("notify"),
     quit: record("quit"),
   };
@@ -81,18 +85,51 @@ describe("DesktopEngine", () => {
     const { ipc, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "ws://other.example.org/ws", room: "retro" } });
+    emit({ type: "open_link", link: { server: "ws://other.example.org/ws", room: "retro", token: null } });
+    // Another server than the current one: asked first, nothing changed yet.
+    expect(engine.getState().desktop?.linkPrompt).toEqual({ host: "other.example.org", room: "retro" });
+    expect(engine.getState().desktop?.server).toBe("chat.example.org");
+    engine.desktop?.answerLink(true);
+    expect(engine.getState().desktop?.linkPrompt).toBeNull();
     expect(engine.getState().desktop?.server).toBe("ws://other.example.org/ws");
     expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
     engine.join({ room: "standup", name: "Ada" });
     emit({ type: "server", message: joined as never });
-    emit({ type: "open_link", link: { server: "ws://third.example.org/ws", room: "planning" } });
+    emit({ type: "open_link", link: { server: "ws://third.example.org/ws", room: "planning", token: null } });
     expect(engine.getState().status).toBe("joined");
     expect(engine.getState().error?.code).toBe("link");
     expect(engine.getState().desktop?.openedLink?.room).toBe("retro");
     engine.leave();
+    expect(engine.getState().desktop?.linkPrompt).toEqual({ host: "third.example.org", room: "planning" });
+    engine.desktop?.answerLink(true);
     expect(engine.getState().desktop?.server).toBe("ws://third.example.org/ws");
     expect(engine.getState().desktop?.openedLink).toEqual({ room: "planning", seq: 2 });
+    engine.dispose();
+  });
+
+  it("a link to another server that the user declines changes nothing, and its token is not kept", async () => {
+    const { ipc, calls, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    emit({ type: "open_link", link: { server: "ws://evil.example/ws", room: "free-prizes", token: "t" } });
+    engine.desktop?.answerLink(false);
+    expect(engine.getState().desktop?.linkPrompt).toBeNull();
+    expect(engine.getState().desktop?.server).toBe("chat.example.org");
+    expect(calls.some(([name]) => name === "saveSettings")).toBe(false);
+    engine.join({ room: "standup", name: "Ada" });
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null }]);
+    engine.dispose();
+  });
+
+  it("a link to the current server opens its room at once, with its token", async () => {
+    const { ipc, calls, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    emit({ type: "open_link", link: { server: "chat.example.org", room: "retro", token: "t0k" } });
+    expect(engine.getState().desktop?.linkPrompt).toBeNull();
+    expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
+    engine.join({ room: "retro", name: "Ada" });
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "retro", name: "Ada", password: null, token: "t0k" }]);
     engine.dispose();
   });
 
@@ -128,10 +165,32 @@ describe("DesktopEngine", () => {
     await engine.ready;
     engine.join({ room: "standup", name: "Ada" });
     expect(engine.getState().status).toBe("connecting");
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null }]);
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null }]);
     emit({ type: "server", message: joined as never });
     expect(engine.getState().status).toBe("joined");
     expect(engine.getState().room?.name).toBe("standup");
+    engine.dispose();
+  });
+
+  it("hosting: joins and links carry the hosted server's token; stopping forgets it", async () => {
+    const { ipc, calls } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    await engine.desktop?.host();
+    expect(engine.getState().desktop?.hosting?.token).toBe("tok3n");
+    engine.join({ room: "standup", name: "Ada" });
+    expect(calls).toContainEqual(["join", { server: "ws://10.0.0.2:8787/ws", room: "standup", name: "Ada", password: null, token: "tok3n" }]);
+    await engine.desktop?.joinLink("standup");
+    expect(calls).toContainEqual(["joinLink", { server: "ws://10.0.0.2:8787/ws", room: "standup", token: "tok3n" }]);
+    engine.leave();
+    await engine.desktop?.stopHosting();
+    expect(calls.some(([name]) => name === "stopHosting")).toBe(true);
+    expect(engine.getState().desktop?.hosting).toBeNull();
+    expect(engine.getState().desktop?.server).toBe("");
+    // Another server typed in afterwards gets no token.
+    engine.desktop?.setServer("chat.example.org");
+    engine.join({ room: "standup", name: "Ada" });
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null }]);
     engine.dispose();
   });
 

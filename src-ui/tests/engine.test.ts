@@ -107,6 +107,28 @@ describe("reconnect and resume", () => {
   });
 });
 
+describe("access tokens", () => {
+  it("a page opened with a token gives it in join and rooms", () => {
+    const tokened = new BrowserEngine(
+      "ws://huddle.test/ws",
+      {
+        createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
+        createPeerConnection: (c) => new FakePeerConnection(c) as unknown as RTCPeerConnection,
+        mediaDevices: null,
+        now: () => Date.now(),
+      },
+      "tok3n",
+    );
+    tokened.watchRooms(true);
+    const socket = FakeSocket.last();
+    socket.open();
+    tokened.join({ room: "standup", name: "Ada" });
+    expect(socket.sentOfType("rooms")[0]).toMatchObject({ watch: true, token: "tok3n" });
+    expect(socket.sentOfType("join")[0]).toMatchObject({ room: "standup", token: "tok3n" });
+    tokened.dispose();
+  });
+});
+
 describe("join errors", () => {
   it("returns to the lobby with the reason on a wrong password", () => {
     engine.join({ room: "standup", name: "Ada", password: "nope" });

@@ -142,8 +142,12 @@ impl Room {
                     Vec::new()
                 }
             }
-            ServerMessage::CallJoined { peers } => {
+            ServerMessage::CallJoined { peers, ice_servers } => {
                 self.me.in_call = true;
+                // The call's own ICE servers (TURN given only to callers).
+                if !ice_servers.is_empty() {
+                    self.ice_servers = ice_servers.clone();
+                }
                 let started_at = self.call.as_ref().map_or(0, |c| c.started_at);
                 let mut members = peers.clone();
                 members.push(self.me.id.clone());
@@ -263,6 +267,7 @@ mod tests {
         assert!(!room.accepts_offer_from("p_1"), "not in the call yet");
         let actions = room.apply(&ServerMessage::CallJoined {
             peers: vec!["p_1".into(), "p_2".into()],
+            ice_servers: vec![],
         });
         assert_eq!(
             actions,
@@ -281,7 +286,10 @@ mod tests {
     fn a_later_member_is_answered_not_offered_to() {
         let mut room = Room::from_joined(&joined("p_1", vec![], None, false)).unwrap();
         assert!(room
-            .apply(&ServerMessage::CallJoined { peers: vec![] })
+            .apply(&ServerMessage::CallJoined {
+                peers: vec![],
+                ice_servers: vec![],
+            })
             .is_empty());
         room.apply(&ServerMessage::CallStarted {
             by: "p_1".into(),
@@ -310,6 +318,7 @@ mod tests {
         let mut room = Room::from_joined(&msg).unwrap();
         room.apply(&ServerMessage::CallJoined {
             peers: vec!["p_2".into(), "p_3".into()],
+            ice_servers: vec![],
         });
         assert_eq!(
             room.apply(&ServerMessage::PeerUpdated {
@@ -339,6 +348,7 @@ mod tests {
         let mut room = Room::from_joined(&msg).unwrap();
         room.apply(&ServerMessage::CallJoined {
             peers: vec!["p_2".into()],
+            ice_servers: vec![],
         });
         assert!(room
             .apply(&joined(
@@ -353,5 +363,21 @@ mod tests {
             [MeshAction::CloseAll]
         );
         assert_eq!(room.me.id, "p_7");
+    }
+
+    #[test]
+    fn the_calls_ice_servers_replace_those_of_joined() {
+        let msg = joined("p_1", vec![], None, false);
+        let mut room = Room::from_joined(&msg).unwrap();
+        let turn = IceServer {
+            urls: vec!["turn:turn.example.org:3478".into()],
+            username: Some("1:p_1".into()),
+            credential: Some("c".into()),
+        };
+        room.apply(&ServerMessage::CallJoined {
+            peers: vec![],
+            ice_servers: vec![turn.clone()],
+        });
+        assert_eq!(room.ice_servers, vec![turn]);
     }
 }

@@ -91,6 +91,12 @@ pub enum ServerMessage {
         /// Members already in the call, in the server's order. The sender
         /// offers to each of them.
         peers: Vec<PeerId>,
+        /// **Huddle:** the ICE servers for the call's connections, with
+        /// fresh TURN credentials; absent: those of `joined`. A server that
+        /// hands TURN only to members in a call sends them here.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[ts(optional, as = "Option<Vec<IceServer>>")]
+        ice_servers: Vec<IceServer>,
     },
     /// A call started in the room.
     CallStarted {

@@ -290,6 +290,7 @@ fn server_messages() {
     server(
         ServerMessage::CallJoined {
             peers: vec!["p_1".into(), "p_2".into()],
+            ice_servers: vec![],
         },
         None,
         r#"{"type":"call_joined","peers":["p_1","p_2"]}"#,

@@ -546,7 +546,15 @@ impl Room {
             self.send(
                 shared,
                 index,
-                &ServerMessage::CallJoined { peers: before },
+                &ServerMessage::CallJoined {
+                    peers: before,
+                    ice_servers: crate::turn::ice_servers(
+                        &shared.config,
+                        from,
+                        SystemTime::now(),
+                        true,
+                    ),
+                },
                 None,
             );
             return Ok(());
@@ -557,7 +565,15 @@ impl Room {
         self.send(
             shared,
             index,
-            &ServerMessage::CallJoined { peers: before },
+            &ServerMessage::CallJoined {
+                peers: before,
+                ice_servers: crate::turn::ice_servers(
+                    &shared.config,
+                    from,
+                    SystemTime::now(),
+                    true,
+                ),
+            },
             None,
         );
         self.changed = true;

@@ -65,7 +65,12 @@ export class DesktopEngine extends ObservableState implements Engine {
   private softwarePainting = false;
   private request: JoinRequest | null = null;
   /** A link opened during a membership, for the lobby once it is left. */
-  private pendingLink: { server: string; room: string } | null = null;
+  private pendingLink: { server: string; room: string; token: string | null } | null = null;
+  /** The current server's access token (from its link, or the hosted
+   * server's); never saved: the link is the passcode. */
+  private token: string | null = null;
+  /** A link to another server, while the user is asked about it. */
+  private linkWaiting: { server: string; room: string; token: string | null } | null = null;
   private watching = false;
   private tiles = new Map<string, TileFigures>();
   private timer: ReturnType<typeof setInterval>;
@@ -73,10 +78,14 @@ export class DesktopEngine extends ObservableState implements Engine {
   readonly ready: Promise<void>;
 
   constructor(private readonly ipc: DesktopIpc) {
-    super({ ...initialState(), desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, focused: true } });
+    super({
+      ...initialState(),
+      desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true },
+    });
     this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
+      this.token = startup.hosting && startup.hosting.serverUrl === startup.settings.serverUrl ? startup.hosting.token : null;
       this.softwarePainting = startup.softwarePainting;
       this.setDevices(startup.devices);
       this.update((s) => ({
@@ -88,10 +97,11 @@ export class DesktopEngine extends ObservableState implements Engine {
           volume: startup.settings.volume,
           screenShareUnavailable: startup.screenShareUnavailable,
           openedLink: null,
+          linkPrompt: null,
           focused: true,
         },
       }));
-      if (startup.link) this.openLink(startup.link.server, startup.link.room);
+      if (startup.link) this.openLink(startup.link.server, startup.link.room, startup.link.token);
     });
   }
 
@@ -185,7 +195,7 @@ export class DesktopEngine extends ObservableState implements Engine {
         this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, focused: event.focused } } : s));
         return;
       case "open_link":
-        this.openLink(event.link.server, event.link.room);
+        this.openLink(event.link.server, event.link.room, event.link.token);
         return;
       case "devices":
         this.setDevices(event.devices);
@@ -213,13 +223,27 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   /** Opens a `huddle://` link's join screen; in a room, it waits until
    * the room is left (the call is not cut by a click elsewhere). */
-  private openLink(server: string, room: string): void {
+  private openLink(server: string, room: string, token: string | null): void {
     if (this.state.status !== "idle" && this.state.status !== "connecting") {
-      this.pendingLink = { server, room };
+      this.pendingLink = { server, room, token };
       this.update((s) => ({ ...s, error: { code: "link", message: `Leave this room to join “${room}” from the link you opened.` } }));
       return;
     }
-    this.setServer(server);
+    if (hostOf(server) !== hostOf(this.state.desktop?.server ?? "")) {
+      // Another server: say which, and go only if the user agrees.
+      this.linkWaiting = { server, room, token };
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, linkPrompt: { host: hostOf(server), room } } } : s));
+      return;
+    }
+    // The same server (perhaps written another way).
+    this.setServer(server, token);
+    this.showLinkRoom(room, token);
+  }
+
+  /** Opens the lobby on a link's room, on the current server. */
+  private showLinkRoom(room: string, token: string | null): void {
+    if (token) this.token = token;
+    if (this.watching) this.watchRooms(true);
     // The lobby is shown anew for each link, with its room filled in.
     this.update((s) => ({
       ...s,
@@ -233,7 +257,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   watchRooms(on: boolean): void {
     this.watching = on;
     const server = this.state.desktop?.server ?? "";
-    void this.ipc.watchRooms(on && server ? server : null).catch(() => this.update((s) => ({ ...s, rooms: null })));
+    void this.ipc.watchRooms(on && server ? server : null, this.token).catch(() => this.update((s) => ({ ...s, rooms: null })));
   }
 
   join(request: JoinRequest): void {
@@ -244,7 +268,7 @@ export class DesktopEngine extends ObservableState implements Engine {
     }
     this.request = request;
     this.update((s) => ({ ...s, status: "connecting", error: null }));
-    this.ipc.join({ server, room: request.room, name: request.name, password: request.password ?? null }).catch((e) => {
+    this.ipc.join({ server, room: request.room, name: request.name, password: request.password ?? null, token: this.token }).catch((e) => {
       this.request = null;
       this.update((s) => ({ ...s, status: "idle" }));
       this.fail(e);
@@ -257,7 +281,7 @@ export class DesktopEngine extends ObservableState implements Engine {
     this.update((s) => ({ ...initialState(), rooms: s.rooms, devices: s.devices, desktop: s.desktop }));
     const link = this.pendingLink;
     this.pendingLink = null;
-    if (link) this.openLink(link.server, link.room);
+    if (link) this.openLink(link.server, link.room, link.token);
     if (this.watching) this.watchRooms(true);
   }
 
@@ -347,7 +371,9 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   // --- desktop only -------------------------------------------------------
 
-  setServer(server: string): void {
+  /** Points the app at `server`; `token` is its access token, if any. */
+  setServer(server: string, token: string | null = null): void {
+    this.token = token;
     this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, server } } : s));
     this.saveSettings((s) => ({ ...s, serverUrl: server }));
     if (this.watching) this.watchRooms(true);
@@ -359,12 +385,31 @@ export class DesktopEngine extends ObservableState implements Engine {
       try {
         const info = await this.ipc.host();
         this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, hosting: info } } : s));
-        this.setServer(info.serverUrl);
+        this.setServer(info.serverUrl, info.token);
       } catch (e) {
         this.fail(e);
       }
     },
-    joinLink: (room) => this.ipc.joinLink(this.state.desktop?.server ?? "", room),
+    stopHosting: async () => {
+      const hosting = this.state.desktop?.hosting;
+      try {
+        await this.ipc.stopHosting();
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, hosting: null } } : s));
+      if (hosting && this.state.desktop?.server === hosting.serverUrl) this.setServer("");
+    },
+    answerLink: (accept) => {
+      const link = this.linkWaiting;
+      this.linkWaiting = null;
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, linkPrompt: null } } : s));
+      if (!accept || !link) return;
+      this.setServer(link.server, link.token);
+      this.showLinkRoom(link.room, link.token);
+    },
+    joinLink: (room) => this.ipc.joinLink(this.state.desktop?.server ?? "", room, this.token),
     setVolume: (volume) => {
       this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, volume } } : s));
       this.saveSettings((s) => ({ ...s, volume }));
@@ -423,5 +468,14 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   dispose(): void {
     clearInterval(this.timer);
+  }
+}
+
+/** The host (and port) of a server address, as the user should see it. */
+function hostOf(server: string): string {
+  try {
+    return new URL(server).host || server;
+  } catch {
+    return server;
   }
 }

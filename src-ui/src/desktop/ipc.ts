@@ -24,7 +24,7 @@ export function inDesktopApp(): boolean {
 export interface DesktopIpc {
   attach(onEvent: (event: UiEvent) => void): Promise<Startup>;
   saveSettings(settings: Settings): Promise<void>;
-  watchRooms(server: string | null): Promise<void>;
+  watchRooms(server: string | null, token: string | null): Promise<void>;
   join(args: JoinArgs): Promise<void>;
   leave(): Promise<void>;
   send(message: ClientMessage): Promise<void>;
@@ -41,7 +41,9 @@ export interface DesktopIpc {
   nextFrame(member: string): Promise<ArrayBuffer>;
   closeTile(member: string): Promise<void>;
   host(): Promise<HostInfo>;
-  joinLink(server: string, room: string): Promise<string>;
+  /** Stops the in-process server. */
+  stopHosting(): Promise<void>;
+  joinLink(server: string, room: string, token: string | null): Promise<string>;
   /** A desktop notification through the system's notification service. */
   notify(title: string, body: string): Promise<void>;
   quit(): Promise<void>;
@@ -54,7 +56,7 @@ export const tauriIpc: DesktopIpc = {
     return invoke("attach", { events });
   },
   saveSettings: (settings) => invoke("save_settings", { settings }),
-  watchRooms: (server) => invoke("watch_rooms", { server }),
+  watchRooms: (server, token) => invoke("watch_rooms", { server, token }),
   join: (args) => invoke("join", { args }),
   leave: () => invoke("leave"),
   send: (message) => invoke("send", { message }),
@@ -68,7 +70,8 @@ export const tauriIpc: DesktopIpc = {
   nextFrame: (member) => invoke("next_frame", { member }),
   closeTile: (member) => invoke("close_tile", { member }),
   host: () => invoke("host"),
-  joinLink: (server, room) => invoke("join_link", { server, room }),
+  stopHosting: () => invoke("stop_hosting"),
+  joinLink: (server, room, token) => invoke("join_link", { server, room, token }),
   notify: (title, body) => invoke("notify", { title, body }),
   quit: () => invoke("quit"),
 };

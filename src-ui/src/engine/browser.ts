@@ -44,7 +44,12 @@ export class BrowserEngine extends ObservableState implements Engine {
   private lastStats = new Map<string, StatsSample>();
   private timers: ReturnType<typeof setInterval>[] = [];
 
-  constructor(serverUrl: string, private readonly env: BrowserEnvironment = browserEnvironment()) {
+  /** `accessToken`: the server's access token (from the page's link), given in `join` and `rooms`. */
+  constructor(
+    serverUrl: string,
+    private readonly env: BrowserEnvironment = browserEnvironment(),
+    private readonly accessToken: string | null = null,
+  ) {
     super(initialState());
     this.signaling = new Signaling(
       serverUrl,
@@ -70,10 +75,14 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.watching = on;
     if (on) {
       this.signaling.connect();
-      this.send({ type: "rooms", watch: true });
+      this.sendRooms(true);
     } else {
-      this.send({ type: "rooms", watch: false });
+      this.sendRooms(false);
     }
+  }
+
+  private sendRooms(watch: boolean): void {
+    this.send({ type: "rooms", watch, ...(this.accessToken ? { token: this.accessToken } : {}) });
   }
 
   join(request: JoinRequest): void {
@@ -95,6 +104,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       name: r.name,
       client: "browser",
       ...(r.password ? { password: r.password } : {}),
+      ...(this.accessToken ? { token: this.accessToken } : {}),
       ...(this.resumeToken ? { resume: this.resumeToken } : {}),
       media: { audio: local.audio, video: local.video, screen: local.screen },
     });
@@ -106,11 +116,11 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.request = null;
     this.resumeToken = null;
     this.update((s) => ({ ...initialState(), rooms: s.rooms, devices: s.devices }));
-    if (this.watching) this.send({ type: "rooms", watch: true });
+    if (this.watching) this.sendRooms(true);
   }
 
   private onOpen(): void {
-    if (this.watching) this.send({ type: "rooms", watch: true });
+    if (this.watching) this.sendRooms(true);
     if (this.request) this.sendJoin();
   }
 
@@ -160,6 +170,8 @@ export class BrowserEngine extends ObservableState implements Engine {
         }
         break;
       case "call_joined":
+        // The call's own ICE servers (a server may give TURN only to callers).
+        if (msg.ice_servers?.length) this.iceServers = msg.ice_servers.map(toRtcIceServer);
         // We are the later joiner: offer to everyone already in the call.
         for (const id of msg.peers) this.link(id, true);
         break;

@@ -107,7 +107,7 @@ export interface DesktopState {
   /** The server as the user typed it (empty: none yet). */
   server: string;
   /** The in-process server this app hosts, once "Host a room" was used. */
-  hosting: { serverUrl: string; webUrl: string } | null;
+  hosting: { serverUrl: string; webUrl: string; token: string } | null;
   /** The window's close button was pressed during a call. */
   confirmClose: boolean;
   /** Playback volume, 0–1. */
@@ -117,6 +117,9 @@ export interface DesktopState {
   /** The last `huddle://` link opened (`seq` counts them): the lobby is
    * shown anew for each, its room filled in. */
   openedLink: { room: string; seq: number } | null;
+  /** A link to a room on another server than the current one, waiting for
+   * the user to agree (a link must not move anyone to a server silently). */
+  linkPrompt: { host: string; room: string } | null;
   /** Whether the app's window has the keyboard focus (the shell says). */
   focused: boolean;
 }
@@ -126,6 +129,10 @@ export interface DesktopActions {
   setServer(server: string): void;
   /** Starts the in-process server (once) and points this app at it. */
   host(): Promise<void>;
+  /** Stops the in-process server (its links stop working). */
+  stopHosting(): Promise<void>;
+  /** Answers the link prompt: `true` goes to the link's server and room. */
+  answerLink(accept: boolean): void;
   /** The `huddle://` link that opens the app on this room. */
   joinLink(room: string): Promise<string>;
   setVolume(volume: number): void;

@@ -99,7 +99,13 @@ to?: string, } | { "type": "call_joined",
  * Members already in the call, in the server's order. The sender
  * offers to each of them.
  */
-peers: Array<string>, } | { "type": "call_started", 
+peers: Array<string>, 
+/**
+ * **Huddle:** the ICE servers for the call's connections, with
+ * fresh TURN credentials; absent: those of `joined`. A server that
+ * hands TURN only to members in a call sends them here.
+ */
+ice_servers?: Array<IceServer>, } | { "type": "call_started", 
 /**
  * Who started it.
  */

@@ -5,6 +5,7 @@ import { Icon } from "./icons";
 import { useEffect, useState, type FormEvent } from "react";
 import { useEngine, useEngineState } from "./hooks";
 import { storage } from "./storage";
+import { ServerConfirm } from "./ServerConfirm";
 
 /** The desktop app's server: typed, or hosted by this app. */
 function ServerField() {
@@ -58,12 +59,18 @@ function HostingPanel({ room }: { room: string }) {
     if (!room) return setLink("");
     void engine.desktop?.joinLink(room).then(setLink, () => setLink(""));
   }, [engine, room, hosting]);
+  const [stopping, setStopping] = useState(false);
   if (!hosting) return null;
-  const web = room ? `${hosting.webUrl}r/${encodeURIComponent(room)}` : hosting.webUrl;
+  // The token rides in the fragment: browsers send it neither to the server
+  // nor in Referer; the page hands it over in `join`.
+  const web = `${room ? `${hosting.webUrl}r/${encodeURIComponent(room)}` : hosting.webUrl}#token=${encodeURIComponent(hosting.token)}`;
   return (
     <div className="panel hosting" data-testid="hosting">
       <h2>Hosting on this computer</h2>
-      <p className="muted">People on your network join with these links{room ? ` (room “${room}”)` : ""}:</p>
+      <p className="muted">
+        People on your network join with these links{room ? ` (room “${room}”)` : ""}. Each carries this server's passcode: share them only with
+        the people you invite.
+      </p>
       <label>
         In a browser
         <input readOnly value={web} onFocus={(e) => e.target.select()} />
@@ -74,6 +81,18 @@ function HostingPanel({ room }: { room: string }) {
           <input readOnly value={link} onFocus={(e) => e.target.select()} />
         </label>
       )}
+      <button
+        type="button"
+        className="danger"
+        disabled={stopping}
+        onClick={() => {
+          setStopping(true);
+          void engine.desktop?.stopHosting().finally(() => setStopping(false));
+        }}
+        title="Stop the server in this app: everyone in its rooms is disconnected and the links stop working"
+      >
+        {stopping ? "Stopping…" : "Stop hosting"}
+      </button>
     </div>
   );
 }
@@ -110,6 +129,9 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
           <h1 id="lobby-title">Huddle</h1>
         </div>
         <p className="tagline">Video calls and chat for your team, on your own server.</p>
+        {state.desktop?.linkPrompt && (
+          <ServerConfirm host={state.desktop.linkPrompt.host} room={state.desktop.linkPrompt.room} onAnswer={(accept) => engine.desktop?.answerLink(accept)} />
+        )}
         <form onSubmit={submit} className="join-form">
           {engine.desktop && state.desktop && <ServerField />}
           <label>

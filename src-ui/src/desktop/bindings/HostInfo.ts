@@ -9,6 +9,12 @@ export type HostInfo = {
  */
 serverUrl: string, 
 /**
- * The page browsers open (`http://<lan address>:<port>/`).
+ * The page browsers open (`http://<lan address>:<port>/`); links to it
+ * carry the token in the fragment (`#token=…`), which browsers send
+ * neither to the server nor in `Referer`.
  */
-webUrl: string, };
+webUrl: string, 
+/**
+ * The access token: the links' passcode.
+ */
+token: string, };

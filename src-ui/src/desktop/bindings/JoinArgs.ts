@@ -4,4 +4,8 @@ export type JoinArgs = {
 /**
  * The server as typed (normalized here).
  */
-server: string, room: string, name: string, password: string | null, };
+server: string, room: string, name: string, password: string | null, 
+/**
+ * The server's access token (from a link, or the hosted server's).
+ */
+token: string | null, };

@@ -4,4 +4,8 @@
  * A `huddle://join` link's server (as a WebSocket address) and room: a
  * join screen to open.
  */
-export type JoinLink = { server: string, room: string, };
+export type JoinLink = { server: string, room: string, 
+/**
+ * The server's access token, when the link carries one.
+ */
+token: string | null, };
