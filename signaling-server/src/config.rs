@@ -87,10 +87,18 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+    /// Bearer token `/metrics` requires (`Authorization: Bearer T`); without
+    /// it `/metrics` is open to whoever reaches the server.
+    #[arg(long, env = "HUDDLE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Redis URL (`redis://host:6379/0`): share rooms with every instance
     /// using the same Redis. Without it rooms live in this process only.
     #[arg(long, env = "HUDDLE_REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
+    /// PEM CA certificate that a `rediss://` Redis's certificate must chain
+    /// to (default: the system's roots).
+    #[arg(long, env = "HUDDLE_REDIS_CA", requires = "redis")]
+    pub redis_ca: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, env = "HUDDLE_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -111,6 +119,9 @@ pub enum ConfigError {
     /// The TLS files could not be read.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The Redis CA certificate could not be read.
+    #[error("--redis-ca {0}: {1}")]
+    RedisCa(PathBuf, std::io::Error),
 }
 
 /// TURN REST settings.
@@ -151,6 +162,10 @@ pub struct Config {
     pub max_rooms_per_ip: usize,
     /// Allowed `Origin` headers; empty allows all.
     pub allowed_origins: Vec<String>,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<String>,
+    /// The PEM CA a `rediss://` backplane must be signed by, if not the system's.
+    pub redis_ca: Option<Vec<u8>>,
     /// TLS, when configured.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Largest accepted frame in bytes.
@@ -195,6 +210,8 @@ impl Default for Config {
             max_rooms: 5_000,
             max_rooms_per_ip: 16,
             allowed_origins: Vec::new(),
+            metrics_token: None,
+            redis_ca: None,
             tls: None,
             max_frame_bytes: MIN_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(10),
@@ -245,6 +262,12 @@ impl Config {
                 return Err(ConfigError::Zero(name));
             }
         }
+        let redis_ca = match &args.redis_ca {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| ConfigError::RedisCa(path.clone(), e))?)
+            }
+            None => None,
+        };
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
             _ => None,
@@ -267,6 +290,8 @@ impl Config {
             max_rooms: args.max_rooms,
             max_rooms_per_ip: args.max_rooms_per_ip,
             allowed_origins: args.allowed_origins.clone(),
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+            redis_ca,
             tls,
             msg_rate: f64::from(args.msg_rate),
             msg_burst: f64::from(args.msg_rate.max(256)),

@@ -24,6 +24,8 @@ pub struct Head {
     pub websocket_version_ok: bool,
     /// `Origin`, sent by browsers.
     pub origin: Option<String>,
+    /// The token of `Authorization: Bearer <token>`.
+    pub bearer: Option<String>,
 }
 
 /// A request head that could not be read.
@@ -92,6 +94,12 @@ fn head_of(request: &httparse::Request<'_, '_>) -> Head {
             "sec-websocket-key" => head.websocket_key = Some(value.trim().to_owned()),
             "sec-websocket-version" => head.websocket_version_ok = value.trim() == "13",
             "origin" => head.origin = Some(value.trim().to_owned()),
+            "authorization" => {
+                head.bearer = value
+                    .trim()
+                    .strip_prefix("Bearer ")
+                    .map(|t| t.trim().to_owned())
+            }
             _ => {}
         }
     }

@@ -25,6 +25,7 @@ use crate::listing::ListFrames;
 use crate::metrics::Metrics;
 use crate::registry::{ConnId, Registry};
 use crate::rooms::Rooms;
+use crate::secret::same_secret;
 use crate::source::{Held, Quotas, Source};
 
 /// How long shutdown waits for connections to close before giving up.
@@ -313,11 +314,25 @@ impl<R: Registry> Listener<R> {
                     respond("200 OK", "text/plain", "ok\n".into())
                 }
             }
-            ("GET", "/metrics") => respond(
-                "200 OK",
-                "text/plain; version=0.0.4",
-                self.ctx.metrics.render(),
-            ),
+            ("GET", "/metrics") => match &self.ctx.config.metrics_token {
+                Some(token)
+                    if !head
+                        .bearer
+                        .as_deref()
+                        .is_some_and(|given| same_secret(given, token)) =>
+                {
+                    respond(
+                        "401 Unauthorized",
+                        "text/plain",
+                        "metrics need a bearer token\n".into(),
+                    )
+                }
+                _ => respond(
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    self.ctx.metrics.render(),
+                ),
+            },
             ("GET", _) => match crate::ui::lookup(&head.path) {
                 Some(asset) => {
                     let _ = http::respond_with(

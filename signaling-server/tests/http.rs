@@ -252,3 +252,34 @@ async fn tls_serves_wss_and_https_on_one_port() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = Client::connect; // keep the harness's helpers in use
 }
+
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let config = Config {
+        metrics_token: Some("m3trics".into()),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    assert!(get(server.addr, "/metrics")
+        .await
+        .starts_with("HTTP/1.1 401"));
+    let raw = |auth: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(format!("GET /metrics HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(raw("Authorization: Bearer wrong\r\n")
+        .await
+        .starts_with("HTTP/1.1 401"));
+    let ok = raw("Authorization: Bearer m3trics\r\n").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("huddle_connections"));
+    // /healthz stays open for load balancers.
+    assert!(get(server.addr, "/healthz")
+        .await
+        .starts_with("HTTP/1.1 200"));
+}

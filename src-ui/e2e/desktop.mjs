@@ -172,7 +172,7 @@ try {
     await app.clickButton("Share screen");
     await waitFor(grace, (id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === true, appId, { timeout: 15_000 });
     // The display is Xvfb's 1280×800 screen, the app's window on it.
-    const shared = await (await decoded(1280)).jsonValue();
+    const shared = await decoded(1280);
     console.log(`    Chromium decodes the shared screen: ${shared.width}×${shared.height}, ${shared.framesDecoded} frames`);
     if (shared.height !== 800) throw new Error(`not the whole screen: ${JSON.stringify(shared)}`);
     await app.waitFor(`const t = window.huddle.tiles().self; return t && t.width === 1280 && t;`, { what: "the shared screen in the self view" });
@@ -181,7 +181,7 @@ try {
     // Stopping goes back to the camera (the 640×480 test pattern), same track.
     await app.clickButton("Stop sharing");
     await waitFor(grace, (id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === false, appId, { timeout: 15_000 });
-    const camera = await (await decoded(640)).jsonValue();
+    const camera = await decoded(640);
     console.log(`    …and the camera again after stopping: ${camera.width}×${camera.height}`);
   });
 
@@ -280,6 +280,8 @@ try {
       bare.replace(/^http/, "ws").replace(/\/r\/.*$/, "/ws"),
     );
     if (refused !== "forbidden") throw new Error(`a client without the token got ${refused}`);
+    // Opened as people open a link: in a fresh page.
+    await grace.goto("about:blank");
     await grace.goto(web);
     await grace.getByLabel("Your name").fill("Grace");
     // The token is taken out of the address bar at once.

@@ -34,7 +34,7 @@ function confirmServer(host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const ask = createRoot(root);
     ask.render(
-      <main className="lobby">
+      <main className="lobby lobby-single">
         <ServerConfirm
           host={host}
           onAnswer={(accept) => {
@@ -63,6 +63,10 @@ async function browserEngine(): Promise<Engine> {
   // at once, so it is not bookmarked or shown on screen.
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
   if (token !== null) history.replaceState(null, "", location.pathname + location.search);
+  // A link pasted into this tab changes only the fragment: start afresh with it.
+  window.addEventListener("hashchange", () => {
+    if (new URLSearchParams(location.hash.slice(1)).has("token")) location.reload();
+  });
   const engine = new BrowserEngine(server, undefined, token);
   window.addEventListener("pagehide", () => {
     // A closed tab cannot resume (the token lives in memory): leave at once

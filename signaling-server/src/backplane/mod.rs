@@ -106,7 +106,18 @@ impl Backplane {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Result<Backplane, BackplaneError> {
-        let client = redis::Client::open(url).map_err(BackplaneError::Url)?;
+        let client = match &config.redis_ca {
+            // `rediss://` with a private CA; otherwise the system's roots.
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(BackplaneError::Url)?;
         let list_version = watch::channel(0).0;
         let epoch = Epoch::start(
             &client,
