@@ -1,7 +1,9 @@
 //! Secrets the server compares or keeps.
 //!
-//! Access tokens are compared in constant time. Room passwords are never
-//! kept: a room holds a salted Argon2id hash of its password (in memory and
+//! Access tokens are compared in constant time. Resume tokens are indexed
+//! and stored by their SHA-256 digest ([`token_digest`]), so a room's
+//! snapshot in Redis holds nothing that resumes a member. Room passwords are
+//! never kept: a room holds a salted Argon2id hash of its password (in memory and
 //! in the snapshots a backplane writes to Redis), and a joiner's password is
 //! checked against it. Hashing is deliberately slow and memory-hungry, so it
 //! runs on the blocking pool, at most [`HASHING_AT_ONCE`] at a time — a burst
@@ -33,6 +35,14 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// The digest a secret random token (a resume token) is known by: hex
+/// SHA-256. The tokens carry ~190 random bits, so a fast hash suffices.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hashing failed (a bug: the parameters are fixed).
@@ -113,6 +123,14 @@ mod tests {
         let back = PasswordHash::from_stored(a.as_str()).unwrap();
         assert!(back.matches("correct horse").await);
         assert!(PasswordHash::from_stored("hunter2").is_none());
+    }
+
+    #[test]
+    fn token_digests_are_sha256_hex() {
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The backplane over TLS (`rediss://`) to a real Redis that speaks only
-//! TLS: the instance trusts the CA given with `--redis-ca`, refuses a Redis
-//! whose certificate it cannot verify, and serves rooms through it.
+//! TLS and knows only the ACL user of `docs/security.md`: the instance trusts
+//! the CA given with `--redis-ca`, refuses a Redis whose certificate it
+//! cannot verify, serves rooms through it with that user's rights alone, and
+//! stores no secret in clear.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +17,11 @@ use huddle_server::backplane::Backplane;
 use huddle_server::metrics::Metrics;
 use huddle_server::server::{run_with, Context};
 use huddle_server::Config;
+
+/// The instances' Redis user, as `docs/security.md` gives it.
+const ACL: &str = "huddle on >a-long-random-password resetkeys ~huddle:* resetchannels &huddle:* \
+     -@all +@read +@write +@pubsub +@scripting +@connection +ping";
+const PASSWORD: &str = "a-long-random-password";
 
 struct Killed(Child);
 
@@ -59,6 +66,9 @@ async fn the_backplane_speaks_tls_to_redis() {
                 "--appendonly",
                 "no",
             ])
+            // The ACL of docs/security.md, and no default user.
+            .args(["--user", "default", "off", "--user"])
+            .args(ACL.split_whitespace())
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (Debian's is built with TLS)"),
@@ -71,7 +81,7 @@ async fn the_backplane_speaks_tls_to_redis() {
         assert!(Instant::now() < deadline, "redis-server did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let url = format!("rediss://127.0.0.1:{port}/0");
+    let url = format!("rediss://huddle:{PASSWORD}@127.0.0.1:{port}/0");
 
     // Without the CA the certificate cannot be verified: no connection.
     let untrusted = Backplane::connect(
@@ -86,7 +96,7 @@ async fn the_backplane_speaks_tls_to_redis() {
     );
     // Plain text to the TLS port does not work either.
     let plain = Backplane::connect(
-        &format!("redis://127.0.0.1:{port}/0"),
+        &format!("redis://huddle:{PASSWORD}@127.0.0.1:{port}/0"),
         Arc::new(Config::default()),
         Arc::new(Metrics::default()),
     )
@@ -113,26 +123,42 @@ async fn the_backplane_speaks_tls_to_redis() {
         },
     ));
     let mut ada = Client::connect(&format!("ws://{addr}/ws")).await;
-    assert_eq!(
-        ada.join("over-tls", "Ada").await["room"]["name"],
-        "over-tls"
-    );
-    let stored = redis_keys(port, &cert_path).await;
+    let joined = ada
+        .join_with(serde_json::json!({"type":"join","v":1,"room":"over-tls","name":"Ada","password":"open sesame"}))
+        .await;
+    assert_eq!(joined["room"]["locked"], true, "{joined}");
+    let resume = joined["resume"].as_str().unwrap();
+    // What Redis holds of the room: no password, no resume token in clear.
+    let mut state = String::new();
+    for _ in 0..100 {
+        state = redis_cli(port, &cert_path, &["GET", "huddle:room:over-tls:state"]).await;
+        if state.contains("Ada") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(state.contains("Ada"), "the room is not in Redis: {state}");
+    assert!(state.contains("$argon2id$"), "{state}");
     assert!(
-        stored.contains("over-tls"),
-        "the room is not in Redis: {stored}"
+        !state.contains("open sesame"),
+        "the password is in Redis: {state}"
+    );
+    assert!(
+        !state.contains(resume),
+        "a resume token is in Redis: {state}"
     );
     let _ = stop.send(());
     server.await.unwrap();
 }
 
-/// The keys Redis holds, read over TLS by Redis's own client.
-async fn redis_keys(port: u16, ca: &std::path::Path) -> String {
+/// A command's answer, by Redis's own client over TLS.
+async fn redis_cli(port: u16, ca: &std::path::Path, command: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["--tls", "-h", "127.0.0.1", "-p", &port.to_string()])
         .arg("--cacert")
         .arg(ca)
-        .args(["--scan"])
+        .args(["--user", "huddle", "--pass", PASSWORD, "--no-auth-warning"])
+        .args(command)
         .output()
         .expect("redis-cli (Debian package redis-tools)");
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -28,7 +28,7 @@ use crate::outbox::{outbox, OutboxReceiver};
 use crate::registry::{ConnId, Grant, JoinRequest, OutboxSource, Refusal, Registry, RoomAction};
 use room::{Link, Member, NotAdmitted, Proof, Room};
 
-use crate::secret::PasswordHash;
+use crate::secret::{token_digest, PasswordHash};
 use crate::source::{Held, Quotas};
 
 /// Why a new member was not let in.
@@ -58,6 +58,7 @@ pub struct MemberRef {
 struct Shared {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    /// Resume token digests → their members.
     resume: Mutex<HashMap<String, (Arc<RoomCell>, PeerId)>>,
     list_version: watch::Sender<u64>,
     list_cache: Mutex<(u64, Arc<Vec<RoomSummary>>)>,
@@ -68,8 +69,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn forget_token(&self, token: &str) {
-        lock(&self.resume).remove(token);
+    fn forget_token(&self, digest: &str) {
+        lock(&self.resume).remove(digest);
     }
 
     fn list_changed(&self) {
@@ -233,7 +234,10 @@ impl Rooms {
         let Some(token) = request.resume.as_deref() else {
             return Err(Box::new(request));
         };
-        let Some((cell, id)) = lock(&self.shared().resume).get(token).cloned() else {
+        let Some((cell, id)) = lock(&self.shared().resume)
+            .get(&token_digest(token))
+            .cloned()
+        else {
             return Err(Box::new(request));
         };
         let shared = self.shared();
@@ -247,13 +251,14 @@ impl Rooms {
             return Err(Box::new(request));
         }
         let fresh = crate::ids::resume_token();
+        let fresh_digest = token_digest(&fresh);
         {
             let mut index_map = lock(&shared.resume);
-            index_map.remove(token);
-            index_map.insert(fresh.clone(), (cell.clone(), id.clone()));
+            index_map.remove(&token_digest(token));
+            index_map.insert(fresh_digest.clone(), (cell.clone(), id.clone()));
         }
         let member = &mut room.members[index];
-        member.resume_token = fresh.clone();
+        member.resume_token = fresh_digest;
         let conn = request.conn;
         let kick = Some(request.kick);
         let previous = std::mem::replace(&mut member.link, Link::Detached { epoch: 0, rx: None });
@@ -434,7 +439,8 @@ impl Rooms {
             in_call: false,
             media: request.media,
         };
-        lock(&shared.resume).insert(token.clone(), (cell.clone(), id.clone()));
+        let digest = token_digest(&token);
+        lock(&shared.resume).insert(digest.clone(), (cell.clone(), id.clone()));
         room.add(
             shared,
             Member {
@@ -444,7 +450,7 @@ impl Rooms {
                     conn: request.conn,
                     kick: Some(request.kick),
                 },
-                resume_token: token.clone(),
+                resume_token: digest,
                 _quota: Some(quota),
                 alerted: Default::default(),
             },

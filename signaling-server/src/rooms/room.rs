@@ -71,6 +71,8 @@ pub(super) struct Member {
     pub(super) peer: Peer,
     pub(super) outbox: Outbox,
     pub(super) link: Link,
+    /// The digest of its current resume token (the token itself is only
+    /// ever handed to the member).
     pub(super) resume_token: String,
     /// Its place in its source's member quota (none when restored from a
     /// snapshot); given back when the member is dropped.

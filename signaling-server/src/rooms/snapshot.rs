@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct MemberSnapshot {
     /// The member as others see it.
     pub peer: Peer,
-    /// Its current (secret) resume token.
+    /// The SHA-256 digest of its current resume token (never the token:
+    /// a snapshot in Redis must not let anyone resume the member).
     pub resume: String,
 }
 
