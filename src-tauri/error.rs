@@ -27,6 +27,10 @@ pub enum CommandError {
     Settings(#[from] tauri_plugin_store::Error),
     #[error("{0}")]
     Notify(#[from] crate::notifications::NotifyError),
+    #[error("only http and https links open in the browser")]
+    BadLink,
+    #[error("the browser could not be opened: {0}")]
+    Open(String),
 }
 
 impl CommandError {
@@ -42,6 +46,8 @@ impl CommandError {
             CommandError::Host(_) => "host",
             CommandError::Settings(_) => "settings",
             CommandError::Notify(_) => "notify",
+            CommandError::BadLink => "bad_link",
+            CommandError::Open(_) => "open",
         }
     }
 }

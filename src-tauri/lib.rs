@@ -7,6 +7,7 @@ pub mod commands;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod external;
 pub mod frames;
 pub mod host;
 pub mod links;
@@ -68,6 +69,8 @@ pub fn run() {
             handed_over(app, &argv)
         }))
         .plugin(tauri_plugin_store::Builder::default().build())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(external::guard())
         .setup(move |app| {
             let store = settings::open(app.handle())?;
             let state = AppState::new(store, link, software_painting);
@@ -124,6 +127,7 @@ pub fn run() {
             commands::host,
             commands::join_link,
             commands::stop_hosting,
+            external::open_url,
             commands::quit,
         ])
         .run(tauri::generate_context!());

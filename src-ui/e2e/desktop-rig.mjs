@@ -5,7 +5,7 @@
 // benchmark share.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { READ_STRIP, freePort, stop } from "./lib.mjs";
@@ -26,6 +26,7 @@ export class DesktopRig {
       const DBUS_SESSION_BUS_ADDRESS = await rig.sessionBus();
       const home = joinPath(rig.scratch, "home");
       mkdirSync(home, { recursive: true });
+      const bin = rig.systemBrowser();
       rig.env = {
         ...process.env,
         DISPLAY,
@@ -38,6 +39,9 @@ export class DesktopRig {
         XDG_CACHE_HOME: joinPath(home, ".cache"),
         // No GPU here: WebKit composites through Mesa's software renderer.
         LIBGL_ALWAYS_SOFTWARE: "1",
+        // The "system browser": an xdg-open first on PATH that writes down
+        // what it was asked to open.
+        PATH: `${bin}:${process.env.PATH}`,
         ...extraEnv,
       };
       await rig.notifications();
@@ -84,6 +88,25 @@ export class DesktopRig {
     writeFileSync(config, ["low", "normal", "critical"].map((u) => `[urgency_${u}]\ntimeout = 1\n`).join(""));
     this.spawn("dunst", ["-config", config], { env: this.env, stdio: "ignore" });
     await until(() => this.notificationHistory() !== null, "dunst");
+  }
+
+  /** A stand-in for the system's browser (`xdg-open`); returns its directory. */
+  systemBrowser() {
+    const bin = joinPath(this.scratch, "bin");
+    mkdirSync(bin, { recursive: true });
+    const script = joinPath(bin, "xdg-open");
+    writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$1" >> '${joinPath(this.scratch, "opened.txt")}'\n`);
+    chmodSync(script, 0o755);
+    return bin;
+  }
+
+  /** The links the app handed to the system's browser so far. */
+  openedLinks() {
+    try {
+      return readFileSync(joinPath(this.scratch, "opened.txt"), "utf8").split("\n").filter(Boolean);
+    } catch {
+      return [];
+    }
   }
 
   /** What the notification service showed and closed so far (the raw D-Bus reply), or null while there is none. */

@@ -124,6 +124,24 @@ try {
     await grace.getByTestId("message").filter({ hasText: "hello from the desktop" }).first().waitFor();
   });
 
+  await step("a link in the chat opens in the system's browser; the window stays on the app", async () => {
+    await grace.getByLabel("Message", { exact: true }).fill("agenda at https://example.org/agenda?week=49");
+    await grace.getByLabel("Message", { exact: true }).press("Enter");
+    await app.waitFor(`return !!document.querySelector('a[href="https://example.org/agenda?week=49"]')`, { what: "the link in the app's chat" });
+    const link = await app.find(`a[href="https://example.org/agenda?week=49"]`);
+    const before = await app.execute("return location.href");
+    await app.click(link);
+    let opened = [];
+    for (let i = 0; i < 100 && !opened.includes("https://example.org/agenda?week=49"); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      opened = rig.openedLinks();
+    }
+    if (!opened.includes("https://example.org/agenda?week=49")) throw new Error(`the system's browser was not asked: ${JSON.stringify(opened)}`);
+    const after = await app.execute("return location.href");
+    if (after !== before) throw new Error(`the window left the app: ${before} → ${after}`);
+    console.log(`    opened outside: ${opened.at(-1)}; the window stays on ${after}`);
+  });
+
   await step("a browser joins the call: each side shows the other's video", async () => {
     await grace.getByRole("button", { name: /Join call/ }).click();
     const graceId = await grace.evaluate(() => window.huddle.state().self.id);

@@ -85,6 +85,16 @@ async function desktopEngine(): Promise<Engine> {
     import("./desktop/storage"),
   ]);
   const engine = new DesktopEngine(tauriIpc);
+  // Links leave the app for the system's browser: the window shows only the
+  // app's own pages (the shell refuses any other navigation too).
+  const openOutside = (e: MouseEvent) => {
+    const link = e.target instanceof Element ? e.target.closest<HTMLAnchorElement>("a[href]") : null;
+    if (!link || !/^https?:/i.test(link.href)) return;
+    e.preventDefault();
+    tauriIpc.openUrl(link.href).catch((err: unknown) => console.warn("huddle: the link was not opened:", err));
+  };
+  document.addEventListener("click", openOutside, true);
+  document.addEventListener("auxclick", openOutside, true);
   await engine.ready;
   setStorageBackend(settingsBackend(engine));
   (window as unknown as { huddle: object }).huddle = { state: () => engine.getState(), tiles: () => engine.tileFigures() };

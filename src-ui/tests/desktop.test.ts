@@ -60,6 +60,7 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     closeTile: record("closeTile"),
     host: async () => ({ serverUrl: "ws://10.0.0.2:8787/ws", webUrl: "http://10.0.0.2:8787/", token: "tok3n" }),
     stopHosting: record("stopHosting"),
+    openUrl: record("openUrl"),
     joinLink: async (server, room, token) => {
       calls.push(["joinLink", { server, room, token }]);
       return "huddle://join";

@@ -41,6 +41,8 @@ export interface DesktopIpc {
   nextFrame(member: string): Promise<ArrayBuffer>;
   closeTile(member: string): Promise<void>;
   host(): Promise<HostInfo>;
+  /** Opens an http(s) link in the system's browser. */
+  openUrl(url: string): Promise<void>;
   /** Stops the in-process server. */
   stopHosting(): Promise<void>;
   joinLink(server: string, room: string, token: string | null): Promise<string>;
@@ -71,6 +73,7 @@ export const tauriIpc: DesktopIpc = {
   closeTile: (member) => invoke("close_tile", { member }),
   host: () => invoke("host"),
   stopHosting: () => invoke("stop_hosting"),
+  openUrl: (url) => invoke("open_url", { url }),
   joinLink: (server, room, token) => invoke("join_link", { server, room, token }),
   notify: (title, body) => invoke("notify", { title, body }),
   quit: () => invoke("quit"),

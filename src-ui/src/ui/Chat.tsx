@@ -8,6 +8,8 @@ import { useEngine, useEngineState } from "./hooks";
 import { linkify } from "./linkify";
 import { nameOf } from "../engine/session";
 
+/** The only image types sent and drawn: what the protocol allows, whatever a
+ * server relays (an SVG or HTML "image" is never put on the page). */
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 /** Stop "typing" after this long without a keystroke. */
 const TYPING_IDLE_MS = 3000;
@@ -175,7 +177,7 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
                   <time dateTime={new Date(line.ts).toISOString()}>{time(line.ts)}</time>
                 </div>
                 {line.text && <p className="message-text">{linkify(line.text)}</p>}
-                {line.attachment && (
+                {line.attachment && IMAGE_TYPES.includes(line.attachment.mime) && (
                   <a href={`data:${line.attachment.mime};base64,${line.attachment.data}`} download={line.attachment.name} className="attachment">
                     <img src={`data:${line.attachment.mime};base64,${line.attachment.data}`} alt={line.attachment.name} />
                   </a>
