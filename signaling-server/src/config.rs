@@ -179,6 +179,10 @@ pub struct Config {
     pub ping_interval: Duration,
     /// A connection silent this long is closed.
     pub idle_timeout: Duration,
+    /// A message begun (its first fragment sent) and not finished this long
+    /// closes the connection (1008), pings between fragments or not;
+    /// checked at each ping.
+    pub message_timeout: Duration,
     /// Sustained messages per second per connection.
     pub msg_rate: f64,
     /// Message burst per connection (at least 256, per the protocol).
@@ -218,6 +222,7 @@ impl Default for Config {
             join_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            message_timeout: Duration::from_secs(10),
             msg_rate: 50.0,
             msg_burst: 256.0,
             byte_rate: 512.0 * 1024.0,

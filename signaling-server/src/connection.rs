@@ -11,6 +11,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::fragments::Watched;
+
 /// Read buffer per connection. Deliberately small: most frames are far below
 /// it, larger ones grow the buffer for as long as they need it, and idle
 /// connections then cost little memory (tungstenite's default is 128 KiB).
@@ -38,7 +40,7 @@ pub enum Inbound {
 /// The WebSocket of one client.
 #[derive(Debug)]
 pub struct Connection<S> {
-    ws: WebSocketStream<S>,
+    ws: WebSocketStream<Watched<S>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -51,10 +53,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .max_write_buffer_size(max_frame_bytes * 4)
             .max_message_size(Some(max_frame_bytes))
             .max_frame_size(Some(max_frame_bytes));
+        let stream = Watched::new(stream, &read_ahead);
         let ws =
             WebSocketStream::from_partially_read(stream, read_ahead, Role::Server, Some(config))
                 .await;
         Connection { ws }
+    }
+
+    /// When the message the client started and has not finished began
+    /// (fragments, perhaps with pings between them), if it has one open.
+    pub fn unfinished_since(&self) -> Option<tokio::time::Instant> {
+        self.ws.get_ref().fragments().open_since()
     }
 
     /// The next frame.

@@ -215,8 +215,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                     Event::Tick => {
                         tick.as_mut()
                             .reset(Instant::now() + self.ctx.config.ping_interval);
+                        let unfinished = self.conn.unfinished_since().is_some_and(|since| {
+                            since.elapsed() >= self.ctx.config.message_timeout
+                        });
                         if self.last_heard.elapsed() >= self.ctx.config.idle_timeout {
                             Err(End::Close(close::GOING_AWAY, "idle"))
+                        } else if unfinished {
+                            Err(End::Close(close::POLICY, "message not finished"))
                         } else {
                             Box::pin(timed(self.conn.ping())).await
                         }

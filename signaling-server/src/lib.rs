@@ -9,6 +9,7 @@
 pub mod backplane;
 pub mod config;
 pub mod connection;
+pub mod fragments;
 pub mod guesses;
 pub mod handler;
 pub mod http;

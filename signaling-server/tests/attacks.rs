@@ -350,3 +350,76 @@ async fn a_ring_or_call_toggle_flood_alerts_the_victim_once() {
         &format!("50 rings → {rings} delivered ({refused} rate_limited); 20 call toggles → {starts} call_started"),
     );
 }
+
+#[tokio::test]
+async fn a_message_left_unfinished_behind_pings_is_closed() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let config = Config {
+        ping_interval: Duration::from_millis(500),
+        message_timeout: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let (mut honest, _) = server.join("r", "Honest").await;
+    let fragment = |text: &str, first: bool, last: bool| {
+        let opcode = if first {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        Message::Frame(Frame::message(text.as_bytes().to_vec(), opcode, last))
+    };
+    // A message in fragments with a ping between them is fine.
+    honest
+        .ws
+        .send(fragment(r#"{"type":"chat","text":"in "#, true, false))
+        .await
+        .unwrap();
+    honest
+        .ws
+        .send(Message::Ping(Default::default()))
+        .await
+        .unwrap();
+    honest
+        .ws
+        .send(fragment(r#"two parts","rid":"f"}"#, false, true))
+        .await
+        .unwrap();
+    assert_eq!(honest.expect("chat").await["text"], "in two parts");
+
+    // One that never ends, kept alive by pings, is not.
+    let (mut holder, _) = server.join("r", "Holder").await;
+    holder
+        .ws
+        .send(fragment(r#"{"type":"chat","text":""#, true, false))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let closed = loop {
+        tokio::select! {
+            frame = holder.ws.next() => match frame {
+                Some(Ok(Message::Close(Some(f)))) => break Closed::Frame(u16::from(f.code), f.reason.to_string()),
+                Some(Ok(_)) => continue,
+                _ => break Closed::NoFrame,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if start.elapsed() > Duration::from_secs(10) {
+                    panic!("the unfinished message was held for 10 s");
+                }
+                holder.ws.send(Message::Ping(Default::default())).await.unwrap();
+            }
+        }
+    };
+    let held = start.elapsed();
+    assert_eq!(closed, Closed::Frame(1008, "message not finished".into()));
+    assert!(held >= Duration::from_secs(2), "{held:?}");
+    report(
+        "a fragmented message never finished, kept open with pings",
+        "closed 1008 once the message is older than its limit (10 s by default)",
+        &format!(
+            "closed 1008 after {:.1} s (limit 2 s, checked every 0.5 s in this test); a message in two fragments with a ping between was delivered",
+            held.as_secs_f64()
+        ),
+    );
+}
