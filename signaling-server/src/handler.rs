@@ -181,8 +181,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                         biased;
                         _ = &mut shutting_down => Event::Shutdown,
                         k = maybe(kick) => Event::Kick(k.unwrap_or(Kick::Replaced)),
-                        frame = maybe(outbox.map(|o| o.recv())) => Event::Outbox(frame),
+                        // What the client sent comes before what it is sent:
+                        // a client that has gone (its close or EOF waiting
+                        // here) is detached before anything more is written
+                        // into its dead socket — written, it would be lost to
+                        // its resume.
                         inbound = self.conn.read() => Event::Inbound(inbound),
+                        frame = maybe(outbox.map(|o| o.recv())) => Event::Outbox(frame),
                         _ = maybe(changes.map(|c| c.changed())) => Event::ListChanged,
                         _ = maybe(send_at.map(sleep_until)) => Event::SendList,
                         _ = &mut tick => Event::Tick,

@@ -338,3 +338,42 @@ fn redis_unreachable_at_start_is_a_clear_error_without_the_password() {
     assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("bad Redis URL"), "{said}");
 }
+
+/// A room message to many members on another instance crosses Redis once,
+/// not once per member: the holder packs the frames per instance.
+#[tokio::test]
+async fn a_room_message_crosses_redis_once_per_instance() {
+    let cluster = Cluster::start(2, config(Duration::from_secs(15))).await;
+    let (a, b) = (&cluster.instances[0], &cluster.instances[1]);
+    // The room is created at A: A holds it; six members join through B.
+    let (mut host, _) = join_at(&a.url(), "town-hall", "Host").await;
+    let mut listeners = Vec::new();
+    for i in 0..6 {
+        let (c, _) = join_at(&b.url(), "town-hall", &format!("Listener {i}")).await;
+        listeners.push(c);
+    }
+    // Everyone has seen everyone join (nothing else is in flight).
+    host.send(json!({"type":"chat","text":"barrier settled","rid":"s"}))
+        .await;
+    for c in std::iter::once(&mut host).chain(listeners.iter_mut()) {
+        loop {
+            let msg = c.recv().await;
+            if msg["type"] == "chat" && msg["text"] == "barrier settled" {
+                break;
+            }
+        }
+    }
+    let published = a.metrics.backplane_published.load(Ordering::Relaxed);
+    host.send(json!({"type":"chat","text":"one message for six","rid":"m"}))
+        .await;
+    for c in &mut listeners {
+        let msg = c.expect("chat").await;
+        assert_eq!(msg["text"], "one message for six");
+    }
+    let envelopes = a.metrics.backplane_published.load(Ordering::Relaxed) - published;
+    println!("attack: a room message to 6 members on another instance | one Redis publish per instance, not per member | {envelopes} publish(es)");
+    assert!(
+        envelopes <= 2,
+        "the message crossed Redis {envelopes} times for 6 members on one instance"
+    );
+}

@@ -98,6 +98,14 @@ pub enum Envelope {
     },
     /// Frames for the member on connection `conn`, in order.
     Deliver { conn: u64, frames: Vec<String> },
+    /// Frames for several members of this instance, each distinct frame
+    /// once (a room's message to k members here is one frame, not k):
+    /// `deliveries` are `(conn, indices into frames)`, each conn's frames in
+    /// order, handled in the order given.
+    Fanout {
+        frames: Vec<String>,
+        deliveries: Vec<(u64, Vec<u32>)>,
+    },
     /// Tell connection `conn` to close.
     Kick { conn: u64, kick: Kick },
     /// The member on `conn` is no longer in the room (nothing follows).

@@ -50,11 +50,77 @@ pub const MAX_QUEUED_WRITES: usize = 65_536;
 
 /// A write of this instance, in the one order they reach Redis.
 enum Out {
-    Publish { channel: String, payload: String },
+    Publish {
+        channel: String,
+        payload: String,
+    },
+    /// Frames for member `conn` of instance `to`; the writer packs a run of
+    /// these into one [`Envelope::Fanout`] per instance.
+    Deliver {
+        to: String,
+        conn: u64,
+        frames: Vec<Utf8Bytes>,
+    },
     Save(RoomSnapshot),
     Drop(String),
     Claim(String, oneshot::Sender<RedisResult<Claim>>),
     List(oneshot::Sender<RedisResult<Vec<RoomSummary>>>),
+}
+
+/// A run of [`Out::Deliver`]s packed per receiving instance: each distinct
+/// frame (the same shared bytes pushed to several members' queues) once.
+#[derive(Default)]
+struct Fanouts {
+    /// Per instance, in the order first seen.
+    to: Vec<(String, Fanout)>,
+}
+
+#[derive(Default)]
+struct Fanout {
+    frames: Vec<Utf8Bytes>,
+    /// A frame's bytes (address, length) → its index in `frames`.
+    index: HashMap<(usize, usize), u32>,
+    deliveries: Vec<(u64, Vec<u32>)>,
+}
+
+impl Fanouts {
+    fn add(&mut self, to: String, conn: u64, frames: Vec<Utf8Bytes>) {
+        let at = match self.to.iter().position(|(t, _)| *t == to) {
+            Some(at) => at,
+            None => {
+                self.to.push((to, Fanout::default()));
+                self.to.len() - 1
+            }
+        };
+        let fanout = &mut self.to[at].1;
+        let indices = frames
+            .into_iter()
+            .map(|frame| {
+                let key = (frame.as_str().as_ptr() as usize, frame.len());
+                *fanout.index.entry(key).or_insert_with(|| {
+                    fanout.frames.push(frame);
+                    (fanout.frames.len() - 1) as u32
+                })
+            })
+            .collect();
+        fanout.deliveries.push((conn, indices));
+    }
+
+    /// Adds one publish per instance to `pipe`, and starts a new run.
+    fn publish(&mut self, pipe: &mut redis::Pipeline, metrics: &Metrics) {
+        for (to, fanout) in self.to.drain(..) {
+            let envelope = Envelope::Fanout {
+                frames: fanout
+                    .frames
+                    .iter()
+                    .map(|f| f.as_str().to_owned())
+                    .collect(),
+                deliveries: fanout.deliveries,
+            };
+            metrics.backplane_published.fetch_add(1, Ordering::Relaxed);
+            pipe.publish(store::bus(&to), envelope.encode()).ignore();
+        }
+    }
 }
 
 /// Who waits for the answer of a write that has one.
@@ -526,10 +592,27 @@ impl Epoch {
         let mut con = self.store.con();
         let mut batch = Vec::with_capacity(MAX_PIPELINE);
         while writes.recv_many(&mut batch, MAX_PIPELINE).await > 0 {
+            // Let the other members' forwarders of the same room message
+            // queue theirs, so the batch carries it once per instance.
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_PIPELINE {
+                match writes.try_recv() {
+                    Ok(out) => batch.push(out),
+                    Err(_) => break,
+                }
+            }
             let mut pipe = redis::pipe();
             let mut answers = Vec::new();
+            let mut fanouts = Fanouts::default();
             for out in batch.drain(..) {
+                if let Out::Deliver { to, conn, frames } = out {
+                    fanouts.add(to, conn, frames);
+                    continue;
+                }
+                // Anything else keeps its place after the deliveries before it.
+                fanouts.publish(&mut pipe, &self.metrics);
                 match out {
+                    Out::Deliver { .. } => {}
                     Out::Publish { channel, payload } => {
                         pipe.publish(channel, payload).ignore();
                     }
@@ -545,6 +628,7 @@ impl Epoch {
                     }
                 }
             }
+            fanouts.publish(&mut pipe, &self.metrics);
             let values: Vec<redis::Value> = pipe.query_async(&mut con).await?;
             for (answer, value) in answers.into_iter().zip(values) {
                 // A requester that stopped waiting is no concern of the writer.
@@ -672,7 +756,21 @@ impl Epoch {
                     );
                 }
             }
-            Envelope::Deliver { conn, frames } => self.deliver(ConnId(conn), frames),
+            Envelope::Deliver { conn, frames } => self.deliver(
+                ConnId(conn),
+                frames.into_iter().map(Utf8Bytes::from).collect(),
+            ),
+            Envelope::Fanout { frames, deliveries } => {
+                // Each distinct frame is made once and shared by its members.
+                let frames: Vec<Utf8Bytes> = frames.into_iter().map(Utf8Bytes::from).collect();
+                for (conn, indices) in deliveries {
+                    let mine = indices
+                        .iter()
+                        .filter_map(|i| frames.get(*i as usize).cloned())
+                        .collect();
+                    self.deliver(ConnId(conn), mine);
+                }
+            }
             Envelope::Kick { conn, kick } => {
                 let mut links = lock(&self.links);
                 if let Some(sender) = links.get_mut(&ConnId(conn)).and_then(|l| l.kick.take()) {
@@ -705,7 +803,7 @@ impl Epoch {
     }
 
     /// Puts frames from a room's instance in member `conn`'s outbox.
-    fn deliver(&self, conn: ConnId, frames: Vec<String>) {
+    fn deliver(&self, conn: ConnId, frames: Vec<Utf8Bytes>) {
         let overflowed = {
             let links = lock(&self.links);
             let Some(link) = links.get(&conn) else {
@@ -713,7 +811,7 @@ impl Epoch {
             };
             frames
                 .into_iter()
-                .any(|frame| link.outbox.push(Utf8Bytes::from(frame)).is_err())
+                .any(|frame| link.outbox.push(frame).is_err())
         };
         if overflowed {
             // The client cannot keep up: as with one instance, it is removed.
@@ -830,14 +928,14 @@ impl Epoch {
                 }
                 frame = rx.recv() => match frame {
                     Some(first) => {
-                        let mut frames = vec![first.to_string()];
+                        let mut frames = vec![first];
                         while frames.len() < MAX_BATCH {
                             match rx.try_recv() {
-                                Some(frame) => frames.push(frame.to_string()),
+                                Some(frame) => frames.push(frame),
                                 None => break,
                             }
                         }
-                        self.send(&to, &Envelope::Deliver { conn, frames });
+                        self.out.push(Out::Deliver { to: to.clone(), conn, frames });
                     }
                     None => {
                         self.send(&to, &Envelope::Closed { conn });
