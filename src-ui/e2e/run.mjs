@@ -45,10 +45,16 @@ function tinyPng() {
   );
 }
 
-/** A TCP proxy to the server whose connections the test can cut. */
+/** A TCP proxy to the server whose connections the test can cut, and
+ * which can refuse new ones for a while (`pause`/`unpause`). */
 async function startProxy(upstreamPort) {
   const sockets = new Set();
+  let paused = false;
   const server = createServer((client) => {
+    if (paused) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(upstreamPort, "127.0.0.1");
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -68,6 +74,12 @@ async function startProxy(upstreamPort) {
     port: server.address().port,
     cut: () => {
       for (const s of sockets) s.destroy();
+    },
+    pause: () => {
+      paused = true;
+    },
+    unpause: () => {
+      paused = false;
     },
     close: () => server.close(),
   };
@@ -254,6 +266,21 @@ try {
     await decodingFrom(grace, 2);
     await decodingFrom(ada, 2);
     if ((await ada.page.locator(".system-line", { hasText: /Grace (left|lost connection)/ }).count()) !== 0) throw new Error("Ada saw Grace go");
+  });
+  await step("a message typed while reconnecting shows as sending and goes out on resume", async () => {
+    proxy.pause();
+    proxy.cut();
+    await grace.page.getByTestId("connection").filter({ hasText: "Reconnecting" }).waitFor({ timeout: STEP_TIMEOUT });
+    await say(grace, "typed while the line was down");
+    const pending = grace.page.getByTestId("pending-message").filter({ hasText: "typed while the line was down" });
+    await pending.filter({ hasText: "sending…" }).waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.screenshot({ path: joinPath(out, "chat-sending-while-reconnecting.png") });
+    proxy.unpause();
+    await sees(ada, "typed while the line was down");
+    await pending.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    await sees(grace, "typed while the line was down");
+    const copies = await ada.page.getByTestId("message").filter({ hasText: "typed while the line was down" }).count();
+    if (copies !== 1) throw new Error(`Ada got ${copies} copies`);
   });
   await step("screen share replaces the camera where headless Chromium allows it", async () => {
     await linus.page.getByRole("button", { name: "Share screen", exact: true }).click();

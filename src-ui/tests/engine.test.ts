@@ -129,6 +129,45 @@ describe("access tokens", () => {
   });
 });
 
+describe("chat while the connection is down", () => {
+  it("a message typed while reconnecting waits, goes out on resume, and is confirmed by its echo", () => {
+    const first = joinStandup();
+    first.drop(1006);
+    expect(engine.getState().status).toBe("reconnecting");
+    engine.sendChat("typed while away");
+    expect(engine.getState().outgoing).toMatchObject([{ text: "typed while away", status: "sending" }]);
+    vi.advanceTimersByTime(BACKOFF_MS[0] * 1.2);
+    const second = FakeSocket.last();
+    second.open();
+    expect(second.sentOfType("chat")).toEqual([]);
+    second.receive(joined("token-2", true));
+    const [sent] = second.sentOfType("chat");
+    expect(sent).toMatchObject({ type: "chat", text: "typed while away" });
+    const rid = (sent as { rid: string }).rid;
+    second.receive({ type: "chat", id: "m_9", from: "p_1", text: "typed while away", ts: 9, rid });
+    expect(engine.getState().outgoing).toEqual([]);
+    expect(engine.getState().chat.some((l) => l.kind === "chat" && l.text === "typed while away")).toBe(true);
+  });
+
+  it("one written just before the drop and never confirmed is offered for retry, not resent twice", () => {
+    const first = joinStandup();
+    engine.sendChat("lost in flight");
+    expect(first.sentOfType("chat")).toHaveLength(1);
+    first.drop(1006);
+    vi.advanceTimersByTime(BACKOFF_MS[0] * 1.2);
+    const second = FakeSocket.last();
+    second.open();
+    second.receive(joined("token-2", true));
+    expect(second.sentOfType("chat")).toEqual([]);
+    vi.advanceTimersByTime(BrowserEngine.CONFIRM_MS + 1);
+    const [item] = engine.getState().outgoing;
+    expect(item).toMatchObject({ text: "lost in flight", status: "failed" });
+    engine.retryChat(item.rid);
+    expect(second.sentOfType("chat")).toMatchObject([{ text: "lost in flight" }]);
+    expect(engine.getState().outgoing).toMatchObject([{ status: "sending" }]);
+  });
+});
+
 describe("join errors", () => {
   it("returns to the lobby with the reason on a wrong password", () => {
     engine.join({ room: "standup", name: "Ada", password: "nope" });

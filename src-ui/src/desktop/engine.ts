@@ -307,6 +307,12 @@ export class DesktopEngine extends ObservableState implements Engine {
     this.send({ type: "chat", text, ...(options.to ? { to: options.to } : {}), ...(options.attachment ? { attachment: options.attachment } : {}) } as ClientMessage);
   }
 
+  // The native engine queues what is sent while it reconnects; the desktop
+  // window has no unconfirmed messages of its own to retry.
+  retryChat(): void {}
+
+  discardChat(): void {}
+
   setTyping(active: boolean, to?: string): void {
     this.send({ type: "typing", active, ...(to ? { to } : {}) } as ClientMessage);
   }

@@ -4,7 +4,7 @@
 
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
-import type { Engine, JoinRequest, PeerStats } from "./types";
+import type { Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
 import { apply, describeError, expireTyping, initialState } from "./session";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
@@ -42,6 +42,12 @@ export class BrowserEngine extends ObservableState implements Engine {
   private watching = false;
   private wantCall: { video: boolean } | null = null;
   private lastStats = new Map<string, StatsSample>();
+  /** Chat rids written to a socket (the others were typed while it was down). */
+  private written = new Set<string>();
+  private chatSeq = 0;
+  /** How long a message written just before a drop may take to be confirmed
+   * through the resumed membership's queue before it is offered for retry. */
+  static readonly CONFIRM_MS = 10_000;
   private timers: ReturnType<typeof setInterval>[] = [];
 
   /** `accessToken`: the server's access token (from the page's link), given in `join` and `rooms`. */
@@ -112,6 +118,7 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   leave(): void {
     this.send({ type: "leave" });
+    this.written.clear();
     this.endCallLocally();
     this.request = null;
     this.resumeToken = null;
@@ -135,6 +142,7 @@ export class BrowserEngine extends ObservableState implements Engine {
         ...s,
         status: "offline",
         error: { code: "connection", message: "Lost the connection to the server." },
+        outgoing: s.outgoing.map((o) => ({ ...o, status: "failed" as const })),
       }));
     }
   }
@@ -160,6 +168,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.update((s) => apply(s, msg, this.env.now()));
     switch (msg.type) {
       case "joined":
+        this.flushOutgoing(msg.resumed);
         this.resumeToken = msg.resume;
         this.iceServers = msg.ice_servers.map(toRtcIceServer);
         if (!msg.resumed) {
@@ -195,15 +204,58 @@ export class BrowserEngine extends ObservableState implements Engine {
       this.update((s) => ({ ...s, error: { code: "attachment", message: "That image is too large to send." } }));
       return;
     }
+    // Shown as "sending…" until the server's echo confirms it; typed while
+    // the connection is down, it waits and goes out once the room is back.
+    this.chatSeq += 1;
+    const item: OutgoingChat = {
+      rid: `c${this.chatSeq}`,
+      text,
+      ...(options.to ? { to: options.to, toName: this.state.members.find((m) => m.id === options.to)?.name ?? "someone" } : {}),
+      ...(options.attachment ? { attachment: options.attachment } : {}),
+      ts: this.env.now(),
+      status: "sending",
+    };
+    this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
+    if (this.state.status === "joined") this.writeChat(item);
+  }
+
+  private writeChat(item: OutgoingChat): void {
     const sent = this.send({
       type: "chat",
-      text,
-      ...(options.to ? { to: options.to } : {}),
-      ...(options.attachment ? { attachment: options.attachment } : {}),
-    });
-    if (!sent) {
-      this.update((s) => ({ ...s, error: { code: "connection", message: "Not connected: the message was not sent." } }));
+      text: item.text,
+      rid: item.rid,
+      ...(item.to ? { to: item.to } : {}),
+      ...(item.attachment ? { attachment: item.attachment } : {}),
+    } as ClientMessage);
+    if (sent) this.written.add(item.rid);
+  }
+
+  /** After a join: messages typed meanwhile go out; one written just
+   * before the drop is confirmed by the resumed queue, or offered for retry. */
+  private flushOutgoing(resumed: boolean): void {
+    const ambiguous: string[] = [];
+    for (const item of this.state.outgoing) {
+      if (item.status !== "sending") continue;
+      if (!this.written.has(item.rid)) this.writeChat(item);
+      else ambiguous.push(item.rid);
     }
+    if (ambiguous.length === 0) return;
+    const fail = () =>
+      this.update((s) => ({ ...s, outgoing: s.outgoing.map((o) => (ambiguous.includes(o.rid) ? { ...o, status: "failed" as const } : o)) }));
+    if (resumed) setTimeout(fail, BrowserEngine.CONFIRM_MS);
+    else fail();
+  }
+
+  retryChat(rid: string): void {
+    const item = this.state.outgoing.find((o) => o.rid === rid);
+    if (!item) return;
+    this.discardChat(rid);
+    this.sendChat(item.text, { to: item.to, attachment: item.attachment });
+  }
+
+  discardChat(rid: string): void {
+    this.written.delete(rid);
+    this.update((s) => ({ ...s, outgoing: s.outgoing.filter((o) => o.rid !== rid) }));
   }
 
   setTyping(active: boolean, to?: string): void {

@@ -20,6 +20,7 @@ export function initialState(): EngineState {
     members: [],
     typing: {},
     chat: [],
+    outgoing: [],
     unread: 0,
     firstUnread: null,
     call: null,
@@ -132,6 +133,11 @@ export function apply(state: EngineState, msg: ServerMessage, now: number): Engi
     }
     case "chat": {
       const own = msg.from === state.self?.id;
+      // Our own echo confirms the message it answers (by its rid).
+      const rid = (msg as { rid?: string }).rid;
+      if (own && rid && state.outgoing.some((o) => o.rid === rid)) {
+        state = { ...state, outgoing: state.outgoing.filter((o) => o.rid !== rid) };
+      }
       const line: ChatLine = {
         kind: "chat",
         id: msg.id,

@@ -29,6 +29,19 @@ export type ChatLine =
     }
   | { kind: "system"; id: string; text: string; ts: number };
 
+/** A chat message of ours the server has not confirmed yet (its echo with
+ * our `rid` is the confirmation). Nothing typed is dropped silently: it is
+ * "sending" until confirmed, or "failed" with a retry. */
+export interface OutgoingChat {
+  rid: string;
+  text: string;
+  to?: string;
+  toName?: string;
+  attachment?: Attachment;
+  ts: number;
+  status: "sending" | "failed";
+}
+
 /** Something asking the user to answer. */
 export type Prompt =
   | { kind: "call"; by: string; byName: string; video: boolean }
@@ -83,6 +96,8 @@ export interface EngineState {
   /** Who is typing (member id → when the indicator expires, ms). */
   typing: Record<string, number>;
   chat: ChatLine[];
+  /** Our messages not yet confirmed, oldest first (shown after the chat). */
+  outgoing: OutgoingChat[];
   unread: number;
   /** The first chat line not yet read, while there is one. */
   firstUnread: string | null;
@@ -162,6 +177,10 @@ export interface Engine {
   retry(): void;
 
   sendChat(text: string, options?: { to?: string; attachment?: Attachment }): void;
+  /** Sends a failed message again. */
+  retryChat(rid: string): void;
+  /** Gives up on a failed message. */
+  discardChat(rid: string): void;
   setTyping(active: boolean, to?: string): void;
   markRead(): void;
 

@@ -44,7 +44,7 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
   useLayoutEffect(() => {
     const list = listRef.current;
     if (list) list.scrollTop = list.scrollHeight;
-  }, [state.chat.length]);
+  }, [state.chat.length, state.outgoing.length]);
 
   useEffect(() => {
     const onFocus = () => {
@@ -183,6 +183,27 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
                   </a>
                 )}
               </>
+            )}
+          </li>
+        ))}
+        {state.outgoing.map((o) => (
+          <li key={o.rid} className={`message own pending${o.to ? " direct" : ""}`} data-testid="pending-message" aria-busy={o.status === "sending"}>
+            <div className="message-head">
+              <span className="message-from">You</span>
+              {o.to && <span className="dm-badge">to {o.toName}</span>}
+              <span className={`send-status ${o.status}`}>{o.status === "sending" ? "sending…" : "not sent"}</span>
+            </div>
+            {o.text && <p className="message-text">{o.text}</p>}
+            {o.attachment && <p className="message-text muted">{o.attachment.name}</p>}
+            {o.status === "failed" && (
+              <div className="send-actions">
+                <button type="button" onClick={() => engine.retryChat(o.rid)}>
+                  Retry
+                </button>
+                <button type="button" onClick={() => engine.discardChat(o.rid)}>
+                  Discard
+                </button>
+              </div>
             )}
           </li>
         ))}
