@@ -41,6 +41,26 @@ async fn next_or_close(c: &mut Client) -> Result<serde_json::Value, Closed> {
     }
 }
 
+/// Sends a WebSocket ping every 200 ms until the server closes `c` (at most
+/// `limit`); how it closed and after how long.
+async fn ping_until_closed(c: &mut Client, limit: Duration) -> (Closed, Duration) {
+    let start = Instant::now();
+    let closed = loop {
+        tokio::select! {
+            frame = c.ws.next() => match frame {
+                Some(Ok(Message::Close(Some(f)))) => break Closed::Frame(u16::from(f.code), f.reason.to_string()),
+                Some(Ok(_)) => continue,
+                _ => break Closed::NoFrame,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                assert!(start.elapsed() < limit, "still open after {limit:?}");
+                c.ws.send(Message::Ping(Default::default())).await.unwrap();
+            }
+        }
+    };
+    (closed, start.elapsed())
+}
+
 fn report(attack: &str, expected: &str, observed: &str) {
     println!("attack: {attack} | {expected} | {observed}");
 }
@@ -182,18 +202,7 @@ async fn an_unjoined_socket_that_only_pings_is_closed() {
     lister.send(json!({"type":"rooms","token":"letmein"})).await;
     lister.expect("rooms").await;
     // The squatter pings every 200 ms until the server closes it.
-    let closed = loop {
-        tokio::select! {
-            frame = squatter.ws.next() => match frame {
-                Some(Ok(Message::Close(Some(f)))) => break Closed::Frame(u16::from(f.code), f.reason.to_string()),
-                Some(Ok(_)) => continue,
-                _ => break Closed::NoFrame,
-            },
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                squatter.ws.send(Message::Ping(Default::default())).await.unwrap();
-            }
-        }
-    };
+    let (closed, _) = ping_until_closed(&mut squatter, Duration::from_secs(10)).await;
     let held = start.elapsed();
     assert_eq!(closed, Closed::Frame(1008, "join a room first".into()));
     assert!(
@@ -395,23 +404,7 @@ async fn a_message_left_unfinished_behind_pings_is_closed() {
         .send(fragment(r#"{"type":"chat","text":""#, true, false))
         .await
         .unwrap();
-    let start = Instant::now();
-    let closed = loop {
-        tokio::select! {
-            frame = holder.ws.next() => match frame {
-                Some(Ok(Message::Close(Some(f)))) => break Closed::Frame(u16::from(f.code), f.reason.to_string()),
-                Some(Ok(_)) => continue,
-                _ => break Closed::NoFrame,
-            },
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                if start.elapsed() > Duration::from_secs(10) {
-                    panic!("the unfinished message was held for 10 s");
-                }
-                holder.ws.send(Message::Ping(Default::default())).await.unwrap();
-            }
-        }
-    };
-    let held = start.elapsed();
+    let (closed, held) = ping_until_closed(&mut holder, Duration::from_secs(10)).await;
     assert_eq!(closed, Closed::Frame(1008, "message not finished".into()));
     assert!(held >= Duration::from_secs(2), "{held:?}");
     report(

@@ -358,14 +358,7 @@ fn test() -> Result<(), Failed> {
         ]),
     )?;
     let bin = target_dir().join("debug");
-    step(
-        "end-to-end in headless Chromium",
-        Command::new("node")
-            .arg("e2e/run.mjs")
-            .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
-            .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
-            .current_dir(&ui),
-    )?;
+    browser_script("end-to-end in headless Chromium", "e2e/run.mjs", &bin)?;
     media_attacks(&bin)?;
     desktop_script(
         "end-to-end of the desktop app (Xvfb, tauri-driver)",
@@ -377,10 +370,20 @@ fn test() -> Result<(), Failed> {
 /// The media attacks: a hostile room member's offers to a browser member
 /// and a `huddle-peer` in a call (`src-ui/e2e/attack.mjs`).
 fn media_attacks(bin: &std::path::Path) -> Result<(), Failed> {
-    step(
+    browser_script(
         "attacks on call media in headless Chromium",
+        "e2e/attack.mjs",
+        bin,
+    )
+}
+
+/// Runs a script of `src-ui/e2e/` that drives headless Chromium against the
+/// server and `huddle-peer` in `bin`.
+fn browser_script(name: &str, script: &str, bin: &std::path::Path) -> Result<(), Failed> {
+    step(
+        name,
         Command::new("node")
-            .arg("e2e/attack.mjs")
+            .arg(script)
             .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
             .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
             .current_dir(root().join("src-ui")),

@@ -544,40 +544,20 @@ impl Room {
             Some(call) => call.peers.iter().filter(|p| *p != from).cloned().collect(),
             None => Vec::new(),
         };
+        // The call's ICE servers, with fresh TURN credentials: a relay is
+        // handed to members of a call only.
+        let joined = ServerMessage::CallJoined {
+            peers: before,
+            ice_servers: crate::turn::ice_servers(&shared.config, from, SystemTime::now(), true),
+        };
         if self.members[index].peer.in_call {
-            self.send(
-                shared,
-                index,
-                &ServerMessage::CallJoined {
-                    peers: before,
-                    ice_servers: crate::turn::ice_servers(
-                        &shared.config,
-                        from,
-                        SystemTime::now(),
-                        true,
-                    ),
-                },
-                None,
-            );
+            self.send(shared, index, &joined, None);
             return Ok(());
         }
         if self.call.is_none() && !cooled_down(&mut self.members[index].alerted.call_start) {
             return Err(too_soon("start a call"));
         }
-        self.send(
-            shared,
-            index,
-            &ServerMessage::CallJoined {
-                peers: before,
-                ice_servers: crate::turn::ice_servers(
-                    &shared.config,
-                    from,
-                    SystemTime::now(),
-                    true,
-                ),
-            },
-            None,
-        );
+        self.send(shared, index, &joined, None);
         self.changed = true;
         match &mut self.call {
             Some(call) => call.peers.push(from.to_owned()),
