@@ -234,6 +234,28 @@ try {
     await prompt.getByRole("button", { name: "Decline" }).click();
     await ada.page.locator(".system-line", { hasText: "Grace declined your call" }).waitFor({ timeout: STEP_TIMEOUT });
   });
+  await step("keyboard: Tab reaches a member's Ring button, the prompt takes the focus, Enter declines", async () => {
+    const g = grace.page;
+    await g.getByLabel("Message", { exact: true }).focus();
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i++) {
+      await g.keyboard.press("Shift+Tab");
+      reached = await g.evaluate(() => document.activeElement?.getAttribute("aria-label") === "Ring Ada");
+    }
+    if (!reached) throw new Error("Tab never reached the Ring Ada button");
+    const opacity = await g.evaluate(() => getComputedStyle(document.activeElement.closest(".member-actions")).opacity);
+    if (opacity !== "1") throw new Error(`the focused member actions are invisible (opacity ${opacity})`);
+    await g.keyboard.press(" ");
+    const prompt = ada.page.getByRole("alertdialog").filter({ hasText: "Grace is calling you" });
+    await prompt.waitFor({ timeout: STEP_TIMEOUT });
+    await waitFor(ada.page, () => document.activeElement?.closest("[role=alertdialog]") !== null, null, { timeout: STEP_TIMEOUT });
+    await ada.page.keyboard.press("Tab");
+    await ada.page.keyboard.press("Tab");
+    const label = await ada.page.evaluate(() => document.activeElement?.textContent?.trim());
+    if (label !== "Decline") throw new Error(`Tab from the prompt reached ${JSON.stringify(label)}`);
+    await ada.page.keyboard.press("Enter");
+    await grace.page.locator(".system-line", { hasText: "Ada declined your call" }).waitFor({ timeout: STEP_TIMEOUT });
+  });
   await step("a 3-way video call: everyone decodes everyone", async () => {
     await ada.page.getByRole("button", { name: "Start video call" }).click();
     for (const u of [grace, linus]) {
@@ -255,6 +277,23 @@ try {
     await linus.page.screenshot({ path: joinPath(out, "call-3way-phone.png") });
     await grace.page.getByRole("button", { name: /Switch to (dark|light) theme/ }).click();
     await grace.page.screenshot({ path: joinPath(out, "call-3way-other-theme.png") });
+  });
+  await step("keyboard in a call: Space on a focused button presses it (not push-to-talk); Escape closes the devices menu", async () => {
+    const g = grace.page;
+    // Grace is muted: Space anywhere else would be push-to-talk.
+    await g.getByRole("button", { name: "Stats", exact: true }).focus();
+    const before = await g.getByTestId("stats").count();
+    await g.keyboard.press(" ");
+    await waitFor(g, (n) => document.querySelectorAll("[data-testid=stats]").length !== n, before, { timeout: STEP_TIMEOUT });
+    const audio = await g.evaluate(() => window.huddle.state().local.audio);
+    if (audio) throw new Error("Space on a button unmuted (push-to-talk)");
+    await g.keyboard.press(" "); // and back
+    await g.getByRole("button", { name: "Devices", exact: true }).click();
+    await g.getByRole("dialog", { name: "Devices" }).waitFor({ timeout: STEP_TIMEOUT });
+    await g.keyboard.press("Escape");
+    await g.getByRole("dialog", { name: "Devices" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    const focus = await g.evaluate(() => document.activeElement?.textContent?.trim());
+    if (focus !== "Devices") throw new Error(`the focus went to ${JSON.stringify(focus)}, not back to Devices`);
   });
   await step("a dropped socket keeps the call and the chat (resume)", async () => {
     const before = await grace.page.evaluate(() => window.huddle.state().self.id);

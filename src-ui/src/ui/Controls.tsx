@@ -1,7 +1,7 @@
 // Call controls: mute, camera, screen share, devices, stats, hang up.
 
 import { Icon } from "./icons";
-import { useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useEngine, useEngineState } from "./hooks";
 
 function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
@@ -24,6 +24,18 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   const engine = useEngine();
   const state = useEngineState();
   const [devicesOpen, setDevicesOpen] = useState(false);
+  const devicesButton = useRef<HTMLButtonElement>(null);
+  // Escape closes the devices menu and gives the focus back to its button.
+  useEffect(() => {
+    if (!devicesOpen) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "Escape") return;
+      setDevicesOpen(false);
+      devicesButton.current?.focus();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [devicesOpen]);
   const { local, devices } = state;
   // The desktop app captures the screen natively where its platform allows.
   const desktopBlock = state.desktop?.screenShareUnavailable ?? null;
@@ -48,7 +60,7 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         <Icon name="screen" /> {local.screen ? "Stop sharing" : "Share screen"}
       </button>
       <div className="devices">
-        <button type="button" className="control" aria-expanded={devicesOpen} onClick={() => setDevicesOpen(!devicesOpen)}>
+        <button type="button" className="control" ref={devicesButton} aria-expanded={devicesOpen} onClick={() => setDevicesOpen(!devicesOpen)}>
           <Icon name="settings" /> Devices
         </button>
         {devicesOpen && (

@@ -1,16 +1,31 @@
 // The incoming-call prompt: a call started in the room, or someone rings you.
 
+import { useEffect, useRef } from "react";
 import { Icon } from "./icons";
 import { useEngine, useEngineState } from "./hooks";
+
+/** Whether the user is writing somewhere (a prompt must not take that focus:
+ * the next Enter would answer a call). */
+function writing(): boolean {
+  const el = document.activeElement as HTMLElement | null;
+  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+}
 
 export function IncomingPrompt() {
   const engine = useEngine();
   const { prompt } = useEngineState();
+  const box = useRef<HTMLDivElement>(null);
+  // The prompt takes the focus (screen readers announce it, Tab reaches its
+  // buttons) unless the user is writing.
+  const shown = prompt ? `${prompt.kind}:${prompt.kind === "ring" ? prompt.from : prompt.by}` : null;
+  useEffect(() => {
+    if (shown && !writing()) box.current?.focus();
+  }, [shown]);
   if (!prompt) return null;
   const who = prompt.kind === "ring" ? prompt.fromName : prompt.byName;
   const what = prompt.kind === "ring" ? `${who} is calling you` : `${who} started a call`;
   return (
-    <div className="prompt" role="alertdialog" aria-labelledby="prompt-title">
+    <div className="prompt" role="alertdialog" aria-labelledby="prompt-title" tabIndex={-1} ref={box}>
       <p id="prompt-title">
         <span className="ringing" aria-hidden="true">
           <Icon name="phone" size={20} />

@@ -35,6 +35,11 @@ function isTyping(target: EventTarget | null): boolean {
   return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
 }
 
+/** Whether `target` is a control that Space activates (a button, a link…). */
+function isControl(target: EventTarget | null): boolean {
+  return target instanceof Element && target.closest("button, a[href], summary, [role=button], [role=menuitem]") !== null;
+}
+
 export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () => void }) {
   const engine = useEngine();
   const state = useEngineState();
@@ -47,6 +52,8 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey || !state.inCall) return;
+      // Space on a focused button presses it; it is push-to-talk elsewhere.
+      if (e.key === " " && isControl(e.target)) return;
       if (e.key === " ") {
         if (!e.repeat && !state.local.audio) {
           setTalking(true);
