@@ -275,6 +275,10 @@ fn stop_info(reason: StopReason) -> StopInfo {
             "gave_up".to_string(),
             "Lost the connection to the server.".to_string(),
         ),
+        StopReason::Unreachable { why } => (
+            "unreachable".to_string(),
+            format!("Could not reach the server: {why}."),
+        ),
     };
     StopInfo { code, message }
 }

@@ -59,6 +59,14 @@ try {
     await joinRoom(app, { server: "exa mple:80", name: "Ada", room: "desk" });
     const message = await app.waitFor(`return document.querySelector('.form-error')?.textContent`, { what: "an error" });
     if (!/not a server address/.test(message)) throw new Error(`unexpected message: ${message}`);
+    // An address where nothing answers: said within seconds, with why.
+    const started = Date.now();
+    await joinRoom(app, { server: `127.0.0.1:${await freePort()}`, name: "Ada", room: "desk" });
+    const refused = await app.waitFor(`const t = document.querySelector('.form-error')?.textContent; return t && t.includes('Could not reach') && t`, {
+      what: "the unreachable server's message",
+    });
+    if (!/refused/.test(refused) || Date.now() - started > 10_000) throw new Error(`after ${Date.now() - started} ms: ${refused}`);
+    console.log(`    unreachable: "${refused}" after ${Date.now() - started} ms`);
     await joinRoom(app, { server: serverAddress, name: "Ada", room: "desk" });
     await connected(app);
   });

@@ -195,6 +195,22 @@ describe("DesktopEngine", () => {
     engine.dispose();
   });
 
+  it("a server that never answered is said at once, in the lobby, and another server's rooms are not listed", async () => {
+    const { ipc, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    emit({ type: "rooms", rooms: [{ name: "old-room", peers: 1, in_call: 0, locked: false }] });
+    engine.desktop?.setServer("typo.example.org");
+    expect(engine.getState().rooms).toBeNull();
+    engine.join({ room: "standup", name: "Ada" });
+    const why = "Could not reach the server: the name could not be found (DNS).";
+    emit({ type: "stopped", reason: { code: "unreachable", message: why } });
+    const s = engine.getState();
+    expect(s.status).toBe("idle");
+    expect(s.error?.message).toBe(why);
+    engine.dispose();
+  });
+
   it("a refused join goes back to the lobby with the reason", async () => {
     const { ipc, emit } = shell();
     const engine = new DesktopEngine(ipc);

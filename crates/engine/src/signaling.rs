@@ -31,7 +31,7 @@ pub const MAX_PENDING: usize = 256;
 /// Reconnect attempts after a drop before giving up.
 pub const MAX_ATTEMPTS: u32 = 12;
 /// Time allowed to connect and receive `joined`.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who joins where.
 #[derive(Debug, Clone)]
@@ -67,6 +67,10 @@ pub enum StopReason {
     Closed { code: u16, reason: String },
     /// Every reconnect attempt failed.
     GaveUp,
+    /// The very first connection failed: the server was never reached (or is
+    /// not a Huddle server). Said at once, within [`JOIN_TIMEOUT`], with why:
+    /// retrying a mistyped address for a minute helps nobody.
+    Unreachable { why: String },
 }
 
 /// A command could not be taken.
@@ -153,6 +157,8 @@ enum Outcome {
     Left,
     Refused(ErrorCode, String),
     Closed(u16, String),
+    /// Not connected yet, and this attempt failed: why.
+    Unreachable(String),
     HandleGone,
 }
 
@@ -163,6 +169,9 @@ struct State {
     pending: VecDeque<ClientMessage>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
+    /// Whether a connection was ever joined: before that, a failure is
+    /// reported at once (an address that never worked), after it retried.
+    joined_once: bool,
 }
 
 async fn run(
@@ -178,6 +187,7 @@ async fn run(
         pending: VecDeque::new(),
         commands,
         events,
+        joined_once: false,
     };
     let mut attempt = 0;
     loop {
@@ -187,6 +197,7 @@ async fn run(
             Outcome::Left => Some(StopReason::Left),
             Outcome::Refused(code, message) => Some(StopReason::JoinRefused { code, message }),
             Outcome::Closed(code, reason) => Some(StopReason::Closed { code, reason }),
+            Outcome::Unreachable(why) => Some(StopReason::Unreachable { why }),
             Outcome::HandleGone => return,
         };
         if let Some(reason) = stop {
@@ -242,9 +253,21 @@ impl State {
     async fn connection(&mut self, attempt: &mut u32) -> Outcome {
         let mut ws = match tokio::time::timeout(JOIN_TIMEOUT, self.join()).await {
             Ok(Ok(ws)) => ws,
+            // Never joined yet: say what failed instead of retrying.
+            Ok(Err(Outcome::Unreachable(why))) if self.joined_once => {
+                debug!(why, "signaling: reconnect failed");
+                return Outcome::Dropped;
+            }
             Ok(Err(outcome)) => return outcome,
+            Err(_) if !self.joined_once => {
+                return Outcome::Unreachable(format!(
+                    "no answer within {} s",
+                    JOIN_TIMEOUT.as_secs()
+                ))
+            }
             Err(_) => return Outcome::Dropped,
         };
+        self.joined_once = true;
         *attempt = 0;
         while let Some(message) = self.pending.pop_front() {
             if send(&mut ws, &message).await.is_err() {
@@ -296,7 +319,7 @@ impl State {
             .await
             .map_err(|e| {
                 debug!(error = %e, "signaling: connect failed");
-                Outcome::Dropped
+                Outcome::Unreachable(why_unreachable(&e))
             })?;
         let p = &self.params;
         let join = ClientMessage::Join(Join {
@@ -311,17 +334,22 @@ impl State {
         });
         send(&mut ws, &join).await.map_err(|_| Outcome::Dropped)?;
         loop {
-            let text = match ws.next().await {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = frame
-                        .map(|f| (u16::from(f.code), f.reason.to_string()))
-                        .unwrap_or((close::NORMAL, String::new()));
-                    return Err(closed(code, reason));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Err(Outcome::Dropped),
-            };
+            let text =
+                match ws.next().await {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame
+                            .map(|f| (u16::from(f.code), f.reason.to_string()))
+                            .unwrap_or((close::NORMAL, String::new()));
+                        return Err(closed(code, reason));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None if !self.joined_once => return Err(Outcome::Unreachable(
+                        "the connection closed before the server answered (is it a Huddle server?)"
+                            .into(),
+                    )),
+                    Some(Err(_)) | None => return Err(Outcome::Dropped),
+                };
             let Ok(frame) = decode_server(&text) else {
                 continue;
             };
@@ -357,6 +385,30 @@ async fn send(ws: &mut Socket, message: &ClientMessage) -> Result<(), ()> {
         .map_err(|_| ())
 }
 
+/// What failed, for someone who typed the server's address.
+fn why_unreachable(error: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    match error {
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "the connection was refused (nothing listens at that address and port)".into()
+        }
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            "the address did not answer".into()
+        }
+        WsError::Io(e) if e.to_string().contains("lookup") || e.to_string().contains("resolve") => {
+            "the name could not be found (DNS)".into()
+        }
+        WsError::Io(e) => format!("the connection failed: {e}"),
+        WsError::Tls(e) => format!("the secure connection (TLS) failed: {e}"),
+        WsError::Http(response) => format!(
+            "that is not a Huddle server (it answered HTTP {} instead of a WebSocket)",
+            response.status().as_u16()
+        ),
+        WsError::Url(e) => format!("the address is not usable: {e}"),
+        other => format!("the WebSocket handshake failed: {other}"),
+    }
+}
+
 /// Join errors that another attempt would only repeat.
 fn refuses_join(code: ErrorCode) -> bool {
     matches!(
@@ -367,6 +419,8 @@ fn refuses_join(code: ErrorCode) -> bool {
             | ErrorCode::InvalidName
             | ErrorCode::Forbidden
             | ErrorCode::UnsupportedVersion
+            // Too many wrong passwords from this address: said with the wait.
+            | ErrorCode::RateLimited
     )
 }
 

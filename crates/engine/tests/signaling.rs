@@ -150,3 +150,55 @@ async fn leaving_while_reconnecting_stops_at_once() {
         .await
         .expect("leave returns without waiting for the reconnect");
 }
+
+/// The first event of a client that never reaches its server: a stop with
+/// why, well within the join timeout (not a minute of retries).
+async fn unreachable(url: String) -> String {
+    let started = std::time::Instant::now();
+    let mut client = Signaling::start(url, params("standup", "Ada"));
+    let event = tokio::time::timeout(
+        huddle_engine::signaling::JOIN_TIMEOUT + Duration::from_secs(2),
+        client.next_event(),
+    )
+    .await
+    .expect("no answer within the join timeout");
+    assert!(started.elapsed() < huddle_engine::signaling::JOIN_TIMEOUT + Duration::from_secs(1));
+    match event {
+        Some(Event::Stopped(StopReason::Unreachable { why })) => why,
+        other => panic!("expected unreachable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_address_that_never_answers_is_said_at_once_with_why() {
+    // Nothing listens: refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let why = unreachable(format!("ws://127.0.0.1:{port}/ws")).await;
+    assert!(why.contains("refused"), "{why}");
+
+    // A web server that is not Huddle's: its HTTP answer is named.
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = web.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = web.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let why = unreachable(format!("ws://{addr}/ws")).await;
+    assert!(
+        why.contains("not a Huddle server") && why.contains("404"),
+        "{why}"
+    );
+
+    // A name nobody resolves.
+    let why = unreachable("ws://no-such-host.invalid:8443/ws".into()).await;
+    assert!(why.contains("DNS") || why.contains("failed"), "{why}");
+}

@@ -380,7 +380,9 @@ export class DesktopEngine extends ObservableState implements Engine {
   /** Points the app at `server`; `token` is its access token, if any. */
   setServer(server: string, token: string | null = null): void {
     this.token = token;
-    this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, server } } : s));
+    // Another server's rooms are not this one's: the list comes anew.
+    const changed = server !== this.state.desktop?.server;
+    this.update((s) => (s.desktop ? { ...s, rooms: changed ? null : s.rooms, desktop: { ...s.desktop, server } } : s));
     this.saveSettings((s) => ({ ...s, serverUrl: server }));
     if (this.watching) this.watchRooms(true);
   }

@@ -28,7 +28,7 @@ export function browserEnvironment(): BrowserEnvironment {
 }
 
 /** Join errors after which the user is back in the lobby. */
-const JOIN_ERRORS = new Set(["room_full", "bad_password", "invalid_room", "invalid_name", "forbidden", "server_full", "unsupported_version"]);
+const JOIN_ERRORS = new Set(["room_full", "bad_password", "invalid_room", "invalid_name", "forbidden", "server_full", "unsupported_version", "rate_limited"]);
 
 export class BrowserEngine extends ObservableState implements Engine {
   private signaling: Signaling;

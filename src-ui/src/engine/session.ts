@@ -228,7 +228,8 @@ export function describeError(code: string, serverMessage: string): string {
     case "forbidden":
       return "This server needs an access token, or does not allow that.";
     case "rate_limited":
-      return "Slow down: you are sending too fast.";
+      // A join refused after too many wrong passwords says how long to wait.
+      return serverMessage.includes("try again") ? `${serverMessage[0]?.toUpperCase() ?? ""}${serverMessage.slice(1)}.` : "Slow down: you are sending too fast.";
     case "too_large":
       return "That message is too large for the server.";
     case "unsupported_version":
