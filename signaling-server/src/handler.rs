@@ -531,11 +531,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             Ok(name) => name.to_owned(),
             Err(e) => return self.error(e.code(), e.to_string(), rid).await,
         };
-        match self
-            .ctx
-            .guesses
-            .reserve(self.source, &join.room, Instant::now())
-        {
+        // Only a join that gives a password can guess one: it waits for its
+        // source's slot (a join without one never checks a password).
+        let slot = match join.password {
+            Some(_) => self
+                .ctx
+                .guesses
+                .reserve(self.source, &join.room, Instant::now()),
+            None => Slot::Now,
+        };
+        match slot {
             Slot::Now => {}
             Slot::At(at) => sleep_until(at).await,
             Slot::Refused(after) => {
