@@ -38,6 +38,12 @@ pub const HOT_ROOM_FAILURES: u32 = 20;
 /// Most sources and rooms remembered; beyond it the stale ones are dropped,
 /// then the oldest.
 const MAX_ENTRIES: usize = 65_536;
+/// Joins that give a password — each hashes or checks it, ~10 ms of a core
+/// (`secret.rs`) — a source may make at once…
+pub const HASH_BURST: f64 = 10.0;
+/// …and then a second: so no source turns join messages into the server's
+/// CPU.
+pub const HASHES_PER_SECOND: f64 = 1.0;
 
 /// Failures of one source, or at one room.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +82,8 @@ pub fn delay_after(failures: u32) -> Duration {
 pub struct Guesses {
     sources: Mutex<HashMap<Source, Record>>,
     rooms: Mutex<HashMap<String, Record>>,
+    /// Password hashing each source may still cause: (tokens, as of).
+    work: Mutex<HashMap<Source, (f64, Instant)>>,
 }
 
 impl Guesses {
@@ -116,6 +124,25 @@ impl Guesses {
         } else {
             Slot::At(at)
         }
+    }
+
+    /// Takes one password hash from `source`'s budget; `Err` with how long
+    /// until there is one again.
+    pub fn take_hash(&self, source: Source, now: Instant) -> Result<(), Duration> {
+        let mut work = self.work.lock().unwrap_or_else(PoisonError::into_inner);
+        let refill = |(tokens, at): (f64, Instant)| {
+            (tokens + now.duration_since(at).as_secs_f64() * HASHES_PER_SECOND).min(HASH_BURST)
+        };
+        if work.len() >= MAX_ENTRIES && !work.contains_key(&source) {
+            // Sources with a full budget again need no entry.
+            work.retain(|_, b| refill(*b) < HASH_BURST);
+        }
+        let tokens = work.get(&source).map_or(HASH_BURST, |b| refill(*b));
+        if tokens < 1.0 {
+            return Err(Duration::from_secs_f64((1.0 - tokens) / HASHES_PER_SECOND));
+        }
+        work.insert(source, (tokens - 1.0, now));
+        Ok(())
     }
 
     /// Records a wrong (or missing) password from `source` at `room`.
@@ -239,6 +266,23 @@ mod tests {
         ));
         assert!(matches!(g.reserve(fresh, "vault", now), Slot::At(_)));
         assert_eq!(g.reserve(fresh, "other", now), Slot::Now);
+    }
+
+    #[test]
+    fn password_hashing_is_budgeted_per_source() {
+        let g = Guesses::default();
+        let s = source("192.0.2.1");
+        let now = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(g.take_hash(s, now), Ok(()));
+        }
+        assert!(g.take_hash(s, now).is_err());
+        assert_eq!(
+            g.take_hash(source("192.0.2.2"), now),
+            Ok(()),
+            "others unaffected"
+        );
+        assert_eq!(g.take_hash(s, now + Duration::from_secs(1)), Ok(()));
     }
 
     #[test]

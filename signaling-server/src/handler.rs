@@ -531,6 +531,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             Ok(name) => name.to_owned(),
             Err(e) => return self.error(e.code(), e.to_string(), rid).await,
         };
+        // A password costs a slow hash to check or set: each source has a
+        // budget of them.
+        if join.password.is_some() {
+            if let Err(after) = self.ctx.guesses.take_hash(self.source, Instant::now()) {
+                return self
+                    .error(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "too many joins with a password from your address; try again in {} s",
+                            after.as_secs().max(1)
+                        ),
+                        rid,
+                    )
+                    .await;
+            }
+        }
         // Only a join that gives a password can guess one: it waits for its
         // source's slot (a join without one never checks a password).
         let slot = match join.password {

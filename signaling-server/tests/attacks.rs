@@ -416,3 +416,47 @@ async fn a_message_left_unfinished_behind_pings_is_closed() {
         ),
     );
 }
+
+#[tokio::test]
+async fn locked_rooms_made_in_a_loop_cannot_spend_the_servers_cpu() {
+    let server = TestServer::start(Config::default()).await;
+    let mut c = Client::connect_from(server.addr, ip("127.0.0.1")).await;
+    let start = Instant::now();
+    let (mut hashed, mut refused) = (0, 0);
+    // Create a locked room, leave it (the room goes), again: each costs a
+    // slow hash of its password.
+    for i in 0..40 {
+        let answer = c
+            .join_with(join_msg(&format!("burn-{i}"), "Mallory", "a password"))
+            .await;
+        match answer["type"].as_str() {
+            Some("joined") => {
+                hashed += 1;
+                c.send(json!({"type":"leave"})).await;
+            }
+            _ => {
+                assert_eq!(answer["code"], "rate_limited", "{answer}");
+                refused += 1;
+            }
+        }
+    }
+    let took = start.elapsed();
+    // A burst of 10, then one a second.
+    assert!(
+        hashed <= 10 + took.as_secs() as usize + 1,
+        "{hashed} hashes in {took:?}"
+    );
+    assert!(refused > 0);
+    // Another address is not held up.
+    let mut other = Client::connect_from(server.addr, ip("127.0.0.2")).await;
+    let joined = other.join_with(join_msg("own-room", "Grace", "hers")).await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    report(
+        "locked rooms created and left in a loop (each a slow password hash)",
+        "a burst of 10 hashes per address, then 1 a second; others unaffected",
+        &format!(
+            "{hashed} hashed and {refused} refused rate_limited in {:.1} s; another address joined its locked room",
+            took.as_secs_f64()
+        ),
+    );
+}
