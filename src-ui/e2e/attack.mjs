@@ -12,7 +12,7 @@
 // table (attack, expected, observed) and exits 1 if any row fails.
 
 import { spawn } from "node:child_process";
-import { freePort, startServer, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer, stop, waitFor } from "./lib.mjs";
 import { chromium } from "playwright-core";
 
 const serverBin = process.env.HUDDLE_SERVER_BIN;
@@ -30,17 +30,7 @@ const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const wsUrl = `ws://127.0.0.1:${port}/ws`;
 const server = await startServer(serverBin, port);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--allow-loopback-in-peer-connection",
-  ],
-});
+const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
 
 const rows = [];
 function row(attack, expected, observed, ok) {

@@ -19,7 +19,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { chromium } from "playwright-core";
-import { treeCpu } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, treeCpu } from "./lib.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin, HUDDLE_Y4M: y4m } = process.env;
 if (!serverBin || !peerBin) {
@@ -48,16 +48,12 @@ for (let i = 0; ; i++) {
 /** CPU seconds (user + system) of `pid` and all its descendants. */
 
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  executablePath: CHROMIUM_PATH,
   headless: true,
   args: [
-    "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    ...CHROMIUM_FLAGS,
     ...(y4m ? [`--use-file-for-fake-video-capture=${y4m}`] : []),
     "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--allow-loopback-in-peer-connection",
   ],
 });
 // Chromium is a child of this node process; huddle-server and huddle-peer

@@ -15,7 +15,7 @@ import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { DesktopRig, READ_TILE, connected, dominantTone, joinRoom } from "./desktop-rig.mjs";
-import { freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out");
@@ -32,7 +32,6 @@ const need = (name) => {
 const appBin = need("HUDDLE_APP_BIN");
 const serverBin = need("HUDDLE_SERVER_BIN");
 const peerBin = need("HUDDLE_PEER_BIN");
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const PEER_TONE_HZ = 660;
 
 // --- the run ----------------------------------------------------------------------
@@ -109,9 +108,9 @@ try {
 
   // --- with the browser UI in headless Chromium ---------------------------
   browser = await chromium.launch({
-    executablePath: chromiumPath,
+    executablePath: CHROMIUM_PATH,
     headless: true,
-    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", "--disable-features=WebRtcHideLocalIpsWithMdns", "--allow-loopback-in-peer-connection"],
+    args: CHROMIUM_FLAGS,
   });
   const context = await browser.newContext({ permissions: ["camera", "microphone"] });
   const grace = await context.newPage();

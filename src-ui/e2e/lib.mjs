@@ -5,6 +5,18 @@ import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:net";
 
+/** The Debian Chromium the runs drive, and the flags every run needs: fake
+ * camera and microphone without a prompt, and real loopback ICE candidates
+ * (instead of mDNS names nobody resolves). */
+export const CHROMIUM_PATH = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+  "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--allow-loopback-in-peer-connection",
+];
+
 export async function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();

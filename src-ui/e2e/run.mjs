@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
-import { freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -23,7 +23,6 @@ if (!serverBin) {
   console.error("e2e: set HUDDLE_SERVER_BIN to a huddle-server binary");
   process.exit(2);
 }
-const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const peerBin = process.env.HUDDLE_PEER_BIN; // optional: the native interop steps need it
 const STEP_TIMEOUT = 30_000;
 
@@ -90,16 +89,11 @@ const base = `http://127.0.0.1:${port}`;
 await startServer(port);
 
 const browser = await chromium.launch({
-  executablePath: chromiumPath,
+  executablePath: CHROMIUM_PATH,
   headless: true,
   args: [
-    "--no-sandbox",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
+    ...CHROMIUM_FLAGS,
     "--autoplay-policy=no-user-gesture-required",
-    // Loopback ICE: real host candidates instead of mDNS names nobody resolves.
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--allow-loopback-in-peer-connection",
     // Screen share without a picker.
     "--auto-select-desktop-capture-source=Entire screen",
     "--enable-usermedia-screen-capturing",

@@ -377,17 +377,20 @@ fn media_attacks(bin: &std::path::Path) -> Result<(), Failed> {
     )
 }
 
+/// `node <script>` in `src-ui/` with the server and `huddle-peer` of `bin`.
+fn e2e_script(script: &str, bin: &std::path::Path) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
+        .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
+        .current_dir(root().join("src-ui"));
+    cmd
+}
+
 /// Runs a script of `src-ui/e2e/` that drives headless Chromium against the
 /// server and `huddle-peer` in `bin`.
 fn browser_script(name: &str, script: &str, bin: &std::path::Path) -> Result<(), Failed> {
-    step(
-        name,
-        Command::new("node")
-            .arg(script)
-            .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
-            .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
-            .current_dir(root().join("src-ui")),
-    )
+    step(name, &mut e2e_script(script, bin))
 }
 
 /// `cargo xtask attack`: every attack test, and one table of what each showed.
@@ -443,13 +446,9 @@ fn desktop_script(name: &str, script: &str, bin: &std::path::Path) -> Result<(),
     let driver = ensure_tauri_driver()?;
     step(
         name,
-        Command::new("node")
-            .arg(script)
+        e2e_script(script, bin)
             .env("HUDDLE_APP_BIN", bin.join("huddle"))
-            .env("HUDDLE_SERVER_BIN", bin.join("huddle-server"))
-            .env("HUDDLE_PEER_BIN", bin.join("huddle-peer"))
-            .env("TAURI_DRIVER", driver)
-            .current_dir(root().join("src-ui")),
+            .env("TAURI_DRIVER", driver),
     )
 }
 

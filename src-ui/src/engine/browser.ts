@@ -42,8 +42,6 @@ export class BrowserEngine extends ObservableState implements Engine {
   private watching = false;
   private wantCall: { video: boolean } | null = null;
   private lastStats = new Map<string, StatsSample>();
-  /** Chat rids written to a socket (the others were typed while it was down). */
-  private written = new Set<string>();
   private chatSeq = 0;
   /** How long a message written just before a drop may take to be confirmed
    * through the resumed membership's queue before it is offered for retry. */
@@ -118,7 +116,6 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   leave(): void {
     this.send({ type: "leave" });
-    this.written.clear();
     this.endCallLocally();
     this.request = null;
     this.resumeToken = null;
@@ -214,6 +211,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       ...(options.attachment ? { attachment: options.attachment } : {}),
       ts: this.env.now(),
       status: "sending",
+      written: false,
     };
     this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
     if (this.state.status === "joined") this.writeChat(item);
@@ -227,7 +225,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       ...(item.to ? { to: item.to } : {}),
       ...(item.attachment ? { attachment: item.attachment } : {}),
     } as ClientMessage);
-    if (sent) this.written.add(item.rid);
+    if (sent) this.update((s) => ({ ...s, outgoing: s.outgoing.map((o) => (o.rid === item.rid ? { ...o, written: true } : o)) }));
   }
 
   /** After a join: messages typed meanwhile go out; one written just
@@ -236,7 +234,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     const ambiguous: string[] = [];
     for (const item of this.state.outgoing) {
       if (item.status !== "sending") continue;
-      if (!this.written.has(item.rid)) this.writeChat(item);
+      if (!item.written) this.writeChat(item);
       else ambiguous.push(item.rid);
     }
     if (ambiguous.length === 0) return;
@@ -254,7 +252,6 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   discardChat(rid: string): void {
-    this.written.delete(rid);
     this.update((s) => ({ ...s, outgoing: s.outgoing.filter((o) => o.rid !== rid) }));
   }
 

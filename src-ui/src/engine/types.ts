@@ -40,6 +40,9 @@ export interface OutgoingChat {
   attachment?: Attachment;
   ts: number;
   status: "sending" | "failed";
+  /** Written to a socket (if that socket then dropped, only the resumed
+   * queue can tell whether the server got it); false: typed while down. */
+  written: boolean;
 }
 
 /** Something asking the user to answer. */
