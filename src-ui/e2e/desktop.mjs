@@ -330,6 +330,31 @@ try {
     if (!history.includes("Grace is calling")) throw new Error(`no notification reached the notification service: ${history.slice(0, 400)}`);
     console.log(`    dunst shows "Grace is calling" (${history.includes("hosted") ? "with" : "without"} the room's name)`);
     await app.clickButton("Decline");
+    // The caller was alone in the call it rang from: the decline ends it.
+    await grace.locator(".system-line", { hasText: "Ada declined your call" }).waitFor();
+    await grace.getByTestId("tile-self").waitFor({ state: "detached" });
+    await app.waitFor(`return window.huddle.state().prompt === null`, { what: "no prompt left in the app" });
+  });
+  await step("the app rings a browser: \"Calling Grace…\" with Cancel, Grace joins the app's call, each draws the other", async () => {
+    // Keyboard-reachable: the focused row shows its actions.
+    await app.execute(`document.querySelector("button[aria-label='Ring Grace']").focus()`);
+    await app.click(await app.find("button[aria-label='Ring Grace']"));
+    await app.waitFor(`return document.querySelector("[data-testid=tile-calling]")?.textContent.includes("Calling Grace…")`, { what: "the Calling tile" });
+    const prompt = grace.getByRole("alertdialog").filter({ hasText: "Ada is calling you" });
+    await prompt.waitFor();
+    writeFileSync(joinPath(out, "desktop-ringing.png"), await app.screenshot());
+    await prompt.getByRole("button", { name: "Join" }).click();
+    await app.waitFor(`return !document.querySelector("[data-testid=tile-calling]") && window.huddle.state().call?.members.length === 2`, { what: "Grace in the app's call" });
+    const graceId = await grace.evaluate(() => window.huddle.state().self.id);
+    await waitFor(grace, () => Object.values(window.huddle.state().stats).some((s) => s.framesDecoded > 10), null, { timeout: 30_000 });
+    if (await grace.evaluate(() => window.isSecureContext)) {
+      await app.waitFor(`return (window.huddle.tiles()[arguments[0]]?.rendered ?? 0) > 10`, { what: "Grace's pictures in the app" }, graceId);
+    }
+    const started = await grace.locator(".system-line", { hasText: "started a call" }).allTextContents();
+    if (started.at(-1) !== "Ada started a call") throw new Error(`calls started: ${JSON.stringify(started)}`);
+    await app.clickButton("Leave call");
+    await grace.getByRole("button", { name: "Leave call", exact: true }).click();
+    await app.waitFor(`return window.huddle.state().call === null && window.huddle.state().prompt === null`, { what: "the call over in the app, no prompt" });
   });
   await step("Stop hosting: the hosted server ends and its link stops working", async () => {
     await app.clickButton("Leave room");

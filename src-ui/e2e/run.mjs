@@ -218,15 +218,83 @@ try {
     if (width !== 8) throw new Error(`decoded width ${width}`);
     await grace.page.screenshot({ path: joinPath(out, "chat.png") });
   });
-  await step("ringing a member: the callee sees who calls and can decline", async () => {
-    const graceRow = ada.page.locator(".member", { hasText: "Grace" });
-    await graceRow.hover();
-    await graceRow.getByRole("button", { name: "Ring Grace" }).click();
-    const prompt = grace.page.getByRole("alertdialog").filter({ hasText: "Ada is calling you" });
-    await prompt.waitFor({ timeout: STEP_TIMEOUT });
+  const ringPrompt = (u, who) => u.page.getByRole("alertdialog").filter({ hasText: `${who} is calling you` });
+  const anyPrompt = (u) => u.page.getByRole("alertdialog");
+  const outOfCall = (u) => u.page.getByTestId("tile-self").waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  const ringFrom = async (caller, callee) => {
+    const row = caller.page.locator(".member", { hasText: callee.name });
+    await row.hover();
+    await row.getByRole("button", { name: `Ring ${callee.name}` }).click();
+  };
+  await step("ringing puts the caller in the call with \"Calling Grace… Cancel\"; Cancel ends the ring on both sides", async () => {
+    await ringFrom(ada, grace);
+    const calling = ada.page.getByTestId("tile-calling").filter({ hasText: "Calling Grace…" });
+    await calling.waitFor({ timeout: STEP_TIMEOUT });
+    await ada.page.getByTestId("tile-self").waitFor({ timeout: STEP_TIMEOUT });
+    await ringPrompt(grace, "Ada").waitFor({ timeout: STEP_TIMEOUT });
+    await ada.page.screenshot({ path: joinPath(out, "ringing-caller.png") });
     await grace.page.screenshot({ path: joinPath(out, "ringing.png") });
+    await calling.getByRole("button", { name: "Cancel" }).click();
+    await anyPrompt(grace).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    await grace.page.locator(".system-line", { hasText: "Missed call from Ada" }).waitFor({ timeout: STEP_TIMEOUT });
+    await outOfCall(ada);
+    // Linus was asked to join the room's call; the call is over, so is the question.
+    await anyPrompt(linus).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  });
+  await step("a declined ring ends on both sides; the caller leaves the call it was alone in", async () => {
+    await ringFrom(ada, grace);
+    const prompt = ringPrompt(grace, "Ada");
+    await prompt.waitFor({ timeout: STEP_TIMEOUT });
     await prompt.getByRole("button", { name: "Decline" }).click();
     await ada.page.locator(".system-line", { hasText: "Grace declined your call" }).waitFor({ timeout: STEP_TIMEOUT });
+    await outOfCall(ada);
+    await ada.page.getByTestId("tile-calling").waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  });
+  await step("an accepted ring is one call: Grace joins Ada's, each decodes the other, no second prompt, none left over", async () => {
+    const startedBefore = await ada.page.locator(".system-line", { hasText: "started a call" }).count();
+    await ringFrom(ada, grace);
+    const prompt = ringPrompt(grace, "Ada");
+    await prompt.waitFor({ timeout: STEP_TIMEOUT });
+    await prompt.getByRole("button", { name: "Join" }).click();
+    await ada.page.getByTestId("tile-calling").waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    for (const u of [ada, grace]) await u.page.getByTestId("tile-remote").first().waitFor({ timeout: STEP_TIMEOUT });
+    const [fromGrace, fromAda] = [await decodingFrom(ada, 1), await decodingFrom(grace, 1)];
+    console.log(`    Ada decodes Grace: ${fromGrace[0].w}×${fromGrace[0].h}; Grace decodes Ada: ${fromAda[0].w}×${fromAda[0].h}`);
+    await ada.page.screenshot({ path: joinPath(out, "ring-accepted.png") });
+    // One call started (Ada's), not a second one by Grace.
+    const started = await ada.page.locator(".system-line", { hasText: "started a call" }).allTextContents();
+    if (started.length !== startedBefore + 1 || !started.at(-1).startsWith("You")) throw new Error(`calls started: ${JSON.stringify(started)}`);
+    for (const u of [ada, grace]) {
+      if ((await anyPrompt(u).count()) !== 0) throw new Error(`${u.name} still has a prompt: ${await anyPrompt(u).first().textContent()}`);
+    }
+    for (const u of [ada, grace]) await u.page.getByRole("button", { name: "Leave call", exact: true }).click();
+    for (const u of [ada, grace, linus]) await anyPrompt(u).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    await linus.page.getByRole("button", { name: "Start video call" }).waitFor({ timeout: STEP_TIMEOUT });
+  });
+  await step("a 4th ring in a row is refused by the server, and the caller is told so (nobody is alerted)", async () => {
+    await ringFrom(ada, linus);
+    await ada.page.getByRole("alert").filter({ hasText: "Too many rings in a row" }).waitFor({ timeout: STEP_TIMEOUT });
+    await ada.page.locator(".system-line", { hasText: "Linus was not rung" }).waitFor({ timeout: STEP_TIMEOUT });
+    await outOfCall(ada);
+    await ada.page.screenshot({ path: joinPath(out, "ring-refused.png") });
+    if ((await anyPrompt(linus).count()) !== 0) throw new Error("Linus was alerted");
+  });
+  await step("an unanswered ring ends on both sides after 30 s", async () => {
+    const t0 = Date.now();
+    await ringFrom(grace, linus);
+    await ringPrompt(linus, "Grace").waitFor({ timeout: STEP_TIMEOUT });
+    await anyPrompt(linus).waitFor({ state: "detached", timeout: 40_000 });
+    const calleeGone = Date.now() - t0;
+    await grace.page.locator(".system-line", { hasText: "Linus did not answer" }).waitFor({ timeout: 5_000 });
+    await outOfCall(grace);
+    const callerGone = Date.now() - t0;
+    await linus.page.locator(".system-line", { hasText: "Missed call from Grace" }).waitFor({ timeout: STEP_TIMEOUT });
+    console.log(`    the ring ended after ${(calleeGone / 1000).toFixed(1)} s for Linus, ${(callerGone / 1000).toFixed(1)} s for Grace`);
+    if (calleeGone < 29_000 || callerGone < 29_000) throw new Error("the ring ended before 30 s");
+    for (const u of [ada, grace, linus]) {
+      if ((await anyPrompt(u).count()) !== 0) throw new Error(`${u.name} still has a prompt`);
+    }
+    await ada.page.getByRole("button", { name: "Start video call" }).waitFor({ timeout: STEP_TIMEOUT });
   });
   await step("keyboard: Tab reaches a member's Ring button, the prompt takes the focus, Enter declines", async () => {
     const g = grace.page;
@@ -249,6 +317,7 @@ try {
     if (label !== "Decline") throw new Error(`Tab from the prompt reached ${JSON.stringify(label)}`);
     await ada.page.keyboard.press("Enter");
     await grace.page.locator(".system-line", { hasText: "Ada declined your call" }).waitFor({ timeout: STEP_TIMEOUT });
+    await outOfCall(grace);
   });
   await step("a 3-way video call: everyone decodes everyone", async () => {
     await ada.page.getByRole("button", { name: "Start video call" }).click();

@@ -80,7 +80,7 @@ describe("typing", () => {
 describe("calls", () => {
   it("prompts members outside the call when it starts, not the starter", () => {
     const s = run([joined(), { type: "call_started", by: "p_2", video: true, started_at: 500 }]);
-    expect(s.prompt).toEqual({ kind: "call", by: "p_2", byName: "Grace", video: true });
+    expect(s.prompt).toEqual({ kind: "call", by: "p_2", byName: "Grace", video: true, since: 1000 });
     expect(s.call).toEqual({ startedAt: 500, members: ["p_2"] });
     const own = run([joined(), { type: "call_joined", peers: [] }, { type: "call_started", by: "p_1", video: false, started_at: 9 }]);
     expect(own.prompt).toBeNull();
@@ -99,7 +99,7 @@ describe("calls", () => {
 
   it("shows a ring from a member and clears it if they leave", () => {
     let s = run([joined(), { type: "ring", from: "p_2", video: false }]);
-    expect(s.prompt).toEqual({ kind: "ring", from: "p_2", fromName: "Grace", video: false });
+    expect(s.prompt).toEqual({ kind: "ring", from: "p_2", fromName: "Grace", video: false, since: 1000 });
     s = apply(s, { type: "peer_left", id: "p_2", reason: "left" }, 5);
     expect(s.prompt).toBeNull();
   });

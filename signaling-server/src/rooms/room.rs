@@ -77,35 +77,58 @@ pub(super) struct Member {
     /// Its place in its source's member quota (none when restored from a
     /// snapshot); given back when the member is dropped.
     pub(super) _quota: Option<Ticket>,
-    /// When it last rang someone, and last started a call: each alerts
-    /// other people, so each is allowed once per [`ALERT_COOLDOWN`].
+    /// Its budgets for ringing someone and for starting a call: each alerts
+    /// other people, so each is limited by an [`AlertBudget`].
     pub(super) alerted: Alerted,
 }
 
-/// A member's last alerts of others.
+/// A member's budgets for alerting others.
 #[derive(Debug, Default)]
 pub(super) struct Alerted {
-    ring: Option<Instant>,
-    call_start: Option<Instant>,
+    ring: AlertBudget,
+    call_start: AlertBudget,
 }
 
-/// The shortest time between two rings, or two call starts, of one member.
-pub const ALERT_COOLDOWN: Duration = Duration::from_secs(5);
+/// How many rings (or call starts) a member may make at once: enough to
+/// cancel and ring again, or to ring two people in a row.
+pub const ALERT_BURST: f64 = 3.0;
+/// After the burst, one more alert per this long.
+pub const ALERT_EVERY: Duration = Duration::from_secs(10);
 
-/// Whether an alert last made at `last` may be made again now (and notes it).
-fn cooled_down(last: &mut Option<Instant>) -> bool {
-    let now = Instant::now();
-    if last.is_some_and(|t| now.duration_since(t) < ALERT_COOLDOWN) {
-        return false;
+/// A token bucket of alerts: [`ALERT_BURST`] at once, then one per
+/// [`ALERT_EVERY`]. A flood at one victim rings at most three times, then
+/// six times a minute.
+#[derive(Debug, Default)]
+pub(super) struct AlertBudget {
+    /// Alerts left at `last` (meaningless before the first).
+    left: f64,
+    last: Option<Instant>,
+}
+
+impl AlertBudget {
+    /// Takes one alert, if there is one left.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refilled = match self.last {
+            None => ALERT_BURST,
+            Some(t) => (self.left
+                + now.duration_since(t).as_secs_f64() / ALERT_EVERY.as_secs_f64())
+            .min(ALERT_BURST),
+        };
+        self.last = Some(now);
+        let allowed = refilled >= 1.0;
+        self.left = if allowed { refilled - 1.0 } else { refilled };
+        allowed
     }
-    *last = Some(now);
-    true
 }
 
 fn too_soon(what: &str) -> Refusal {
     Refusal::new(
         ErrorCode::RateLimited,
-        format!("{what} at most once every {} s", ALERT_COOLDOWN.as_secs()),
+        format!(
+            "{what}: at most {ALERT_BURST} in a row, then one every {} s",
+            ALERT_EVERY.as_secs()
+        ),
     )
 }
 
@@ -444,8 +467,8 @@ impl Room {
             }
             RoomAction::Ring(RingSend { to, video }) => {
                 let target = self.other(&from, &to)?;
-                if !cooled_down(&mut self.members[index].alerted.ring) {
-                    return Err(too_soon("ring"));
+                if !self.members[index].alerted.ring.take() {
+                    return Err(too_soon("too many rings"));
                 }
                 self.send(shared, target, &ServerMessage::Ring { from, video }, None);
                 Ok(())
@@ -554,8 +577,8 @@ impl Room {
             self.send(shared, index, &joined, None);
             return Ok(());
         }
-        if self.call.is_none() && !cooled_down(&mut self.members[index].alerted.call_start) {
-            return Err(too_soon("start a call"));
+        if self.call.is_none() && !self.members[index].alerted.call_start.take() {
+            return Err(too_soon("too many calls started"));
         }
         self.send(shared, index, &joined, None);
         self.changed = true;

@@ -6,7 +6,8 @@
 
 import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
-import { apply, describeError, expireTyping, initialState } from "../engine/session";
+import { describeError, expireTyping, initialState, leftCall } from "../engine/session";
+import { Ringer } from "../engine/ringer";
 import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
 import type { Device, DeviceKind, DeviceList, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc } from "./ipc";
@@ -74,6 +75,14 @@ export class DesktopEngine extends ObservableState implements Engine {
   private watching = false;
   private tiles = new Map<string, TileFigures>();
   private timer: ReturnType<typeof setInterval>;
+  private readonly ringer = new Ringer({
+    current: () => this.state,
+    set: (state) => this.update(() => state),
+    send: (message) => this.send(message),
+    joinCall: (video) => this.joinCall(video),
+    leaveCall: () => this.leaveCall(),
+    now: () => Date.now(),
+  });
   /** Resolves once the shell answered `attach`. */
   readonly ready: Promise<void>;
 
@@ -82,7 +91,10 @@ export class DesktopEngine extends ObservableState implements Engine {
       ...initialState(),
       desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true },
     });
-    this.timer = setInterval(() => this.update((s) => expireTyping(s, Date.now())), 1000);
+    this.timer = setInterval(() => {
+      this.update((s) => expireTyping(s, Date.now()));
+      this.ringer.tick();
+    }, 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
       this.token = startup.hosting && startup.hosting.serverUrl === startup.settings.serverUrl ? startup.hosting.token : null;
@@ -131,7 +143,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   private onEvent(event: UiEvent): void {
     switch (event.type) {
       case "server":
-        this.update((s) => apply(s, event.message, Date.now()));
+        this.ringer.receive(event.message);
         return;
       case "reconnecting":
         this.update((s) => ({ ...s, status: s.status === "connecting" ? s.status : "reconnecting" }));
@@ -333,20 +345,21 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   leaveCall(): void {
+    this.ringer.leavingCall();
     void this.ipc.leaveCall().catch((e) => this.fail(e));
-    this.update((s) => ({ ...s, inCall: false, remote: {}, stats: {}, speaker: null, local: { ...s.local, video: false, screen: false } }));
+    this.update((s) => ({ ...leftCall(s), local: { ...s.local, video: false, screen: false } }));
   }
 
-  ring(to: string, video: boolean): void {
-    this.send({ type: "ring", to, video });
+  ring(to: string, video: boolean): Promise<void> {
+    return this.ringer.ring(to, video);
   }
 
-  async answer(accept: boolean): Promise<void> {
-    const prompt = this.state.prompt;
-    if (!prompt) return;
-    this.update((s) => ({ ...s, prompt: null }));
-    if (prompt.kind === "ring") this.send({ type: "ring_reply", to: prompt.from, accept });
-    if (accept && !this.state.inCall) await this.joinCall(prompt.video);
+  cancelRing(): void {
+    this.ringer.cancel();
+  }
+
+  answer(accept: boolean): Promise<void> {
+    return this.ringer.answer(accept);
   }
 
   setMicrophone(on: boolean): void {

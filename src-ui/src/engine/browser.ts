@@ -5,7 +5,8 @@
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
 import type { Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
-import { apply, describeError, expireTyping, initialState } from "./session";
+import { describeError, expireTyping, initialState, leftCall } from "./session";
+import { Ringer } from "./ringer";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
 import { collectStats, type StatsSample } from "./stats";
@@ -47,6 +48,14 @@ export class BrowserEngine extends ObservableState implements Engine {
    * through the resumed membership's queue before it is offered for retry. */
   static readonly CONFIRM_MS = 10_000;
   private timers: ReturnType<typeof setInterval>[] = [];
+  private readonly ringer = new Ringer({
+    current: () => this.state,
+    set: (state) => this.update(() => state),
+    send: (message) => void this.send(message),
+    joinCall: (video) => this.joinCall(video),
+    leaveCall: () => this.leaveCall(),
+    now: () => this.env.now(),
+  });
 
   /** `accessToken`: the server's access token (from the page's link), given in `join` and `rooms`. */
   constructor(
@@ -162,7 +171,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       this.onSignal(msg.from, msg.data);
       return;
     }
-    this.update((s) => apply(s, msg, this.env.now()));
+    this.ringer.receive(msg);
     switch (msg.type) {
       case "joined":
         this.flushOutgoing(msg.resumed);
@@ -277,20 +286,21 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   leaveCall(): void {
+    this.ringer.leavingCall();
     this.send({ type: "call_leave" });
     this.endCallLocally();
   }
 
-  ring(to: string, video: boolean): void {
-    this.send({ type: "ring", to, video });
+  ring(to: string, video: boolean): Promise<void> {
+    return this.ringer.ring(to, video);
   }
 
-  async answer(accept: boolean): Promise<void> {
-    const prompt = this.state.prompt;
-    if (!prompt) return;
-    this.update((s) => ({ ...s, prompt: null }));
-    if (prompt.kind === "ring") this.send({ type: "ring_reply", to: prompt.from, accept });
-    if (accept && !this.state.inCall) await this.joinCall(prompt.video);
+  cancelRing(): void {
+    this.ringer.cancel();
+  }
+
+  answer(accept: boolean): Promise<void> {
+    return this.ringer.answer(accept);
   }
 
   private endCallLocally(): void {
@@ -298,14 +308,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.closeLinks();
     for (const track of [this.microphone, this.camera, this.screen]) track?.stop();
     this.microphone = this.camera = this.screen = null;
-    this.update((s) => ({
-      ...s,
-      inCall: false,
-      remote: {},
-      stats: {},
-      speaker: null,
-      local: { ...s.local, video: false, screen: false, stream: null },
-    }));
+    this.update((s) => ({ ...leftCall(s), local: { ...s.local, video: false, screen: false, stream: null } }));
   }
 
   private link(remoteId: string, initiator: boolean): PeerLink | null {
@@ -520,6 +523,7 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   private tick(): void {
     this.update((s) => expireTyping(s, this.env.now()));
+    this.ringer.tick();
     if (this.links.size > 0) void this.pollStats();
   }
 

@@ -4,11 +4,11 @@
 
 import type { Peer, ServerMessage } from "../protocol";
 import type { ChatLine, EngineState, Prompt } from "./types";
+import { appendChat, systemLine } from "./lines";
+import { settleRings, type RingStep } from "./ringing";
 
 /** A typing indicator not refreshed for this long disappears (protocol: 6 s). */
 export const TYPING_TTL_MS = 6000;
-/** The most chat lines kept; older ones scroll away. */
-export const MAX_CHAT_LINES = 500;
 
 export function initialState(): EngineState {
   return {
@@ -26,6 +26,7 @@ export function initialState(): EngineState {
     call: null,
     inCall: false,
     prompt: null,
+    outgoingRing: null,
     local: { audio: true, video: false, screen: false, stream: null },
     remote: {},
     stats: {},
@@ -33,20 +34,6 @@ export function initialState(): EngineState {
     devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null },
     limits: null,
   };
-}
-
-let systemLineSeq = 0;
-
-function systemLine(text: string, ts: number): ChatLine {
-  systemLineSeq += 1;
-  return { kind: "system", id: `sys_${systemLineSeq}`, text, ts };
-}
-
-function appendChat(state: EngineState, line: ChatLine, countsUnread: boolean): EngineState {
-  const chat = state.chat.length >= MAX_CHAT_LINES ? state.chat.slice(-MAX_CHAT_LINES + 1) : state.chat.slice();
-  chat.push(line);
-  if (!countsUnread) return { ...state, chat };
-  return { ...state, chat, unread: state.unread + 1, firstUnread: state.firstUnread ?? line.id };
 }
 
 /** The display name of a member id (self included), or a placeholder. */
@@ -65,6 +52,16 @@ function upsert(members: Peer[], peer: Peer): Peer[] {
 
 /** Applies one server message. `now` is the local clock in ms. */
 export function apply(state: EngineState, msg: ServerMessage, now: number): EngineState {
+  return receive(state, msg, now).state;
+}
+
+/** Applies one server message, with what the engine must do about rings. */
+export function receive(state: EngineState, msg: ServerMessage, now: number): RingStep {
+  const line = (s: EngineState, text: string) => appendChat(s, systemLine(text, now), false);
+  return settleRings(state, applyMessage(state, msg, now), msg, now, line);
+}
+
+function applyMessage(state: EngineState, msg: ServerMessage, now: number): EngineState {
   switch (msg.type) {
     case "rooms":
       return { ...state, rooms: msg.rooms };
@@ -84,7 +81,7 @@ export function apply(state: EngineState, msg: ServerMessage, now: number): Engi
       };
       if (!msg.resumed) {
         // A fresh membership: nothing from before is valid any more.
-        next = { ...next, typing: {}, remote: {}, stats: {}, prompt: null, speaker: null };
+        next = { ...next, typing: {}, remote: {}, stats: {}, speaker: null };
         next = appendChat(next, systemLine(`You joined ${msg.room.name}`, now), false);
       }
       return next;
@@ -102,7 +99,7 @@ export function apply(state: EngineState, msg: ServerMessage, now: number): Engi
       const stats = { ...state.stats };
       delete stats[msg.id];
       const why = msg.reason === "left" ? "left" : msg.reason === "timeout" ? "lost connection" : msg.reason === "kicked" ? "was removed" : "was disconnected";
-      let next: EngineState = {
+      const next: EngineState = {
         ...state,
         members: state.members.filter((m) => m.id !== msg.id),
         typing,
@@ -111,9 +108,6 @@ export function apply(state: EngineState, msg: ServerMessage, now: number): Engi
         speaker: state.speaker === msg.id ? null : state.speaker,
         call: state.call ? { ...state.call, members: state.call.members.filter((id) => id !== msg.id) } : null,
       };
-      if (next.prompt && (next.prompt.kind === "ring" ? next.prompt.from : next.prompt.by) === msg.id && next.prompt.kind === "ring") {
-        next = { ...next, prompt: null };
-      }
       return appendChat(next, systemLine(`${name} ${why}`, now), false);
     }
     case "peer_updated": {
@@ -174,25 +168,33 @@ export function apply(state: EngineState, msg: ServerMessage, now: number): Engi
       const call = { startedAt: msg.started_at, members: state.call?.members.includes(msg.by) ? state.call.members : [msg.by] };
       let next: EngineState = { ...state, call };
       if (msg.by !== self && !state.inCall) {
-        const prompt: Prompt = { kind: "call", by: msg.by, byName: nameOf(state, msg.by), video: msg.video };
+        const prompt: Prompt = { kind: "call", by: msg.by, byName: nameOf(state, msg.by), video: msg.video, since: now };
         next = { ...next, prompt };
       }
       return appendChat(next, systemLine(`${msg.by === self ? "You" : nameOf(state, msg.by)} started a call`, now), false);
     }
     case "call_ended": {
-      const next: EngineState = { ...state, call: null, inCall: false, remote: {}, stats: {}, speaker: null, prompt: state.prompt?.kind === "call" ? null : state.prompt };
+      const next: EngineState = { ...state, call: null, inCall: false, remote: {}, stats: {}, speaker: null };
       return appendChat(next, systemLine(`Call ended · ${formatDuration(msg.duration_ms)}`, now), false);
     }
     case "ring":
-      return { ...state, prompt: { kind: "ring", from: msg.from, fromName: nameOf(state, msg.from), video: msg.video } };
     case "ring_reply":
-      return appendChat(state, systemLine(`${nameOf(state, msg.from)} ${msg.accept ? "accepted" : "declined"} your call`, now), false);
+      // Rings are settled in ./ringing.
     case "signal":
     case "pong":
       return state;
     case "error":
       return { ...state, error: { code: msg.code, message: describeError(msg.code, msg.message) } };
   }
+}
+
+/** We left the call: out of it here at once (the server tells only the
+ * others), so the room's call count is right without us. */
+export function leftCall(state: EngineState): EngineState {
+  const self = state.self?.id;
+  const members = state.call?.members.filter((id) => id !== self) ?? [];
+  const call = state.call && members.length > 0 ? { ...state.call, members } : null;
+  return { ...state, inCall: false, call, remote: {}, stats: {}, speaker: null };
 }
 
 /** Drops typing indicators that were not refreshed in time. */
@@ -229,7 +231,11 @@ export function describeError(code: string, serverMessage: string): string {
       return "This server needs an access token, or does not allow that.";
     case "rate_limited":
       // A join refused after too many wrong passwords says how long to wait.
-      return serverMessage.includes("try again") ? `${serverMessage[0]?.toUpperCase() ?? ""}${serverMessage.slice(1)}.` : "Slow down: you are sending too fast.";
+      if (serverMessage.includes("try again")) return `${serverMessage[0]?.toUpperCase() ?? ""}${serverMessage.slice(1)}.`;
+      // Rings and call starts have their own budget (they alert others).
+      if (serverMessage.startsWith("too many rings")) return "Too many rings in a row: try again in a few seconds.";
+      if (serverMessage.startsWith("too many calls started")) return "Too many calls started in a row: try again in a few seconds.";
+      return "Slow down: you are sending too fast.";
     case "too_large":
       return "That message is too large for the server.";
     case "unsupported_version":

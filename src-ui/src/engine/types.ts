@@ -45,10 +45,18 @@ export interface OutgoingChat {
   written: boolean;
 }
 
-/** Something asking the user to answer. */
+/** Something asking the user to answer (`since`: when it came, ms). */
 export type Prompt =
-  | { kind: "call"; by: string; byName: string; video: boolean }
-  | { kind: "ring"; from: string; fromName: string; video: boolean };
+  | { kind: "call"; by: string; byName: string; video: boolean; since: number }
+  | { kind: "ring"; from: string; fromName: string; video: boolean; since: number };
+
+/** Our ring to a member, until it is answered, declined, cancelled or times out. */
+export interface OutgoingRing {
+  to: string;
+  toName: string;
+  video: boolean;
+  since: number;
+}
 
 /** A remote call member as the UI shows it. */
 export interface RemoteMedia {
@@ -109,6 +117,8 @@ export interface EngineState {
   /** Whether this client is in the call. */
   inCall: boolean;
   prompt: Prompt | null;
+  /** Whom we are ringing ("Calling Grace…"), while we are. */
+  outgoingRing: OutgoingRing | null;
   local: Media & { stream: MediaStream | null };
   remote: Record<string, RemoteMedia>;
   stats: Record<string, PeerStats>;
@@ -189,7 +199,10 @@ export interface Engine {
 
   joinCall(video: boolean): Promise<void>;
   leaveCall(): void;
-  ring(to: string, video: boolean): void;
+  /** Rings `to`: joins the call (starting it if need be) and shows "Calling…" until answered. */
+  ring(to: string, video: boolean): Promise<void>;
+  /** Stops ringing (the callee's prompt goes away; alone in the call, we leave it). */
+  cancelRing(): void;
   answer(accept: boolean): Promise<void>;
 
   setMicrophone(on: boolean): void;

@@ -65,7 +65,8 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
   const self = state.self;
   if (!self || !state.inCall) return null;
   const remoteIds = (state.call?.members ?? []).filter((id) => id !== self.id);
-  const count = remoteIds.length + 1;
+  const ring = state.outgoingRing;
+  const count = remoteIds.length + 1 + (ring ? 1 : 0);
   const speakerDevice = state.devices.speaker;
   return (
     <section className={`call-grid tiles-${Math.min(count, 8)}`} aria-label="Call">
@@ -107,6 +108,26 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
           </figure>
         );
       })}
+      {ring && <CallingTile id={ring.to} name={ring.toName} />}
     </section>
+  );
+}
+
+/** The member we are ringing, until they answer: "Calling Grace…" and Cancel. */
+function CallingTile({ id, name }: { id: string; name: string }) {
+  const engine = useEngine();
+  return (
+    <figure className="tile calling" data-testid="tile-calling" data-peer={id}>
+      <div className="tile-avatar">
+        <Avatar id={id} name={name} size={72} />
+        <p className="calling-text" role="status">
+          Calling {name}…
+        </p>
+        <button type="button" className="danger" onClick={() => engine.cancelRing()}>
+          Cancel
+        </button>
+      </div>
+      <figcaption>{name}</figcaption>
+    </figure>
   );
 }

@@ -36,6 +36,8 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
         {everyone.map((peer) => {
           const isSelf = peer.id === self.id;
           const typing = state.typing[peer.id] !== undefined;
+          const inCall = isSelf ? state.inCall : peer.in_call;
+          const ringing = state.outgoingRing?.to === peer.id;
           return (
             <li key={peer.id} className="member" data-peer={peer.id}>
               <Avatar id={peer.id} name={peer.name} speaking={state.speaker === peer.id} />
@@ -45,7 +47,7 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
                   {isSelf && <span className="muted"> (you)</span>}
                 </span>
                 <span className="member-status">
-                  {typing ? "typing…" : peer.in_call ? "in call" : peer.client === "desktop" ? "desktop" : peer.client === "bot" ? "bot" : "online"}
+                  {typing ? "typing…" : ringing ? "ringing…" : inCall ? "in call" : peer.client === "desktop" ? "desktop" : peer.client === "bot" ? "bot" : "online"}
                 </span>
               </span>
               <MediaIcons peer={peer} />
@@ -54,8 +56,8 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
                   <button type="button" className="icon" title={`Message ${peer.name} directly`} aria-label={`Message ${peer.name} directly`} onClick={() => onDirect(peer.id)}>
                     <Icon name="mail" />
                   </button>
-                  {!peer.in_call && (
-                    <button type="button" className="icon" title={`Ring ${peer.name}`} aria-label={`Ring ${peer.name}`} onClick={() => engine.ring(peer.id, true)}>
+                  {!peer.in_call && !state.outgoingRing && (
+                    <button type="button" className="icon" title={`Ring ${peer.name}`} aria-label={`Ring ${peer.name}`} onClick={() => void engine.ring(peer.id, true)}>
                       <Icon name="phone" />
                     </button>
                   )}
