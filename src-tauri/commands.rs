@@ -3,12 +3,13 @@
 //! settings or the hosted server.
 
 use huddle_engine::lobby::{LobbyEvent, RoomWatch};
+use huddle_engine::tls::ServerTrust;
 use huddle_protocol::ClientMessage;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use tauri::ipc::{Channel, Response};
-use tauri::State;
+use tauri::{Manager, State};
 use ts_rs::TS;
 
 use crate::devices::{self, DeviceList};
@@ -52,6 +53,9 @@ pub struct JoinArgs {
     pub password: Option<String>,
     /// The server's access token (from a link, or the hosted server's).
     pub token: Option<String>,
+    /// The fingerprint of the certificate to trust on `wss://` (from a link,
+    /// or the hosted server's); none: the system's authorities.
+    pub fingerprint: Option<String>,
 }
 
 #[tauri::command]
@@ -91,6 +95,7 @@ pub fn save_settings(
 pub async fn watch_rooms(
     server: Option<String>,
     token: Option<String>,
+    fingerprint: Option<String>,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     let mut lobby = state.lobby.lock().await;
@@ -101,9 +106,10 @@ pub async fn watch_rooms(
         return Ok(());
     };
     let url = links::server_ws_url(&server)?;
+    let trust = links::server_trust(fingerprint.as_deref())?;
     let ui = state.ui.clone();
     *lobby = Some(tauri::async_runtime::spawn(async move {
-        let mut watch = RoomWatch::start(url, token);
+        let mut watch = RoomWatch::start(url, token, trust);
         while let Some(event) = watch.next_event().await {
             let rooms = match event {
                 LobbyEvent::Rooms(rooms) => Some(rooms),
@@ -119,6 +125,7 @@ pub async fn watch_rooms(
 #[tauri::command]
 pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), CommandError> {
     let server = links::server_ws_url(&args.server)?;
+    let trust = links::server_trust(args.fingerprint.as_deref())?;
     let mut session = state.session.lock().await;
     if let Some(old) = session.take() {
         old.leave().await;
@@ -129,6 +136,7 @@ pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), Comm
         name: args.name,
         password: args.password.filter(|p| !p.is_empty()),
         token: args.token.filter(|t| !t.is_empty()),
+        trust,
     };
     *session = Some(Session::start(
         request,
@@ -280,12 +288,19 @@ pub async fn notify(title: String, body: String) -> Result<(), CommandError> {
 
 /// Starts the in-process server (once) and says where it is.
 #[tauri::command]
-pub async fn host(state: State<'_, AppState>) -> Result<HostInfo, CommandError> {
+pub async fn host(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> Result<HostInfo, CommandError> {
     let mut host = state.host.lock().await;
     if let Some(hosted) = host.as_ref() {
         return Ok(hosted.info());
     }
-    let hosted = Hosted::start().await?;
+    let dir = app
+        .path()
+        .app_data_dir()
+        .map_err(|e| CommandError::Host(std::io::Error::other(e)))?;
+    let hosted = Hosted::start(&dir).await?;
     let info = hosted.info();
     *host = Some(hosted);
     Ok(info)
@@ -305,11 +320,17 @@ pub fn join_link(
     server: String,
     room: String,
     token: Option<String>,
+    fingerprint: Option<String>,
 ) -> Result<String, CommandError> {
+    let pinned = match links::server_trust(fingerprint.as_deref())? {
+        ServerTrust::Pinned(fingerprint) => Some(fingerprint),
+        ServerTrust::System => None,
+    };
     Ok(links::join_link(
         &links::server_ws_url(&server)?,
         &room,
         token.as_deref(),
+        pinned.as_ref(),
     ))
 }
 

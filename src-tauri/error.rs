@@ -17,12 +17,16 @@ pub enum CommandError {
     NoServer,
     #[error("{0:?} is not a server address (try host:port or https://host)")]
     BadServerUrl(String),
+    #[error("{0:?} is not a certificate fingerprint (64 hex digits)")]
+    BadFingerprint(String),
     #[error("{0}")]
     Camera(#[from] CaptureError),
     #[error("{0}")]
     Audio(#[from] AudioError),
     #[error("could not host a room: {0}")]
     Host(#[source] std::io::Error),
+    #[error("could not host a room: {0}")]
+    Certificate(#[from] crate::certificate::CertificateError),
     #[error("the settings could not be saved: {0}")]
     Settings(#[from] tauri_plugin_store::Error),
     #[error("{0}")]
@@ -41,9 +45,10 @@ impl CommandError {
             CommandError::NotInCall => "not_in_call",
             CommandError::NoServer => "no_server",
             CommandError::BadServerUrl(_) => "bad_server_url",
+            CommandError::BadFingerprint(_) => "bad_fingerprint",
             CommandError::Camera(_) => "camera",
             CommandError::Audio(_) => "audio",
-            CommandError::Host(_) => "host",
+            CommandError::Host(_) | CommandError::Certificate(_) => "host",
             CommandError::Settings(_) => "settings",
             CommandError::Notify(_) => "notify",
             CommandError::BadLink => "bad_link",

@@ -1,7 +1,9 @@
 //! "Host a room": `huddle-server` (the library) run inside the app, on
 //! every interface, so that others on the same network can join — desktop
-//! apps by a `huddle://` link, browsers by the plain http link (the server
-//! serves the UI too).
+//! apps by a `huddle://` link, browsers by the https link (the server serves
+//! the UI too). It speaks TLS with the app's own certificate
+//! ([`crate::certificate`]): browsers give camera and microphone only to
+//! secure pages.
 //!
 //! Listening on the LAN means every neighbour and every web page the user
 //! opens can reach it, so it is closed by default: a random access token
@@ -11,12 +13,16 @@
 //! until the user stops hosting or quits.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+
+use huddle_engine::tls::Fingerprint;
 
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use ts_rs::TS;
 
+use crate::certificate;
 use crate::error::CommandError;
 
 /// The port tried first (others' firewalls may have it open); any free one
@@ -29,6 +35,8 @@ pub struct Hosted {
     pub addr: SocketAddr,
     /// The access token every client must give.
     token: String,
+    /// The fingerprint of its certificate.
+    fingerprint: Fingerprint,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -36,20 +44,23 @@ pub struct Hosted {
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct HostInfo {
-    /// What this app connects to (`ws://<lan address>:<port>/ws`).
+    /// What this app connects to (`wss://<lan address>:<port>/ws`).
     pub server_url: String,
-    /// The page browsers open (`http://<lan address>:<port>/`); links to it
+    /// The page browsers open (`https://<lan address>:<port>/`); links to it
     /// carry the token in the fragment (`#token=…`), which browsers send
     /// neither to the server nor in `Referer`.
     pub web_url: String,
     /// The access token: the links' passcode.
     pub token: String,
+    /// The SHA-256 fingerprint of the server's certificate (`AB:CD:…`), shown
+    /// beside the links and carried by `huddle://` links.
+    pub fingerprint: String,
 }
 
 /// The hosted server's settings: the token, its own page's origins, no room
 /// list, small limits.
 pub fn config(token: &str, lan: IpAddr, port: u16) -> huddle_server::Config {
-    let origin = |host: String| format!("http://{host}:{port}");
+    let origin = |host: String| format!("https://{host}:{port}");
     let mut origins = vec![
         origin(lan.to_string()),
         origin("127.0.0.1".into()),
@@ -69,8 +80,8 @@ pub fn config(token: &str, lan: IpAddr, port: u16) -> huddle_server::Config {
 }
 
 impl Hosted {
-    /// Starts serving on every interface.
-    pub async fn start() -> Result<Hosted, CommandError> {
+    /// Starts serving on every interface, with the certificate kept in `dir`.
+    pub async fn start(dir: &Path) -> Result<Hosted, CommandError> {
         let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let listener = match TcpListener::bind((any, PREFERRED_PORT)).await {
             Ok(l) => l,
@@ -81,23 +92,29 @@ impl Hosted {
         let port = listener.local_addr().map_err(CommandError::Host)?.port();
         let (stop, stopped) = oneshot::channel::<()>();
         let lan = lan_address();
+        let certificate = certificate::load_or_make(dir, lan)?;
         let token = huddle_server::ids::access_token();
-        let config = config(&token, lan, port);
+        let config = huddle_server::Config {
+            tls: Some(certificate.server_config()?),
+            ..config(&token, lan, port)
+        };
         tauri::async_runtime::spawn(async move {
             huddle_server::run(listener, config, stopped).await;
         });
         Ok(Hosted {
             addr: SocketAddr::new(lan, port),
             token,
+            fingerprint: certificate.fingerprint,
             stop: Some(stop),
         })
     }
 
     pub fn info(&self) -> HostInfo {
         HostInfo {
-            server_url: format!("ws://{}/ws", self.addr),
-            web_url: format!("http://{}/", self.addr),
+            server_url: format!("wss://{}/ws", self.addr),
+            web_url: format!("https://{}/", self.addr),
             token: self.token.clone(),
+            fingerprint: self.fingerprint.to_string(),
         }
     }
 }
@@ -129,6 +146,7 @@ pub fn lan_address() -> IpAddr {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use futures_util::{SinkExt, StreamExt};
+    use huddle_engine::tls::{self, ServerTrust};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
 
@@ -155,37 +173,68 @@ mod tests {
     /// origin, no socket; the link's token, the room.
     #[tokio::test]
     async fn a_hosted_server_needs_its_token() {
-        let hosted = Hosted::start().await.unwrap();
+        let dir = std::env::temp_dir().join(format!("huddle-host-{}", std::process::id()));
+        let hosted = Hosted::start(&dir).await.unwrap();
         let info = hosted.info();
         let port = hosted.addr.port();
-        let url = format!("ws://127.0.0.1:{port}/ws");
+        assert!(
+            info.server_url.starts_with("wss://") && info.web_url.starts_with("https://"),
+            "{info:?}"
+        );
+        let pinned = ServerTrust::Pinned(info.fingerprint.parse().unwrap());
+        let url = format!("wss://127.0.0.1:{port}/ws");
+        let connect = |request: tokio_tungstenite::tungstenite::handshake::client::Request| {
+            tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                None,
+                false,
+                Some(tls::connector(&pinned)),
+            )
+        };
+        let plain = || url.clone().into_client_request().unwrap();
         let join = |token: Option<&str>| serde_json::json!({"type":"join","v":1,"room":"family","name":"Eve","token":token});
 
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        // Only TLS is served: a plain WebSocket gets nowhere.
+        assert!(
+            tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+                .await
+                .is_err()
+        );
+        // Another certificate than the one the links name is refused.
+        let impostor = ServerTrust::Pinned(Fingerprint::of(b"another certificate"));
+        let refused = tokio_tungstenite::connect_async_tls_with_config(
+            plain(),
+            None,
+            false,
+            Some(tls::connector(&impostor)),
+        )
+        .await;
+        assert!(refused.is_err(), "a wrong pin connected");
+
+        let (mut ws, _) = connect(plain()).await.unwrap();
         let refused = ask(&mut ws, join(None)).await;
         assert_eq!(refused["code"], "forbidden", "{refused}");
-        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let (mut ws, _) = connect(plain()).await.unwrap();
         let refused = ask(&mut ws, join(Some("guess"))).await;
         assert_eq!(refused["code"], "forbidden", "{refused}");
 
-        let mut request = url.clone().into_client_request().unwrap();
+        let mut request = plain();
         request
             .headers_mut()
-            .insert("Origin", "http://evil.example".parse().unwrap());
-        let Err(tokio_tungstenite::tungstenite::Error::Http(response)) =
-            tokio_tungstenite::connect_async(request).await
+            .insert("Origin", "https://evil.example".parse().unwrap());
+        let Err(tokio_tungstenite::tungstenite::Error::Http(response)) = connect(request).await
         else {
             panic!("another page's origin was let in");
         };
         assert_eq!(response.status(), 403);
 
         // The page's own origin with the link's token joins; no room list.
-        let mut request = url.clone().into_client_request().unwrap();
-        let origin = format!("http://127.0.0.1:{port}");
+        let mut request = plain();
+        let origin = format!("https://127.0.0.1:{port}");
         request
             .headers_mut()
             .insert("Origin", origin.parse().unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (mut ws, _) = connect(request).await.unwrap();
         let joined = ask(&mut ws, join(Some(&info.token))).await;
         assert_eq!(joined["type"], "joined", "{joined}");
         let list = ask(&mut ws, serde_json::json!({"type":"rooms"})).await;

@@ -3,6 +3,7 @@
 //! the engine only through the commands in [`commands`] and the events in
 //! [`events`]. Remote pictures travel as raw bytes ([`frames`]).
 
+pub mod certificate;
 pub mod commands;
 pub mod devices;
 pub mod error;

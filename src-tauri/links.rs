@@ -3,9 +3,11 @@
 //! A server is entered as `host:port`, an `http(s)://` page address (the
 //! one a browser opens) or a `ws(s)://…/ws` address; all become the
 //! WebSocket address the engine connects to. A link
-//! `huddle://join?server=<address>&room=<name>[&token=<access token>]`
-//! opens the join screen.
+//! `huddle://join?server=<address>&room=<name>[&token=<access token>][&fp=<sha-256>]`
+//! opens the join screen; `fp` pins the server's certificate (a room hosted
+//! from a Huddle app, whose certificate no authority signed).
 
+use huddle_engine::tls::{Fingerprint, ServerTrust};
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -48,6 +50,9 @@ pub struct JoinLink {
     pub room: String,
     /// The server's access token, when the link carries one.
     pub token: Option<String>,
+    /// The SHA-256 fingerprint of the server's certificate, when the link
+    /// pins one (`AB:CD:…`).
+    pub fingerprint: Option<String>,
 }
 
 /// Reads a `huddle://join?server=…&room=…` link; `None` when it is not one.
@@ -57,6 +62,7 @@ pub fn parse_join_link(link: &str) -> Option<JoinLink> {
     let mut server = None;
     let mut room = None;
     let mut token = None;
+    let mut fingerprint = None;
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=')?;
         let value = percent_decode(value)?;
@@ -64,6 +70,7 @@ pub fn parse_join_link(link: &str) -> Option<JoinLink> {
             "server" => server = Some(server_ws_url(&value).ok()?),
             "room" => room = Some(value),
             "token" if !value.is_empty() && value.len() <= 128 => token = Some(value),
+            "fp" => fingerprint = Some(value.parse::<Fingerprint>().ok()?.to_string()),
             _ => {}
         }
     }
@@ -72,11 +79,18 @@ pub fn parse_join_link(link: &str) -> Option<JoinLink> {
         server: server?,
         room,
         token,
+        fingerprint,
     })
 }
 
-/// The link that opens this app on `room` of `server` (with its access token).
-pub fn join_link(server_ws: &str, room: &str, token: Option<&str>) -> String {
+/// The link that opens this app on `room` of `server` (with its access token
+/// and its certificate's fingerprint).
+pub fn join_link(
+    server_ws: &str,
+    room: &str,
+    token: Option<&str>,
+    fingerprint: Option<&Fingerprint>,
+) -> String {
     let mut link = format!(
         "huddle://join?server={}&room={}",
         percent_encode(server_ws),
@@ -86,7 +100,22 @@ pub fn join_link(server_ws: &str, room: &str, token: Option<&str>) -> String {
         link.push_str("&token=");
         link.push_str(&percent_encode(token));
     }
+    if let Some(fingerprint) = fingerprint {
+        link.push_str("&fp=");
+        link.push_str(&fingerprint.to_string().replace(':', ""));
+    }
     link
+}
+
+/// Whom to trust on `wss://` for a fingerprint as the window gives it.
+pub fn server_trust(fingerprint: Option<&str>) -> Result<ServerTrust, CommandError> {
+    match fingerprint {
+        None => Ok(ServerTrust::System),
+        Some(text) => text
+            .parse()
+            .map(ServerTrust::Pinned)
+            .map_err(|_| CommandError::BadFingerprint(text.to_owned())),
+    }
 }
 
 fn percent_encode(s: &str) -> String {
@@ -125,6 +154,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -144,7 +174,12 @@ mod tests {
 
     #[test]
     fn links_round_trip() {
-        let link = join_link("ws://10.0.0.2:8787/ws", "design review", Some("s3cr/t"));
+        let link = join_link(
+            "ws://10.0.0.2:8787/ws",
+            "design review",
+            Some("s3cr/t"),
+            None,
+        );
         assert_eq!(
             link,
             "huddle://join?server=ws%3A%2F%2F10.0.0.2%3A8787%2Fws&room=design%20review&token=s3cr%2Ft"
@@ -155,7 +190,27 @@ mod tests {
                 server: "ws://10.0.0.2:8787/ws".into(),
                 room: "design review".into(),
                 token: Some("s3cr/t".into()),
+                fingerprint: None,
             })
+        );
+        // A hosted room's link pins its certificate.
+        let fingerprint = Fingerprint::of(b"certificate");
+        let link = join_link("wss://10.0.0.2:8787/ws", "r", Some("t"), Some(&fingerprint));
+        assert!(
+            link.ends_with(&format!("&fp={}", fingerprint.to_string().replace(':', ""))),
+            "{link}"
+        );
+        let parsed = parse_join_link(&link).unwrap();
+        assert_eq!(parsed.fingerprint, Some(fingerprint.to_string()));
+        assert_eq!(
+            server_trust(parsed.fingerprint.as_deref()).unwrap(),
+            ServerTrust::Pinned(fingerprint)
+        );
+        assert!(server_trust(Some("12:34")).is_err());
+        // A malformed pin spoils the link (it must not fall back to trusting the system).
+        assert_eq!(
+            parse_join_link("huddle://join?server=h:1&room=a&fp=zz"),
+            None
         );
         assert_eq!(
             parse_join_link("huddle://join/?room=a&server=host:1"),
@@ -163,6 +218,7 @@ mod tests {
                 server: "ws://host:1/ws".into(),
                 room: "a".into(),
                 token: None,
+                fingerprint: None,
             })
         );
         for bad in [

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command, Commander};
 use huddle_engine::signaling::StopReason;
+use huddle_engine::tls::ServerTrust;
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media};
 use tauri::async_runtime::JoinHandle;
@@ -38,6 +39,8 @@ pub struct JoinRequest {
     pub password: Option<String>,
     /// The server's access token.
     pub token: Option<String>,
+    /// Whom to trust on `wss://`.
+    pub trust: ServerTrust,
 }
 
 /// The devices a call uses (ids as in the settings; `None`: the default).
@@ -68,6 +71,7 @@ impl Session {
             name: request.name,
             password: request.password,
             token: request.token,
+            trust: request.trust,
             client: ClientKind::Desktop,
             media: Media::default(),
         };

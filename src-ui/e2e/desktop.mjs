@@ -11,6 +11,7 @@
 // for a fixed time. Screenshots go to e2e/out/desktop-*.png.
 
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect as tlsConnect } from "node:tls";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -35,6 +36,17 @@ const peerBin = need("HUDDLE_PEER_BIN");
 const PEER_TONE_HZ = 660;
 
 // --- the run ----------------------------------------------------------------------
+
+/** The SHA-256 fingerprint (AB:CD:…) of the certificate a TLS server presents. */
+function servedFingerprint(url) {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: url.hostname, port: Number(url.port), rejectUnauthorized: false, servername: "localhost" }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.on("error", reject);
+  });
+}
 
 const { step, summary } = steps();
 let failed = false;
@@ -112,7 +124,9 @@ try {
     headless: true,
     args: CHROMIUM_FLAGS,
   });
-  const context = await browser.newContext({ permissions: ["camera", "microphone"] });
+  // `ignoreHTTPSErrors` stands for the guest clicking through the browser's
+  // one-time warning about the hosted room's self-signed certificate.
+  const context = await browser.newContext({ permissions: ["camera", "microphone"], ignoreHTTPSErrors: true });
   const grace = await context.newPage();
   grace.on("pageerror", (e) => console.log(`  [Grace] page error: ${e.message}`));
   const appId = await app.execute(`return window.huddle.state().self.id`);
@@ -287,6 +301,13 @@ try {
     await app.type(await app.find("input[name=room]"), "hosted");
     const web = await app.waitFor(`return [...document.querySelectorAll('[data-testid=hosting] input')].map((i) => i.value).find((v) => v.startsWith('http'))`, { what: "the hosting links" });
     console.log(`    the app hosts at ${web.replace(/#token=.*/, "#token=…")}`);
+    if (!web.startsWith("https://")) throw new Error(`the hosted room is not served over HTTPS: ${web}`);
+    // The fingerprint beside the links is the certificate the server presents.
+    const shown = await app.waitFor(`return document.querySelector('[data-testid=hosting] [data-testid=fingerprint] code')?.textContent`, { what: "the fingerprint" });
+    const served = await servedFingerprint(new URL(web));
+    if (shown !== served) throw new Error(`the app shows ${shown}, the server presents ${served}`);
+    console.log(`    certificate SHA-256 ${served.slice(0, 23)}… shown beside the links`);
+    writeFileSync(joinPath(out, "desktop-hosting.png"), await app.screenshot());
     const token = new URL(web).hash.match(/^#token=([A-Za-z0-9]{22,})$/)?.[1];
     if (!token) throw new Error(`the browser link carries no access token: ${web}`);
     await app.clickButton("Join room");
@@ -311,9 +332,16 @@ try {
     await grace.getByLabel("Your name").fill("Grace");
     // The token is taken out of the address bar at once.
     if (grace.url().includes("token")) throw new Error(`the token stays in the address bar: ${grace.url()}`);
+    if (!(await grace.evaluate(() => window.isSecureContext))) throw new Error("the hosted page is not a secure context: no camera or microphone for guests");
     await grace.getByRole("button", { name: "Join room" }).click();
     await grace.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
     await app.waitFor(`return window.huddle.state().members.some((m) => m.name === 'Grace')`, { what: "Grace in the hosted room" });
+    // Inside the room the links stay reachable, under Invite.
+    await app.clickButton("Invite");
+    const inside = await app.waitFor(`return document.querySelector('[data-testid=invite-app] input')?.value`, { what: "the links inside the room" });
+    if (!inside.includes("&fp=") || !inside.includes("&token=")) throw new Error(`the app link lacks its pin or token: ${inside}`);
+    writeFileSync(joinPath(out, "desktop-invite.png"), await app.screenshot());
+    await app.clickButton("Invite");
   });
   await step("someone rings while the window is elsewhere: a desktop notification says who", async () => {
     rig.focusElsewhere();
@@ -347,9 +375,8 @@ try {
     await app.waitFor(`return !document.querySelector("[data-testid=tile-calling]") && window.huddle.state().call?.members.length === 2`, { what: "Grace in the app's call" });
     const graceId = await grace.evaluate(() => window.huddle.state().self.id);
     await waitFor(grace, () => Object.values(window.huddle.state().stats).some((s) => s.framesDecoded > 10), null, { timeout: 30_000 });
-    if (await grace.evaluate(() => window.isSecureContext)) {
-      await app.waitFor(`return (window.huddle.tiles()[arguments[0]]?.rendered ?? 0) > 10`, { what: "Grace's pictures in the app" }, graceId);
-    }
+    // A guest over HTTPS has a camera: the app draws it.
+    await app.waitFor(`return (window.huddle.tiles()[arguments[0]]?.rendered ?? 0) > 10`, { what: "Grace's pictures in the app" }, graceId);
     const started = await grace.locator(".system-line", { hasText: "started a call" }).allTextContents();
     if (started.at(-1) !== "Ada started a call") throw new Error(`calls started: ${JSON.stringify(started)}`);
     await app.clickButton("Leave call");

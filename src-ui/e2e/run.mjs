@@ -97,11 +97,13 @@ const browser = await chromium.launch({
     // Screen share without a picker.
     "--auto-select-desktop-capture-source=Entire screen",
     "--enable-usermedia-screen-capturing",
+    // A name for this machine that is not localhost (the insecure-page step).
+    "--host-resolver-rules=MAP lan.test 127.0.0.1",
   ],
 });
 
 async function user(name, path = "/", viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport, permissions: ["camera", "microphone"] });
+  const context = await browser.newContext({ viewport, permissions: ["camera", "microphone", "clipboard-read", "clipboard-write"] });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`  [${name}] page error: ${e.message}`));
   await page.goto(base + path);
@@ -165,6 +167,25 @@ try {
     await grace.page.getByLabel("Your name").waitFor({ timeout: STEP_TIMEOUT });
   });
   await step("Ada joins a room by name", () => join(ada, "standup"));
+  await step("invite: an empty room offers its link, Copy puts it on the clipboard; the header's Invite has the app link too", async () => {
+    const card = ada.page.getByTestId("empty-room");
+    await card.waitFor({ timeout: STEP_TIMEOUT });
+    await card.getByTestId("invite-web").getByRole("button", { name: "Copy" }).click();
+    await card.getByTestId("invite-web").getByRole("status").filter({ hasText: "Copied" }).waitFor({ timeout: STEP_TIMEOUT });
+    const web = await ada.page.evaluate(() => navigator.clipboard.readText());
+    if (web !== `${base}/r/standup`) throw new Error(`the clipboard has ${JSON.stringify(web)}`);
+    await ada.page.screenshot({ path: joinPath(out, "invite-empty-room.png") });
+    await ada.page.getByRole("button", { name: "Invite" }).click();
+    const menu = ada.page.getByRole("dialog", { name: "Invite people" });
+    await menu.getByTestId("invite-app").getByRole("button", { name: "Copy" }).click();
+    await menu.getByTestId("invite-app").getByRole("status").filter({ hasText: "Copied" }).waitFor({ timeout: STEP_TIMEOUT });
+    const app = await ada.page.evaluate(() => navigator.clipboard.readText());
+    const expected = `huddle://join?server=${encodeURIComponent(`ws://127.0.0.1:${port}/ws`)}&room=standup`;
+    if (app !== expected) throw new Error(`the clipboard has ${JSON.stringify(app)}, not ${expected}`);
+    await ada.page.screenshot({ path: joinPath(out, "invite-menu.png") });
+    await ada.page.keyboard.press("Escape");
+    await menu.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  });
   await step("the lobby lists the room live, with its member count", async () => {
     await linus.page.getByRole("button", { name: "Choose room standup" }).filter({ hasText: "1 member" }).waitFor({ timeout: STEP_TIMEOUT });
     await linus.page.screenshot({ path: joinPath(out, "lobby-phone.png") });
@@ -174,6 +195,9 @@ try {
     if (value !== "standup") throw new Error(`room field is ${JSON.stringify(value)}`);
     await grace.page.screenshot({ path: joinPath(out, "lobby.png") });
     await join(grace);
+  });
+  await step("the empty-room invitation goes once someone else is in", async () => {
+    await ada.page.getByTestId("empty-room").waitFor({ state: "detached", timeout: STEP_TIMEOUT });
   });
   await step("a third user joins from the lobby list", async () => {
     await linus.page.getByRole("button", { name: "Choose room standup" }).click();
@@ -410,6 +434,21 @@ try {
     await say(linus, "made it back");
     for (const u of [ada, grace]) await sees(u, "made it back");
     for (const u of [ada, grace, linus]) await decodingFrom(u, 2);
+  });
+  await step("a page that is not a secure context says why there is no camera, and what to do", async () => {
+    // `lan.test` resolves to this server (see the launch flags) but, unlike
+    // localhost, is no secure context over http — as a LAN address is not.
+    const guest = await user("Guest", "/", { width: 1280, height: 800 });
+    await guest.page.goto(`http://lan.test:${port}/r/insecure`);
+    if (await guest.page.evaluate(() => window.isSecureContext)) throw new Error("http://lan.test is a secure context?");
+    await join(guest);
+    await guest.page.getByRole("button", { name: "Start video call" }).click();
+    const banner = guest.page.getByRole("alert").filter({ hasText: "need a secure page" });
+    await banner.waitFor({ timeout: STEP_TIMEOUT });
+    const text = await banner.textContent();
+    if (!text.includes("http://lan.test") || !text.includes("https://")) throw new Error(`the banner says ${JSON.stringify(text)}`);
+    await guest.page.screenshot({ path: joinPath(out, "not-secure-context.png") });
+    await guest.context.close();
   });
   if (peerBin) {
     await step("interop: Chromium and a native huddle-peer decode each other's H.264 and Opus", async () => {

@@ -58,11 +58,11 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     openTile: record("openTile"),
     nextFrame: async () => new ArrayBuffer(0),
     closeTile: record("closeTile"),
-    host: async () => ({ serverUrl: "ws://10.0.0.2:8787/ws", webUrl: "http://10.0.0.2:8787/", token: "tok3n" }),
+    host: async () => ({ serverUrl: "wss://10.0.0.2:8787/ws", webUrl: "https://10.0.0.2:8787/", token: "tok3n", fingerprint: "AB:CD" }),
     stopHosting: record("stopHosting"),
     openUrl: record("openUrl"),
-    joinLink: async (server, room, token) => {
-      calls.push(["joinLink", { server, room, token }]);
+    joinLink: async (server, room, access) => {
+      calls.push(["joinLink", { server, room, ...access }]);
       return "huddle://join";
     },
     notify: record("notify"),
@@ -86,7 +86,7 @@ describe("DesktopEngine", () => {
     const { ipc, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "ws://other.example.org/ws", room: "retro", token: null } });
+    emit({ type: "open_link", link: { server: "ws://other.example.org/ws", room: "retro", token: null, fingerprint: null } });
     // Another server than the current one: asked first, nothing changed yet.
     expect(engine.getState().desktop?.linkPrompt).toEqual({ host: "other.example.org", room: "retro" });
     expect(engine.getState().desktop?.server).toBe("chat.example.org");
@@ -96,7 +96,7 @@ describe("DesktopEngine", () => {
     expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
     engine.join({ room: "standup", name: "Ada" });
     emit({ type: "server", message: joined as never });
-    emit({ type: "open_link", link: { server: "ws://third.example.org/ws", room: "planning", token: null } });
+    emit({ type: "open_link", link: { server: "ws://third.example.org/ws", room: "planning", token: null, fingerprint: null } });
     expect(engine.getState().status).toBe("joined");
     expect(engine.getState().error?.code).toBe("link");
     expect(engine.getState().desktop?.openedLink?.room).toBe("retro");
@@ -112,13 +112,13 @@ describe("DesktopEngine", () => {
     const { ipc, calls, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "ws://evil.example/ws", room: "free-prizes", token: "t" } });
+    emit({ type: "open_link", link: { server: "ws://evil.example/ws", room: "free-prizes", token: "t", fingerprint: "EE:EE" } });
     engine.desktop?.answerLink(false);
     expect(engine.getState().desktop?.linkPrompt).toBeNull();
     expect(engine.getState().desktop?.server).toBe("chat.example.org");
     expect(calls.some(([name]) => name === "saveSettings")).toBe(false);
     engine.join({ room: "standup", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null }]);
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
     engine.dispose();
   });
 
@@ -126,11 +126,11 @@ describe("DesktopEngine", () => {
     const { ipc, calls, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "chat.example.org", room: "retro", token: "t0k" } });
+    emit({ type: "open_link", link: { server: "chat.example.org", room: "retro", token: "t0k", fingerprint: "12:34" } });
     expect(engine.getState().desktop?.linkPrompt).toBeNull();
     expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
     engine.join({ room: "retro", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "retro", name: "Ada", password: null, token: "t0k" }]);
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "retro", name: "Ada", password: null, token: "t0k", fingerprint: "12:34" }]);
     engine.dispose();
   });
 
@@ -166,23 +166,23 @@ describe("DesktopEngine", () => {
     await engine.ready;
     engine.join({ room: "standup", name: "Ada" });
     expect(engine.getState().status).toBe("connecting");
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null }]);
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
     emit({ type: "server", message: joined as never });
     expect(engine.getState().status).toBe("joined");
     expect(engine.getState().room?.name).toBe("standup");
     engine.dispose();
   });
 
-  it("hosting: joins and links carry the hosted server's token; stopping forgets it", async () => {
+  it("hosting: joins and links carry the hosted server's token and certificate; stopping forgets them", async () => {
     const { ipc, calls } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
     await engine.desktop?.host();
     expect(engine.getState().desktop?.hosting?.token).toBe("tok3n");
     engine.join({ room: "standup", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "ws://10.0.0.2:8787/ws", room: "standup", name: "Ada", password: null, token: "tok3n" }]);
+    expect(calls).toContainEqual(["join", { server: "wss://10.0.0.2:8787/ws", room: "standup", name: "Ada", password: null, token: "tok3n", fingerprint: "AB:CD" }]);
     await engine.desktop?.joinLink("standup");
-    expect(calls).toContainEqual(["joinLink", { server: "ws://10.0.0.2:8787/ws", room: "standup", token: "tok3n" }]);
+    expect(calls).toContainEqual(["joinLink", { server: "wss://10.0.0.2:8787/ws", room: "standup", token: "tok3n", fingerprint: "AB:CD" }]);
     engine.leave();
     await engine.desktop?.stopHosting();
     expect(calls.some(([name]) => name === "stopHosting")).toBe(true);
@@ -191,7 +191,7 @@ describe("DesktopEngine", () => {
     // Another server typed in afterwards gets no token.
     engine.desktop?.setServer("chat.example.org");
     engine.join({ room: "standup", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null }]);
+    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
     engine.dispose();
   });
 

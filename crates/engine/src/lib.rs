@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod room;
 pub mod signaling;
 pub mod stats;
+pub mod tls;
 pub mod video;
 
 pub use room::{MeshAction, Room};

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::backoff;
+use crate::tls::{self, ServerTrust};
 
 /// What the watch reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +37,11 @@ pub struct RoomWatch {
 
 impl RoomWatch {
     /// Starts watching the room list of the server at `url` (`ws://…/ws`),
-    /// with the access `token` a server started with `--token` asks for.
-    pub fn start(url: impl Into<String>, token: Option<String>) -> RoomWatch {
+    /// with the access `token` a server started with `--token` asks for,
+    /// trusting `trust` on `wss://`.
+    pub fn start(url: impl Into<String>, token: Option<String>, trust: ServerTrust) -> RoomWatch {
         let (tx, events) = mpsc::channel(16);
-        let task = tokio::spawn(run(url.into(), token, tx));
+        let task = tokio::spawn(run(url.into(), token, trust, tx));
         RoomWatch { events, task }
     }
 
@@ -55,11 +57,16 @@ impl Drop for RoomWatch {
     }
 }
 
-async fn run(url: String, token: Option<String>, events: mpsc::Sender<LobbyEvent>) {
+async fn run(
+    url: String,
+    token: Option<String>,
+    trust: ServerTrust,
+    events: mpsc::Sender<LobbyEvent>,
+) {
     let request = ClientMessage::Rooms(RoomsRequest { watch: true, token });
     let mut attempt = 0;
     loop {
-        match watch_once(&url, &request, &events, &mut attempt).await {
+        match watch_once(&url, &trust, &request, &events, &mut attempt).await {
             Ended::Refused => {
                 let _ = events.send(LobbyEvent::NotOffered).await;
                 return;
@@ -84,11 +91,12 @@ enum Ended {
 
 async fn watch_once(
     url: &str,
+    trust: &ServerTrust,
     request: &ClientMessage,
     events: &mpsc::Sender<LobbyEvent>,
     attempt: &mut u32,
 ) -> Ended {
-    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await else {
+    let Ok((mut ws, _)) = tls::connect(url, trust).await else {
         return Ended::Dropped;
     };
     if ws

@@ -16,15 +16,14 @@ use huddle_protocol::codec::{decode_server, encode_client};
 use huddle_protocol::error::close;
 use huddle_protocol::{ClientKind, ClientMessage, ErrorCode, Media, ServerMessage};
 use thiserror::Error;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
 use crate::backoff;
+use crate::tls::{self, ServerTrust, Socket};
 
 /// Messages queued while disconnected; beyond this `send` fails.
 pub const MAX_PENDING: usize = 256;
@@ -42,6 +41,8 @@ pub struct JoinParams {
     pub token: Option<String>,
     pub client: ClientKind,
     pub media: Media,
+    /// Whom to trust on `wss://`.
+    pub trust: ServerTrust,
 }
 
 /// What the client reports.
@@ -148,8 +149,6 @@ impl Drop for Signaling {
         self.task.abort();
     }
 }
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How one connection ended.
 enum Outcome {
@@ -315,7 +314,7 @@ impl State {
 
     /// Connects and joins; the socket once `joined` arrived (and was reported).
     async fn join(&mut self) -> Result<Socket, Outcome> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(self.url.as_str())
+        let (mut ws, _) = tls::connect(&self.url, &self.params.trust)
             .await
             .map_err(|e| {
                 debug!(error = %e, "signaling: connect failed");
@@ -398,7 +397,9 @@ fn why_unreachable(error: &tokio_tungstenite::tungstenite::Error) -> String {
         WsError::Io(e) if e.to_string().contains("lookup") || e.to_string().contains("resolve") => {
             "the name could not be found (DNS)".into()
         }
-        WsError::Io(e) => format!("the connection failed: {e}"),
+        WsError::Io(e) => {
+            tls::tls_failure(e).unwrap_or_else(|| format!("the connection failed: {e}"))
+        }
         WsError::Tls(e) => format!("the secure connection (TLS) failed: {e}"),
         WsError::Http(response) => format!(
             "that is not a Huddle server (it answered HTTP {} instead of a WebSocket)",

@@ -8,9 +8,10 @@ import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
 import { describeError, expireTyping, initialState, leftCall } from "../engine/session";
 import { Ringer } from "../engine/ringer";
+import { webLink, type InviteLinks } from "../engine/invite";
 import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
-import type { Device, DeviceKind, DeviceList, Settings, UiEvent } from "./bindings";
-import { isCommandError, type DesktopIpc } from "./ipc";
+import type { Device, DeviceKind, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
+import { isCommandError, type DesktopIpc, type ServerAccess } from "./ipc";
 import { createRenderer, parsePicture } from "./yuv";
 
 /** Figures of one tile, for tests and the benchmark. */
@@ -66,12 +67,13 @@ export class DesktopEngine extends ObservableState implements Engine {
   private softwarePainting = false;
   private request: JoinRequest | null = null;
   /** A link opened during a membership, for the lobby once it is left. */
-  private pendingLink: { server: string; room: string; token: string | null } | null = null;
-  /** The current server's access token (from its link, or the hosted
-   * server's); never saved: the link is the passcode. */
-  private token: string | null = null;
+  private pendingLink: JoinLink | null = null;
+  /** What the current server's link grants (from a link, or the hosted
+   * server's): its access token and the fingerprint of its certificate.
+   * Never saved: the link is the passcode. */
+  private access: ServerAccess = NO_ACCESS;
   /** A link to another server, while the user is asked about it. */
-  private linkWaiting: { server: string; room: string; token: string | null } | null = null;
+  private linkWaiting: JoinLink | null = null;
   private watching = false;
   private tiles = new Map<string, TileFigures>();
   private timer: ReturnType<typeof setInterval>;
@@ -97,7 +99,7 @@ export class DesktopEngine extends ObservableState implements Engine {
     }, 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
-      this.token = startup.hosting && startup.hosting.serverUrl === startup.settings.serverUrl ? startup.hosting.token : null;
+      this.access = startup.hosting && startup.hosting.serverUrl === startup.settings.serverUrl ? hostedAccess(startup.hosting) : NO_ACCESS;
       this.softwarePainting = startup.softwarePainting;
       this.setDevices(startup.devices);
       this.update((s) => ({
@@ -113,7 +115,7 @@ export class DesktopEngine extends ObservableState implements Engine {
           focused: true,
         },
       }));
-      if (startup.link) this.openLink(startup.link.server, startup.link.room, startup.link.token);
+      if (startup.link) this.openLink(startup.link);
     });
   }
 
@@ -207,7 +209,7 @@ export class DesktopEngine extends ObservableState implements Engine {
         this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, focused: event.focused } } : s));
         return;
       case "open_link":
-        this.openLink(event.link.server, event.link.room, event.link.token);
+        this.openLink(event.link);
         return;
       case "devices":
         this.setDevices(event.devices);
@@ -235,26 +237,28 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   /** Opens a `huddle://` link's join screen; in a room, it waits until
    * the room is left (the call is not cut by a click elsewhere). */
-  private openLink(server: string, room: string, token: string | null): void {
+  private openLink(link: JoinLink): void {
+    const { server, room } = link;
     if (this.state.status !== "idle" && this.state.status !== "connecting") {
-      this.pendingLink = { server, room, token };
+      this.pendingLink = link;
       this.update((s) => ({ ...s, error: { code: "link", message: `Leave this room to join “${room}” from the link you opened.` } }));
       return;
     }
     if (hostOf(server) !== hostOf(this.state.desktop?.server ?? "")) {
       // Another server: say which, and go only if the user agrees.
-      this.linkWaiting = { server, room, token };
+      this.linkWaiting = link;
       this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, linkPrompt: { host: hostOf(server), room } } } : s));
       return;
     }
     // The same server (perhaps written another way).
-    this.setServer(server, token);
-    this.showLinkRoom(room, token);
+    this.setServer(server, linkAccess(link));
+    this.showLinkRoom(link);
   }
 
   /** Opens the lobby on a link's room, on the current server. */
-  private showLinkRoom(room: string, token: string | null): void {
-    if (token) this.token = token;
+  private showLinkRoom(link: JoinLink): void {
+    const room = link.room;
+    if (link.token || link.fingerprint) this.access = linkAccess(link);
     if (this.watching) this.watchRooms(true);
     // The lobby is shown anew for each link, with its room filled in.
     this.update((s) => ({
@@ -269,7 +273,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   watchRooms(on: boolean): void {
     this.watching = on;
     const server = this.state.desktop?.server ?? "";
-    void this.ipc.watchRooms(on && server ? server : null, this.token).catch(() => this.update((s) => ({ ...s, rooms: null })));
+    void this.ipc.watchRooms(on && server ? server : null, this.access).catch(() => this.update((s) => ({ ...s, rooms: null })));
   }
 
   join(request: JoinRequest): void {
@@ -280,7 +284,7 @@ export class DesktopEngine extends ObservableState implements Engine {
     }
     this.request = request;
     this.update((s) => ({ ...s, status: "connecting", error: null }));
-    this.ipc.join({ server, room: request.room, name: request.name, password: request.password ?? null, token: this.token }).catch((e) => {
+    this.ipc.join({ server, room: request.room, name: request.name, password: request.password ?? null, ...this.access }).catch((e) => {
       this.request = null;
       this.update((s) => ({ ...s, status: "idle" }));
       this.fail(e);
@@ -293,7 +297,7 @@ export class DesktopEngine extends ObservableState implements Engine {
     this.update((s) => ({ ...initialState(), rooms: s.rooms, devices: s.devices, desktop: s.desktop }));
     const link = this.pendingLink;
     this.pendingLink = null;
-    if (link) this.openLink(link.server, link.room, link.token);
+    if (link) this.openLink(link);
     if (this.watching) this.watchRooms(true);
   }
 
@@ -327,6 +331,21 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   setTyping(active: boolean, to?: string): void {
     this.send({ type: "typing", active, ...(to ? { to } : {}) } as ClientMessage);
+  }
+
+  async inviteLinks(room: string): Promise<InviteLinks> {
+    const server = this.state.desktop?.server ?? "";
+    const hosting = this.state.desktop?.hosting;
+    const app = await this.ipc.joinLink(server, room, this.access);
+    if (hosting && hosting.serverUrl === server) {
+      // The token rides in the fragment: browsers send it neither to the
+      // server nor in Referer; the page hands it over in `join`.
+      const web = `${hosting.webUrl}r/${encodeURIComponent(room)}#token=${encodeURIComponent(hosting.token)}`;
+      return { web, app, fingerprint: hosting.fingerprint };
+    }
+    // The shell normalized the server as typed into the link's WebSocket address.
+    const ws = new URL(app).searchParams.get("server") ?? "";
+    return { web: webLink(ws, room, this.access.token), app, fingerprint: null };
   }
 
   markRead(): void {
@@ -390,9 +409,9 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   // --- desktop only -------------------------------------------------------
 
-  /** Points the app at `server`; `token` is its access token, if any. */
-  setServer(server: string, token: string | null = null): void {
-    this.token = token;
+  /** Points the app at `server`, with what its link grants. */
+  setServer(server: string, access: ServerAccess = NO_ACCESS): void {
+    this.access = access;
     // Another server's rooms are not this one's: the list comes anew.
     const changed = server !== this.state.desktop?.server;
     this.update((s) => (s.desktop ? { ...s, rooms: changed ? null : s.rooms, desktop: { ...s.desktop, server } } : s));
@@ -406,7 +425,7 @@ export class DesktopEngine extends ObservableState implements Engine {
       try {
         const info = await this.ipc.host();
         this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, hosting: info } } : s));
-        this.setServer(info.serverUrl, info.token);
+        this.setServer(info.serverUrl, hostedAccess(info));
       } catch (e) {
         this.fail(e);
       }
@@ -427,10 +446,10 @@ export class DesktopEngine extends ObservableState implements Engine {
       this.linkWaiting = null;
       this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, linkPrompt: null } } : s));
       if (!accept || !link) return;
-      this.setServer(link.server, link.token);
-      this.showLinkRoom(link.room, link.token);
+      this.setServer(link.server, linkAccess(link));
+      this.showLinkRoom(link);
     },
-    joinLink: (room) => this.ipc.joinLink(this.state.desktop?.server ?? "", room, this.token),
+    joinLink: (room) => this.ipc.joinLink(this.state.desktop?.server ?? "", room, this.access),
     setVolume: (volume) => {
       this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, volume } } : s));
       this.saveSettings((s) => ({ ...s, volume }));
@@ -493,6 +512,16 @@ export class DesktopEngine extends ObservableState implements Engine {
 }
 
 /** The host (and port) of a server address, as the user should see it. */
+const NO_ACCESS: ServerAccess = { token: null, fingerprint: null };
+
+function linkAccess(link: JoinLink): ServerAccess {
+  return { token: link.token, fingerprint: link.fingerprint };
+}
+
+function hostedAccess(info: HostInfo): ServerAccess {
+  return { token: info.token, fingerprint: info.fingerprint };
+}
+
 function hostOf(server: string): string {
   try {
     return new URL(server).host || server;

@@ -6,6 +6,13 @@ import { Channel, invoke } from "@tauri-apps/api/core";
 import type { ClientMessage } from "../protocol";
 import type { DeviceKind, HostInfo, JoinArgs, Settings, Startup, UiEvent } from "./bindings";
 
+/** What a server's link grants: its access token, and the certificate to
+ * trust on `wss://` (a hosted room's; none: the system's authorities). */
+export interface ServerAccess {
+  token: string | null;
+  fingerprint: string | null;
+}
+
 /** A command's failure as the shell reports it. */
 export interface CommandError {
   code: string;
@@ -24,7 +31,7 @@ export function inDesktopApp(): boolean {
 export interface DesktopIpc {
   attach(onEvent: (event: UiEvent) => void): Promise<Startup>;
   saveSettings(settings: Settings): Promise<void>;
-  watchRooms(server: string | null, token: string | null): Promise<void>;
+  watchRooms(server: string | null, access: ServerAccess): Promise<void>;
   join(args: JoinArgs): Promise<void>;
   leave(): Promise<void>;
   send(message: ClientMessage): Promise<void>;
@@ -45,7 +52,7 @@ export interface DesktopIpc {
   openUrl(url: string): Promise<void>;
   /** Stops the in-process server. */
   stopHosting(): Promise<void>;
-  joinLink(server: string, room: string, token: string | null): Promise<string>;
+  joinLink(server: string, room: string, access: ServerAccess): Promise<string>;
   /** A desktop notification through the system's notification service. */
   notify(title: string, body: string): Promise<void>;
   quit(): Promise<void>;
@@ -58,7 +65,7 @@ export const tauriIpc: DesktopIpc = {
     return invoke("attach", { events });
   },
   saveSettings: (settings) => invoke("save_settings", { settings }),
-  watchRooms: (server, token) => invoke("watch_rooms", { server, token }),
+  watchRooms: (server, { token, fingerprint }) => invoke("watch_rooms", { server, token, fingerprint }),
   join: (args) => invoke("join", { args }),
   leave: () => invoke("leave"),
   send: (message) => invoke("send", { message }),
@@ -74,7 +81,7 @@ export const tauriIpc: DesktopIpc = {
   host: () => invoke("host"),
   stopHosting: () => invoke("stop_hosting"),
   openUrl: (url) => invoke("open_url", { url }),
-  joinLink: (server, room, token) => invoke("join_link", { server, room, token }),
+  joinLink: (server, room, { token, fingerprint }) => invoke("join_link", { server, room, token, fingerprint }),
   notify: (title, body) => invoke("notify", { title, body }),
   quit: () => invoke("quit"),
 };

@@ -7,6 +7,7 @@ import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } 
 import type { Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
 import { describeError, expireTyping, initialState, leftCall } from "./session";
 import { Ringer } from "./ringer";
+import { appLink, webLink, type InviteLinks } from "./invite";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
 import { collectStats, type StatsSample } from "./stats";
@@ -59,7 +60,7 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   /** `accessToken`: the server's access token (from the page's link), given in `join` and `rooms`. */
   constructor(
-    serverUrl: string,
+    private readonly serverUrl: string,
     private readonly env: BrowserEnvironment = browserEnvironment(),
     private readonly accessToken: string | null = null,
   ) {
@@ -268,6 +269,11 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.send({ type: "typing", active, ...(to ? { to } : {}) });
   }
 
+  inviteLinks(room: string): Promise<InviteLinks> {
+    const web = webLink(this.serverUrl, room, this.accessToken);
+    return Promise.resolve({ web, app: appLink(this.serverUrl, room, this.accessToken), fingerprint: null });
+  }
+
   markRead(): void {
     this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0, firstUnread: null }));
   }
@@ -377,7 +383,7 @@ export class BrowserEngine extends ObservableState implements Engine {
   private async startLocalMedia(video: boolean): Promise<void> {
     const devices = this.env.mediaDevices;
     if (!devices) {
-      this.update((s) => ({ ...s, error: { code: "media", message: "This browser gives no access to microphone or camera; you can still listen and watch." } }));
+      this.update((s) => ({ ...s, error: { code: "media", message: noMediaReason() } }));
       return;
     }
     const { microphone, camera } = this.state.devices;
@@ -550,6 +556,14 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.endCallLocally();
     this.signaling.close();
   }
+}
+
+/** Why the page has no camera and microphone, and what to do about it. */
+function noMediaReason(): string {
+  if (typeof window !== "undefined" && window.isSecureContext === false) {
+    return `Camera and microphone need a secure page, and ${location.protocol}//${location.host} is not one (browsers allow them only over https:// or on localhost). Open the https:// link of this room; until then you can listen and watch.`;
+  }
+  return "This browser gives no access to microphone or camera; you can still listen and watch.";
 }
 
 function toRtcIceServer(server: IceServer): RTCIceServer {

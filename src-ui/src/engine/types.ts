@@ -4,6 +4,7 @@
 // peer connection.
 
 import type { Attachment, ErrorCode, Media, Peer, RoomSummary, ServerLimits } from "../protocol";
+import type { InviteLinks } from "./invite";
 
 /** Where the signaling connection is. */
 export type ConnectionStatus =
@@ -135,7 +136,7 @@ export interface DesktopState {
   /** The server as the user typed it (empty: none yet). */
   server: string;
   /** The in-process server this app hosts, once "Host a room" was used. */
-  hosting: { serverUrl: string; webUrl: string; token: string } | null;
+  hosting: { serverUrl: string; webUrl: string; token: string; fingerprint: string } | null;
   /** The window's close button was pressed during a call. */
   confirmClose: boolean;
   /** Playback volume, 0–1. */
@@ -196,6 +197,8 @@ export interface Engine {
   discardChat(rid: string): void;
   setTyping(active: boolean, to?: string): void;
   markRead(): void;
+  /** The links that bring someone into `room`. */
+  inviteLinks(room: string): Promise<InviteLinks>;
 
   joinCall(video: boolean): Promise<void>;
   leaveCall(): void;

@@ -4,6 +4,7 @@
 import { Icon } from "./icons";
 import { useEffect, useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
 import type { Attachment } from "../protocol";
+import { EmptyRoomInvite } from "./Invite";
 import { useEngine, useEngineState } from "./hooks";
 import { linkify } from "./linkify";
 import { nameOf } from "../engine/session";
@@ -159,6 +160,7 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
       onDragLeave={() => setDragging(false)}
       onDrop={onDrop}
     >
+      <EmptyRoomInvite />
       <ol className="messages" ref={listRef} aria-live="polite">
         {state.chat.map((line) => (
           <li key={line.id} className={line.kind === "system" ? "system-line" : `message${line.own ? " own" : ""}${line.to ? " direct" : ""}`} data-testid={line.kind === "chat" ? "message" : "system"}>

@@ -3,6 +3,7 @@
 
 import { Icon } from "./icons";
 import { useEffect, useState, type FormEvent } from "react";
+import { InviteFields } from "./Invite";
 import { useEngine, useEngineState } from "./hooks";
 import { storage } from "./storage";
 import { ServerConfirm } from "./ServerConfirm";
@@ -54,32 +55,19 @@ function HostingPanel({ room }: { room: string }) {
   const engine = useEngine();
   const state = useEngineState();
   const hosting = state.desktop?.hosting;
-  const [link, setLink] = useState("");
-  useEffect(() => {
-    if (!room) return setLink("");
-    void engine.desktop?.joinLink(room).then(setLink, () => setLink(""));
-  }, [engine, room, hosting]);
   const [stopping, setStopping] = useState(false);
   if (!hosting) return null;
-  // The token rides in the fragment: browsers send it neither to the server
-  // nor in Referer; the page hands it over in `join`.
-  const web = `${room ? `${hosting.webUrl}r/${encodeURIComponent(room)}` : hosting.webUrl}#token=${encodeURIComponent(hosting.token)}`;
   return (
     <div className="panel hosting" data-testid="hosting">
       <h2>Hosting on this computer</h2>
       <p className="muted">
         People on your network join with these links{room ? ` (room “${room}”)` : ""}. Each carries this server's passcode: share them only with
-        the people you invite.
+        the people you invite. The links stay under “Invite” in the room.
       </p>
-      <label>
-        In a browser
-        <input readOnly value={web} onFocus={(e) => e.target.select()} />
-      </label>
-      {link && (
-        <label>
-          In the Huddle app
-          <input readOnly value={link} onFocus={(e) => e.target.select()} />
-        </label>
+      {room ? (
+        <InviteFields room={room} />
+      ) : (
+        <p className="muted">Type a room name to get its links.</p>
       )}
       <button
         type="button"

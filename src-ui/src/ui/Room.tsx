@@ -8,6 +8,7 @@ import { Chat } from "./Chat";
 import { Controls } from "./Controls";
 import { Members } from "./Members";
 import { IncomingPrompt } from "./Prompt";
+import { InviteButton } from "./Invite";
 import { useEngine, useEngineState, useNow } from "./hooks";
 import { formatDuration } from "../engine/session";
 
@@ -107,6 +108,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
               </button>
             </>
           )}
+          <InviteButton />
           <button type="button" className="icon" onClick={toggleTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`} title="Theme">
             <Icon name={theme === "dark" ? "sun" : "moon"} />
           </button>

@@ -19,6 +19,7 @@ use huddle_engine::audio::{
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::stats::LinkStats;
+use huddle_engine::tls::{Fingerprint, ServerTrust};
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
 use huddle_engine::video::convert::i420_to_rgb;
 use huddle_engine::video::pattern::{now_ms, read_stamp, TestPattern};
@@ -106,6 +107,11 @@ struct Args {
     /// Server access token, if the server needs one.
     #[arg(long)]
     token: Option<String>,
+    /// On `wss://`, trust exactly the certificate with this SHA-256
+    /// fingerprint (a room hosted from the app) instead of the system's
+    /// certificate authorities.
+    #[arg(long, value_name = "SHA256")]
+    server_fingerprint: Option<Fingerprint>,
     /// What to send as video: test-pattern, camera, camera:N, none.
     #[arg(long, default_value = "test-pattern", value_parser = parse_video)]
     video: Video,
@@ -333,6 +339,9 @@ async fn run(args: Args) -> ExitCode {
         name: args.name.clone(),
         password: args.password.clone(),
         token: args.token.clone(),
+        trust: args
+            .server_fingerprint
+            .map_or(ServerTrust::System, ServerTrust::Pinned),
         client: ClientKind::Bot,
         media: Media {
             audio: options.audio.is_some(),

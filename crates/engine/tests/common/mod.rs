@@ -29,6 +29,7 @@ pub fn params(room: &str, name: &str) -> huddle_engine::JoinParams {
         token: None,
         client: huddle_protocol::ClientKind::Bot,
         media: huddle_protocol::Media::default(),
+        trust: huddle_engine::tls::ServerTrust::System,
     }
 }
 

@@ -5,11 +5,11 @@
  */
 export type HostInfo = { 
 /**
- * What this app connects to (`ws://<lan address>:<port>/ws`).
+ * What this app connects to (`wss://<lan address>:<port>/ws`).
  */
 serverUrl: string, 
 /**
- * The page browsers open (`http://<lan address>:<port>/`); links to it
+ * The page browsers open (`https://<lan address>:<port>/`); links to it
  * carry the token in the fragment (`#token=…`), which browsers send
  * neither to the server nor in `Referer`.
  */
@@ -17,4 +17,9 @@ webUrl: string,
 /**
  * The access token: the links' passcode.
  */
-token: string, };
+token: string, 
+/**
+ * The SHA-256 fingerprint of the server's certificate (`AB:CD:…`), shown
+ * beside the links and carried by `huddle://` links.
+ */
+fingerprint: string, };

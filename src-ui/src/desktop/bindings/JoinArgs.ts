@@ -8,4 +8,9 @@ server: string, room: string, name: string, password: string | null,
 /**
  * The server's access token (from a link, or the hosted server's).
  */
-token: string | null, };
+token: string | null, 
+/**
+ * The fingerprint of the certificate to trust on `wss://` (from a link,
+ * or the hosted server's); none: the system's authorities.
+ */
+fingerprint: string | null, };

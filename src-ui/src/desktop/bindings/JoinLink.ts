@@ -8,4 +8,9 @@ export type JoinLink = { server: string, room: string,
 /**
  * The server's access token, when the link carries one.
  */
-token: string | null, };
+token: string | null, 
+/**
+ * The SHA-256 fingerprint of the server's certificate, when the link
+ * pins one (`AB:CD:…`).
+ */
+fingerprint: string | null, };
