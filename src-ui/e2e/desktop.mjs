@@ -224,11 +224,23 @@ try {
     console.log(`    …and the camera again after stopping: ${camera.width}×${camera.height}`);
   });
 
-  await step("a lost server shows Reconnecting… and the app comes back when it returns", async () => {
+  await step("a lost server shows Reconnecting… and the app comes back when it returns; a message typed meanwhile shows as sending and goes out", async () => {
     await stop(server, "SIGKILL");
     await app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Reconnecting…'`, { what: "Reconnecting…" });
+    const input = await app.find("[aria-label=Message]");
+    await app.type(input, "typed while the server was down");
+    await app.command("POST", `/element/${input}/value`, { text: "\uE007" });
+    await app.waitFor(
+      `return [...document.querySelectorAll('[data-testid=pending-message]')].some((m) => m.textContent.includes('typed while the server was down') && m.textContent.includes('sending'))`,
+      { what: "the message shown as sending" },
+    );
     server = await startServer(serverBin, port);
     await connected(app, "Connected again");
+    // The server's echo confirms it: delivered, no longer pending.
+    await app.waitFor(
+      `return !document.querySelector('[data-testid=pending-message]') && [...document.querySelectorAll('[data-testid=message]')].some((m) => m.textContent.includes('typed while the server was down'))`,
+      { what: "the message delivered after the return" },
+    );
   });
 
   await step("settings survive a restart: server, name and recent rooms", async () => {

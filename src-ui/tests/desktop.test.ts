@@ -1,7 +1,8 @@
 // The desktop engine over a scripted shell: what the window shows for the
 // shell's events, and which commands user actions become.
 
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { CONFIRM_MS } from "../src/engine/outgoing";
 import type { DeviceList, Settings, Startup, UiEvent } from "../src/desktop/bindings";
 import { DesktopEngine } from "../src/desktop/engine";
 import type { DesktopIpc } from "../src/desktop/ipc";
@@ -193,6 +194,39 @@ describe("DesktopEngine", () => {
     engine.join({ room: "standup", name: "Ada" });
     expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
     engine.dispose();
+  });
+
+  it("chat: sending until the server's echo, failed with retry when it never comes, failed at once when the engine gives up", async () => {
+    vi.useFakeTimers();
+    try {
+      const { ipc, calls, emit } = shell();
+      const engine = new DesktopEngine(ipc);
+      await engine.ready;
+      engine.join({ room: "standup", name: "Ada" });
+      emit({ type: "server", message: joined as never });
+      engine.sendChat("first");
+      engine.sendChat("second");
+      expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([["first", "sending"], ["second", "sending"]]);
+      // The echo (no rid through the native engine) confirms the oldest with its text.
+      emit({ type: "server", message: { type: "chat", id: "m_1", from: "p_1", text: "first", ts: 1 } });
+      expect(engine.getState().outgoing.map((o) => o.text)).toEqual(["second"]);
+      expect(engine.getState().chat.some((l) => l.kind === "chat" && l.text === "first")).toBe(true);
+      // "second" never echoes: after CONFIRM_MS it is offered for retry.
+      vi.advanceTimersByTime(CONFIRM_MS + 1000);
+      expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([["second", "failed"]]);
+      const rid = engine.getState().outgoing[0]?.rid ?? "";
+      engine.retryChat(rid);
+      expect(calls.filter(([name, m]) => name === "send" && (m as { text?: string }).text === "second")).toHaveLength(2);
+      expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([["second", "sending"]]);
+      // The engine gives up on the server: what is unconfirmed says so at once.
+      emit({ type: "stopped", reason: { code: "gave_up", message: "Lost the connection." } } as UiEvent);
+      expect(engine.getState().outgoing.map((o) => o.status)).toEqual(["failed"]);
+      engine.discardChat(engine.getState().outgoing[0]?.rid ?? "");
+      expect(engine.getState().outgoing).toEqual([]);
+      engine.dispose();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a server that never answered is said at once, in the lobby, and another server's rooms are not listed", async () => {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BrowserEngine } from "../src/engine/browser";
+import { CONFIRM_MS } from "../src/engine/outgoing";
 import { backoff, BACKOFF_MS, OPEN_TIMEOUT_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
 import { FakePeerConnection, FakeSocket, testPeer } from "./fakes";
 
@@ -159,7 +160,7 @@ describe("chat while the connection is down", () => {
     second.open();
     second.receive(joined("token-2", true));
     expect(second.sentOfType("chat")).toEqual([]);
-    vi.advanceTimersByTime(BrowserEngine.CONFIRM_MS + 1);
+    vi.advanceTimersByTime(CONFIRM_MS + 1);
     const [item] = engine.getState().outgoing;
     expect(item).toMatchObject({ text: "lost in flight", status: "failed" });
     engine.retryChat(item.rid);

@@ -8,6 +8,7 @@ import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
 import { describeError, expireTyping, initialState, leftCall } from "../engine/session";
 import { Ringer } from "../engine/ringer";
+import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
 import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
 import type { Device, DeviceKind, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
@@ -76,6 +77,9 @@ export class DesktopEngine extends ObservableState implements Engine {
   private linkWaiting: JoinLink | null = null;
   private watching = false;
   private tiles = new Map<string, TileFigures>();
+  private chatSeq = 0;
+  /** When the room was last joined (or resumed): queued messages go out then. */
+  private joinedAt = 0;
   private timer: ReturnType<typeof setInterval>;
   private readonly ringer = new Ringer({
     current: () => this.state,
@@ -96,6 +100,7 @@ export class DesktopEngine extends ObservableState implements Engine {
     this.timer = setInterval(() => {
       this.update((s) => expireTyping(s, Date.now()));
       this.ringer.tick();
+      this.expireOutgoing(Date.now());
     }, 1000);
     this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
       this.settings = startup.settings;
@@ -145,6 +150,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   private onEvent(event: UiEvent): void {
     switch (event.type) {
       case "server":
+        if (event.message.type === "joined") this.joinedAt = Date.now();
         this.ringer.receive(event.message);
         return;
       case "reconnecting":
@@ -154,7 +160,7 @@ export class DesktopEngine extends ObservableState implements Engine {
         const { code, message } = event.reason;
         if (code === "left") return;
         if (code === "gave_up" || code === "closed") {
-          this.update((s) => ({ ...s, status: "offline", error: { code: "connection", message } }));
+          this.update((s) => failOutgoing({ ...s, status: "offline", error: { code: "connection", message } }));
           return;
         }
         // A refused join: back to the lobby with the reason.
@@ -320,14 +326,33 @@ export class DesktopEngine extends ObservableState implements Engine {
       this.update((s) => ({ ...s, error: { code: "attachment", message: "That image is too large to send." } }));
       return;
     }
-    this.send({ type: "chat", text, ...(options.to ? { to: options.to } : {}), ...(options.attachment ? { attachment: options.attachment } : {}) } as ClientMessage);
+    // "Sending…" until the server's echo confirms it. The native engine
+    // holds what is sent while it reconnects and sends it on resume; a
+    // message it could not deliver is offered for retry, never lost silently.
+    this.chatSeq += 1;
+    const item = outgoingChat(this.state, `d${this.chatSeq}`, text, options, Date.now(), true);
+    this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
+    this.ipc
+      .send({ type: "chat", text, ...(options.to ? { to: options.to } : {}), ...(options.attachment ? { attachment: options.attachment } : {}) } as ClientMessage)
+      .catch(() => this.update((s) => failOutgoing(s, (o) => o.rid === item.rid)));
   }
 
-  // The native engine queues what is sent while it reconnects; the desktop
-  // window has no unconfirmed messages of its own to retry.
-  retryChat(): void {}
+  retryChat(rid: string): void {
+    const item = this.state.outgoing.find((o) => o.rid === rid);
+    if (!item) return;
+    this.discardChat(rid);
+    this.sendChat(item.text, { to: item.to, attachment: item.attachment });
+  }
 
-  discardChat(): void {}
+  discardChat(rid: string): void {
+    this.update((s) => withoutOutgoing(s, rid));
+  }
+
+  /** A message unconfirmed for CONFIRM_MS while the room is joined did not arrive. */
+  private expireOutgoing(now: number): void {
+    if (this.state.status !== "joined") return;
+    this.update((s) => failOutgoing(s, (o) => now - Math.max(o.ts, this.joinedAt) > CONFIRM_MS));
+  }
 
   setTyping(active: boolean, to?: string): void {
     this.send({ type: "typing", active, ...(to ? { to } : {}) } as ClientMessage);

@@ -7,6 +7,7 @@ import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } 
 import type { Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
 import { describeError, expireTyping, initialState, leftCall } from "./session";
 import { Ringer } from "./ringer";
+import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "./outgoing";
 import { appLink, webLink, type InviteLinks } from "./invite";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
@@ -45,9 +46,6 @@ export class BrowserEngine extends ObservableState implements Engine {
   private wantCall: { video: boolean } | null = null;
   private lastStats = new Map<string, StatsSample>();
   private chatSeq = 0;
-  /** How long a message written just before a drop may take to be confirmed
-   * through the resumed membership's queue before it is offered for retry. */
-  static readonly CONFIRM_MS = 10_000;
   private timers: ReturnType<typeof setInterval>[] = [];
   private readonly ringer = new Ringer({
     current: () => this.state,
@@ -145,12 +143,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       // the socket, and `resume` takes the membership back.
       this.update((s) => ({ ...s, status: s.status === "joined" || s.status === "reconnecting" ? "reconnecting" : s.status }));
     } else {
-      this.update((s) => ({
-        ...s,
-        status: "offline",
-        error: { code: "connection", message: "Lost the connection to the server." },
-        outgoing: s.outgoing.map((o) => ({ ...o, status: "failed" as const })),
-      }));
+      this.update((s) => failOutgoing({ ...s, status: "offline", error: { code: "connection", message: "Lost the connection to the server." } }));
     }
   }
 
@@ -214,15 +207,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     // Shown as "sending…" until the server's echo confirms it; typed while
     // the connection is down, it waits and goes out once the room is back.
     this.chatSeq += 1;
-    const item: OutgoingChat = {
-      rid: `c${this.chatSeq}`,
-      text,
-      ...(options.to ? { to: options.to, toName: this.state.members.find((m) => m.id === options.to)?.name ?? "someone" } : {}),
-      ...(options.attachment ? { attachment: options.attachment } : {}),
-      ts: this.env.now(),
-      status: "sending",
-      written: false,
-    };
+    const item = outgoingChat(this.state, `c${this.chatSeq}`, text, options, this.env.now(), false);
     this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
     if (this.state.status === "joined") this.writeChat(item);
   }
@@ -248,9 +233,8 @@ export class BrowserEngine extends ObservableState implements Engine {
       else ambiguous.push(item.rid);
     }
     if (ambiguous.length === 0) return;
-    const fail = () =>
-      this.update((s) => ({ ...s, outgoing: s.outgoing.map((o) => (ambiguous.includes(o.rid) ? { ...o, status: "failed" as const } : o)) }));
-    if (resumed) setTimeout(fail, BrowserEngine.CONFIRM_MS);
+    const fail = () => this.update((s) => failOutgoing(s, (o) => ambiguous.includes(o.rid)));
+    if (resumed) setTimeout(fail, CONFIRM_MS);
     else fail();
   }
 
@@ -262,7 +246,7 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   discardChat(rid: string): void {
-    this.update((s) => ({ ...s, outgoing: s.outgoing.filter((o) => o.rid !== rid) }));
+    this.update((s) => withoutOutgoing(s, rid));
   }
 
   setTyping(active: boolean, to?: string): void {

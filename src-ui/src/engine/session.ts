@@ -5,6 +5,7 @@
 import type { Peer, ServerMessage } from "../protocol";
 import type { ChatLine, EngineState, Prompt } from "./types";
 import { appendChat, systemLine } from "./lines";
+import { confirmOutgoing } from "./outgoing";
 import { settleRings, type RingStep } from "./ringing";
 
 /** A typing indicator not refreshed for this long disappears (protocol: 6 s). */
@@ -128,10 +129,7 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
     case "chat": {
       const own = msg.from === state.self?.id;
       // Our own echo confirms the message it answers (by its rid).
-      const rid = (msg as { rid?: string }).rid;
-      if (own && rid && state.outgoing.some((o) => o.rid === rid)) {
-        state = { ...state, outgoing: state.outgoing.filter((o) => o.rid !== rid) };
-      }
+      if (own) state = confirmOutgoing(state, msg, (msg as { rid?: string }).rid);
       const line: ChatLine = {
         kind: "chat",
         id: msg.id,
