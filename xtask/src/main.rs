@@ -27,6 +27,8 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod netlab;
+
 /// Debian packages the tests need, by the program (or, starting with `/`,
 /// the file) that shows they are there.
 const TEST_PACKAGES: &[(&str, &str)] = &[
@@ -108,8 +110,9 @@ fn main() -> ExitCode {
         Some("bench-media") => bench_media(),
         Some("bench-desktop") => bench_desktop(),
         Some("bindings") => bindings(),
+        Some("netlab") => netlab_run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
             return ExitCode::from(2);
         }
     };
@@ -457,6 +460,53 @@ fn bench_desktop() -> Result<(), Failed> {
     build_ui()?;
     let target = build_release(&["huddle", "huddle-server", "huddle-engine"], &["--bins"])?;
     desktop_script("desktop app benchmark", "e2e/bench-desktop.mjs", &target)
+}
+
+/// The network lab: each scenario of `bench/netlab` (or those named) run
+/// between two native peers through a real bottleneck (see `netlab.rs`).
+fn netlab_run(names: &[String]) -> Result<(), Failed> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("id: {e}"))?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Err("the network lab needs root (network namespaces and tc)".into());
+    }
+    ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
+    step(
+        "cargo build -p huddle-server -p huddle-engine",
+        cargo().args(["build", "-p", "huddle-server", "-p", "huddle-engine"]),
+    )?;
+    let dir = netlab::shipped();
+    let paths: Vec<PathBuf> = if names.is_empty() {
+        let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "lab"))
+            .collect();
+        all.sort();
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                if n.ends_with(".lab") {
+                    PathBuf::from(n)
+                } else {
+                    dir.join(format!("{n}.lab"))
+                }
+            })
+            .collect()
+    };
+    let bin = target_dir().join("debug");
+    let scratch = target_dir().join("netlab");
+    for path in paths {
+        let scenario = netlab::Scenario::load(&path)?;
+        eprintln!("netlab: {}", scenario.name);
+        let directions = netlab::run_scenario(&scenario, &bin, &scratch)?;
+        netlab::print_table(&scenario, &directions);
+    }
+    Ok(())
 }
 
 fn bindings() -> Result<(), Failed> {

@@ -18,6 +18,7 @@ pub mod feedback;
 pub mod lobby;
 pub mod peer;
 pub mod pipeline;
+pub mod quality;
 pub mod room;
 pub mod signaling;
 pub mod stats;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
 use huddle_protocol::{IceServer, PeerId, SignalData};
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
     CongestionControlBuilder, Gcc, PacerBuilder, Registry, Slot, TwccReceiverBuilder,
     TwccSenderBuilder,
@@ -436,6 +437,7 @@ impl PeerLink {
                 .with_setting_engine(
                     SettingEngineBuilder::new()
                         .with_discard_local_candidates_during_ice_restart(true)
+                        .with_multicast_dns_mode(mdns_mode())
                         .build(),
                 )
                 .with_interceptor_registry(registry)
@@ -840,6 +842,25 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSende
             if !samples.is_empty() && events.send(PeerEvent::Audio(samples)).is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// Whether `.local` candidates (a browser hiding its addresses) can be
+/// resolved here: mDNS joins 224.0.0.251 on the default interface, and on a
+/// machine without a default route (an offline LAN, a VPN-only host) that
+/// join fails with ENODEV — which webrtc-rs turns into a peer connection
+/// that cannot be built at all (measured in the network lab: "No such
+/// device (os error 19)", no call possible). There, calls go without mDNS.
+fn mdns_mode() -> MulticastDnsMode {
+    use std::net::{Ipv4Addr, UdpSocket};
+    let joins = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &Ipv4Addr::UNSPECIFIED));
+    match joins {
+        Ok(()) => MulticastDnsMode::QueryOnly,
+        Err(e) => {
+            tracing::warn!(error = %e, "no multicast route: `.local` candidates will not be resolved");
+            MulticastDnsMode::Disabled
         }
     }
 }

@@ -18,6 +18,7 @@ use huddle_engine::audio::{
     AudioError, AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput, WavSink,
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::quality::FrameLog;
 use huddle_engine::stats::LinkStats;
 use huddle_engine::tls::{Fingerprint, ServerTrust};
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
@@ -207,6 +208,10 @@ struct Received {
     stats: Option<LinkStats>,
     /// The latest picture, kept only for `--snapshot`.
     last_frame: Option<I420Frame>,
+    /// When each picture arrived (since the start), for freezes and fps.
+    arrivals: FrameLog,
+    /// `[seconds, kbit/s in, target kbit/s, rtt ms]` at each stats reading.
+    timeline: Vec<[f64; 4]>,
 }
 
 impl Received {
@@ -226,6 +231,12 @@ impl Received {
         let index = ((percentile / 100.0) * sorted.len() as f64).ceil() as usize;
         sorted.get(index.clamp(1, sorted.len().max(1)) - 1).copied()
     }
+}
+
+/// A stream's freezes for the report.
+fn freezes_json(arrivals: &FrameLog, until: Duration) -> serde_json::Value {
+    let f = arrivals.freezes(until);
+    json!({"count": f.count, "total_ms": f.total.as_millis() as u64, "longest_ms": f.longest.as_millis() as u64})
 }
 
 fn main() -> ExitCode {
@@ -357,13 +368,17 @@ async fn run(args: Args) -> ExitCode {
     let mut received: BTreeMap<String, Received> = BTreeMap::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut me = None;
-    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     let mut stopped = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
             _ = ticker.tick() => {
-                print_live(&received, started);
+                ticks += 1;
+                if ticks % 2 == 0 {
+                    print_live(&received, started);
+                }
                 call.command(Command::Stats);
             }
             event = call.next_event() => match event {
@@ -383,6 +398,7 @@ async fn run(args: Args) -> ExitCode {
                     let entry = received.entry(from.clone()).or_default();
                     entry.name = names.get(&from).cloned().unwrap_or_default();
                     entry.frames += 1;
+                    entry.arrivals.record(started.elapsed());
                     if entry.first_frame.is_none() {
                         entry.first_frame = call_joined_at.map(|t| t.elapsed());
                         if let Some(dir) = &args.snapshot {
@@ -412,6 +428,13 @@ async fn run(args: Args) -> ExitCode {
                 Some(CallEvent::Stats { peer, stats }) => {
                     let entry = received.entry(peer.clone()).or_default();
                     entry.name = names.get(&peer).cloned().unwrap_or_default();
+                    let kbps = |b: Option<f64>| b.map_or(-1.0, |b| (b / 100.0).round() / 10.0);
+                    entry.timeline.push([
+                        (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+                        kbps(stats.bitrate_in_bps),
+                        kbps(stats.target_bitrate_bps),
+                        stats.rtt_ms.unwrap_or(-1.0),
+                    ]);
                     entry.stats = Some(stats);
                 }
                 Some(CallEvent::VideoFailed(e)) => eprintln!("huddle-peer: video stopped: {e}"),
@@ -435,7 +458,8 @@ async fn run(args: Args) -> ExitCode {
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let seconds = elapsed.as_secs_f64();
     let cpu_percent = own_cpu()
         .zip(cpu_at_start)
         .map(|(end, start)| 100.0 * (end - start).as_secs_f64() / seconds);
@@ -454,6 +478,9 @@ async fn run(args: Args) -> ExitCode {
             "height": r.height,
             "latency_ms_p50": r.latency(50.0),
             "latency_ms_max": r.latency(100.0),
+            "freezes": freezes_json(&r.arrivals, elapsed),
+            "fps_per_second": r.arrivals.per_second(elapsed),
+            "timeline": r.timeline,
             "first_frame_ms": r.first_frame.map(|d| d.as_millis() as u64),
             "rtt_ms": r.stats.as_ref().and_then(|s| s.rtt_ms),
             "bitrate_in_bps": r.stats.as_ref().and_then(|s| s.bitrate_in_bps),
