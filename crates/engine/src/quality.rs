@@ -1,8 +1,8 @@
 //! What a viewer sees of a stream, from the times its pictures arrived:
 //! frames per second over time, and freezes as WebRTC's statistics define
 //! them — an inter-frame gap longer than max(3 × the mean gap, the mean gap
-//! + 150 ms), the mean taken over the pictures before it. The network lab
-//! and `huddle-peer --report` print these.
+//! plus 150 ms), the mean taken over the pictures before it. The network
+//! lab and `huddle-peer --report` print these.
 
 use std::time::Duration;
 
