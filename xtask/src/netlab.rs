@@ -441,6 +441,10 @@ pub fn run_scenario(
     std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
     let seconds = scenario.duration.as_secs() + 1;
     let report = |side: &str| scratch.join(format!("{}-{side}.json", scenario.name));
+    let log = |side: &str| -> Result<std::fs::File, Failed> {
+        let path = scratch.join(format!("{}-{side}.log", scenario.name));
+        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
     let peer = |side: &str, name: &str, subnet: &str| -> Result<Kill, Failed> {
         lab.exec(side, &bin.join("huddle-peer"))
             .args([
@@ -461,8 +465,13 @@ pub fn run_scenario(
             .args(["--content", "busy"])
             .arg("--report")
             .arg(report(side))
+            // `NETLAB_LOG=huddle_engine=debug` keeps each peer's log beside its report.
+            .env(
+                "RUST_LOG",
+                std::env::var("NETLAB_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log(side)?)
             .spawn()
             .map(Kill)
             .map_err(|e| format!("huddle-peer: {e}"))

@@ -57,6 +57,7 @@ pub const PACING_FACTOR: f64 = 2.5;
 pub struct Shared<E> {
     inner: E,
     estimate: Arc<Estimate>,
+    logged: Option<Instant>,
 }
 
 impl<E: BandwidthEstimator> Shared<E> {
@@ -67,6 +68,7 @@ impl<E: BandwidthEstimator> Shared<E> {
             Shared {
                 inner,
                 estimate: estimate.clone(),
+                logged: None,
             },
             estimate,
         )
@@ -78,6 +80,22 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Shared<E> {
         self.inner.on_reports(now, reports);
         self.estimate
             .set(self.inner.target_bitrate(), !reports.is_empty());
+        if self
+            .logged
+            .is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(1))
+        {
+            self.logged = Some(now);
+            let stats = self.inner.stats();
+            tracing::debug!(
+                target_bps = self.inner.target_bitrate(),
+                delay_bps = ?stats.delay_based_bitrate,
+                loss_bps = ?stats.loss_based_bitrate,
+                loss = ?stats.packet_loss,
+                reports = reports.len(),
+                lost = reports.iter().filter(|r| !r.arrived).count(),
+                "congestion estimate"
+            );
+        }
     }
 
     /// What the interceptor chain is told — the pacer paces at it — is
@@ -163,6 +181,47 @@ impl BitrateControl {
     }
 }
 
+/// The encoder's share of the path as a leaky bucket: what was encoded
+/// drains at the video bitrate, and while more than [`MAX_BACKLOG`] of it
+/// waits, pictures are skipped at the source.
+///
+/// Without it the encoder outran the pacer whenever its output exceeded its
+/// target — a keyframe for every loss report at a low bitrate does — and the
+/// pacer (webrtc-rs queues up to 4096 packets) held tens of seconds of stale
+/// video: in the network lab's 250 kbit/s dip the delay reached 31 s and
+/// video never came back. libwebrtc pushes back on the encoder the same way.
+#[derive(Debug, Default)]
+pub struct SendBudget {
+    backlog_bits: f64,
+    at: Option<Instant>,
+}
+
+/// How much encoded video may wait for the path, in time at its bitrate.
+pub const MAX_BACKLOG: Duration = Duration::from_millis(500);
+
+impl SendBudget {
+    /// Whether a picture may be encoded `now`, at `bitrate_bps`.
+    pub fn allows(&mut self, now: Instant, bitrate_bps: u32) -> bool {
+        let rate = f64::from(bitrate_bps.max(1));
+        if let Some(at) = self.at {
+            let drained = now.saturating_duration_since(at).as_secs_f64() * rate;
+            self.backlog_bits = (self.backlog_bits - drained).max(0.0);
+        }
+        self.at = Some(now);
+        self.backlog_bits <= rate * MAX_BACKLOG.as_secs_f64()
+    }
+
+    /// A picture of `bytes` was encoded.
+    pub fn spend(&mut self, bytes: usize) {
+        self.backlog_bits += bytes as f64 * 8.0;
+    }
+
+    /// How long what waits takes at `bitrate_bps`.
+    pub fn backlog(&self, bitrate_bps: u32) -> Duration {
+        Duration::from_secs_f64(self.backlog_bits / f64::from(bitrate_bps.max(1)))
+    }
+}
+
 /// The frame rate video is sent at for a bitrate: fewer, better pictures
 /// when bits are scarce, rather than many that turn to mush (or that rate
 /// control skips unevenly).
@@ -186,6 +245,22 @@ mod tests {
         assert_eq!(estimate.get(), None, "a starting guess is not an estimate");
         shared.on_reports(Instant::now(), &[]);
         assert_eq!(estimate.get(), None, "no news");
+    }
+
+    #[test]
+    fn the_encoder_waits_while_a_large_picture_drains() {
+        let start = Instant::now();
+        let mut budget = SendBudget::default();
+        assert!(budget.allows(start, 100_000));
+        budget.spend(35_000); // a keyframe: 2.8 s at 100 kbit/s
+        assert!(!budget.allows(start + Duration::from_millis(33), 100_000));
+        assert!(!budget.allows(start + Duration::from_secs(2), 100_000));
+        assert!(budget.allows(start + Duration::from_millis(2_400), 100_000));
+        // At a bitrate that carries it, the same picture is no pause.
+        let mut fast = SendBudget::default();
+        fast.allows(start, 2_000_000);
+        fast.spend(35_000);
+        assert!(fast.allows(start + Duration::from_millis(33), 2_000_000));
     }
 
     #[test]

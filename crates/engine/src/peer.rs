@@ -16,17 +16,14 @@ use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
 use huddle_protocol::{IceServer, PeerId, SignalData};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, Gcc, PacerBuilder, Registry, Slot, TwccReceiverBuilder,
-    TwccSenderBuilder,
+    CongestionControlBuilder, Gcc, NackGeneratorBuilder, NackResponderBuilder, PacerBuilder,
+    Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports,
-};
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::opus::OpusPacket;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
@@ -54,6 +51,7 @@ use crate::audio::FRAME_SAMPLES;
 use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::stats::{LinkStats, MediaCounters};
+use crate::video::assembler::{Assembled, Assembler};
 use crate::video::h264::H264Decoder;
 use crate::video::I420Frame;
 
@@ -254,7 +252,19 @@ fn interceptors(
             None,
         )?;
     }
-    let registry = configure_nack(Registry::new(), engine);
+    // NACK (the video codec already names `nack` and `nack pli` in its
+    // feedback), each missing packet asked for at most MAX_NACKS times:
+    // webrtc-rs asks forever by default, and after a burst of losses the
+    // retransmissions of long-stale packets took the path (measured in the
+    // network lab's dip: the estimate pinned at its floor by the "losses").
+    let registry = Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackGenerator,
+            NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(MAX_NACKS)
+                .build(),
+        );
     let registry = configure_rtcp_reports(registry)
         .with(
             Slot::CongestionControl,
@@ -271,6 +281,11 @@ fn interceptors(
         .with(KeyframeRequests::slot(), KeyframeRequests::default());
     Ok((registry, estimate))
 }
+
+/// How often one missing packet is asked for again (every 100 ms): a
+/// retransmission that took longer than this would miss the picture's
+/// deadline (VIDEO_WAIT) anyway.
+const MAX_NACKS: u16 = 4;
 
 /// The least bitrate congestion control goes down to (video still moves).
 pub const MIN_BITRATE_BPS: u32 = 100_000;
@@ -763,11 +778,8 @@ async fn receive_video(
         return;
     };
     // A picture missing a packet is waited for while NACK can still bring
-    // it (VIDEO_WAIT), not for 512 packets: after a path died and came back
-    // that took ~5 s at 1 Mbit/s (measured), and every unrepaired loss cost
-    // as much.
-    let mut builder =
-        SampleBuilder::new(512, H264Packet::default(), 90_000).with_max_time_delay(VIDEO_WAIT);
+    // it (VIDEO_WAIT), then given up; a complete one leaves at once.
+    let mut assembler = Assembler::new(VIDEO_WAIT);
     let mut last_picture: Option<Instant> = None;
     let mut broken = false;
     let mut last_pli = Instant::now() - Duration::from_secs(10);
@@ -775,9 +787,19 @@ async fn receive_video(
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
-        builder.push(Instant::now(), packet);
-        while let Some(sample) = builder.pop(Instant::now()) {
-            match decoder.decode(&sample.data) {
+        assembler.push(Instant::now(), packet);
+        while let Some(assembled) = assembler.pop(Instant::now()) {
+            let Assembled::Picture { data, .. } = assembled else {
+                // Pictures were lost: what follows needs a keyframe.
+                debug!("pictures given up (a packet never came)");
+                broken = true;
+                counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            if broken {
+                debug!(bytes = data.len(), nals = ?crate::video::h264::nal_types(&data), "while broken: a picture");
+            }
+            match decoder.decode(&data) {
                 Ok(Some(frame)) => {
                     last_picture = Some(Instant::now());
                     broken = false;
@@ -790,7 +812,7 @@ async fn receive_video(
                 Err(e) => {
                     broken = true;
                     counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    debug!(error = %e, "undecodable access unit");
+                    debug!(error = %e, bytes = data.len(), nals = ?crate::video::h264::nal_types(&data), "undecodable access unit");
                 }
             }
         }

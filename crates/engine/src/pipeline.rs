@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use crate::audio::mixer::Mixer;
 use crate::audio::opus::OpusEncoder;
 use crate::audio::{AudioError, AudioSink, AudioSource};
-use crate::congestion::frame_rate_for;
+use crate::congestion::{frame_rate_for, SendBudget};
 use crate::peer::PeerLink;
 use crate::video::h264::H264Encoder;
 use crate::video::{CaptureError, VideoSource};
@@ -27,8 +27,21 @@ use crate::video::{CaptureError, VideoSource};
 /// The links a pipeline sends to, shared with the call task.
 pub type Links = Arc<Mutex<HashMap<PeerId, Arc<PeerLink>>>>;
 
-/// The shortest stretch between two keyframes sent on request.
+/// The shortest stretch between two keyframes sent on request; longer
+/// while the last keyframe takes long to send at the bitrate (see
+/// [`keyframe_spacing`]).
 const KEYFRAME_AT_MOST: Duration = Duration::from_secs(1);
+/// …but never longer than this.
+const KEYFRAME_AT_MOST_SLOW: Duration = Duration::from_secs(4);
+
+/// The shortest stretch between keyframes on request: three times what the
+/// last one takes to send at the bitrate (a receiver that asks again before
+/// the keyframe it asked for could arrive must not get another), within
+/// [`KEYFRAME_AT_MOST`]..[`KEYFRAME_AT_MOST_SLOW`].
+fn keyframe_spacing(last_keyframe_bytes: usize, bitrate_bps: u32) -> Duration {
+    let sending = last_keyframe_bytes as f64 * 8.0 / f64::from(bitrate_bps.max(1));
+    Duration::from_secs_f64(3.0 * sending).clamp(KEYFRAME_AT_MOST, KEYFRAME_AT_MOST_SLOW)
+}
 /// The longest stretch without a keyframe.
 const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
 
@@ -38,7 +51,7 @@ const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
 pub struct KeyframeNeeds {
     /// A member connected, or video resumed: at the next picture.
     now: AtomicBool,
-    /// A member asked (PLI/FIR): at most once per [`KEYFRAME_AT_MOST`] — on
+    /// A member asked (PLI/FIR): at most once per [`keyframe_spacing`] — on
     /// a path that loses packets every member's requests would otherwise
     /// have the encoder send nothing but keyframes, each too large to get
     /// through.
@@ -54,10 +67,11 @@ impl KeyframeNeeds {
         self.requested.store(true, Ordering::Relaxed);
     }
 
-    /// Whether this picture is to be a keyframe, `since_last` after the last.
-    fn take(&self, since_last: Duration) -> bool {
+    /// Whether this picture is to be a keyframe, `since_last` after the
+    /// last, requests honoured at most once per `spacing`.
+    fn take(&self, since_last: Duration, spacing: Duration) -> bool {
         let now = self.now.swap(false, Ordering::Relaxed);
-        let asked = since_last >= KEYFRAME_AT_MOST && self.requested.swap(false, Ordering::Relaxed);
+        let asked = since_last >= spacing && self.requested.swap(false, Ordering::Relaxed);
         now || asked || since_last > KEYFRAME_EVERY
     }
 }
@@ -127,6 +141,8 @@ pub async fn video(
     let mut screen: Option<Box<dyn VideoSource>> = None;
     let mut encoder: Option<H264Encoder> = None;
     let mut last_keyframe = Instant::now();
+    let mut last_keyframe_bytes = 0usize;
+    let mut budget = SendBudget::default();
     // Where rate control's timeline is, when the last picture was sent,
     // and when the next may be (the frame rate follows the bitrate).
     let mut last_sent: Option<Instant> = None;
@@ -219,7 +235,16 @@ pub async fn video(
         };
         // A keyframe when needed (see `KeyframeNeeds`), and at least every
         // few seconds so that a member whose request was lost still recovers.
-        let key = keyframe.take(last_keyframe.elapsed());
+        let key = keyframe.take(
+            last_keyframe.elapsed(),
+            keyframe_spacing(last_keyframe_bytes, bitrate_bps),
+        );
+        // While earlier pictures still wait for the path, this one is
+        // skipped (a keyframe a member needs is never held back).
+        if !budget.allows(captured, bitrate_bps) && !key {
+            encoder = Some(current);
+            continue;
+        }
         if key {
             last_keyframe = Instant::now();
         }
@@ -241,7 +266,20 @@ pub async fn video(
         };
         encoder = Some(returned);
         let unit = match unit {
-            Ok(unit) if !unit.is_empty() => Bytes::from(unit),
+            Ok(unit) if !unit.is_empty() => {
+                budget.spend(unit.len());
+                if key {
+                    last_keyframe_bytes = unit.len();
+                    debug!(
+                        bytes = unit.len(),
+                        nals = ?crate::video::h264::nal_types(&unit),
+                        bitrate_bps,
+                        backlog_ms = budget.backlog(bitrate_bps).as_millis() as u64,
+                        "keyframe"
+                    );
+                }
+                Bytes::from(unit)
+            }
             Ok(_) => continue,
             Err(e) => {
                 warn!(error = %e, "encoding failed");

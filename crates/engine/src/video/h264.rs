@@ -162,6 +162,15 @@ impl H264Encoder {
     }
 }
 
+/// The NAL unit types of an Annex B access unit, in order (7 SPS, 8 PPS,
+/// 5 IDR slice, 1 other slice).
+pub fn nal_types(unit: &[u8]) -> Vec<u8> {
+    unit.windows(4)
+        .filter(|w| w[..3] == [0, 0, 1])
+        .map(|w| w[3] & 0x1f)
+        .collect()
+}
+
 /// Decodes one peer's stream.
 pub struct H264Decoder {
     inner: Decoder,

@@ -8,6 +8,7 @@
 //! compression, so a receiver can check that the video it decodes is the
 //! video that was sent, and measure loss and glass-to-glass latency.
 
+pub mod assembler;
 pub mod camera;
 pub mod convert;
 pub mod frame;
