@@ -214,7 +214,7 @@ mod tests {
 
     /// An FU-A fragment of an IDR slice: start, middle or end.
     fn fragment(seq: u16, timestamp: u32, start: bool, end: bool) -> Packet {
-        let header = 0x80 * u8::from(start) | 0x40 * u8::from(end) | 5;
+        let header = (0x80 * u8::from(start)) | (0x40 * u8::from(end)) | 5;
         Packet {
             header: Header {
                 sequence_number: seq,
