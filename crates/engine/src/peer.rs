@@ -16,8 +16,8 @@ use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
 use huddle_protocol::{IceServer, PeerId, SignalData};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
-    CongestionControlBuilder, Gcc, NackGeneratorBuilder, NackResponderBuilder, PacerBuilder,
-    Registry, Slot, TwccReceiverBuilder, TwccSenderBuilder,
+    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, PacerBuilder, Registry,
+    Slot, TwccReceiverBuilder, TwccSenderBuilder,
 };
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
@@ -49,6 +49,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use crate::audio::opus::OpusDecoder;
 use crate::audio::FRAME_SAMPLES;
 use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
+use crate::estimator::Estimator;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::stats::{LinkStats, MediaCounters};
 use crate::video::assembler::{Assembled, Assembler};
@@ -235,7 +236,7 @@ fn interceptors(
     // Start at the most the call wants: on a good path the estimate holds
     // and the first seconds are sharp; on a poor one it falls within the
     // first round trips.
-    let (estimator, estimate) = Shared::new(Gcc::new(max, f64::from(MIN_BITRATE_BPS), max));
+    let (estimator, estimate) = Shared::new(Estimator::new(max, f64::from(MIN_BITRATE_BPS), max));
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         engine.register_feedback(
             RTCPFeedback {
@@ -285,7 +286,7 @@ fn interceptors(
 /// How often one missing packet is asked for again (every 100 ms): a
 /// retransmission that took longer than this would miss the picture's
 /// deadline (VIDEO_WAIT) anyway.
-const MAX_NACKS: u16 = 4;
+const MAX_NACKS: u16 = 2;
 
 /// The least bitrate congestion control goes down to (video still moves).
 pub const MIN_BITRATE_BPS: u32 = 100_000;
