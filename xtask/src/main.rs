@@ -367,7 +367,31 @@ fn test() -> Result<(), Failed> {
         "end-to-end of the desktop app (Xvfb, tauri-driver)",
         "e2e/desktop.mjs",
         &bin,
-    )
+    )?;
+    netlab_check(&bin)
+}
+
+/// The network lab's regression check: the 250 kbit/s dip must not freeze
+/// video for good (it did until session 8). Needs root for namespaces.
+fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
+    ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
+    eprintln!("xtask: network lab, the dip (50 s)");
+    let scenario = netlab::Scenario::load(&netlab::shipped().join("dip.lab"))?;
+    let directions = netlab::run_scenario(&scenario, bin, &target_dir().join("netlab"))?;
+    netlab::print_table(&scenario, &directions);
+    for d in &directions {
+        match d.recovery_s {
+            Some(s) if s <= netlab::RECOVERY_LIMIT_S => {}
+            Some(s) => {
+                return Err(format!(
+                    "{}: video took {s} s to come back after the dip",
+                    d.label
+                ))
+            }
+            None => return Err(format!("{}: video never came back after the dip", d.label)),
+        }
+    }
+    Ok(())
 }
 
 /// The media attacks: a hostile room member's offers to a browser member
