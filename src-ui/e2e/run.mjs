@@ -166,7 +166,11 @@ try {
     await ask.getByRole("button", { name: `Continue to 127.0.0.1:${proxy.port}` }).click();
     await grace.page.getByLabel("Your name").waitFor({ timeout: STEP_TIMEOUT });
   });
-  await step("Ada joins a room by name", () => join(ada, "standup"));
+  await step("Ada joins a room by name (typed with spaces around it: the room is \"standup\")", async () => {
+    await join(ada, "  standup ");
+    const title = await ada.page.locator(".room-title h1").textContent();
+    if (title !== "standup") throw new Error(`the room is ${JSON.stringify(title)}`);
+  });
   await step("invite: an empty room offers its link, Copy puts it on the clipboard; the header's Invite has the app link too", async () => {
     const card = ada.page.getByTestId("empty-room");
     await card.waitFor({ timeout: STEP_TIMEOUT });
@@ -221,6 +225,26 @@ try {
     await sees(linus, "back to everyone");
     // Linus got the later room message, so he would have had the earlier DM.
     if ((await linus.page.getByTestId("message").filter({ hasText: "psst" }).count()) !== 0) throw new Error("Linus saw the DM");
+  });
+  await step("a reader scrolled up to older lines stays there; a pill counts the new ones and takes them down", async () => {
+    for (let i = 1; i <= 14; i++) await say(ada, `backlog line ${i}`);
+    await sees(grace, "backlog line 14");
+    const list = grace.page.locator(".messages");
+    await list.evaluate((el) => {
+      el.scrollTop = 0;
+      el.dispatchEvent(new Event("scroll"));
+    });
+    for (let i = 1; i <= 3; i++) await say(ada, `while Grace reads back ${i}`);
+    await sees(grace, "while Grace reads back 3");
+    const pill = grace.page.getByTestId("new-below");
+    await pill.filter({ hasText: "3 new" }).waitFor({ timeout: STEP_TIMEOUT });
+    const top = await list.evaluate((el) => el.scrollTop);
+    if (top > 5) throw new Error(`the list moved under the reader (scrollTop ${top})`);
+    await grace.page.screenshot({ path: joinPath(out, "chat-new-below.png") });
+    await pill.click();
+    await pill.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    const gap = await list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+    if (gap > 40) throw new Error(`not at the bottom after the pill (${gap} px above it)`);
   });
   await step("typing shows up for the others and clears", async () => {
     await grace.page.getByLabel("Message", { exact: true }).pressSequentially("typing a long", { delay: 20 });
@@ -302,6 +326,9 @@ try {
     await outOfCall(ada);
     await ada.page.screenshot({ path: joinPath(out, "ring-refused.png") });
     if ((await anyPrompt(linus).count()) !== 0) throw new Error("Linus was alerted");
+    // Read: the banner can be dismissed.
+    await ada.page.getByRole("alert").filter({ hasText: "Too many rings in a row" }).getByRole("button", { name: "Dismiss" }).click();
+    await ada.page.getByRole("alert").filter({ hasText: "Too many rings in a row" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
   });
   await step("an unanswered ring ends on both sides after 30 s", async () => {
     const t0 = Date.now();

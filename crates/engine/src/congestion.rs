@@ -222,6 +222,27 @@ impl SendBudget {
     }
 }
 
+/// Below this video bitrate a camera picture is sent at half its width and
+/// height (a 640×360 keyframe at 100 kbit/s takes most of a second to send,
+/// and its P-frames leave room for 3 a second)…
+pub const HALVE_BELOW_BPS: u32 = 300_000;
+/// …and back at full size above this one (the gap keeps it from flapping).
+pub const FULL_ABOVE_BPS: u32 = 450_000;
+
+/// Whether to send camera pictures `width` wide at half size, at
+/// `bitrate_bps`, `halved` being the current choice. Pictures under 480
+/// wide are never halved.
+pub fn halve(bitrate_bps: u32, width: usize, halved: bool) -> bool {
+    if width < 480 {
+        return false;
+    }
+    if halved {
+        bitrate_bps <= FULL_ABOVE_BPS
+    } else {
+        bitrate_bps < HALVE_BELOW_BPS
+    }
+}
+
 /// The frame rate video is sent at for a bitrate: fewer, better pictures
 /// when bits are scarce, rather than many that turn to mush (or that rate
 /// control skips unevenly).
@@ -261,6 +282,16 @@ mod tests {
         fast.allows(start, 2_000_000);
         fast.spend(35_000);
         assert!(fast.allows(start + Duration::from_millis(33), 2_000_000));
+    }
+
+    #[test]
+    fn pictures_shrink_on_a_narrow_path_and_grow_back_without_flapping() {
+        assert!(!halve(1_000_000, 640, false));
+        assert!(halve(250_000, 640, false));
+        assert!(halve(400_000, 640, true), "in the gap it stays halved");
+        assert!(!halve(400_000, 640, false), "in the gap it stays full");
+        assert!(!halve(500_000, 640, true));
+        assert!(!halve(100_000, 320, false), "small pictures stay");
     }
 
     #[test]

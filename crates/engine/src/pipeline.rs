@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use crate::audio::mixer::Mixer;
 use crate::audio::opus::OpusEncoder;
 use crate::audio::{AudioError, AudioSink, AudioSource};
-use crate::congestion::{frame_rate_for, SendBudget};
+use crate::congestion::{frame_rate_for, halve, SendBudget};
 use crate::peer::PeerLink;
 use crate::video::h264::H264Encoder;
 use crate::video::{CaptureError, VideoSource};
@@ -143,6 +143,8 @@ pub async fn video(
     let mut last_keyframe = Instant::now();
     let mut last_keyframe_bytes = 0usize;
     let mut budget = SendBudget::default();
+    // Camera pictures at half size while the bitrate is low (see `halve`).
+    let mut halved = false;
     // Where rate control's timeline is, when the last picture was sent,
     // and when the next may be (the frame rate follows the bitrate).
     let mut last_sent: Option<Instant> = None;
@@ -248,6 +250,10 @@ pub async fn video(
         if key {
             last_keyframe = Instant::now();
         }
+        // A camera picture at half size on a narrow path (a shared screen
+        // keeps its size: text must stay legible; it gets fewer pictures).
+        halved = screen.is_none() && halve(bitrate_bps, frame.width(), halved);
+        let frame = if halved { frame.halved() } else { frame };
         // Encoding is CPU work: off the async threads.
         // Rate control's timeline: one period of the intended frame rate per
         // picture encoded, so each picture gets its share of the bitrate at

@@ -373,6 +373,10 @@ export class DesktopEngine extends ObservableState implements Engine {
     return { web: webLink(ws, room, this.access.token), app, fingerprint: null };
   }
 
+  dismissError(): void {
+    this.update((s) => (s.error ? { ...s, error: null } : s));
+  }
+
   markRead(): void {
     this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0, firstUnread: null }));
   }

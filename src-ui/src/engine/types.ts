@@ -197,6 +197,8 @@ export interface Engine {
   discardChat(rid: string): void;
   setTyping(active: boolean, to?: string): void;
   markRead(): void;
+  /** Hides the error banner (the user read it). */
+  dismissError(): void;
   /** The links that bring someone into `room`. */
   inviteLinks(room: string): Promise<InviteLinks>;
 

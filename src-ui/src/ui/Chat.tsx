@@ -41,11 +41,38 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
   const [marker, setMarker] = useState<string | null>(state.firstUnread);
   const maxBytes = state.limits?.max_attachment_bytes ?? 0;
 
-  // New lines scroll into view; the unread marker stays where reading stopped.
+  // New lines scroll into view if the reader was at the bottom (or wrote
+  // them); a reader scrolled up to older lines stays there, and a pill
+  // says how many new lines wait below.
+  const atBottom = useRef(true);
+  const lastSeen = useRef<string | null>(null);
+  const [below, setBelow] = useState(0);
+  const lastLine = state.chat[state.chat.length - 1];
   useLayoutEffect(() => {
     const list = listRef.current;
+    if (!list) return;
+    const isNew = !!lastLine && lastLine.id !== lastSeen.current;
+    lastSeen.current = lastLine?.id ?? null;
+    const mine = lastLine?.kind === "chat" && lastLine.own;
+    if (atBottom.current || mine || !isNew) {
+      list.scrollTop = list.scrollHeight;
+      setBelow(0);
+    } else {
+      setBelow((n) => n + 1);
+    }
+  }, [lastLine, state.outgoing.length]);
+  const onScroll = () => {
+    const list = listRef.current;
+    if (!list) return;
+    atBottom.current = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    if (atBottom.current) setBelow(0);
+  };
+  const toBottom = () => {
+    const list = listRef.current;
     if (list) list.scrollTop = list.scrollHeight;
-  }, [state.chat.length, state.outgoing.length]);
+    atBottom.current = true;
+    setBelow(0);
+  };
 
   useEffect(() => {
     const onFocus = () => {
@@ -161,7 +188,7 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
       onDrop={onDrop}
     >
       <EmptyRoomInvite />
-      <ol className="messages" ref={listRef} aria-live="polite">
+      <ol className="messages" ref={listRef} aria-live="polite" onScroll={onScroll}>
         {state.chat.map((line) => (
           <li key={line.id} className={line.kind === "system" ? "system-line" : `message${line.own ? " own" : ""}${line.to ? " direct" : ""}`} data-testid={line.kind === "chat" ? "message" : "system"}>
             {line.id === marker && (
@@ -210,6 +237,11 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
           </li>
         ))}
       </ol>
+      {below > 0 && (
+        <button type="button" className="new-below" onClick={toBottom} data-testid="new-below">
+          {below} new ↓
+        </button>
+      )}
       <div className="typing-line" aria-live="polite">
         {typingNames.length === 1 && `${typingNames[0]} is typing…`}
         {typingNames.length === 2 && `${typingNames[0]} and ${typingNames[1]} are typing…`}

@@ -101,10 +101,12 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
+    // Names and rooms as people mean them: " standup " is "standup".
     const n = name.trim();
-    if (!n || !room) return;
+    const r = room.trim();
+    if (!n || !r) return;
     storage.setName(n);
-    engine.join({ room, name: n, password: password || undefined });
+    engine.join({ room: r, name: n, password: password || undefined });
   };
 
   const locked = state.rooms?.find((r) => r.name === room)?.locked ?? false;
@@ -156,7 +158,7 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
               {state.error.message}
             </p>
           )}
-          <button type="submit" className="primary" disabled={connecting || !name.trim() || !room}>
+          <button type="submit" className="primary" disabled={connecting || !name.trim() || !room.trim()}>
             {connecting ? "Joining…" : "Join room"}
           </button>
         </form>

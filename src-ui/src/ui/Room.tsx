@@ -129,7 +129,10 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       )}
       {state.error && state.error.code !== "attachment" && state.error.code !== "connection" && (
         <div className="banner error" role="alert">
-          {state.error.message}
+          <span>{state.error.message}</span>
+          <button type="button" className="icon dismiss" aria-label="Dismiss" title="Dismiss" onClick={() => engine.dismissError()}>
+            <Icon name="close" size={16} />
+          </button>
         </div>
       )}
       <IncomingPrompt />

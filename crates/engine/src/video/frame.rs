@@ -77,6 +77,35 @@ impl I420Frame {
         (y, u, v)
     }
 
+    /// The frame at half its width and height (each pixel the mean of
+    /// four), dimensions kept even: what a narrow path can carry.
+    pub fn halved(&self) -> I420Frame {
+        let (w, h) = ((self.width / 2) & !1, (self.height / 2) & !1);
+        let mut out = I420Frame::black(w.max(2), h.max(2));
+        let (w, h) = (out.width, out.height);
+        let shrink = |dst: &mut [u8], src: &[u8], sw: usize, dw: usize, dh: usize| {
+            for row in 0..dh {
+                for col in 0..dw {
+                    let at =
+                        |r: usize, c: usize| u16::from(src.get(r * sw + c).copied().unwrap_or(128));
+                    let sum = at(2 * row, 2 * col)
+                        + at(2 * row, 2 * col + 1)
+                        + at(2 * row + 1, 2 * col)
+                        + at(2 * row + 1, 2 * col + 1);
+                    dst[row * dw + col] = ((sum + 2) / 4) as u8;
+                }
+            }
+        };
+        let luma = self.width * self.height;
+        let (sy, schroma) = self.data.split_at(luma);
+        let (su, sv) = schroma.split_at(luma / 4);
+        let (dy, du, dv) = out.planes_mut();
+        shrink(dy, sy, self.width, w, h);
+        shrink(du, su, self.width / 2, w / 2, h / 2);
+        shrink(dv, sv, self.width / 2, w / 2, h / 2);
+        out
+    }
+
     /// The whole frame, Y then U then V.
     pub fn as_bytes(&self) -> &[u8] {
         &self.data
@@ -104,5 +133,23 @@ impl YUVSource for I420Frame {
     fn v(&self) -> &[u8] {
         let luma = self.width * self.height;
         &self.data[luma + luma / 4..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halving_averages_and_keeps_dimensions_even() {
+        let mut frame = I420Frame::black(640, 360);
+        frame.y_mut()[..2].copy_from_slice(&[200, 100]);
+        frame.y_mut()[640..642].copy_from_slice(&[50, 50]);
+        let half = frame.halved();
+        assert_eq!((half.width(), half.height()), (320, 180));
+        assert_eq!(half.y()[0], 100); // (200 + 100 + 50 + 50) / 4
+        assert_eq!(half.as_bytes().len(), 320 * 180 * 3 / 2);
+        let odd = I420Frame::black(642, 362).halved();
+        assert_eq!((odd.width(), odd.height()), (320, 180));
     }
 }
