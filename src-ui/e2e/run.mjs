@@ -209,6 +209,20 @@ try {
     await ada.page.locator(".member", { hasText: "Linus" }).waitFor({ timeout: STEP_TIMEOUT });
     await ada.page.locator(".system-line", { hasText: "Linus joined" }).waitFor({ timeout: STEP_TIMEOUT });
   });
+  await step("two members with the same name are told apart on screen", async () => {
+    const sams = [await user("Sam", "/r/standup"), await user("Sam", "/r/standup")];
+    for (const sam of sams) await join(sam);
+    const rows = ada.page.locator(".member .member-name", { hasText: /^Sam ·\w{3}$/ });
+    await waitFor(ada.page, () => document.querySelectorAll(".member .member-name").length >= 5, null, { timeout: STEP_TIMEOUT });
+    const names = await rows.allTextContents();
+    if (names.length !== 2 || names[0] === names[1]) throw new Error(`the two Sams read ${JSON.stringify(names)}`);
+    await ada.page.screenshot({ path: joinPath(out, "same-names.png") });
+    for (const sam of sams) {
+      await sam.page.getByRole("button", { name: "Leave room" }).click();
+      await sam.context.close();
+    }
+    await ada.page.locator(".member", { hasText: "Sam" }).first().waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  });
   await step("chat reaches everyone; links are clickable, markup is text", async () => {
     await say(ada, "hello team, notes at https://example.org/notes <b>not bold</b>");
     for (const u of [grace, linus]) await sees(u, "hello team");

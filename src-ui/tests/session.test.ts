@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { apply, expireTyping, formatDuration, initialState, TYPING_TTL_MS } from "../src/engine/session";
+import { apply, expireTyping, formatDuration, initialState, nameOf, TYPING_TTL_MS } from "../src/engine/session";
 import type { Peer, ServerMessage } from "../src/protocol";
 import { testPeer } from "./fakes";
 import type { EngineState } from "../src/engine/types";
@@ -102,6 +102,17 @@ describe("calls", () => {
     expect(s.prompt).toEqual({ kind: "ring", from: "p_2", fromName: "Grace", video: false, since: 1000 });
     s = apply(s, { type: "peer_left", id: "p_2", reason: "left" }, 5);
     expect(s.prompt).toBeNull();
+  });
+});
+
+describe("names", () => {
+  it("tells two members with the same name apart, and only then", () => {
+    const s = run([joined(false, [testPeer("p_2", "Grace"), testPeer("p_3xyz", "Sam"), testPeer("p_4abc", "Sam")])]);
+    expect(nameOf(s, "p_2")).toBe("Grace");
+    expect(nameOf(s, "p_3xyz")).toBe("Sam ·xyz");
+    expect(nameOf(s, "p_4abc")).toBe("Sam ·abc");
+    const alone = apply(s, { type: "peer_left", id: "p_4abc", reason: "left" }, 2);
+    expect(nameOf(alone, "p_3xyz")).toBe("Sam");
   });
 });
 

@@ -37,10 +37,15 @@ export function initialState(): EngineState {
   };
 }
 
-/** The display name of a member id (self included), or a placeholder. */
+/** The display name of a member id (self included), or a placeholder. Two
+ * members with the same name are told apart by the end of their ids
+ * ("Sam ·x7Q"), which the server makes unique within the room. */
 export function nameOf(state: EngineState, id: string): string {
-  if (state.self?.id === id) return state.self.name;
-  return state.members.find((m) => m.id === id)?.name ?? "someone";
+  const everyone = state.self ? [state.self, ...state.members] : state.members;
+  const peer = everyone.find((m) => m.id === id);
+  if (!peer) return "someone";
+  const twin = everyone.some((m) => m.id !== id && m.name === peer.name);
+  return twin ? `${peer.name} ·${id.slice(-3)}` : peer.name;
 }
 
 function upsert(members: Peer[], peer: Peer): Peer[] {
@@ -89,7 +94,7 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
     }
     case "peer_joined": {
       const next = { ...state, members: upsert(state.members, msg.peer) };
-      return appendChat(next, systemLine(`${msg.peer.name} joined`, now), false);
+      return appendChat(next, systemLine(`${nameOf(next, msg.peer.id)} joined`, now), false);
     }
     case "peer_left": {
       const name = nameOf(state, msg.id);

@@ -261,7 +261,7 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
             <option value="">Everyone</option>
             {state.members.map((m) => (
               <option key={m.id} value={m.id}>
-                {m.name} (direct)
+                {nameOf(state, m.id)} (direct)
               </option>
             ))}
           </select>

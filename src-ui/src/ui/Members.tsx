@@ -5,6 +5,7 @@ import { Icon } from "./icons";
 import type { Peer } from "../protocol";
 import { Avatar } from "./Avatar";
 import { useEngine, useEngineState } from "./hooks";
+import { nameOf } from "../engine/session";
 
 function MediaIcons({ peer }: { peer: Peer }) {
   if (!peer.in_call) return null;
@@ -37,13 +38,14 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
           const isSelf = peer.id === self.id;
           const typing = state.typing[peer.id] !== undefined;
           const inCall = isSelf ? state.inCall : peer.in_call;
+          const shown = nameOf(state, peer.id);
           const ringing = state.outgoingRing?.to === peer.id;
           return (
             <li key={peer.id} className="member" data-peer={peer.id}>
               <Avatar id={peer.id} name={peer.name} speaking={state.speaker === peer.id} />
               <span className="member-text">
                 <span className="member-name">
-                  {peer.name}
+                  {shown}
                   {isSelf && <span className="muted"> (you)</span>}
                 </span>
                 <span className="member-status">
@@ -53,11 +55,11 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
               <MediaIcons peer={peer} />
               {!isSelf && (
                 <span className="member-actions">
-                  <button type="button" className="icon" title={`Message ${peer.name} directly`} aria-label={`Message ${peer.name} directly`} onClick={() => onDirect(peer.id)}>
+                  <button type="button" className="icon" title={`Message ${shown} directly`} aria-label={`Message ${shown} directly`} onClick={() => onDirect(peer.id)}>
                     <Icon name="mail" />
                   </button>
                   {!peer.in_call && !state.outgoingRing && (
-                    <button type="button" className="icon" title={`Ring ${peer.name}`} aria-label={`Ring ${peer.name}`} onClick={() => void engine.ring(peer.id, true)}>
+                    <button type="button" className="icon" title={`Ring ${shown}`} aria-label={`Ring ${shown}`} onClick={() => void engine.ring(peer.id, true)}>
                       <Icon name="phone" />
                     </button>
                   )}
