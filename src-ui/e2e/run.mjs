@@ -280,6 +280,17 @@ try {
     if (width !== 8) throw new Error(`decoded width ${width}`);
     await grace.page.screenshot({ path: joinPath(out, "chat.png") });
   });
+  await step("a chat image keeps a fixed box, and opens in a viewer (not a download); Escape closes it", async () => {
+    const img = grace.page.locator(".attachment img[alt='indigo.png']");
+    const box = await img.boundingBox();
+    if (!box || Math.round(box.height) !== 160) throw new Error(`the image box is ${JSON.stringify(box)}`);
+    await grace.page.getByRole("button", { name: "Open indigo.png" }).click();
+    const viewer = grace.page.getByRole("dialog", { name: "indigo.png" });
+    await viewer.waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.screenshot({ path: joinPath(out, "image-viewer.png") });
+    await grace.page.keyboard.press("Escape");
+    await viewer.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  });
   const ringPrompt = (u, who) => u.page.getByRole("alertdialog").filter({ hasText: `${who} is calling you` });
   const anyPrompt = (u) => u.page.getByRole("alertdialog");
   const outOfCall = (u) => u.page.getByTestId("tile-self").waitFor({ state: "detached", timeout: STEP_TIMEOUT });

@@ -34,6 +34,7 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
   const [attachment, setAttachment] = useState<Attachment | null>(null);
   const [localError, setLocalError] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
+  const [viewing, setViewing] = useState<Attachment | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
   const typingRef = useRef<{ active: boolean; timer: ReturnType<typeof setTimeout> | null }>({ active: false, timer: null });
@@ -207,9 +208,9 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
                 </div>
                 {line.text && <p className="message-text">{linkify(line.text)}</p>}
                 {line.attachment && IMAGE_TYPES.includes(line.attachment.mime) && (
-                  <a href={`data:${line.attachment.mime};base64,${line.attachment.data}`} download={line.attachment.name} className="attachment">
+                  <button type="button" className="attachment" aria-label={`Open ${line.attachment.name}`} onClick={() => setViewing(line.attachment ?? null)}>
                     <img src={`data:${line.attachment.mime};base64,${line.attachment.data}`} alt={line.attachment.name} />
-                  </a>
+                  </button>
                 )}
               </>
             )}
@@ -295,6 +296,37 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
           </button>
         </div>
       </div>
+      {viewing && <ImageViewer image={viewing} close={() => setViewing(null)} />}
     </section>
+  );
+}
+
+/** An image from the chat at its size (within the window), with a way to
+ * download it; Escape or a click outside closes it. */
+function ImageViewer({ image, close }: { image: Attachment; close: () => void }) {
+  const closeRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    closeRef.current?.focus();
+    const onKey = (e: globalThis.KeyboardEvent) => {
+      if (e.key === "Escape") close();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [close]);
+  const src = `data:${image.mime};base64,${image.data}`;
+  return (
+    <div className="modal-backdrop" onClick={close}>
+      <div className="image-viewer" role="dialog" aria-label={image.name} onClick={(e) => e.stopPropagation()}>
+        <img src={src} alt={image.name} />
+        <div className="actions">
+          <a href={src} download={image.name}>
+            Download
+          </a>
+          <button type="button" ref={closeRef} onClick={close}>
+            Close
+          </button>
+        </div>
+      </div>
+    </div>
   );
 }
