@@ -311,7 +311,8 @@ try {
     await app.clickButton("Leave room");
     await app.clickButton("Host a room");
     await app.type(await app.find("input[name=room]"), "hosted");
-    const web = await app.waitFor(`return [...document.querySelectorAll('[data-testid=hosting] input')].map((i) => i.value).find((v) => v.startsWith('http'))`, { what: "the hosting links" });
+    // The links follow the room name as it is typed: wait for the whole of it.
+    const web = await app.waitFor(`return [...document.querySelectorAll('[data-testid=hosting] input')].map((i) => i.value).find((v) => v.startsWith('http') && v.includes('/r/hosted#'))`, { what: "the hosting links" });
     console.log(`    the app hosts at ${web.replace(/#token=.*/, "#token=…")}`);
     if (!web.startsWith("https://")) throw new Error(`the hosted room is not served over HTTPS: ${web}`);
     // The fingerprint beside the links is the certificate the server presents.
