@@ -320,7 +320,6 @@ try {
     const served = await servedFingerprint(new URL(web));
     if (shown !== served) throw new Error(`the app shows ${shown}, the server presents ${served}`);
     console.log(`    certificate SHA-256 ${served.slice(0, 23)}… shown beside the links`);
-    writeFileSync(joinPath(out, "desktop-hosting.png"), await app.screenshot());
     const token = new URL(web).hash.match(/^#token=([A-Za-z0-9]{22,})$/)?.[1];
     if (!token) throw new Error(`the browser link carries no access token: ${web}`);
     await app.clickButton("Join room");
@@ -353,7 +352,6 @@ try {
     await app.clickButton("Invite");
     const inside = await app.waitFor(`return document.querySelector('[data-testid=invite-app] input')?.value`, { what: "the links inside the room" });
     if (!inside.includes("&fp=") || !inside.includes("&token=")) throw new Error(`the app link lacks its pin or token: ${inside}`);
-    writeFileSync(joinPath(out, "desktop-invite.png"), await app.screenshot());
     await app.clickButton("Invite");
   });
   await step("someone rings while the window is elsewhere: a desktop notification says who", async () => {
