@@ -4,7 +4,7 @@
 
 import type { Peer, ServerMessage } from "../protocol";
 import type { ChatLine, EngineState, Prompt } from "./types";
-import { appendChat, systemLine } from "./lines";
+import { appendChat, systemLine, withSystemLine } from "./lines";
 import { confirmOutgoing } from "./outgoing";
 import { settleRings, type RingStep } from "./ringing";
 
@@ -63,7 +63,7 @@ export function apply(state: EngineState, msg: ServerMessage, now: number): Engi
 
 /** Applies one server message, with what the engine must do about rings. */
 export function receive(state: EngineState, msg: ServerMessage, now: number): RingStep {
-  const line = (s: EngineState, text: string) => appendChat(s, systemLine(text, now), false);
+  const line = (s: EngineState, text: string) => withSystemLine(s, text, now);
   return settleRings(state, applyMessage(state, msg, now), msg, now, line);
 }
 

@@ -5,7 +5,7 @@ import { Icon } from "./icons";
 import { useEffect, useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
 import type { Attachment } from "../protocol";
 import { EmptyRoomInvite } from "./Invite";
-import { useEngine, useEngineState } from "./hooks";
+import { useEngine, useEngineState, useEscape } from "./hooks";
 import { linkify } from "./linkify";
 import { nameOf } from "../engine/session";
 
@@ -305,14 +305,8 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
  * download it; Escape or a click outside closes it. */
 function ImageViewer({ image, close }: { image: Attachment; close: () => void }) {
   const closeRef = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    closeRef.current?.focus();
-    const onKey = (e: globalThis.KeyboardEvent) => {
-      if (e.key === "Escape") close();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [close]);
+  useEffect(() => closeRef.current?.focus(), []);
+  useEscape(true, close);
   const src = `data:${image.mime};base64,${image.data}`;
   return (
     <div className="modal-backdrop" onClick={close}>

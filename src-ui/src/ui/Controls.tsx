@@ -1,8 +1,8 @@
 // Call controls: mute, camera, screen share, devices, stats, hang up.
 
 import { Icon } from "./icons";
-import { useEffect, useRef, useState } from "react";
-import { useEngine, useEngineState } from "./hooks";
+import { useCallback, useRef, useState } from "react";
+import { useEngine, useEngineState, useEscape } from "./hooks";
 
 function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
   return (
@@ -26,16 +26,11 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   const [devicesOpen, setDevicesOpen] = useState(false);
   const devicesButton = useRef<HTMLButtonElement>(null);
   // Escape closes the devices menu and gives the focus back to its button.
-  useEffect(() => {
-    if (!devicesOpen) return;
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key !== "Escape") return;
-      setDevicesOpen(false);
-      devicesButton.current?.focus();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [devicesOpen]);
+  const closeDevices = useCallback(() => {
+    setDevicesOpen(false);
+    devicesButton.current?.focus();
+  }, []);
+  useEscape(devicesOpen, closeDevices);
   const { local, devices } = state;
   // The desktop app captures the screen natively where its platform allows.
   const desktopBlock = state.desktop?.screenShareUnavailable ?? null;

@@ -3,10 +3,10 @@
 // panel — and, for a room this app hosts, the certificate fingerprint a
 // guest's browser shows.
 
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import type { InviteLinks } from "../engine/invite";
 import { Icon } from "./icons";
-import { useEngine, useEngineState } from "./hooks";
+import { useEngine, useEngineState, useEscape } from "./hooks";
 
 /** Puts `text` on the clipboard: the Clipboard API, else the older
  * selection copy; false when neither works (the text stays selectable). */
@@ -110,16 +110,11 @@ export function InviteButton() {
   const state = useEngineState();
   const [open, setOpen] = useState(false);
   const button = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    if (!open) return;
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key !== "Escape") return;
-      setOpen(false);
-      button.current?.focus();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [open]);
+  const close = useCallback(() => {
+    setOpen(false);
+    button.current?.focus();
+  }, []);
+  useEscape(open, close);
   return (
     <span className="invite">
       <button type="button" ref={button} aria-expanded={open} onClick={() => setOpen(!open)}>
