@@ -259,6 +259,28 @@ impl Client {
         msg
     }
 
+    /// Watches the room list until it is `expected`, then stops watching.
+    /// One server answers at once; in a cluster, an instance learns of the
+    /// other's rooms a moment after they change (the list is kept in Redis
+    /// and announced), so a client may first be sent a list from before.
+    pub async fn rooms_become(&mut self, expected: Value) {
+        self.send(json!({"type":"rooms","watch":true})).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut last = Value::Null;
+        while last != expected {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{}: the room list stayed {last}, not {expected}",
+                self.id
+            );
+            last = self.expect_within("rooms", left).await["rooms"].clone();
+        }
+        self.send(json!({"type":"rooms","watch":false,"rid":"unwatch"}))
+            .await;
+        while self.expect("rooms").await["rid"] != "unwatch" {}
+    }
+
     /// Proves that nothing else is queued for this member: sends a chat with a
     /// fresh rid and requires its echo to be the very next message. (Chat
     /// travels through the outbox, behind anything queued before it.)
