@@ -111,8 +111,10 @@ fn main() -> ExitCode {
         Some("bench-desktop") => bench_desktop(),
         Some("bindings") => bindings(),
         Some("netlab") => netlab_run(&args[1..]),
+        // The lab's impairment forwarder, run by the lab in its router.
+        Some("netlab-impair") => netlab::impair::main(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [--native] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
             return ExitCode::from(2);
         }
     };
@@ -377,7 +379,13 @@ fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
     ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
     eprintln!("xtask: network lab, the dip (50 s)");
     let scenario = netlab::Scenario::load(&netlab::shipped().join("dip.lab"))?;
-    let directions = netlab::run_scenario(&scenario, bin, &target_dir().join("netlab"))?;
+    let tools = netlab::Tools {
+        bin: bin.to_owned(),
+        ui: root().join("src-ui"),
+        camera: None,
+    };
+    let native = (netlab::Client::Native, netlab::Client::Native);
+    let directions = netlab::run_scenario(&scenario, native, &tools, &target_dir().join("netlab"))?;
     netlab::print_table(&scenario, &directions);
     for d in &directions {
         match d.recovery_s {
@@ -487,8 +495,10 @@ fn bench_desktop() -> Result<(), Failed> {
 }
 
 /// The network lab: each scenario of `bench/netlab` (or those named) run
-/// between two native peers through a real bottleneck (see `netlab.rs`).
-fn netlab_run(names: &[String]) -> Result<(), Failed> {
+/// through a real bottleneck between two native peers, a native peer and
+/// Chromium, and two Chromiums (only the first with `--native`); see
+/// `netlab/mod.rs`.
+fn netlab_run(args: &[String]) -> Result<(), Failed> {
     let uid = Command::new("id")
         .arg("-u")
         .output()
@@ -496,10 +506,26 @@ fn netlab_run(names: &[String]) -> Result<(), Failed> {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Err("the network lab needs root (network namespaces and tc)".into());
     }
+    let native_only = args.iter().any(|a| a == "--native");
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
+    if !native_only {
+        ensure_system_packages(TEST_PACKAGES)?;
+    }
+    // The server embeds the UI, which Chromium's side loads from it.
+    build_ui()?;
     step(
         "cargo build -p huddle-server -p huddle-engine",
-        cargo().args(["build", "-p", "huddle-server", "-p", "huddle-engine"]),
+        cargo().args([
+            "build",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-engine",
+            "--bins",
+            "--example",
+            "pattern_y4m",
+        ]),
     )?;
     let dir = netlab::shipped();
     let paths: Vec<PathBuf> = if names.is_empty() {
@@ -524,10 +550,38 @@ fn netlab_run(names: &[String]) -> Result<(), Failed> {
     };
     let bin = target_dir().join("debug");
     let scratch = target_dir().join("netlab");
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    // Chromium's fake camera plays the busy pattern at the native peer's
+    // size (3 s, looped).
+    let camera = scratch.join("busy-640x360.y4m");
+    step(
+        "write the Y4M camera file",
+        Command::new(bin.join("examples/pattern_y4m"))
+            .arg(&camera)
+            .args(["640x360", "90"]),
+    )?;
+    let tools = netlab::Tools {
+        bin,
+        ui: root().join("src-ui"),
+        camera: Some(camera),
+    };
+    let pairs = if native_only {
+        &netlab::PAIRS[..1]
+    } else {
+        &netlab::PAIRS[..]
+    };
     for path in paths {
         let scenario = netlab::Scenario::load(&path)?;
-        eprintln!("netlab: {}", scenario.name);
-        let directions = netlab::run_scenario(&scenario, &bin, &scratch)?;
+        let mut directions = Vec::new();
+        for &pair in pairs {
+            eprintln!(
+                "netlab: {}, {} and {}",
+                scenario.name,
+                pair.0.name(),
+                pair.1.name()
+            );
+            directions.extend(netlab::run_scenario(&scenario, pair, &tools, &scratch)?);
+        }
         netlab::print_table(&scenario, &directions);
     }
     Ok(())

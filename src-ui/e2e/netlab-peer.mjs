@@ -1,0 +1,114 @@
+// The network lab's browser peer: headless Chromium joins a room's call
+// through the UI the lab's huddle-server serves, sends its fake camera (the
+// busy test pattern from a Y4M file, as the native peer sends), and writes a
+// report of what it presented from the other member, in the fields
+// huddle-peer's --report uses (per-second frame rate, the bitrate in, and
+// freezes by WebRTC's definition, from the times pictures were presented).
+//
+// Run by `cargo xtask netlab` inside a side's network namespace:
+//   node e2e/netlab-peer.mjs SERVER_URL ROOM NAME SECONDS REPORT.json [CAMERA.y4m]
+
+import { writeFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH } from "./lib.mjs";
+
+const [serverUrl, room, name, secondsText, reportPath, y4m] = process.argv.slice(2);
+if (!reportPath) {
+  console.error("usage: netlab-peer.mjs SERVER_URL ROOM NAME SECONDS REPORT.json [CAMERA.y4m]");
+  process.exit(2);
+}
+const started = Date.now();
+const seconds = Number(secondsText);
+
+/** As huddle-engine's quality.rs: a gap longer than max(3 × mean, mean +
+ * 150 ms), the mean over the 30 gaps before it; a stream that stopped is
+ * frozen until `until`. */
+function freezes(arrivals, until) {
+  const out = { count: 0, total_ms: 0, longest_ms: 0 };
+  const gaps = [];
+  const note = (gap) => {
+    if (gaps.length === 0) return;
+    const window = gaps.slice(-30);
+    const mean = window.reduce((a, b) => a + b, 0) / window.length;
+    if (gap > Math.max(3 * mean, mean + 150)) {
+      out.count += 1;
+      out.total_ms += gap;
+      out.longest_ms = Math.max(out.longest_ms, gap);
+    }
+  };
+  for (let i = 1; i < arrivals.length; i++) {
+    const gap = arrivals[i] - arrivals[i - 1];
+    note(gap);
+    gaps.push(gap);
+  }
+  if (arrivals.length > 0) note(until - arrivals[arrivals.length - 1]);
+  out.total_ms = Math.round(out.total_ms);
+  out.longest_ms = Math.round(out.longest_ms);
+  return out;
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM_PATH,
+  headless: true,
+  args: [
+    ...CHROMIUM_FLAGS,
+    // The lab's server is plain HTTP on a private address: let the page
+    // have a camera there, as it would over HTTPS.
+    `--unsafely-treat-insecure-origin-as-secure=${serverUrl}`,
+    ...(y4m ? [`--use-file-for-fake-video-capture=${y4m}`] : []),
+    "--autoplay-policy=no-user-gesture-required",
+  ],
+});
+const report = { peers: {} };
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ["camera", "microphone"] });
+  const page = await context.newPage();
+  await page.goto(`${serverUrl}/`);
+  await page.getByLabel("Your name").fill(name);
+  await page.getByLabel("Room", { exact: true }).fill(room);
+  await page.getByRole("button", { name: "Join room" }).click();
+  await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
+  // The first to arrive starts the call; whoever comes later joins it.
+  await page.getByRole("button", { name: /^(Start video call|Join call)/ }).click();
+  const untilMs = started + seconds * 1000;
+  await page.getByTestId("tile-remote").locator("video").waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
+  // Every presented picture's wall-clock time, and the bitrate in each second.
+  await page.evaluate(() => {
+    const video = document.querySelector('[data-testid="tile-remote"] video');
+    window.__arrivals = [];
+    window.__size = [0, 0];
+    const onFrame = () => {
+      window.__arrivals.push(Date.now());
+      window.__size = [video.videoWidth, video.videoHeight];
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  });
+  const timeline = [];
+  while (Date.now() < untilMs) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const stats = await page.evaluate(() => Object.values(window.huddle.state().stats)[0] ?? null);
+    if (stats) timeline.push([(Date.now() - started) / 1000, stats.bitrateInKbps]);
+  }
+  const { arrivals, size, peer } = await page.evaluate(() => ({
+    arrivals: window.__arrivals,
+    size: window.__size,
+    peer: document.querySelector('[data-testid="tile-remote"]').dataset.peer,
+  }));
+  const since = arrivals.map((t) => t - started);
+  const perSecond = new Array(seconds).fill(0);
+  for (const t of since) {
+    const s = Math.floor(t / 1000);
+    if (s >= 0 && s < seconds) perSecond[s] += 1;
+  }
+  report.peers[peer] = {
+    fps_per_second: perSecond,
+    timeline,
+    freezes: freezes(since, seconds * 1000),
+    width: size[0],
+    height: size[1],
+  };
+} finally {
+  writeFileSync(reportPath, JSON.stringify(report));
+  await browser.close();
+}

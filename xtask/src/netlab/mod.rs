@@ -1,0 +1,268 @@
+//! `cargo xtask netlab [SCENARIO…]`: calls over real network paths on this
+//! machine. Each side runs in its own network namespace, joined through a
+//! router namespace (which also runs the signaling server) by veth pairs;
+//! the router's egress toward each side is a `tbf` queue — a real
+//! bottleneck with a queue sized in milliseconds (RFC 8867 uses 300 ms) —
+//! whose rate a scenario changes during the run. Two `huddle-peer`s call
+//! each other through it and report what they received; the lab prints,
+//! per direction and per phase, frames per second, bitrate against the
+//! capacity, freezes, and how long video took to come back after the
+//! capacity did.
+//!
+//! ```text
+//!   ns A (10.91.1.2) ── veth ── ns R (router, server) ── veth ── ns B (10.91.2.2)
+//!                          tbf toward A            tbf toward B
+//! ```
+//!
+//! Delay, jitter, loss and outages are applied by a user-space forwarder
+//! in the router (`impair.rs`; this kernel has no `netem`). A scenario
+//! (`scenario.rs`) is a text file in `bench/netlab/`.
+//!
+//! Only the lab's own namespaces are touched (named `hnl<pid>-*`, removed
+//! at the end). Needs root, `ip` and `tc` (iproute2).
+
+pub mod impair;
+mod lab;
+mod report;
+mod scenario;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use lab::{Lab, SUBNET_A, SUBNET_B};
+pub use report::Direction;
+use report::{read_report, summarize};
+pub use scenario::Scenario;
+use scenario::{Change, Way};
+
+use crate::Failed;
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the impairment forwarder in the router; returns once its rules
+/// are in place (the scenario's clock starts then).
+fn start_forwarder(lab: &Lab, scenario: &Scenario) -> Result<Kill, Failed> {
+    let me = std::env::current_exe().map_err(|e| format!("xtask: {e}"))?;
+    let mut child = Kill(
+        lab.exec("r", &me)
+            .arg("netlab-impair")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("netlab-impair: {e}"))?,
+    );
+    if let Some(mut stdin) = child.0.stdin.take() {
+        stdin
+            .write_all(scenario.text.as_bytes())
+            .map_err(|e| format!("netlab-impair: {e}"))?;
+    }
+    let stdout = child.0.stdout.take().ok_or("netlab-impair: no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("netlab-impair: {e}"))?;
+    if line.trim() != "ready" {
+        return Err("netlab-impair did not start (see its error above)".into());
+    }
+    Ok(child)
+}
+
+/// Who sits on one side of the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    /// `huddle-peer`: the native engine with the busy test pattern.
+    Native,
+    /// Headless Chromium running the UI, its fake camera playing the same
+    /// pattern (`src-ui/e2e/netlab-peer.mjs`).
+    Chromium,
+}
+
+impl Client {
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Native => "native",
+            Client::Chromium => "Chromium",
+        }
+    }
+}
+
+/// The pairs a full run compares, in the issue's order.
+pub const PAIRS: [(Client, Client); 3] = [
+    (Client::Native, Client::Native),
+    (Client::Native, Client::Chromium),
+    (Client::Chromium, Client::Chromium),
+];
+
+/// What the lab runs: the binaries, and for Chromium the UI's scripts and
+/// the camera file.
+#[derive(Debug)]
+pub struct Tools {
+    /// Holds `huddle-server` and `huddle-peer`.
+    pub bin: PathBuf,
+    /// `src-ui/` (its `e2e/netlab-peer.mjs` and `node_modules`).
+    pub ui: PathBuf,
+    /// The busy pattern at the native peer's size, for Chromium's camera.
+    pub camera: Option<PathBuf>,
+}
+
+/// Runs `scenario` with `pair` on sides A and B.
+pub fn run_scenario(
+    scenario: &Scenario,
+    pair: (Client, Client),
+    tools: &Tools,
+    scratch: &Path,
+) -> Result<[Direction; 2], Failed> {
+    let lab = Lab::up(scenario.default_route)?;
+    let server_addr = format!("{SUBNET_A}.1:8443");
+    let _server = Kill(
+        lab.exec("r", &tools.bin.join("huddle-server"))
+            .args(["--listen", &server_addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("huddle-server: {e}"))?,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+    let seconds = scenario.duration.as_secs() + 1;
+    let run_name = format!("{}-{}-{}", scenario.name, pair.0.name(), pair.1.name());
+    let report = |side: &str| scratch.join(format!("{run_name}-{side}.json"));
+    let log = |side: &str| -> Result<std::fs::File, Failed> {
+        let path = scratch.join(format!("{run_name}-{side}.log"));
+        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let peer = |client: Client, side: &str, name: &str, subnet: &str| -> Result<Kill, Failed> {
+        let mut cmd = match client {
+            Client::Native => {
+                let mut cmd = lab.exec(side, &tools.bin.join("huddle-peer"));
+                cmd.args(["--server", &format!("ws://{server_addr}/ws")])
+                    .args(["--room", "lab", "--name", name])
+                    .args(["--duration", &format!("{seconds}s")])
+                    .args(["--udp", &format!("{subnet}.2:0")])
+                    // As costly to encode as a camera (the plain pattern is nearly free).
+                    .args(["--content", "busy"])
+                    .arg("--report")
+                    .arg(report(side));
+                cmd
+            }
+            Client::Chromium => {
+                let mut cmd = lab.exec(side, Path::new("node"));
+                cmd.arg(tools.ui.join("e2e/netlab-peer.mjs"))
+                    .arg(format!("http://{server_addr}"))
+                    .args(["lab", name, &seconds.to_string()])
+                    .arg(report(side))
+                    .args(tools.camera.iter())
+                    .current_dir(&tools.ui);
+                cmd
+            }
+        };
+        // `NETLAB_LOG=huddle_engine=debug` keeps each peer's log beside its report.
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("NETLAB_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::null())
+        .stderr(log(side)?)
+        .spawn()
+        .map(Kill)
+        .map_err(|e| format!("{} peer: {e}", client.name()))
+    };
+    let _forwarder = if scenario.impaired() {
+        Some(start_forwarder(&lab, scenario)?)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let mut a = peer(pair.0, "a", "A", SUBNET_A)?;
+    let mut b = peer(pair.1, "b", "B", SUBNET_B)?;
+    for step in &scenario.steps {
+        if let Some(wait) = step.at.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let Change::Rate(kbit) = step.change else {
+            continue; // the forwarder follows the rest
+        };
+        lab.set_capacity(step.way, kbit, scenario.queue_ms)?;
+        eprintln!(
+            "netlab: {:>5.1} s  {} {kbit} kbit/s",
+            started.elapsed().as_secs_f64(),
+            step.way.arrow()
+        );
+    }
+    for child in [&mut a, &mut b] {
+        let _ = child.0.wait();
+    }
+    let (to_a, to_b) = (read_report(&report("a"))?, read_report(&report("b"))?);
+    let label = |way: Way| {
+        let (from, to) = match way {
+            Way::AtoB => pair,
+            Way::BtoA => (pair.1, pair.0),
+        };
+        format!("{}→{} {}", from.name(), to.name(), way.arrow())
+    };
+    Ok([
+        summarize(scenario, Way::AtoB, label(Way::AtoB), &to_b, 3),
+        summarize(scenario, Way::BtoA, label(Way::BtoA), &to_a, 3),
+    ])
+}
+
+pub fn print_table(scenario: &Scenario, directions: &[Direction]) {
+    println!(
+        "\n## {} ({} s, queue {} ms{})",
+        scenario.name,
+        scenario.duration.as_secs(),
+        scenario.queue_ms,
+        if scenario.default_route {
+            ""
+        } else {
+            ", no default route"
+        }
+    );
+    println!("| direction | phase | capacity | fps | kbit/s in | utilization |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for d in directions {
+        for (from, to, cap, fps, kbps) in &d.phases {
+            let cap_text = cap.map_or("∞".into(), |c| format!("{c} kbit/s"));
+            let util = cap.map_or("–".into(), |c| {
+                format!("{:.0} %", 100.0 * kbps / f64::from(c))
+            });
+            println!(
+                "| {} | {from}–{to} s | {cap_text} | {fps:.1} | {kbps:.0} | {util} |",
+                d.label
+            );
+        }
+    }
+    println!("\n| direction | size | freezes | frozen | longest | first picture after the path's return | full rate after it |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for d in directions {
+        let seconds = |s: Option<u64>| s.map_or("never".into(), |s| format!("{s} s"));
+        let (first, back) = (seconds(d.first_back_s), seconds(d.recovery_s));
+        println!(
+            "| {} | {}×{} | {} | {:.1} s | {:.1} s | {first} | {back} |",
+            d.label,
+            d.size.0,
+            d.size.1,
+            d.freeze_count,
+            d.freeze_total_ms as f64 / 1000.0,
+            d.freeze_longest_ms as f64 / 1000.0
+        );
+    }
+}
+
+/// The most seconds `cargo xtask test` lets video take to come back after
+/// the dip's capacity returns (measured 5–7 s; the goal is 5).
+pub const RECOVERY_LIMIT_S: u64 = 15;
+
+/// The scenarios shipped with the project.
+pub fn shipped() -> PathBuf {
+    crate::root().join("bench/netlab")
+}

@@ -1,0 +1,212 @@
+//! What a run showed: each receiver's report read back, and cut into the
+//! scenario's phases (frame rate, bitrate against capacity, freezes, the
+//! time video took to come back after the capacity did).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::scenario::{Scenario, Way};
+use crate::Failed;
+
+/// What one side received from the other, from its report (`huddle-peer
+/// --report`, or the browser rig's, which writes the same fields).
+#[derive(Debug, Default)]
+pub struct Received {
+    pub fps_per_second: Vec<u32>,
+    /// (t s, kbit/s in) from the receiver's stats.
+    pub kbps_in: Vec<(f64, f64)>,
+    pub freeze_count: u64,
+    pub freeze_total_ms: u64,
+    pub freeze_longest_ms: u64,
+    pub width: u64,
+    pub height: u64,
+}
+
+pub fn read_report(path: &Path) -> Result<Received, Failed> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let report: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let Some((_, peer)) = report["peers"].as_object().and_then(|p| p.iter().next()) else {
+        return Ok(Received::default());
+    };
+    let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    Ok(Received {
+        fps_per_second: peer["fps_per_second"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0) as u32).collect())
+            .unwrap_or_default(),
+        kbps_in: peer["timeline"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|row| Some((row[0].as_f64()?, row[1].as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        freeze_count: u(&peer["freezes"]["count"]),
+        freeze_total_ms: u(&peer["freezes"]["total_ms"]),
+        freeze_longest_ms: u(&peer["freezes"]["longest_ms"]),
+        width: u(&peer["width"]),
+        height: u(&peer["height"]),
+    })
+}
+
+/// One phase of one direction: (start s, end s, capacity kbit/s, mean
+/// fps, mean kbit/s in).
+pub type Phase = (u64, u64, Option<u32>, f64, f64);
+
+/// One direction's figures.
+#[derive(Debug)]
+pub struct Direction {
+    pub label: String,
+    pub phases: Vec<Phase>,
+    pub freeze_count: u64,
+    pub freeze_total_ms: u64,
+    pub freeze_longest_ms: u64,
+    /// After the path last came back (capacity rose, or an outage ended):
+    /// seconds until video ran at ≥ 80 % of its first phase's frame rate
+    /// for 3 s running; None: never.
+    pub recovery_s: Option<u64>,
+    /// After the path last came back: seconds until the first picture
+    /// (by whole seconds of the report); None: none came.
+    pub first_back_s: Option<u64>,
+    pub size: (u64, u64),
+}
+
+/// When the path last got better one way: a rise in capacity, or the end
+/// of an outage.
+fn last_return(scenario: &Scenario, way: Way) -> Option<u64> {
+    let before = |t: Duration| t.saturating_sub(Duration::from_millis(1));
+    scenario
+        .steps
+        .iter()
+        .filter(|s| s.way == way && s.at > Duration::ZERO)
+        .filter(|s| {
+            let rose = match (
+                scenario.capacity(way, before(s.at)),
+                scenario.capacity(way, s.at),
+            ) {
+                (Some(was), Some(now)) => now > was,
+                _ => false,
+            };
+            rose || (scenario.cut(way, before(s.at)) && !scenario.cut(way, s.at))
+        })
+        .map(|s| s.at.as_secs())
+        .next_back()
+}
+
+pub fn summarize(
+    scenario: &Scenario,
+    way: Way,
+    label: String,
+    r: &Received,
+    skip: u64,
+) -> Direction {
+    let end = scenario.duration.as_secs();
+    let mut bounds: Vec<u64> = vec![0];
+    bounds.extend(
+        scenario
+            .steps
+            .iter()
+            .filter(|s| s.way == way)
+            .map(|s| s.at.as_secs()),
+    );
+    bounds.push(end);
+    bounds.sort_unstable();
+    bounds.dedup();
+    let fps_at = |s: u64| f64::from(r.fps_per_second.get(s as usize).copied().unwrap_or(0));
+    let mut phases = Vec::new();
+    for pair in bounds.windows(2) {
+        // Leave out the call's setup and the first seconds after a change.
+        let from = (pair[0] + 3).max(skip);
+        let to = pair[1];
+        if from >= to {
+            continue;
+        }
+        let fps = (from..to).map(fps_at).sum::<f64>() / (to - from) as f64;
+        let rates: Vec<f64> = r
+            .kbps_in
+            .iter()
+            .filter(|(t, k)| *t >= from as f64 && *t < to as f64 && *k >= 0.0)
+            .map(|(_, k)| *k)
+            .collect();
+        let kbps = if rates.is_empty() {
+            0.0
+        } else {
+            rates.iter().sum::<f64>() / rates.len() as f64
+        };
+        let capacity = scenario.capacity(way, Duration::from_secs(pair[0]));
+        phases.push((pair[0], pair[1], capacity, fps, kbps));
+    }
+    let first_fps = phases.first().map_or(0.0, |p| p.3);
+    let back = last_return(scenario, way);
+    let recovery_s = match back {
+        None => Some(0),
+        Some(back) => (back..end.saturating_sub(2))
+            .find(|&s| (s..s + 3).all(|t| fps_at(t) >= 0.8 * first_fps))
+            .map(|s| s - back),
+    };
+    let first_back_s = match back {
+        None => Some(0),
+        Some(back) => (back..end).find(|&s| fps_at(s) > 0.0).map(|s| s - back),
+    };
+    Direction {
+        label,
+        phases,
+        freeze_count: r.freeze_count,
+        freeze_total_ms: r.freeze_total_ms,
+        freeze_longest_ms: r.freeze_longest_ms,
+        recovery_s,
+        first_back_s,
+        size: (r.width, r.height),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_comes_back_when_capacity_rises_or_an_outage_ends() {
+        let dip = Scenario::parse(
+            "d",
+            "at 0s both 2500kbit\nat 15s both 250kbit\nat 30s both 1500kbit\n",
+        )
+        .unwrap();
+        assert_eq!(last_return(&dip, Way::AtoB), Some(30));
+        let outage = Scenario::parse(
+            "o",
+            "at 0s both 2000kbit\nat 10s a>b loss 100%\nat 13s a>b loss 0%\n",
+        )
+        .unwrap();
+        assert_eq!(last_return(&outage, Way::AtoB), Some(13));
+        assert_eq!(last_return(&outage, Way::BtoA), None);
+    }
+
+    #[test]
+    fn recovery_counts_from_the_return_to_three_good_seconds() {
+        let dip = Scenario::parse(
+            "d",
+            "duration 20s\nat 0s both 2000kbit\nat 8s both 200kbit\nat 12s both 2000kbit\n",
+        )
+        .unwrap();
+        let mut fps = vec![30; 8];
+        fps.extend([2, 2, 2, 2, 0, 5, 30, 30, 30, 30, 30, 30]);
+        let r = Received {
+            fps_per_second: fps,
+            ..Received::default()
+        };
+        let d = summarize(&dip, Way::AtoB, "t".into(), &r, 0);
+        assert_eq!(d.recovery_s, Some(2));
+        assert_eq!(d.first_back_s, Some(1));
+        let never = Received {
+            fps_per_second: vec![30; 8],
+            ..Received::default()
+        };
+        assert_eq!(
+            summarize(&dip, Way::AtoB, "t".into(), &never, 0).recovery_s,
+            None
+        );
+    }
+}

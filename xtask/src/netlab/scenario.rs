@@ -1,0 +1,274 @@
+//! A scenario: what the path between the two sides does over time, read
+//! from a text file (`bench/netlab/*.lab`).
+//!
+//! ```text
+//! # what it is
+//! duration 50s
+//! queue 300ms          # the bottleneck's queue, in time at its rate
+//! routes none          # no default route in A and B (default: via R)
+//! seed 7               # the impairments' random draws (default 1)
+//! at 0s both 2500kbit  # capacity toward both sides from 0 s
+//! at 15s a>b 250kbit   # …toward B only (what A sends)
+//! at 0s both delay 50ms    # one-way delay added
+//! at 0s both jitter 30ms   # ± up to this much more per packet (reorders)
+//! at 10s a>b loss 5%       # packets dropped at random…
+//! at 10s a>b burst 5       # …in bursts of this many on average (Gilbert–Elliott)
+//! ```
+
+use std::time::Duration;
+
+use crate::Failed;
+
+/// Which way traffic goes through the bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    AtoB,
+    BtoA,
+}
+
+impl Way {
+    pub const BOTH: [Way; 2] = [Way::AtoB, Way::BtoA];
+
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Way::AtoB => "A→B",
+            Way::BtoA => "B→A",
+        }
+    }
+}
+
+/// One thing a step changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// The bottleneck's rate, kbit/s.
+    Rate(u32),
+    Delay(Duration),
+    Jitter(Duration),
+    /// Share of packets lost, 0–1.
+    Loss(f64),
+    /// Mean length of a loss burst, in packets (1: independent losses).
+    Burst(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub at: Duration,
+    pub way: Way,
+    pub change: Change,
+}
+
+/// What the forwarder does to one way's packets at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Impairment {
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub loss: f64,
+    pub burst: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// The file as written (the forwarder reads it again).
+    pub text: String,
+    pub duration: Duration,
+    pub queue_ms: u32,
+    pub default_route: bool,
+    pub seed: u64,
+    /// In time order.
+    pub steps: Vec<Step>,
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    if let Some(ms) = text.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
+    text.strip_suffix('s')?
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+fn parse_change(words: &[&str]) -> Option<Change> {
+    Some(match words {
+        [rate] => Change::Rate(rate.strip_suffix("kbit")?.parse().ok()?),
+        ["delay", d] => Change::Delay(parse_duration(d)?),
+        ["jitter", d] => Change::Jitter(parse_duration(d)?),
+        ["loss", p] => {
+            let p: f64 = p.strip_suffix('%')?.parse().ok()?;
+            if !(0.0..=100.0).contains(&p) {
+                return None;
+            }
+            Change::Loss(p / 100.0)
+        }
+        ["burst", n] => Change::Burst(n.parse().ok().filter(|n: &f64| *n >= 1.0)?),
+        _ => return None,
+    })
+}
+
+impl Scenario {
+    pub fn parse(name: &str, text: &str) -> Result<Scenario, Failed> {
+        let mut scenario = Scenario {
+            name: name.to_owned(),
+            text: text.to_owned(),
+            duration: Duration::from_secs(30),
+            queue_ms: 300,
+            default_route: true,
+            seed: 1,
+            steps: Vec::new(),
+        };
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = || format!("{name}:{}: cannot read {line:?}", n + 1);
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["duration", d] => scenario.duration = parse_duration(d).ok_or_else(bad)?,
+                ["queue", d] => {
+                    scenario.queue_ms = parse_duration(d).ok_or_else(bad)?.as_millis() as u32
+                }
+                ["routes", "none"] => scenario.default_route = false,
+                ["routes", "default"] => scenario.default_route = true,
+                ["seed", n] => scenario.seed = n.parse().map_err(|_| bad())?,
+                ["at", at, way, change @ ..] => {
+                    let at = parse_duration(at).ok_or_else(bad)?;
+                    let change = parse_change(change).ok_or_else(bad)?;
+                    let ways: &[Way] = match *way {
+                        "both" => &Way::BOTH,
+                        "a>b" => &[Way::AtoB],
+                        "b>a" => &[Way::BtoA],
+                        _ => return Err(bad()),
+                    };
+                    for &way in ways {
+                        scenario.steps.push(Step { at, way, change });
+                    }
+                }
+                _ => return Err(bad()),
+            }
+        }
+        scenario.steps.sort_by_key(|s| s.at);
+        Ok(scenario)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Scenario, Failed> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path
+            .file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+        Scenario::parse(&name, &text)
+    }
+
+    /// The capacity changes one way: (when, kbit/s), in time order.
+    pub fn rates(&self, way: Way) -> impl Iterator<Item = (Duration, u32)> + '_ {
+        self.steps
+            .iter()
+            .filter(move |s| s.way == way)
+            .filter_map(|s| match s.change {
+                Change::Rate(kbit) => Some((s.at, kbit)),
+                _ => None,
+            })
+    }
+
+    /// The capacity one way at `t` (None before the first step: unlimited).
+    pub fn capacity(&self, way: Way, t: Duration) -> Option<u32> {
+        self.rates(way)
+            .filter(|(at, _)| *at <= t)
+            .last()
+            .map(|r| r.1)
+    }
+
+    /// What the forwarder does one way at `t`.
+    pub fn impairment(&self, way: Way, t: Duration) -> Impairment {
+        let mut now = Impairment {
+            burst: 1.0,
+            ..Impairment::default()
+        };
+        for step in self.steps.iter().filter(|s| s.way == way && s.at <= t) {
+            match step.change {
+                Change::Rate(_) => {}
+                Change::Delay(d) => now.delay = d,
+                Change::Jitter(j) => now.jitter = j,
+                Change::Loss(p) => now.loss = p,
+                Change::Burst(n) => now.burst = n,
+            }
+        }
+        now
+    }
+
+    /// Whether anything but capacity is modelled (then the forwarder runs).
+    pub fn impaired(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| !matches!(s.change, Change::Rate(_)))
+    }
+
+    /// Whether the path is unusable one way at `t` (all packets lost).
+    pub fn cut(&self, way: Way, t: Duration) -> bool {
+        self.impairment(way, t).loss >= 1.0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_read_as_written() {
+        let s = Scenario::parse(
+            "t",
+            "duration 50s\nqueue 300ms\nat 0s both 2500kbit # start\nat 15s a>b 250kbit\n",
+        )
+        .unwrap();
+        assert_eq!(s.duration, Duration::from_secs(50));
+        assert_eq!(s.steps.len(), 3);
+        assert_eq!(s.capacity(Way::AtoB, Duration::from_secs(20)), Some(250));
+        assert_eq!(s.capacity(Way::BtoA, Duration::from_secs(20)), Some(2500));
+        assert!(!s.impaired());
+        assert!(Scenario::parse("t", "at 1s sideways 5kbit").is_err());
+    }
+
+    #[test]
+    fn impairments_accumulate_per_way() {
+        let s = Scenario::parse(
+            "t",
+            "seed 9\nat 0s both delay 50ms\nat 0s both jitter 30ms\nat 10s a>b loss 5%\nat 10s a>b burst 5\nat 20s a>b loss 100%\n",
+        )
+        .unwrap();
+        assert!(s.impaired());
+        assert_eq!(s.seed, 9);
+        let at = |way, s_: u64| s.impairment(way, Duration::from_secs(s_));
+        assert_eq!(at(Way::AtoB, 5).delay, Duration::from_millis(50));
+        assert_eq!(at(Way::AtoB, 5).loss, 0.0);
+        assert!((at(Way::AtoB, 15).loss - 0.05).abs() < 1e-9);
+        assert_eq!(at(Way::AtoB, 15).burst, 5.0);
+        assert_eq!(at(Way::BtoA, 15).loss, 0.0);
+        assert!(s.cut(Way::AtoB, Duration::from_secs(21)));
+        assert_eq!(s.capacity(Way::AtoB, Duration::from_secs(21)), None);
+        for bad in [
+            "at 1s both loss 120%",
+            "at 1s both burst 0.5",
+            "at 1s both delay -3s",
+        ] {
+            assert!(Scenario::parse("t", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_shipped_scenario_reads() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/netlab");
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|x| x == "lab") {
+                let s = Scenario::load(&path).unwrap();
+                assert!(!s.steps.is_empty(), "{}", s.name);
+                n += 1;
+            }
+        }
+        assert!(n >= 10, "{n}");
+    }
+}
