@@ -73,8 +73,11 @@ try {
   const untilMs = started + seconds * 1000;
   await page.getByTestId("tile-remote").locator("video").waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
   // Every presented picture's wall-clock time, and the bitrate in each second.
-  await page.evaluate(() => {
-    const video = document.querySelector('[data-testid="tile-remote"] video');
+  // The other side may leave first (it stops on its own clock): note now
+  // whose tile this is.
+  const peer = await page.evaluate(() => {
+    const tile = document.querySelector('[data-testid="tile-remote"]');
+    const video = tile.querySelector("video");
     window.__arrivals = [];
     window.__size = [0, 0];
     const onFrame = () => {
@@ -83,6 +86,7 @@ try {
       video.requestVideoFrameCallback(onFrame);
     };
     video.requestVideoFrameCallback(onFrame);
+    return tile.dataset.peer;
   });
   const timeline = [];
   while (Date.now() < untilMs) {
@@ -90,11 +94,7 @@ try {
     const stats = await page.evaluate(() => Object.values(window.huddle.state().stats)[0] ?? null);
     if (stats) timeline.push([(Date.now() - started) / 1000, stats.bitrateInKbps]);
   }
-  const { arrivals, size, peer } = await page.evaluate(() => ({
-    arrivals: window.__arrivals,
-    size: window.__size,
-    peer: document.querySelector('[data-testid="tile-remote"]').dataset.peer,
-  }));
+  const { arrivals, size } = await page.evaluate(() => ({ arrivals: window.__arrivals, size: window.__size }));
   const since = arrivals.map((t) => t - started);
   const perSecond = new Array(seconds).fill(0);
   for (const t of since) {

@@ -117,6 +117,20 @@ enum Input {
 /// connect, so normally only one side restarts and the other answers.
 pub const RESTART_AFTER_DISCONNECTED: Duration = Duration::from_secs(5);
 
+/// While the path stays down, ICE is restarted again this often (the
+/// polite side twice as seldom): one restart can fail for good — a network
+/// still out when its checks ran, a relay that died — and webrtc-rs never
+/// tries again by itself.
+pub const RESTART_EVERY: Duration = Duration::from_secs(12);
+
+/// How often a candidate pair is checked before it counts as failed, at
+/// webrtc-rs's 200 ms spacing: 25 s (its own default, 7, gives up after
+/// 1.4 s). A restart made while the network is out — the 20 s outage of the
+/// network lab — otherwise failed all its pairs before the network came
+/// back and the call never returned; pairs still being checked connect
+/// within a check of the network's return.
+const ICE_CHECKS_PER_PAIR: u16 = 125;
+
 /// One outgoing track: what it writes to, and its negotiated SSRC and
 /// payload type once known.
 struct Outgoing {
@@ -259,7 +273,12 @@ fn interceptors(
     // retransmissions of long-stale packets took the path (measured in the
     // network lab's dip: the estimate pinned at its floor by the "losses").
     let registry = Registry::new()
-        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(RETRANSMIT_HISTORY)
+                .build(),
+        )
         .with(
             Slot::NackGenerator,
             NackGeneratorBuilder::new()
@@ -282,6 +301,15 @@ fn interceptors(
         .with(KeyframeRequests::slot(), KeyframeRequests::default());
     Ok((registry, estimate))
 }
+
+/// The packets kept for retransmission (per stream; a power of two): about
+/// 2.5 s at 1 Mbit/s, 1 s at 2.5 Mbit/s — retransmissions older than that
+/// would arrive after their picture's deadline anyway. webrtc-rs keeps
+/// 1024, and after the network lab's 3 s outage the receiver's NACKs for
+/// all of it queued ~360 KB of stale video in the pacer ahead of new
+/// pictures (libwebrtc bounds its history by time and its retransmissions
+/// by the target rate).
+const RETRANSMIT_HISTORY: u16 = 256;
 
 /// How often one missing packet is asked for again (every 100 ms): a
 /// retransmission that took longer than this would miss the picture's
@@ -349,6 +377,8 @@ struct Handler {
     counters: Arc<MediaCounters>,
     /// This side yields in an offer collision (and restarts ICE later).
     polite: bool,
+    /// A task is restarting ICE until the path is back.
+    restarting: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -379,15 +409,23 @@ impl PeerConnectionEventHandler for Handler {
             state,
             RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
         ) {
-            // Often a blip that heals itself; if it does not, restart.
-            let (inputs, connected) = (self.inputs.clone(), self.connected.clone());
-            let wait = RESTART_AFTER_DISCONNECTED * if self.polite { 2 } else { 1 };
-            tokio::spawn(async move {
-                tokio::time::sleep(wait).await;
-                if !connected.load(Ordering::Relaxed) {
-                    let _ = inputs.send(Input::RestartIce);
-                }
-            });
+            // Often a blip that heals itself; if it does not, restart, and
+            // again while the path stays down (one task at a time).
+            if !self.restarting.swap(true, Ordering::AcqRel) {
+                let (inputs, connected) = (self.inputs.clone(), self.connected.clone());
+                let restarting = self.restarting.clone();
+                let slower = if self.polite { 2 } else { 1 };
+                tokio::spawn(async move {
+                    tokio::time::sleep(RESTART_AFTER_DISCONNECTED * slower).await;
+                    while !connected.load(Ordering::Relaxed) {
+                        if inputs.send(Input::RestartIce).is_err() {
+                            break; // the link is gone
+                        }
+                        tokio::time::sleep(RESTART_EVERY * slower).await;
+                    }
+                    restarting.store(false, Ordering::Release);
+                });
+            }
         }
         let _ = self.events.send(PeerEvent::State(state));
     }
@@ -442,6 +480,7 @@ impl PeerLink {
             connected: connected.clone(),
             counters: counters.clone(),
             polite: setup.self_id > setup.remote_id,
+            restarting: Arc::new(AtomicBool::new(false)),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -453,6 +492,7 @@ impl PeerLink {
                 .with_setting_engine(
                     SettingEngineBuilder::new()
                         .with_discard_local_candidates_during_ice_restart(true)
+                        .with_ice_connection_attempts(None, Some(ICE_CHECKS_PER_PAIR))
                         .with_multicast_dns_mode(mdns_mode())
                         .build(),
                 )

@@ -158,7 +158,7 @@ pub fn run_scenario(
                 let mut cmd = lab.exec(side, Path::new("node"));
                 cmd.arg(tools.ui.join("e2e/netlab-peer.mjs"))
                     .arg(format!("http://{server_addr}"))
-                    .args(["lab", name, &seconds.to_string()])
+                    .args(["lab", name, &scenario.duration.as_secs().to_string()])
                     .arg(report(side))
                     .args(tools.camera.iter())
                     .current_dir(&tools.ui);
