@@ -68,8 +68,22 @@ try {
   await page.getByLabel("Room", { exact: true }).fill(room);
   await page.getByRole("button", { name: "Join room" }).click();
   await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
-  // The first to arrive starts the call; whoever comes later joins it.
-  await page.getByRole("button", { name: /^(Start video call|Join call)/ }).click();
+  // The first to arrive starts the call; whoever comes later joins it —
+  // from the header, or from the "started a call" prompt if that came first
+  // (it covers the header's button).
+  for (let joined = false; !joined; ) {
+    const prompt = page.getByRole("alertdialog").getByRole("button", { name: "Join", exact: true });
+    if (await prompt.isVisible()) {
+      await prompt.click();
+      joined = true;
+    } else {
+      joined = await page
+        .getByRole("button", { name: /^(Start video call|Join call)/ })
+        .click({ timeout: 2000 })
+        .then(() => true)
+        .catch(() => false);
+    }
+  }
   const untilMs = started + seconds * 1000;
   await page.getByTestId("tile-remote").locator("video").waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
   // Every presented picture's wall-clock time, and the bitrate in each second.

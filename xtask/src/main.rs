@@ -114,7 +114,7 @@ fn main() -> ExitCode {
         // The lab's impairment forwarder, run by the lab in its router.
         Some("netlab-impair") => netlab::impair::main(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [--native] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [--native | --pair A-B] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
             return ExitCode::from(2);
         }
     };
@@ -507,7 +507,12 @@ fn netlab_run(args: &[String]) -> Result<(), Failed> {
         return Err("the network lab needs root (network namespaces and tc)".into());
     }
     let native_only = args.iter().any(|a| a == "--native");
-    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let names: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--pair"))
+        .map(|(_, a)| a)
+        .collect();
     ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
     if !native_only {
         ensure_system_packages(TEST_PACKAGES)?;
@@ -565,15 +570,26 @@ fn netlab_run(args: &[String]) -> Result<(), Failed> {
         ui: root().join("src-ui"),
         camera: Some(camera),
     };
-    let pairs = if native_only {
-        &netlab::PAIRS[..1]
-    } else {
-        &netlab::PAIRS[..]
-    };
+    // `--pair native-Chromium`: that pair only.
+    let chosen = args
+        .iter()
+        .position(|a| a == "--pair")
+        .and_then(|i| args.get(i + 1));
+    let pairs: Vec<(netlab::Client, netlab::Client)> = netlab::PAIRS
+        .iter()
+        .copied()
+        .filter(|p| match chosen {
+            Some(name) => name.eq_ignore_ascii_case(&format!("{}-{}", p.0.name(), p.1.name())),
+            None => !native_only || *p == netlab::PAIRS[0],
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Err("--pair: one of native-native, native-Chromium, Chromium-Chromium".into());
+    }
     for path in paths {
         let scenario = netlab::Scenario::load(&path)?;
         let mut directions = Vec::new();
-        for &pair in pairs {
+        for &pair in &pairs {
             eprintln!(
                 "netlab: {}, {} and {}",
                 scenario.name,

@@ -14,6 +14,7 @@ pub mod audio;
 pub mod backoff;
 pub mod call;
 pub mod congestion;
+pub mod coverage;
 pub mod estimator;
 pub mod feedback;
 pub mod lobby;

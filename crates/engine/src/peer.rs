@@ -49,6 +49,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use crate::audio::opus::OpusDecoder;
 use crate::audio::FRAME_SAMPLES;
 use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
+use crate::coverage::{Coverage, CoverageTap};
 use crate::estimator::Estimator;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::stats::{LinkStats, MediaCounters};
@@ -250,7 +251,10 @@ fn interceptors(
     // Start at the most the call wants: on a good path the estimate holds
     // and the first seconds are sharp; on a poor one it falls within the
     // first round trips.
-    let (estimator, estimate) = Shared::new(Estimator::new(max, f64::from(MIN_BITRATE_BPS), max));
+    let coverage = Arc::new(Coverage::default());
+    let (estimator, estimate) = Shared::new(
+        Estimator::new(max, f64::from(MIN_BITRATE_BPS), max).with_coverage(coverage.clone()),
+    );
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         engine.register_feedback(
             RTCPFeedback {
@@ -298,6 +302,7 @@ fn interceptors(
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+        .with(CoverageTap::slot(), CoverageTap::new(coverage))
         .with(KeyframeRequests::slot(), KeyframeRequests::default());
     Ok((registry, estimate))
 }
