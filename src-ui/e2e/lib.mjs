@@ -176,3 +176,20 @@ export function newestPid(comm) {
   for (const [pid, p] of processes()) if (p.comm === comm && (newest === null || pid > newest)) newest = pid;
   return newest;
 }
+
+/**
+ * Runs axe-core (WCAG 2.2 A and AA rules) on `page` as it is now; returns
+ * the serious and critical violations, each as "rule: what (where)". The
+ * source is handed to the page through DevTools, which the page's CSP does
+ * not govern; nothing is added to the page itself.
+ */
+export async function accessibilityViolations(page) {
+  const source = readFileSync(new URL("../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+  await page.evaluate(source);
+  const results = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+  });
+  return results.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.help} (${v.nodes.join(", ")})`);
+}

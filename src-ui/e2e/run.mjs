@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
+import { accessibilityViolations, CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -417,7 +417,7 @@ try {
     await grace.page.getByRole("button", { name: /Switch to (dark|light) theme/ }).click();
     await grace.page.screenshot({ path: joinPath(out, "call-3way-other-theme.png") });
   });
-  await step("keyboard in a call: Space on a focused button presses it (not push-to-talk); Escape closes the devices menu", async () => {
+  await step("keyboard in a call: Space on a focused button presses it (not push-to-talk); Escape closes the devices menu; \"?\" lists the shortcuts", async () => {
     const g = grace.page;
     // Grace is muted: Space anywhere else would be push-to-talk.
     await g.getByRole("button", { name: "Stats", exact: true }).focus();
@@ -433,6 +433,40 @@ try {
     await g.getByRole("dialog", { name: "Devices" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
     const focus = await g.evaluate(() => document.activeElement?.textContent?.trim());
     if (focus !== "Devices") throw new Error(`the focus went to ${JSON.stringify(focus)}, not back to Devices`);
+    // "?" shows every shortcut; Escape closes the sheet and gives the focus back.
+    await g.keyboard.press("?");
+    const sheet = g.getByRole("dialog", { name: "Keyboard shortcuts" });
+    await sheet.waitFor({ timeout: STEP_TIMEOUT });
+    for (const what of ["Hold to talk while muted", "Mute or unmute", "Leave the call"]) await sheet.getByText(what).waitFor({ timeout: STEP_TIMEOUT });
+    await g.screenshot({ path: joinPath(out, "shortcuts.png") });
+    await g.keyboard.press("Escape");
+    await sheet.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    const back = await g.evaluate(() => document.activeElement?.textContent?.trim());
+    if (back !== "Devices") throw new Error(`after the sheet the focus is on ${JSON.stringify(back)}`);
+  });
+  await step("accessibility: axe-core finds no serious or critical WCAG 2.2 AA violation in the lobby, a room in a call, and the devices menu, in both themes", async () => {
+    const found = [];
+    const check = async (page, where) => {
+      for (const v of await accessibilityViolations(page)) found.push(`${where}: ${v}`);
+    };
+    const lobby = await user("Lobby");
+    await lobby.page.getByLabel("Your name").waitFor({ timeout: STEP_TIMEOUT });
+    for (const u of [ada, grace]) {
+      // Ada is in the light theme, Grace switched to the dark one.
+      const theme = await u.page.evaluate(() => document.documentElement.dataset.theme);
+      await check(u.page, `${u.name}'s call (${theme})`);
+      await u.page.getByRole("button", { name: "Devices", exact: true }).click();
+      await u.page.getByRole("dialog", { name: "Devices" }).waitFor({ timeout: STEP_TIMEOUT });
+      await check(u.page, `the devices menu (${theme})`);
+      await u.page.keyboard.press("Escape");
+      await u.page.getByRole("dialog", { name: "Devices" }).waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+      await lobby.page.evaluate((t) => {
+        document.documentElement.dataset.theme = t;
+      }, theme);
+      await check(lobby.page, `the lobby (${theme})`);
+    }
+    await lobby.context.close();
+    if (found.length) throw new Error(`${found.length} violations:\n      ${found.join("\n      ")}`);
   });
   await step("a dropped socket keeps the call and the chat (resume)", async () => {
     const before = await grace.page.evaluate(() => window.huddle.state().self.id);
@@ -444,6 +478,21 @@ try {
     await decodingFrom(grace, 2);
     await decodingFrom(ada, 2);
     if ((await ada.page.locator(".system-line", { hasText: /Grace (left|lost connection)/ }).count()) !== 0) throw new Error("Ada saw Grace go");
+  });
+  await step("a reload comes back as the same member, back in the call; nobody sees a leave", async () => {
+    const l = linus.page;
+    const before = await l.evaluate(() => window.huddle.state().self.id);
+    await l.reload();
+    await l.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: STEP_TIMEOUT });
+    const after = await l.evaluate(() => ({ id: window.huddle.state().self?.id, room: window.huddle.state().room?.name }));
+    if (after.id !== before || after.room !== "standup") throw new Error(`not the same membership after the reload: ${JSON.stringify(after)} (was ${before})`);
+    await decodingFrom(linus, 2);
+    await decodingFrom(ada, 2);
+    await decodingFrom(grace, 2);
+    for (const u of [ada, grace]) {
+      if ((await u.page.locator(".system-line", { hasText: /Linus (left|lost connection)/ }).count()) !== 0) throw new Error(`${u.name} saw Linus go`);
+    }
+    await l.screenshot({ path: joinPath(out, "after-reload-phone.png") });
   });
   await step("a message typed while reconnecting shows as sending and goes out on resume", async () => {
     proxy.pause();

@@ -68,11 +68,12 @@ async function browserEngine(): Promise<Engine> {
     if (new URLSearchParams(location.hash.slice(1)).has("token")) location.reload();
   });
   const engine = new BrowserEngine(server, undefined, token);
-  window.addEventListener("pagehide", () => {
-    // A closed tab cannot resume (the token lives in memory): leave at once
-    // rather than linger for the grace period.
-    engine.leave();
-    engine.dispose();
+  // A reload comes back as the same member, in the same call (reload.ts).
+  engine.resumeAfterReload();
+  window.addEventListener("pagehide", () => engine.keepForReload());
+  // Back from the back-forward cache, this page's engine is gone: start over.
+  window.addEventListener("pageshow", (e) => {
+    if (e.persisted) location.reload();
   });
   (window as unknown as { huddle: object }).huddle = { state: () => engine.getState() };
   return engine;

@@ -12,6 +12,7 @@ import { appLink, webLink, type InviteLinks } from "./invite";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
 import { collectStats, type StatsSample } from "./stats";
+import { keepMembership, takeMembership, type TabStore } from "./reload";
 
 /** What the engine needs from the browser; tests substitute fakes. */
 export interface BrowserEnvironment {
@@ -19,6 +20,8 @@ export interface BrowserEnvironment {
   createPeerConnection: (config: RTCConfiguration) => RTCPeerConnection;
   mediaDevices: Pick<MediaDevices, "getUserMedia" | "getDisplayMedia" | "enumerateDevices" | "addEventListener"> | null;
   now: () => number;
+  /** This tab's sessionStorage: what a reload takes back (see reload.ts). */
+  tabStore?: TabStore | null;
 }
 
 export function browserEnvironment(): BrowserEnvironment {
@@ -27,6 +30,7 @@ export function browserEnvironment(): BrowserEnvironment {
     createPeerConnection: (config) => new RTCPeerConnection(config),
     mediaDevices: typeof navigator !== "undefined" && navigator.mediaDevices ? navigator.mediaDevices : null,
     now: () => Date.now(),
+    tabStore: typeof sessionStorage !== "undefined" ? sessionStorage : null,
   };
 }
 
@@ -44,6 +48,8 @@ export class BrowserEngine extends ObservableState implements Engine {
   private microphone: MediaStreamTrack | null = null;
   private watching = false;
   private wantCall: { video: boolean } | null = null;
+  /** Set while coming back from a reload: the call to rejoin, if any. */
+  private reloaded: { call: { video: boolean } | null } | null = null;
   private lastStats = new Map<string, StatsSample>();
   private chatSeq = 0;
   private timers: ReturnType<typeof setInterval>[] = [];
@@ -100,6 +106,7 @@ export class BrowserEngine extends ObservableState implements Engine {
   join(request: JoinRequest): void {
     this.request = request;
     this.resumeToken = null;
+    this.reloaded = null;
     this.update((s) => ({ ...s, status: "connecting", error: null }));
     if (this.signaling.isOpen) this.sendJoin();
     else this.signaling.connect();
@@ -120,6 +127,43 @@ export class BrowserEngine extends ObservableState implements Engine {
       ...(this.resumeToken ? { resume: this.resumeToken } : {}),
       media: { audio: local.audio, video: local.video, screen: local.screen },
     });
+  }
+
+  /**
+   * Takes back the membership the page before this one kept (a reload):
+   * joins with its resume token, and rejoins its call. False if there was
+   * none for this server, or it was too old.
+   */
+  resumeAfterReload(): boolean {
+    const kept = takeMembership(this.env.tabStore ?? null, this.serverUrl, this.env.now());
+    if (!kept) return false;
+    this.join({ room: kept.room, name: kept.name });
+    this.resumeToken = kept.resume;
+    this.reloaded = { call: kept.call };
+    return true;
+  }
+
+  /**
+   * The page is going away (a reload, or the tab closing — a page cannot
+   * tell which): keeps the membership for the next page of this tab and
+   * lets the socket drop, so the server holds the place for its grace
+   * period instead of announcing a leave.
+   */
+  keepForReload(): void {
+    // While reconnecting the token still holds the place (the grace period).
+    if (this.request && this.resumeToken) {
+      keepMembership(this.env.tabStore ?? null, {
+        server: this.serverUrl,
+        room: this.request.room,
+        name: this.request.name,
+        resume: this.resumeToken,
+        call: this.state.inCall ? { video: this.state.local.video } : null,
+        keptAt: this.env.now(),
+      });
+    } else if (this.request) {
+      this.send({ type: "leave" });
+    }
+    this.dispose();
   }
 
   leave(): void {
@@ -157,8 +201,12 @@ export class BrowserEngine extends ObservableState implements Engine {
     const before = this.state;
     if (msg.type === "error" && before.status === "connecting" && JOIN_ERRORS.has(msg.code)) {
       // The join failed: back to the lobby with the reason.
+      const afterReload = this.reloaded !== null;
       this.request = null;
-      this.update((s) => ({ ...s, status: "idle", error: { code: msg.code, message: describeError(msg.code, msg.message) } }));
+      this.reloaded = null;
+      const reason = describeError(msg.code, msg.message);
+      const message = afterReload ? `Your place in the room expired while the page reloaded. ${reason}` : reason;
+      this.update((s) => ({ ...s, status: "idle", error: { code: msg.code, message } }));
       return;
     }
     if (msg.type === "signal") {
@@ -171,7 +219,16 @@ export class BrowserEngine extends ObservableState implements Engine {
         this.flushOutgoing(msg.resumed);
         this.resumeToken = msg.resume;
         this.iceServers = msg.ice_servers.map(toRtcIceServer);
-        if (!msg.resumed) {
+        if (this.reloaded) {
+          // Back from a reload: this page has no call of its own. If the
+          // server still counts us in the call, leave it first so that the
+          // others drop their links to the page that went away, then join
+          // afresh and offer to everyone.
+          const call = this.reloaded.call;
+          this.reloaded = null;
+          if (msg.resumed && msg.self.in_call) this.send({ type: "call_leave" });
+          if (call) void this.joinCall(call.video);
+        } else if (!msg.resumed) {
           // A new membership: peers saw us leave, so the old call is gone.
           const rejoin = this.links.size > 0 || before.inCall ? (this.wantCall ?? { video: before.local.video }) : null;
           this.closeLinks();

@@ -192,8 +192,9 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
             <ul className="room-list" aria-label="Rooms">
               {state.rooms.map((r) => (
                 <li key={r.name}>
-                  <button type="button" className="room-row" onClick={() => setRoom(r.name)} aria-label={`Choose room ${r.name}`}>
+                  <button type="button" className="room-row" onClick={() => setRoom(r.name)}>
                     <span className="room-name">
+                      <span className="visually-hidden">Choose room </span>
                       {r.locked && <Icon name="lock" label="locked" size={14} />} 
                       {r.name}
                     </span>

@@ -2,13 +2,14 @@
 // the chat, with keyboard shortcuts for the call.
 
 import { Icon } from "./icons";
-import { useEffect, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { CallGrid } from "./CallGrid";
 import { Chat } from "./Chat";
 import { Controls } from "./Controls";
 import { Members } from "./Members";
 import { IncomingPrompt } from "./Prompt";
 import { InviteButton } from "./Invite";
+import { ShortcutsSheet } from "./Shortcuts";
 import { useEngine, useEngineState, useNow } from "./hooks";
 import { formatDuration } from "../engine/session";
 
@@ -47,6 +48,19 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
   const [directTo, setDirectTo] = useState<string | null>(null);
   const [showStats, setShowStats] = useState(false);
   const [tab, setTab] = useState<"chat" | "members">("chat");
+  const [shortcuts, setShortcuts] = useState(false);
+  const closeShortcuts = useCallback(() => setShortcuts(false), []);
+
+  // "?" opens the shortcuts sheet, in or out of a call.
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "?" || isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
+      e.preventDefault();
+      setShortcuts(true);
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
 
   // Push to talk: while muted, holding the space bar unmutes.
   const [talking, setTalking] = useState(false);
@@ -109,6 +123,9 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
             </>
           )}
           <InviteButton />
+          <button type="button" className="icon" onClick={() => setShortcuts(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" aria-haspopup="dialog">
+            ?
+          </button>
           <button type="button" className="icon" onClick={toggleTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`} title="Theme">
             <Icon name={theme === "dark" ? "sun" : "moon"} />
           </button>
@@ -136,6 +153,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
         </div>
       )}
       <IncomingPrompt />
+      {shortcuts && <ShortcutsSheet close={closeShortcuts} />}
       <nav className="tabs" aria-label="Panels">
         <button type="button" aria-pressed={tab === "chat"} onClick={() => setTab("chat")}>
           Chat{state.unread > 0 && <span className="unread-badge">{state.unread}</span>}

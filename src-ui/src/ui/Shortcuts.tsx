@@ -1,0 +1,56 @@
+// The keyboard shortcuts sheet: "?" anywhere in a room (outside a text
+// field) or the header's "?" button opens it; Escape or Close shuts it and
+// gives the focus back.
+
+import { useCallback, useEffect, useRef } from "react";
+import { useEscape } from "./hooks";
+
+/** Every shortcut the room knows, as the sheet lists them. */
+export const SHORTCUTS: ReadonlyArray<[keys: string[], what: string]> = [
+  [["Space"], "Hold to talk while muted (in a call, outside buttons and text fields)"],
+  [["M"], "Mute or unmute the microphone"],
+  [["V"], "Turn the camera off or on"],
+  [["Shift", "L"], "Leave the call"],
+  [["Enter"], "Send the message"],
+  [["Shift", "Enter"], "New line in a message"],
+  [["Escape"], "Close a menu, dialog or picture"],
+  [["?"], "Show this list"],
+];
+
+export function ShortcutsSheet({ close }: { close: () => void }) {
+  const closeRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const opener = document.activeElement as HTMLElement | null;
+    closeRef.current?.focus();
+    return () => opener?.focus?.();
+  }, []);
+  const onEscape = useCallback(() => close(), [close]);
+  useEscape(true, onEscape);
+  return (
+    <div className="modal-backdrop" onClick={close}>
+      <div className="shortcuts" role="dialog" aria-modal="true" aria-labelledby="shortcuts-title" onClick={(e) => e.stopPropagation()}>
+        <h2 id="shortcuts-title">Keyboard shortcuts</h2>
+        <dl>
+          {SHORTCUTS.map(([keys, what]) => (
+            <div key={keys.join("+")}>
+              <dt>
+                {keys.map((k, i) => (
+                  <span key={k}>
+                    {i > 0 && " + "}
+                    <kbd>{k}</kbd>
+                  </span>
+                ))}
+              </dt>
+              <dd>{what}</dd>
+            </div>
+          ))}
+        </dl>
+        <div className="actions">
+          <button type="button" ref={closeRef} onClick={close}>
+            Close
+          </button>
+        </div>
+      </div>
+    </div>
+  );
+}
