@@ -69,7 +69,8 @@ async function browserEngine(): Promise<Engine> {
   });
   const engine = new BrowserEngine(server, undefined, token);
   // A reload comes back as the same member, in the same call (reload.ts).
-  engine.resumeAfterReload();
+  const navigation = performance.getEntriesByType?.("navigation")[0] as PerformanceNavigationTiming | undefined;
+  engine.resumeAfterReload(navigation?.type === "reload");
   window.addEventListener("pagehide", () => engine.keepForReload());
   // Back from the back-forward cache, this page's engine is gone: start over.
   window.addEventListener("pageshow", (e) => {

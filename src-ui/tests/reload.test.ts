@@ -123,6 +123,13 @@ describe("a reload", () => {
     expect(after.getState().error?.message).toMatch(/expired while the page reloaded/);
   });
 
+  it("comes back only on a reload: another navigation in the tab starts afresh, and drops what was kept", () => {
+    keepMembership(store, { ...kept, keptAt: Date.now() });
+    expect(engine().resumeAfterReload(false)).toBe(false);
+    expect(store.items.size).toBe(0);
+    expect(FakeSocket.all.length).toBe(0);
+  });
+
   it("keeps nothing when not in a room", () => {
     engine().keepForReload();
     expect(store.items.size).toBe(0);

@@ -130,13 +130,16 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   /**
-   * Takes back the membership the page before this one kept (a reload):
-   * joins with its resume token, and rejoins its call. False if there was
-   * none for this server, or it was too old.
+   * Takes back the membership the page before this one kept, if this page
+   * is its reload: joins with its resume token, and rejoins its call. False
+   * if there was none for this server, it was too old, or this page was
+   * reached otherwise (the kept membership is dropped then).
    */
-  resumeAfterReload(): boolean {
+  resumeAfterReload(reloaded = true): boolean {
     const kept = takeMembership(this.env.tabStore ?? null, this.serverUrl, this.env.now());
-    if (!kept) return false;
+    // Only a reload comes back: following a link or typing an address in
+    // the same tab starts afresh (the old place ends with its grace).
+    if (!kept || !reloaded) return false;
     this.join({ room: kept.room, name: kept.name });
     this.resumeToken = kept.resume;
     this.reloaded = { call: kept.call };
