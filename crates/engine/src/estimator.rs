@@ -22,7 +22,10 @@
 //! [`DECIDE_EVERY`]: under 2 % the target grows [`GROWTH`] per decision
 //! (about doubling a second, as libwebrtc's probing would find the room),
 //! over 10 % it falls by half the loss, in between it holds (libwebrtc's
-//! loss-based v1 thresholds).
+//! loss-based v1 thresholds). What counts as lost is narrower than what
+//! webrtc-rs reports: only packets a feedback said were missing
+//! (`coverage.rs`), not those sent within the reordering seen lately, and
+//! total loss is a cut path, not congestion (`CUT`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
