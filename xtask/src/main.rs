@@ -258,6 +258,22 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
+/// Builds `huddle-server` and `huddle-engine`'s binaries (and `extra`
+/// targets) in debug mode, as the attack and network-lab runs use them.
+fn build_debug(extra: &[&str]) -> Result<(), Failed> {
+    let mut cmd = cargo();
+    cmd.args([
+        "build",
+        "-p",
+        "huddle-server",
+        "-p",
+        "huddle-engine",
+        "--bins",
+    ]);
+    cmd.args(extra);
+    step("cargo build -p huddle-server -p huddle-engine", &mut cmd)
+}
+
 /// The desktop app, with the UI it embeds built first.
 fn run_app() -> Result<(), Failed> {
     ensure_system_packages(APP_PACKAGES)?;
@@ -452,17 +468,7 @@ fn attack() -> Result<(), Failed> {
         .lines()
         .filter_map(|l| l.strip_prefix("attack: "))
         .collect();
-    step(
-        "cargo build -p huddle-server -p huddle-engine",
-        cargo().args([
-            "build",
-            "-p",
-            "huddle-server",
-            "-p",
-            "huddle-engine",
-            "--bins",
-        ]),
-    )?;
+    build_debug(&[])?;
     let media = media_attacks(&target_dir().join("debug"));
     println!("\nattack | expected | observed");
     for row in &rows {
@@ -519,19 +525,7 @@ fn netlab_run(args: &[String]) -> Result<(), Failed> {
     }
     // The server embeds the UI, which Chromium's side loads from it.
     build_ui()?;
-    step(
-        "cargo build -p huddle-server -p huddle-engine",
-        cargo().args([
-            "build",
-            "-p",
-            "huddle-server",
-            "-p",
-            "huddle-engine",
-            "--bins",
-            "--example",
-            "pattern_y4m",
-        ]),
-    )?;
+    build_debug(&["--example", "pattern_y4m"])?;
     let dir = netlab::shipped();
     let paths: Vec<PathBuf> = if names.is_empty() {
         let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
