@@ -54,7 +54,7 @@ use crate::estimator::Estimator;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::stats::{LinkStats, MediaCounters};
 use crate::video::assembler::{Assembled, Assembler};
-use crate::video::h264::H264Decoder;
+use crate::video::h264::{nal_types, H264Decoder};
 use crate::video::I420Frame;
 
 /// The H.264 every Huddle client offers and accepts.
@@ -828,7 +828,7 @@ async fn receive_video(
     let mut assembler = Assembler::new(VIDEO_WAIT);
     let mut last_picture: Option<Instant> = None;
     let mut broken = false;
-    let mut last_pli = Instant::now() - Duration::from_secs(10);
+    let mut last_pli: Option<Instant> = None;
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
@@ -836,14 +836,15 @@ async fn receive_video(
         assembler.push(Instant::now(), packet);
         while let Some(assembled) = assembler.pop(Instant::now()) {
             let Assembled::Picture { data, .. } = assembled else {
-                // Pictures were lost: what follows needs a keyframe.
+                // Pictures were lost: what follows needs a keyframe (the
+                // decoder refuses the pictures that reference them).
                 debug!("pictures given up (a packet never came)");
                 broken = true;
                 counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             if broken {
-                debug!(bytes = data.len(), nals = ?crate::video::h264::nal_types(&data), "while broken: a picture");
+                debug!(bytes = data.len(), nals = ?nal_types(&data), "while broken: a picture");
             }
             match decoder.decode(&data) {
                 Ok(Some(frame)) => {
@@ -858,14 +859,15 @@ async fn receive_video(
                 Err(e) => {
                     broken = true;
                     counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    debug!(error = %e, bytes = data.len(), nals = ?crate::video::h264::nal_types(&data), "undecodable access unit");
+                    debug!(error = %e, bytes = data.len(), nals = ?nal_types(&data), "undecodable access unit");
                 }
             }
         }
         let stalled = last_picture.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
         // Not more often than the sender answers (see `pipeline`).
-        if (stalled || broken) && last_pli.elapsed() > Duration::from_secs(1) {
-            last_pli = Instant::now();
+        let pli_due = last_pli.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        if (stalled || broken) && pli_due {
+            last_pli = Some(Instant::now());
             let _ = track
                 .write_rtcp(vec![Box::new(PictureLossIndication {
                     sender_ssrc: 0,

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    ada_and_grace_in_a_call, decode_from, joined, nobody_leaves, server, server_with, start,
-    start_url, until, Proxy,
+    ada_and_grace_in_a_call, alone, beside_others, decode_from, joined, nobody_leaves, server,
+    server_with, start, start_url, until, Proxy,
 };
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::call::{Call, CallEvent, Command};
@@ -42,6 +42,7 @@ async fn hear(call: &mut Call, from: &str) -> Option<f32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_native_peers_through_the_server_decode_each_other() {
+    let _cores = alone().await;
     let (mut ada, ada_id, mut grace, grace_id) = ada_and_grace_in_a_call(server().await).await;
     let (at_ada, at_grace) = tokio::join!(
         decode_from(&mut ada, std::slice::from_ref(&grace_id), 30),
@@ -78,6 +79,7 @@ async fn two_native_peers_through_the_server_decode_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_peer_mesh_with_a_late_joiner() {
+    let _cores = beside_others().await;
     let server = server().await;
     let mut calls = Vec::new();
     let mut ids = Vec::new();
@@ -112,6 +114,7 @@ async fn a_three_peer_mesh_with_a_late_joiner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signaling_drop_mid_call_keeps_the_media_and_resumes() {
+    let _cores = beside_others().await;
     let server = server().await;
     let proxy = Proxy::start(server).await;
     let mut ada = start_url(proxy.url(), "Ada");
@@ -145,6 +148,7 @@ async fn a_signaling_drop_mid_call_keeps_the_media_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_the_call_closes_links_and_rejoining_restores_video() {
+    let _cores = beside_others().await;
     let (mut ada, _, grace, grace_id) = ada_and_grace_in_a_call(server().await).await;
     decode_from(&mut ada, std::slice::from_ref(&grace_id), 10).await;
 
@@ -163,6 +167,7 @@ async fn leaving_the_call_closes_links_and_rejoining_restores_video() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_peer_is_cleaned_up_after_its_grace_period() {
+    let _cores = beside_others().await;
     let server = server_with(Config {
         resume_grace: Duration::from_secs(1),
         ..Config::default()
@@ -215,6 +220,7 @@ async fn a_killed_peer_is_cleaned_up_after_its_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_the_call_leaves_no_tasks_behind() {
+    let _cores = beside_others().await;
     let server = server().await;
     let mut ada = start(server, "Ada");
     joined(&mut ada).await;
@@ -295,6 +301,7 @@ async fn media_is(call: &mut Call, peer: &str, audio: bool, video: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_camera_off_and_a_new_source_change_what_arrives_without_renegotiating() {
+    let _cores = beside_others().await;
     let (ada, ada_id, mut grace, _) = ada_and_grace_in_a_call(server().await).await;
     decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
 
