@@ -21,6 +21,7 @@ pub mod lobby;
 pub mod peer;
 pub mod pipeline;
 pub mod quality;
+pub mod resend;
 pub mod room;
 pub mod signaling;
 pub mod stats;

@@ -52,6 +52,7 @@ use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
 use crate::coverage::{Coverage, CoverageTap};
 use crate::estimator::Estimator;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
+use crate::resend::ResendFilter;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::video::assembler::{Assembled, Assembler};
 use crate::video::h264::{nal_types, H264Decoder};
@@ -272,7 +273,8 @@ fn interceptors(
         )?;
     }
     // NACK (the video codec already names `nack` and `nack pli` in its
-    // feedback), each missing packet asked for at most MAX_NACKS times:
+    // feedback), answered only where a resend can still help
+    // (`resend.rs`), each missing packet asked for at most MAX_NACKS times:
     // webrtc-rs asks forever by default, and after a burst of losses the
     // retransmissions of long-stale packets took the path (measured in the
     // network lab's dip: the estimate pinned at its floor by the "losses").
@@ -303,6 +305,7 @@ fn interceptors(
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(CoverageTap::slot(), CoverageTap::new(coverage))
+        .with(ResendFilter::slot(), ResendFilter::default())
         .with(KeyframeRequests::slot(), KeyframeRequests::default());
     Ok((registry, estimate))
 }
