@@ -390,32 +390,58 @@ fn test() -> Result<(), Failed> {
 }
 
 /// The network lab's regression check: the 250 kbit/s dip must not freeze
-/// video for good (it did until session 8). Needs root for namespaces.
+/// video for good, native↔native (it did until session 8) and native↔
+/// Chromium (native → Chromium did until session 10). Needs root for
+/// namespaces.
 fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
     ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
-    eprintln!("xtask: network lab, the dip (50 s)");
     let scenario = netlab::Scenario::load(&netlab::shipped().join("dip.lab"))?;
+    let scratch = target_dir().join("netlab");
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    build_debug(&["--example", "pattern_y4m"])?;
     let tools = netlab::Tools {
         bin: bin.to_owned(),
         ui: root().join("src-ui"),
-        camera: None,
+        camera: Some(netlab_camera(bin, &scratch)?),
     };
-    let native = (netlab::Client::Native, netlab::Client::Native);
-    let directions = netlab::run_scenario(&scenario, native, &tools, &target_dir().join("netlab"))?;
-    netlab::print_table(&scenario, &directions);
-    for d in &directions {
-        match d.recovery_s {
-            Some(s) if s <= netlab::RECOVERY_LIMIT_S => {}
-            Some(s) => {
-                return Err(format!(
-                    "{}: video took {s} s to come back after the dip",
-                    d.label
-                ))
+    for pair in [
+        (netlab::Client::Native, netlab::Client::Native),
+        (netlab::Client::Native, netlab::Client::Chromium),
+    ] {
+        eprintln!(
+            "xtask: network lab, the dip (50 s), {} and {}",
+            pair.0.name(),
+            pair.1.name()
+        );
+        let directions = netlab::run_scenario(&scenario, pair, &tools, &scratch)?;
+        netlab::print_table(&scenario, &directions);
+        for d in &directions {
+            match d.recovery_s {
+                Some(s) if s <= netlab::RECOVERY_LIMIT_S => {}
+                Some(s) => {
+                    return Err(format!(
+                        "{}: video took {s} s to come back after the dip",
+                        d.label
+                    ))
+                }
+                None => return Err(format!("{}: video never came back after the dip", d.label)),
             }
-            None => return Err(format!("{}: video never came back after the dip", d.label)),
         }
     }
     Ok(())
+}
+
+/// Chromium's fake camera in the lab: the busy pattern at the native
+/// peer's size (3 s, looped), written once into `scratch`.
+fn netlab_camera(bin: &std::path::Path, scratch: &std::path::Path) -> Result<PathBuf, Failed> {
+    let camera = scratch.join("busy-640x360.y4m");
+    step(
+        "write the Y4M camera file",
+        Command::new(bin.join("examples/pattern_y4m"))
+            .arg(&camera)
+            .args(["640x360", "90"]),
+    )?;
+    Ok(camera)
 }
 
 /// The media attacks: a hostile room member's offers to a browser member
@@ -550,15 +576,7 @@ fn netlab_run(args: &[String]) -> Result<(), Failed> {
     let bin = target_dir().join("debug");
     let scratch = target_dir().join("netlab");
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    // Chromium's fake camera plays the busy pattern at the native peer's
-    // size (3 s, looped).
-    let camera = scratch.join("busy-640x360.y4m");
-    step(
-        "write the Y4M camera file",
-        Command::new(bin.join("examples/pattern_y4m"))
-            .arg(&camera)
-            .args(["640x360", "90"]),
-    )?;
+    let camera = netlab_camera(&bin, &scratch)?;
     let tools = netlab::Tools {
         bin,
         ui: root().join("src-ui"),
