@@ -32,6 +32,9 @@ pub enum UiEvent {
     Stats { peer: String, stats: PeerFigures },
     /// A device gave out; what it carried stopped.
     DeviceFailed { device: DeviceKind, message: String },
+    /// The microphone started or stopped hearing voice (muted or not: the
+    /// "you are talking while muted" hint).
+    Voice { talking: bool },
     /// The lobby's room list (`None`: this server does not publish one).
     Rooms {
         #[ts(type = "Array<import(\"../../protocol\").RoomSummary> | null")]

@@ -252,6 +252,7 @@ async fn pump(mut call: Call, ui: Ui, frames: Arc<FrameGate>) {
             CallEvent::ScreenFailed(e) => failed(DeviceKind::Screen, e.to_string()),
             CallEvent::AudioInFailed(e) => failed(DeviceKind::Microphone, e.to_string()),
             CallEvent::AudioOutFailed(e) => failed(DeviceKind::Speaker, e.to_string()),
+            CallEvent::Voice(talking) => UiEvent::Voice { talking },
             CallEvent::Stopped(reason) => {
                 ui.emit(UiEvent::Stopped {
                     reason: stop_info(reason),

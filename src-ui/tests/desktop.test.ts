@@ -150,6 +150,18 @@ describe("DesktopEngine", () => {
     engine.dispose();
   });
 
+  it("follows the microphone's voice activity (the muted-and-talking hint)", async () => {
+    const { ipc, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    expect(engine.getState().talking).toBe(false);
+    emit({ type: "voice", talking: true });
+    expect(engine.getState().talking).toBe(true);
+    emit({ type: "voice", talking: false });
+    expect(engine.getState().talking).toBe(false);
+    engine.dispose();
+  });
+
   it("starts from the stored settings and the shell's devices", async () => {
     const { ipc } = shell();
     const engine = new DesktopEngine(ipc);

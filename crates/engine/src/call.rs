@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
+use crate::audio::processing::{Processing, ProcessingSettings};
 use crate::audio::{AudioError, AudioSink, AudioSource};
 use crate::congestion::BitrateControl;
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
@@ -43,6 +44,9 @@ pub struct CallOptions {
     /// Media only through the room's TURN relay (hides this user's address
     /// from the other members; needs a server with TURN configured).
     pub relay_only: bool,
+    /// Echo cancellation, noise suppression, gain control of the
+    /// microphone (all on by default).
+    pub processing: ProcessingSettings,
 }
 
 impl Default for CallOptions {
@@ -54,6 +58,7 @@ impl Default for CallOptions {
             bitrate_bps: 1_000_000,
             udp_addrs: vec!["0.0.0.0:0".into()],
             relay_only: false,
+            processing: ProcessingSettings::default(),
         }
     }
 }
@@ -90,6 +95,8 @@ pub enum Command {
     /// Report the pictures sent as [`CallEvent::LocalVideo`] (`true`), for
     /// a self view, or stop.
     Preview(bool),
+    /// Process the microphone's audio thus from now on.
+    Processing(ProcessingSettings),
     Leave,
 }
 
@@ -125,6 +132,9 @@ pub enum CallEvent {
     AudioInFailed(AudioError),
     /// The speaker gave out; remote audio is no longer played.
     AudioOutFailed(AudioError),
+    /// The microphone started (`true`) or stopped hearing voice — sent or
+    /// not: while muted it is the "you are talking while muted" hint.
+    Voice(bool),
     /// Everything stopped.
     Stopped(StopReason),
 }
@@ -196,6 +206,7 @@ struct State {
     playing: bool,
     /// Whether captured pictures are reported for a self view.
     preview: Arc<AtomicBool>,
+    processing: Arc<Processing>,
     rate: BitrateControl,
 }
 
@@ -241,6 +252,7 @@ async fn run(
     let (audio, audio_rx) = mpsc::unbounded_channel();
     let (playout, playout_rx) = mpsc::unbounded_channel();
     let playing = options.output.is_some();
+    let processing = Arc::new(Processing::new(options.processing));
     let pipelines = [
         tokio::spawn(pipeline::video(
             options.video,
@@ -254,10 +266,16 @@ async fn run(
         tokio::spawn(pipeline::audio(
             options.audio,
             links.clone(),
+            processing.clone(),
             audio_rx,
             reports.clone(),
         )),
-        tokio::spawn(pipeline::playout(options.output, playout_rx, reports)),
+        tokio::spawn(pipeline::playout(
+            options.output,
+            processing.clone(),
+            playout_rx,
+            reports,
+        )),
     ];
     let mut state = State {
         signaling,
@@ -276,6 +294,7 @@ async fn run(
         playout,
         playing,
         preview,
+        processing,
         rate: BitrateControl::new(options.bitrate_bps),
     };
     let mut rate_ticks = tokio::time::interval(RATE_EVERY);
@@ -386,6 +405,7 @@ impl State {
                 self.send_media();
             }
             Command::Preview(on) => self.preview.store(on, Ordering::Relaxed),
+            Command::Processing(settings) => self.processing.set(settings),
             Command::SetOutput(sink) => {
                 self.playing = sink.is_some();
                 let _ = self.playout.send(Playout::Sink(sink));
@@ -414,6 +434,7 @@ impl State {
             }
             Report::AudioSinkFailed(e) => CallEvent::AudioOutFailed(e),
             Report::Preview(frame) => CallEvent::LocalVideo(frame),
+            Report::Voice(on) => CallEvent::Voice(on),
         };
         let _ = self.events.send(event);
     }

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use crate::audio::mixer::Mixer;
 use crate::audio::opus::OpusEncoder;
+use crate::audio::processing::Processing;
 use crate::audio::{AudioError, AudioSink, AudioSource};
 use crate::congestion::{frame_rate_for, halve, SendBudget};
 use crate::peer::PeerLink;
@@ -101,6 +102,8 @@ pub enum Report {
     AudioSinkFailed(AudioError),
     /// A picture as captured, for the self view (only while asked for).
     Preview(crate::video::I420Frame),
+    /// The microphone started or stopped hearing voice.
+    Voice(bool),
 }
 
 /// The links a pipeline sends this frame to (taken without holding the lock
@@ -305,10 +308,12 @@ pub async fn video(
     }
 }
 
-/// Takes 20 ms of audio at a time, encodes it once, sends it to every link.
+/// Takes 20 ms of audio at a time, processes it (echo, noise, gain, voice
+/// activity — muted or not), encodes it once, sends it to every link.
 pub async fn audio(
     mut source: Option<Box<dyn AudioSource>>,
     links: Links,
+    processing: Arc<Processing>,
     mut controls: mpsc::UnboundedReceiver<Control<dyn AudioSource>>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
@@ -320,6 +325,7 @@ pub async fn audio(
         }
     };
     let mut enabled = true;
+    let mut voiced = false;
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -333,7 +339,7 @@ pub async fn audio(
             }
             frame = next_or_never(source.as_mut().map(|s| s.next_frame())) => frame,
         };
-        let frame = match frame {
+        let mut frame = match frame {
             Ok(frame) => frame,
             Err(e) => {
                 source = None;
@@ -341,6 +347,12 @@ pub async fn audio(
                 continue;
             }
         };
+        // ~0.3 ms of work per 20 ms (see the `audio` bench).
+        let voice = processing.capture(&mut frame);
+        if voice != voiced {
+            voiced = voice;
+            let _ = reports.send(Report::Voice(voice));
+        }
         // Muted: the microphone keeps running, nothing leaves.
         let targets = snapshot(&links);
         if targets.is_empty() || !enabled {
@@ -373,9 +385,11 @@ pub enum Playout {
     Sink(Option<Box<dyn AudioSink>>),
 }
 
-/// Mixes the members' audio and plays it, 20 ms at a time.
+/// Mixes the members' audio and plays it, 20 ms at a time; what is played
+/// is the echo canceller's reference.
 pub async fn playout(
     mut sink: Option<Box<dyn AudioSink>>,
+    processing: Arc<Processing>,
     mut inputs: mpsc::UnboundedReceiver<Playout>,
     reports: mpsc::UnboundedSender<Report>,
 ) {
@@ -400,7 +414,9 @@ pub async fn playout(
             },
             _ = ticks.tick() => {
                 let Some(out) = sink.as_mut() else { continue };
-                if let Err(e) = out.play(&mixer.mix()) {
+                let mixed = mixer.mix();
+                processing.render(&mixed);
+                if let Err(e) = out.play(&mixed) {
                     sink = None;
                     let _ = reports.send(Report::AudioSinkFailed(e));
                 }

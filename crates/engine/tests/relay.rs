@@ -43,6 +43,7 @@ fn start(url: &str, name: &str, video: bool) -> Call {
             bitrate_bps: 1_500_000,
             udp_addrs: vec!["127.0.0.1:0".into()],
             relay_only: true,
+            processing: Default::default(),
             ..CallOptions::default()
         },
     )

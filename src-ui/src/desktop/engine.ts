@@ -156,6 +156,9 @@ export class DesktopEngine extends ObservableState implements Engine {
       case "reconnecting":
         this.update((s) => ({ ...s, status: s.status === "connecting" ? s.status : "reconnecting" }));
         return;
+      case "voice":
+        this.update((s) => ({ ...s, talking: event.talking }));
+        return;
       case "stopped": {
         const { code, message } = event.reason;
         if (code === "left") return;

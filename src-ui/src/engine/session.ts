@@ -32,6 +32,7 @@ export function initialState(): EngineState {
     remote: {},
     stats: {},
     speaker: null,
+    talking: false,
     devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null },
     limits: null,
   };

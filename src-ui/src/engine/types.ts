@@ -125,6 +125,9 @@ export interface EngineState {
   stats: Record<string, PeerStats>;
   /** The member currently speaking loudest, if anyone is. */
   speaker: string | null;
+  /** Whether our own microphone hears voice, sent or not (the desktop
+   * engine's voice activity; the browser engine does not report it yet). */
+  talking: boolean;
   devices: Devices;
   limits: ServerLimits | null;
   /** What only the desktop app has (absent in browsers). */

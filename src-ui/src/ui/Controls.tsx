@@ -36,8 +36,14 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   const desktopBlock = state.desktop?.screenShareUnavailable ?? null;
   const canShare = engine.desktop ? desktopBlock === null : typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
   const shareTitle = engine.desktop ? `${desktopBlock ?? ""} Share from Huddle in a browser instead.` : "This browser cannot share the screen";
+  const talkingWhileMuted = state.inCall && !local.audio && state.talking;
   return (
     <div className="controls" role="toolbar" aria-label="Call controls">
+      {talkingWhileMuted && (
+        <p className="muted-hint" role="status">
+          You're muted — press M to talk
+        </p>
+      )}
       <button type="button" className={`control${local.audio ? "" : " off"}`} aria-pressed={!local.audio} onClick={() => engine.setMicrophone(!local.audio)} title="Mute (M)">
         <Icon name={local.audio ? "mic" : "micOff"} /> {local.audio ? "Mute" : "Unmute"}
       </button>

@@ -10,10 +10,13 @@
 pub mod device;
 pub mod mixer;
 pub mod opus;
+pub mod processing;
 pub mod resample;
 pub mod sink;
 pub mod source;
+pub mod synthetic;
 pub mod tone;
+pub mod voice;
 
 pub use device::{AudioError, Direction, Microphone, Speaker};
 pub use sink::{AudioSink, NullSink, WavSink};

@@ -202,6 +202,7 @@ pub fn start_url(url: String, name: &str) -> Call {
             bitrate_bps: 800_000,
             udp_addrs: vec!["127.0.0.1:0".into()],
             relay_only: false,
+            processing: Default::default(),
         },
     )
 }

@@ -1,0 +1,251 @@
+//! The capture path's audio processing: echo cancellation, noise
+//! suppression, gain control — what a browser does to `getUserMedia` audio
+//! and a native client must do itself — and voice activity.
+//!
+//! Two streams meet here, both 48 kHz mono in 10 ms frames: the *render*
+//! stream, what the mixer hands the speaker (the far end, the source of the
+//! echo), and the *capture* stream, the microphone, processed in place
+//! before it is encoded. [`AudioProcessor`] is the one seam: [`WebRtcApm`]
+//! (sonora, a pure-Rust port of libwebrtc's audio processing module: AEC3,
+//! noise suppression, AGC2, high-pass filter) implements it today, and
+//! [`Passthrough`] when everything is off. Why sonora: it is the only
+//! AEC3 that builds here (`webrtc-audio-processing` needs Debian's pre-AEC3
+//! library or downloads abseil), it is the same canceller Chromium runs, and
+//! it needs no C toolchain for the Windows and macOS builds.
+//!
+//! [`Processing`] is what the pipelines share: the render side is fed by
+//! the playout task, the capture side by the audio-out task, each 20 ms at
+//! a time, split into the 10 ms frames the processor takes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use super::voice::VoiceDetector;
+
+/// Samples in one 10 ms frame at 48 kHz: what the processor takes.
+pub const PROCESS_SAMPLES: usize = 480;
+
+/// Which parts of the processing are on (all by default, as in a browser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessingSettings {
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    pub gain_control: bool,
+}
+
+impl Default for ProcessingSettings {
+    fn default() -> Self {
+        ProcessingSettings {
+            echo_cancellation: true,
+            noise_suppression: true,
+            gain_control: true,
+        }
+    }
+}
+
+impl ProcessingSettings {
+    /// Everything off: the microphone as it is.
+    pub const OFF: ProcessingSettings = ProcessingSettings {
+        echo_cancellation: false,
+        noise_suppression: false,
+        gain_control: false,
+    };
+
+    fn any(self) -> bool {
+        self.echo_cancellation || self.noise_suppression || self.gain_control
+    }
+}
+
+/// An audio processing module: 10 ms frames ([`PROCESS_SAMPLES`]) of
+/// 48 kHz mono in both directions.
+pub trait AudioProcessor: Send + std::fmt::Debug {
+    /// What is about to be played (the far end): the echo's reference.
+    fn render(&mut self, frame: &[i16]);
+    /// The microphone's frame, processed in place.
+    fn capture(&mut self, frame: &mut [i16]);
+}
+
+/// Nothing on: the microphone passes as it is.
+#[derive(Debug, Default)]
+pub struct Passthrough;
+
+impl AudioProcessor for Passthrough {
+    fn render(&mut self, _frame: &[i16]) {}
+    fn capture(&mut self, _frame: &mut [i16]) {}
+}
+
+/// libwebrtc's audio processing (AEC3, NS, AGC2, high-pass) through sonora.
+pub struct WebRtcApm {
+    apm: sonora::AudioProcessing,
+    out: Vec<i16>,
+}
+
+impl std::fmt::Debug for WebRtcApm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebRtcApm").finish_non_exhaustive()
+    }
+}
+
+impl WebRtcApm {
+    pub fn new(settings: ProcessingSettings) -> WebRtcApm {
+        use sonora::config::{
+            EchoCanceller, GainController2, HighPassFilter, NoiseSuppression, NoiseSuppressionLevel,
+        };
+        let config = sonora::Config {
+            high_pass_filter: Some(HighPassFilter::default()),
+            echo_canceller: settings.echo_cancellation.then(EchoCanceller::default),
+            noise_suppression: settings.noise_suppression.then(|| NoiseSuppression {
+                level: NoiseSuppressionLevel::High,
+                ..NoiseSuppression::default()
+            }),
+            gain_controller2: settings.gain_control.then(|| GainController2 {
+                adaptive_digital: Some(Default::default()),
+                ..GainController2::default()
+            }),
+            ..Default::default()
+        };
+        let stream = sonora::StreamConfig::new(super::SAMPLE_RATE, 1);
+        WebRtcApm {
+            apm: sonora::AudioProcessing::builder()
+                .config(config)
+                .capture_config(stream)
+                .render_config(stream)
+                .build(),
+            out: vec![0; PROCESS_SAMPLES],
+        }
+    }
+}
+
+impl AudioProcessor for WebRtcApm {
+    fn render(&mut self, frame: &[i16]) {
+        self.out.resize(frame.len(), 0);
+        if let Err(e) = self.apm.process_render_i16(frame, &mut self.out) {
+            tracing::debug!(error = ?e, "render frame not processed");
+        }
+    }
+
+    fn capture(&mut self, frame: &mut [i16]) {
+        self.out.resize(frame.len(), 0);
+        match self.apm.process_capture_i16(frame, &mut self.out) {
+            Ok(()) => frame.copy_from_slice(&self.out),
+            Err(e) => tracing::debug!(error = ?e, "capture frame not processed"),
+        }
+    }
+}
+
+/// The processor for `settings`.
+pub fn processor_for(settings: ProcessingSettings) -> Box<dyn AudioProcessor> {
+    if settings.any() {
+        Box::new(WebRtcApm::new(settings))
+    } else {
+        Box::new(Passthrough)
+    }
+}
+
+/// The processing both audio pipelines share.
+#[derive(Debug)]
+pub struct Processing {
+    processor: Mutex<Box<dyn AudioProcessor>>,
+    voice: Mutex<VoiceDetector>,
+    talking: AtomicBool,
+}
+
+impl Processing {
+    pub fn new(settings: ProcessingSettings) -> Processing {
+        Processing::with(processor_for(settings))
+    }
+
+    pub fn with(processor: Box<dyn AudioProcessor>) -> Processing {
+        Processing {
+            processor: Mutex::new(processor),
+            voice: Mutex::new(VoiceDetector::default()),
+            talking: AtomicBool::new(false),
+        }
+    }
+
+    /// Other settings from now on (the canceller starts afresh).
+    pub fn set(&self, settings: ProcessingSettings) {
+        *self
+            .processor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = processor_for(settings);
+    }
+
+    /// Audio about to be played, any whole number of 10 ms frames.
+    pub fn render(&self, samples: &[i16]) {
+        let mut processor = self
+            .processor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for frame in samples.chunks_exact(PROCESS_SAMPLES) {
+            processor.render(frame);
+        }
+    }
+
+    /// The microphone's audio, any whole number of 10 ms frames, processed
+    /// in place; returns whether it held voice.
+    pub fn capture(&self, samples: &mut [i16]) -> bool {
+        let mut voiced = false;
+        let mut processor = self
+            .processor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut voice = self.voice.lock().unwrap_or_else(PoisonError::into_inner);
+        for frame in samples.chunks_exact_mut(PROCESS_SAMPLES) {
+            processor.capture(frame);
+            voiced |= voice.update(frame, 10);
+        }
+        self.talking.store(voiced, Ordering::Relaxed);
+        voiced
+    }
+
+    /// Whether the microphone heard voice in its last frames (muted or not).
+    pub fn talking(&self) -> bool {
+        self.talking.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::synthetic::{room, talker};
+    use crate::audio::voice::dbfs;
+
+    /// Runs the far end through `processing` and the room; returns the
+    /// echo's level (dBFS) left in the last second, and the level without
+    /// processing.
+    fn echo_left(processing: &Processing, seconds: f32) -> (f32, f32) {
+        let far = talker(seconds, 7);
+        let mic = room(&far);
+        let mut sent = Vec::new();
+        for (far, mic) in far.chunks_exact(960).zip(mic.chunks_exact(960)) {
+            processing.render(far);
+            let mut frame = mic.to_vec();
+            processing.capture(&mut frame);
+            sent.extend(frame);
+        }
+        let last = sent.len() - 48_000;
+        (dbfs(&sent[last..]), dbfs(&mic[last..]))
+    }
+
+    #[test]
+    fn the_canceller_takes_the_rooms_echo_out() {
+        let processing = Processing::new(ProcessingSettings {
+            echo_cancellation: true,
+            noise_suppression: false,
+            gain_control: false,
+        });
+        let (left, before) = echo_left(&processing, 8.0);
+        assert!(
+            before - left >= 25.0,
+            "echo at {before:.1} dBFS, {left:.1} after the canceller"
+        );
+    }
+
+    #[test]
+    fn with_everything_off_the_microphone_passes_as_it_is() {
+        let processing = Processing::new(ProcessingSettings::OFF);
+        let (left, before) = echo_left(&processing, 2.0);
+        assert!((left - before).abs() < 0.01);
+    }
+}
