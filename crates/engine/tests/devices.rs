@@ -10,9 +10,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
+
+use common::pulse::{use_sound_server, Pulse};
 
 use huddle_engine::audio::device::list_devices;
 use huddle_engine::audio::tone::dominant_frequency;
@@ -21,62 +22,6 @@ use huddle_engine::audio::{
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_protocol::ServerMessage;
-
-/// A PulseAudio daemon of the test's own, with one null sink.
-struct Pulse {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Pulse {
-    fn start() -> Pulse {
-        let dir = std::env::temp_dir().join(format!("huddle-pulse-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("native");
-        let child = Process::new("pulseaudio")
-            .args([
-                "--daemonize=no",
-                "-n",
-                "--exit-idle-time=-1",
-                "--use-pid-file=no",
-            ])
-            .arg(format!(
-                "--load=module-native-protocol-unix auth-anonymous=1 socket={}",
-                socket.display()
-            ))
-            .arg("--load=module-null-sink sink_name=huddle_test")
-            .env("PULSE_RUNTIME_PATH", &dir)
-            .env("HOME", &dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pulseaudio (Debian package pulseaudio) must be installed");
-        let pulse = Pulse { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "pulseaudio did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        pulse
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("native")
-    }
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn use_sound_server(socket: &Path) {
-    // One test in this binary: nothing else reads the environment meanwhile.
-    std::env::set_var("PULSE_SERVER", format!("unix:{}", socket.display()));
-}
 
 /// Captures from `mic` until a second of sound past the warm-up, and
 /// returns its dominant frequency.
@@ -106,7 +51,7 @@ async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_e
         .to_string();
     assert!(named.contains("no such microphone"), "{named}");
 
-    let pulse = Pulse::start();
+    let pulse = Pulse::start(&["module-null-sink sink_name=huddle_test"]);
     use_sound_server(&pulse.socket());
     assert!(list_devices(Direction::Input)
         .iter()

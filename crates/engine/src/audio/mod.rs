@@ -20,7 +20,7 @@ pub mod voice;
 
 pub use device::{AudioError, Direction, Microphone, Speaker};
 pub use sink::{AudioSink, NullSink, WavSink};
-pub use source::{AudioSource, ToneInput};
+pub use source::{AudioSource, SamplesInput, ToneInput};
 
 /// Samples per second.
 pub const SAMPLE_RATE: u32 = 48_000;

@@ -1,5 +1,5 @@
-//! Where outgoing audio comes from: the [`AudioSource`] trait, and a tone
-//! as one (the microphone is in [`super::device`]).
+//! Where outgoing audio comes from: the [`AudioSource`] trait, a tone and
+//! recorded samples as sources (the microphone is in [`super::device`]).
 
 use std::time::Duration;
 
@@ -39,5 +39,41 @@ impl AudioSource for ToneInput {
     async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
         self.ticks.tick().await;
         Ok(self.tone.next_frame())
+    }
+}
+
+/// Recorded (or synthetic) samples, looped, paced in real time.
+#[derive(Debug)]
+pub struct SamplesInput {
+    samples: Vec<i16>,
+    at: usize,
+    ticks: Interval,
+}
+
+impl SamplesInput {
+    /// Loops `samples` (48 kHz mono; silence if empty).
+    pub fn new(samples: Vec<i16>) -> SamplesInput {
+        let mut ticks = tokio::time::interval(Duration::from_millis(20));
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        SamplesInput {
+            samples,
+            at: 0,
+            ticks,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl AudioSource for SamplesInput {
+    async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
+        self.ticks.tick().await;
+        if self.samples.is_empty() {
+            return Ok(vec![0; super::FRAME_SAMPLES]);
+        }
+        let frame = (0..super::FRAME_SAMPLES)
+            .map(|i| self.samples[(self.at + i) % self.samples.len()])
+            .collect();
+        self.at = (self.at + super::FRAME_SAMPLES) % self.samples.len();
+        Ok(frame)
     }
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pulse;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,119 @@
+//! The acoustic loop, with real devices: Ada's speaker is a PulseAudio null
+//! sink `spk`, a loopback module carries its sound (60 ms later, at full
+//! level) into the sink `micbus`, whose monitor is Ada's microphone — a
+//! laptop whose speakers its microphone hears. Grace talks into the call
+//! (a synthetic speech-like voice: a pure tone is no probe for an echo
+//! canceller — its delay estimate jumped between 12 and 148 ms on one);
+//! what Grace gets back from Ada is her own voice's echo. With echo
+//! cancellation it must be far quieter than without.
+//!
+//! One test, because the devices are chosen through the process's
+//! environment.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::pulse::{use_sound_server, Pulse};
+use huddle_engine::audio::processing::ProcessingSettings;
+use huddle_engine::audio::synthetic::talker;
+use huddle_engine::audio::voice::dbfs;
+use huddle_engine::audio::{Microphone, SamplesInput, Speaker};
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_protocol::ServerMessage;
+
+/// The level (dBFS) of what Grace hears from Ada — only the echo of her
+/// own voice, Ada being silent — over seconds 6–9 of a call where Ada's
+/// microphone hears her speaker, processed with `processing`.
+async fn echo_heard(processing: ProcessingSettings) -> f32 {
+    let server = common::server().await;
+    let join = |name: &str| common::params("echo", name);
+    let url = format!("ws://{server}/ws");
+    let mut ada = Call::start(
+        url.clone(),
+        join("Ada"),
+        CallOptions {
+            audio: Some(Box::new(Microphone::open(None).unwrap())),
+            output: Some(Box::new(Speaker::open(None).unwrap())),
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            processing,
+            ..CallOptions::default()
+        },
+    );
+    let mut grace = Call::start(
+        url,
+        join("Grace"),
+        CallOptions {
+            audio: Some(Box::new(SamplesInput::new(talker(10.0, 7)))),
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            processing: ProcessingSettings::OFF,
+            ..CallOptions::default()
+        },
+    );
+    for call in [&mut ada, &mut grace] {
+        common::joined(call).await;
+        call.command(Command::JoinCall);
+    }
+    let ada = tokio::spawn(async move {
+        while let Some(event) = ada.next_event().await {
+            if let CallEvent::AudioOutFailed(e) | CallEvent::AudioInFailed(e) = event {
+                panic!("Ada's device failed: {e}");
+            }
+        }
+    });
+    let mut heard = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while heard.len() < 48_000 * 9 {
+            match grace.next_event().await {
+                Some(CallEvent::Audio { samples, .. }) => heard.extend(samples),
+                Some(CallEvent::Message(ServerMessage::Error { code, message, .. })) => {
+                    panic!("{code:?}: {message}")
+                }
+                Some(_) => {}
+                None => panic!("Grace's call ended"),
+            }
+        }
+    })
+    .await
+    .expect("9 s of Ada's audio within 30 s");
+    grace.command(Command::Leave);
+    ada.abort();
+    dbfs(&heard[48_000 * 6..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_cancellation_keeps_a_members_voice_from_coming_back() {
+    let pulse = Pulse::start(&[
+        "module-null-sink sink_name=spk",
+        "module-null-sink sink_name=micbus",
+        "module-loopback source=spk.monitor sink=micbus latency_msec=60",
+    ]);
+    use_sound_server(&pulse.socket());
+    std::env::set_var("PULSE_SINK", "spk");
+    std::env::set_var("PULSE_SOURCE", "micbus.monitor");
+
+    let raw = echo_heard(ProcessingSettings::OFF).await;
+    let cancelled = echo_heard(ProcessingSettings {
+        echo_cancellation: true,
+        noise_suppression: false,
+        gain_control: false,
+    })
+    .await;
+    let everything = echo_heard(ProcessingSettings::default()).await;
+    eprintln!(
+        "Grace's echo back at Grace: {raw:.1} dBFS unprocessed, {cancelled:.1} dBFS with echo \
+         cancellation, {everything:.1} dBFS with noise suppression and gain control too"
+    );
+    assert!(raw > -30.0, "the loop carries the echo: {raw:.1} dBFS");
+    // Measured 20 dB here (debug build); the goal is 30 (see the README).
+    assert!(
+        raw - cancelled >= 15.0,
+        "echo {raw:.1} dBFS unprocessed, {cancelled:.1} dBFS cancelled"
+    );
+    assert!(
+        raw - everything >= 15.0,
+        "echo {raw:.1} dBFS unprocessed, {everything:.1} dBFS with everything on"
+    );
+}
