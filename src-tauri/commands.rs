@@ -79,14 +79,18 @@ pub async fn attach(
 }
 
 /// Keeps the window's settings. The window writes every field but one: the
-/// window's own size and place, which the shell keeps (on close).
+/// window's own size and place, which the shell keeps (on close). The
+/// volume and the microphone's processing apply at once.
 #[tauri::command]
-pub fn save_settings(
+pub async fn save_settings(
     mut settings: Settings,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     settings.window = state.settings().window;
     state.volume.set(settings.volume);
+    if let Some(session) = state.session.lock().await.as_ref() {
+        session.set_processing(settings.audio_processing.into());
+    }
     state.store_settings(settings)
 }
 
@@ -143,6 +147,7 @@ pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), Comm
         state.ui.new_session(),
         state.frames.clone(),
         state.volume.clone(),
+        state.settings().audio_processing.into(),
     ));
     Ok(())
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use huddle_engine::audio::processing::ProcessingSettings;
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command, Commander};
 use huddle_engine::signaling::StopReason;
 use huddle_engine::tls::ServerTrust;
@@ -65,7 +66,13 @@ pub struct Session {
 
 impl Session {
     /// Joins; events flow to `ui` and pictures to `frames` until left.
-    pub fn start(request: JoinRequest, ui: Ui, frames: Arc<FrameGate>, volume: Volume) -> Session {
+    pub fn start(
+        request: JoinRequest,
+        ui: Ui,
+        frames: Arc<FrameGate>,
+        volume: Volume,
+        processing: ProcessingSettings,
+    ) -> Session {
         let params = JoinParams {
             room: request.room,
             name: request.name,
@@ -77,6 +84,7 @@ impl Session {
         };
         let options = CallOptions {
             bitrate_bps: MAX_VIDEO_BPS,
+            processing,
             ..CallOptions::default()
         };
         let call = Call::start(request.server, params, options);
@@ -93,6 +101,11 @@ impl Session {
 
     pub fn in_call(&self) -> bool {
         self.in_call
+    }
+
+    /// Processes the microphone thus from now on.
+    pub fn set_processing(&self, processing: ProcessingSettings) {
+        self.commands.send(Command::Processing(processing));
     }
 
     /// Sends a message the UI composed (chat, typing, ring, ring reply).

@@ -36,6 +36,38 @@ pub struct Settings {
     pub theme: Option<String>,
     /// The main window's last size and position, in logical pixels.
     pub window: Option<WindowState>,
+    /// What is done to the microphone's sound before it is sent.
+    pub audio_processing: AudioProcessing,
+}
+
+/// The microphone's processing, each part on by default (as a browser's
+/// `getUserMedia` has them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AudioProcessing {
+    pub echo_cancellation: bool,
+    pub noise_suppression: bool,
+    pub auto_gain_control: bool,
+}
+
+impl Default for AudioProcessing {
+    fn default() -> Self {
+        AudioProcessing {
+            echo_cancellation: true,
+            noise_suppression: true,
+            auto_gain_control: true,
+        }
+    }
+}
+
+impl From<AudioProcessing> for huddle_engine::audio::processing::ProcessingSettings {
+    fn from(p: AudioProcessing) -> Self {
+        huddle_engine::audio::processing::ProcessingSettings {
+            echo_cancellation: p.echo_cancellation,
+            noise_suppression: p.noise_suppression,
+            gain_control: p.auto_gain_control,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
@@ -59,6 +91,7 @@ impl Default for Settings {
             volume: 1.0,
             theme: None,
             window: None,
+            audio_processing: AudioProcessing::default(),
         }
     }
 }
@@ -108,6 +141,7 @@ pub fn load(store: &Store<Wry>) -> Settings {
         volume: field(store, "volume").unwrap_or(d.volume),
         theme: field(store, "theme").unwrap_or(d.theme),
         window: field(store, "window").unwrap_or(d.window),
+        audio_processing: field(store, "audioProcessing").unwrap_or(d.audio_processing),
     }
     .validated()
 }

@@ -19,6 +19,7 @@ const settings: Settings = {
   volume: 1,
   theme: null,
   window: null,
+  audioProcessing: { echoCancellation: true, noiseSuppression: false, autoGainControl: true },
 };
 const devices: DeviceList = {
   cameras: [{ id: "pattern", name: "Test pattern", is_default: true }],
@@ -159,6 +160,19 @@ describe("DesktopEngine", () => {
     expect(engine.getState().talking).toBe(true);
     emit({ type: "voice", talking: false });
     expect(engine.getState().talking).toBe(false);
+    engine.dispose();
+  });
+
+  it("the microphone's processing starts as stored and a change is kept by the shell", async () => {
+    const { ipc, calls } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    expect(engine.getState().devices.processing).toEqual({ echoCancellation: true, noiseSuppression: false, autoGainControl: true });
+    const all = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+    await engine.setAudioProcessing(all);
+    expect(engine.getState().devices.processing).toEqual(all);
+    const saved = calls.filter(([name]) => name === "saveSettings").at(-1)?.[1] as Settings;
+    expect(saved.audioProcessing).toEqual(all);
     engine.dispose();
   });
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { BrowserEngine } from "../src/engine/browser";
+import { audioConstraints, BrowserEngine } from "../src/engine/browser";
 import { CONFIRM_MS } from "../src/engine/outgoing";
 import { backoff, BACKOFF_MS, OPEN_TIMEOUT_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
 import { FakePeerConnection, FakeSocket, testPeer } from "./fakes";
@@ -236,5 +236,13 @@ describe("calls", () => {
     engine.sendChat("", { attachment: { mime: "image/png", name: "big.png", data: "A".repeat(4000) } });
     expect(socket.sentOfType("chat")).toEqual([]);
     expect(engine.getState().error?.code).toBe("attachment");
+  });
+});
+
+describe("audioConstraints", () => {
+  it("asks the browser for the processing chosen, on the device chosen", () => {
+    const processing = { echoCancellation: true, noiseSuppression: false, autoGainControl: true };
+    expect(audioConstraints(null, processing)).toEqual(processing);
+    expect(audioConstraints("mic-2", processing)).toEqual({ deviceId: { exact: "mic-2" }, ...processing });
   });
 });

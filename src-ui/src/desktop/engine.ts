@@ -10,7 +10,7 @@ import { describeError, expireTyping, initialState, leftCall } from "../engine/s
 import { Ringer } from "../engine/ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
-import type { DesktopActions, Engine, EngineState, JoinRequest, PeerStats } from "../engine/types";
+import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type EngineState, type JoinRequest, type PeerStats } from "../engine/types";
 import type { Device, DeviceKind, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc, type ServerAccess } from "./ipc";
 import { createRenderer, parsePicture } from "./yuv";
@@ -240,6 +240,7 @@ export class DesktopEngine extends ObservableState implements Engine {
         camera: chosen(list.cameras, s?.camera ?? null),
         microphone: chosen(list.microphones, s?.microphone ?? null),
         speaker: chosen(list.speakers, s?.speaker ?? null),
+        processing: s?.audioProcessing ?? DEFAULT_PROCESSING,
       },
     }));
   }
@@ -431,6 +432,12 @@ export class DesktopEngine extends ObservableState implements Engine {
       this.update((s) => ({ ...s, local: { ...s.local, screen: false } }));
       this.fail(e, "media");
     });
+  }
+
+  async setAudioProcessing(processing: AudioProcessing): Promise<void> {
+    this.update((s) => ({ ...s, devices: { ...s.devices, processing } }));
+    // The shell applies it to the call at once, and keeps it.
+    this.saveSettings((s) => ({ ...s, audioProcessing: processing }));
   }
 
   async selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void> {

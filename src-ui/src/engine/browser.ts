@@ -4,7 +4,7 @@
 
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
-import type { Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
+import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
 import { describeError, expireTyping, initialState, leftCall } from "./session";
 import { Ringer } from "./ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "./outgoing";
@@ -430,8 +430,8 @@ export class BrowserEngine extends ObservableState implements Engine {
       this.update((s) => ({ ...s, error: { code: "media", message: noMediaReason() } }));
       return;
     }
-    const { microphone, camera } = this.state.devices;
-    const audio: MediaTrackConstraints | boolean = microphone ? { deviceId: { exact: microphone } } : true;
+    const { microphone, camera, processing } = this.state.devices;
+    const audio = audioConstraints(microphone, processing);
     const videoConstraints: MediaTrackConstraints = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
     let stream: MediaStream | null = null;
     try {
@@ -532,7 +532,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     if (!devices) return;
     try {
       if (kind === "microphone") {
-        const stream = await devices.getUserMedia({ audio: { deviceId: { exact: id } } });
+        const stream = await devices.getUserMedia({ audio: audioConstraints(id, this.state.devices.processing) });
         const track = stream.getAudioTracks()[0] ?? null;
         if (track) track.enabled = this.state.local.audio;
         this.microphone?.stop();
@@ -547,6 +547,16 @@ export class BrowserEngine extends ObservableState implements Engine {
       this.publishLocal();
     } catch {
       this.reportMedia(`That ${kind} could not be opened.`);
+    }
+  }
+
+  async setAudioProcessing(processing: AudioProcessing): Promise<void> {
+    this.update((s) => ({ ...s, devices: { ...s.devices, processing } }));
+    if (!this.microphone) return;
+    try {
+      await this.microphone.applyConstraints({ ...processing });
+    } catch {
+      this.reportMedia("This browser could not change the microphone's processing during the call; it applies from the next call.");
     }
   }
 
@@ -612,4 +622,10 @@ function noMediaReason(): string {
 
 function toRtcIceServer(server: IceServer): RTCIceServer {
   return { urls: server.urls, ...(server.username ? { username: server.username } : {}), ...(server.credential ? { credential: server.credential } : {}) };
+}
+
+/** The microphone's constraints: the chosen device (`null`: the default)
+ * and the processing asked for. */
+export function audioConstraints(microphone: string | null, processing: AudioProcessing): MediaTrackConstraints {
+  return { ...(microphone ? { deviceId: { exact: microphone } } : {}), ...processing };
 }

@@ -3,7 +3,7 @@
 // tested; `BrowserEngine` owns the sockets and calls these.
 
 import type { Peer, ServerMessage } from "../protocol";
-import type { ChatLine, EngineState, Prompt } from "./types";
+import { DEFAULT_PROCESSING, type ChatLine, type EngineState, type Prompt } from "./types";
 import { appendChat, systemLine, withSystemLine } from "./lines";
 import { confirmOutgoing } from "./outgoing";
 import { settleRings, type RingStep } from "./ringing";
@@ -33,7 +33,7 @@ export function initialState(): EngineState {
     stats: {},
     speaker: null,
     talking: false,
-    devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null },
+    devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null, processing: DEFAULT_PROCESSING },
     limits: null,
   };
 }

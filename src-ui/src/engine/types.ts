@@ -81,6 +81,16 @@ export interface PeerStats {
   candidateType: string;
 }
 
+/** What is done to the microphone's sound before it is sent (the names
+ * `getUserMedia` constraints use); all on by default. */
+export interface AudioProcessing {
+  echoCancellation: boolean;
+  noiseSuppression: boolean;
+  autoGainControl: boolean;
+}
+
+export const DEFAULT_PROCESSING: AudioProcessing = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+
 export interface Devices {
   microphones: MediaDeviceInfo[];
   cameras: MediaDeviceInfo[];
@@ -88,6 +98,7 @@ export interface Devices {
   microphone: string | null;
   camera: string | null;
   speaker: string | null;
+  processing: AudioProcessing;
 }
 
 /** A user-facing error: the server's code (or a client-side one) and what to show. */
@@ -217,6 +228,8 @@ export interface Engine {
   setCamera(on: boolean): Promise<void>;
   setScreenShare(on: boolean): Promise<void>;
   selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void>;
+  /** Echo cancellation, noise suppression, gain control of the microphone. */
+  setAudioProcessing(processing: AudioProcessing): Promise<void>;
 
   /** Present in the desktop app only. */
   desktop?: DesktopActions;

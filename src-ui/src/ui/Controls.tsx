@@ -3,6 +3,14 @@
 import { Icon } from "./icons";
 import { useCallback, useRef, useState } from "react";
 import { useEngine, useEngineState, useEscape } from "./hooks";
+import type { AudioProcessing } from "../engine/types";
+
+/** The parts of the microphone's processing, as the devices menu names them. */
+const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
+  ["echoCancellation", "Echo cancellation"],
+  ["noiseSuppression", "Noise suppression"],
+  ["autoGainControl", "Automatic gain"],
+];
 
 function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
   return (
@@ -69,6 +77,19 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
             <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => void engine.selectDevice("microphone", id)} />
             <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => void engine.selectDevice("camera", id)} />
             <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => void engine.selectDevice("speaker", id)} />
+            <fieldset className="processing">
+              <legend>Microphone processing</legend>
+              {PROCESSING_PARTS.map(([part, label]) => (
+                <label key={part}>
+                  <input
+                    type="checkbox"
+                    checked={devices.processing[part]}
+                    onChange={(e) => void engine.setAudioProcessing({ ...devices.processing, [part]: e.target.checked })}
+                  />
+                  {label}
+                </label>
+              ))}
+            </fieldset>
             {engine.desktop && state.desktop && (
               <label>
                 Volume
