@@ -13,6 +13,10 @@ import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
 import { collectStats, type StatsSample } from "./stats";
 import { keepMembership, takeMembership, type TabStore } from "./reload";
+import { VoiceDetector, webAudioMeter, type LevelMeter } from "./voice";
+
+/** How often our microphone's level is judged (ms). */
+const VOICE_STEP_MS = 100;
 
 /** What the engine needs from the browser; tests substitute fakes. */
 export interface BrowserEnvironment {
@@ -22,6 +26,8 @@ export interface BrowserEnvironment {
   now: () => number;
   /** This tab's sessionStorage: what a reload takes back (see reload.ts). */
   tabStore?: TabStore | null;
+  /** A level meter on our microphone (see voice.ts); absent: none. */
+  meter?: (track: MediaStreamTrack) => LevelMeter | null;
 }
 
 export function browserEnvironment(): BrowserEnvironment {
@@ -31,6 +37,7 @@ export function browserEnvironment(): BrowserEnvironment {
     mediaDevices: typeof navigator !== "undefined" && navigator.mediaDevices ? navigator.mediaDevices : null,
     now: () => Date.now(),
     tabStore: typeof sessionStorage !== "undefined" ? sessionStorage : null,
+    meter: webAudioMeter,
   };
 }
 
@@ -46,6 +53,8 @@ export class BrowserEngine extends ObservableState implements Engine {
   private camera: MediaStreamTrack | null = null;
   private screen: MediaStreamTrack | null = null;
   private microphone: MediaStreamTrack | null = null;
+  private meter: LevelMeter | null = null;
+  private voice = new VoiceDetector();
   private watching = false;
   private wantCall: { video: boolean } | null = null;
   /** Set while coming back from a reload: the call to rejoin, if any. */
@@ -79,6 +88,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       env.createSocket,
     );
     this.timers.push(setInterval(() => this.tick(), 1000));
+    this.timers.push(setInterval(() => this.listen(), VOICE_STEP_MS));
     void this.refreshDevices();
     env.mediaDevices?.addEventListener?.("devicechange", () => void this.refreshDevices());
   }
@@ -358,6 +368,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.closeLinks();
     for (const track of [this.microphone, this.camera, this.screen]) track?.stop();
     this.microphone = this.camera = this.screen = null;
+    this.meterOn(null);
     this.update((s) => ({ ...leftCall(s), local: { ...s.local, video: false, screen: false, stream: null } }));
   }
 
@@ -451,6 +462,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.microphone = stream?.getAudioTracks()[0] ?? null;
     this.camera = stream?.getVideoTracks()[0] ?? null;
     if (this.microphone) this.microphone.enabled = this.state.local.audio;
+    this.meterOn(this.microphone);
     void this.refreshDevices();
     this.publishLocal();
   }
@@ -532,12 +544,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     if (!devices) return;
     try {
       if (kind === "microphone") {
-        const stream = await devices.getUserMedia({ audio: audioConstraints(id, this.state.devices.processing) });
-        const track = stream.getAudioTracks()[0] ?? null;
-        if (track) track.enabled = this.state.local.audio;
-        this.microphone?.stop();
-        this.microphone = track;
-        await this.setLinkTracks("audio", track);
+        await this.reopenMicrophone(devices);
       } else if (this.camera) {
         const stream = await devices.getUserMedia({ video: { deviceId: { exact: id }, width: { ideal: 1280 }, height: { ideal: 720 } } });
         this.camera.stop();
@@ -552,12 +559,49 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   async setAudioProcessing(processing: AudioProcessing): Promise<void> {
     this.update((s) => ({ ...s, devices: { ...s.devices, processing } }));
-    if (!this.microphone) return;
+    const devices = this.env.mediaDevices;
+    if (!this.microphone || !devices) return;
+    // Chromium takes applyConstraints' processing flags and changes nothing
+    // (measured: noiseSuppression stayed true), so the microphone is opened
+    // anew with them, as for another device.
     try {
-      await this.microphone.applyConstraints({ ...processing });
+      await this.reopenMicrophone(devices);
+      this.publishLocal();
     } catch {
-      this.reportMedia("This browser could not change the microphone's processing during the call; it applies from the next call.");
+      this.reportMedia("The microphone could not be opened with that processing.");
     }
+  }
+
+  /** Opens the chosen microphone with the chosen processing in place of
+   * the one in use. The old track (and the meter's clone of it) is stopped
+   * first: while any track holds the device, Chromium opens it again with
+   * the processing it already has (measured: constraints said
+   * noiseSuppression false, the settings true). */
+  private async reopenMicrophone(devices: NonNullable<BrowserEnvironment["mediaDevices"]>): Promise<void> {
+    const { microphone, processing } = this.state.devices;
+    this.meterOn(null);
+    this.microphone?.stop();
+    this.microphone = null;
+    const stream = await devices.getUserMedia({ audio: audioConstraints(microphone, processing) });
+    const track = stream.getAudioTracks()[0] ?? null;
+    if (track) track.enabled = this.state.local.audio;
+    this.microphone = track;
+    this.meterOn(track);
+    await this.setLinkTracks("audio", track);
+  }
+
+  /** Measures `track` (null: nothing) for the talking-while-muted hint. */
+  private meterOn(track: MediaStreamTrack | null): void {
+    this.meter?.stop();
+    this.meter = track ? (this.env.meter?.(track) ?? null) : null;
+    this.voice = new VoiceDetector();
+    if (this.state.talking) this.update((s) => ({ ...s, talking: false }));
+  }
+
+  private listen(): void {
+    if (!this.meter) return;
+    const talking = this.voice.update(this.meter.level(), VOICE_STEP_MS);
+    if (talking !== this.state.talking) this.update((s) => ({ ...s, talking }));
   }
 
   private async refreshDevices(): Promise<void> {

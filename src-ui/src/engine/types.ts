@@ -137,7 +137,8 @@ export interface EngineState {
   /** The member currently speaking loudest, if anyone is. */
   speaker: string | null;
   /** Whether our own microphone hears voice, sent or not (the desktop
-   * engine's voice activity; the browser engine does not report it yet). */
+   * engine's voice activity; in a browser, a level meter on a clone of the
+   * microphone's track). */
   talking: boolean;
   devices: Devices;
   limits: ServerLimits | null;
