@@ -43,6 +43,9 @@ export function webAudioMeter(track: MediaStreamTrack): LevelMeter | null {
   const clone = track.clone();
   clone.enabled = true;
   const context = new AudioContext();
+  // Started from the click that joined the call (sticky user activation);
+  // a context created suspended would measure silence.
+  void context.resume().catch(() => undefined);
   const analyser = context.createAnalyser();
   analyser.fftSize = 1024;
   context.createMediaStreamSource(new MediaStream([clone])).connect(analyser);
