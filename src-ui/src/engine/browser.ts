@@ -582,7 +582,15 @@ export class BrowserEngine extends ObservableState implements Engine {
     this.meterOn(null);
     this.microphone?.stop();
     this.microphone = null;
-    const stream = await devices.getUserMedia({ audio: audioConstraints(microphone, processing) });
+    let stream: MediaStream;
+    try {
+      stream = await devices.getUserMedia({ audio: audioConstraints(microphone, processing) });
+    } catch (error) {
+      // The old track is gone: the others get no audio rather than an ended track.
+      await this.setLinkTracks("audio", null);
+      this.publishLocal();
+      throw error;
+    }
     const track = stream.getAudioTracks()[0] ?? null;
     if (track) track.enabled = this.state.local.audio;
     this.microphone = track;
