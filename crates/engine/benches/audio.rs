@@ -66,6 +66,67 @@ fn main() {
         dbfs(window(&near_alone, 6, 10)),
         dbfs(window(&sent, 6, 10))
     );
+    // Noise: the talker over steady noise at 5 dB SNR; the level in the
+    // talker's syllables against the level in its pauses, before and after
+    // noise suppression (a rough segmental SNR: the syllables carry noise
+    // too, so it understates both).
+    let voice = talker(10.0, 3);
+    let mut state = 0x1234_5678_u32;
+    let mut white = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state as f32 / u32::MAX as f32 * 2.0 - 1.0
+    };
+    // Pink-ish: white through a one-pole low-pass, scaled to 5 dB under the voice.
+    let mut low = 0.0f32;
+    let raw_noise: Vec<f32> = (0..voice.len())
+        .map(|_| {
+            low = 0.97 * low + 0.03 * white();
+            low
+        })
+        .collect();
+    let rms = |v: &[f32]| (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
+    let active: Vec<bool> = voice
+        .chunks(480)
+        .map(|c| c.iter().any(|&s| s != 0))
+        .collect();
+    let voiced: Vec<f32> = voice
+        .chunks(480)
+        .zip(&active)
+        .filter(|(_, &a)| a)
+        .flat_map(|(c, _)| c.iter().map(|&s| f32::from(s)))
+        .collect();
+    let voice_rms = rms(&voiced);
+    let gain = voice_rms / rms(&raw_noise) / 10f32.powf(5.0 / 20.0);
+    let noisy: Vec<i16> = voice
+        .iter()
+        .zip(&raw_noise)
+        .map(|(&v, n)| (f32::from(v) + n * gain).clamp(-32_768.0, 32_767.0) as i16)
+        .collect();
+    let segmental = |v: &[i16]| {
+        // From 3 s on (the suppressor has learnt the noise by then).
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for (chunk, &a) in v.chunks(480).zip(&active).skip(300) {
+            if a {
+                on.extend_from_slice(chunk)
+            } else {
+                off.extend_from_slice(chunk)
+            }
+        }
+        dbfs(&on) - dbfs(&off)
+    };
+    let ns_only = ProcessingSettings {
+        echo_cancellation: false,
+        noise_suppression: true,
+        gain_control: false,
+    };
+    let (cleaned, _) = run(&Processing::new(ns_only), &vec![0; noisy.len()], &noisy);
+    println!(
+        "noise at 5 dB SNR (pink-ish): syllables over pauses {:.1} dB in, {:.1} dB after noise suppression",
+        segmental(&noisy),
+        segmental(&cleaned)
+    );
     // CPU, everything on.
     let all = Processing::new(ProcessingSettings::default());
     let (_, all_per_frame) = run(&all, &far, &mix(&echo, &near));
