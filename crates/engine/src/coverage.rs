@@ -13,12 +13,11 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Packet, Slot, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+
+use crate::tap::{Tap, Tapped};
 
 /// Before congestion control (1 000) on the read path, which runs from the
 /// lowest slot up.
@@ -53,25 +52,14 @@ impl Coverage {
 }
 
 /// Notes the range of each inbound TWCC feedback; passes everything on.
+#[derive(Debug)]
 pub struct CoverageTap {
     coverage: Arc<Coverage>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
-
-impl std::fmt::Debug for CoverageTap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoverageTap").finish_non_exhaustive()
-    }
 }
 
 impl CoverageTap {
-    pub fn new(coverage: Arc<Coverage>) -> CoverageTap {
-        CoverageTap {
-            coverage,
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
-        }
+    pub fn interceptor(coverage: Arc<Coverage>) -> Tapped<CoverageTap> {
+        Tapped::new(CoverageTap { coverage })
     }
 
     pub fn slot() -> Slot {
@@ -79,14 +67,8 @@ impl CoverageTap {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for CoverageTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+impl Tap for CoverageTap {
+    fn read(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
         if let Packet::Rtcp(packets) = &message.message.packet {
             for packet in packets {
                 if let Some(cc) = packet.as_any().downcast_ref::<TransportLayerCc>() {
@@ -95,29 +77,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for CoverageTap {
                 }
             }
         }
-        self.reads.push_back(message);
-        Ok(())
+        Some(message)
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(message);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for CoverageTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -5,14 +5,11 @@
 //! sender must see the receiver's PLI and FIR to answer with a keyframe, so
 //! this interceptor, last in the chain, keeps exactly those and marks them.
 
-use std::collections::VecDeque;
-use std::time::Instant;
-
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+
+use crate::tap::{Tap, Tapped};
 
 /// Where it sits: after every interceptor that reads RTCP (reports, NACK,
 /// congestion control), so they have all seen the whole of it.
@@ -25,34 +22,21 @@ pub fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
 }
 
 /// Passes PLI and FIR on to the application; other inbound RTCP ends here.
-#[derive(Default)]
-pub struct KeyframeRequests {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
-
-impl std::fmt::Debug for KeyframeRequests {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyframeRequests")
-            .field("queued", &(self.reads.len() + self.writes.len()))
-            .finish()
-    }
-}
+#[derive(Debug, Default)]
+pub struct KeyframeRequests;
 
 impl KeyframeRequests {
+    pub fn interceptor() -> Tapped<KeyframeRequests> {
+        Tapped::new(KeyframeRequests)
+    }
+
     pub fn slot() -> Slot {
         Slot::from(SLOT)
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
+impl Tap for KeyframeRequests {
+    fn read(&mut self, mut message: TaggedPacket) -> Option<TaggedPacket> {
         if let Packet::Rtcp(packets) = &message.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
                 .iter()
@@ -60,32 +44,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
                 .cloned()
                 .collect();
             if requests.is_empty() {
-                return Ok(());
+                return None;
             }
             message.message.packet = Packet::Rtcp(requests);
             message.message.add(Attribute::DeliverToApplication);
         }
-        self.reads.push_back(message);
-        Ok(())
+        Some(message)
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(message);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }

@@ -25,6 +25,7 @@ pub mod resend;
 pub mod room;
 pub mod signaling;
 pub mod stats;
+pub mod tap;
 pub mod tls;
 pub mod video;
 

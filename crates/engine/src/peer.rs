@@ -304,9 +304,9 @@ fn interceptors(
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
-        .with(CoverageTap::slot(), CoverageTap::new(coverage))
-        .with(ResendFilter::slot(), ResendFilter::default())
-        .with(KeyframeRequests::slot(), KeyframeRequests::default());
+        .with(CoverageTap::slot(), CoverageTap::interceptor(coverage))
+        .with(ResendFilter::slot(), ResendFilter::interceptor())
+        .with(KeyframeRequests::slot(), KeyframeRequests::interceptor());
     Ok((registry, estimate))
 }
 

@@ -24,12 +24,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,
 };
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+
+use crate::tap::{Tap, Tapped};
 
 /// Between the pacer (3 000) and the NACK responder (4 000): on the read
 /// path NACKs reach it before the responder; on the write path it sees
@@ -65,8 +65,6 @@ pub struct ResendFilter {
     sent: HashMap<(u32, u16), Sent>,
     /// The same keys in sending order, to forget them when they age out.
     order: VecDeque<(Instant, (u32, u16))>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl std::fmt::Debug for ResendFilter {
@@ -78,6 +76,10 @@ impl std::fmt::Debug for ResendFilter {
 }
 
 impl ResendFilter {
+    pub fn interceptor() -> Tapped<ResendFilter> {
+        Tapped::new(ResendFilter::default())
+    }
+
     pub fn slot() -> Slot {
         Slot::from(SLOT)
     }
@@ -121,14 +123,8 @@ impl ResendFilter {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for ResendFilter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
+impl Tap for ResendFilter {
+    fn read(&mut self, mut message: TaggedPacket) -> Option<TaggedPacket> {
         let now = message.now;
         self.forget_old(now);
         if let Packet::Rtcp(packets) = &message.message.packet {
@@ -152,50 +148,34 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ResendFilter {
                     }
                 }
                 if kept.is_empty() {
-                    return Ok(());
+                    return None;
                 }
                 message.message.packet = Packet::Rtcp(kept);
             }
         }
-        self.reads.push_back(message);
-        Ok(())
+        Some(message)
     }
 
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtp(packet) = &message.message.packet {
-            if !message.message.has(&Attribute::Retransmission) {
-                let key = (packet.header.ssrc, packet.header.sequence_number);
-                let now = message.now;
-                self.sent.insert(
-                    key,
-                    Sent {
-                        first: now,
-                        resent: None,
-                        resends: 0,
-                    },
-                );
-                self.order.push_back((now, key));
-                self.forget_old(now);
-            }
+    fn wrote(&mut self, message: &TaggedPacket) {
+        let Packet::Rtp(packet) = &message.message.packet else {
+            return;
+        };
+        if message.message.has(&Attribute::Retransmission) {
+            return;
         }
-        self.writes.push_back(message);
-        Ok(())
+        let key = (packet.header.ssrc, packet.header.sequence_number);
+        let now = message.now;
+        self.sent.insert(
+            key,
+            Sent {
+                first: now,
+                resent: None,
+                resends: 0,
+            },
+        );
+        self.order.push_back((now, key));
+        self.forget_old(now);
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-}
-
-impl Interceptor for ResendFilter {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
@@ -204,6 +184,7 @@ mod tests {
     use super::*;
     use rtc::interceptor::AttributedPacket;
     use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::sansio::Protocol;
     use rtc::shared::{TransportContext, TransportMessage};
 
     const SSRC: u32 = 7;
@@ -216,7 +197,7 @@ mod tests {
         }
     }
 
-    fn send(f: &mut ResendFilter, now: Instant, seq: u16) {
+    fn send(f: &mut Tapped<ResendFilter>, now: Instant, seq: u16) {
         let mut packet = rtc::rtp::Packet::default();
         packet.header.ssrc = SSRC;
         packet.header.sequence_number = seq;
@@ -227,7 +208,7 @@ mod tests {
     /// Reads a NACK for `seqs` (and a receiver report beside it); returns
     /// what reaches the responder: the NACKed numbers, and whether the
     /// report went on.
-    fn nack(f: &mut ResendFilter, now: Instant, seqs: &[u16]) -> (Vec<u16>, bool) {
+    fn nack(f: &mut Tapped<ResendFilter>, now: Instant, seqs: &[u16]) -> (Vec<u16>, bool) {
         let nack = TransportLayerNack {
             sender_ssrc: 1,
             media_ssrc: SSRC,
@@ -257,7 +238,7 @@ mod tests {
     #[test]
     fn a_packet_asked_for_again_and_again_is_resent_once_per_gap_three_times_at_most() {
         let t = Instant::now();
-        let mut f = ResendFilter::default();
+        let mut f = ResendFilter::interceptor();
         for seq in 100..110 {
             send(&mut f, t, seq);
         }
@@ -275,7 +256,7 @@ mod tests {
     #[test]
     fn stale_and_unknown_packets_are_not_resent() {
         let t = Instant::now();
-        let mut f = ResendFilter::default();
+        let mut f = ResendFilter::interceptor();
         send(&mut f, t, 1);
         send(&mut f, t + Duration::from_millis(900), 2);
         let later = t + MAX_AGE + Duration::from_millis(100);
@@ -283,13 +264,13 @@ mod tests {
         assert_eq!(nack(&mut f, later, &[1, 2, 3]), (vec![2], true));
         // What ages out is forgotten, not kept for ever.
         send(&mut f, t + Duration::from_secs(5), 4);
-        assert_eq!(f.sent.len(), 1, "{f:?}");
+        assert_eq!(f.tap().sent.len(), 1, "{f:?}");
     }
 
     #[test]
     fn a_resend_does_not_restart_the_packets_age() {
         let t = Instant::now();
-        let mut f = ResendFilter::default();
+        let mut f = ResendFilter::interceptor();
         send(&mut f, t, 9);
         assert_eq!(
             nack(&mut f, t + Duration::from_millis(200), &[9]).0,
