@@ -435,13 +435,19 @@ fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
 /// peer's size (3 s, looped), written once into `scratch`.
 fn netlab_camera(bin: &std::path::Path, scratch: &std::path::Path) -> Result<PathBuf, Failed> {
     let camera = scratch.join("busy-640x360.y4m");
+    write_y4m(bin, &camera, "640x360")?;
+    Ok(camera)
+}
+
+/// Writes 3 s (90 frames) of the busy test pattern at `size` (`WxH`) as a
+/// Y4M file, for Chromium's fake camera (which loops it).
+fn write_y4m(bin: &std::path::Path, path: &std::path::Path, size: &str) -> Result<(), Failed> {
     step(
         "write the Y4M camera file",
         Command::new(bin.join("examples/pattern_y4m"))
-            .arg(&camera)
-            .args(["640x360", "90"]),
-    )?;
-    Ok(camera)
+            .arg(path)
+            .args([size, "90"]),
+    )
 }
 
 /// The media attacks: a hostile room member's offers to a browser member
@@ -686,12 +692,7 @@ fn bench_media() -> Result<(), Failed> {
     // Chromium's fake camera plays the same busy pattern the native peer
     // sends (3 s, looped).
     let y4m = std::env::temp_dir().join("huddle-busy-720p.y4m");
-    step(
-        "write the Y4M camera file",
-        Command::new(target.join("examples/pattern_y4m"))
-            .arg(&y4m)
-            .args(["1280x720", "90"]),
-    )?;
+    write_y4m(&target, &y4m, "1280x720")?;
     step(
         "1:1 720p call, Chromium and huddle-peer",
         Command::new("node")
