@@ -86,10 +86,15 @@ pub async fn save_settings(
     mut settings: Settings,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
-    settings.window = state.settings().window;
+    let before = state.settings();
+    settings.window = before.window;
     state.volume.set(settings.volume);
-    if let Some(session) = state.session.lock().await.as_ref() {
-        session.set_processing(settings.audio_processing.into());
+    // Only a change: a new processor starts its echo canceller afresh, and
+    // the window saves on every volume step.
+    if settings.audio_processing != before.audio_processing {
+        if let Some(session) = state.session.lock().await.as_ref() {
+            session.set_processing(settings.audio_processing.into());
+        }
     }
     state.store_settings(settings)
 }
