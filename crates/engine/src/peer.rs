@@ -920,19 +920,22 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSende
 }
 
 /// Whether `.local` candidates (a browser hiding its addresses) can be
-/// resolved here: mDNS joins 224.0.0.251 on the default interface, and on a
-/// machine without a default route (an offline LAN, a VPN-only host) that
-/// join fails with ENODEV — which webrtc-rs turns into a peer connection
-/// that cannot be built at all (measured in the network lab: "No such
-/// device (os error 19)", no call possible). There, calls go without mDNS.
+/// resolved here. webrtc-rs opens its mDNS socket when it builds a peer
+/// connection and, if that fails, builds no peer connection at all. It
+/// fails where the socket cannot join 224.0.0.251 (a machine without a
+/// default route — an offline LAN, a VPN-only host: "No such device (os
+/// error 19)", measured in the network lab) and where the socket layer
+/// refuses an option webrtc-rs sets on it (wine's Winsock: "operation not
+/// supported", 10045, asked for IPV6_V6ONLY of an IPv4 socket). So the same
+/// socket is built here first; where it cannot be, calls go without mDNS.
 fn mdns_mode() -> MulticastDnsMode {
-    use std::net::{Ipv4Addr, UdpSocket};
-    let joins = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|s| s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &Ipv4Addr::UNSPECIFIED));
-    match joins {
+    let opens = rtc::mdns::MulticastSocket::new()
+        .into_std()
+        .and_then(|socket| webrtc::runtime::UdpSocketState::new((&socket).into()).map(drop));
+    match opens {
         Ok(()) => MulticastDnsMode::QueryOnly,
         Err(e) => {
-            tracing::warn!(error = %e, "no multicast route: `.local` candidates will not be resolved");
+            tracing::warn!(error = %e, "no mDNS socket: `.local` candidates will not be resolved");
             MulticastDnsMode::Disabled
         }
     }
