@@ -28,10 +28,12 @@ export async function freePort() {
   });
 }
 
-/** Runs `bin` (a huddle-server) on 127.0.0.1:`port`; resolves once /healthz answers. */
-export async function startServer(bin, port, extraArgs = []) {
-  const child = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--log-level", "warn", ...extraArgs], { stdio: ["ignore", "inherit", "inherit"] });
-  for (let i = 0; i < 200; i++) {
+/** Runs `bin` (a huddle-server; or `[launcher, …args]`, e.g. wine and the
+ * .exe) on 127.0.0.1:`port`; resolves once /healthz answers. */
+export async function startServer(bin, port, extraArgs = [], { timeoutMs = 10_000 } = {}) {
+  const [program, ...pre] = [].concat(bin);
+  const child = spawn(program, [...pre, "--listen", `127.0.0.1:${port}`, "--log-level", "warn", ...extraArgs], { stdio: ["ignore", "inherit", "inherit"] });
+  for (const until = Date.now() + timeoutMs; Date.now() < until && child.exitCode === null; ) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/healthz`);
       if (r.ok) return child;

@@ -6,7 +6,8 @@
 //! - `test`: installs what the tests need (saying what), then runs the
 //!   format check, clippy, every Rust test of the workspace, the UI's unit
 //!   tests, the end-to-end run in headless Chromium and the desktop app's
-//!   end-to-end run under Xvfb (tauri-driver + WebKitWebDriver).
+//!   end-to-end run under Xvfb (tauri-driver + WebKitWebDriver), the
+//!   Windows executables under wine (`cross.rs`) and the network lab's dip.
 //! - `attack`: the attack suite alone — the server's attacks over real
 //!   sockets (`signaling-server/tests/attacks.rs`) and the media attacks in
 //!   headless Chromium (`src-ui/e2e/attack.mjs`) — printed as one table:
@@ -21,12 +22,15 @@
 //!   time to first picture), release builds.
 //! - `bench-desktop`: the desktop app's benchmark (start-up, idle memory,
 //!   720p30 into the window, a 4-way call), release builds.
+//! - `cross windows`: release builds of `huddle-server.exe` and
+//!   `huddle-peer.exe` made here with mingw-w64, and their sizes.
 //! - `bindings`: regenerates the TypeScript types generated from Rust
 //!   (`src-ui/src/protocol/`, `src-ui/src/desktop/bindings/`).
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
+mod cross;
 mod netlab;
 
 /// Debian packages the tests need, by the program (or, starting with `/`,
@@ -111,10 +115,11 @@ fn main() -> ExitCode {
         Some("bench-desktop") => bench_desktop(),
         Some("bindings") => bindings(),
         Some("netlab") => netlab_run(&args[1..]),
+        Some("cross") => cross::main(&args[1..]),
         // The lab's impairment forwarder, run by the lab in its router.
         Some("netlab-impair") => netlab::impair::main(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [--native | --pair A-B] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [--native | --pair A-B] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings | cross windows");
             return ExitCode::from(2);
         }
     };
@@ -386,6 +391,7 @@ fn test() -> Result<(), Failed> {
         "e2e/desktop.mjs",
         &bin,
     )?;
+    cross::windows_check(&bin)?;
     netlab_check(&bin)
 }
 
