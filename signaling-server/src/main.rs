@@ -46,6 +46,14 @@ async fn main() -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     info!("huddle-server listening on {scheme}://{addr}/ws");
+    if !huddle_server::ui::is_built() {
+        warn!(
+            "this binary carries no browser UI (src-ui/dist was not built when it was \
+             compiled): browsers opening {addr} get a page saying so, and only the desktop \
+             app and huddle-peer can join; build it with `cargo xtask serve` or \
+             `npm run build` in src-ui/ before `cargo build`"
+        );
+    }
     match args.redis.as_deref() {
         None => huddle_server::run(listener, config, shutdown_signal()).await,
         Some(url) => {

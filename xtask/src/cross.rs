@@ -5,11 +5,14 @@
 //!
 //! - `cargo xtask cross windows`: release builds of the desktop app
 //!   `huddle.exe` (with the `WebView2Loader.dll` it loads), `huddle-server.exe`
-//!   and `huddle-peer.exe`, their sizes and build time.
+//!   and `huddle-peer.exe`, the installer (`src-tauri/windows/huddle.nsi`,
+//!   packed by makensis), their sizes and the build time.
 //! - [`windows_check`], part of `cargo xtask test` (alone: `cargo xtask
 //!   cross test`): debug builds of all three — so code that stops compiling
-//!   for Windows fails CI — and the server and the peer run under wine against Linux Chromium, a Linux `huddle-server` and a
-//!   Linux `huddle-peer` (`src-ui/e2e/windows.mjs`).
+//!   for Windows fails CI — with the server and the peer run under wine
+//!   against Linux Chromium, a Linux `huddle-server` and a Linux
+//!   `huddle-peer` (`src-ui/e2e/windows.mjs`), and the installer installed
+//!   and uninstalled under wine.
 //!
 //! Only a test rig is added for wine: `bcryptprimitives.dll`
 //! (`xtask/windows/bcryptprimitives.c`), which wine 8.0 lacks and Rust's
@@ -62,17 +65,18 @@ fn windows_release() -> Result<(), Failed> {
         "xtask: Windows release build took {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    for exe in [
-        "huddle.exe",
-        "WebView2Loader.dll",
-        "huddle-server.exe",
-        "huddle-peer.exe",
+    let installer = pack_installer(&dir, true)?;
+    for path in [
+        dir.join("huddle.exe"),
+        dir.join("WebView2Loader.dll"),
+        dir.join("huddle-server.exe"),
+        dir.join("huddle-peer.exe"),
+        installer,
     ] {
-        let path = dir.join(exe);
         let size = std::fs::metadata(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .len();
-        println!("{exe}: {:.1} MB ({})", size as f64 / 1e6, path.display());
+        println!("{:.1} MB  {}", size as f64 / 1e6, path.display());
     }
     Ok(())
 }
@@ -128,12 +132,121 @@ pub fn windows_check(linux_bin: &Path) -> Result<(), Failed> {
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .current_dir(root().join("src-ui")),
     );
+    let result = result.and_then(|()| installer_check(&dir, &prefix));
     // The prefix's wineserver lingers after its last program; end it.
     let _ = Command::new(WINESERVER)
         .arg("-k")
         .env("WINEPREFIX", &prefix)
         .status();
     result
+}
+
+/// wine64 in the test prefix, quiet, with no offer to install wine's .NET
+/// and HTML engines (nothing here uses them).
+fn wine(prefix: &Path) -> Command {
+    let mut cmd = Command::new(WINE);
+    cmd.env("WINEPREFIX", prefix)
+        .env("WINEDEBUG", "-all")
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    cmd
+}
+
+/// Packs the installer (`src-tauri/windows/huddle.nsi`) around the app in
+/// `dir`; the installer's path.
+fn pack_installer(dir: &Path, compressed: bool) -> Result<PathBuf, Failed> {
+    ensure_system_packages(&[("makensis", "nsis")])?;
+    let installer = dir.join(format!("Huddle-{}-setup.exe", env!("CARGO_PKG_VERSION")));
+    let mut cmd = Command::new("makensis");
+    cmd.arg("-V2")
+        .arg(format!("-DVERSION={}", env!("CARGO_PKG_VERSION")))
+        .arg(format!("-DAPPDIR={}", dir.display()))
+        .arg(format!(
+            "-DICON={}",
+            root().join("icons/icon.ico").display()
+        ))
+        .arg(format!("-DOUTFILE={}", installer.display()));
+    if !compressed {
+        cmd.arg("-DUNCOMPRESSED");
+    }
+    cmd.arg(root().join("src-tauri/windows/huddle.nsi"));
+    step("makensis (the Windows installer)", &mut cmd)?;
+    Ok(installer)
+}
+
+/// The installer under wine, as a user would run it (silently here): the
+/// app lands in the user's programs with a Start-menu entry and the
+/// `huddle://` scheme; the uninstaller takes all of it away again.
+fn installer_check(dir: &Path, prefix: &Path) -> Result<(), Failed> {
+    let installer = pack_installer(dir, false)?;
+    step(
+        "install Huddle under wine (/S)",
+        wine(prefix).arg(&installer).arg("/S"),
+    )?;
+    let users = prefix.join("drive_c/users");
+    let home = std::fs::read_dir(&users)
+        .map_err(|e| format!("{}: {e}", users.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.join("AppData/Local/Programs/Huddle").is_dir())
+        .ok_or("the installer put no Huddle into any user's AppData\\Local\\Programs")?;
+    let app = home.join("AppData/Local/Programs/Huddle");
+    let shortcut = home.join("AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Huddle.lnk");
+    for file in [
+        app.join("huddle.exe"),
+        app.join("WebView2Loader.dll"),
+        app.join("uninstall.exe"),
+        shortcut.clone(),
+    ] {
+        if !file.is_file() {
+            return Err(format!("the installer did not write {}", file.display()));
+        }
+    }
+    let command = registry(prefix, r"HKCU\Software\Classes\huddle\shell\open\command")?
+        .and_then(|out| {
+            out.lines()
+                .find(|l| l.contains("REG_SZ"))
+                .map(str::to_owned)
+        })
+        .ok_or("the installer did not register huddle:// links")?;
+    if !command.contains(r#"\Programs\Huddle\huddle.exe" "%1""#) {
+        return Err(format!("huddle:// opens {command:?}"));
+    }
+    eprintln!("xtask: installed; huddle:// runs {}", command.trim());
+    step(
+        "uninstall Huddle under wine (/S)",
+        wine(prefix).arg(app.join("uninstall.exe")).arg("/S"),
+    )?;
+    // NSIS's uninstaller copies itself away and returns at once; it is
+    // done when the app's folder is gone.
+    let until = Instant::now() + std::time::Duration::from_secs(60);
+    while app.exists() && Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    if app.exists() || shortcut.exists() {
+        return Err(format!("the uninstaller left {}", app.display()));
+    }
+    for key in [
+        r"HKCU\Software\Classes\huddle",
+        r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Huddle",
+    ] {
+        if registry(prefix, key)?.is_some() {
+            return Err(format!("the uninstaller left {key}"));
+        }
+    }
+    Ok(())
+}
+
+/// `reg query KEY` in the prefix: its output, or `None` when the key does
+/// not exist.
+fn registry(prefix: &Path, key: &str) -> Result<Option<String>, Failed> {
+    let output = wine(prefix)
+        .args(["reg", "query", key])
+        .output()
+        .map_err(|e| format!("wine reg: {e}"))?;
+    Ok(output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).replace('\r', "")))
 }
 
 /// The test rig's `bcryptprimitives.dll`, built into `dir` beside the
