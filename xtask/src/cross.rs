@@ -3,7 +3,7 @@
 //! `xtask/windows/static-cxx-gcc.sh`, which keeps the C++ runtime inside
 //! each `.exe`), and wine64 runs the executables in the tests.
 //!
-//! - `cargo xtask cross windows`: release builds of the desktop app
+//! - `cargo xtask cross windows`: builds (profile `dist`) of the desktop app
 //!   `huddle.exe` (with the `WebView2Loader.dll` it loads), `huddle-server.exe`
 //!   and `huddle-peer.exe`, the installer (`src-tauri/windows/huddle.nsi`,
 //!   packed by makensis), their sizes and the build time.
@@ -60,7 +60,7 @@ pub fn main(args: &[String]) -> Result<(), Failed> {
 fn windows_release() -> Result<(), Failed> {
     crate::build_ui()?;
     let started = Instant::now();
-    let dir = build_windows(true)?;
+    let dir = build_windows("dist")?;
     eprintln!(
         "xtask: Windows release build took {:.0} s",
         started.elapsed().as_secs_f64()
@@ -81,19 +81,17 @@ fn windows_release() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Builds `huddle.exe`, `huddle-server.exe` and `huddle-peer.exe`; the
-/// directory they are in.
-fn build_windows(release: bool) -> Result<PathBuf, Failed> {
+/// Builds `huddle.exe`, `huddle-server.exe` and `huddle-peer.exe` with
+/// cargo's `profile` (`dev`, or `dist`: what users download); the directory
+/// they are in.
+fn build_windows(profile: &str) -> Result<PathBuf, Failed> {
     ensure_system_packages(BUILD_PACKAGES)?;
     step(
         "rustup target add (Windows)",
         Command::new("rustup").args(["target", "add", WINDOWS]),
     )?;
     let mut cmd = cargo();
-    cmd.args(["build", "--target", WINDOWS]);
-    if release {
-        cmd.arg("--release");
-    }
+    cmd.args(["build", "--target", WINDOWS, "--profile", profile]);
     cmd.args([
         "-p",
         "huddle",
@@ -106,13 +104,13 @@ fn build_windows(release: bool) -> Result<PathBuf, Failed> {
     step(&format!("cargo build --target {WINDOWS}"), &mut cmd)?;
     Ok(target_dir()
         .join(WINDOWS)
-        .join(if release { "release" } else { "debug" }))
+        .join(if profile == "dev" { "debug" } else { profile }))
 }
 
 /// The Windows executables under wine, with Linux Chromium, server and
 /// peer (`linux_bin` holds the Linux builds).
 pub fn windows_check(linux_bin: &Path) -> Result<(), Failed> {
-    let dir = build_windows(false)?;
+    let dir = build_windows("dev")?;
     ensure_system_packages(&[(WINE, "wine64")])?;
     build_wine_shim(&dir)?;
     let prefix = target_dir().join("wine");
