@@ -7,6 +7,9 @@
 //!   `huddle.exe` (with the `WebView2Loader.dll` it loads), `huddle-server.exe`
 //!   and `huddle-peer.exe`, the installer (`src-tauri/windows/huddle.nsi`,
 //!   packed by makensis), their sizes and the build time.
+//! - `cargo xtask cross bench`: the CPU `huddle-peer.exe` takes under wine
+//!   in a 640×480 call, next to the Linux `huddle-peer` in the same call
+//!   (dist builds of both; wine's own cost is part of the figure).
 //! - [`windows_check`], part of `cargo xtask test` (alone: `cargo xtask
 //!   cross test`): debug builds of all three — so code that stops compiling
 //!   for Windows fails CI — with the server and the peer run under wine
@@ -46,12 +49,13 @@ const WINESERVER: &str = "/usr/lib/wine/wineserver";
 pub fn main(args: &[String]) -> Result<(), Failed> {
     match args.first().map(String::as_str) {
         Some("windows") => windows_release(),
+        Some("bench") => windows_bench(),
         Some("test") => {
             crate::build_ui()?;
             crate::build_debug(&[])?;
             windows_check(&crate::target_dir().join("debug"))
         }
-        _ => Err("usage: cargo xtask cross windows | test".into()),
+        _ => Err("usage: cargo xtask cross windows | test | bench".into()),
     }
 }
 
@@ -260,4 +264,177 @@ fn build_wine_shim(dir: &Path) -> Result<(), Failed> {
             .arg(source.join("bcryptprimitives.def"))
             .arg("-ladvapi32"),
     )
+}
+
+/// How long the benchmark's call lasts.
+const BENCH_SECONDS: u64 = 40;
+
+/// A 640×480 call between `huddle-peer.exe` under wine and the Linux
+/// `huddle-peer`, through a Linux server, all dist builds: each one's CPU
+/// (its own report, from /proc — wine programs are Linux processes), the
+/// wineserver's, and the ratio.
+fn windows_bench() -> Result<(), Failed> {
+    crate::build_ui()?;
+    let dir = build_windows("dist")?;
+    ensure_system_packages(&[(WINE, "wine64")])?;
+    build_wine_shim(&dir)?;
+    step(
+        "cargo build --profile dist (Linux server and peer)",
+        cargo().args([
+            "build",
+            "--profile",
+            "dist",
+            "-p",
+            "huddle-server",
+            "-p",
+            "huddle-engine",
+            "--bins",
+        ]),
+    )?;
+    let linux = target_dir().join("dist");
+    let prefix = target_dir().join("wine");
+    let scratch = target_dir().join("cross-bench");
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let port = 18_000 + std::process::id() % 1000;
+    let mut server = Command::new(linux.join("huddle-server"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-level",
+            "warn",
+        ])
+        .spawn()
+        .map_err(|e| format!("huddle-server: {e}"))?;
+    let result = bench_call(&dir, &linux, &prefix, &scratch, port);
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = Command::new(WINESERVER)
+        .arg("-k")
+        .env("WINEPREFIX", &prefix)
+        .status();
+    result
+}
+
+fn bench_call(
+    dir: &Path,
+    linux: &Path,
+    prefix: &Path,
+    scratch: &Path,
+    port: u32,
+) -> Result<(), Failed> {
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let peer_args = |name: &str, report: String| -> Vec<String> {
+        [
+            "--server",
+            &url,
+            "--room",
+            "cross-bench",
+            "--name",
+            name,
+            "--size",
+            "640x480",
+            "--content",
+            "busy",
+            "--udp",
+            "[::]:0",
+            "--duration",
+            &format!("{BENCH_SECONDS}s"),
+            "--report",
+            &report,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let linux_report = scratch.join("linux.json");
+    let windows_report = scratch.join("windows.json");
+    // A wineserver that stays up (`-p`) from before the call, so that its
+    // CPU is read from the start.
+    step(
+        "wineserver -p",
+        Command::new(WINESERVER).arg("-p").env("WINEPREFIX", prefix),
+    )?;
+    let wineserver_start = wineserver_cpu_s();
+    let mut windows = wine(prefix)
+        .arg(dir.join("huddle-peer.exe"))
+        .args(peer_args(
+            "Windows",
+            format!("Z:{}", windows_report.display()).replace('/', "\\"),
+        ))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("wine: {e}"))?;
+    let mut linux_peer = Command::new(linux.join("huddle-peer"))
+        .args(peer_args("Linux", linux_report.display().to_string()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("huddle-peer: {e}"))?;
+    // Both measured from outside, the same way: the peers' own figure is
+    // wrong under wine (see `own_cpu` in huddle-peer). A wine program is a
+    // Linux process, the one spawned here. The last reading before each
+    // exits is its total.
+    let (mut on_wine, mut on_linux) = (0.0, 0.0);
+    let (mut wine_status, mut linux_status) = (None, None);
+    while wine_status.is_none() || linux_status.is_none() {
+        if wine_status.is_none() {
+            on_wine = cpu_s(windows.id()).unwrap_or(on_wine);
+            wine_status = windows.try_wait().map_err(|e| e.to_string())?;
+        }
+        if linux_status.is_none() {
+            on_linux = cpu_s(linux_peer.id()).unwrap_or(on_linux);
+            linux_status = linux_peer.try_wait().map_err(|e| e.to_string())?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let wineserver_s = wineserver_cpu_s().zip(wineserver_start).map(|(a, b)| a - b);
+    if !wine_status.is_some_and(|s| s.success()) || !linux_status.is_some_and(|s| s.success()) {
+        return Err("a peer of the benchmark call received nothing".into());
+    }
+    let percent = |seconds: f64| 100.0 * seconds / BENCH_SECONDS as f64;
+    let (on_wine, on_linux) = (percent(on_wine), percent(on_linux));
+    println!("640×480 busy pattern, 30 fps, both directions, {BENCH_SECONDS} s, dist builds:");
+    println!("  huddle-peer.exe under wine: {on_wine:.1} % of one core");
+    if let Some(s) = wineserver_s {
+        println!(
+            "  wineserver (wine's own cost, beside it): {:.1} % of one core",
+            percent(s)
+        );
+    }
+    println!("  huddle-peer on Linux: {on_linux:.1} % of one core");
+    println!("  ratio, wine / Linux: {:.2}", on_wine / on_linux);
+    if let Some(s) = wineserver_s {
+        println!(
+            "  ratio with the wineserver: {:.2}",
+            (on_wine + percent(s)) / on_linux
+        );
+    }
+    Ok(())
+}
+
+/// CPU seconds process `pid` has used (user + system), from /proc.
+fn cpu_s(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_s(&stat)
+}
+
+/// User + system seconds from a /proc/PID/stat line: fields 14 and 15 (11
+/// and 12 after the command's closing parenthesis), in ticks of 1/100 s.
+fn stat_cpu_s(stat: &str) -> Option<f64> {
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// CPU seconds the running wineservers (of every prefix) have used, if any
+/// runs.
+fn wineserver_cpu_s() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if stat.contains("(wineserver") {
+            if let Some(s) = stat_cpu_s(&stat) {
+                *total.get_or_insert(0.0) += s;
+            }
+        }
+    }
+    total
 }
