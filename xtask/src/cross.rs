@@ -17,6 +17,12 @@
 //!   `huddle-peer` (`src-ui/e2e/windows.mjs`), and the installer installed
 //!   and uninstalled under wine.
 //!
+//! - [`platform_lints`], part of `cargo xtask test`: clippy with warnings
+//!   as errors for Windows (the app, server, engine and protocol) and for
+//!   macOS (server, engine and protocol; C through zig, from PyPI's
+//!   `ziglang` and `cargo-zigbuild` — no Apple SDK can be fetched here, and
+//!   the app's notification backend compiles Objective-C against Cocoa).
+//!
 //! Only a test rig is added for wine: `bcryptprimitives.dll`
 //! (`xtask/windows/bcryptprimitives.c`), which wine 8.0 lacks and Rust's
 //! standard library imports. It is built beside the test executables and
@@ -52,6 +58,7 @@ pub fn main(args: &[String]) -> Result<(), Failed> {
         Some("bench") => windows_bench(),
         Some("test") => {
             crate::build_ui()?;
+            platform_lints()?;
             crate::build_debug(&[])?;
             windows_check(&crate::target_dir().join("debug"))
         }
@@ -437,4 +444,83 @@ fn wineserver_cpu_s() -> Option<f64> {
         }
     }
     total
+}
+
+/// The macOS target checked here (arm64: every Mac sold since 2020; the
+/// `cfg(target_os = "macos")` code is the same for x86_64).
+const MACOS: &str = "aarch64-apple-darwin";
+
+/// PyPI packages that compile C for macOS without Apple's SDK.
+const ZIG_PACKAGES: &[&str] = &["ziglang==0.17.1", "cargo-zigbuild==0.24.1"];
+
+/// Clippy, warnings as errors, for Windows and macOS: code under
+/// `cfg(windows)` or `cfg(target_os = "macos")` that stops compiling, or
+/// warns, fails CI.
+pub fn platform_lints() -> Result<(), Failed> {
+    ensure_system_packages(BUILD_PACKAGES)?;
+    step(
+        "rustup target add (Windows, macOS)",
+        Command::new("rustup").args(["target", "add", WINDOWS, MACOS]),
+    )?;
+    let packages = ["huddle-protocol", "huddle-server", "huddle-engine"];
+    let mut windows = cargo();
+    windows.args([
+        "clippy",
+        "--target",
+        WINDOWS,
+        "--all-targets",
+        "-p",
+        "huddle",
+    ]);
+    for p in packages {
+        windows.args(["-p", p]);
+    }
+    step(
+        &format!("cargo clippy --target {WINDOWS}"),
+        windows.args(["--", "-D", "warnings"]),
+    )?;
+    let zig = zig_tools()?;
+    let mut macos = Command::new(zig.join("cargo-zigbuild"));
+    macos
+        .current_dir(root())
+        .env("PATH", path_with(&zig))
+        .args(["clippy", "--target", MACOS, "--all-targets"]);
+    for p in packages {
+        macos.args(["-p", p]);
+    }
+    step(
+        &format!("cargo zigbuild clippy --target {MACOS}"),
+        macos.args(["--", "-D", "warnings"]),
+    )
+}
+
+/// A Python environment beside the build cache with zig and cargo-zigbuild
+/// (made once); its `bin` directory.
+fn zig_tools() -> Result<PathBuf, Failed> {
+    let venv = target_dir().join("tools/zig");
+    let bin = venv.join("bin");
+    if bin.join("cargo-zigbuild").is_file() {
+        return Ok(bin);
+    }
+    step(
+        "python3 -m venv (zig for macOS checks)",
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+    )?;
+    step(
+        "pip install ziglang cargo-zigbuild",
+        Command::new(bin.join("pip"))
+            .args(["install", "--quiet"])
+            .args(ZIG_PACKAGES),
+    )?;
+    Ok(bin)
+}
+
+/// `PATH` with `dir` first (cargo-zigbuild finds zig as `python3 -m
+/// ziglang`, so the environment's python must come first).
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let mut paths = vec![dir.to_owned()];
+    if let Some(path) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&path));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
 }

@@ -391,6 +391,7 @@ fn test() -> Result<(), Failed> {
         "e2e/desktop.mjs",
         &bin,
     )?;
+    cross::platform_lints()?;
     cross::windows_check(&bin)?;
     netlab_check(&bin)
 }
