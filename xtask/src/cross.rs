@@ -66,8 +66,9 @@ pub fn main(args: &[String]) -> Result<(), Failed> {
     }
 }
 
-/// Release builds of the server and the headless peer for Windows; prints
-/// how long it took and how big they are.
+/// Dist builds of the app, the server and the headless peer for Windows,
+/// and the installer around the app; prints how long the build took and
+/// how big each is.
 fn windows_release() -> Result<(), Failed> {
     crate::build_ui()?;
     let started = Instant::now();
