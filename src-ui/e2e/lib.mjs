@@ -62,6 +62,34 @@ export async function waitFor(page, fn, arg = null, { timeout = 30_000, polling 
   }
 }
 
+/**
+ * Resolves once `page` decodes exactly `remotes` remote streams, each with
+ * a picture and a frame count that keeps advancing; returns what it decodes
+ * (codec, size, frames, audio level per member).
+ */
+export async function decoding(page, remotes, timeout = 30_000) {
+  await waitFor(
+    page,
+    (n) => {
+      const s = window.huddle.state();
+      const ids = Object.keys(s.remote);
+      if (ids.length !== n) return false;
+      window.__frames ??= {};
+      let ok = true;
+      for (const id of ids) {
+        const st = s.stats[id];
+        if (!st || st.width <= 0 || st.height <= 0) ok = false;
+        else if ((window.__frames[id] ?? Infinity) >= st.framesDecoded) ok = false;
+        if (st) window.__frames[id] = Math.min(window.__frames[id] ?? st.framesDecoded, st.framesDecoded);
+      }
+      return ok;
+    },
+    remotes,
+    { timeout, polling: 500 },
+  );
+  return page.evaluate(() => Object.entries(window.huddle.state().stats).map(([id, s]) => ({ id, codec: s.codec, w: s.width, h: s.height, frames: s.framesDecoded, audio: s.audioLevel })));
+}
+
 /** Stops a child process and waits for it to be gone. */
 export async function stop(child, signal = "SIGTERM") {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;

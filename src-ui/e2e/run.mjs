@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
-import { accessibilityViolations, CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
+import { accessibilityViolations, CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -126,27 +126,7 @@ async function say(u, text) {
 const sees = (u, text) => u.page.getByTestId("message").filter({ hasText: text }).first().waitFor({ timeout: STEP_TIMEOUT });
 
 /** Resolves once every remote tile of `u` decodes video that keeps advancing. */
-async function decodingFrom(u, remotes) {
-  await waitFor(u.page, 
-    (n) => {
-      const s = window.huddle.state();
-      const ids = Object.keys(s.remote);
-      if (ids.length !== n) return false;
-      window.__frames ??= {};
-      let ok = true;
-      for (const id of ids) {
-        const st = s.stats[id];
-        if (!st || st.width <= 0 || st.height <= 0) ok = false;
-        else if ((window.__frames[id] ?? Infinity) >= st.framesDecoded) ok = false;
-        if (st) window.__frames[id] = Math.min(window.__frames[id] ?? st.framesDecoded, st.framesDecoded);
-      }
-      return ok;
-    },
-    remotes,
-    { timeout: STEP_TIMEOUT, polling: 500 },
-  );
-  return u.page.evaluate(() => Object.values(window.huddle.state().stats).map((s) => ({ codec: s.codec, w: s.width, h: s.height, frames: s.framesDecoded })));
-}
+const decodingFrom = (u, remotes) => decoding(u.page, remotes, STEP_TIMEOUT);
 
 let failed = false;
 let proxyRef = null;

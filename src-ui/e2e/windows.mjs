@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out", "windows");
@@ -60,30 +60,6 @@ async function join(u, room) {
   await u.page.getByLabel("Room", { exact: true }).fill(room);
   await u.page.getByRole("button", { name: "Join room" }).click();
   await u.page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: STEP_TIMEOUT });
-}
-
-/** Resolves once `u` decodes `n` remote streams whose frame counts advance;
- * returns what it decodes. */
-async function decoding(u, n) {
-  await waitFor(
-    u.page,
-    (n) => {
-      const s = window.huddle.state();
-      const ids = Object.keys(s.remote);
-      if (ids.length !== n) return false;
-      window.__frames ??= {};
-      let ok = true;
-      for (const id of ids) {
-        const st = s.stats[id];
-        if (!st || st.width <= 0 || (window.__frames[id] ?? Infinity) >= st.framesDecoded) ok = false;
-        if (st) window.__frames[id] = Math.min(window.__frames[id] ?? st.framesDecoded, st.framesDecoded);
-      }
-      return ok;
-    },
-    n,
-    { timeout: STEP_TIMEOUT, polling: 500 },
-  );
-  return u.page.evaluate(() => Object.entries(window.huddle.state().stats).map(([id, s]) => ({ id, codec: s.codec, w: s.width, h: s.height, frames: s.framesDecoded, audio: s.audioLevel })));
 }
 
 /** Every remote stream `u` decodes also carries sound. */
@@ -142,7 +118,7 @@ try {
     const report = joinPath(out, "linux-peer-on-windows-server.json");
     const linux = peer(peerBin, [], { server: `ws://127.0.0.1:${winPort}/ws`, room: "wine", name: "Linus", toneHz: 440, report });
     for (const u of [ada, grace]) {
-      const seen = await decoding(u, 2);
+      const seen = await decoding(u.page, 2, STEP_TIMEOUT);
       console.log(`    ${u.name} decodes: ${seen.map((s) => `${s.codec} ${s.w}×${s.h}`).join(", ")}`);
       await hearsEveryone(u, 2);
     }
@@ -169,7 +145,7 @@ try {
     // wine maps the Linux root to drive Z:.
     const win = peer(wine, [peerExe], { server, room: "wine-peer", name: "Windows", toneHz: 660, report: winReport, reportArg: `Z:${winReport.replaceAll("/", "\\")}` });
     const lin = peer(peerBin, [], { server, room: "wine-peer", name: "Linux", toneHz: 440, report: linReport });
-    const seen = await decoding(dana, 2);
+    const seen = await decoding(dana.page, 2, STEP_TIMEOUT);
     console.log(`    Chromium decodes: ${seen.map((s) => `${s.codec} ${s.w}×${s.h}`).join(", ")}`);
     await hearsEveryone(dana, 2);
     await dana.page.screenshot({ path: joinPath(out, "windows-peer-call.png") });

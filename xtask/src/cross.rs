@@ -103,16 +103,9 @@ fn build_windows(profile: &str) -> Result<PathBuf, Failed> {
         Command::new("rustup").args(["target", "add", WINDOWS]),
     )?;
     let mut cmd = cargo();
-    cmd.args(["build", "--target", WINDOWS, "--profile", profile]);
-    cmd.args([
-        "-p",
-        "huddle",
-        "-p",
-        "huddle-server",
-        "-p",
-        "huddle-engine",
-        "--bins",
-    ]);
+    cmd.args(["build", "--target", WINDOWS, "--profile", profile])
+        .args(crate::PRODUCT)
+        .arg("--bins");
     step(&format!("cargo build --target {WINDOWS}"), &mut cmd)?;
     Ok(target_dir()
         .join(WINDOWS)
@@ -135,11 +128,7 @@ pub fn windows_check(linux_bin: &Path) -> Result<(), Failed> {
             .env("HUDDLE_PEER_EXE", dir.join("huddle-peer.exe"))
             .env("HUDDLE_SERVER_BIN", linux_bin.join("huddle-server"))
             .env("HUDDLE_PEER_BIN", linux_bin.join("huddle-peer"))
-            .env("WINEPREFIX", &prefix)
-            // Quiet, and no offer to install wine's .NET and HTML engines
-            // (nothing here uses them).
-            .env("WINEDEBUG", "-all")
-            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .envs(wine_env(&prefix))
             .current_dir(root().join("src-ui")),
     );
     let result = result.and_then(|()| installer_check(&dir, &prefix));
@@ -151,14 +140,21 @@ pub fn windows_check(linux_bin: &Path) -> Result<(), Failed> {
     result
 }
 
-/// wine64 in the test prefix, quiet, with no offer to install wine's .NET
-/// and HTML engines (nothing here uses them).
+/// wine64 in the test prefix.
 fn wine(prefix: &Path) -> Command {
     let mut cmd = Command::new(WINE);
-    cmd.env("WINEPREFIX", prefix)
-        .env("WINEDEBUG", "-all")
-        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    cmd.envs(wine_env(prefix));
     cmd
+}
+
+/// What every wine run here gets: the test prefix, quiet, and no offer to
+/// install wine's .NET and HTML engines (nothing here uses them).
+fn wine_env(prefix: &Path) -> [(&'static str, std::ffi::OsString); 3] {
+    [
+        ("WINEPREFIX", prefix.as_os_str().to_owned()),
+        ("WINEDEBUG", "-all".into()),
+        ("WINEDLLOVERRIDES", "mscoree,mshtml=".into()),
+    ]
 }
 
 /// Packs the installer (`src-tauri/windows/huddle.nsi`) around the app in

@@ -132,6 +132,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// The packages that make the product's binaries — the desktop app, the
+/// server, the engine with `huddle-peer` — as cargo arguments.
+const PRODUCT: [&str; 6] = ["-p", "huddle", "-p", "huddle-server", "-p", "huddle-engine"];
+
 /// A failed step, described for the person running it.
 type Failed = String;
 
@@ -373,15 +377,7 @@ fn test() -> Result<(), Failed> {
     )?;
     step(
         "cargo build -p huddle -p huddle-server -p huddle-engine",
-        cargo().args([
-            "build",
-            "-p",
-            "huddle",
-            "-p",
-            "huddle-server",
-            "-p",
-            "huddle-engine",
-        ]),
+        cargo().arg("build").args(PRODUCT),
     )?;
     let bin = target_dir().join("debug");
     browser_script("end-to-end in headless Chromium", "e2e/run.mjs", &bin)?;
