@@ -69,10 +69,21 @@ async fn two_native_peers_through_the_server_decode_each_other() {
         second.bitrate_in_bps.is_some_and(|b| b > 10_000.0),
         "{second:?}"
     );
-    // Feedback has informed congestion control: on loopback it holds at
-    // the budget the call asked for (video plus audio and overhead).
-    let target = second.target_bitrate_bps.expect("an estimate");
-    assert!(target >= 800_000.0, "{target}");
+    // Feedback has informed congestion control: on loopback it reaches the
+    // budget the call asked for (video plus audio and overhead). A machine
+    // busy with other work delays packets and the estimate rightly dips, so
+    // it is asked again, twice a second, for up to 10 s.
+    let mut targets = vec![second.target_bitrate_bps.expect("an estimate")];
+    while targets.last().is_some_and(|&t| t < 800_000.0) && targets.len() < 20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ada.command(Command::Stats);
+        let stats = stats_about(&mut ada, &grace_id).await;
+        targets.push(stats.target_bitrate_bps.expect("an estimate"));
+    }
+    assert!(
+        targets.last().is_some_and(|&t| t >= 800_000.0),
+        "{targets:?}"
+    );
     ada.command(Command::Leave);
     grace.command(Command::Leave);
 }
@@ -126,21 +137,26 @@ async fn a_signaling_drop_mid_call_keeps_the_media_and_resumes() {
     decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
 
     proxy.cut();
-    until(&mut ada, 10, "reconnect", |e| {
-        matches!(e, CallEvent::Reconnecting)
-    })
-    .await;
     // Media does not go through signaling: Grace keeps decoding Ada meanwhile,
-    // and after Ada's resume nobody noticed anything.
-    decode_from(&mut grace, std::slice::from_ref(&ada_id), 30).await;
-    until(&mut ada, 10, "resumed joined", |e| {
-        matches!(
-            e,
-            CallEvent::Message(ServerMessage::Joined { resumed: true, .. })
-        )
-    })
-    .await;
-    let later = decode_from(&mut ada, std::slice::from_ref(&grace_id), 30).await;
+    // and after Ada's resume nobody noticed anything. Both calls' events are
+    // read as they come: pictures left waiting in an unread queue would be
+    // old because of the test, not the call.
+    let grace_decodes = decode_from(&mut grace, std::slice::from_ref(&ada_id), 30);
+    let ada_resumes = async {
+        until(&mut ada, 10, "reconnect", |e| {
+            matches!(e, CallEvent::Reconnecting)
+        })
+        .await;
+        until(&mut ada, 10, "resumed joined", |e| {
+            matches!(
+                e,
+                CallEvent::Message(ServerMessage::Joined { resumed: true, .. })
+            )
+        })
+        .await;
+        decode_from(&mut ada, std::slice::from_ref(&grace_id), 30).await
+    };
+    let (_, later) = tokio::join!(grace_decodes, ada_resumes);
     assert_eq!(later.len(), 1);
     // Grace's event stream never said Ada left or that her link closed.
     nobody_leaves(&mut grace, Duration::from_millis(500)).await;
