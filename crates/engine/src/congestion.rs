@@ -35,7 +35,7 @@ impl Estimate {
             .then(|| f64::from_bits(self.bits_per_second.load(Ordering::Relaxed)))
     }
 
-    fn set(&self, bits_per_second: f64, informed: bool) {
+    pub(crate) fn set(&self, bits_per_second: f64, informed: bool) {
         self.bits_per_second
             .store(bits_per_second.to_bits(), Ordering::Relaxed);
         if informed {

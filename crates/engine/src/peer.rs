@@ -305,7 +305,10 @@ fn interceptors(
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(CoverageTap::slot(), CoverageTap::interceptor(coverage))
-        .with(ResendFilter::slot(), ResendFilter::interceptor())
+        .with(
+            ResendFilter::slot(),
+            ResendFilter::interceptor(estimate.clone()),
+        )
         .with(KeyframeRequests::slot(), KeyframeRequests::interceptor());
     Ok((registry, estimate))
 }

@@ -19,9 +19,23 @@
 //! were resent less than [`RESEND_GAP`] ago (the first resend is still on
 //! its way) or already [`MAX_RESENDS`] times. libwebrtc bounds its
 //! retransmissions in the same spirit (a packet history kept by time, a
-//! packet not resent within a round trip).
+//! packet not resent within a round trip, a retransmission rate limit).
+//!
+//! Two more rules came from the network lab's dip (2.5 Mbit/s to 250
+//! kbit/s): the ~0.7 s of 1 Mbit/s video sent before the estimate fell
+//! was mostly dropped at the bottleneck, and resending it kept the path
+//! saturated for 6 s (measured on the sender: 250–440 kbit/s leaving
+//! against a 100 kbit/s target, a round trip of 500 ms, half of every
+//! keyframe lost) — video froze until it drained. So:
+//! - a packet sent before its stream's latest keyframe is never resent:
+//!   the keyframe starts the picture over, nothing before it is needed;
+//! - what is resent in any [`BUDGET_WINDOW`] stays within [`RESEND_SHARE`]
+//!   of the congestion estimate (the first resend of a packet comes before
+//!   a repeat: a NACK's packets are taken in order, and one out of budget
+//!   waits for the receiver's next request).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
@@ -29,6 +43,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,
 };
 
+use crate::congestion::Estimate;
 use crate::tap::{Tap, Tapped};
 
 /// Between the pacer (3 000) and the NACK responder (4 000): on the read
@@ -49,10 +64,20 @@ pub const RESEND_GAP: Duration = Duration::from_millis(100);
 /// more would only add to the loss.
 pub const MAX_RESENDS: u8 = 3;
 
-/// When a packet first left, and when and how often it was resent.
+/// The share of the congestion estimate resends may take…
+pub const RESEND_SHARE: f64 = 0.25;
+/// …over this long.
+pub const BUDGET_WINDOW: Duration = Duration::from_secs(1);
+
+/// A packet's RTP header and SRTP tag, about (for the budget).
+const OVERHEAD_BYTES: usize = 40;
+
+/// When a packet first left, its size, and when and how often it was
+/// resent.
 #[derive(Debug, Clone, Copy)]
 struct Sent {
     first: Instant,
+    bytes: usize,
     resent: Option<Instant>,
     resends: u8,
 }
@@ -65,6 +90,12 @@ pub struct ResendFilter {
     sent: HashMap<(u32, u16), Sent>,
     /// The same keys in sending order, to forget them when they age out.
     order: VecDeque<(Instant, (u32, u16))>,
+    /// When each stream's latest keyframe began.
+    keyframes: HashMap<u32, Instant>,
+    /// (when, bytes) of the resends within the last [`BUDGET_WINDOW`].
+    resent: VecDeque<(Instant, usize)>,
+    /// The path's estimate; without one there is no budget.
+    estimate: Option<Arc<Estimate>>,
 }
 
 impl std::fmt::Debug for ResendFilter {
@@ -76,8 +107,12 @@ impl std::fmt::Debug for ResendFilter {
 }
 
 impl ResendFilter {
-    pub fn interceptor() -> Tapped<ResendFilter> {
-        Tapped::new(ResendFilter::default())
+    /// A filter whose resends stay within [`RESEND_SHARE`] of `estimate`.
+    pub fn interceptor(estimate: Arc<Estimate>) -> Tapped<ResendFilter> {
+        Tapped::new(ResendFilter {
+            estimate: Some(estimate),
+            ..ResendFilter::default()
+        })
     }
 
     pub fn slot() -> Slot {
@@ -96,29 +131,61 @@ impl ResendFilter {
         }
     }
 
-    /// The sequence numbers of `nack` worth resending `now`; those are
-    /// marked as resent.
-    fn worth_resending(&mut self, now: Instant, nack: &TransportLayerNack) -> Vec<u16> {
-        let mut wanted = Vec::new();
-        for pair in &nack.nacks {
-            for seq in pair.packet_list() {
-                let Some(sent) = self.sent.get_mut(&(nack.media_ssrc, seq)) else {
-                    continue; // unknown, or aged out
-                };
-                if now.saturating_duration_since(sent.first) > MAX_AGE {
-                    continue;
-                }
-                let too_soon = sent
-                    .resent
-                    .is_some_and(|t| now.saturating_duration_since(t) < RESEND_GAP);
-                if too_soon || sent.resends >= MAX_RESENDS {
-                    continue;
-                }
-                sent.resent = Some(now);
-                sent.resends += 1;
-                wanted.push(seq);
-            }
+    /// Bytes the budget still allows `now` (unbounded without an estimate
+    /// informed by feedback).
+    fn budget_left(&mut self, now: Instant) -> usize {
+        while self
+            .resent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > BUDGET_WINDOW)
+        {
+            self.resent.pop_front();
         }
+        let Some(bps) = self.estimate.as_ref().and_then(|e| e.get()) else {
+            return usize::MAX;
+        };
+        let allowed = (bps * RESEND_SHARE * BUDGET_WINDOW.as_secs_f64() / 8.0) as usize;
+        let spent: usize = self.resent.iter().map(|r| r.1).sum();
+        allowed.saturating_sub(spent)
+    }
+
+    /// The sequence numbers of `nack` worth resending `now`, first resends
+    /// before repeats while the budget lasts; those are marked as resent.
+    fn worth_resending(&mut self, now: Instant, nack: &TransportLayerNack) -> Vec<u16> {
+        let ssrc = nack.media_ssrc;
+        let keyframe = self.keyframes.get(&ssrc).copied();
+        let eligible = |sent: &Sent| {
+            now.saturating_duration_since(sent.first) <= MAX_AGE
+                && keyframe.is_none_or(|k| sent.first >= k)
+                && sent.resends < MAX_RESENDS
+                && sent
+                    .resent
+                    .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_GAP)
+        };
+        let asked: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+        let mut chosen: Vec<u16> = asked
+            .iter()
+            .copied()
+            .filter(|seq| self.sent.get(&(ssrc, *seq)).is_some_and(eligible))
+            .collect();
+        // Stable: within first resends and within repeats, NACK order.
+        chosen.sort_by_key(|seq| self.sent.get(&(ssrc, *seq)).map_or(0, |s| s.resends));
+        let mut left = self.budget_left(now);
+        let mut wanted = Vec::new();
+        for seq in chosen {
+            let Some(sent) = self.sent.get_mut(&(ssrc, seq)) else {
+                continue;
+            };
+            if sent.bytes > left {
+                continue;
+            }
+            left -= sent.bytes;
+            self.resent.push_back((now, sent.bytes));
+            sent.resent = Some(now);
+            sent.resends += 1;
+            wanted.push(seq);
+        }
+        wanted.sort_by_key(|seq| asked.iter().position(|a| a == seq));
         wanted
     }
 }
@@ -165,16 +232,36 @@ impl Tap for ResendFilter {
         }
         let key = (packet.header.ssrc, packet.header.sequence_number);
         let now = message.now;
+        if starts_keyframe(&packet.payload) {
+            self.keyframes.insert(packet.header.ssrc, now);
+        }
         self.sent.insert(
             key,
             Sent {
                 first: now,
+                bytes: packet.payload.len() + OVERHEAD_BYTES,
                 resent: None,
                 resends: 0,
             },
         );
         self.order.push_back((now, key));
         self.forget_old(now);
+    }
+}
+
+/// Whether an H.264 RTP payload begins a keyframe: its first NAL unit,
+/// alone or first in an aggregate (STAP-A), is a sequence parameter set —
+/// what every keyframe of ours starts with. (Other payloads — Opus — are
+/// never NACKed here; a misreading would only skip a resend.)
+fn starts_keyframe(payload: &[u8]) -> bool {
+    const SPS: u8 = 7;
+    const STAP_A: u8 = 24;
+    let nal_type = |b: u8| b & 0x1F;
+    match payload {
+        [first, ..] if first & 0x80 != 0 => false,
+        [first, ..] if nal_type(*first) == SPS => true,
+        [first, _, _, inner, ..] if nal_type(*first) == STAP_A => nal_type(*inner) == SPS,
+        _ => false,
     }
 }
 
@@ -198,9 +285,14 @@ mod tests {
     }
 
     fn send(f: &mut Tapped<ResendFilter>, now: Instant, seq: u16) {
+        send_payload(f, now, seq, &[0x41, 0x9a, 0, 0]); // a P-slice
+    }
+
+    fn send_payload(f: &mut Tapped<ResendFilter>, now: Instant, seq: u16, payload: &[u8]) {
         let mut packet = rtc::rtp::Packet::default();
         packet.header.ssrc = SSRC;
         packet.header.sequence_number = seq;
+        packet.payload = bytes::Bytes::copy_from_slice(payload);
         f.handle_write(tagged(now, Packet::Rtp(packet))).unwrap();
         assert!(f.poll_write().is_some(), "media passes untouched");
     }
@@ -238,7 +330,7 @@ mod tests {
     #[test]
     fn a_packet_asked_for_again_and_again_is_resent_once_per_gap_three_times_at_most() {
         let t = Instant::now();
-        let mut f = ResendFilter::interceptor();
+        let mut f = Tapped::new(ResendFilter::default());
         for seq in 100..110 {
             send(&mut f, t, seq);
         }
@@ -256,7 +348,7 @@ mod tests {
     #[test]
     fn stale_and_unknown_packets_are_not_resent() {
         let t = Instant::now();
-        let mut f = ResendFilter::interceptor();
+        let mut f = Tapped::new(ResendFilter::default());
         send(&mut f, t, 1);
         send(&mut f, t + Duration::from_millis(900), 2);
         let later = t + MAX_AGE + Duration::from_millis(100);
@@ -270,7 +362,7 @@ mod tests {
     #[test]
     fn a_resend_does_not_restart_the_packets_age() {
         let t = Instant::now();
-        let mut f = ResendFilter::interceptor();
+        let mut f = Tapped::new(ResendFilter::default());
         send(&mut f, t, 9);
         assert_eq!(
             nack(&mut f, t + Duration::from_millis(200), &[9]).0,
@@ -288,5 +380,40 @@ mod tests {
         assert!(nack(&mut f, t + Duration::from_millis(1_100), &[9])
             .0
             .is_empty());
+    }
+
+    #[test]
+    fn nothing_before_the_latest_keyframe_is_resent() {
+        let t = Instant::now();
+        let mut f = Tapped::new(ResendFilter::default());
+        let ms = |n| t + Duration::from_millis(n);
+        send(&mut f, t, 1);
+        send(&mut f, ms(10), 2);
+        // A keyframe: SPS and PPS aggregated (STAP-A), then the IDR slice.
+        send_payload(&mut f, ms(20), 3, &[0x78, 0, 4, 0x67, 0x42, 0, 0]);
+        send_payload(&mut f, ms(20), 4, &[0x65, 0x88, 0, 0]);
+        send(&mut f, ms(40), 5);
+        assert_eq!(nack(&mut f, ms(60), &[1, 2, 3, 4, 5]).0, vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn resends_stay_within_their_share_of_the_estimate() {
+        let t = Instant::now();
+        let estimate = Arc::new(Estimate::default());
+        estimate.set(128_000.0, true); // 25 %: 4,000 bytes a second
+        let mut f = ResendFilter::interceptor(estimate);
+        let ms = |n| t + Duration::from_millis(n);
+        for seq in 0..10 {
+            send_payload(&mut f, t, seq, &[0x41; 960]); // 1,000 bytes each
+        }
+        assert_eq!(nack(&mut f, ms(50), &[0, 1, 2]).0, vec![0, 1, 2]);
+        // One packet's worth left: a packet never resent goes before a
+        // repeat.
+        let all: Vec<u16> = (0..10).collect();
+        assert_eq!(nack(&mut f, ms(200), &all).0, vec![3]);
+        assert!(nack(&mut f, ms(500), &all).0.is_empty(), "spent");
+        // Once the window has passed, the budget is back.
+        send_payload(&mut f, ms(900), 10, &[0x41; 960]);
+        assert_eq!(nack(&mut f, ms(1_100), &[10]).0, vec![10]);
     }
 }

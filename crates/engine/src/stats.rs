@@ -21,7 +21,10 @@ pub struct LinkStats {
     /// Current round trip on the selected path, ms.
     pub rtt_ms: Option<f64>,
     pub bytes_in: u64,
+    /// RTP payload and headers sent as media (retransmissions not counted).
     pub bytes_out: u64,
+    /// Everything sent on the selected path: media, retransmissions, RTCP.
+    pub wire_bytes_out: u64,
     pub packets_in: u64,
     /// Packets lost on the way in, as the receiver counts them.
     pub packets_lost: i64,
@@ -37,6 +40,8 @@ pub struct LinkStats {
     /// Inbound and outbound bitrate since the previous report, bits per second.
     pub bitrate_in_bps: Option<f64>,
     pub bitrate_out_bps: Option<f64>,
+    /// The same for [`LinkStats::wire_bytes_out`].
+    pub wire_bitrate_out_bps: Option<f64>,
     /// Pictures decoded per second since the previous report.
     pub fps_in: Option<f64>,
     /// Pictures of the member's video decoded, and access units that could
@@ -64,6 +69,7 @@ impl LinkStats {
             rtt_ms: None,
             bytes_in: 0,
             bytes_out: 0,
+            wire_bytes_out: 0,
             packets_in: 0,
             packets_lost: 0,
             jitter_s: None,
@@ -71,6 +77,7 @@ impl LinkStats {
             encoder_bitrate_bps: None,
             bitrate_in_bps: None,
             bitrate_out_bps: None,
+            wire_bitrate_out_bps: None,
             fps_in: None,
             frames_decoded: counters.frames_decoded.load(Ordering::Relaxed),
             frames_dropped: counters.frames_dropped.load(Ordering::Relaxed),
@@ -82,6 +89,7 @@ impl LinkStats {
             match entry {
                 RTCStatsReportEntry::IceCandidatePair(pair) if pair.nominated => {
                     stats.rtt_ms = Some(pair.current_round_trip_time * 1000.0);
+                    stats.wire_bytes_out = pair.bytes_sent;
                     local_candidate = Some(pair.local_candidate_id.clone());
                 }
                 RTCStatsReportEntry::InboundRtp(inbound) => {
@@ -128,6 +136,8 @@ impl LinkStats {
         let per_second = |now: u64, then: u64| now.saturating_sub(then) as f64 / seconds;
         self.bitrate_in_bps = Some(8.0 * per_second(self.bytes_in, previous.bytes_in));
         self.bitrate_out_bps = Some(8.0 * per_second(self.bytes_out, previous.bytes_out));
+        self.wire_bitrate_out_bps =
+            Some(8.0 * per_second(self.wire_bytes_out, previous.wire_bytes_out));
         self.fps_in = Some(per_second(self.frames_decoded, previous.frames_decoded));
     }
 }

@@ -220,8 +220,9 @@ struct Received {
     last_frame: Option<I420Frame>,
     /// When each picture arrived (since the start), for freezes and fps.
     arrivals: FrameLog,
-    /// `[seconds, kbit/s in, target kbit/s, rtt ms]` at each stats reading.
-    timeline: Vec<[f64; 4]>,
+    /// `[seconds, kbit/s in, target kbit/s, rtt ms, media kbit/s out, kbit/s
+    /// out on the wire]` at each stats reading.
+    timeline: Vec<[f64; 6]>,
 }
 
 impl Received {
@@ -451,6 +452,8 @@ async fn run(args: Args) -> ExitCode {
                         kbps(stats.bitrate_in_bps),
                         kbps(stats.target_bitrate_bps),
                         stats.rtt_ms.unwrap_or(-1.0),
+                        kbps(stats.bitrate_out_bps),
+                        kbps(stats.wire_bitrate_out_bps),
                     ]);
                     entry.stats = Some(stats);
                 }
