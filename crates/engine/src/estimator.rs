@@ -34,9 +34,10 @@ use std::time::{Duration, Instant};
 use crate::coverage::Coverage;
 
 use rtc::interceptor::{
-    BandwidthEstimator, EstimatorStats, OveruseDetector, PacketReport, RateController,
-    SlopeEstimator,
+    BandwidthEstimator, EstimatorStats, OveruseDetector, PacketReport, SlopeEstimator,
 };
+
+use crate::aimd::Aimd;
 
 /// The stretch of reports the loss fraction is taken over.
 pub const LOSS_WINDOW: Duration = Duration::from_secs(1);
@@ -129,13 +130,13 @@ impl Acked {
 
 /// GCC's delay half: packet groups' delay gradient, filtered; overuse when
 /// it times the groups seen (up to [`MAX_SCALE`]) passes the adaptive
-/// threshold; then AIMD from the rate that arrived.
+/// threshold; then AIMD from the rate that arrived (`aimd.rs`).
 #[derive(Debug)]
 pub struct DelayHalf {
     slope: SlopeEstimator,
     detector: OveruseDetector,
     received: Acked,
-    control: RateController,
+    control: Aimd,
     groups: u32,
 }
 
@@ -145,7 +146,7 @@ impl DelayHalf {
             slope: SlopeEstimator::new(),
             detector: OveruseDetector::new(),
             received: Acked::default(),
-            control: RateController::new(initial, min, max),
+            control: Aimd::new(initial, min, max),
             groups: 0,
         }
     }

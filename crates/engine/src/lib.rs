@@ -10,6 +10,7 @@
 //! [`audio::AudioSink`]. Devices — camera, microphone, speaker — are in
 //! [`video::camera`] and [`audio::device`].
 
+pub mod aimd;
 pub mod audio;
 pub mod backoff;
 pub mod call;
