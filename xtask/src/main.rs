@@ -419,6 +419,12 @@ fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
         let directions = netlab::run_scenario(&scenario, pair, &tools, &scratch)?;
         netlab::print_table(&scenario, &directions);
         for d in &directions {
+            if d.label.starts_with("native→") && d.freeze_longest_ms > netlab::FREEZE_LIMIT_MS {
+                return Err(format!(
+                    "{}: video froze for {} ms in the dip",
+                    d.label, d.freeze_longest_ms
+                ));
+            }
             match d.recovery_s {
                 Some(s) if s <= netlab::RECOVERY_LIMIT_S => {}
                 Some(s) => {
