@@ -288,6 +288,7 @@ fn interceptors(
         .with(
             Slot::NackGenerator,
             NackGeneratorBuilder::new()
+                .with_interval(NACK_INTERVAL)
                 .with_max_nacks_per_packet(MAX_NACKS)
                 .build(),
         );
@@ -322,10 +323,18 @@ fn interceptors(
 /// by the target rate).
 const RETRANSMIT_HISTORY: u16 = 256;
 
-/// How often one missing packet is asked for again (every 100 ms): a
-/// retransmission that took longer than this would miss the picture's
-/// deadline (VIDEO_WAIT) anyway.
-const MAX_NACKS: u16 = 2;
+/// How often missing packets are asked for. webrtc-rs asks every 100 ms:
+/// a loss waited up to that long before its first NACK, and a lost NACK or
+/// resend another 100 ms — past a 30 fps picture's freeze threshold
+/// (~180 ms). Asking every 20 ms costs a small RTCP packet per 20 ms while
+/// something is missing; the sender answers one packet at most every
+/// `resend::RESEND_GAP` however often it is asked.
+const NACK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// How often one missing packet is asked for (for 200 ms): a
+/// retransmission that took longer would miss the picture's deadline
+/// (VIDEO_WAIT) anyway.
+const MAX_NACKS: u16 = 10;
 
 /// The least bitrate congestion control goes down to (video still moves).
 pub const MIN_BITRATE_BPS: u32 = 100_000;
