@@ -24,6 +24,8 @@ use crate::peer::MIN_BITRATE_BPS;
 pub struct Estimate {
     bits_per_second: AtomicU64,
     informed: AtomicBool,
+    /// The round trip the feedback implies, in microseconds (0: unknown).
+    rtt_us: AtomicU64,
 }
 
 impl Estimate {
@@ -33,6 +35,19 @@ impl Estimate {
         self.informed
             .load(Ordering::Relaxed)
             .then(|| f64::from_bits(self.bits_per_second.load(Ordering::Relaxed)))
+    }
+
+    /// The round trip the latest feedback implies (`None` before any).
+    pub fn rtt(&self) -> Option<Duration> {
+        match self.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    pub(crate) fn set_rtt(&self, rtt: Duration) {
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.rtt_us.store(us, Ordering::Relaxed);
     }
 
     pub(crate) fn set(&self, bits_per_second: f64, informed: bool) {
@@ -80,6 +95,9 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Shared<E> {
         self.inner.on_reports(now, reports);
         self.estimate
             .set(self.inner.target_bitrate(), !reports.is_empty());
+        if let Some(rtt) = self.inner.stats().round_trip_time {
+            self.estimate.set_rtt(rtt);
+        }
         if self
             .logged
             .is_none_or(|t| now.saturating_duration_since(t) > Duration::from_secs(1))

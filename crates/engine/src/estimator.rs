@@ -57,6 +57,9 @@ const HIGH_LOSS: f64 = 0.10;
 /// pace kept video stopped for 14 s).
 const CUT: f64 = 0.95;
 
+/// The round trip is the least one seen over this long.
+const RTT_MEMORY: Duration = Duration::from_secs(2);
+
 /// How long a reordering seen in feedback is remembered.
 const REORDER_MEMORY: Duration = Duration::from_secs(2);
 
@@ -184,6 +187,9 @@ pub struct Estimator {
     reorders: VecDeque<(Instant, Duration)>,
     /// What the remote's feedback covered: a loss outside it is unknown.
     coverage: Option<Arc<Coverage>>,
+    /// (when, round trip) per feedback batch: from the newest acknowledged
+    /// packet's departure to the feedback that acknowledged it.
+    rtts: VecDeque<(Instant, Duration)>,
     loss_target: f64,
     last_decision: Option<Instant>,
     /// After a cut, the window still holds its losses for a while: until
@@ -209,6 +215,7 @@ impl Estimator {
             window: VecDeque::new(),
             reorders: VecDeque::new(),
             coverage: None,
+            rtts: VecDeque::new(),
             loss_target: initial.clamp(min, max),
             last_decision: None,
             cut_until: None,
@@ -224,6 +231,32 @@ impl Estimator {
         self
     }
 
+    /// The round trip: the least the recent feedback implies (feedback
+    /// leaves the receiver on a timer, so a batch's newest packet is the
+    /// one that waited least for it).
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtts.iter().map(|r| r.1).min()
+    }
+
+    fn note_rtt(&mut self, now: Instant, reports: &[PacketReport]) {
+        let newest = reports
+            .iter()
+            .filter(|r| r.arrived)
+            .map(|r| r.departure)
+            .max();
+        if let Some(departure) = newest {
+            self.rtts
+                .push_back((now, now.saturating_duration_since(departure)));
+        }
+        while self
+            .rtts
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > RTT_MEMORY)
+        {
+            self.rtts.pop_front();
+        }
+    }
+
     /// The loss fraction over the window, if enough packets were reported.
     fn loss(&self) -> Option<f64> {
         (self.window.len() >= MIN_PACKETS).then(|| {
@@ -235,6 +268,7 @@ impl Estimator {
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.delay.on_reports(now, reports);
+        self.note_rtt(now, reports);
         // webrtc-rs reports a packet lost for good as soon as a packet sent
         // after it is acknowledged: on a path that reorders, late packets
         // read as lost (±30 ms of jitter: a fifth of them, and the loss
@@ -310,6 +344,7 @@ impl BandwidthEstimator for Estimator {
         stats.delay_based_bitrate = Some(self.delay.target());
         stats.loss_based_bitrate = Some(self.loss_target);
         stats.packet_loss = self.loss();
+        stats.round_trip_time = self.rtt();
         stats
     }
 }
@@ -527,6 +562,29 @@ mod tests {
             feedback += Duration::from_millis(100);
         }
         e.loss().unwrap_or(f64::NAN)
+    }
+
+    #[test]
+    fn the_round_trip_is_the_least_the_recent_feedback_implies() {
+        let mut e = Estimator::new(1_000_000.0, 100_000.0, 1_000_000.0);
+        let start = Instant::now();
+        assert_eq!(e.rtt(), None);
+        // Feedback every 100 ms; its newest packet left 40–90 ms before.
+        for (i, waited) in [90u64, 40, 65].into_iter().enumerate() {
+            let now = start + Duration::from_millis(100 * (i as u64 + 1));
+            let mut reports = batch(i as u64 * 20, now - Duration::from_millis(waited), 20, None);
+            reports[0].departure = now - Duration::from_millis(200);
+            e.on_reports(now, &reports);
+        }
+        assert_eq!(e.rtt(), Some(Duration::from_millis(40)));
+        assert_eq!(e.stats().round_trip_time, e.rtt());
+        // Old samples age out.
+        let later = start + Duration::from_secs(5);
+        e.on_reports(
+            later,
+            &batch(100, later - Duration::from_millis(70), 20, None),
+        );
+        assert_eq!(e.rtt(), Some(Duration::from_millis(70)));
     }
 
     #[test]

@@ -327,8 +327,8 @@ const RETRANSMIT_HISTORY: u16 = 256;
 /// a loss waited up to that long before its first NACK, and a lost NACK or
 /// resend another 100 ms — past a 30 fps picture's freeze threshold
 /// (~180 ms). Asking every 20 ms costs a small RTCP packet per 20 ms while
-/// something is missing; the sender answers one packet at most every
-/// `resend::RESEND_GAP` however often it is asked.
+/// something is missing; the sender resends a packet at most once a round
+/// trip however often it is asked (`resend.rs`).
 const NACK_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How often one missing packet is asked for (for 200 ms): a

@@ -16,8 +16,9 @@
 //! write path it notes when each packet first left the application; on the
 //! read path it takes out of each NACK the packets that are older than
 //! [`MAX_AGE`] (their picture has been shown or given up by now), that
-//! were resent less than [`RESEND_GAP`] ago (the first resend is still on
-//! its way) or already [`MAX_RESENDS`] times. libwebrtc bounds its
+//! were resent less than a round trip ago (the first resend is still on
+//! its way; [`RESEND_MARGIN`], [`RESEND_GAP`]) or already [`MAX_RESENDS`]
+//! times. libwebrtc bounds its
 //! retransmissions in the same spirit (a packet history kept by time, a
 //! packet not resent within a round trip, a retransmission rate limit).
 //!
@@ -56,9 +57,12 @@ pub const SLOT: usize = 3_500;
 /// buffer rarely longer than a second).
 pub const MAX_AGE: Duration = Duration::from_secs(1);
 
-/// A packet is resent at most once in this long, however often it is asked
-/// for (a NACK repeated within it asks for what is already on its way;
-/// our own receivers ask every 100 ms)…
+/// A packet is resent at most once a round trip (a NACK repeated within
+/// it asks for what is already on its way; our own receivers ask every
+/// 20 ms), plus this margin for the receiver's asking and the path's
+/// jitter…
+pub const RESEND_MARGIN: Duration = Duration::from_millis(30);
+/// …and, before the path's round trip is known, at most once in this long.
 pub const RESEND_GAP: Duration = Duration::from_millis(100);
 /// …and at most this many times: on a path that loses the resends too,
 /// more would only add to the loss.
@@ -154,13 +158,18 @@ impl ResendFilter {
     fn worth_resending(&mut self, now: Instant, nack: &TransportLayerNack) -> Vec<u16> {
         let ssrc = nack.media_ssrc;
         let keyframe = self.keyframes.get(&ssrc).copied();
+        let gap = self
+            .estimate
+            .as_ref()
+            .and_then(|e| e.rtt())
+            .map_or(RESEND_GAP, |rtt| rtt + RESEND_MARGIN);
         let eligible = |sent: &Sent| {
             now.saturating_duration_since(sent.first) <= MAX_AGE
                 && keyframe.is_none_or(|k| sent.first >= k)
                 && sent.resends < MAX_RESENDS
                 && sent
                     .resent
-                    .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_GAP)
+                    .is_none_or(|t| now.saturating_duration_since(t) >= gap)
         };
         let asked: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
         let mut chosen: Vec<u16> = asked
@@ -415,5 +424,23 @@ mod tests {
         // Once the window has passed, the budget is back.
         send_payload(&mut f, ms(900), 10, &[0x41; 960]);
         assert_eq!(nack(&mut f, ms(1_100), &[10]).0, vec![10]);
+    }
+
+    #[test]
+    fn a_resend_waits_a_round_trip_once_the_round_trip_is_known() {
+        let t = Instant::now();
+        let estimate = Arc::new(Estimate::default());
+        estimate.set(10_000_000.0, true);
+        estimate.set_rtt(Duration::from_millis(40));
+        let mut f = ResendFilter::interceptor(estimate.clone());
+        let ms = |n| t + Duration::from_millis(n);
+        send(&mut f, t, 1);
+        assert_eq!(nack(&mut f, ms(10), &[1]).0, vec![1]);
+        assert!(nack(&mut f, ms(70), &[1]).0.is_empty(), "still on its way");
+        assert_eq!(nack(&mut f, ms(81), &[1]).0, vec![1], "40 + 30 ms later");
+        // A long round trip: no second copy while the first travels.
+        estimate.set_rtt(Duration::from_millis(300));
+        assert!(nack(&mut f, ms(300), &[1]).0.is_empty());
+        assert_eq!(nack(&mut f, ms(420), &[1]).0, vec![1]);
     }
 }
