@@ -82,6 +82,7 @@ pub struct PeerFigures {
     #[ts(type = "number")]
     pub frames_decoded: u64,
     pub rtt_ms: Option<f64>,
+    /// Inbound packets lost since the previous figures, percent.
     pub loss_percent: f64,
     pub codec: String,
     pub candidate_type: String,
@@ -89,18 +90,15 @@ pub struct PeerFigures {
 
 impl From<&huddle_engine::stats::LinkStats> for PeerFigures {
     fn from(s: &huddle_engine::stats::LinkStats) -> Self {
-        let received = s.packets_in as f64 + s.packets_lost.max(0) as f64;
         PeerFigures {
             bitrate_in_kbps: s.bitrate_in_bps.unwrap_or(0.0) / 1000.0,
             bitrate_out_kbps: s.bitrate_out_bps.unwrap_or(0.0) / 1000.0,
             fps: s.fps_in.unwrap_or(0.0),
             frames_decoded: s.frames_decoded,
             rtt_ms: s.rtt_ms,
-            loss_percent: if received > 0.0 {
-                100.0 * s.packets_lost.max(0) as f64 / received
-            } else {
-                0.0
-            },
+            // Since the previous figures, as the browser's are: a loss long
+            // ago says nothing of the connection now.
+            loss_percent: 100.0 * s.loss_recent.unwrap_or(0.0),
             codec: s
                 .codecs
                 .iter()

@@ -303,7 +303,7 @@ try {
     await outOfCall(ada);
     await ada.page.getByTestId("tile-calling").waitFor({ state: "detached", timeout: STEP_TIMEOUT });
   });
-  await step("an accepted ring is one call: Grace joins Ada's, each decodes the other, no second prompt, none left over", async () => {
+  await step("an accepted ring is one call: Grace joins Ada's, each decodes the other (connection bars: good), no second prompt, none left over", async () => {
     const startedBefore = await ada.page.locator(".system-line", { hasText: "started a call" }).count();
     await ringFrom(ada, grace);
     const prompt = ringPrompt(grace, "Ada");
@@ -313,6 +313,16 @@ try {
     for (const u of [ada, grace]) await u.page.getByTestId("tile-remote").first().waitFor({ timeout: STEP_TIMEOUT });
     const [fromGrace, fromAda] = [await decodingFrom(ada, 1), await decodingFrom(grace, 1)];
     console.log(`    Ada decodes Grace: ${fromGrace[0].w}×${fromGrace[0].h}; Grace decodes Ada: ${fromAda[0].w}×${fromAda[0].h}`);
+    // Each remote tile shows its connection's quality: good, on loopback.
+    for (const u of [ada, grace]) {
+      const bars = u.page.getByTestId("tile-remote").first().getByTestId("quality");
+      await bars.waitFor({ timeout: STEP_TIMEOUT });
+      const good = () => document.querySelector("[data-testid=tile-remote] [data-testid=quality]")?.getAttribute("data-quality") === "good";
+      await waitFor(u.page, good, null, { timeout: STEP_TIMEOUT }).catch(async () => {
+        const stats = await u.page.evaluate(() => window.huddle.state().stats);
+        throw new Error(`${u.name}'s bars say ${await bars.getAttribute("data-quality")}: ${JSON.stringify(stats)}`);
+      });
+    }
     await ada.page.screenshot({ path: joinPath(out, "ring-accepted.png") });
     // One call started (Ada's), not a second one by Grace.
     const started = await ada.page.locator(".system-line", { hasText: "started a call" }).allTextContents();

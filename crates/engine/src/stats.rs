@@ -44,6 +44,8 @@ pub struct LinkStats {
     pub wire_bitrate_out_bps: Option<f64>,
     /// Pictures decoded per second since the previous report.
     pub fps_in: Option<f64>,
+    /// The share of inbound packets lost since the previous report (0–1).
+    pub loss_recent: Option<f64>,
     /// Pictures of the member's video decoded, and access units that could
     /// not be (lost parts, or waiting for a keyframe).
     pub frames_decoded: u64,
@@ -78,6 +80,7 @@ impl LinkStats {
             bitrate_in_bps: None,
             bitrate_out_bps: None,
             wire_bitrate_out_bps: None,
+            loss_recent: None,
             fps_in: None,
             frames_decoded: counters.frames_decoded.load(Ordering::Relaxed),
             frames_dropped: counters.frames_dropped.load(Ordering::Relaxed),
@@ -139,5 +142,11 @@ impl LinkStats {
         self.wire_bitrate_out_bps =
             Some(8.0 * per_second(self.wire_bytes_out, previous.wire_bytes_out));
         self.fps_in = Some(per_second(self.frames_decoded, previous.frames_decoded));
+        let received = self.packets_in.saturating_sub(previous.packets_in) as f64;
+        let lost = self
+            .packets_lost
+            .saturating_sub(previous.packets_lost)
+            .max(0) as f64;
+        self.loss_recent = (received + lost > 0.0).then(|| lost / (received + lost));
     }
 }

@@ -1,6 +1,6 @@
 // The video grid: one tile per call member (self view included), laid out
-// for 1–8 tiles, with the active speaker highlighted and an optional stats
-// overlay per remote peer.
+// for 1–8 tiles, with the active speaker highlighted, each remote member's
+// connection quality as bars, and an optional stats overlay per remote peer.
 
 import { Icon } from "./icons";
 import { useEffect, useRef } from "react";
@@ -8,6 +8,21 @@ import type { PeerStats } from "../engine/types";
 import { Avatar } from "./Avatar";
 import { useEngine, useEngineState } from "./hooks";
 import { nameOf } from "../engine/session";
+import { linkQuality, QUALITY_LABEL } from "../engine/quality";
+
+/** Three bars: how the member's connection is now (see `linkQuality`). */
+function QualityBars({ stats, sendsVideo }: { stats: PeerStats | undefined; sendsVideo: boolean }) {
+  const quality = linkQuality(stats, sendsVideo);
+  if (!quality) return null;
+  const label = QUALITY_LABEL[quality];
+  return (
+    <span className={`quality q-${quality}`} role="img" aria-label={label} title={label} data-testid="quality" data-quality={quality}>
+      <i />
+      <i />
+      <i />
+    </span>
+  );
+}
 
 function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
   const ref = useRef<HTMLVideoElement>(null);
@@ -100,6 +115,7 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
               </div>
             )}
             <figcaption>
+              <QualityBars stats={state.stats[id]} sendsVideo={!!sending} />
               {name}
               {member && !member.media.audio && <Icon name="micOff" label="muted" size={14} />}
               {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}

@@ -3,4 +3,8 @@
 /**
  * One call member's figures, as the UI's stats panel shows them.
  */
-export type PeerFigures = { bitrateInKbps: number, bitrateOutKbps: number, fps: number, framesDecoded: number, rttMs: number | null, lossPercent: number, codec: string, candidateType: string, };
+export type PeerFigures = { bitrateInKbps: number, bitrateOutKbps: number, fps: number, framesDecoded: number, rttMs: number | null, 
+/**
+ * Inbound packets lost since the previous figures, percent.
+ */
+lossPercent: number, codec: string, candidateType: string, };
