@@ -7,8 +7,8 @@
 //! a ceiling for good and climbs additively (~60 kbit/s a second) whenever
 //! it is above 85 % of it. After the network lab's 250 kbit/s dip the
 //! ceiling stayed 250 kbit/s although 1.5 Mbit/s was back, and climbing
-//! back to 1 Mbit/s took 12–15 s (and 25 s from the 100 kbit/s floor on a
-//! loopback a loaded machine had briefly congested). Here the capacity is
+//! back to 1 Mbit/s took 12–15 s (on a loopback call that a loaded machine
+//! had briefly congested, 124 → 676 kbit/s in 10 s). Here the capacity is
 //! an average of the rates seen at decreases with its spread
 //! ([`Capacity`]); a rate arriving above its upper bound (three standard
 //! deviations) means the path has changed and the capacity is forgotten:
@@ -36,9 +36,9 @@ pub const GROWTH_PER_SECOND: f64 = 1.5;
 /// Growth a second near it: one 1,200-byte packet per ~160 ms response.
 pub const ADDITIVE_BPS_PER_SECOND: f64 = 60_000.0;
 /// The arriving rate must stay above the capacity's bound this long for
-/// the capacity to be forgotten (in the lab's dip, single readings of a
-/// 250 kbit/s path went past a bound 12 % above it and the climb that
-/// followed froze the picture).
+/// the capacity to be forgotten: a single reading over it may be a burst
+/// (a keyframe) measured over a short span, and the bound is near — 12 %
+/// above a 250 kbit/s capacity at the least spread.
 pub const BEYOND_FOR: Duration = Duration::from_millis(500);
 /// Changes are at least this far apart (each is seen before the next).
 pub const INTERVAL: Duration = Duration::from_millis(200);

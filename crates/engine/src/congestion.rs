@@ -37,7 +37,8 @@ impl Estimate {
             .then(|| f64::from_bits(self.bits_per_second.load(Ordering::Relaxed)))
     }
 
-    /// The round trip the latest feedback implies (`None` before any).
+    /// The round trip the recent feedback implies (`None` before any; see
+    /// `Estimator::rtt`).
     pub fn rtt(&self) -> Option<Duration> {
         match self.rtt_us.load(Ordering::Relaxed) {
             0 => None,
@@ -158,8 +159,8 @@ pub fn video_share(link_bps: f64) -> f64 {
 pub const UP_AFTER: Duration = Duration::from_secs(1);
 /// …and how far, at most: the estimate climbs whether the encoder uses it
 /// or not (there is no probing), so each step up is the path's test. One
-/// jump to the whole estimate — 150 to 590 kbit/s in the lab's 250 kbit/s
-/// dip — filled the queue and froze Chromium's picture for 3.4 s.
+/// jump to the whole estimate (~590 kbit/s of video, in the lab's 250
+/// kbit/s dip) filled the queue and froze Chromium's picture for 3.4 s.
 pub const UP_STEP: f64 = 1.5;
 
 /// Sets the one encoder's bitrate from the links' congestion estimates: the

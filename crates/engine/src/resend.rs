@@ -31,9 +31,9 @@
 //! - a packet sent before its stream's latest keyframe is never resent:
 //!   the keyframe starts the picture over, nothing before it is needed;
 //! - what is resent in any [`BUDGET_WINDOW`] stays within [`RESEND_SHARE`]
-//!   of the congestion estimate (the first resend of a packet comes before
-//!   a repeat: a NACK's packets are taken in order, and one out of budget
-//!   waits for the receiver's next request).
+//!   of the congestion estimate (packets never resent go before repeats,
+//!   each in the NACK's order; one out of budget waits for the receiver's
+//!   next request).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
