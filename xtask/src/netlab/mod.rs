@@ -258,10 +258,10 @@ pub fn print_table(scenario: &Scenario, directions: &[Direction]) {
     }
 }
 
-/// The most seconds `cargo xtask test` lets video take to come back after
-/// the dip's capacity returns (measured 1–5 s; the goal is 5; a loaded CI
-/// machine gets some slack).
-pub const RECOVERY_LIMIT_S: u64 = 8;
+/// The most seconds `cargo xtask test` lets video take to come back to
+/// full rate after the dip's capacity returns (measured 1–5 s, once 7 s;
+/// the goal is 5; a loaded CI machine gets some slack).
+pub const RECOVERY_LIMIT_S: u64 = 10;
 
 /// The longest freeze `cargo xtask test` lets a native sender's video have
 /// in the dip (measured 1.2–2.4 s, Chromium's own sender 2.0–2.9 s; it was
