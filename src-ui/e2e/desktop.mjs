@@ -224,7 +224,7 @@ try {
     console.log(`    …and the camera again after stopping: ${camera.width}×${camera.height}`);
   });
 
-  await step("a lost server shows Reconnecting… and the app comes back when it returns; a message typed meanwhile shows as sending and goes out", async () => {
+  await step("a lost server shows Reconnecting… and the app comes back (into its call) when it returns; a message typed meanwhile shows as sending and goes out", async () => {
     await stop(server, "SIGKILL");
     await app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Reconnecting…'`, { what: "Reconnecting…" });
     const input = await app.find("[aria-label=Message]");
@@ -241,6 +241,11 @@ try {
       `return !document.querySelector('[data-testid=pending-message]') && [...document.querySelectorAll('[data-testid=message]')].some((m) => m.textContent.includes('typed while the server was down'))`,
       { what: "the message delivered after the return" },
     );
+    // The call comes back too (it may a moment after the message: the
+    // last CI run clicked for "Leave call" before it was there).
+    await app.waitFor(`return [...document.querySelectorAll('button')].some((b) => b.textContent.includes('Leave call'))`, {
+      what: "the app back in the call",
+    });
   });
 
   await step("settings survive a restart: server, name and recent rooms", async () => {
