@@ -81,6 +81,16 @@ fn reorder_depth(reports: &[PacketReport]) -> Duration {
     depth
 }
 
+/// Drops the entries of a time-ordered queue older than `keep` at `now`.
+pub(crate) fn forget_older<T>(queue: &mut VecDeque<(Instant, T)>, now: Instant, keep: Duration) {
+    while queue
+        .front()
+        .is_some_and(|(at, _)| now.saturating_duration_since(*at) > keep)
+    {
+        queue.pop_front();
+    }
+}
+
 /// At most this many groups multiply the gradient (libwebrtc's number).
 const MAX_SCALE: u32 = 60;
 
@@ -248,13 +258,7 @@ impl Estimator {
             self.rtts
                 .push_back((now, now.saturating_duration_since(departure)));
         }
-        while self
-            .rtts
-            .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > RTT_MEMORY)
-        {
-            self.rtts.pop_front();
-        }
+        forget_older(&mut self.rtts, now, RTT_MEMORY);
     }
 
     /// The loss fraction over the window, if enough packets were reported.
@@ -276,13 +280,7 @@ impl BandwidthEstimator for Estimator {
         // lately of the newest acknowledged one are left out of the window,
         // lost or not — what is left is judged without that bias.
         self.reorders.push_back((now, reorder_depth(reports)));
-        while self
-            .reorders
-            .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > REORDER_MEMORY)
-        {
-            self.reorders.pop_front();
-        }
+        forget_older(&mut self.reorders, now, REORDER_MEMORY);
         let horizon = self.reorders.iter().map(|r| r.1).max().unwrap_or_default();
         let newest = reports
             .iter()
@@ -305,13 +303,7 @@ impl BandwidthEstimator for Estimator {
                 .filter(spoken_of)
                 .map(|r| (now, !r.arrived)),
         );
-        while self
-            .window
-            .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > LOSS_WINDOW)
-        {
-            self.window.pop_front();
-        }
+        forget_older(&mut self.window, now, LOSS_WINDOW);
         if self
             .last_decision
             .is_some_and(|t| now.saturating_duration_since(t) < DECIDE_EVERY)

@@ -45,6 +45,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 };
 
 use crate::congestion::Estimate;
+use crate::estimator::forget_older;
 use crate::tap::{Tap, Tapped};
 
 /// Between the pacer (3 000) and the NACK responder (4 000): on the read
@@ -138,13 +139,7 @@ impl ResendFilter {
     /// Bytes the budget still allows `now` (unbounded without an estimate
     /// informed by feedback).
     fn budget_left(&mut self, now: Instant) -> usize {
-        while self
-            .resent
-            .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > BUDGET_WINDOW)
-        {
-            self.resent.pop_front();
-        }
+        forget_older(&mut self.resent, now, BUDGET_WINDOW);
         let Some(bps) = self.estimate.as_ref().and_then(|e| e.get()) else {
             return usize::MAX;
         };
