@@ -410,6 +410,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             ClientMessage::Ring(_) => "ring",
             ClientMessage::RingReply(_) => "ring_reply",
             ClientMessage::Signal(_) => "signal",
+            ClientMessage::Hand(_) => "hand",
+            ClientMessage::Reaction(_) => "reaction",
         };
         self.ctx.metrics.received(kind);
         let action = match message {
@@ -447,6 +449,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             ClientMessage::Ring(ring) => RoomAction::Ring(ring),
             ClientMessage::RingReply(reply) => RoomAction::RingReply(reply),
             ClientMessage::Signal(signal) => RoomAction::Signal(signal),
+            ClientMessage::Hand(hand) => RoomAction::Hand(hand.raised),
+            ClientMessage::Reaction(reaction) => RoomAction::Reaction(reaction.emoji),
         };
         let Some(m) = self.joined.as_ref() else {
             return self

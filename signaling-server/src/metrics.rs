@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use huddle_protocol::ErrorCode;
 
 /// Client message types, in the order of [`Metrics::received`].
-pub const CLIENT_TYPES: [&str; 13] = [
+pub const CLIENT_TYPES: [&str; 15] = [
     "rooms",
     "ping",
     "join",
@@ -22,11 +22,13 @@ pub const CLIENT_TYPES: [&str; 13] = [
     "ring",
     "ring_reply",
     "signal",
+    "hand",
+    "reaction",
     "invalid",
 ];
 
 /// Server message types, in the order of [`Metrics::sent`].
-pub const SERVER_TYPES: [&str; 15] = [
+pub const SERVER_TYPES: [&str; 16] = [
     "rooms",
     "pong",
     "joined",
@@ -41,6 +43,7 @@ pub const SERVER_TYPES: [&str; 15] = [
     "ring",
     "ring_reply",
     "signal",
+    "reaction",
     "error",
 ];
 

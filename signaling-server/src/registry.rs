@@ -126,6 +126,10 @@ pub enum RoomAction {
     RingReply(RingReplySend),
     /// Relay negotiation.
     Signal(SignalSend),
+    /// Raise or lower the hand.
+    Hand(bool),
+    /// A reaction (already checked against the allowed set).
+    Reaction(String),
 }
 
 /// Where rooms live.

@@ -252,6 +252,70 @@ async fn typing_and_media_state() {
     b.barrier("b").await;
 }
 
+/// Huddle's addition to v1: a raised hand is member state (`peer_updated`,
+/// kept for joiners, lowered with the call); a reaction passes to the others
+/// and is one of a fixed set.
+#[tokio::test]
+async fn hands_and_reactions() {
+    let server = TestServer::default().await;
+    let [mut a, mut b] = server.room("r", ["A", "B"]).await;
+
+    a.send(json!({"type":"call_join","video":false})).await;
+    a.expect("call_joined").await;
+    a.expect("call_started").await;
+    b.expect("call_started").await;
+    b.expect("peer_updated").await;
+
+    a.send(json!({"type":"hand","raised":true})).await;
+    let update = b.expect("peer_updated").await;
+    assert_eq!(update["peer"]["id"], a.id);
+    assert_eq!(update["peer"]["hand"], true);
+    // Raising it again changes nothing and tells nobody.
+    a.send(json!({"type":"hand","raised":true})).await;
+
+    // A joiner sees the hand in the member list.
+    let (mut c, joined) = server.join("r", "C").await;
+    b.expect("peer_joined").await;
+    a.expect("peer_joined").await;
+    let a_seen = joined["room"]["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["id"] == a.id))
+        .cloned()
+        .expect("A is listed");
+    assert_eq!(a_seen["hand"], true);
+
+    b.send(json!({"type":"reaction","emoji":"\u{1F44F}"})).await;
+    for other in [&mut a, &mut c] {
+        assert_eq!(
+            other.expect("reaction").await,
+            json!({"type":"reaction","from":b.id,"emoji":"\u{1F44F}"})
+        );
+    }
+    // Anything but the six is refused, and reaches nobody.
+    for emoji in ["hello", "", "\u{1F44D}\u{1F44D}", "\u{2764}"] {
+        b.send(json!({"type":"reaction","emoji":emoji})).await;
+        b.expect_error("bad_message").await;
+    }
+    b.send(json!({"type":"hand","raised":"yes"})).await;
+    b.expect_error("bad_message").await;
+
+    // Leaving the call lowers the hand, in the same update.
+    a.send(json!({"type":"call_leave"})).await;
+    for other in [&mut b, &mut c] {
+        let update = other.expect("peer_updated").await;
+        assert_eq!(update["peer"]["in_call"], false);
+        assert!(update["peer"].get("hand").is_none(), "{update}");
+        other.expect("call_ended").await;
+    }
+    a.expect("call_ended").await;
+    // Nothing else reached anyone: not A's own updates, not the refused reactions.
+    a.barrier("a").await;
+    b.expect_barrier_of("a").await;
+    c.expect_barrier_of("a").await;
+    b.barrier("b").await;
+    c.expect_barrier_of("b").await;
+}
+
 #[tokio::test]
 async fn call_lifecycle() {
     let server = TestServer::default().await;

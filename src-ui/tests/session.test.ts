@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { apply, expireTyping, formatDuration, initialState, nameOf, TYPING_TTL_MS } from "../src/engine/session";
+import { apply, expireShown, expireTyping, formatDuration, initialState, leftCall, nameOf, REACTION_MS, TYPING_TTL_MS, withOwnHand, withReaction } from "../src/engine/session";
 import type { Peer, ServerMessage } from "../src/protocol";
 import { testPeer } from "./fakes";
 import type { EngineState } from "../src/engine/types";
@@ -130,4 +130,44 @@ it("formats durations", () => {
   expect(formatDuration(0)).toBe("0:00");
   expect(formatDuration(65_000)).toBe("1:05");
   expect(formatDuration(3_723_000)).toBe("1:02:03");
+});
+
+describe("hands and reactions", () => {
+  const grace = testPeer("p_2", "Grace");
+  const linus = testPeer("p_3", "Linus");
+
+  it("shows one reaction per member, only the known six, for REACTION_MS", () => {
+    let s = run([joined(false, [grace, linus]), { type: "reaction", from: "p_2", emoji: "\u{1F44D}" }]);
+    s = apply(s, { type: "reaction", from: "p_3", emoji: "\u{1F389}" }, 1500);
+    // A second reaction from Grace replaces her first: a flood shows as one.
+    s = apply(s, { type: "reaction", from: "p_2", emoji: "\u{1F602}" }, 2000);
+    s = apply(s, { type: "reaction", from: "p_3", emoji: "<img src=x>" }, 2100);
+    expect(s.reactions.map((r) => [r.from, r.emoji])).toEqual([
+      ["p_3", "\u{1F389}"],
+      ["p_2", "\u{1F602}"],
+    ]);
+    expect(expireShown(s, 1500 + REACTION_MS).reactions.map((r) => r.from)).toEqual(["p_2"]);
+    expect(expireShown(s, 2000 + REACTION_MS).reactions).toEqual([]);
+    // Ours shows at once; a member who leaves takes theirs along.
+    s = withReaction(s, "p_1", "\u{2764}\u{FE0F}", 2200);
+    s = apply(s, { type: "peer_left", id: "p_3", reason: "left" }, 2300);
+    expect(s.reactions.map((r) => r.from)).toEqual(["p_2", "p_1"]);
+  });
+
+  it("says when a hand goes up, and lowers ours when we leave the call", () => {
+    let s = run([joined(false, [grace]), { type: "peer_updated", peer: { ...grace, hand: true } }]);
+    expect(s.members[0]?.hand).toBe(true);
+    // Another update with the hand still up says nothing more.
+    s = apply(s, { type: "peer_updated", peer: { ...grace, hand: true, media: { audio: false, video: false, screen: false } } }, 1200);
+    const said = s.chat.filter((l) => l.kind === "system" && l.text.includes("raised a hand"));
+    expect(said.length).toBe(1);
+    s = withOwnHand({ ...s, inCall: true, call: { startedAt: 0, members: ["p_1"] } }, true);
+    expect(s.self?.hand).toBe(true);
+    expect(leftCall(s).self?.hand).toBe(false);
+  });
+
+  it("ignores a message type it does not know", () => {
+    const s = run([joined()]);
+    expect(apply(s, { type: "from_the_future" } as unknown as ServerMessage, 1)).toBe(s);
+  });
 });

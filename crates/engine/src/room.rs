@@ -223,6 +223,7 @@ mod tests {
             joined_at: 1,
             in_call,
             media: Media::default(),
+            hand: false,
         }
     }
 

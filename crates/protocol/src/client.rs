@@ -39,6 +39,10 @@ pub enum ClientMessage {
     RingReply(RingReplySend),
     /// Relay WebRTC negotiation to one member.
     Signal(SignalSend),
+    /// **Huddle:** raise or lower the sender's hand.
+    Hand(HandSend),
+    /// **Huddle:** a passing reaction (one emoji of [`crate::limits::REACTIONS`]).
+    Reaction(ReactionSend),
 }
 
 /// `rooms`: ask for the room list.
@@ -142,4 +146,18 @@ pub struct SignalSend {
     pub to: PeerId,
     /// The negotiation payload.
     pub data: SignalData,
+}
+
+/// `hand`: raise or lower the sender's hand (a Huddle addition to v1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct HandSend {
+    /// Raised (`true`) or lowered.
+    pub raised: bool,
+}
+
+/// `reaction` as a client sends it (a Huddle addition to v1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ReactionSend {
+    /// One of [`crate::limits::REACTIONS`].
+    pub emoji: String,
 }

@@ -163,6 +163,11 @@ pub fn decode_client(text: &str) -> Result<ClientFrame, DecodeError> {
                 body(text, "ring_reply").map(ClientMessage::RingReply),
             ),
             "signal" => ("signal", body(text, "signal").map(ClientMessage::Signal)),
+            "hand" => ("hand", body(text, "hand").map(ClientMessage::Hand)),
+            "reaction" => (
+                "reaction",
+                body(text, "reaction").map(ClientMessage::Reaction),
+            ),
             _ => return Err(fail(&rid, None, DecodeErrorKind::UnknownType)),
         };
     let message = decoded.map_err(|kind| fail(&rid, Some(message_type), kind))?;

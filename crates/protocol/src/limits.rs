@@ -9,7 +9,8 @@ use base64::Engine as _;
 use thiserror::Error;
 
 use crate::client::{
-    ChatSend, ClientMessage, Join, RingReplySend, RingSend, RoomsRequest, SignalSend, TypingSend,
+    ChatSend, ClientMessage, Join, ReactionSend, RingReplySend, RingSend, RoomsRequest, SignalSend,
+    TypingSend,
 };
 use crate::error::ErrorCode;
 use crate::model::Attachment;
@@ -43,6 +44,16 @@ pub const MAX_SDP_BYTES: usize = 256 * 1024;
 pub const MAX_CANDIDATE_CHARS: usize = 2048;
 /// Longest `sdpMid` or `usernameFragment`, in characters.
 pub const MAX_ICE_FIELD_CHARS: usize = 256;
+/// The reactions a member may send: a fixed set, so that a reaction is never
+/// a channel for text (thumbs up, clapping, laughing, surprise, heart, party).
+pub const REACTIONS: [&str; 6] = [
+    "\u{1F44D}",
+    "\u{1F44F}",
+    "\u{1F602}",
+    "\u{1F62E}",
+    "\u{2764}\u{FE0F}",
+    "\u{1F389}",
+];
 /// The smallest `max_frame_bytes` a server may announce (1 MiB).
 pub const MIN_FRAME_BYTES: usize = 1 << 20;
 
@@ -87,6 +98,9 @@ pub enum LimitError {
     /// The attachment decodes to more than [`MAX_ATTACHMENT_BYTES`].
     #[error("attachment is larger than {} KiB", MAX_ATTACHMENT_BYTES / 1024)]
     AttachmentTooLarge,
+    /// A reaction outside [`REACTIONS`].
+    #[error("reaction must be one of {}", REACTIONS.join(" "))]
+    Reaction,
     /// An SDP of a kind that needs text came without.
     #[error("an {0} needs sdp text")]
     MissingSdp(&'static str),
@@ -156,8 +170,16 @@ pub fn check_message(msg: &ClientMessage) -> Result<(), LimitError> {
             max_chars("to", to, MAX_PEER_ID_CHARS)?;
             check_signal(data)
         }
+        ClientMessage::Reaction(ReactionSend { emoji }) => {
+            if REACTIONS.contains(&emoji.as_str()) {
+                Ok(())
+            } else {
+                Err(LimitError::Reaction)
+            }
+        }
         ClientMessage::Ping
         | ClientMessage::Leave
+        | ClientMessage::Hand(_)
         | ClientMessage::Media(_)
         | ClientMessage::CallJoin(_)
         | ClientMessage::CallLeave => Ok(()),

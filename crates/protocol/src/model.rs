@@ -47,6 +47,11 @@ pub struct Peer {
     pub in_call: bool,
     /// What it sends.
     pub media: Media,
+    /// **Huddle:** its hand is raised (`hand`). Absent when lowered, so a
+    /// peer that never raises one looks exactly as in v1.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(optional, as = "Option<bool>")]
+    pub hand: bool,
 }
 
 /// One line of the lobby's room list.

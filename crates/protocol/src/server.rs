@@ -133,6 +133,13 @@ pub enum ServerMessage {
         /// Its payload, unchanged.
         data: SignalData,
     },
+    /// **Huddle:** a member reacted (to every other member of the room).
+    Reaction {
+        /// Who.
+        from: PeerId,
+        /// One of [`crate::limits::REACTIONS`].
+        emoji: String,
+    },
     /// Something the sender did was refused. Never changes room state.
     Error {
         /// What went wrong.
@@ -160,6 +167,7 @@ impl ServerMessage {
             ServerMessage::Ring { .. } => "ring",
             ServerMessage::RingReply { .. } => "ring_reply",
             ServerMessage::Signal { .. } => "signal",
+            ServerMessage::Reaction { .. } => "reaction",
             ServerMessage::Error { .. } => "error",
         }
     }

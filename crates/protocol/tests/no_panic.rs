@@ -57,6 +57,8 @@ fn json_like() -> impl Strategy<Value = String> {
         Just("call_join"),
         Just("ping"),
         Just("leave"),
+        Just("hand"),
+        Just("reaction"),
         Just("x"),
     ];
     (types, value).prop_map(|(t, v)| match v.strip_prefix('{') {

@@ -24,6 +24,7 @@ fn ada() -> Peer {
             video: true,
             screen: false,
         },
+        hand: false,
     }
 }
 const ADA: &str = r#"{"id":"p_7Kq2","name":"Ada","client":"desktop","joined_at":1763700000000,"in_call":false,"media":{"audio":true,"video":true,"screen":false}}"#;

@@ -438,6 +438,7 @@ impl Rooms {
             joined_at: room::now_ms(),
             in_call: false,
             media: request.media,
+            hand: false,
         };
         let digest = token_digest(&token);
         lock(&shared.resume).insert(digest.clone(), (cell.clone(), id.clone()));

@@ -460,7 +460,11 @@ impl Room {
             RoomAction::CallJoin(join) => self.call_join(shared, index, &from, join),
             RoomAction::CallLeave => {
                 if self.members[index].peer.in_call {
-                    self.update_peer(shared, index, |p| p.in_call = false);
+                    // A raised hand is a request to speak in the call: it goes down with it.
+                    self.update_peer(shared, index, |p| {
+                        p.in_call = false;
+                        p.hand = false;
+                    });
                     self.leave_call(shared, &from);
                 }
                 Ok(())
@@ -481,6 +485,20 @@ impl Room {
                     &ServerMessage::RingReply { from, accept },
                     None,
                 );
+                Ok(())
+            }
+            RoomAction::Hand(raised) => {
+                if self.members[index].peer.hand != raised {
+                    self.update_peer(shared, index, |p| p.hand = raised);
+                }
+                Ok(())
+            }
+            RoomAction::Reaction(emoji) => {
+                let message = ServerMessage::Reaction {
+                    from: from.clone(),
+                    emoji,
+                };
+                self.broadcast(shared, &message, Some(&from));
                 Ok(())
             }
             RoomAction::Signal(SignalSend { to, data }) => {

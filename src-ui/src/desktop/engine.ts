@@ -6,7 +6,7 @@
 
 import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
-import { describeError, expireTyping, initialState, leftCall } from "../engine/session";
+import { describeError, expireShown, initialState, leftCall, withOwnHand, withReaction } from "../engine/session";
 import { Ringer } from "../engine/ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
@@ -98,7 +98,7 @@ export class DesktopEngine extends ObservableState implements Engine {
       desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true },
     });
     this.timer = setInterval(() => {
-      this.update((s) => expireTyping(s, Date.now()));
+      this.update((s) => expireShown(s, Date.now()));
       this.ringer.tick();
       this.expireOutgoing(Date.now());
     }, 1000);
@@ -356,6 +356,18 @@ export class DesktopEngine extends ObservableState implements Engine {
   private expireOutgoing(now: number): void {
     if (this.state.status !== "joined") return;
     this.update((s) => failOutgoing(s, (o) => now - Math.max(o.ts, this.joinedAt) > CONFIRM_MS));
+  }
+
+  setHand(raised: boolean): void {
+    this.send({ type: "hand", raised });
+    this.update((s) => withOwnHand(s, raised));
+  }
+
+  react(emoji: string): void {
+    const self = this.state.self;
+    if (!self) return;
+    this.send({ type: "reaction", emoji });
+    this.update((s) => withReaction(s, self.id, emoji, Date.now()));
   }
 
   setTyping(active: boolean, to?: string): void {

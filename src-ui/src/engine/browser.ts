@@ -5,7 +5,7 @@
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
 import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
-import { describeError, expireTyping, initialState, leftCall } from "./session";
+import { describeError, expireShown, initialState, leftCall, withOwnHand, withReaction } from "./session";
 import { Ringer } from "./ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "./outgoing";
 import { appLink, webLink, type InviteLinks } from "./invite";
@@ -317,6 +317,18 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   discardChat(rid: string): void {
     this.update((s) => withoutOutgoing(s, rid));
+  }
+
+  setHand(raised: boolean): void {
+    this.send({ type: "hand", raised });
+    this.update((s) => withOwnHand(s, raised));
+  }
+
+  react(emoji: string): void {
+    const self = this.state.self;
+    if (!self) return;
+    this.send({ type: "reaction", emoji });
+    this.update((s) => withReaction(s, self.id, emoji, this.env.now()));
   }
 
   setTyping(active: boolean, to?: string): void {
@@ -634,7 +646,7 @@ export class BrowserEngine extends ObservableState implements Engine {
   // --- clocks -----------------------------------------------------------------
 
   private tick(): void {
-    this.update((s) => expireTyping(s, this.env.now()));
+    this.update((s) => expireShown(s, this.env.now()));
     this.ringer.tick();
     if (this.links.size > 0) void this.pollStats();
   }

@@ -11,6 +11,11 @@ import { settleRings, type RingStep } from "./ringing";
 /** A typing indicator not refreshed for this long disappears (protocol: 6 s). */
 export const TYPING_TTL_MS = 6000;
 
+/** The reactions the server relays (docs/protocol.md, "Raised hands and reactions"). */
+export const REACTIONS = ["\u{1F44D}", "\u{1F44F}", "\u{1F602}", "\u{1F62E}", "\u{2764}\u{FE0F}", "\u{1F389}"] as const;
+/** How long a reaction stays on screen. */
+export const REACTION_MS = 4000;
+
 export function initialState(): EngineState {
   return {
     status: "idle",
@@ -32,6 +37,7 @@ export function initialState(): EngineState {
     remote: {},
     stats: {},
     speaker: null,
+    reactions: [],
     talking: false,
     devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null, processing: DEFAULT_PROCESSING },
     limits: null,
@@ -88,7 +94,7 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       };
       if (!msg.resumed) {
         // A fresh membership: nothing from before is valid any more.
-        next = { ...next, typing: {}, remote: {}, stats: {}, speaker: null };
+        next = { ...next, typing: {}, remote: {}, stats: {}, speaker: null, reactions: [] };
         next = appendChat(next, systemLine(`You joined ${msg.room.name}`, now), false);
       }
       return next;
@@ -109,6 +115,7 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       const next: EngineState = {
         ...state,
         members: state.members.filter((m) => m.id !== msg.id),
+        reactions: state.reactions.filter((r) => r.from !== msg.id),
         typing,
         remote,
         stats,
@@ -130,7 +137,11 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
         remote = { ...remote };
         delete remote[peer.id];
       }
-      return { ...state, members: upsert(state.members, peer), call, remote };
+      const next = { ...state, members: upsert(state.members, peer), call, remote };
+      const before = state.members.find((m) => m.id === peer.id);
+      // A hand going up is said in the chat too (read out by screen readers).
+      if (peer.hand && !before?.hand) return appendChat(next, systemLine(`${nameOf(next, peer.id)} raised a hand`, now), false);
+      return next;
     }
     case "chat": {
       const own = msg.from === state.self?.id;
@@ -178,9 +189,11 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       return appendChat(next, systemLine(`${msg.by === self ? "You" : nameOf(state, msg.by)} started a call`, now), false);
     }
     case "call_ended": {
-      const next: EngineState = { ...state, call: null, inCall: false, remote: {}, stats: {}, speaker: null };
+      const next: EngineState = { ...state, call: null, inCall: false, remote: {}, stats: {}, speaker: null, reactions: [] };
       return appendChat(next, systemLine(`Call ended · ${formatDuration(msg.duration_ms)}`, now), false);
     }
+    case "reaction":
+      return withReaction(state, msg.from, msg.emoji, now);
     case "ring":
     case "ring_reply":
       // Rings are settled in ./ringing.
@@ -189,7 +202,24 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       return state;
     case "error":
       return { ...state, error: { code: msg.code, message: describeError(msg.code, msg.message) } };
+    default:
+      // A message type from a newer server: nothing to show.
+      return state;
   }
+}
+
+/** Shows `from`'s reaction for REACTION_MS. One per member at a time (a new
+ * one replaces the last), so a member sending a flood shows as one; only the
+ * known set is drawn. */
+export function withReaction(state: EngineState, from: string, emoji: string, now: number): EngineState {
+  if (!(REACTIONS as readonly string[]).includes(emoji)) return state;
+  const shown = { id: `${from}:${now}`, from, emoji, until: now + REACTION_MS };
+  return { ...state, reactions: [...state.reactions.filter((r) => r.from !== from), shown] };
+}
+
+/** Our own hand, raised or lowered (the server tells only the others). */
+export function withOwnHand(state: EngineState, raised: boolean): EngineState {
+  return state.self ? { ...state, self: { ...state.self, hand: raised } } : state;
 }
 
 /** We left the call: out of it here at once (the server tells only the
@@ -198,7 +228,9 @@ export function leftCall(state: EngineState): EngineState {
   const self = state.self?.id;
   const members = state.call?.members.filter((id) => id !== self) ?? [];
   const call = state.call && members.length > 0 ? { ...state.call, members } : null;
-  return { ...state, inCall: false, call, remote: {}, stats: {}, speaker: null };
+  // The server lowers a raised hand with the call.
+  const next = withOwnHand(state, false);
+  return { ...next, inCall: false, call, remote: {}, stats: {}, speaker: null, reactions: [] };
 }
 
 /** Drops typing indicators that were not refreshed in time. */
@@ -206,6 +238,17 @@ export function expireTyping(state: EngineState, now: number): EngineState {
   const live = Object.entries(state.typing).filter(([, until]) => until > now);
   if (live.length === Object.keys(state.typing).length) return state;
   return { ...state, typing: Object.fromEntries(live) };
+}
+
+/** Drops reactions whose time is up. */
+export function expireReactions(state: EngineState, now: number): EngineState {
+  const live = state.reactions.filter((r) => r.until > now);
+  return live.length === state.reactions.length ? state : { ...state, reactions: live };
+}
+
+/** What the clock takes off the screen: typing indicators and reactions. */
+export function expireShown(state: EngineState, now: number): EngineState {
+  return expireReactions(expireTyping(state, now), now);
 }
 
 /** `1:05`, `1:02:03`. */
@@ -250,6 +293,8 @@ export function describeError(code: string, serverMessage: string): string {
     case "already_joined":
     case "bad_message":
     case "unknown_type":
+      // Hands and reactions are Huddle's additions; a plain v1 server lacks them.
+      return "This server does not offer that (it is older than this app).";
     case "internal":
       return `Something went wrong (${code}): ${serverMessage}`;
     default:

@@ -101,6 +101,14 @@ export interface Devices {
   processing: AudioProcessing;
 }
 
+/** A reaction on screen until `until` (ms). */
+export interface ShownReaction {
+  id: string;
+  from: string;
+  emoji: string;
+  until: number;
+}
+
 /** A user-facing error: the server's code (or a client-side one) and what to show. */
 export interface EngineError {
   code: ErrorCode | "connection" | "media" | "attachment" | "link";
@@ -136,6 +144,8 @@ export interface EngineState {
   stats: Record<string, PeerStats>;
   /** The member currently speaking loudest, if anyone is. */
   speaker: string | null;
+  /** Reactions on screen, oldest first, at most one per member. */
+  reactions: ShownReaction[];
   /** Whether our own microphone hears voice, sent or not (the desktop
    * engine's voice activity; in a browser, a level meter on a clone of the
    * microphone's track). */
@@ -224,6 +234,10 @@ export interface Engine {
   /** Stops ringing (the callee's prompt goes away; alone in the call, we leave it). */
   cancelRing(): void;
   answer(accept: boolean): Promise<void>;
+  /** Raises or lowers our hand. */
+  setHand(raised: boolean): void;
+  /** Sends a reaction (one of session's REACTIONS) to the room. */
+  react(emoji: string): void;
 
   setMicrophone(on: boolean): void;
   setCamera(on: boolean): Promise<void>;

@@ -29,4 +29,9 @@ in_call: boolean,
 /**
  * What it sends.
  */
-media: Media, };
+media: Media, 
+/**
+ * **Huddle:** its hand is raised (`hand`). Absent when lowered, so a
+ * peer that never raises one looks exactly as in v1.
+ */
+hand?: boolean, };

@@ -145,7 +145,15 @@ from: string,
 /**
  * Its payload, unchanged.
  */
-data: SignalData, } | { "type": "error", 
+data: SignalData, } | { "type": "reaction", 
+/**
+ * Who.
+ */
+from: string, 
+/**
+ * One of [`crate::limits::REACTIONS`].
+ */
+emoji: string, } | { "type": "error", 
 /**
  * What went wrong.
  */

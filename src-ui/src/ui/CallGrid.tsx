@@ -9,6 +9,15 @@ import { Avatar } from "./Avatar";
 import { useEngine, useEngineState } from "./hooks";
 import { nameOf } from "../engine/session";
 import { linkQuality, QUALITY_LABEL } from "../engine/quality";
+import { HAND, ReactionsOverlay } from "./Reactions";
+
+function HandBadge() {
+  return (
+    <span className="hand" role="img" aria-label="hand raised" title="Hand raised" data-testid="hand-badge">
+      {HAND}{" "}
+    </span>
+  );
+}
 
 /** Three bars: how the member's connection is now (see `linkQuality`). */
 function QualityBars({ stats, sendsVideo }: { stats: PeerStats | undefined; sendsVideo: boolean }) {
@@ -96,6 +105,7 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
           </div>
         )}
         <figcaption>
+          {self.hand && <HandBadge />}
           You{!state.local.audio && <Icon name="micOff" label="muted" size={14} />}
           {state.local.screen && <span> · sharing screen</span>}
         </figcaption>
@@ -116,6 +126,7 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
             )}
             <figcaption>
               <QualityBars stats={state.stats[id]} sendsVideo={!!sending} />
+              {member?.hand && <HandBadge />}
               {name}
               {member && !member.media.audio && <Icon name="micOff" label="muted" size={14} />}
               {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}
@@ -125,6 +136,7 @@ export function CallGrid({ showStats }: { showStats: boolean }) {
         );
       })}
       {ring && <CallingTile id={ring.to} name={ring.toName} />}
+      <ReactionsOverlay />
     </section>
   );
 }

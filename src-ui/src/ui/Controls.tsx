@@ -1,9 +1,11 @@
-// Call controls: mute, camera, screen share, devices, stats, hang up.
+// Call controls: mute, camera, screen share, hand, reactions, devices,
+// stats, hang up.
 
 import { Icon } from "./icons";
 import { useCallback, useRef, useState } from "react";
 import { useEngine, useEngineState, useEscape } from "./hooks";
 import type { AudioProcessing } from "../engine/types";
+import { HandButton, ReactionButton } from "./Reactions";
 
 /** The parts of the microphone's processing, as the devices menu names them. */
 const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
@@ -68,6 +70,8 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
       >
         <Icon name="screen" /> {local.screen ? "Stop sharing" : "Share screen"}
       </button>
+      <HandButton />
+      <ReactionButton />
       <div className="devices">
         <button type="button" className="control" ref={devicesButton} aria-expanded={devicesOpen} onClick={() => setDevicesOpen(!devicesOpen)}>
           <Icon name="settings" /> Devices

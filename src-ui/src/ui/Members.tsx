@@ -6,11 +6,18 @@ import type { Peer } from "../protocol";
 import { Avatar } from "./Avatar";
 import { useEngine, useEngineState } from "./hooks";
 import { nameOf } from "../engine/session";
+import { HAND } from "./Reactions";
 
 function MediaIcons({ peer }: { peer: Peer }) {
-  if (!peer.in_call) return null;
+  const hand = peer.hand && (
+    <span className="hand" role="img" aria-label="hand raised" title="Hand raised">
+      {HAND}
+    </span>
+  );
+  if (!peer.in_call) return hand || null;
   return (
     <span className="media-icons">
+      {hand}
       <Icon name={peer.media.audio ? "mic" : "micOff"} label={peer.media.audio ? "microphone on" : "muted"} size={15} />
       {peer.media.video && (
         <Icon name="camera" label="camera on" size={15} />

@@ -76,6 +76,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
         }
       } else if (e.key === "m" || e.key === "M") engine.setMicrophone(!state.local.audio);
       else if (e.key === "v" || e.key === "V") void engine.setCamera(!state.local.video);
+      else if (e.key === "h" || e.key === "H") engine.setHand(!state.self?.hand);
       else if (e.key === "L" && e.shiftKey) engine.leaveCall();
       else return;
       e.preventDefault();
@@ -92,7 +93,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       window.removeEventListener("keydown", onKey);
       window.removeEventListener("keyup", onKeyUp);
     };
-  }, [engine, state.inCall, state.local.audio, state.local.video, talking]);
+  }, [engine, state.inCall, state.local.audio, state.local.video, state.self?.hand, talking]);
 
   // A direct-message target that left is no longer selectable.
   useEffect(() => {

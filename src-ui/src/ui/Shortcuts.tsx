@@ -10,6 +10,7 @@ export const SHORTCUTS: ReadonlyArray<[keys: string[], what: string]> = [
   [["Space"], "Hold to talk while muted (in a call, outside buttons and text fields)"],
   [["M"], "Mute or unmute the microphone"],
   [["V"], "Turn the camera off or on"],
+  [["H"], "Raise or lower your hand"],
   [["Shift", "L"], "Leave the call"],
   [["Enter"], "Send the message"],
   [["Shift", "Enter"], "New line in a message"],
