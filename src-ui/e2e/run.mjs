@@ -444,6 +444,76 @@ try {
     const back = await g.evaluate(() => document.activeElement?.textContent?.trim());
     if (back !== "Devices") throw new Error(`after the sheet the focus is on ${JSON.stringify(back)}`);
   });
+  await step("a raised hand (H) shows on the tile and in the member list of the others; a reaction rises over their call with the sender's name", async () => {
+    const idOf = (u) => u.page.evaluate(() => window.huddle.state().self.id);
+    const adaId = await idOf(ada);
+    // Out of the composer: "h" there is a letter.
+    await ada.page.evaluate(() => document.activeElement?.blur());
+    await ada.page.keyboard.press("h");
+    await ada.page.getByRole("button", { name: "Lower hand" }).waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.locator(`[data-testid=tile-remote][data-peer="${adaId}"]`).getByTestId("hand-badge").waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.locator(".member", { hasText: "Ada" }).getByLabel("hand raised").waitFor({ timeout: STEP_TIMEOUT });
+    await linus.page.locator(".system-line", { hasText: "Ada raised a hand" }).waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.getByRole("button", { name: "React" }).click();
+    await grace.page.getByRole("menu", { name: "Reactions" }).getByRole("menuitem", { name: "Clap" }).click();
+    const clap = ada.page.getByTestId("reactions").locator("li", { hasText: "Grace" });
+    await clap.waitFor({ timeout: STEP_TIMEOUT });
+    const emoji = await clap.locator(".reaction-emoji").textContent();
+    if (emoji !== "\u{1F44F}") throw new Error(`Ada sees ${JSON.stringify(emoji)} from Grace`);
+    // Seen, not only there: it has faded in, over the call.
+    await waitFor(
+      ada.page,
+      () => {
+        const li = document.querySelector("[data-testid=reactions] li");
+        const grid = document.querySelector(".call-grid")?.getBoundingClientRect();
+        const box = li?.getBoundingClientRect();
+        return !!li && !!grid && !!box && Number(getComputedStyle(li).opacity) > 0.9 && box.top >= grid.top && box.bottom <= grid.bottom && box.left >= grid.left;
+      },
+      null,
+      { timeout: STEP_TIMEOUT },
+    );
+    await ada.page.screenshot({ path: joinPath(out, "call-hand-reaction.png") });
+    // It goes by itself; the hand stays until lowered.
+    await clap.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    await ada.page.getByRole("button", { name: "Lower hand" }).click();
+    await grace.page.locator(`[data-testid=tile-remote][data-peer="${adaId}"]`).getByTestId("hand-badge").waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+  });
+  await step("spotlight: one large tile and a strip; a pinned tile takes the spotlight and plays; double click is full screen; side panels hide", async () => {
+    const a = ada.page;
+    const linusId = await linus.page.evaluate(() => window.huddle.state().self.id);
+    await a.getByRole("button", { name: "Spotlight", exact: true }).click();
+    await a.locator("[data-view=spotlight]").waitFor({ timeout: STEP_TIMEOUT });
+    // Pinning works from the keyboard: the tile's actions show on focus.
+    const pin = a.getByRole("button", { name: "Pin Linus" });
+    await pin.focus();
+    await a.keyboard.press("Enter");
+    const main = a.locator(`[data-place=main][data-peer="${linusId}"]`);
+    await main.waitFor({ timeout: STEP_TIMEOUT });
+    // The spotlit video plays: its picture has a size and its time advances.
+    await waitFor(
+      a,
+      (id) => {
+        const v = document.querySelector(`[data-place=main][data-peer="${id}"] video`);
+        if (!v || v.videoWidth === 0) return false;
+        window.__spot ??= v.currentTime;
+        return v.currentTime > window.__spot + 0.5;
+      },
+      linusId,
+      { timeout: STEP_TIMEOUT },
+    );
+    const strip = await a.locator(".strip [data-place=strip]").count();
+    if (strip !== 2) throw new Error(`the strip holds ${strip} tiles, not 2 (Ada, Grace)`);
+    await a.getByRole("button", { name: "Hide panels" }).click();
+    await a.locator(".chat").waitFor({ state: "hidden", timeout: STEP_TIMEOUT });
+    await a.screenshot({ path: joinPath(out, "call-spotlight.png") });
+    await main.dblclick();
+    await waitFor(a, (id) => document.fullscreenElement?.getAttribute("data-peer") === id, linusId, { timeout: STEP_TIMEOUT });
+    await a.evaluate(() => document.exitFullscreen());
+    await waitFor(a, () => !document.fullscreenElement, null, { timeout: STEP_TIMEOUT });
+    await a.getByRole("button", { name: "Show panels" }).click();
+    await a.getByRole("button", { name: "Grid", exact: true }).click();
+    await a.locator("[data-view=grid]").waitFor({ timeout: STEP_TIMEOUT });
+  });
   await step("accessibility: axe-core finds no serious or critical WCAG 2.2 AA violation in the lobby, a room in a call, and the devices menu, in both themes", async () => {
     const found = [];
     const check = async (page, where) => {
@@ -518,8 +588,13 @@ try {
       .then(() => true)
       .catch(() => false);
     if (shared) {
+      // A share that starts takes the spotlight of those in the call.
+      const linusId = await linus.page.evaluate(() => window.huddle.state().self.id);
+      await ada.page.locator(`[data-place=main][data-peer="${linusId}"]`).waitFor({ timeout: STEP_TIMEOUT });
+      await ada.page.screenshot({ path: joinPath(out, "call-screen-spotlight.png") });
       await linus.page.getByRole("button", { name: "Stop sharing", exact: true }).click();
-      console.log("    screen share: shown to others");
+      await ada.page.getByRole("button", { name: "Grid", exact: true }).click();
+      console.log("    screen share: shown to others, in the spotlight");
     } else {
       const error = await linus.page.evaluate(() => window.huddle.state().error?.message ?? "");
       console.log(`    screen share: not available in headless Chromium (${error || "no stream"})`);

@@ -84,6 +84,12 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "fonts-dejavu-core",
     ),
+    // The reactions and the raised hand are emoji: drawn as users' systems
+    // draw them, not as empty boxes, in the screenshots.
+    (
+        "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+        "fonts-noto-color-emoji",
+    ),
 ];
 
 /// Debian packages building the UI needs.

@@ -1,6 +1,8 @@
-// The video grid: one tile per call member (self view included), laid out
-// for 1–8 tiles, with the active speaker highlighted, each remote member's
-// connection quality as bars, and an optional stats overlay per remote peer.
+// The call's tiles: one per call member (self view included), as a grid for
+// 1–8 tiles or as a spotlight with a strip of the others (./layout decides
+// which tile goes where), with the active speaker highlighted, each remote
+// member's connection quality as bars, pin / full screen / picture-in-picture
+// on every tile, and an optional stats overlay per remote peer.
 
 import { Icon } from "./icons";
 import { useEffect, useRef } from "react";
@@ -10,6 +12,7 @@ import { useEngine, useEngineState } from "./hooks";
 import { nameOf } from "../engine/session";
 import { linkQuality, QUALITY_LABEL } from "../engine/quality";
 import { HAND, ReactionsOverlay } from "./Reactions";
+import { layoutOf, SELF, viewAfterShares, type View } from "./layout";
 
 function HandBadge() {
   return (
@@ -82,59 +85,143 @@ function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
   );
 }
 
-export function CallGrid({ showStats }: { showStats: boolean }) {
+/** A tile's own controls, shown on hover and on keyboard focus: pin it to
+ * the spotlight, full screen (also a double click), picture-in-picture
+ * where the browser has it. */
+function TileActions({ id, name, pinned, setPinned }: { id: string; name: string; pinned: boolean; setPinned: (id: string | null) => void }) {
+  const toggleFullscreen = (e: React.MouseEvent<HTMLButtonElement>) => void fullscreen(e.currentTarget.closest("figure"));
+  const pip = (e: React.MouseEvent<HTMLButtonElement>) => {
+    const video = e.currentTarget.closest("figure")?.querySelector("video");
+    if (video) void video.requestPictureInPicture().catch(() => undefined);
+  };
+  const canPip = typeof document !== "undefined" && document.pictureInPictureEnabled;
+  return (
+    <div className="tile-actions">
+      <button type="button" aria-pressed={pinned} onClick={() => setPinned(pinned ? null : id)} aria-label={`${pinned ? "Unpin" : "Pin"} ${name}`} title={pinned ? "Unpin" : "Pin to the spotlight"}>
+        <Icon name="pin" />
+      </button>
+      <button type="button" onClick={toggleFullscreen} aria-label={`Full screen: ${name}`} title="Full screen (double click)">
+        <Icon name="expand" />
+      </button>
+      {canPip && (
+        <button type="button" onClick={pip} aria-label={`Picture in picture: ${name}`} title="Picture in picture">
+          <Icon name="pip" />
+        </button>
+      )}
+    </div>
+  );
+}
+
+/** Takes `el` full screen, or back. */
+async function fullscreen(el: Element | null | undefined): Promise<void> {
+  if (!el) return;
+  try {
+    if (document.fullscreenElement) await document.exitFullscreen();
+    else await el.requestFullscreen();
+  } catch {
+    // Refused (no user gesture, or a webview without it): nothing to do.
+  }
+}
+
+export interface CallView {
+  view: View;
+  setView: (view: View) => void;
+  pinned: string | null;
+  setPinned: (id: string | null) => void;
+}
+
+export function CallGrid({ showStats, layout: userLayout }: { showStats: boolean; layout: CallView }) {
   const engine = useEngine();
   const state = useEngineState();
   const native = !!engine.desktop;
   const self = state.self;
+  const remoteIds = (state.call?.members ?? []).filter((id) => id !== self?.id);
+  const sharing = remoteIds.filter((id) => state.members.find((m) => m.id === id)?.media.screen);
+  const { view, setView, pinned, setPinned } = userLayout;
+  // A screen share that starts takes the spotlight.
+  const sharers = useRef<string[]>([]);
+  const sharingKey = sharing.join(",");
+  useEffect(() => {
+    const now = sharingKey ? sharingKey.split(",") : [];
+    const next = viewAfterShares(view, sharers.current, now);
+    sharers.current = now;
+    if (next !== view) setView(next);
+  }, [sharingKey, view, setView]);
   if (!self || !state.inCall) return null;
-  const remoteIds = (state.call?.members ?? []).filter((id) => id !== self.id);
   const ring = state.outgoingRing;
-  const count = remoteIds.length + 1 + (ring ? 1 : 0);
+  const layout = layoutOf({ view, pinned, remotes: remoteIds, sharing, speaker: state.speaker });
   const speakerDevice = state.devices.speaker;
-  return (
-    <section className={`call-grid tiles-${Math.min(count, 8)}`} aria-label="Call">
-      <figure className="tile self" data-testid="tile-self">
-        {native && (state.local.video || state.local.screen) ? (
-          <NativeVideo member="self" mirrored={!state.local.screen} />
-        ) : state.local.stream && (state.local.video || state.local.screen) ? (
-          <Video stream={state.local.stream} muted speaker={null} mirrored={!state.local.screen} />
-        ) : (
+  const pin = (id: string | null) => {
+    setPinned(id);
+    if (id) setView("spotlight");
+  };
+
+  const tile = (id: string, where: "main" | "strip" | "grid") => {
+    const onDoubleClick = (e: React.MouseEvent<HTMLElement>) => void fullscreen(e.currentTarget);
+    if (id === SELF) {
+      return (
+        <figure key={SELF} className={`tile self ${where}`} data-testid="tile-self" data-place={where} onDoubleClick={onDoubleClick}>
+          {native && (state.local.video || state.local.screen) ? (
+            <NativeVideo member="self" mirrored={!state.local.screen} />
+          ) : state.local.stream && (state.local.video || state.local.screen) ? (
+            <Video stream={state.local.stream} muted speaker={null} mirrored={!state.local.screen} />
+          ) : (
+            <div className="tile-avatar">
+              <Avatar id={self.id} name={self.name} size={where === "strip" ? 40 : 72} />
+            </div>
+          )}
+          <TileActions id={SELF} name="your own view" pinned={pinned === SELF} setPinned={pin} />
+          <figcaption>
+            {self.hand && <HandBadge />}
+            You{!state.local.audio && <Icon name="micOff" label="muted" size={14} />}
+            {state.local.screen && <span> · sharing screen</span>}
+          </figcaption>
+        </figure>
+      );
+    }
+    const member = state.members.find((m) => m.id === id);
+    const remote = state.remote[id];
+    const name = nameOf(state, id);
+    const sending = member?.media.video || member?.media.screen;
+    const showVideo = (native || remote?.stream) && sending;
+    return (
+      <figure key={id} className={`tile ${where}${state.speaker === id ? " speaking" : ""}`} data-testid="tile-remote" data-peer={id} data-place={where} onDoubleClick={onDoubleClick}>
+        {native ? sending && <NativeVideo member={id} /> : remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
+        {!showVideo && (
           <div className="tile-avatar">
-            <Avatar id={self.id} name={self.name} size={72} />
+            <Avatar id={id} name={name} size={where === "strip" ? 40 : 72} speaking={state.speaker === id} />
           </div>
         )}
+        <TileActions id={id} name={name} pinned={pinned === id} setPinned={pin} />
         <figcaption>
-          {self.hand && <HandBadge />}
-          You{!state.local.audio && <Icon name="micOff" label="muted" size={14} />}
-          {state.local.screen && <span> · sharing screen</span>}
+          <QualityBars stats={state.stats[id]} sendsVideo={!!sending} />
+          {member?.hand && <HandBadge />}
+          {name}
+          {member && !member.media.audio && <Icon name="micOff" label="muted" size={14} />}
+          {member?.media.screen && <span> · screen</span>}
+          {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}
         </figcaption>
+        {showStats && where !== "strip" && <StatsOverlay stats={state.stats[id]} />}
       </figure>
-      {remoteIds.map((id) => {
-        const member = state.members.find((m) => m.id === id);
-        const remote = state.remote[id];
-        const name = nameOf(state, id);
-        const sending = member?.media.video || member?.media.screen;
-        const showVideo = (native || remote?.stream) && sending;
-        return (
-          <figure key={id} className={`tile${state.speaker === id ? " speaking" : ""}`} data-testid="tile-remote" data-peer={id}>
-            {native ? sending && <NativeVideo member={id} /> : remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
-            {!showVideo && (
-              <div className="tile-avatar">
-                <Avatar id={id} name={name} size={72} speaking={state.speaker === id} />
-              </div>
-            )}
-            <figcaption>
-              <QualityBars stats={state.stats[id]} sendsVideo={!!sending} />
-              {member?.hand && <HandBadge />}
-              {name}
-              {member && !member.media.audio && <Icon name="micOff" label="muted" size={14} />}
-              {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}
-            </figcaption>
-            {showStats && <StatsOverlay stats={state.stats[id]} />}
-          </figure>
-        );
-      })}
+    );
+  };
+
+  if (layout.view === "spotlight" && layout.spotlight) {
+    return (
+      <section className="call-grid spotlight-view" aria-label="Call" data-view="spotlight">
+        <div className="spotlight-main">{tile(layout.spotlight, "main")}</div>
+        <div className="strip" aria-label="Others in the call">
+          {layout.others.map((id) => tile(id, "strip"))}
+          {ring && <CallingTile id={ring.to} name={ring.toName} />}
+        </div>
+        <ReactionsOverlay />
+      </section>
+    );
+  }
+  const count = layout.others.length + (ring ? 1 : 0);
+  return (
+    <section className={`call-grid tiles-${Math.min(count, 8)}`} aria-label="Call" data-view="grid">
+      {layout.others.map((id) => tile(id, "grid"))}
       {ring && <CallingTile id={ring.to} name={ring.toName} />}
       <ReactionsOverlay />
     </section>

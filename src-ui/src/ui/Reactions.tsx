@@ -23,7 +23,7 @@ export function HandButton() {
   const raised = !!useEngineState().self?.hand;
   return (
     <button type="button" className={`control${raised ? " active" : ""}`} aria-pressed={raised} onClick={() => engine.setHand(!raised)} title="Raise hand (H)" data-testid="hand">
-      <span aria-hidden="true">{HAND}</span> {raised ? "Lower hand" : "Raise hand"}
+      <span className="emoji" aria-hidden="true">{HAND}</span> {raised ? "Lower hand" : "Raise hand"}
     </button>
   );
 }
@@ -40,7 +40,7 @@ export function ReactionButton() {
   return (
     <div className="reaction-picker">
       <button type="button" className="control" ref={button} aria-expanded={open} aria-haspopup="menu" onClick={() => setOpen(!open)} title="Send a reaction">
-        <span aria-hidden="true">{"\u{1F44D}"}</span> React
+        <span className="emoji" aria-hidden="true">{"\u{1F44D}"}</span> React
       </button>
       {open && (
         <div className="reaction-menu" role="menu" aria-label="Reactions">

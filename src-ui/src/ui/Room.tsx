@@ -4,6 +4,7 @@
 import { Icon } from "./icons";
 import { useCallback, useEffect, useState } from "react";
 import { CallGrid } from "./CallGrid";
+import type { View } from "./layout";
 import { Chat } from "./Chat";
 import { Controls } from "./Controls";
 import { Members } from "./Members";
@@ -49,6 +50,10 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
   const [showStats, setShowStats] = useState(false);
   const [tab, setTab] = useState<"chat" | "members">("chat");
   const [shortcuts, setShortcuts] = useState(false);
+  // The call's view: grid or spotlight, a pinned tile, side panels shown.
+  const [view, setView] = useState<View>("grid");
+  const [pinned, setPinned] = useState<string | null>(null);
+  const [panels, setPanels] = useState(true);
   const closeShortcuts = useCallback(() => setShortcuts(false), []);
 
   // "?" opens the shortcuts sheet, in or out of a call.
@@ -77,6 +82,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       } else if (e.key === "m" || e.key === "M") engine.setMicrophone(!state.local.audio);
       else if (e.key === "v" || e.key === "V") void engine.setCamera(!state.local.video);
       else if (e.key === "h" || e.key === "H") engine.setHand(!state.self?.hand);
+      else if (e.key === "p" || e.key === "P") setPanels((p) => !p);
       else if (e.key === "L" && e.shiftKey) engine.leaveCall();
       else return;
       e.preventDefault();
@@ -103,7 +109,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
   const call = state.call;
   const inCallCount = call?.members.length ?? 0;
   return (
-    <div className={`room${state.inCall ? " in-call" : ""}`}>
+    <div className={`room${state.inCall ? " in-call" : ""}${state.inCall && !panels ? " panels-hidden" : ""}`}>
       <header className="room-header">
         <div className="room-title">
           <span className="brand-mark small" aria-hidden="true" />
@@ -172,7 +178,20 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
         />
         {state.inCall && (
           <main className="stage">
-            <CallGrid showStats={showStats} />
+            <div className="stage-bar" role="toolbar" aria-label="View">
+              <div className="segmented" role="group" aria-label="Layout">
+                <button type="button" aria-pressed={view === "grid"} onClick={() => { setView("grid"); setPinned(null); }} title="Grid: everyone the same size">
+                  <Icon name="grid" /> Grid
+                </button>
+                <button type="button" aria-pressed={view === "spotlight"} onClick={() => setView("spotlight")} title="Spotlight: one large, the others in a strip">
+                  <Icon name="spotlight" /> Spotlight
+                </button>
+              </div>
+              <button type="button" aria-pressed={!panels} onClick={() => setPanels(!panels)} title="Hide or show the members and chat (P)">
+                <Icon name="panels" /> {panels ? "Hide panels" : "Show panels"}
+              </button>
+            </div>
+            <CallGrid showStats={showStats} layout={{ view, setView, pinned, setPinned }} />
             <Controls showStats={showStats} setShowStats={setShowStats} />
           </main>
         )}

@@ -11,6 +11,7 @@ export const SHORTCUTS: ReadonlyArray<[keys: string[], what: string]> = [
   [["M"], "Mute or unmute the microphone"],
   [["V"], "Turn the camera off or on"],
   [["H"], "Raise or lower your hand"],
+  [["P"], "Hide or show the side panels in a call"],
   [["Shift", "L"], "Leave the call"],
   [["Enter"], "Send the message"],
   [["Shift", "Enter"], "New line in a message"],
