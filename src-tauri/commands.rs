@@ -180,15 +180,36 @@ pub async fn send(message: ClientMessage, state: State<'_, AppState>) -> Result<
 
 #[tauri::command]
 pub async fn join_call(video: bool, state: State<'_, AppState>) -> Result<(), CommandError> {
-    let settings = state.settings();
-    let choice = DeviceChoice {
-        camera: settings.camera,
-        microphone: settings.microphone,
-        speaker: settings.speaker,
-    };
+    let choice = chosen_devices(&state);
     let mut session = state.session.lock().await;
     let session = session.as_mut().ok_or(CommandError::NotJoined)?;
     session.join_call(video, choice, &state.ui).await;
+    Ok(())
+}
+
+/// The devices the settings name (`None`: the system's default).
+fn chosen_devices(state: &AppState) -> DeviceChoice {
+    let settings = state.settings();
+    DeviceChoice {
+        camera: settings.camera,
+        microphone: settings.microphone,
+        speaker: settings.speaker,
+    }
+}
+
+/// The device check before a call: the camera's pictures (the `self`
+/// tile; with `video` only) and the microphone's level, without joining
+/// (`on`), or stops it.
+#[tauri::command]
+pub async fn preview(
+    on: bool,
+    video: bool,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    let choice = chosen_devices(&state);
+    let mut session = state.session.lock().await;
+    let session = session.as_mut().ok_or(CommandError::NotJoined)?;
+    session.preview(on, video, choice, &state.ui).await;
     Ok(())
 }
 

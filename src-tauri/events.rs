@@ -35,6 +35,9 @@ pub enum UiEvent {
     /// The microphone started or stopped hearing voice (muted or not: the
     /// "you are talking while muted" hint).
     Voice { talking: bool },
+    /// The microphone's level after processing, dBFS, ten times a second
+    /// while a microphone is open (a call, or the check before one).
+    Level { dbfs: f32 },
     /// The lobby's room list (`None`: this server does not publish one).
     Rooms {
         #[ts(type = "Array<import(\"../../protocol\").RoomSummary> | null")]

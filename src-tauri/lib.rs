@@ -117,6 +117,7 @@ pub fn run() {
             commands::send,
             commands::join_call,
             commands::leave_call,
+            commands::preview,
             commands::set_microphone,
             commands::set_camera,
             commands::set_screen_share,

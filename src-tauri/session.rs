@@ -60,6 +60,9 @@ pub struct Session {
     in_call: bool,
     /// Whether a camera is open (it may be paused: `Command::Camera`).
     has_video: bool,
+    /// Whether a microphone is open for the check before a call; joining
+    /// keeps it (a device is never opened twice at once).
+    checking_audio: bool,
     /// The playback volume the speaker is opened with (shared with the settings).
     volume: Volume,
 }
@@ -95,6 +98,7 @@ impl Session {
             pump,
             in_call: false,
             has_video: false,
+            checking_audio: false,
             volume,
         }
     }
@@ -116,21 +120,54 @@ impl Session {
     /// Opens the devices and joins the room's call. A device that cannot be
     /// opened is reported and the call goes on without it.
     pub async fn join_call(&mut self, video: bool, choice: DeviceChoice, ui: &Ui) {
-        if video {
+        // What the check before the call opened is kept, not opened twice.
+        if video && !self.has_video {
             self.use_device(DeviceKind::Camera, choice.camera, ui).await;
+        } else if !video && self.has_video {
+            self.has_video = false;
+            self.commands.send(Command::SetVideo(None));
         }
-        self.use_device(DeviceKind::Microphone, choice.microphone, ui)
-            .await;
+        if !std::mem::take(&mut self.checking_audio) {
+            self.use_device(DeviceKind::Microphone, choice.microphone, ui)
+                .await;
+        }
         self.use_device(DeviceKind::Speaker, choice.speaker, ui)
             .await;
         self.in_call = true;
         self.commands.send(Command::JoinCall);
     }
 
+    /// The check before a call (`on`): opens the camera and microphone
+    /// without joining, so the window shows the camera's pictures and the
+    /// microphone's level; nothing is sent (no member is connected). Off:
+    /// releases them again. In a call it changes nothing.
+    pub async fn preview(&mut self, on: bool, video: bool, choice: DeviceChoice, ui: &Ui) {
+        if self.in_call {
+            return;
+        }
+        // What is open stays open (a device is never opened twice at once;
+        // another device comes through `switch`).
+        if on && video && !self.has_video {
+            self.use_device(DeviceKind::Camera, choice.camera, ui).await;
+        } else if !(on && video) && self.has_video {
+            self.has_video = false;
+            self.commands.send(Command::SetVideo(None));
+        }
+        if on && !self.checking_audio {
+            self.checking_audio = self
+                .use_device(DeviceKind::Microphone, choice.microphone, ui)
+                .await;
+        } else if !on && self.checking_audio {
+            self.checking_audio = false;
+            self.commands.send(Command::SetAudio(None));
+        }
+    }
+
     /// Leaves the call and releases every device.
     pub fn leave_call(&mut self) {
         self.in_call = false;
         self.has_video = false;
+        self.checking_audio = false;
         self.commands.send(Command::LeaveCall);
         self.commands.send(Command::ShareScreen(None));
         self.commands.send(Command::SetVideo(None));
@@ -166,15 +203,18 @@ impl Session {
         }
     }
 
-    /// Switches a device during the call (no renegotiation).
+    /// Switches a device during the call (no renegotiation) or its check
+    /// beforehand; a device not open is only remembered (by the window).
     pub async fn switch(&mut self, kind: DeviceKind, id: Option<String>, ui: &Ui) {
-        if !self.in_call
-            || (kind == DeviceKind::Camera && !self.has_video)
-            || kind == DeviceKind::Screen
-        {
-            return;
+        let open = match kind {
+            DeviceKind::Camera => self.has_video,
+            DeviceKind::Microphone => self.in_call || self.checking_audio,
+            DeviceKind::Speaker => self.in_call,
+            DeviceKind::Screen => false,
+        };
+        if open {
+            self.use_device(kind, id, ui).await;
         }
-        self.use_device(kind, id, ui).await;
     }
 
     /// Opens device `id` of `kind` (off the async threads: opening blocks)
@@ -266,6 +306,7 @@ async fn pump(mut call: Call, ui: Ui, frames: Arc<FrameGate>) {
             CallEvent::AudioInFailed(e) => failed(DeviceKind::Microphone, e.to_string()),
             CallEvent::AudioOutFailed(e) => failed(DeviceKind::Speaker, e.to_string()),
             CallEvent::Voice(talking) => UiEvent::Voice { talking },
+            CallEvent::Level(dbfs) => UiEvent::Level { dbfs },
             CallEvent::Stopped(reason) => {
                 ui.emit(UiEvent::Stopped {
                     reason: stop_info(reason),

@@ -12,7 +12,7 @@
 // table (attack, expected, observed) and exits 1 if any row fails.
 
 import { spawn } from "node:child_process";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startCall, startServer, stop, waitFor } from "./lib.mjs";
 import { chromium } from "playwright-core";
 
 const serverBin = process.env.HUDDLE_SERVER_BIN;
@@ -190,7 +190,7 @@ try {
   await ada.getByLabel("Room", { exact: true }).fill("boardroom");
   await ada.getByRole("button", { name: "Join room" }).click();
   await ada.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: TIMEOUT });
-  await ada.getByRole("button", { name: "Start video call" }).click();
+  await startCall(ada);
   await waitFor(ada, () => window.huddle.state().inCall && window.huddle.state().local.stream, null, { timeout: TIMEOUT });
   const mallory = await attacker("boardroom", "Mallory");
   const adaId = await mallory.idOf("Ada");

@@ -120,6 +120,8 @@ try {
   await joinRoom(app, { server: address, name: "Bench", room: "bench" });
   await connected(app);
   await app.clickButton("Start video call");
+  await app.waitFor(`return !!document.querySelector(".prejoin")`, { what: "the check before the call" });
+  await app.clickButton("Join now");
   const peers = [];
   const peer = (name, size, room = "bench") =>
     rig.spawn(peerBin, ["--server", `ws://${address}/ws`, "--room", room, "--name", name, "--size", size, "--fps", "30", "--kbps", "2500", "--duration", "120s", "--udp", "127.0.0.1:0"], { stdio: "ignore" });

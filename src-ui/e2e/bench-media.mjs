@@ -19,7 +19,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, treeCpu } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, startCall, treeCpu } from "./lib.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin, HUDDLE_Y4M: y4m } = process.env;
 if (!serverBin || !peerBin) {
@@ -64,7 +64,7 @@ await page.getByLabel("Your name").fill("Chromium");
 await page.getByLabel("Room", { exact: true }).fill("bench");
 await page.getByRole("button", { name: "Join room" }).click();
 await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
-await page.getByRole("button", { name: "Start video call" }).click();
+await startCall(page);
 const callStarted = Date.now();
 
 const report = joinPath(tmpdir(), `huddle-bench-${process.pid}.json`);

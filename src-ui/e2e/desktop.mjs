@@ -16,7 +16,7 @@ import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { DesktopRig, READ_TILE, connected, dominantTone, joinRoom } from "./desktop-rig.mjs";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, freePort, startCall, startServer, steps, stop, waitFor } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out");
@@ -84,8 +84,12 @@ try {
 
   let peerId = null;
   let peerReport = null;
-  await step("a huddle-peer joins the call: the app shows its pattern and plays its tone", async () => {
+  await step("the check before a call shows the app's own camera natively and measures its microphone; then a huddle-peer joins the call: the app shows its pattern and plays its tone", async () => {
     await app.clickButton("Start video call");
+    await app.waitFor(`return Number(document.querySelector(".prejoin canvas")?.dataset.rendered ?? 0) > 3`, { what: "the check's own pictures" });
+    await app.waitFor(`return document.querySelector("[data-testid=mic-level]")?.dataset.level !== ""`, { what: "the check's microphone level" });
+    writeFileSync(joinPath(out, "desktop-prejoin.png"), await app.screenshot());
+    await app.clickButton("Join now");
     await app.waitFor(`return window.huddle.state().inCall`, { what: "in the call" });
     const reportPath = joinPath(rig.scratch, "peer.json");
     const peer = rig.spawn(
@@ -164,7 +168,7 @@ try {
   });
 
   await step("a browser joins the call: each side shows the other's video", async () => {
-    await grace.getByRole("button", { name: /Join call/ }).click();
+    await startCall(grace);
     const graceId = await grace.evaluate(() => window.huddle.state().self.id);
     const drawn = async () => (await app.execute(`return window.huddle.tiles()[arguments[0]]?.rendered ?? 0`, graceId)) ?? 0;
     await app.waitFor(`return (window.huddle.tiles()[arguments[0]]?.rendered ?? 0) > 0`, { what: "Chromium's first picture" }, graceId);

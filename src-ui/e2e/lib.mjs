@@ -90,6 +90,13 @@ export async function decoding(page, remotes, timeout = 30_000) {
   return page.evaluate(() => Object.entries(window.huddle.state().stats).map(([id, s]) => ({ id, codec: s.codec, w: s.width, h: s.height, frames: s.framesDecoded, audio: s.audioLevel })));
 }
 
+/** Starts (or joins) the room's call from the header, through the check
+ * before it ("Ready to join?"), with what the check offers. */
+export async function startCall(page, button = /^(Start video call|Join call)/) {
+  await page.getByRole("button", { name: button }).first().click();
+  await page.getByRole("dialog", { name: "Ready to join?" }).getByRole("button", { name: "Join now" }).click();
+}
+
 /** Stops a child process and waits for it to be gone. */
 export async function stop(child, signal = "SIGTERM") {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;

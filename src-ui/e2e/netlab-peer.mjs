@@ -10,7 +10,7 @@
 
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, startCall } from "./lib.mjs";
 
 const [serverUrl, room, name, secondsText, reportPath, y4m] = process.argv.slice(2);
 if (!reportPath) {
@@ -79,7 +79,8 @@ try {
     } else {
       joined = await page
         .getByRole("button", { name: /^(Start video call|Join call)/ })
-        .click({ timeout: 2000 })
+        .waitFor({ timeout: 2000 })
+        .then(() => startCall(page))
         .then(() => true)
         .catch(() => false);
     }

@@ -9,7 +9,7 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
-import { accessibilityViolations, CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
+import { accessibilityViolations, CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startCall, startServer as startHuddleServer, steps, stop, waitFor } from "./lib.mjs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -385,8 +385,38 @@ try {
     await grace.page.locator(".system-line", { hasText: "Ada declined your call" }).waitFor({ timeout: STEP_TIMEOUT });
     await outOfCall(grace);
   });
+  await step("the check before a call: the camera's picture plays, the microphone's level moves; joined muted from it, the others see her muted", async () => {
+    const a = ada.page;
+    await a.getByRole("button", { name: "Start video call" }).click();
+    const check = a.getByRole("dialog", { name: "Ready to join?" });
+    await check.waitFor({ timeout: STEP_TIMEOUT });
+    // Chromium's fake camera and microphone: a moving picture, a beep a second.
+    await waitFor(
+      a,
+      () => {
+        const v = document.querySelector(".prejoin video");
+        if (!v || v.videoWidth === 0) return false;
+        window.__pre ??= v.currentTime;
+        return v.currentTime > window.__pre + 0.5;
+      },
+      null,
+      { timeout: STEP_TIMEOUT },
+    );
+    await waitFor(a, () => Number(document.querySelector("[data-testid=mic-level]")?.getAttribute("aria-valuenow")) > -50, null, { timeout: STEP_TIMEOUT });
+    await check.getByRole("button", { name: "Microphone on" }).click();
+    await a.screenshot({ path: joinPath(out, "prejoin.png") });
+    await check.getByRole("button", { name: "Join now" }).click();
+    await check.waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+    await a.getByRole("button", { name: "Unmute", exact: true }).waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page.locator(".member", { hasText: "Ada" }).getByLabel("muted").waitFor({ timeout: STEP_TIMEOUT });
+    // The choice is remembered for the next check; Ada talks again.
+    const kept = await a.evaluate(() => localStorage.getItem("huddle.joinMicrophone"));
+    if (kept !== "off") throw new Error(`the check's microphone choice was kept as ${JSON.stringify(kept)}`);
+    await a.getByRole("button", { name: "Unmute", exact: true }).click();
+    await a.evaluate(() => localStorage.setItem("huddle.joinMicrophone", "on"));
+    await grace.page.locator(".member", { hasText: "Ada" }).getByLabel("microphone on").waitFor({ timeout: STEP_TIMEOUT });
+  });
   await step("a 3-way video call: everyone decodes everyone", async () => {
-    await ada.page.getByRole("button", { name: "Start video call" }).click();
     for (const u of [grace, linus]) {
       await u.page.getByRole("alertdialog").filter({ hasText: "Ada started a call" }).waitFor({ timeout: STEP_TIMEOUT });
       await u.page.getByRole("alertdialog").getByRole("button", { name: "Join" }).click();
@@ -630,9 +660,9 @@ try {
     await step("interop: Chromium and a native huddle-peer decode each other's H.264 and Opus", async () => {
       const dana = await user("Dana");
       await join(dana, "interop");
-      await dana.page.getByRole("button", { name: "Start video call" }).click();
+      await startCall(dana.page);
       const reportPath = joinPath(out, "huddle-peer-report.json");
-      const peer = spawn(peerBin, ["--server", `ws://127.0.0.1:${port}/ws`, "--room", "interop", "--name", "Native", "--duration", "12s", "--udp", "127.0.0.1:0", "--report", reportPath], { stdio: ["ignore", "ignore", "inherit"] });
+      const peer = spawn(peerBin, ["--server", `ws://127.0.0.1:${port}/ws`, "--room", "interop", "--name", "Native", "--duration", "20s", "--udp", "127.0.0.1:0", "--report", reportPath], { stdio: ["ignore", "ignore", "inherit"] });
       const exited = new Promise((resolve) => peer.once("exit", resolve));
       const seen = await decodingFrom(dana, 1);
       console.log(`    Chromium decodes the native peer: ${seen.map((s) => `${s.codec} ${s.w}×${s.h} (${s.frames} frames)`).join(", ")}`);

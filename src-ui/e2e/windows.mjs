@@ -21,7 +21,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startServer, steps, stop, waitFor } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startCall, startServer, steps, stop, waitFor } from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out", "windows");
@@ -113,7 +113,7 @@ try {
     await grace.page.getByTestId("message").filter({ hasText: "hello from Ada, via a Windows server" }).waitFor({ timeout: STEP_TIMEOUT });
   });
   await step("through huddle-server.exe: Chromium, Chromium and a Linux huddle-peer in one call decode each other", async () => {
-    await ada.page.getByRole("button", { name: "Start video call" }).click();
+    await startCall(ada.page);
     await grace.page.getByRole("alertdialog").filter({ hasText: "Ada started a call" }).getByRole("button", { name: "Join" }).click();
     const report = joinPath(out, "linux-peer-on-windows-server.json");
     const linux = peer(peerBin, [], { server: `ws://127.0.0.1:${winPort}/ws`, room: "wine", name: "Linus", toneHz: 440, report });
@@ -138,7 +138,7 @@ try {
   await step("huddle-peer.exe under wine, a Linux huddle-peer and Chromium in one call: each decodes the others' pictures and hears their tones", async () => {
     const dana = await user("Dana", base);
     await join(dana, "wine-peer");
-    await dana.page.getByRole("button", { name: "Start video call" }).click();
+    await startCall(dana.page);
     const server = `ws://127.0.0.1:${port}/ws`;
     const winReport = joinPath(out, "windows-peer.json");
     const linReport = joinPath(out, "linux-peer.json");

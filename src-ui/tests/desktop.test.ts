@@ -52,6 +52,7 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     leave: record("leave"),
     send: record("send"),
     joinCall: record("joinCall"),
+    preview: record("preview"),
     leaveCall: record("leaveCall"),
     setMicrophone: record("setMicrophone"),
     setCamera: record("setCamera"),
@@ -160,6 +161,25 @@ describe("DesktopEngine", () => {
     expect(engine.getState().talking).toBe(true);
     emit({ type: "voice", talking: false });
     expect(engine.getState().talking).toBe(false);
+    engine.dispose();
+  });
+
+  it("the check before a call shows the microphone's level only while open; joining muted mutes through the shell at once", async () => {
+    const { ipc, emit, calls } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    emit({ type: "level", dbfs: -30 });
+    expect(engine.getState().preview).toBeNull();
+    await engine.preview(true);
+    emit({ type: "level", dbfs: -24 });
+    expect(engine.getState().preview).toEqual({ stream: null, level: -24 });
+    await engine.joinCall(false, false);
+    expect(engine.getState().preview).toBeNull();
+    expect(engine.getState().local.audio).toBe(false);
+    const order = calls.map(([name, arg]) => `${name}(${JSON.stringify(arg)})`).filter((c) => /preview|joinCall|setMicrophone/.test(c));
+    expect(order).toEqual(["preview(true)", "joinCall(false)", "setMicrophone(false)"]);
+    await engine.preview(true, false);
+    expect(calls.at(-1)).toEqual(["preview", true]);
     engine.dispose();
   });
 

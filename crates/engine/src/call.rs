@@ -135,6 +135,9 @@ pub enum CallEvent {
     /// The microphone started (`true`) or stopped hearing voice — sent or
     /// not: while muted it is the "you are talking while muted" hint.
     Voice(bool),
+    /// The microphone's level after processing, dBFS (10 a second while a
+    /// microphone is open outside a call: the check before one).
+    Level(f32),
     /// Everything stopped.
     Stopped(StopReason),
 }
@@ -435,6 +438,10 @@ impl State {
             Report::AudioSinkFailed(e) => CallEvent::AudioOutFailed(e),
             Report::Preview(frame) => CallEvent::LocalVideo(frame),
             Report::Voice(on) => CallEvent::Voice(on),
+            // Only the check before a call draws the level: in a call it
+            // would be ten messages a second to a window that shows none.
+            Report::Level(_) if self.want_call => return,
+            Report::Level(dbfs) => CallEvent::Level(dbfs),
         };
         let _ = self.events.send(event);
     }

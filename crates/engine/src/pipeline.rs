@@ -104,7 +104,13 @@ pub enum Report {
     Preview(crate::video::I420Frame),
     /// The microphone started or stopped hearing voice.
     Voice(bool),
+    /// The microphone's level after processing (dBFS), every
+    /// [`LEVEL_EVERY`] frames, muted or not: the window's level meter.
+    Level(f32),
 }
+
+/// Audio frames (20 ms each) between two [`Report::Level`]s: 10 a second.
+pub const LEVEL_EVERY: u32 = 5;
 
 /// The links a pipeline sends this frame to (taken without holding the lock
 /// across the sends).
@@ -326,6 +332,7 @@ pub async fn audio(
     };
     let mut enabled = true;
     let mut voiced = false;
+    let mut frames = 0u32;
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -352,6 +359,10 @@ pub async fn audio(
         if voice != voiced {
             voiced = voice;
             let _ = reports.send(Report::Voice(voice));
+        }
+        frames = frames.wrapping_add(1);
+        if frames % LEVEL_EVERY == 0 {
+            let _ = reports.send(Report::Level(crate::audio::voice::dbfs(&frame)));
         }
         // Muted: the microphone keeps running, nothing leaves.
         let targets = snapshot(&links);

@@ -159,6 +159,10 @@ export class DesktopEngine extends ObservableState implements Engine {
       case "voice":
         this.update((s) => ({ ...s, talking: event.talking }));
         return;
+      case "level":
+        // Drawn only by the check before a call.
+        this.update((s) => (s.preview ? { ...s, preview: { ...s.preview, level: event.dbfs } } : s));
+        return;
       case "stopped": {
         const { code, message } = event.reason;
         if (code === "left") return;
@@ -399,13 +403,22 @@ export class DesktopEngine extends ObservableState implements Engine {
 
   // --- calls ---------------------------------------------------------------
 
-  async joinCall(video: boolean): Promise<void> {
-    this.update((s) => ({ ...s, local: { ...s.local, audio: true, video, screen: false } }));
+  async joinCall(video: boolean, microphone = true): Promise<void> {
+    // The check's devices are opened anew by the call (the shell reuses nothing).
+    this.update((s) => ({ ...s, preview: null, local: { ...s.local, audio: microphone, video, screen: false } }));
     try {
       await this.ipc.joinCall(video);
+      // Muted from the first moment: the shell mutes before any member is connected.
+      if (!microphone) await this.ipc.setMicrophone(false);
     } catch (e) {
       this.fail(e, "media");
     }
+  }
+
+  async preview(on: boolean, video = true): Promise<void> {
+    if (this.state.inCall) return;
+    this.update((s) => ({ ...s, preview: on ? { stream: null, level: null } : null }));
+    await this.ipc.preview(on, video).catch((e) => this.fail(e, "media"));
   }
 
   leaveCall(): void {

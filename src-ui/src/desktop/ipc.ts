@@ -36,6 +36,7 @@ export interface DesktopIpc {
   leave(): Promise<void>;
   send(message: ClientMessage): Promise<void>;
   joinCall(video: boolean): Promise<void>;
+  preview(on: boolean, video: boolean): Promise<void>;
   leaveCall(): Promise<void>;
   setMicrophone(on: boolean): Promise<void>;
   setCamera(on: boolean): Promise<void>;
@@ -70,6 +71,7 @@ export const tauriIpc: DesktopIpc = {
   leave: () => invoke("leave"),
   send: (message) => invoke("send", { message }),
   joinCall: (video) => invoke("join_call", { video }),
+  preview: (on, video) => invoke("preview", { on, video }),
   leaveCall: () => invoke("leave_call"),
   setMicrophone: (on) => invoke("set_microphone", { on }),
   setCamera: (on) => invoke("set_camera", { on }),

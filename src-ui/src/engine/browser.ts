@@ -54,6 +54,9 @@ export class BrowserEngine extends ObservableState implements Engine {
   private screen: MediaStreamTrack | null = null;
   private microphone: MediaStreamTrack | null = null;
   private meter: LevelMeter | null = null;
+  /** The check before a call: its devices and the meter on its microphone. */
+  private previewStream: MediaStream | null = null;
+  private previewMeter: LevelMeter | null = null;
   private voice = new VoiceDetector();
   private watching = false;
   private wantCall: { video: boolean } | null = null;
@@ -350,11 +353,56 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   // --- calls ---------------------------------------------------------------
 
-  async joinCall(video: boolean): Promise<void> {
+  async joinCall(video: boolean, microphone = true): Promise<void> {
+    this.stopPreview();
     this.wantCall = { video };
     await this.startLocalMedia(video);
+    // Muted from the first moment: before any member is connected.
+    if (!microphone) {
+      if (this.microphone) this.microphone.enabled = false;
+      this.update((s) => ({ ...s, local: { ...s.local, audio: false } }));
+    }
     this.send({ type: "call_join", video });
     this.sendMedia();
+  }
+
+  async preview(on: boolean, withVideo = true): Promise<void> {
+    this.stopPreview();
+    if (!on || this.state.inCall) return;
+    const devices = this.env.mediaDevices;
+    this.update((s) => ({ ...s, preview: { stream: null, level: null } }));
+    if (!devices) {
+      this.reportMedia(noMediaReason());
+      return;
+    }
+    const { microphone, camera, processing } = this.state.devices;
+    const audio = audioConstraints(microphone, processing);
+    const video: MediaTrackConstraints | false = withVideo && { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
+    let stream: MediaStream | null = null;
+    try {
+      stream = await devices.getUserMedia({ audio, video });
+    } catch {
+      stream = await devices.getUserMedia({ audio, video: false }).catch(() => null);
+      if (!stream) this.reportMedia("No microphone or camera available; you can still join, listen and watch.");
+    }
+    // Closed while the devices were opening: give them back.
+    if (!this.state.preview) {
+      for (const t of stream?.getTracks() ?? []) t.stop();
+      return;
+    }
+    this.previewStream = stream;
+    const track = stream?.getAudioTracks()[0] ?? null;
+    this.previewMeter = track ? (this.env.meter?.(track) ?? null) : null;
+    this.update((s) => ({ ...s, preview: { stream, level: null } }));
+    void this.refreshDevices();
+  }
+
+  private stopPreview(): void {
+    this.previewMeter?.stop();
+    this.previewMeter = null;
+    for (const t of this.previewStream?.getTracks() ?? []) t.stop();
+    this.previewStream = null;
+    if (this.state.preview) this.update((s) => ({ ...s, preview: null }));
   }
 
   leaveCall(): void {
@@ -551,6 +599,8 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   async selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void> {
     this.update((s) => ({ ...s, devices: { ...s.devices, [kind]: id } }));
+    // The check before a call opens the chosen devices anew.
+    if (this.state.preview && kind !== "speaker") return this.preview(true, (this.previewStream?.getVideoTracks().length ?? 0) > 0);
     if (!this.state.inCall || kind === "speaker") return;
     const devices = this.env.mediaDevices;
     if (!devices) return;
@@ -619,6 +669,11 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   private listen(): void {
+    const check = this.previewMeter;
+    if (check && this.state.preview) {
+      const level = Math.round(check.level());
+      if (level !== this.state.preview.level) this.update((s) => (s.preview ? { ...s, preview: { ...s.preview, level } } : s));
+    }
     if (!this.meter) return;
     const talking = this.voice.update(this.meter.level(), VOICE_STEP_MS);
     if (talking !== this.state.talking) this.update((s) => ({ ...s, talking }));

@@ -38,6 +38,7 @@ export function initialState(): EngineState {
     stats: {},
     speaker: null,
     reactions: [],
+    preview: null,
     talking: false,
     devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null, processing: DEFAULT_PROCESSING },
     limits: null,

@@ -144,6 +144,10 @@ export interface EngineState {
   stats: Record<string, PeerStats>;
   /** The member currently speaking loudest, if anyone is. */
   speaker: string | null;
+  /** The device check before a call, while it is open: the camera's
+   * pictures (a stream in browsers; the desktop draws the `self` tile) and
+   * the microphone's level (dBFS; null until measured). */
+  preview: { stream: MediaStream | null; level: number | null } | null;
   /** Reactions on screen, oldest first, at most one per member. */
   reactions: ShownReaction[];
   /** Whether our own microphone hears voice, sent or not (the desktop
@@ -227,7 +231,12 @@ export interface Engine {
   /** The links that bring someone into `room`. */
   inviteLinks(room: string): Promise<InviteLinks>;
 
-  joinCall(video: boolean): Promise<void>;
+  /** Joins the room's call, with the camera or not, and the microphone
+   * on (default) or muted from the first moment. */
+  joinCall(video: boolean, microphone?: boolean): Promise<void>;
+  /** Opens the camera and microphone for the check before a call (`on`),
+   * or releases them; nothing is sent. */
+  preview(on: boolean, video?: boolean): Promise<void>;
   leaveCall(): void;
   /** Rings `to`: joins the call (starting it if need be) and shows "Calling…" until answered. */
   ring(to: string, video: boolean): Promise<void>;

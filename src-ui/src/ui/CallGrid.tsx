@@ -36,7 +36,7 @@ function QualityBars({ stats, sendsVideo }: { stats: PeerStats | undefined; send
   );
 }
 
-function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
+export function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
   const ref = useRef<HTMLVideoElement>(null);
   useEffect(() => {
     const el = ref.current;
@@ -50,7 +50,7 @@ function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | nul
 }
 
 /** A member's pictures from the desktop app's native engine, on a canvas. */
-function NativeVideo({ member, mirrored }: { member: string; mirrored?: boolean }) {
+export function NativeVideo({ member, mirrored }: { member: string; mirrored?: boolean }) {
   const engine = useEngine();
   const ref = useRef<HTMLCanvasElement>(null);
   useEffect(() => {

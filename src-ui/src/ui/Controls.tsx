@@ -14,7 +14,7 @@ const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
   ["autoGainControl", "Automatic gain"],
 ];
 
-function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
+export function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
   return (
     <label>
       {label}

@@ -11,6 +11,7 @@ import { Members } from "./Members";
 import { IncomingPrompt } from "./Prompt";
 import { InviteButton } from "./Invite";
 import { ShortcutsSheet } from "./Shortcuts";
+import { PreJoin } from "./PreJoin";
 import { useEngine, useEngineState, useNow } from "./hooks";
 import { formatDuration } from "../engine/session";
 
@@ -54,6 +55,9 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
   const [view, setView] = useState<View>("grid");
   const [pinned, setPinned] = useState<string | null>(null);
   const [panels, setPanels] = useState(true);
+  // The check before joining the call, with the camera on or off to begin with.
+  const [prejoin, setPrejoin] = useState<{ video: boolean } | null>(null);
+  const closePrejoin = useCallback(() => setPrejoin(null), []);
   const closeShortcuts = useCallback(() => setShortcuts(false), []);
 
   // "?" opens the shortcuts sheet, in or out of a call.
@@ -121,10 +125,10 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
           {call && <CallDuration startedAt={call.startedAt} />}
           {!state.inCall && (
             <>
-              <button type="button" className="primary" onClick={() => void engine.joinCall(true)}>
+              <button type="button" className="primary" onClick={() => setPrejoin({ video: true })} aria-haspopup="dialog">
                 {call ? `Join call (${inCallCount})` : "Start video call"}
               </button>
-              <button type="button" onClick={() => void engine.joinCall(false)}>
+              <button type="button" onClick={() => setPrejoin({ video: false })} aria-haspopup="dialog">
                 {call ? "Join with audio" : "Audio call"}
               </button>
             </>
@@ -161,6 +165,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       )}
       <IncomingPrompt />
       {shortcuts && <ShortcutsSheet close={closeShortcuts} />}
+      {prejoin && !state.inCall && <PreJoin video={prejoin.video} close={closePrejoin} />}
       <nav className="tabs" aria-label="Panels">
         <button type="button" aria-pressed={tab === "chat"} onClick={() => setTab("chat")}>
           Chat{state.unread > 0 && <span className="unread-badge">{state.unread}</span>}

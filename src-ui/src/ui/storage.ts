@@ -4,6 +4,7 @@
 const NAME = "huddle.name";
 const RECENT = "huddle.recentRooms";
 const THEME = "huddle.theme";
+const JOIN_MICROPHONE = "huddle.joinMicrophone";
 const MAX_RECENT = 6;
 
 /** Where the values live, by key. */
@@ -61,4 +62,7 @@ export const storage = {
     return t === "light" || t === "dark" ? t : null;
   },
   setTheme: (theme: "light" | "dark") => write(THEME, theme),
+  /** Whether calls are joined with the microphone on (the check's last choice). */
+  joinMicrophone: (): boolean => read(JOIN_MICROPHONE) !== "off",
+  setJoinMicrophone: (on: boolean) => write(JOIN_MICROPHONE, on ? "on" : "off"),
 };
