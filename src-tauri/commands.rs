@@ -18,6 +18,7 @@ use crate::events::{DeviceKind, UiEvent};
 use crate::host::{HostInfo, Hosted};
 use crate::links::{self, JoinLink};
 use crate::notifications;
+use crate::pip::{self, PipTarget};
 use crate::session::{DeviceChoice, JoinRequest, Session, SELF_TILE};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -158,11 +159,13 @@ pub async fn join(args: JoinArgs, state: State<'_, AppState>) -> Result<(), Comm
 }
 
 #[tauri::command]
-pub async fn leave(state: State<'_, AppState>) -> Result<(), CommandError> {
+pub async fn leave(app: tauri::AppHandle, state: State<'_, AppState>) -> Result<(), CommandError> {
     state.ui.end_sessions();
     if let Some(session) = state.session.lock().await.take() {
         session.leave().await;
     }
+    *state.pip_target() = None;
+    pip::close(&app, &state.frames);
     state.frames.close_all();
     Ok(())
 }
@@ -214,7 +217,13 @@ pub async fn preview(
 }
 
 #[tauri::command]
-pub async fn leave_call(state: State<'_, AppState>) -> Result<(), CommandError> {
+pub async fn leave_call(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    // The picture-in-picture window belongs to the call.
+    *state.pip_target() = None;
+    pip::close(&app, &state.frames);
     let mut session = state.session.lock().await;
     session
         .as_mut()
@@ -272,38 +281,72 @@ pub async fn select_device(
     Ok(())
 }
 
-/// Keeps `member`'s pictures (`self`: the self view) for the window.
+/// Keeps `member`'s pictures (`self`: the self view) for the window, under
+/// the view name `member`.
 #[tauri::command]
 pub async fn open_tile(member: String, state: State<'_, AppState>) -> Result<(), CommandError> {
-    show_self(&member, true, &state).await;
     state.frames.open(member);
+    sync_self_view(&state).await;
     Ok(())
 }
 
-/// The engine copies the pictures it sends only while the self view shows.
-async fn show_self(member: &str, on: bool, state: &AppState) {
-    if member == SELF_TILE {
-        if let Some(session) = state.session.lock().await.as_ref() {
-            session.show_self(on);
-        }
+/// The engine copies the pictures it sends only while some view shows them.
+async fn sync_self_view(state: &AppState) {
+    if let Some(session) = state.session.lock().await.as_ref() {
+        session.show_self(state.frames.shows(SELF_TILE));
     }
 }
 
-/// `member`'s newest picture not yet drawn (raw bytes, see `frames`),
+/// View `view`'s newest picture not yet drawn (raw bytes, see `frames`),
 /// waiting up to a second for one; empty when none came.
 #[tauri::command]
 pub async fn next_frame(
-    member: String,
+    view: String,
     state: State<'_, AppState>,
 ) -> Result<Response, CommandError> {
-    let frame = state.frames.next(&member, NEXT_FRAME_WAIT).await;
+    let frame = state.frames.next(&view, NEXT_FRAME_WAIT).await;
     Ok(Response::new(frame.unwrap_or_default()))
 }
 
 #[tauri::command]
-pub async fn close_tile(member: String, state: State<'_, AppState>) -> Result<(), CommandError> {
-    show_self(&member, false, &state).await;
-    state.frames.close(&member);
+pub async fn close_tile(view: String, state: State<'_, AppState>) -> Result<(), CommandError> {
+    state.frames.close(&view);
+    sync_self_view(&state).await;
+    Ok(())
+}
+
+/// Shows `target` in the picture-in-picture window, opening it.
+#[tauri::command]
+pub async fn pip_show(
+    target: PipTarget,
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    {
+        // Held while the window opens: two calls never open it twice.
+        let mut current = state.pip_target();
+        pip::show(&app, &state.frames, &target)?;
+        *current = Some(target);
+    }
+    sync_self_view(&state).await;
+    Ok(())
+}
+
+/// Whom the picture-in-picture window shows (asked by that window as it starts).
+#[tauri::command]
+pub fn pip_target(state: State<'_, AppState>) -> Option<PipTarget> {
+    state.pip_target().clone()
+}
+
+/// Closes the picture-in-picture window.
+#[tauri::command]
+pub async fn pip_close(
+    app: tauri::AppHandle,
+    state: State<'_, AppState>,
+) -> Result<(), CommandError> {
+    *state.pip_target() = None;
+    pip::close(&app, &state.frames);
+    sync_self_view(&state).await;
     Ok(())
 }
 

@@ -35,6 +35,8 @@ pub enum CommandError {
     BadLink,
     #[error("the browser could not be opened: {0}")]
     Open(String),
+    #[error("the picture-in-picture window could not be opened: {0}")]
+    Window(#[from] tauri::Error),
 }
 
 impl CommandError {
@@ -53,6 +55,7 @@ impl CommandError {
             CommandError::Notify(_) => "notify",
             CommandError::BadLink => "bad_link",
             CommandError::Open(_) => "open",
+            CommandError::Window(_) => "window",
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum UiEvent {
     /// The microphone's level after processing, dBFS, ten times a second
     /// while a microphone is open (a call, or the check before one).
     Level { dbfs: f32 },
+    /// The picture-in-picture window was closed (by its own button).
+    PipClosed,
     /// The lobby's room list (`None`: this server does not publish one).
     Rooms {
         #[ts(type = "Array<import(\"../../protocol\").RoomSummary> | null")]

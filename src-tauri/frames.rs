@@ -1,7 +1,9 @@
 //! Pictures to the window: raw I420 bytes, never JSON, never queued.
 //!
 //! Each tile (a call member, or `self` for the self view) has a one-picture
-//! mailbox. The window pulls: it asks for the next picture
+//! mailbox, under a *view* name: the member's id for the main window's tile,
+//! `pip` for the picture-in-picture window, which may show the same member —
+//! every view of a member gets each of its pictures. The window pulls: it asks for the next picture
 //! ([`FrameGate::next`], the `next_frame` command, answered with raw bytes)
 //! when it has drawn the last one. Pictures that arrive meanwhile replace
 //! each other, so a window that falls behind gets the newest picture next
@@ -41,13 +43,24 @@ pub struct TileCounters {
 
 #[derive(Debug, Default)]
 struct Tile {
+    /// Whose pictures the view shows.
+    member: String,
     waiting: Option<(I420Frame, f64)>,
     /// Wakes a pull waiting for this tile's next picture.
     fresh: Arc<Notify>,
     counters: TileCounters,
 }
 
-/// Tiles by the member id whose pictures they show.
+impl Tile {
+    fn put(&mut self, frame: I420Frame, at: f64) {
+        if self.waiting.replace((frame, at)).is_some() {
+            self.counters.dropped += 1;
+        }
+        self.fresh.notify_one();
+    }
+}
+
+/// Tiles by view name (see the module header).
 #[derive(Debug, Default)]
 pub struct FrameGate {
     tiles: Mutex<HashMap<String, Tile>>,
@@ -57,12 +70,30 @@ impl FrameGate {
     /// Keeps `member`'s pictures for the window from now on (reopening
     /// starts afresh).
     pub fn open(&self, member: String) {
-        self.lock().insert(member, Tile::default());
+        self.open_view(member.clone(), member);
     }
 
-    /// Stops keeping `member`'s pictures; the figures so far.
-    pub fn close(&self, member: &str) -> Option<TileCounters> {
-        let tile = self.lock().remove(member)?;
+    /// Keeps `member`'s pictures under the view name `view` from now on
+    /// (reopening, perhaps for another member, starts afresh).
+    pub fn open_view(&self, view: String, member: String) {
+        let tile = Tile {
+            member,
+            ..Tile::default()
+        };
+        if let Some(old) = self.lock().insert(view, tile) {
+            // A pull waiting on the replaced tile ends now.
+            old.fresh.notify_one();
+        }
+    }
+
+    /// Whether some open view shows `member`'s pictures.
+    pub fn shows(&self, member: &str) -> bool {
+        self.lock().values().any(|t| t.member == member)
+    }
+
+    /// Closes the view `view`; the figures so far.
+    pub fn close(&self, view: &str) -> Option<TileCounters> {
+        let tile = self.lock().remove(view)?;
         // A pull waiting for this tile ends now.
         tile.fresh.notify_one();
         Some(tile.counters)
@@ -74,28 +105,30 @@ impl FrameGate {
         }
     }
 
-    /// A picture for `member`'s tile: kept as the next one (replacing, and
-    /// dropping, any kept before). Ignored when the tile is not open.
+    /// A picture for every view of `member`: kept as the next one
+    /// (replacing, and dropping, any kept before). Ignored when no view is open.
     pub fn offer(&self, member: &str, frame: I420Frame) {
         let now = unix_ms();
         let mut tiles = self.lock();
-        let Some(tile) = tiles.get_mut(member) else {
+        let mut views = tiles.values_mut().filter(|t| t.member == member);
+        let Some(first) = views.next() else {
             return;
         };
-        if tile.waiting.replace((frame, now)).is_some() {
-            tile.counters.dropped += 1;
+        // A second view of one member (picture-in-picture) costs a copy.
+        for tile in views {
+            tile.put(frame.clone(), now);
         }
-        tile.fresh.notify_one();
+        first.put(frame, now);
     }
 
-    /// The newest picture of `member` not yet taken, waiting up to `wait`
-    /// for one; `None` when none came (or the tile is not open).
-    pub async fn next(&self, member: &str, wait: Duration) -> Option<Vec<u8>> {
+    /// The newest picture of view `view` not yet taken, waiting up to
+    /// `wait` for one; `None` when none came (or the view is not open).
+    pub async fn next(&self, view: &str, wait: Duration) -> Option<Vec<u8>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let fresh = {
                 let mut tiles = self.lock();
-                let tile = tiles.get_mut(member)?;
+                let tile = tiles.get_mut(view)?;
                 if let Some((frame, at)) = tile.waiting.take() {
                     tile.counters.sent += 1;
                     return Some(encode(&frame, at, tile.counters));
@@ -158,6 +191,35 @@ mod tests {
         assert_eq!(&bytes[16..20], &7u32.to_le_bytes());
         assert_eq!(&bytes[20..24], &3u32.to_le_bytes());
         assert_eq!(&bytes[HEADER_BYTES..], frame.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn every_view_of_a_member_gets_each_picture() {
+        let gate = FrameGate::default();
+        let wait = Duration::from_millis(50);
+        gate.open("p_1".into());
+        gate.open_view("pip".into(), "p_1".into());
+        assert!(gate.shows("p_1"));
+        gate.offer("p_1", I420Frame::black(4, 2));
+        gate.offer("p_2", I420Frame::black(6, 2));
+        assert_eq!(
+            gate.next("p_1", wait).await.as_deref().map(width_of),
+            Some(4)
+        );
+        assert_eq!(
+            gate.next("pip", wait).await.as_deref().map(width_of),
+            Some(4)
+        );
+        // The view follows another member from now on.
+        gate.open_view("pip".into(), "p_2".into());
+        gate.offer("p_2", I420Frame::black(8, 2));
+        assert_eq!(
+            gate.next("pip", wait).await.as_deref().map(width_of),
+            Some(8)
+        );
+        assert_eq!(gate.next("p_1", wait).await, None);
+        gate.close("pip");
+        assert!(!gate.shows("p_2"));
     }
 
     #[tokio::test]

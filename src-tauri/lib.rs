@@ -13,6 +13,7 @@ pub mod frames;
 pub mod host;
 pub mod links;
 pub mod notifications;
+pub mod pip;
 pub mod session;
 pub mod settings;
 pub mod state;
@@ -89,6 +90,17 @@ pub fn run() {
             Ok(())
         })
         .on_window_event(|window, event| {
+            if window.label() == pip::PIP_LABEL {
+                if let (WindowEvent::Destroyed, Some(state)) =
+                    (event, window.try_state::<AppState>())
+                {
+                    // Closed by its own button: the main window stops asking.
+                    state.frames.close(pip::PIP_VIEW);
+                    *state.pip_target() = None;
+                    state.ui.emit(UiEvent::PipClosed);
+                }
+                return;
+            }
             if let (WindowEvent::Focused(focused), Some(state)) =
                 (event, window.try_state::<AppState>())
             {
@@ -125,6 +137,9 @@ pub fn run() {
             commands::open_tile,
             commands::next_frame,
             commands::close_tile,
+            commands::pip_show,
+            commands::pip_target,
+            commands::pip_close,
             commands::notify,
             commands::host,
             commands::join_link,

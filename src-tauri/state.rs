@@ -13,6 +13,7 @@ use crate::error::CommandError;
 use crate::frames::FrameGate;
 use crate::host::Hosted;
 use crate::links::JoinLink;
+use crate::pip::PipTarget;
 use crate::session::Session;
 use crate::settings::{self, Settings};
 use crate::ui::Ui;
@@ -30,6 +31,8 @@ pub struct AppState {
     settings: Mutex<Settings>,
     /// A `huddle://` link that arrived before the window asked for it.
     link: Mutex<Option<JoinLink>>,
+    /// Whom the picture-in-picture window shows, while it is open.
+    pip: Mutex<Option<PipTarget>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,7 +62,13 @@ impl AppState {
             store,
             settings: Mutex::new(settings),
             link: Mutex::new(link),
+            pip: Mutex::new(None),
         }
+    }
+
+    /// Whom the picture-in-picture window shows (`None`: it is closed).
+    pub fn pip_target(&self) -> std::sync::MutexGuard<'_, Option<PipTarget>> {
+        self.pip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn settings(&self) -> Settings {

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use huddle_app::commands::{JoinArgs, Startup};
 use huddle_app::events::UiEvent;
+use huddle_app::pip::PipTarget;
 use ts_rs::{Config, TS};
 
 fn generate(dir: &Path) {
@@ -17,6 +18,7 @@ fn generate(dir: &Path) {
     UiEvent::export_all(&cfg).expect("export UiEvent");
     Startup::export_all(&cfg).expect("export Startup");
     JoinArgs::export_all(&cfg).expect("export JoinArgs");
+    PipTarget::export_all(&cfg).expect("export PipTarget");
 }
 
 #[test]

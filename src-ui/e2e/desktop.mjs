@@ -202,6 +202,37 @@ try {
     await grace.screenshot({ path: joinPath(out, "desktop-call-browser-side.png") });
   });
 
+  await step("picture in picture: a second, small window shows the spotlit member's pictures (Chromium) and its name; closing it from the call closes the window", async () => {
+    const graceId = await grace.evaluate(() => window.huddle.state().self.id);
+    const main = (await app.handles())[0];
+    await app.clickButton("Picture in picture");
+    let pip = null;
+    for (let i = 0; i < 100 && !pip; i++) {
+      pip = (await app.handles()).find((h) => h !== main) ?? null;
+      if (!pip) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!pip) throw new Error("no second window appeared");
+    await app.switchTo(pip);
+    try {
+      const shown = await app.waitFor(
+        `const w = document.querySelector("[data-testid=pip-window]");
+         const c = w && w.querySelector("canvas");
+         return w && w.dataset.member === arguments[0] && Number(c.dataset.rendered ?? 0) > 10 && { name: w.textContent, width: c.width, height: c.height, rendered: Number(c.dataset.rendered) };`,
+        { what: "Chromium's pictures in the picture-in-picture window" },
+        graceId,
+      );
+      console.log(`    picture in picture: ${shown.rendered} pictures ${shown.width}×${shown.height} of "${shown.name}"`);
+      if (shown.name !== "Grace") throw new Error(`the window names ${JSON.stringify(shown.name)}`);
+      writeFileSync(joinPath(out, "desktop-pip.png"), await app.screenshot());
+    } finally {
+      await app.switchTo(main);
+    }
+    await app.clickButton("Close picture in picture");
+    for (let i = 0; i < 100 && (await app.handles()).length > 1; i++) await new Promise((r) => setTimeout(r, 100));
+    const left = (await app.handles()).length;
+    if (left !== 1) throw new Error(`${left} windows after closing picture in picture`);
+  });
+
   await step("the app shares its screen natively: the browser sees it shared and decodes the whole X screen", async () => {
     const decoded = (width) =>
       waitFor(grace, 

@@ -79,6 +79,16 @@ export class WebDriver {
     if (text) await this.command("POST", `/element/${element}/value`, { text });
   }
 
+  /** The session's window handles. */
+  handles() {
+    return this.command("GET", "/window/handles");
+  }
+
+  /** The window commands go to from now on. */
+  switchTo(handle) {
+    return this.command("POST", "/window", { handle });
+  }
+
   async clickButton(label) {
     await this.click(await this.findXPath(`//button[contains(normalize-space(.), ${JSON.stringify(label)})]`));
   }

@@ -103,8 +103,20 @@ async function desktopEngine(): Promise<Engine> {
   return engine;
 }
 
+/** The desktop app's picture-in-picture window: its own small page, no engine. */
+async function pipWindow(root: HTMLElement): Promise<void> {
+  const [{ PipWindow }, { tauriIpc }] = await Promise.all([import("./desktop/PipWindow"), import("./desktop/ipc")]);
+  createRoot(root).render(
+    <StrictMode>
+      <PipWindow ipc={tauriIpc} />
+    </StrictMode>,
+  );
+}
+
 async function start(): Promise<void> {
-  const { inDesktopApp } = await import("./desktop/ipc");
+  const { inDesktopApp, windowLabel } = await import("./desktop/ipc");
+  const pipRoot = document.getElementById("root");
+  if (inDesktopApp() && windowLabel() === "pip" && pipRoot) return pipWindow(pipRoot);
   const engine = inDesktopApp() ? await desktopEngine() : await browserEngine();
   const root = document.getElementById("root");
   if (!root) return;

@@ -61,6 +61,10 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     openTile: record("openTile"),
     nextFrame: async () => new ArrayBuffer(0),
     closeTile: record("closeTile"),
+    pipShow: record("pipShow"),
+    pipClose: record("pipClose"),
+    pipTarget: async () => null,
+    onPipTarget: async () => () => undefined,
     host: async () => ({ serverUrl: "wss://10.0.0.2:8787/ws", webUrl: "https://10.0.0.2:8787/", token: "tok3n", fingerprint: "AB:CD" }),
     stopHosting: record("stopHosting"),
     openUrl: record("openUrl"),
@@ -180,6 +184,29 @@ describe("DesktopEngine", () => {
     expect(order).toEqual(["preview(true)", "joinCall(false)", "setMicrophone(false)"]);
     await engine.preview(true, false);
     expect(calls.at(-1)).toEqual(["preview", true]);
+    engine.dispose();
+  });
+
+  it("picture in picture: opened once per target, pointed elsewhere, closed by its own button or with the call", async () => {
+    const { ipc, emit, calls } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    const pips = () => calls.filter(([name]) => name.startsWith("pip"));
+    engine.desktop?.pip({ member: "p_2", name: "Grace" });
+    engine.desktop?.pip({ member: "p_2", name: "Grace" });
+    expect(engine.getState().desktop?.pip).toBe(true);
+    engine.desktop?.pip({ member: "p_3", name: "Linus" });
+    expect(pips()).toEqual([
+      ["pipShow", { member: "p_2", name: "Grace" }],
+      ["pipShow", { member: "p_3", name: "Linus" }],
+    ]);
+    emit({ type: "pip_closed" });
+    expect(engine.getState().desktop?.pip).toBe(false);
+    // Opened again after its window was closed.
+    engine.desktop?.pip({ member: "p_3", name: "Linus" });
+    expect(pips().length).toBe(3);
+    engine.leaveCall();
+    expect(engine.getState().desktop?.pip).toBe(false);
     engine.dispose();
   });
 

@@ -13,7 +13,7 @@ import { webLink, type InviteLinks } from "../engine/invite";
 import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type EngineState, type JoinRequest, type PeerStats } from "../engine/types";
 import type { Device, DeviceKind, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc, type ServerAccess } from "./ipc";
-import { createRenderer, parsePicture } from "./yuv";
+import { drawPictures } from "./pictures";
 
 /** Figures of one tile, for tests and the benchmark. */
 export interface TileFigures {
@@ -44,8 +44,6 @@ function keep(values: number[], value: number): void {
 }
 
 const MAX_DELAYS = 600;
-/** After an empty answer to `nextFrame`, the wait before asking again. */
-const NO_PICTURE_RETRY_MS = 100;
 
 function asMediaDevices(list: Device[], kind: MediaDeviceKind): MediaDeviceInfo[] {
   return list.map((d) => ({ deviceId: d.id, groupId: "", kind, label: d.name, toJSON: () => d }));
@@ -78,6 +76,8 @@ export class DesktopEngine extends ObservableState implements Engine {
   private watching = false;
   private tiles = new Map<string, TileFigures>();
   private chatSeq = 0;
+  /** What the picture-in-picture window was last pointed at (null: closed). */
+  private pipShows: string | null = null;
   /** When the room was last joined (or resumed): queued messages go out then. */
   private joinedAt = 0;
   private timer: ReturnType<typeof setInterval>;
@@ -95,7 +95,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   constructor(private readonly ipc: DesktopIpc) {
     super({
       ...initialState(),
-      desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true },
+      desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true, pip: false },
     });
     this.timer = setInterval(() => {
       this.update((s) => expireShown(s, Date.now()));
@@ -118,6 +118,7 @@ export class DesktopEngine extends ObservableState implements Engine {
           openedLink: null,
           linkPrompt: null,
           focused: true,
+          pip: false,
         },
       }));
       if (startup.link) this.openLink(startup.link);
@@ -226,6 +227,10 @@ export class DesktopEngine extends ObservableState implements Engine {
         return;
       case "devices":
         this.setDevices(event.devices);
+        return;
+      case "pip_closed":
+        this.pipShows = null;
+        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, pip: false } } : s));
         return;
       case "confirm_close":
         this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, confirmClose: true } } : s));
@@ -424,7 +429,9 @@ export class DesktopEngine extends ObservableState implements Engine {
   leaveCall(): void {
     this.ringer.leavingCall();
     void this.ipc.leaveCall().catch((e) => this.fail(e));
-    this.update((s) => ({ ...leftCall(s), local: { ...s.local, video: false, screen: false } }));
+    // The shell closes the picture-in-picture window with the call.
+    this.pipShows = null;
+    this.update((s) => ({ ...leftCall(s), local: { ...s.local, video: false, screen: false }, desktop: s.desktop ? { ...s.desktop, pip: false } : s.desktop }));
   }
 
   ring(to: string, video: boolean): Promise<void> {
@@ -523,6 +530,7 @@ export class DesktopEngine extends ObservableState implements Engine {
       if (close) void this.ipc.quit();
     },
     attachVideo: (member, canvas) => this.attachVideo(member, canvas),
+    pip: (target) => this.pip(target),
     // Without a notification service the chime and the prompt remain.
     notify: (title, body) => void this.ipc.notify(title, body).catch((e) => console.warn("no notification:", e)),
   };
@@ -532,28 +540,30 @@ export class DesktopEngine extends ObservableState implements Engine {
    * picture each time the last one is drawn (the shell keeps only the
    * newest, so a slow window skips pictures instead of queueing them).
    */
+  /** The picture-in-picture window: opened or pointed at `target`, or closed. */
+  private pip(target: { member: string; name: string } | null): void {
+    // Asked again for what it shows already (the window follows the spotlight): nothing to do.
+    const key = target && `${target.member}\n${target.name}`;
+    if (key === this.pipShows) return;
+    this.pipShows = key;
+    this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, pip: target !== null } } : s));
+    const done = target ? this.ipc.pipShow(target) : this.ipc.pipClose();
+    done.catch((e) => {
+      this.pipShows = null;
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, pip: false } } : s));
+      this.fail(e, "media");
+    });
+  }
+
   private attachVideo(member: string, canvas: HTMLCanvasElement): () => void {
-    const renderer = createRenderer(canvas, rendererPreference(this.softwarePainting));
     const figures: TileFigures = this.tiles.get(member) ?? { rendered: 0, sent: 0, dropped: 0, width: 0, height: 0, delays: [], arrivals: [], draws: [] };
     this.tiles.set(member, figures);
-    canvas.dataset.renderer = renderer?.kind ?? "none";
+    let stop: (() => void) | null = null;
     let open = true;
-    void (async () => {
-      await this.ipc.openTile(member);
-      while (open) {
-        const buffer = await this.ipc.nextFrame(member).catch(() => new ArrayBuffer(0));
-        const arrived = Date.now();
-        if (buffer.byteLength === 0) {
-          // Nothing within a second, or the shell closed the tile (the call
-          // ended): ask again a little later rather than at once.
-          await new Promise((r) => setTimeout(r, NO_PICTURE_RETRY_MS));
-          continue;
-        }
-        const picture = open ? parsePicture(buffer) : null;
-        if (!picture || !renderer) continue;
-        const start = performance.now();
-        renderer.draw(picture);
-        keep(figures.draws, performance.now() - start);
+    void this.ipc.openTile(member).then(() => {
+      if (!open) return;
+      stop = drawPictures(this.ipc, member, canvas, rendererPreference(this.softwarePainting), (picture, drawMs, arrived) => {
+        keep(figures.draws, drawMs);
         figures.rendered += 1;
         figures.sent = picture.sent;
         figures.dropped = picture.dropped;
@@ -561,11 +571,11 @@ export class DesktopEngine extends ObservableState implements Engine {
         figures.height = picture.height;
         keep(figures.arrivals, arrived - picture.decodedAt);
         keep(figures.delays, Date.now() - picture.decodedAt);
-        canvas.dataset.rendered = String(figures.rendered);
-      }
-    })();
+      });
+    });
     return () => {
       open = false;
+      stop?.();
       void this.ipc.closeTile(member);
     };
   }

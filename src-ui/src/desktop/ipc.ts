@@ -3,8 +3,9 @@
 // names each command once. Nothing else in the UI calls `invoke`.
 
 import { Channel, invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
 import type { ClientMessage } from "../protocol";
-import type { DeviceKind, HostInfo, JoinArgs, Settings, Startup, UiEvent } from "./bindings";
+import type { DeviceKind, HostInfo, JoinArgs, PipTarget, Settings, Startup, UiEvent } from "./bindings";
 
 /** What a server's link grants: its access token, and the certificate to
  * trust on `wss://` (a hosted room's; none: the system's authorities). */
@@ -28,6 +29,13 @@ export function inDesktopApp(): boolean {
   return typeof window !== "undefined" && "__TAURI_INTERNALS__" in window;
 }
 
+/** The label of the desktop app's window this page is in (`main`, or `pip`
+ * for the picture-in-picture window). */
+export function windowLabel(): string | null {
+  const internals = (window as unknown as { __TAURI_INTERNALS__?: { metadata?: { currentWindow?: { label?: string } } } }).__TAURI_INTERNALS__;
+  return internals?.metadata?.currentWindow?.label ?? null;
+}
+
 export interface DesktopIpc {
   attach(onEvent: (event: UiEvent) => void): Promise<Startup>;
   saveSettings(settings: Settings): Promise<void>;
@@ -45,9 +53,18 @@ export interface DesktopIpc {
   selectDevice(kind: DeviceKind, id: string | null): Promise<void>;
   /** Keeps the member's pictures (`self`: the self view) for `nextFrame`. */
   openTile(member: string): Promise<void>;
-  /** The member's newest picture not yet drawn (empty when none came within a second). */
-  nextFrame(member: string): Promise<ArrayBuffer>;
-  closeTile(member: string): Promise<void>;
+  /** A view's newest picture not yet drawn (empty when none came within a
+   * second). A tile's view is its member's id; the picture-in-picture
+   * window's is `pip`. */
+  nextFrame(view: string): Promise<ArrayBuffer>;
+  closeTile(view: string): Promise<void>;
+  /** Opens the picture-in-picture window (or points it) at a member. */
+  pipShow(target: PipTarget): Promise<void>;
+  pipClose(): Promise<void>;
+  /** Whom the picture-in-picture window shows (that window asks as it starts). */
+  pipTarget(): Promise<PipTarget | null>;
+  /** Calls `onTarget` whenever the main window points the picture-in-picture window elsewhere. */
+  onPipTarget(onTarget: (target: PipTarget) => void): Promise<() => void>;
   host(): Promise<HostInfo>;
   /** Opens an http(s) link in the system's browser. */
   openUrl(url: string): Promise<void>;
@@ -78,8 +95,12 @@ export const tauriIpc: DesktopIpc = {
   setScreenShare: (on) => invoke("set_screen_share", { on }),
   selectDevice: (kind, id) => invoke("select_device", { kind, id }),
   openTile: (member) => invoke("open_tile", { member }),
-  nextFrame: (member) => invoke("next_frame", { member }),
-  closeTile: (member) => invoke("close_tile", { member }),
+  nextFrame: (view) => invoke("next_frame", { view }),
+  closeTile: (view) => invoke("close_tile", { view }),
+  pipShow: (target) => invoke("pip_show", { target }),
+  pipClose: () => invoke("pip_close"),
+  pipTarget: () => invoke("pip_target"),
+  onPipTarget: (onTarget) => listen<PipTarget>("pip", (e) => onTarget(e.payload)),
   host: () => invoke("host"),
   stopHosting: () => invoke("stop_hosting"),
   openUrl: (url) => invoke("open_url", { url }),

@@ -180,6 +180,8 @@ export interface DesktopState {
   linkPrompt: { host: string; room: string } | null;
   /** Whether the app's window has the keyboard focus (the shell says). */
   focused: boolean;
+  /** Whether the picture-in-picture window is open. */
+  pip: boolean;
 }
 
 /** What only the desktop app can do. */
@@ -196,6 +198,10 @@ export interface DesktopActions {
   setVolume(volume: number): void;
   /** Answers the close question: `true` closes the app. */
   confirmClose(close: boolean): void;
+  /** Opens the always-on-top picture-in-picture window on a call member
+   * (`self`: our own view) and points it elsewhere on later calls, or
+   * closes it (`null`). */
+  pip(target: { member: string; name: string } | null): void;
   /** Shows `member`'s pictures on `canvas` until the returned function is called. */
   attachVideo(member: string, canvas: HTMLCanvasElement): () => void;
   /** A desktop notification through the system's service (the page's own

@@ -12,7 +12,7 @@ import { useEngine, useEngineState } from "./hooks";
 import { nameOf } from "../engine/session";
 import { linkQuality, QUALITY_LABEL } from "../engine/quality";
 import { HAND, ReactionsOverlay } from "./Reactions";
-import { layoutOf, SELF, viewAfterShares, type View } from "./layout";
+import { callTiles, layoutOf, SELF, viewAfterShares, type View } from "./layout";
 
 function HandBadge() {
   return (
@@ -135,8 +135,7 @@ export function CallGrid({ showStats, layout: userLayout }: { showStats: boolean
   const state = useEngineState();
   const native = !!engine.desktop;
   const self = state.self;
-  const remoteIds = (state.call?.members ?? []).filter((id) => id !== self?.id);
-  const sharing = remoteIds.filter((id) => state.members.find((m) => m.id === id)?.media.screen);
+  const { remotes: remoteIds, sharing } = callTiles(state);
   const { view, setView, pinned, setPinned } = userLayout;
   // A screen share that starts takes the spotlight.
   const sharers = useRef<string[]>([]);

@@ -4,7 +4,8 @@
 import { Icon } from "./icons";
 import { useCallback, useEffect, useState } from "react";
 import { CallGrid } from "./CallGrid";
-import type { View } from "./layout";
+import { callTiles, SELF, spotlightOf, type View } from "./layout";
+import { nameOf } from "../engine/session";
 import { Chat } from "./Chat";
 import { Controls } from "./Controls";
 import { Members } from "./Members";
@@ -110,6 +111,14 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
     if (directTo && !state.members.some((m) => m.id === directTo)) setDirectTo(null);
   }, [directTo, state.members]);
 
+  // The desktop app's picture-in-picture window follows the spotlight.
+  const pipOn = !!state.desktop?.pip;
+  const pipMember = state.inCall ? spotlightOf({ pinned, speaker: state.speaker, ...callTiles(state) }) : null;
+  const pipName = pipMember === null ? "" : pipMember === SELF ? "You" : nameOf(state, pipMember);
+  useEffect(() => {
+    if (pipOn && pipMember !== null) engine.desktop?.pip({ member: pipMember, name: pipName });
+  }, [engine, pipOn, pipMember, pipName]);
+
   const call = state.call;
   const inCallCount = call?.members.length ?? 0;
   return (
@@ -192,6 +201,16 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
                   <Icon name="spotlight" /> Spotlight
                 </button>
               </div>
+              {engine.desktop && (
+                <button
+                  type="button"
+                  aria-pressed={pipOn}
+                  onClick={() => engine.desktop?.pip(pipOn || pipMember === null ? null : { member: pipMember, name: pipName })}
+                  title="A small window that stays on top with whoever is in the spotlight"
+                >
+                  <Icon name="pip" /> {pipOn ? "Close picture in picture" : "Picture in picture"}
+                </button>
+              )}
               <button type="button" aria-pressed={!panels} onClick={() => setPanels(!panels)} title="Hide or show the members and chat (P)">
                 <Icon name="panels" /> {panels ? "Hide panels" : "Show panels"}
               </button>

@@ -1,6 +1,9 @@
 // Which tile goes where in a call: the grid, or a spotlight (one large tile)
 // with a strip of the others. Pure, so the choice is unit tested; CallGrid
-// draws it and Room keeps the user's choices (view, pinned tile).
+// draws it and Room keeps the user's choices (view, pinned tile); the
+// desktop app's picture-in-picture window shows the spotlit member too.
+
+import type { EngineState } from "../engine/types";
 
 /** The user's view. */
 export type View = "grid" | "spotlight";
@@ -44,6 +47,14 @@ export function layoutOf(input: LayoutInput): Layout {
   if (input.view === "grid" || tiles.length === 1) return { view: "grid", spotlight: null, others: tiles };
   const spotlight = spotlightOf(input);
   return { view: "spotlight", spotlight, others: tiles.filter((t) => t !== spotlight) };
+}
+
+/** The remote call members and those of them sharing a screen, from the engine's state. */
+export function callTiles(state: EngineState): { remotes: string[]; sharing: string[] } {
+  const self = state.self?.id;
+  const remotes = (state.call?.members ?? []).filter((id) => id !== self);
+  const sharing = remotes.filter((id) => state.members.find((m) => m.id === id)?.media.screen);
+  return { remotes, sharing };
 }
 
 /** The view after the set of screen sharers changed: a share that starts

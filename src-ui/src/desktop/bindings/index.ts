@@ -7,6 +7,7 @@ export * from "./HostInfo";
 export * from "./JoinArgs";
 export * from "./JoinLink";
 export * from "./PeerFigures";
+export * from "./PipTarget";
 export * from "./Settings";
 export * from "./Startup";
 export * from "./StopInfo";
