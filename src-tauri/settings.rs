@@ -38,6 +38,9 @@ pub struct Settings {
     pub window: Option<WindowState>,
     /// What is done to the microphone's sound before it is sent.
     pub audio_processing: AudioProcessing,
+    /// Whether calls are joined with the microphone on (the last choice in
+    /// the check before a call).
+    pub join_microphone: bool,
 }
 
 /// The microphone's processing, each part on by default (as a browser's
@@ -92,6 +95,7 @@ impl Default for Settings {
             theme: None,
             window: None,
             audio_processing: AudioProcessing::default(),
+            join_microphone: true,
         }
     }
 }
@@ -142,6 +146,7 @@ pub fn load(store: &Store<Wry>) -> Settings {
         theme: field(store, "theme").unwrap_or(d.theme),
         window: field(store, "window").unwrap_or(d.window),
         audio_processing: field(store, "audioProcessing").unwrap_or(d.audio_processing),
+        join_microphone: field(store, "joinMicrophone").unwrap_or(d.join_microphone),
     }
     .validated()
 }

@@ -335,8 +335,23 @@ try {
     await linus.page.getByRole("button", { name: "Start video call" }).waitFor({ timeout: STEP_TIMEOUT });
   });
   await step("a 4th ring in a row is refused by the server, and the caller is told so (nobody is alerted)", async () => {
+    const refused = ada.page.getByRole("alert").filter({ hasText: "Too many rings in a row" });
     await ringFrom(ada, linus);
-    await ada.page.getByRole("alert").filter({ hasText: "Too many rings in a row" }).waitFor({ timeout: STEP_TIMEOUT });
+    // The budget gives one ring back every 10 s: when the three rings above
+    // took longer than that (a loaded machine: it happened), this ring is
+    // allowed; it is cancelled and the next one, at once, must be refused.
+    const outcome = await Promise.race([
+      refused.waitFor({ timeout: STEP_TIMEOUT }).then(() => "refused"),
+      anyPrompt(linus).first().waitFor({ timeout: STEP_TIMEOUT }).then(() => "rang"),
+    ]);
+    if (outcome === "rang") {
+      console.log("    the budget had refilled by one ring: cancelled, rung again at once");
+      await ada.page.getByTestId("tile-calling").getByRole("button", { name: "Cancel" }).click();
+      await anyPrompt(linus).first().waitFor({ state: "detached", timeout: STEP_TIMEOUT });
+      await outOfCall(ada);
+      await ringFrom(ada, linus);
+    }
+    await refused.waitFor({ timeout: STEP_TIMEOUT });
     await ada.page.locator(".system-line", { hasText: "Linus was not rung" }).waitFor({ timeout: STEP_TIMEOUT });
     await outOfCall(ada);
     await ada.page.screenshot({ path: joinPath(out, "ring-refused.png") });
@@ -403,6 +418,8 @@ try {
       { timeout: STEP_TIMEOUT },
     );
     await waitFor(a, () => Number(document.querySelector("[data-testid=mic-level]")?.getAttribute("aria-valuenow")) > -50, null, { timeout: STEP_TIMEOUT });
+    const found = await accessibilityViolations(a);
+    if (found.length) throw new Error(`axe-core on the check before a call: ${found.join("; ")}`);
     await check.getByRole("button", { name: "Microphone on" }).click();
     await a.screenshot({ path: joinPath(out, "prejoin.png") });
     await check.getByRole("button", { name: "Join now" }).click();
@@ -485,6 +502,8 @@ try {
     await grace.page.locator(".member", { hasText: "Ada" }).getByLabel("hand raised").waitFor({ timeout: STEP_TIMEOUT });
     await linus.page.locator(".system-line", { hasText: "Ada raised a hand" }).waitFor({ timeout: STEP_TIMEOUT });
     await grace.page.getByRole("button", { name: "React" }).click();
+    const found = await accessibilityViolations(grace.page);
+    if (found.length) throw new Error(`axe-core with the reaction menu open: ${found.join("; ")}`);
     await grace.page.getByRole("menu", { name: "Reactions" }).getByRole("menuitem", { name: "Clap" }).click();
     const clap = ada.page.getByTestId("reactions").locator("li", { hasText: "Grace" });
     await clap.waitFor({ timeout: STEP_TIMEOUT });

@@ -20,6 +20,7 @@ const settings: Settings = {
   theme: null,
   window: null,
   audioProcessing: { echoCancellation: true, noiseSuppression: false, autoGainControl: true },
+  joinMicrophone: true,
 };
 const devices: DeviceList = {
   cameras: [{ id: "pattern", name: "Test pattern", is_default: true }],

@@ -1,4 +1,5 @@
-// The lobby's remembered values (name, recent rooms, theme) kept in the
+// The UI's remembered values (name, recent rooms, theme, joining calls
+// muted or not) kept in the
 // desktop app's settings store instead of localStorage.
 
 import { STORAGE_KEYS, type StorageBackend } from "../ui/storage";
@@ -16,6 +17,8 @@ export function settingsBackend(engine: DesktopEngine): StorageBackend {
           return JSON.stringify(s.recentRooms);
         case STORAGE_KEYS.theme:
           return s.theme;
+        case STORAGE_KEYS.joinMicrophone:
+          return s.joinMicrophone ? "on" : "off";
         default:
           return null;
       }
@@ -31,6 +34,8 @@ export function settingsBackend(engine: DesktopEngine): StorageBackend {
           }
           case STORAGE_KEYS.theme:
             return { ...s, theme: value === "light" || value === "dark" ? value : null };
+          case STORAGE_KEYS.joinMicrophone:
+            return { ...s, joinMicrophone: value !== "off" };
           default:
             return s;
         }

@@ -57,6 +57,7 @@ export class BrowserEngine extends ObservableState implements Engine {
   /** The check before a call: its devices and the meter on its microphone. */
   private previewStream: MediaStream | null = null;
   private previewMeter: LevelMeter | null = null;
+  private previewGeneration = 0;
   private voice = new VoiceDetector();
   private watching = false;
   private wantCall: { video: boolean } | null = null;
@@ -368,6 +369,9 @@ export class BrowserEngine extends ObservableState implements Engine {
 
   async preview(on: boolean, withVideo = true): Promise<void> {
     this.stopPreview();
+    // Only the newest call's devices are kept (a device changed while the
+    // last ones were still opening).
+    const generation = ++this.previewGeneration;
     if (!on || this.state.inCall) return;
     const devices = this.env.mediaDevices;
     this.update((s) => ({ ...s, preview: { stream: null, level: null } }));
@@ -385,8 +389,8 @@ export class BrowserEngine extends ObservableState implements Engine {
       stream = await devices.getUserMedia({ audio, video: false }).catch(() => null);
       if (!stream) this.reportMedia("No microphone or camera available; you can still join, listen and watch.");
     }
-    // Closed while the devices were opening: give them back.
-    if (!this.state.preview) {
+    // Closed, or opened anew, while the devices were opening: give them back.
+    if (!this.state.preview || generation !== this.previewGeneration) {
       for (const t of stream?.getTracks() ?? []) t.stop();
       return;
     }

@@ -6,6 +6,7 @@ import { useCallback, useRef, useState } from "react";
 import { useEngine, useEngineState, useEscape } from "./hooks";
 import type { AudioProcessing } from "../engine/types";
 import { HandButton, ReactionButton } from "./Reactions";
+import { chooseDevice, DeviceSelect } from "./DeviceSelect";
 
 /** The parts of the microphone's processing, as the devices menu names them. */
 const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
@@ -13,22 +14,6 @@ const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
   ["noiseSuppression", "Noise suppression"],
   ["autoGainControl", "Automatic gain"],
 ];
-
-export function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
-  return (
-    <label>
-      {label}
-      <select value={value ?? ""} onChange={(e) => onChange(e.target.value)}>
-        <option value="">Default</option>
-        {devices.map((d, i) => (
-          <option key={d.deviceId || i} value={d.deviceId}>
-            {d.label || `${label} ${i + 1}`}
-          </option>
-        ))}
-      </select>
-    </label>
-  );
-}
 
 export function Controls({ showStats, setShowStats }: { showStats: boolean; setShowStats: (on: boolean) => void }) {
   const engine = useEngine();
@@ -78,9 +63,9 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         </button>
         {devicesOpen && (
           <div className="device-menu" role="dialog" aria-label="Devices">
-            <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => void engine.selectDevice("microphone", id)} />
-            <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => void engine.selectDevice("camera", id)} />
-            <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => void engine.selectDevice("speaker", id)} />
+            <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => chooseDevice(engine, "microphone", id)} />
+            <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => chooseDevice(engine, "camera", id)} />
+            <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => chooseDevice(engine, "speaker", id)} />
             <fieldset className="processing">
               <legend>Microphone processing</legend>
               {PROCESSING_PARTS.map(([part, label]) => (

@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { Icon } from "./icons";
 import { Avatar } from "./Avatar";
-import { DeviceSelect } from "./Controls";
+import { chooseDevice, DEVICE_KINDS, DeviceSelect, type DeviceKind } from "./DeviceSelect";
 import { NativeVideo, Video } from "./CallGrid";
 import { useEngine, useEngineState, useEscape } from "./hooks";
 import { storage } from "./storage";
@@ -43,6 +43,19 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
     joinButton.current?.focus();
     return () => opener?.focus?.();
   }, []);
+  // A browser takes back the devices chosen on an earlier visit, once they are listed.
+  const { devices } = state;
+  const lists: Record<DeviceKind, MediaDeviceInfo[]> = { microphone: devices.microphones, camera: devices.cameras, speaker: devices.speakers };
+  const listed = DEVICE_KINDS.map((k) => lists[k].map((d) => d.deviceId).join(",")).join(";");
+  useEffect(() => {
+    if (engine.desktop) return;
+    const now = engine.getState().devices;
+    for (const kind of DEVICE_KINDS) {
+      const id = storage.device(kind);
+      const present = (kind === "microphone" ? now.microphones : kind === "camera" ? now.cameras : now.speakers).some((d) => d.deviceId === id);
+      if (id && present && now[kind] !== id) void engine.selectDevice(kind, id);
+    }
+  }, [engine, listed]);
   const cancel = useCallback(() => close(), [close]);
   useEscape(true, cancel);
 
@@ -53,7 +66,6 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
     close();
   };
   const self = state.self;
-  const { devices } = state;
   const stream = state.preview?.stream ?? null;
   return (
     <div className="modal-backdrop">
@@ -79,9 +91,9 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
           </button>
         </div>
         <div className="prejoin-devices">
-          <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => void engine.selectDevice("microphone", id)} />
-          <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => void engine.selectDevice("camera", id)} />
-          <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => void engine.selectDevice("speaker", id)} />
+          <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => chooseDevice(engine, "microphone", id)} />
+          <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => chooseDevice(engine, "camera", id)} />
+          <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => chooseDevice(engine, "speaker", id)} />
         </div>
         <div className="actions">
           <button type="button" onClick={cancel}>

@@ -37,7 +37,7 @@ export function setStorageBackend(other: StorageBackend): void {
   backend = other;
 }
 
-export const STORAGE_KEYS = { name: NAME, recentRooms: RECENT, theme: THEME } as const;
+export const STORAGE_KEYS = { name: NAME, recentRooms: RECENT, theme: THEME, joinMicrophone: JOIN_MICROPHONE } as const;
 
 const read = (key: string) => backend.read(key);
 const write = (key: string, value: string) => backend.write(key, value);
@@ -62,6 +62,9 @@ export const storage = {
     return t === "light" || t === "dark" ? t : null;
   },
   setTheme: (theme: "light" | "dark") => write(THEME, theme),
+  /** The device last chosen of a kind (browsers; the desktop app keeps its own in its settings). */
+  device: (kind: "microphone" | "camera" | "speaker"): string | null => read(`huddle.device.${kind}`),
+  setDevice: (kind: "microphone" | "camera" | "speaker", id: string) => write(`huddle.device.${kind}`, id),
   /** Whether calls are joined with the microphone on (the check's last choice). */
   joinMicrophone: (): boolean => read(JOIN_MICROPHONE) !== "off",
   setJoinMicrophone: (on: boolean) => write(JOIN_MICROPHONE, on ? "on" : "off"),

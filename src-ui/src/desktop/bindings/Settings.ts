@@ -34,4 +34,9 @@ window: WindowState | null,
 /**
  * What is done to the microphone's sound before it is sent.
  */
-audioProcessing: AudioProcessing, };
+audioProcessing: AudioProcessing, 
+/**
+ * Whether calls are joined with the microphone on (the last choice in
+ * the check before a call).
+ */
+joinMicrophone: boolean, };
