@@ -90,7 +90,7 @@ async fn two_native_peers_through_the_server_decode_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_peer_mesh_with_a_late_joiner() {
-    let _cores = beside_others().await;
+    let _cores = alone().await;
     let server = server().await;
     let mut calls = Vec::new();
     let mut ids = Vec::new();
@@ -317,7 +317,7 @@ async fn media_is(call: &mut Call, peer: &str, audio: bool, video: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mute_camera_off_and_a_new_source_change_what_arrives_without_renegotiating() {
-    let _cores = beside_others().await;
+    let _cores = alone().await;
     let (ada, ada_id, mut grace, _) = ada_and_grace_in_a_call(server().await).await;
     decode_from(&mut grace, std::slice::from_ref(&ada_id), 10).await;
 
