@@ -222,8 +222,11 @@ pub async fn leave_call(
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     // The picture-in-picture window belongs to the call.
-    *state.pip_target() = None;
-    pip::close(&app, &state.frames);
+    {
+        let _opening = state.pip_opening.lock().await;
+        *state.pip_target() = None;
+        pip::close(&app, &state.frames);
+    }
     let mut session = state.session.lock().await;
     session
         .as_mut()
@@ -323,11 +326,13 @@ pub async fn pip_show(
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     {
-        // Held while the window opens: two calls never open it twice.
-        let mut current = state.pip_target();
+        // Two calls never open the window twice. (Not the target's lock:
+        // opening waits on the main thread, which takes that one when the
+        // window closes.)
+        let _opening = state.pip_opening.lock().await;
         pip::show(&app, &state.frames, &target)?;
-        *current = Some(target);
     }
+    *state.pip_target() = Some(target);
     sync_self_view(&state).await;
     Ok(())
 }
@@ -344,8 +349,11 @@ pub async fn pip_close(
     app: tauri::AppHandle,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
-    *state.pip_target() = None;
-    pip::close(&app, &state.frames);
+    {
+        let _opening = state.pip_opening.lock().await;
+        *state.pip_target() = None;
+        pip::close(&app, &state.frames);
+    }
     sync_self_view(&state).await;
     Ok(())
 }

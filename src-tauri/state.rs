@@ -33,6 +33,8 @@ pub struct AppState {
     link: Mutex<Option<JoinLink>>,
     /// Whom the picture-in-picture window shows, while it is open.
     pip: Mutex<Option<PipTarget>>,
+    /// Held while the picture-in-picture window opens or is pointed elsewhere.
+    pub pip_opening: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -63,6 +65,7 @@ impl AppState {
             settings: Mutex::new(settings),
             link: Mutex::new(link),
             pip: Mutex::new(None),
+            pip_opening: tokio::sync::Mutex::new(()),
         }
     }
 
