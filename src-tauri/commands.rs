@@ -164,8 +164,7 @@ pub async fn leave(app: tauri::AppHandle, state: State<'_, AppState>) -> Result<
     if let Some(session) = state.session.lock().await.take() {
         session.leave().await;
     }
-    *state.pip_target() = None;
-    pip::close(&app, &state.frames);
+    close_pip(&app, &state).await;
     state.frames.close_all();
     Ok(())
 }
@@ -222,11 +221,7 @@ pub async fn leave_call(
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
     // The picture-in-picture window belongs to the call.
-    {
-        let _opening = state.pip_opening.lock().await;
-        *state.pip_target() = None;
-        pip::close(&app, &state.frames);
-    }
+    close_pip(&app, &state).await;
     let mut session = state.session.lock().await;
     session
         .as_mut()
@@ -318,6 +313,13 @@ pub async fn close_tile(view: String, state: State<'_, AppState>) -> Result<(), 
     Ok(())
 }
 
+/// Closes the picture-in-picture window, if open (never while it opens).
+async fn close_pip(app: &tauri::AppHandle, state: &AppState) {
+    let _opening = state.pip_opening.lock().await;
+    *state.pip_target() = None;
+    pip::close(app, &state.frames);
+}
+
 /// Shows `target` in the picture-in-picture window, opening it.
 #[tauri::command]
 pub async fn pip_show(
@@ -349,11 +351,7 @@ pub async fn pip_close(
     app: tauri::AppHandle,
     state: State<'_, AppState>,
 ) -> Result<(), CommandError> {
-    {
-        let _opening = state.pip_opening.lock().await;
-        *state.pip_target() = None;
-        pip::close(&app, &state.frames);
-    }
+    close_pip(&app, &state).await;
     sync_self_view(&state).await;
     Ok(())
 }

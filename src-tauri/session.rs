@@ -121,12 +121,7 @@ impl Session {
     /// opened is reported and the call goes on without it.
     pub async fn join_call(&mut self, video: bool, choice: DeviceChoice, ui: &Ui) {
         // What the check before the call opened is kept, not opened twice.
-        if video && !self.has_video {
-            self.use_device(DeviceKind::Camera, choice.camera, ui).await;
-        } else if !video && self.has_video {
-            self.has_video = false;
-            self.commands.send(Command::SetVideo(None));
-        }
+        self.camera_open(video, choice.camera, ui).await;
         if !std::mem::take(&mut self.checking_audio) {
             self.use_device(DeviceKind::Microphone, choice.microphone, ui)
                 .await;
@@ -147,12 +142,7 @@ impl Session {
         }
         // What is open stays open (a device is never opened twice at once;
         // another device comes through `switch`).
-        if on && video && !self.has_video {
-            self.use_device(DeviceKind::Camera, choice.camera, ui).await;
-        } else if !(on && video) && self.has_video {
-            self.has_video = false;
-            self.commands.send(Command::SetVideo(None));
-        }
+        self.camera_open(on && video, choice.camera, ui).await;
         if on && !self.checking_audio {
             self.checking_audio = self
                 .use_device(DeviceKind::Microphone, choice.microphone, ui)
@@ -160,6 +150,17 @@ impl Session {
         } else if !on && self.checking_audio {
             self.checking_audio = false;
             self.commands.send(Command::SetAudio(None));
+        }
+    }
+
+    /// Opens the camera `id` if `open` and none is, or releases it if
+    /// `!open`; an open camera stays as it is.
+    async fn camera_open(&mut self, open: bool, id: Option<String>, ui: &Ui) {
+        if open && !self.has_video {
+            self.use_device(DeviceKind::Camera, id, ui).await;
+        } else if !open && self.has_video {
+            self.has_video = false;
+            self.commands.send(Command::SetVideo(None));
         }
     }
 

@@ -6,8 +6,9 @@
 
 import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
-import { describeError, expireShown, initialState, leftCall, withOwnHand, withReaction } from "../engine/session";
-import { Ringer } from "../engine/ringer";
+import { describeError, expireShown, initialState, leftCall,  } from "../engine/session";
+import * as gestures from "../engine/gestures";
+import { Ringer, type RingHost } from "../engine/ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
 import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type EngineState, type JoinRequest, type PeerStats } from "../engine/types";
@@ -81,14 +82,16 @@ export class DesktopEngine extends ObservableState implements Engine {
   /** When the room was last joined (or resumed): queued messages go out then. */
   private joinedAt = 0;
   private timer: ReturnType<typeof setInterval>;
-  private readonly ringer = new Ringer({
+  /** What the shared ring and gesture code calls back into. */
+  private readonly host: RingHost = {
     current: () => this.state,
     set: (state) => this.update(() => state),
     send: (message) => this.send(message),
     joinCall: (video) => this.joinCall(video),
     leaveCall: () => this.leaveCall(),
     now: () => Date.now(),
-  });
+  };
+  private readonly ringer = new Ringer(this.host);
   /** Resolves once the shell answered `attach`. */
   readonly ready: Promise<void>;
 
@@ -368,15 +371,11 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   setHand(raised: boolean): void {
-    this.send({ type: "hand", raised });
-    this.update((s) => withOwnHand(s, raised));
+    gestures.setHand(this.host, raised);
   }
 
   react(emoji: string): void {
-    const self = this.state.self;
-    if (!self) return;
-    this.send({ type: "reaction", emoji });
-    this.update((s) => withReaction(s, self.id, emoji, Date.now()));
+    gestures.react(this.host, emoji);
   }
 
   setTyping(active: boolean, to?: string): void {

@@ -5,8 +5,9 @@
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
 import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
-import { describeError, expireShown, initialState, leftCall, withOwnHand, withReaction } from "./session";
-import { Ringer } from "./ringer";
+import { describeError, expireShown, initialState, leftCall,  } from "./session";
+import * as gestures from "./gestures";
+import { Ringer, type RingHost } from "./ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "./outgoing";
 import { appLink, webLink, type InviteLinks } from "./invite";
 import { Signaling } from "./signaling";
@@ -66,14 +67,16 @@ export class BrowserEngine extends ObservableState implements Engine {
   private lastStats = new Map<string, StatsSample>();
   private chatSeq = 0;
   private timers: ReturnType<typeof setInterval>[] = [];
-  private readonly ringer = new Ringer({
+  /** What the shared ring and gesture code calls back into. */
+  private readonly host: RingHost = {
     current: () => this.state,
     set: (state) => this.update(() => state),
     send: (message) => void this.send(message),
     joinCall: (video) => this.joinCall(video),
     leaveCall: () => this.leaveCall(),
     now: () => this.env.now(),
-  });
+  };
+  private readonly ringer = new Ringer(this.host);
 
   /** `accessToken`: the server's access token (from the page's link), given in `join` and `rooms`. */
   constructor(
@@ -324,15 +327,11 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   setHand(raised: boolean): void {
-    this.send({ type: "hand", raised });
-    this.update((s) => withOwnHand(s, raised));
+    gestures.setHand(this.host, raised);
   }
 
   react(emoji: string): void {
-    const self = this.state.self;
-    if (!self) return;
-    this.send({ type: "reaction", emoji });
-    this.update((s) => withReaction(s, self.id, emoji, this.env.now()));
+    gestures.react(this.host, emoji);
   }
 
   setTyping(active: boolean, to?: string): void {
@@ -381,7 +380,7 @@ export class BrowserEngine extends ObservableState implements Engine {
     }
     const { microphone, camera, processing } = this.state.devices;
     const audio = audioConstraints(microphone, processing);
-    const video: MediaTrackConstraints | false = withVideo && { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
+    const video = withVideo && videoConstraints(camera);
     let stream: MediaStream | null = null;
     try {
       stream = await devices.getUserMedia({ audio, video });
@@ -507,10 +506,9 @@ export class BrowserEngine extends ObservableState implements Engine {
     }
     const { microphone, camera, processing } = this.state.devices;
     const audio = audioConstraints(microphone, processing);
-    const videoConstraints: MediaTrackConstraints = { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
     let stream: MediaStream | null = null;
     try {
-      stream = await devices.getUserMedia({ audio, video: video ? videoConstraints : false });
+      stream = await devices.getUserMedia({ audio, video: video ? videoConstraints(camera) : false });
     } catch (error) {
       if (video) {
         try {
@@ -561,7 +559,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       const camera = this.state.devices.camera;
       try {
         const stream = await this.env.mediaDevices?.getUserMedia({
-          video: { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) },
+          video: videoConstraints(camera),
         });
         this.camera = stream?.getVideoTracks()[0] ?? null;
       } catch {
@@ -612,7 +610,7 @@ export class BrowserEngine extends ObservableState implements Engine {
       if (kind === "microphone") {
         await this.reopenMicrophone(devices);
       } else if (this.camera) {
-        const stream = await devices.getUserMedia({ video: { deviceId: { exact: id }, width: { ideal: 1280 }, height: { ideal: 720 } } });
+        const stream = await devices.getUserMedia({ video: videoConstraints(id) });
         this.camera.stop();
         this.camera = stream.getVideoTracks()[0] ?? null;
         if (!this.screen) await this.setLinkTracks("video", this.camera);
@@ -745,6 +743,11 @@ function noMediaReason(): string {
 
 function toRtcIceServer(server: IceServer): RTCIceServer {
   return { urls: server.urls, ...(server.username ? { username: server.username } : {}), ...(server.credential ? { credential: server.credential } : {}) };
+}
+
+/** The camera's constraints: the chosen device (`null`: the default), 720p if it can. */
+export function videoConstraints(camera: string | null): MediaTrackConstraints {
+  return { width: { ideal: 1280 }, height: { ideal: 720 }, ...(camera ? { deviceId: { exact: camera } } : {}) };
 }
 
 /** The microphone's constraints: the chosen device (`null`: the default)

@@ -2,8 +2,7 @@
 // stats, hang up.
 
 import { Icon } from "./icons";
-import { useCallback, useRef, useState } from "react";
-import { useEngine, useEngineState, useEscape } from "./hooks";
+import { useEngine, useEngineState, usePopover } from "./hooks";
 import type { AudioProcessing } from "../engine/types";
 import { HandButton, ReactionButton } from "./Reactions";
 import { chooseDevice, DeviceSelect } from "./DeviceSelect";
@@ -18,14 +17,8 @@ const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
 export function Controls({ showStats, setShowStats }: { showStats: boolean; setShowStats: (on: boolean) => void }) {
   const engine = useEngine();
   const state = useEngineState();
-  const [devicesOpen, setDevicesOpen] = useState(false);
-  const devicesButton = useRef<HTMLButtonElement>(null);
   // Escape closes the devices menu and gives the focus back to its button.
-  const closeDevices = useCallback(() => {
-    setDevicesOpen(false);
-    devicesButton.current?.focus();
-  }, []);
-  useEscape(devicesOpen, closeDevices);
+  const { open: devicesOpen, toggle: toggleDevices, button: devicesButton } = usePopover();
   const { local, devices } = state;
   // The desktop app captures the screen natively where its platform allows.
   const desktopBlock = state.desktop?.screenShareUnavailable ?? null;
@@ -58,7 +51,7 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
       <HandButton />
       <ReactionButton />
       <div className="devices">
-        <button type="button" className="control" ref={devicesButton} aria-expanded={devicesOpen} onClick={() => setDevicesOpen(!devicesOpen)}>
+        <button type="button" className="control" ref={devicesButton} aria-expanded={devicesOpen} onClick={toggleDevices}>
           <Icon name="settings" /> Devices
         </button>
         {devicesOpen && (

@@ -1,11 +1,16 @@
 // Choosing a microphone, camera or speaker: the picker the devices menu and
 // the check before a call share, and the choice remembered for next time.
 
-import type { Engine } from "../engine/types";
+import type { Devices, Engine } from "../engine/types";
 import { storage } from "./storage";
 
 export type DeviceKind = "microphone" | "camera" | "speaker";
 export const DEVICE_KINDS: DeviceKind[] = ["microphone", "camera", "speaker"];
+
+/** The devices of one kind present now. */
+export function devicesOf(devices: Devices, kind: DeviceKind): MediaDeviceInfo[] {
+  return kind === "microphone" ? devices.microphones : kind === "camera" ? devices.cameras : devices.speakers;
+}
 
 /** Uses a device and remembers it for the next visit (the desktop app's
  * shell remembers its own choice in its settings). */

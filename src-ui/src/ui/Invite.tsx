@@ -3,10 +3,10 @@
 // panel — and, for a room this app hosts, the certificate fingerprint a
 // guest's browser shows.
 
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import type { InviteLinks } from "../engine/invite";
 import { Icon } from "./icons";
-import { useEngine, useEngineState, useEscape } from "./hooks";
+import { useEngine, useEngineState, usePopover } from "./hooks";
 
 /** Puts `text` on the clipboard: the Clipboard API, else the older
  * selection copy; false when neither works (the text stays selectable). */
@@ -108,16 +108,10 @@ export function InviteFields({ room }: { room: string | undefined }) {
 /** The header's Invite button and its popover. */
 export function InviteButton() {
   const state = useEngineState();
-  const [open, setOpen] = useState(false);
-  const button = useRef<HTMLButtonElement>(null);
-  const close = useCallback(() => {
-    setOpen(false);
-    button.current?.focus();
-  }, []);
-  useEscape(open, close);
+  const { open, toggle, button } = usePopover();
   return (
     <span className="invite">
-      <button type="button" ref={button} aria-expanded={open} onClick={() => setOpen(!open)}>
+      <button type="button" ref={button} aria-expanded={open} onClick={toggle}>
         <Icon name="link" /> Invite
       </button>
       {open && (

@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { Icon } from "./icons";
 import { Avatar } from "./Avatar";
-import { chooseDevice, DEVICE_KINDS, DeviceSelect, type DeviceKind } from "./DeviceSelect";
+import { chooseDevice, DEVICE_KINDS, devicesOf, DeviceSelect } from "./DeviceSelect";
 import { NativeVideo, Video } from "./CallGrid";
 import { useEngine, useEngineState, useEscape } from "./hooks";
 import { storage } from "./storage";
@@ -45,15 +45,13 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
   }, []);
   // A browser takes back the devices chosen on an earlier visit, once they are listed.
   const { devices } = state;
-  const lists: Record<DeviceKind, MediaDeviceInfo[]> = { microphone: devices.microphones, camera: devices.cameras, speaker: devices.speakers };
-  const listed = DEVICE_KINDS.map((k) => lists[k].map((d) => d.deviceId).join(",")).join(";");
+  const listed = DEVICE_KINDS.map((k) => devicesOf(devices, k).map((d) => d.deviceId).join(",")).join(";");
   useEffect(() => {
     if (engine.desktop) return;
     const now = engine.getState().devices;
     for (const kind of DEVICE_KINDS) {
       const id = storage.device(kind);
-      const present = (kind === "microphone" ? now.microphones : kind === "camera" ? now.cameras : now.speakers).some((d) => d.deviceId === id);
-      if (id && present && now[kind] !== id) void engine.selectDevice(kind, id);
+      if (id && now[kind] !== id && devicesOf(now, kind).some((d) => d.deviceId === id)) void engine.selectDevice(kind, id);
     }
   }, [engine, listed]);
   const cancel = useCallback(() => close(), [close]);

@@ -2,8 +2,7 @@
 // a menu of the six reactions the protocol allows) and the overlay where
 // reactions float up over the call for a few seconds.
 
-import { useCallback, useRef, useState } from "react";
-import { useEngine, useEngineState, useEscape } from "./hooks";
+import { useEngine, useEngineState, usePopover } from "./hooks";
 import { nameOf, REACTIONS } from "../engine/session";
 
 /** What each reaction is called, for screen readers and tooltips. */
@@ -30,16 +29,10 @@ export function HandButton() {
 
 export function ReactionButton() {
   const engine = useEngine();
-  const [open, setOpen] = useState(false);
-  const button = useRef<HTMLButtonElement>(null);
-  const close = useCallback(() => {
-    setOpen(false);
-    button.current?.focus();
-  }, []);
-  useEscape(open, close);
+  const { open, toggle, close, button } = usePopover();
   return (
     <div className="reaction-picker">
-      <button type="button" className="control" ref={button} aria-expanded={open} aria-haspopup="menu" onClick={() => setOpen(!open)} title="Send a reaction">
+      <button type="button" className="control" ref={button} aria-expanded={open} aria-haspopup="menu" onClick={toggle} title="Send a reaction">
         <span className="emoji" aria-hidden="true">{"\u{1F44D}"}</span> React
       </button>
       {open && (

@@ -1,6 +1,6 @@
 // React glue: the engine as context, its state as a subscription.
 
-import { createContext, useContext, useEffect, useState, useSyncExternalStore } from "react";
+import { createContext, useCallback, useContext, useEffect, useRef, useState, useSyncExternalStore } from "react";
 import type { Engine, EngineState } from "../engine/types";
 
 export const EngineContext = createContext<Engine | null>(null);
@@ -36,4 +36,18 @@ export function useEscape(active: boolean, onEscape: () => void): void {
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, [active, onEscape]);
+}
+
+/** A button's popover: whether it is open; Escape or `close` shuts it and
+ * gives the focus back to the button (`button` is its ref). */
+export function usePopover() {
+  const [open, setOpen] = useState(false);
+  const button = useRef<HTMLButtonElement>(null);
+  const close = useCallback(() => {
+    setOpen(false);
+    button.current?.focus();
+  }, []);
+  useEscape(open, close);
+  const toggle = useCallback(() => setOpen((o) => !o), []);
+  return { open, toggle, close, button };
 }
