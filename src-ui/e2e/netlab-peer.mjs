@@ -104,10 +104,14 @@ try {
     return tile.dataset.peer;
   });
   const timeline = [];
+  let audio = null;
   while (Date.now() < untilMs) {
     await new Promise((r) => setTimeout(r, 1000));
     const stats = await page.evaluate(() => Object.values(window.huddle.state().stats)[0] ?? null);
-    if (stats) timeline.push([(Date.now() - started) / 1000, stats.bitrateInKbps]);
+    if (stats) {
+      timeline.push([(Date.now() - started) / 1000, stats.bitrateInKbps]);
+      audio = stats;
+    }
   }
   const { arrivals, size } = await page.evaluate(() => ({ arrivals: window.__arrivals, size: window.__size }));
   const since = arrivals.map((t) => t - started);
@@ -122,6 +126,9 @@ try {
     freezes: freezes(since, seconds * 1000),
     width: size[0],
     height: size[1],
+    // NetEQ's figures, named as huddle-peer names its own.
+    audio_concealed_share: audio?.audioConcealedPercent !== undefined ? audio.audioConcealedPercent / 100 : null,
+    audio_delay_ms: audio?.audioDelayMs ?? null,
   };
 } finally {
   writeFileSync(reportPath, JSON.stringify(report));

@@ -19,7 +19,8 @@ use crate::audio::processing::{Processing, ProcessingSettings};
 use crate::audio::{AudioError, AudioSink, AudioSource};
 use crate::congestion::BitrateControl;
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
-use crate::pipeline::{self, Control, KeyframeNeeds, Links, Playout, Report};
+use crate::pipeline::{self, Control, KeyframeNeeds, Links, Report};
+use crate::playout::{self, Playout, PlayoutBoard};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
 use crate::stats::LinkStats;
@@ -109,7 +110,8 @@ pub enum CallEvent {
     Video { from: PeerId, frame: I420Frame },
     /// A picture as captured here, while [`Command::Preview`] is on.
     LocalVideo(I420Frame),
-    /// Decoded audio from a call member (48 kHz mono).
+    /// 20 ms of a call member's audio as played (48 kHz mono; concealment
+    /// and stretching included), from its playout buffer.
     Audio { from: PeerId, samples: Vec<i16> },
     /// A peer connection changed state.
     Connection {
@@ -204,9 +206,8 @@ struct State {
     video: mpsc::UnboundedSender<Control<dyn VideoSource>>,
     audio: mpsc::UnboundedSender<Control<dyn AudioSource>>,
     playout: mpsc::UnboundedSender<Playout>,
-    /// Whether the members' audio is played anywhere (else it is not
-    /// copied to the playout task at all).
-    playing: bool,
+    /// The members' playout figures, for [`Command::Stats`].
+    playout_board: PlayoutBoard,
     /// Whether captured pictures are reported for a self view.
     preview: Arc<AtomicBool>,
     processing: Arc<Processing>,
@@ -254,7 +255,7 @@ async fn run(
     let (video, video_rx) = mpsc::unbounded_channel();
     let (audio, audio_rx) = mpsc::unbounded_channel();
     let (playout, playout_rx) = mpsc::unbounded_channel();
-    let playing = options.output.is_some();
+    let playout_board = PlayoutBoard::default();
     let processing = Arc::new(Processing::new(options.processing));
     let pipelines = [
         tokio::spawn(pipeline::video(
@@ -273,11 +274,12 @@ async fn run(
             audio_rx,
             reports.clone(),
         )),
-        tokio::spawn(pipeline::playout(
+        tokio::spawn(playout::playout(
             options.output,
             processing.clone(),
             playout_rx,
             reports,
+            playout_board.clone(),
         )),
     ];
     let mut state = State {
@@ -295,7 +297,7 @@ async fn run(
         video,
         audio,
         playout,
-        playing,
+        playout_board,
         preview,
         processing,
         rate: BitrateControl::new(options.bitrate_bps),
@@ -365,6 +367,12 @@ impl State {
                 for (peer, link) in self.all_links() {
                     let mut stats = link.stats().await;
                     stats.encoder_bitrate_bps = self.media.has_video.then(|| self.rate.current());
+                    stats.playout = self
+                        .playout_board
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get(&peer)
+                        .copied();
                     let _ = self.events.send(CallEvent::Stats { peer, stats });
                 }
             }
@@ -410,7 +418,6 @@ impl State {
             Command::Preview(on) => self.preview.store(on, Ordering::Relaxed),
             Command::Processing(settings) => self.processing.set(settings),
             Command::SetOutput(sink) => {
-                self.playing = sink.is_some();
                 let _ = self.playout.send(Playout::Sink(sink));
             }
             // Handled by the loop (it ends the call).
@@ -442,6 +449,7 @@ impl State {
             // would be ten messages a second to a window that shows none.
             Report::Level(_) if self.want_call => return,
             Report::Level(dbfs) => CallEvent::Level(dbfs),
+            Report::Heard(from, samples) => CallEvent::Audio { from, samples },
         };
         let _ = self.events.send(event);
     }
@@ -614,16 +622,8 @@ impl State {
             PeerEvent::Video(frame) => {
                 let _ = self.events.send(CallEvent::Video { from: peer, frame });
             }
-            PeerEvent::Audio(samples) => {
-                if self.playing {
-                    let _ = self
-                        .playout
-                        .send(Playout::Audio(peer.clone(), samples.clone()));
-                }
-                let _ = self.events.send(CallEvent::Audio {
-                    from: peer,
-                    samples,
-                });
+            PeerEvent::Audio(packet) => {
+                let _ = self.playout.send(Playout::Packet(peer, packet));
             }
             PeerEvent::KeyframeWanted => self.keyframe.request(),
             PeerEvent::State(state) => {

@@ -21,6 +21,7 @@ pub mod feedback;
 pub mod lobby;
 pub mod peer;
 pub mod pipeline;
+pub mod playout;
 pub mod quality;
 pub mod resend;
 pub mod room;

@@ -19,12 +19,10 @@ use rtc::interceptor::{
     CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, PacerBuilder, Registry,
     Slot, TwccReceiverBuilder, TwccSenderBuilder,
 };
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::opus::OpusPacket;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -46,8 +44,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use crate::audio::opus::OpusDecoder;
-use crate::audio::FRAME_SAMPLES;
+use crate::audio::jitter::AudioPacket;
 use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
 use crate::coverage::{Coverage, CoverageTap};
 use crate::estimator::Estimator;
@@ -99,8 +96,8 @@ pub enum PeerEvent {
     State(RTCPeerConnectionState),
     /// A decoded picture of the member's video.
     Video(I420Frame),
-    /// 20 ms (or more) of the member's audio, decoded (48 kHz mono).
-    Audio(Vec<i16>),
+    /// A packet of the member's audio, as it arrived.
+    Audio(AudioPacket),
     /// The member asked for a keyframe (it joined, or lost packets).
     KeyframeWanted,
 }
@@ -820,8 +817,6 @@ fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescription, Peer
 /// How long a picture with a missing packet is held for the packet to be
 /// retransmitted (NACK) before it is given up on.
 const VIDEO_WAIT: Duration = Duration::from_millis(400);
-/// How long audio waits for a late packet before concealing it.
-const AUDIO_WAIT: Duration = Duration::from_millis(200);
 
 /// Reassembles, decodes and reports the member's video; asks for a keyframe
 /// (PLI) while nothing decodes: before the first picture, after an access
@@ -893,40 +888,20 @@ async fn receive_video(
     }
 }
 
-/// Puts the member's Opus packets in order (the sample builder is the
-/// jitter buffer), conceals the ones that never came, decodes, reports.
+/// Hands the member's Opus packets, as they arrive, to playout (whose
+/// jitter buffer orders, decodes and conceals them: `audio::jitter`).
 async fn receive_audio(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
-    let Ok(mut decoder) = OpusDecoder::new() else {
-        return;
-    };
-    let mut builder = SampleBuilder::new(25, OpusPacket, 48_000).with_max_time_delay(AUDIO_WAIT);
-    let mut last_timestamp: Option<u32> = None;
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
-        builder.push(Instant::now(), packet);
-        while let Some((sample, timestamp)) = builder.pop_with_timestamp(Instant::now()) {
-            // A gap in RTP time is packets lost for good: conceal them.
-            let missing = last_timestamp
-                .map(|last| timestamp.wrapping_sub(last) / FRAME_SAMPLES as u32)
-                .unwrap_or(1)
-                .saturating_sub(1)
-                .min(10);
-            last_timestamp = Some(timestamp);
-            let mut samples = Vec::new();
-            for _ in 0..missing {
-                if let Ok(concealed) = decoder.conceal() {
-                    samples.extend(concealed);
-                }
-            }
-            match decoder.decode(&sample.data) {
-                Ok(decoded) => samples.extend(decoded),
-                Err(e) => debug!(error = %e, "undecodable Opus packet"),
-            }
-            if !samples.is_empty() && events.send(PeerEvent::Audio(samples)).is_err() {
-                return;
-            }
+        let packet = AudioPacket {
+            at: Instant::now(),
+            timestamp: packet.header.timestamp,
+            payload: packet.payload.to_vec(),
+        };
+        if events.send(PeerEvent::Audio(packet)).is_err() {
+            return;
         }
     }
 }

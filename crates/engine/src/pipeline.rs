@@ -1,6 +1,6 @@
 //! The media pipelines of a call, one task each: video out (capture, encode
-//! once, send to every link), audio out (capture, encode once, send), and
-//! playout (mix the members' audio into the sink).
+//! once, send to every link) and audio out (capture, encode once, send);
+//! audio in is [`crate::playout`].
 //!
 //! The call task steers them through [`Control`] messages — a new source,
 //! mute or camera off, a new bitrate — and hears back through [`Report`]
@@ -16,10 +16,9 @@ use huddle_protocol::PeerId;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::audio::mixer::Mixer;
 use crate::audio::opus::OpusEncoder;
 use crate::audio::processing::Processing;
-use crate::audio::{AudioError, AudioSink, AudioSource};
+use crate::audio::{AudioError, AudioSource};
 use crate::congestion::{frame_rate_for, halve, SendBudget};
 use crate::peer::PeerLink;
 use crate::video::h264::H264Encoder;
@@ -107,6 +106,9 @@ pub enum Report {
     /// The microphone's level after processing (dBFS), every
     /// [`LEVEL_EVERY`] frames, muted or not: the window's level meter.
     Level(f32),
+    /// 20 ms of a member's audio as played (or as it would be: a call
+    /// without a speaker still hears).
+    Heard(PeerId, Vec<i16>),
 }
 
 /// Audio frames (20 ms each) between two [`Report::Level`]s: 10 a second.
@@ -380,57 +382,6 @@ pub async fn audio(
         for link in targets {
             if let Err(e) = link.send_audio(packet.clone()).await {
                 debug!(error = %e, "sending audio failed");
-            }
-        }
-    }
-}
-
-/// What the playout task is told.
-#[derive(Debug)]
-pub enum Playout {
-    /// Decoded audio of a member.
-    Audio(PeerId, Vec<i16>),
-    /// The member's link closed.
-    Gone(PeerId),
-    /// Play into this sink from now on (`None`: nowhere).
-    Sink(Option<Box<dyn AudioSink>>),
-}
-
-/// Mixes the members' audio and plays it, 20 ms at a time; what is played
-/// is the echo canceller's reference.
-pub async fn playout(
-    mut sink: Option<Box<dyn AudioSink>>,
-    processing: Arc<Processing>,
-    mut inputs: mpsc::UnboundedReceiver<Playout>,
-    reports: mpsc::UnboundedSender<Report>,
-) {
-    let mut mixer = Mixer::default();
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    loop {
-        tokio::select! {
-            input = inputs.recv() => match input {
-                None => return,
-                Some(Playout::Audio(peer, samples)) => {
-                    // Audio may still be in flight after the sink went.
-                    if sink.is_some() {
-                        mixer.push(&peer, &samples);
-                    }
-                }
-                Some(Playout::Gone(peer)) => mixer.remove(&peer),
-                Some(Playout::Sink(new)) => {
-                    mixer = Mixer::default();
-                    sink = new;
-                }
-            },
-            _ = ticks.tick() => {
-                let Some(out) = sink.as_mut() else { continue };
-                let mixed = mixer.mix();
-                processing.render(&mixed);
-                if let Err(e) = out.play(&mixed) {
-                    sink = None;
-                    let _ = reports.send(Report::AudioSinkFailed(e));
-                }
             }
         }
     }

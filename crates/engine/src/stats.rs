@@ -7,6 +7,7 @@
 //! converted with the stream's clock rate. Rates are measured between two
 //! reports of the same link ([`LinkStats::rates_since`]).
 
+use crate::audio::jitter::PlayoutStats;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -54,6 +55,9 @@ pub struct LinkStats {
     pub codecs: Vec<String>,
     /// `host`, `srflx`, `prflx` or `relay`: how the selected path was found.
     pub candidate_type: Option<String>,
+    /// The member's audio playout: delay, concealment, FEC (filled in by
+    /// the call; `None` before any audio came).
+    pub playout: Option<PlayoutStats>,
 }
 
 /// Counters a link's receiving tasks keep (the stats report has none for
@@ -86,6 +90,7 @@ impl LinkStats {
             frames_dropped: counters.frames_dropped.load(Ordering::Relaxed),
             codecs: Vec::new(),
             candidate_type: None,
+            playout: None,
         };
         let mut local_candidate = None;
         for entry in report.iter() {

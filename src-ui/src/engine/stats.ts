@@ -29,6 +29,7 @@ export function collectStats(report: RTCStatsReport | Map<string, Entry>, previo
   let width = 0;
   let height = 0;
   let audioLevel = 0;
+  let audio: { concealedPercent: number; delayMs: number } | undefined;
   let codec = "";
   let rttMs: number | null = null;
   let candidateType = "";
@@ -48,6 +49,14 @@ export function collectStats(report: RTCStatsReport | Map<string, Entry>, previo
         if (c && typeof c.mimeType === "string") codec = c.mimeType.replace(/^video\//, "");
       } else if (e.kind === "audio") {
         audioLevel = num(e.audioLevel);
+        const total = num(e.totalSamplesReceived);
+        const emitted = num(e.jitterBufferEmittedCount);
+        if (total > 0 && emitted > 0) {
+          audio = {
+            concealedPercent: (100 * num(e.concealedSamples)) / total,
+            delayMs: (1000 * num(e.jitterBufferDelay)) / emitted,
+          };
+        }
       }
     } else if (e.type === "outbound-rtp") {
       bytesOut += num(e.bytesSent);
@@ -75,6 +84,7 @@ export function collectStats(report: RTCStatsReport | Map<string, Entry>, previo
       codec,
       audioLevel,
       candidateType,
+      ...(audio && { audioConcealedPercent: audio.concealedPercent, audioDelayMs: audio.delayMs }),
     },
     sample,
   };

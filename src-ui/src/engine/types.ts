@@ -79,6 +79,11 @@ export interface PeerStats {
   codec: string;
   audioLevel: number;
   candidateType: string;
+  /** The member's audio playout since it started: the share concealed
+   * (0–100) and the mean delay in the jitter buffer, ms (absent until audio
+   * came). */
+  audioConcealedPercent?: number;
+  audioDelayMs?: number;
 }
 
 /** What is done to the microphone's sound before it is sent (the names

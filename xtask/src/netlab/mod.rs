@@ -256,6 +256,17 @@ pub fn print_table(scenario: &Scenario, directions: &[Direction]) {
             d.freeze_longest_ms as f64 / 1000.0
         );
     }
+    println!("\n| direction | audio concealed | audio jitter-buffer delay (mean) |");
+    println!("| --- | --- | --- |");
+    for d in directions {
+        let concealed = d
+            .audio_concealed
+            .map_or("–".into(), |c| format!("{:.2} %", c * 100.0));
+        let delay = d
+            .audio_delay_ms
+            .map_or("–".into(), |ms| format!("{ms:.0} ms"));
+        println!("| {} | {concealed} | {delay} |", d.label);
+    }
 }
 
 /// The most seconds `cargo xtask test` lets video take to come back to

@@ -20,6 +20,10 @@ pub struct Received {
     pub freeze_longest_ms: u64,
     pub width: u64,
     pub height: u64,
+    /// The receiver's audio playout: the share concealed (0–1) and the mean
+    /// time audio waited in its jitter buffer, ms (None: not reported).
+    pub audio_concealed: Option<f64>,
+    pub audio_delay_ms: Option<f64>,
 }
 
 pub fn read_report(path: &Path) -> Result<Received, Failed> {
@@ -48,6 +52,8 @@ pub fn read_report(path: &Path) -> Result<Received, Failed> {
         freeze_longest_ms: u(&peer["freezes"]["longest_ms"]),
         width: u(&peer["width"]),
         height: u(&peer["height"]),
+        audio_concealed: peer["audio_concealed_share"].as_f64(),
+        audio_delay_ms: peer["audio_delay_ms"].as_f64(),
     })
 }
 
@@ -71,6 +77,8 @@ pub struct Direction {
     /// (by whole seconds of the report); None: none came.
     pub first_back_s: Option<u64>,
     pub size: (u64, u64),
+    pub audio_concealed: Option<f64>,
+    pub audio_delay_ms: Option<f64>,
 }
 
 /// When the path last got better one way: a rise in capacity, or the end
@@ -159,6 +167,8 @@ pub fn summarize(
         recovery_s,
         first_back_s,
         size: (r.width, r.height),
+        audio_concealed: r.audio_concealed,
+        audio_delay_ms: r.audio_delay_ms,
     }
 }
 

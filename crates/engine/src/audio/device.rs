@@ -309,6 +309,8 @@ where
 struct Health {
     last_pull: std::time::Instant,
     last_error: Option<String>,
+    /// The most samples the device took in one pull (its buffer size).
+    largest_pull: usize,
 }
 
 /// What the speaker's callback plays from: device-rate mono samples.
@@ -321,8 +323,11 @@ pub struct Speaker {
     name: String,
     queue: PlayQueue,
     resampler: Resampler,
+    /// The device's sample rate.
+    rate: u32,
     /// The most the queue holds (150 ms at the device rate): beyond it the
-    /// oldest samples go, so drift between clocks never becomes delay.
+    /// oldest samples go. A safety net: playout, paced by [`Speaker::wants`],
+    /// keeps the queue near the device's largest pull plus 20 ms.
     max_queued: usize,
     scratch: Vec<f32>,
     /// The device's signs of life (errors alone are not fatal: ALSA
@@ -340,6 +345,7 @@ impl Speaker {
         let health = Arc::new(Mutex::new(Health {
             last_pull: std::time::Instant::now(),
             last_error: None,
+            largest_pull: 0,
         }));
         let (shared, reported) = (queue.clone(), health.clone());
         let stream = run_stream(Direction::Output, move || {
@@ -353,6 +359,7 @@ impl Speaker {
             name: device_name,
             queue,
             resampler: Resampler::new(SAMPLE_RATE, rate),
+            rate,
             max_queued: rate as usize * 150 / 1000,
             scratch: Vec::new(),
             health,
@@ -387,6 +394,29 @@ impl AudioSink for Speaker {
         queue.drain(..excess);
         Ok(())
     }
+
+    /// Enough 20 ms frames to keep what is queued above the device's
+    /// largest pull plus 20 ms: the device's clock paces playout, so a
+    /// speaker slower or faster than the members' senders never builds up
+    /// delay or runs dry here (the members' playout buffers absorb it).
+    fn wants(&self) -> Option<usize> {
+        let largest_pull = {
+            let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            if health.last_pull.elapsed() > SILENT_DEVICE {
+                // A frame, so that `play` finds the device gone and says so.
+                return Some(1);
+            }
+            health.largest_pull
+        };
+        let queued = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let frame = self.rate as usize / 50;
+        let lead = largest_pull + frame;
+        Some(lead.saturating_sub(queued).div_ceil(frame))
+    }
 }
 
 fn play<T>(
@@ -405,10 +435,11 @@ where
             {
                 let health = health.clone();
                 move |data: &mut [T], _| {
-                    health
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .last_pull = std::time::Instant::now();
+                    {
+                        let mut health = health.lock().unwrap_or_else(PoisonError::into_inner);
+                        health.last_pull = std::time::Instant::now();
+                        health.largest_pull = health.largest_pull.max(data.len() / channels);
+                    }
                     let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
                     for frame in data.chunks_mut(channels) {
                         // Silence when the call has nothing queued.

@@ -1,116 +1,141 @@
-//! Mixes call members' decoded audio into one 20 ms stream for the sink.
+//! The members' playout: one [`JitterBuffer`] per member, pulled 20 ms at a
+//! time and summed into one stream for the sink.
 //!
-//! Each member has a queue of decoded samples that is also its playout
-//! buffer: a member starts playing once [`PREBUFFER`] has arrived (so a late
-//! packet does not cut the sound at once), and a queue longer than
-//! [`MAX_QUEUED`] drops its oldest samples (so a burst after a stall does
-//! not leave the member delayed for the rest of the call). A member whose
-//! queue runs dry is silent and prebuffers again. Loss itself is concealed
-//! before the mixer, by the Opus decoder.
+//! A member is heard from when its buffer has started (its target's worth
+//! arrived) until it has had nothing for [`super::jitter::MAX_CONCEAL`];
+//! each member's own 20 ms are handed back too, for the application.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::time::Instant;
 
+use huddle_protocol::PeerId;
+
+use super::jitter::{AudioPacket, JitterBuffer, PlayoutStats};
 use super::FRAME_SAMPLES;
 
-/// What a member's queue holds before it starts playing: 40 ms.
-pub const PREBUFFER: usize = 2 * FRAME_SAMPLES;
-/// The most a member's queue holds: 200 ms.
-pub const MAX_QUEUED: usize = 10 * FRAME_SAMPLES;
-
-#[derive(Debug, Default)]
-struct Queue {
-    samples: VecDeque<i16>,
-    playing: bool,
-}
-
-/// The members' playout queues.
+/// The members' playout buffers.
 #[derive(Debug, Default)]
 pub struct Mixer {
-    queues: HashMap<String, Queue>,
-    /// Samples dropped because a queue overflowed (latency held down).
-    pub dropped: u64,
+    members: HashMap<PeerId, JitterBuffer>,
+}
+
+/// One 20 ms of the call: the sum, and each audible member's part.
+#[derive(Debug)]
+pub struct Mixed {
+    pub sum: Vec<i16>,
+    pub members: Vec<(PeerId, Vec<i16>)>,
 }
 
 impl Mixer {
-    /// Adds decoded audio of `member`.
-    pub fn push(&mut self, member: &str, samples: &[i16]) {
-        let queue = self.queues.entry(member.to_owned()).or_default();
-        queue.samples.extend(samples);
-        let excess = queue.samples.len().saturating_sub(MAX_QUEUED);
-        if excess > 0 {
-            queue.samples.drain(..excess);
-            self.dropped += excess as u64;
+    /// A packet of `member`'s audio arrived.
+    pub fn insert(&mut self, member: &PeerId, packet: &AudioPacket) {
+        if !self.members.contains_key(member) {
+            match JitterBuffer::new() {
+                Ok(buffer) => {
+                    self.members.insert(member.clone(), buffer);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Opus decoder: the member is not heard");
+                    return;
+                }
+            }
+        }
+        if let Some(buffer) = self.members.get_mut(member) {
+            buffer.insert(packet.at, packet.timestamp, &packet.payload);
         }
     }
 
     /// Forgets a member (it left).
-    pub fn remove(&mut self, member: &str) {
-        self.queues.remove(member);
+    pub fn remove(&mut self, member: &PeerId) {
+        self.members.remove(member);
     }
 
-    /// The next 20 ms: every playing member's samples summed, saturating.
-    pub fn mix(&mut self) -> Vec<i16> {
+    /// The next 20 ms: every audible member's audio summed, saturating.
+    pub fn mix(&mut self, now: Instant) -> Mixed {
         let mut sum = vec![0i32; FRAME_SAMPLES];
-        for queue in self.queues.values_mut() {
-            if !queue.playing && queue.samples.len() >= PREBUFFER {
-                queue.playing = true;
-            }
-            if !queue.playing {
+        let mut members = Vec::new();
+        for (member, buffer) in &mut self.members {
+            let Some(samples) = buffer.pull(now) else {
                 continue;
+            };
+            for (slot, sample) in sum.iter_mut().zip(&samples) {
+                *slot += i32::from(*sample);
             }
-            let take = queue.samples.len().min(FRAME_SAMPLES);
-            for (slot, sample) in sum.iter_mut().zip(queue.samples.drain(..take)) {
-                *slot += i32::from(sample);
-            }
-            if queue.samples.is_empty() {
-                queue.playing = false;
-            }
+            members.push((member.clone(), samples));
         }
-        sum.into_iter()
+        let sum = sum
+            .into_iter()
             .map(|s| s.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
-            .collect()
+            .collect();
+        Mixed { sum, members }
+    }
+
+    /// Each member's playout figures.
+    pub fn stats(&self) -> impl Iterator<Item = (&PeerId, PlayoutStats)> {
+        self.members
+            .iter()
+            .map(|(member, buffer)| (member, buffer.stats()))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
     use super::*;
+    use crate::audio::opus::OpusEncoder;
     use crate::audio::tone::{power_at, ToneSource};
 
+    /// Feeds `members` (id, tone) for `frames` 20 ms steps; the last mix.
+    fn play(mixer: &mut Mixer, members: &[(&str, f32)], frames: u32) -> Mixed {
+        let t0 = Instant::now();
+        let mut sources: Vec<(PeerId, ToneSource, OpusEncoder)> = members
+            .iter()
+            .map(|(id, f)| {
+                (
+                    (*id).to_owned(),
+                    ToneSource::new(*f),
+                    OpusEncoder::new().unwrap(),
+                )
+            })
+            .collect();
+        let mut last = None;
+        for n in 0..frames {
+            let now = t0 + Duration::from_millis(20) * n;
+            for (id, tone, encoder) in &mut sources {
+                let packet = AudioPacket {
+                    at: now,
+                    timestamp: n * FRAME_SAMPLES as u32,
+                    payload: encoder.encode(&tone.next_frame()).unwrap(),
+                };
+                mixer.insert(id, &packet);
+            }
+            last = Some(mixer.mix(now + Duration::from_millis(5)));
+        }
+        last.unwrap()
+    }
+
     #[test]
-    fn two_members_are_heard_together_once_buffered() {
-        let (mut a, mut b) = (ToneSource::new(440.0), ToneSource::new(1000.0));
+    fn two_members_are_heard_together_and_each_on_its_own() {
         let mut mixer = Mixer::default();
-        mixer.push("a", &a.next_frame());
-        mixer.push("b", &b.next_frame());
-        assert!(mixer.mix().iter().all(|&s| s == 0), "prebuffering");
-        mixer.push("a", &a.next_frame());
-        mixer.push("b", &b.next_frame());
-        let mixed = mixer.mix();
-        let (low, high) = (power_at(&mixed, 440.0), power_at(&mixed, 1000.0));
+        let mixed = play(&mut mixer, &[("a", 440.0), ("b", 1000.0)], 20);
+        let (low, high) = (power_at(&mixed.sum, 440.0), power_at(&mixed.sum, 1000.0));
         assert!(high > low / 4.0 && low > high / 4.0, "both: {low} {high}");
-        mixer.remove("b");
-        let alone = mixer.mix();
+        assert_eq!(mixed.members.len(), 2);
+        let a = &mixed.members.iter().find(|(id, _)| id == "a").unwrap().1;
+        assert!(power_at(a, 1000.0) < power_at(a, 440.0) / 100.0, "a alone");
+        mixer.remove(&"b".to_owned());
+        let alone = mixer.mix(Instant::now()).sum;
         let (low, high) = (power_at(&alone, 440.0), power_at(&alone, 1000.0));
         assert!(high < low / 100.0, "only a: {low} {high}");
     }
 
     #[test]
-    fn a_long_queue_drops_its_oldest_samples() {
+    fn a_member_is_not_heard_before_its_audio_arrives() {
         let mut mixer = Mixer::default();
-        for n in 0..15i16 {
-            mixer.push("a", &[n; FRAME_SAMPLES]);
-        }
-        assert_eq!(mixer.dropped, 5 * FRAME_SAMPLES as u64);
-        assert_eq!(mixer.mix()[0], 5, "the newest 200 ms are kept");
-    }
-
-    #[test]
-    fn loud_members_saturate_rather_than_wrap() {
-        let mut mixer = Mixer::default();
-        for member in ["a", "b"] {
-            mixer.push(member, &[30_000; PREBUFFER]);
-        }
-        assert!(mixer.mix().iter().all(|&s| s == i16::MAX));
+        let mixed = mixer.mix(Instant::now());
+        assert!(mixed.members.is_empty());
+        assert!(mixed.sum.iter().all(|&s| s == 0));
     }
 }

@@ -8,12 +8,14 @@
 //! lets a receiver check which tone it heard.
 
 pub mod device;
+pub mod jitter;
 pub mod mixer;
 pub mod opus;
 pub mod processing;
 pub mod resample;
 pub mod sink;
 pub mod source;
+pub mod stretch;
 pub mod synthetic;
 pub mod tone;
 pub mod voice;

@@ -12,6 +12,13 @@ use super::SAMPLE_RATE;
 /// Plays 48 kHz mono, 20 ms at a time.
 pub trait AudioSink: Send + std::fmt::Debug {
     fn play(&mut self, frame: &[i16]) -> Result<(), AudioError>;
+
+    /// How many 20 ms frames the sink wants now, by its own clock (a sound
+    /// card's); `None` for a sink without one, which playout paces by the
+    /// wall clock.
+    fn wants(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Discards what it is given.

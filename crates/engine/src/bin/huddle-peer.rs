@@ -515,6 +515,10 @@ async fn run(args: Args) -> ExitCode {
             "packets_lost": r.stats.as_ref().map(|s| s.packets_lost),
             "audio_ms": r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
             "audio_dominant_hz": dominant_frequency(r.audio_tail.make_contiguous()),
+            "audio_delay_ms": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.mean_delay_ms()),
+            "audio_concealed_share": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.concealed_share()),
+            "audio_fec_ms": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.recovered * 1000 / u64::from(SAMPLE_RATE)),
+            "audio_underruns": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.underruns),
         }))).collect::<serde_json::Map<_, _>>(),
     });
     println!(
