@@ -2,7 +2,7 @@
 //! buffer (`audio::jitter`) against network jitter, a delay spike, loss and
 //! clock drift. Synthetic speech goes through the real Opus encoder and
 //! decoder; the network between them is simulated (seeded, so every run is
-//! the same) and the speaker pulls 20 ms at a time on its own clock.
+//! the same) and the speaker pulls 10 ms at a time on its own clock.
 //! Prints, per scenario: mouth-to-ear delay (sending to playing, the 50th
 //! and 95th percentile), the share of audio concealed and rebuilt from FEC,
 //! underruns (the buffer ran dry: an audible gap filled by concealment),
@@ -135,16 +135,16 @@ fn run(s: &Scenario) {
     let mut buffer = JitterBuffer::new().expect("decoder");
     let mut arrivals = arrivals.into_iter().peekable();
     let mut delays = Vec::new();
-    let pulls = (f64::from(s.seconds) * 50.0) as usize;
+    let pulls = (f64::from(s.seconds) * 100.0) as usize;
     for tick in 0..pulls {
-        let now_ms = tick as f64 * 20.0 + 3.0;
+        let now_ms = tick as f64 * 10.0 + 3.0;
         while let Some((arrived, ts, packet)) = arrivals.next_if(|a| a.0 <= now_ms) {
             buffer.insert(at(arrived), ts, &packet);
         }
         if buffer.pull(at(now_ms)).is_some() {
             if let Some(position) = buffer.position() {
-                // The frame just pulled started 20 ms before `position`.
-                let first = f64::from(position) / 960.0 - 1.0;
+                // The 10 ms just pulled started before `position`.
+                let first = f64::from(position) / 960.0 - 0.5;
                 delays.push(now_ms - sent_ms_f(first, s.skew));
             }
         }

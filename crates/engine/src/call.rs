@@ -110,7 +110,7 @@ pub enum CallEvent {
     Video { from: PeerId, frame: I420Frame },
     /// A picture as captured here, while [`Command::Preview`] is on.
     LocalVideo(I420Frame),
-    /// 20 ms of a call member's audio as played (48 kHz mono; concealment
+    /// 10 ms of a call member's audio as played (48 kHz mono; concealment
     /// and stretching included), from its playout buffer.
     Audio { from: PeerId, samples: Vec<i16> },
     /// A peer connection changed state.

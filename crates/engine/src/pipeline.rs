@@ -106,7 +106,7 @@ pub enum Report {
     /// The microphone's level after processing (dBFS), every
     /// [`LEVEL_EVERY`] frames, muted or not: the window's level meter.
     Level(f32),
-    /// 20 ms of a member's audio as played (or as it would be: a call
+    /// 10 ms of a member's audio as played (or as it would be: a call
     /// without a speaker still hears).
     Heard(PeerId, Vec<i16>),
 }

@@ -1,5 +1,5 @@
 //! The playout task: the members' audio packets into their playout buffers
-//! ([`Mixer`], one `audio::jitter` buffer each), and 20 ms of the mix into
+//! ([`Mixer`], one `audio::jitter` buffer each), and 10 ms of the mix into
 //! the sink whenever it wants them — paced by the sound card's clock where
 //! there is one ([`AudioSink::wants`]), by the wall clock otherwise. What is
 //! played is the echo canceller's reference; what each member contributed
@@ -18,8 +18,8 @@ use crate::audio::processing::Processing;
 use crate::audio::AudioSink;
 use crate::pipeline::Report;
 
-/// One frame of audio.
-const FRAME: Duration = Duration::from_millis(20);
+/// What one pull plays (`audio::jitter::PULL_SAMPLES`).
+const FRAME: Duration = Duration::from_millis(10);
 /// How often the task looks whether the sink wants more.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
 /// After a stall longer than this (a suspended laptop) the wall clock
@@ -124,13 +124,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wall_clock_gives_a_frame_per_20_ms_and_no_burst_after_a_stall() {
+    fn the_wall_clock_gives_a_frame_per_10_ms_and_no_burst_after_a_stall() {
         let t0 = Instant::now();
         let mut wall = WallClock::default();
         assert_eq!(wall.due(t0), 1);
         assert_eq!(wall.due(t0 + Duration::from_millis(5)), 0);
-        assert_eq!(wall.due(t0 + Duration::from_millis(45)), 2);
+        assert_eq!(wall.due(t0 + Duration::from_millis(25)), 2);
         assert_eq!(wall.due(t0 + Duration::from_secs(5)), 1, "no burst");
-        assert_eq!(wall.due(t0 + Duration::from_millis(5_010)), 0);
+        assert_eq!(wall.due(t0 + Duration::from_millis(5_005)), 0);
     }
 }

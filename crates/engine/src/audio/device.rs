@@ -327,7 +327,7 @@ pub struct Speaker {
     rate: u32,
     /// The most the queue holds (150 ms at the device rate): beyond it the
     /// oldest samples go. A safety net: playout, paced by [`Speaker::wants`],
-    /// keeps the queue near the device's largest pull plus 20 ms.
+    /// keeps the queue near the device's largest pull plus 10 ms.
     max_queued: usize,
     scratch: Vec<f32>,
     /// The device's signs of life (errors alone are not fatal: ALSA
@@ -395,8 +395,8 @@ impl AudioSink for Speaker {
         Ok(())
     }
 
-    /// Enough 20 ms frames to keep what is queued above the device's
-    /// largest pull plus 20 ms: the device's clock paces playout, so a
+    /// Enough 10 ms frames to keep what is queued above the device's
+    /// largest pull plus 10 ms: the device's clock paces playout, so a
     /// speaker slower or faster than the members' senders never builds up
     /// delay or runs dry here (the members' playout buffers absorb it).
     fn wants(&self) -> Option<usize> {
@@ -413,7 +413,7 @@ impl AudioSink for Speaker {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len();
-        let frame = self.rate as usize / 50;
+        let frame = self.rate as usize / 100;
         let lead = largest_pull + frame;
         Some(lead.saturating_sub(queued).div_ceil(frame))
     }

@@ -1,12 +1,12 @@
 //! One member's adaptive playout buffer (a jitter buffer in the spirit of
-//! NetEQ): Opus packets in as they arrive, 20 ms of audio out whenever the
+//! NetEQ): Opus packets in as they arrive, 10 ms of audio out whenever the
 //! speaker wants it.
 //!
 //! - **Target delay from the network**: each packet's arrival is compared
 //!   with its RTP time; its delay relative to the fastest packet of the last
 //!   2 s (so clock drift and a changing path do not count) goes into a 10 s
-//!   window, and the buffer aims at that window's 95th percentile plus one
-//!   packet and the phase between arrivals and pulls. An underrun adds a
+//!   window, and the buffer aims at that window's 95th percentile plus a
+//!   packet and a pull (see [`JitterBuffer::target_samples`]). An underrun adds a
 //!   margin that fades (−1 ms a second), for what arrival times cannot show
 //!   (a speaker pulling in uneven chunks).
 //! - **Growing and shrinking while people talk**: a buffer fuller than its
@@ -35,6 +35,9 @@ use crate::estimator::forget_older;
 
 /// Samples per millisecond.
 const PER_MS: usize = SAMPLE_RATE as usize / 1000;
+/// What one pull plays: 10 ms (NetEQ's step; half a packet, which keeps the
+/// buffer a packet's phase shallower than 20 ms pulls would).
+pub const PULL_SAMPLES: usize = 480;
 /// The longest the buffer conceals with nothing arriving before it takes
 /// the member as silent.
 pub const MAX_CONCEAL: Duration = Duration::from_millis(100);
@@ -180,7 +183,7 @@ impl JitterBuffer {
         }
     }
 
-    /// The next 20 ms, or `None` while the member is quiet (nothing has
+    /// The next 10 ms ([`PULL_SAMPLES`]), or `None` while the member is quiet (nothing has
     /// come for [`MAX_CONCEAL`], or it has not started).
     pub fn pull(&mut self, now: Instant) -> Option<Vec<i16>> {
         self.lower_margin(now);
@@ -195,11 +198,11 @@ impl JitterBuffer {
             self.level = self.level_now() as f32;
         }
         let level = self.level_now() as f32;
-        self.level += 0.1 * (level - self.level);
+        self.level += 0.05 * (level - self.level);
         if level - target > FLUSH_ABOVE_MS * PER_MS as f32 {
             self.flush(target);
         }
-        while self.ready.len() < FRAME_SAMPLES {
+        while self.ready.len() < PULL_SAMPLES {
             if !self.decode_next(target) {
                 self.go_quiet();
                 return None;
@@ -209,7 +212,7 @@ impl JitterBuffer {
         self.stats.target_ms = target / PER_MS as f32;
         self.stats.delay_sum_ms += f64::from(self.stats.delay_ms);
         self.stats.pulls += 1;
-        Some(self.ready.drain(..FRAME_SAMPLES).collect())
+        Some(self.ready.drain(..PULL_SAMPLES).collect())
     }
 
     /// The RTP time of the next sample to be played (`None`: quiet); a
@@ -326,9 +329,6 @@ impl JitterBuffer {
     /// `samples` shortened or lengthened when the smoothed level is off
     /// target (`None`: as they are).
     fn stretch(&mut self, samples: &[i16], target: f32) -> Option<Vec<i16>> {
-        // Lengthening starts right below the target: a sender slower than
-        // the speaker keeps the level there, and it must still ride out the
-        // step of a whole packet when arrivals and pulls change places.
         let high = target + 10.0 * PER_MS as f32;
         let low = target;
         let out = if self.level > high {
@@ -397,13 +397,15 @@ impl JitterBuffer {
             .map(|(&at, p)| at + p.samples as i64)
     }
 
-    /// What the buffer aims to hold just before a pull, in samples: the
-    /// packet the pull takes, one more for the phase between arrivals and
-    /// pulls (the level swings by a packet between them), the network's
-    /// jitter, and the margin underruns added.
+    /// What the buffer aims to hold just before a pull, in samples: what
+    /// the pull takes, plus a packet — when arrivals and pulls change places
+    /// (a sender slower than the speaker), the level drops by a whole packet
+    /// at once — plus the network's jitter and the margin underruns added.
+    /// Lengthening starts right below it, so that drop still finds a pull's
+    /// worth.
     fn target_samples(&self) -> f32 {
         let jitter_ms = (self.delay.percentile_ms() + self.margin_ms).min(MAX_TARGET_MS);
-        2.0 * FRAME_SAMPLES as f32 + jitter_ms * PER_MS as f32
+        (FRAME_SAMPLES + PULL_SAMPLES) as f32 + jitter_ms * PER_MS as f32
     }
 
     fn lower_margin(&mut self, now: Instant) {
@@ -476,6 +478,16 @@ mod tests {
 
     const FRAME: Duration = Duration::from_millis(20);
 
+    /// 20 ms as the speaker takes it: two pulls, 10 ms apart.
+    fn pull20(buffer: &mut JitterBuffer, now: Instant) -> Option<Vec<i16>> {
+        let first = buffer.pull(now);
+        let second = buffer.pull(now + Duration::from_millis(10));
+        match (first, second) {
+            (None, None) => None,
+            (a, b) => Some([a.unwrap_or_default(), b.unwrap_or_default()].concat()),
+        }
+    }
+
     /// `count` packets of a 440 Hz tone with their RTP timestamps.
     fn packets(count: usize) -> Vec<(u32, Vec<u8>)> {
         let mut tone = ToneSource::new(440.0);
@@ -500,17 +512,13 @@ mod tests {
             let now = t0 + FRAME * n as u32;
             buffer.insert(now, ts, &packet);
             // Pulls 7 ms after arrivals.
-            heard.extend(
-                buffer
-                    .pull(now + Duration::from_millis(7))
-                    .unwrap_or_default(),
-            );
+            heard.extend(pull20(&mut buffer, now + Duration::from_millis(7)).unwrap_or_default());
         }
         let stats = buffer.stats();
         assert_eq!(dominant_frequency(&heard[9_600..]), Some(440.0));
         assert_eq!(stats.concealed, 0, "{stats:?}");
         assert_eq!(stats.late, 0);
-        assert!(stats.delay_ms < 60.0, "{stats:?}");
+        assert!(stats.delay_ms < 50.0, "{stats:?}");
     }
 
     #[test]
@@ -526,7 +534,7 @@ mod tests {
                     buffer.insert(now, *ts, packet);
                 }
             }
-            buffer.pull(now + Duration::from_millis(7));
+            pull20(&mut buffer, now + Duration::from_millis(7));
         }
         let stats = buffer.stats();
         assert_eq!(stats.recovered, FRAME_SAMPLES as u64, "{stats:?}");
@@ -558,7 +566,7 @@ mod tests {
             while let Some((_, ts, packet)) = arrivals.next_if(|a| a.0 <= now) {
                 buffer.insert(now, ts, &packet);
             }
-            buffer.pull(now);
+            pull20(&mut buffer, now);
             delays.push(buffer.stats().delay_ms);
         }
         let stats = buffer.stats();
@@ -590,7 +598,7 @@ mod tests {
                 let (ts, packet) = &packets[tick as usize];
                 buffer.insert(now, *ts, packet);
             }
-            out.push(buffer.pull(now + Duration::from_millis(7)).is_some());
+            out.push(pull20(&mut buffer, now + Duration::from_millis(7)).is_some());
         }
         assert!(out[20] && out[90]);
         assert!(!out[45], "quiet while nothing comes");
@@ -621,7 +629,7 @@ mod tests {
                 buffer.insert(sent_at(sent), packets[sent].0, &packets[sent].1);
                 sent += 1;
             }
-            buffer.pull(now);
+            pull20(&mut buffer, now);
             delays.push(buffer.stats().delay_ms);
         }
         (buffer.stats(), delays)

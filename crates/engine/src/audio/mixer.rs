@@ -1,17 +1,16 @@
-//! The members' playout: one [`JitterBuffer`] per member, pulled 20 ms at a
+//! The members' playout: one [`JitterBuffer`] per member, pulled 10 ms at a
 //! time and summed into one stream for the sink.
 //!
 //! A member is heard from when its buffer has started (its target's worth
 //! arrived) until it has had nothing for [`super::jitter::MAX_CONCEAL`];
-//! each member's own 20 ms are handed back too, for the application.
+//! each member's own 10 ms are handed back too, for the application.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use huddle_protocol::PeerId;
 
-use super::jitter::{AudioPacket, JitterBuffer, PlayoutStats};
-use super::FRAME_SAMPLES;
+use super::jitter::{AudioPacket, JitterBuffer, PlayoutStats, PULL_SAMPLES};
 
 /// The members' playout buffers.
 #[derive(Debug, Default)]
@@ -19,7 +18,7 @@ pub struct Mixer {
     members: HashMap<PeerId, JitterBuffer>,
 }
 
-/// One 20 ms of the call: the sum, and each audible member's part.
+/// 10 ms of the call: the sum, and each audible member's part.
 #[derive(Debug)]
 pub struct Mixed {
     pub sum: Vec<i16>,
@@ -50,9 +49,9 @@ impl Mixer {
         self.members.remove(member);
     }
 
-    /// The next 20 ms: every audible member's audio summed, saturating.
+    /// The next 10 ms: every audible member's audio summed, saturating.
     pub fn mix(&mut self, now: Instant) -> Mixed {
-        let mut sum = vec![0i32; FRAME_SAMPLES];
+        let mut sum = vec![0i32; PULL_SAMPLES];
         let mut members = Vec::new();
         for (member, buffer) in &mut self.members {
             let Some(samples) = buffer.pull(now) else {
@@ -86,6 +85,7 @@ mod tests {
     use super::*;
     use crate::audio::opus::OpusEncoder;
     use crate::audio::tone::{power_at, ToneSource};
+    use crate::audio::FRAME_SAMPLES;
 
     /// Feeds `members` (id, tone) for `frames` 20 ms steps; the last mix.
     fn play(mixer: &mut Mixer, members: &[(&str, f32)], frames: u32) -> Mixed {
@@ -111,7 +111,8 @@ mod tests {
                 };
                 mixer.insert(id, &packet);
             }
-            last = Some(mixer.mix(now + Duration::from_millis(5)));
+            mixer.mix(now + Duration::from_millis(5));
+            last = Some(mixer.mix(now + Duration::from_millis(15)));
         }
         last.unwrap()
     }

@@ -9,11 +9,11 @@ use std::path::Path;
 use super::device::AudioError;
 use super::SAMPLE_RATE;
 
-/// Plays 48 kHz mono, 20 ms at a time.
+/// Plays 48 kHz mono, 10 ms at a time (any length works).
 pub trait AudioSink: Send + std::fmt::Debug {
     fn play(&mut self, frame: &[i16]) -> Result<(), AudioError>;
 
-    /// How many 20 ms frames the sink wants now, by its own clock (a sound
+    /// How many 10 ms frames the sink wants now, by its own clock (a sound
     /// card's); `None` for a sink without one, which playout paces by the
     /// wall clock.
     fn wants(&self) -> Option<usize> {
