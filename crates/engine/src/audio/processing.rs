@@ -14,13 +14,14 @@
 //! it needs no C toolchain for the Windows and macOS builds.
 //!
 //! [`Processing`] is what the pipelines share: the render side is fed by
-//! the playout task, the capture side by the audio-out task, each 20 ms at
-//! a time, split into the 10 ms frames the processor takes.
+//! the playout task (10 ms at a time), the capture side by the audio-out
+//! task (20 ms, split into the 10 ms frames the processor takes).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use super::voice::VoiceDetector;
+use super::voice::{dbfs, VoiceDetector};
 
 /// Samples in one 10 ms frame at 48 kHz: what the processor takes.
 pub const PROCESS_SAMPLES: usize = 480;
@@ -74,10 +75,60 @@ impl AudioProcessor for Passthrough {
     fn capture(&mut self, _frame: &mut [i16]) {}
 }
 
-/// libwebrtc's audio processing (AEC3, NS, AGC2, high-pass) through sonora.
+/// libwebrtc's audio processing (AEC3, NS, AGC2, high-pass) through sonora,
+/// in two instances: high-pass, canceller and noise suppression in one, gain
+/// control in the other, so that the gain is held while only the far end
+/// talks (see [`FarEnd`]).
 pub struct WebRtcApm {
     apm: sonora::AudioProcessing,
+    gain: Option<sonora::AudioProcessing>,
+    far: FarEnd,
     out: Vec<i16>,
+}
+
+/// The render frames (10 ms) the far end's activity is remembered for: an
+/// echo's path through the room and its ring.
+const FAR_WINDOW: usize = 50;
+/// A far end quieter than this is not talking.
+const FAR_TALKS_DBFS: f32 = -50.0;
+/// The near end talks over the far end when what is left after the
+/// canceller is within this much of the far end's loudest: an echo, even
+/// one the canceller has not yet locked on to (the room at full level:
+/// about the far end's own level before cancelling, −30 to −80 dB after),
+/// stays below it.
+const NEAR_OVER_FAR_DB: f32 = 6.0;
+
+/// What the far end did lately. Gain control adapts to the level of the
+/// speech it hears; while the far end talks, what it hears is mostly what the
+/// canceller left of the far end's voice, and raising that sends the far end
+/// its own echo back (measured in the acoustic loop: with AGC2 adapting freely
+/// the echo came back at −18 to −20 dBFS, as loud as no processing at all, in
+/// four calls of seven). So gain control is skipped — its gain held, nothing
+/// added — for a frame while the far end talked in the last 500 ms, unless
+/// the near end is clearly louder than an echo could be (double talk).
+#[derive(Debug, Default)]
+struct FarEnd {
+    levels: VecDeque<f32>,
+}
+
+impl FarEnd {
+    fn push(&mut self, frame: &[i16]) {
+        self.levels.push_back(dbfs(frame));
+        if self.levels.len() > FAR_WINDOW {
+            self.levels.pop_front();
+        }
+    }
+
+    /// Whether gain control may hear a capture frame at `near` dBFS (after
+    /// cancelling).
+    fn lets_gain_adapt(&self, near: f32) -> bool {
+        let loudest = self
+            .levels
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        loudest < FAR_TALKS_DBFS || near > loudest - NEAR_OVER_FAR_DB
+    }
 }
 
 impl std::fmt::Debug for WebRtcApm {
@@ -107,7 +158,10 @@ impl WebRtcApm {
                 level: NoiseSuppressionLevel::High,
                 ..NoiseSuppression::default()
             }),
-            gain_controller2: settings.gain_control.then(|| GainController2 {
+            ..Default::default()
+        };
+        let gain = sonora::Config {
+            gain_controller2: Some(GainController2 {
                 adaptive_digital: Some(AdaptiveDigital {
                     max_gain_db: MAX_GAIN_DB,
                     ..AdaptiveDigital::default()
@@ -117,12 +171,17 @@ impl WebRtcApm {
             ..Default::default()
         };
         let stream = sonora::StreamConfig::new(super::SAMPLE_RATE, 1);
-        WebRtcApm {
-            apm: sonora::AudioProcessing::builder()
+        let build = |config| {
+            sonora::AudioProcessing::builder()
                 .config(config)
                 .capture_config(stream)
                 .render_config(stream)
-                .build(),
+                .build()
+        };
+        WebRtcApm {
+            apm: build(config),
+            gain: settings.gain_control.then(|| build(gain)),
+            far: FarEnd::default(),
             out: vec![0; PROCESS_SAMPLES],
         }
     }
@@ -130,6 +189,7 @@ impl WebRtcApm {
 
 impl AudioProcessor for WebRtcApm {
     fn render(&mut self, frame: &[i16]) {
+        self.far.push(frame);
         self.out.resize(frame.len(), 0);
         if let Err(e) = self.apm.process_render_i16(frame, &mut self.out) {
             tracing::debug!(error = ?e, "render frame not processed");
@@ -141,6 +201,16 @@ impl AudioProcessor for WebRtcApm {
         match self.apm.process_capture_i16(frame, &mut self.out) {
             Ok(()) => frame.copy_from_slice(&self.out),
             Err(e) => tracing::debug!(error = ?e, "capture frame not processed"),
+        }
+        let Some(gain) = self.gain.as_mut() else {
+            return;
+        };
+        if !self.far.lets_gain_adapt(dbfs(frame)) {
+            return;
+        }
+        match gain.process_capture_i16(frame, &mut self.out) {
+            Ok(()) => frame.copy_from_slice(&self.out),
+            Err(e) => tracing::debug!(error = ?e, "capture frame not gain-controlled"),
         }
     }
 }
@@ -259,5 +329,62 @@ mod tests {
         let processing = Processing::new(ProcessingSettings::OFF);
         let (left, before) = echo_left(&processing, 2.0);
         assert!((left - before).abs() < 0.01);
+    }
+
+    /// The far end talks through the room for `seconds`; the level of what
+    /// is sent in the last 2 s.
+    fn echo_sent(settings: ProcessingSettings, seconds: f32) -> f32 {
+        let processing = Processing::new(settings);
+        let far = talker(seconds, 5);
+        let mic = room(&far);
+        let mut sent = Vec::new();
+        for (far, mic) in far.chunks_exact(480).zip(mic.chunks_exact(480)) {
+            processing.render(far);
+            let mut frame = mic.to_vec();
+            processing.capture(&mut frame);
+            sent.extend(frame);
+        }
+        dbfs(&sent[sent.len() - 96_000..])
+    }
+
+    #[test]
+    fn gain_control_does_not_raise_the_far_ends_echo() {
+        let cancelled = echo_sent(
+            ProcessingSettings {
+                noise_suppression: false,
+                gain_control: false,
+                ..ProcessingSettings::default()
+            },
+            8.0,
+        );
+        let everything = echo_sent(
+            ProcessingSettings {
+                noise_suppression: false,
+                ..ProcessingSettings::default()
+            },
+            8.0,
+        );
+        assert!(
+            everything <= cancelled + 1.0,
+            "echo {cancelled:.1} dBFS cancelled, {everything:.1} with gain control"
+        );
+    }
+
+    #[test]
+    fn a_quiet_talker_is_brought_up_to_speaking_level() {
+        let processing = Processing::new(ProcessingSettings::default());
+        // The talker 26 dB down: about −40 dBFS while talking.
+        let quiet: Vec<i16> = talker(12.0, 9).iter().map(|s| s / 20).collect();
+        let mut sent = Vec::new();
+        for chunk in quiet.chunks_exact(480) {
+            processing.render(&[0; 480]);
+            let mut frame = chunk.to_vec();
+            processing.capture(&mut frame);
+            sent.extend(frame);
+        }
+        let last = quiet.len() - 4 * 48_000;
+        let (before, after) = (dbfs(&quiet[last..]), dbfs(&sent[last..]));
+        eprintln!("quiet talker {before:.1} dBFS → {after:.1} dBFS");
+        assert!(after - before >= 10.0, "{before:.1} → {after:.1} dBFS");
     }
 }
