@@ -36,17 +36,29 @@ function QualityBars({ stats, sendsVideo }: { stats: PeerStats | undefined; send
   );
 }
 
+/**
+ * A member's picture, and (unless `muted`) its sound. The sound plays from an
+ * `<audio>` element of its own: Chromium does not start a `<video>` whose
+ * stream has a video track that never delivered a picture — a member without
+ * a camera — and that member's sound stayed silent with it (measured in
+ * headless Chromium: `readyState` 0, `play()` never settled).
+ */
 export function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
   const ref = useRef<HTMLVideoElement>(null);
+  const sound = useRef<HTMLAudioElement>(null);
   useEffect(() => {
-    const el = ref.current;
-    if (el && el.srcObject !== stream) el.srcObject = stream;
-  }, [stream]);
+    for (const el of [ref.current, sound.current]) if (el && el.srcObject !== stream) el.srcObject = stream;
+  }, [stream, muted]);
   useEffect(() => {
-    const el = ref.current as (HTMLVideoElement & { setSinkId?: (id: string) => Promise<void> }) | null;
+    const el = sound.current as (HTMLAudioElement & { setSinkId?: (id: string) => Promise<void> }) | null;
     if (el && speaker && el.setSinkId) void el.setSinkId(speaker).catch(() => undefined);
-  }, [speaker]);
-  return <video ref={ref} autoPlay playsInline muted={muted} className={mirrored ? "mirrored" : undefined} />;
+  }, [speaker, muted]);
+  return (
+    <>
+      <video ref={ref} autoPlay playsInline muted className={mirrored ? "mirrored" : undefined} />
+      {!muted && <audio ref={sound} autoPlay />}
+    </>
+  );
 }
 
 /** A member's pictures from the desktop app's native engine, on a canvas. */

@@ -91,12 +91,6 @@ pub struct WebRtcApm {
 const FAR_WINDOW: usize = 50;
 /// A far end quieter than this is not talking.
 const FAR_TALKS_DBFS: f32 = -50.0;
-/// The near end talks over the far end when what is left after the
-/// canceller is within this much of the far end's loudest: an echo, even
-/// one the canceller has not yet locked on to (the room at full level:
-/// about the far end's own level before cancelling, −30 to −80 dB after),
-/// stays below it.
-const NEAR_OVER_FAR_DB: f32 = 6.0;
 
 /// What the far end did lately. Gain control adapts to the level of the
 /// speech it hears; while the far end talks, what it hears is mostly what the
@@ -104,8 +98,11 @@ const NEAR_OVER_FAR_DB: f32 = 6.0;
 /// its own echo back (measured in the acoustic loop: with AGC2 adapting freely
 /// the echo came back at −18 to −20 dBFS, as loud as no processing at all, in
 /// four calls of seven). So gain control is skipped — its gain held, nothing
-/// added — for a frame while the far end talked in the last 500 ms, unless
-/// the near end is clearly louder than an echo could be (double talk).
+/// added — for a frame while the far end talked in the last 500 ms. No
+/// exception for double talk: an echo the canceller has not locked on to is
+/// as loud as a talker (a first rule let the near end through within 6 dB of
+/// the far end, and the side-by-side loop sent the echo back at −13 dBFS). The
+/// cost: a quiet near end talking over the far end is not brought up then.
 #[derive(Debug, Default)]
 struct FarEnd {
     levels: VecDeque<f32>,
@@ -119,15 +116,14 @@ impl FarEnd {
         }
     }
 
-    /// Whether gain control may hear a capture frame at `near` dBFS (after
-    /// cancelling).
-    fn lets_gain_adapt(&self, near: f32) -> bool {
+    /// Whether gain control may hear the capture frames now.
+    fn lets_gain_adapt(&self) -> bool {
         let loudest = self
             .levels
             .iter()
             .copied()
             .fold(f32::NEG_INFINITY, f32::max);
-        loudest < FAR_TALKS_DBFS || near > loudest - NEAR_OVER_FAR_DB
+        loudest < FAR_TALKS_DBFS
     }
 }
 
@@ -205,7 +201,7 @@ impl AudioProcessor for WebRtcApm {
         let Some(gain) = self.gain.as_mut() else {
             return;
         };
-        if !self.far.lets_gain_adapt(dbfs(frame)) {
+        if !self.far.lets_gain_adapt() {
             return;
         }
         match gain.process_capture_i16(frame, &mut self.out) {

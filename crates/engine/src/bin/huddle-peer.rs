@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use huddle_engine::audio::device::list_devices as audio_devices;
 use huddle_engine::audio::processing::ProcessingSettings;
+use huddle_engine::audio::synthetic::talker;
 use huddle_engine::audio::tone::dominant_frequency;
 use huddle_engine::audio::SAMPLE_RATE;
 use huddle_engine::audio::{
-    AudioError, AudioSink, AudioSource, Direction, Microphone, Speaker, ToneInput, WavSink,
+    AudioError, AudioSink, AudioSource, Direction, Microphone, SamplesInput, Speaker, ToneInput,
+    WavSink,
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::quality::FrameLog;
@@ -38,10 +40,12 @@ enum Video {
     None,
 }
 
-/// `--audio`: `tone`, `mic`, `mic:DEVICE NAME` or `none`.
+/// `--audio`: `tone`, `voice`, `mic`, `mic:DEVICE NAME` or `none`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Audio {
     Tone,
+    /// A synthetic speech-like voice (`audio::synthetic::talker`), looped.
+    Voice,
     Mic(Option<String>),
     None,
 }
@@ -70,10 +74,11 @@ fn parse_video(text: &str) -> Result<Video, String> {
 fn parse_audio(text: &str) -> Result<Audio, String> {
     match text.split_once(':') {
         _ if text == "tone" => Ok(Audio::Tone),
+        _ if text == "voice" => Ok(Audio::Voice),
         _ if text == "none" => Ok(Audio::None),
         _ if text == "mic" => Ok(Audio::Mic(None)),
         Some(("mic", name)) => Ok(Audio::Mic(Some(name.into()))),
-        _ => Err("expected tone, mic, mic:DEVICE or none".into()),
+        _ => Err("expected tone, voice, mic, mic:DEVICE or none".into()),
     }
 }
 
@@ -117,7 +122,7 @@ struct Args {
     /// What to send as video: test-pattern, camera, camera:N, none.
     #[arg(long, default_value = "test-pattern", value_parser = parse_video)]
     video: Video,
-    /// What to send as audio: tone, mic, mic:DEVICE, none.
+    /// What to send as audio: tone, voice, mic, mic:DEVICE, none.
     #[arg(long, default_value = "tone", value_parser = parse_audio)]
     audio: Audio,
     /// Where to play the call's audio: none, speaker, speaker:DEVICE, wav:PATH.
@@ -157,6 +162,10 @@ struct Args {
     /// Local address for media (`0.0.0.0:0`: every interface).
     #[arg(long, default_value = "0.0.0.0:0")]
     udp: String,
+    /// Send a microphone as it is: no echo cancellation, noise suppression
+    /// or gain control (the acoustic loop's unprocessed baseline).
+    #[arg(long)]
+    unprocessed: bool,
 }
 
 fn parse_size(text: &str) -> Result<(usize, usize), String> {
@@ -297,6 +306,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
     };
     let audio: Option<Box<dyn AudioSource>> = match &args.audio {
         Audio::Tone => Some(Box::new(ToneInput::new(args.tone_hz))),
+        Audio::Voice => Some(Box::new(SamplesInput::new(talker(20.0, 7)))),
         Audio::Mic(name) => Some(Box::new(Microphone::open(name.as_deref())?)),
         Audio::None => None,
     };
@@ -316,8 +326,8 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
         // tone is no microphone (and noise suppression takes a steady tone
         // for noise: measured −19 dB after a second).
         processing: match args.audio {
-            Audio::Mic(_) => ProcessingSettings::default(),
-            Audio::Tone | Audio::None => ProcessingSettings::OFF,
+            Audio::Mic(_) if !args.unprocessed => ProcessingSettings::default(),
+            _ => ProcessingSettings::OFF,
         },
     })
 }
