@@ -22,9 +22,10 @@ use crate::pipeline::Report;
 const FRAME: Duration = Duration::from_millis(10);
 /// How often the task looks whether the sink wants more.
 const LOOK_EVERY: Duration = Duration::from_millis(5);
-/// After a stall longer than this (a suspended laptop) the wall clock
-/// starts over instead of catching up in a burst.
-const MAX_BEHIND: u32 = 10;
+/// After a stall longer than this many frames (half a second: a suspended
+/// laptop, not a busy moment) the wall clock starts over instead of
+/// catching up in a burst.
+const MAX_BEHIND: u32 = 50;
 
 /// What the playout task is told.
 #[derive(Debug)]
@@ -130,7 +131,16 @@ mod tests {
         assert_eq!(wall.due(t0), 1);
         assert_eq!(wall.due(t0 + Duration::from_millis(5)), 0);
         assert_eq!(wall.due(t0 + Duration::from_millis(25)), 2);
-        assert_eq!(wall.due(t0 + Duration::from_secs(5)), 1, "no burst");
+        assert_eq!(
+            wall.due(t0 + Duration::from_millis(300)),
+            28,
+            "a busy moment: caught up"
+        );
+        assert_eq!(
+            wall.due(t0 + Duration::from_secs(5)),
+            1,
+            "a stall: no burst"
+        );
         assert_eq!(wall.due(t0 + Duration::from_millis(5_005)), 0);
     }
 }

@@ -55,6 +55,10 @@ const REFERENCE_WINDOW: Duration = Duration::from_secs(2);
 const DELAY_WINDOW: Duration = Duration::from_secs(10);
 /// Packets kept at most (2 s of 20 ms packets, and then some).
 const MAX_PACKETS: usize = 128;
+/// Arrivals the delay estimate keeps at most: 10 s of 10 ms packets. A
+/// member sending far more packets than audio needs must not make every
+/// pull sort an ever longer window.
+const MAX_OBSERVED: usize = 1_000;
 
 /// What the buffer did so far, for stats and tests. Durations in samples.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -449,12 +453,18 @@ impl DelayEstimate {
         forget_older(&mut self.transits, now, REFERENCE_WINDOW);
         forget_older(&mut self.relative, now, DELAY_WINDOW);
         self.transits.push_back((now, transit));
+        if self.transits.len() > MAX_OBSERVED {
+            self.transits.pop_front();
+        }
         let fastest = self
             .transits
             .iter()
             .map(|e| e.1)
             .fold(f32::INFINITY, f32::min);
         self.relative.push_back((now, transit - fastest));
+        if self.relative.len() > MAX_OBSERVED {
+            self.relative.pop_front();
+        }
     }
 
     /// The 95th percentile of the relative delays, ms.
