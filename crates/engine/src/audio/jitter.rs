@@ -333,7 +333,11 @@ impl JitterBuffer {
     /// `samples` shortened or lengthened when the smoothed level is off
     /// target (`None`: as they are).
     fn stretch(&mut self, samples: &[i16], target: f32) -> Option<Vec<i16>> {
-        let high = target + 10.0 * PER_MS as f32;
+        // The band above the target widens with the jitter (a quarter of
+        // it, at least 10 ms): under ±80 ms the level swings so much that a
+        // 10 ms band kept stretching 4 % of the audio back and forth.
+        let jitter = target - (FRAME_SAMPLES + PULL_SAMPLES) as f32;
+        let high = target + (jitter / 4.0).max(10.0 * PER_MS as f32);
         let low = target;
         let out = if self.level > high {
             let out = stretch::shorten(samples)?;
