@@ -5,6 +5,9 @@
 //
 //   HUDDLE_SERVER_BIN=… HUDDLE_PEER_BIN=… node e2e/bench-echo.mjs
 //
+// HUDDLE_BENCH_RUNS (default 2) repeats the four calls; HUDDLE_KEEP=1 also
+// prints each call's level second by second and keeps the recordings.
+//
 // A user-mode PulseAudio of its own: null sink `spk` is the near end's
 // speaker, `module-loopback spk.monitor → micbus` (60 ms, full level) the
 // room, `micbus.monitor` (remapped as a source `mic`, which Chromium lists)
@@ -13,7 +16,8 @@
 // so all Grace hears is her own voice's echo. Printed: its level (dBFS) in
 // seconds 4–8 of Grace's call (while a canceller converges) and 10–22
 // (steady), for Ada as a native huddle-peer without processing (the
-// reference), with it, and as Chromium. The loop is linear, which flatters
+// reference) and with it, and as Chromium with its processing off and on.
+// The loop is linear, which flatters
 // every canceller alike. Asserts only that the reference carried the echo.
 
 import { spawn } from "node:child_process";
