@@ -17,8 +17,8 @@
 // seconds 4–8 of Grace's call (while a canceller converges) and 10–22
 // (steady), for Ada as a native huddle-peer without processing (the
 // reference) and with it, and as Chromium with its processing off and on.
-// The loop is linear, which flatters
-// every canceller alike. Asserts only that the reference carried the echo.
+// The loop is linear, which flatters every canceller alike. Asserts only
+// that the reference carried the echo.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
