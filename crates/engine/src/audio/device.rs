@@ -325,9 +325,10 @@ pub struct Speaker {
     resampler: Resampler,
     /// The device's sample rate.
     rate: u32,
-    /// The most the queue holds (150 ms at the device rate): beyond it the
-    /// oldest samples go. A safety net: playout, paced by [`Speaker::wants`],
-    /// keeps the queue near the device's largest pull plus 10 ms.
+    /// The most the queue holds (150 ms at the device rate, or the device's
+    /// largest pull plus 20 ms if that is more): beyond it the oldest samples
+    /// go. A safety net: playout, paced by [`Speaker::wants`], keeps the queue
+    /// near the device's largest pull plus 10 ms.
     max_queued: usize,
     scratch: Vec<f32>,
     /// The device's signs of life (errors alone are not fatal: ALSA
@@ -374,7 +375,7 @@ impl Speaker {
 
 impl AudioSink for Speaker {
     fn play(&mut self, frame: &[i16]) -> Result<(), AudioError> {
-        {
+        let largest_pull = {
             // A device that stopped asking for sound is gone.
             let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
             if health.last_pull.elapsed() > SILENT_DEVICE {
@@ -384,13 +385,18 @@ impl AudioSink for Speaker {
                     .unwrap_or_else(|| "the device stopped asking for sound".into());
                 return Err(AudioError::SpeakerStopped(reason));
             }
-        }
+            health.largest_pull
+        };
         let input: Vec<f32> = frame.iter().map(|s| f32::from(*s) / 32768.0).collect();
         self.scratch.clear();
         self.resampler.process(&input, &mut self.scratch);
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         queue.extend(self.scratch.iter().copied());
-        let excess = queue.len().saturating_sub(self.max_queued);
+        // The cap never cuts into what `wants` asks for, whatever the
+        // device's buffer (one that takes 170 ms at a time would otherwise
+        // lose sound every pull).
+        let cap = self.max_queued.max(largest_pull + self.rate as usize / 50);
+        let excess = queue.len().saturating_sub(cap);
         queue.drain(..excess);
         Ok(())
     }
