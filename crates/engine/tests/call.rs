@@ -72,9 +72,11 @@ async fn two_native_peers_through_the_server_decode_each_other() {
     // Feedback has informed congestion control: on loopback it reaches the
     // budget the call asked for (video plus audio and overhead). A machine
     // busy with other work delays packets and the estimate rightly dips, so
-    // it is asked again, twice a second, for up to 10 s.
+    // it is asked again, twice a second, for up to 20 s: after a dip at the
+    // call's start it climbs back additively (a CI run measured 124 → 699
+    // kbit/s in 10 s, still climbing).
     let mut targets = vec![second.target_bitrate_bps.expect("an estimate")];
-    while targets.last().is_some_and(|&t| t < 800_000.0) && targets.len() < 20 {
+    while targets.last().is_some_and(|&t| t < 800_000.0) && targets.len() < 40 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         ada.command(Command::Stats);
         let stats = stats_about(&mut ada, &grace_id).await;
