@@ -155,8 +155,11 @@ pub fn video_share(link_bps: f64) -> f64 {
     (link_bps - AUDIO_AND_OVERHEAD_BPS) * VIDEO_SHARE
 }
 
-/// How long the bitrate stays before it may go up again…
-pub const UP_AFTER: Duration = Duration::from_secs(1);
+/// How long the bitrate stays before it may go up again (half a second:
+/// a step's overshoot shows in the delay signal within a round trip or
+/// two; at a second a step, climbing from the floor back to 1 Mbit/s after
+/// the network lab's dip took 6–8 s)…
+pub const UP_AFTER: Duration = Duration::from_millis(500);
 /// …and how far, at most: the estimate climbs whether the encoder uses it
 /// or not (there is no probing), so each step up is the path's test. One
 /// jump to the whole estimate (~590 kbit/s of video, in the lab's 250

@@ -230,8 +230,9 @@ struct Received {
     /// When each picture arrived (since the start), for freezes and fps.
     arrivals: FrameLog,
     /// `[seconds, kbit/s in, target kbit/s, rtt ms, media kbit/s out, kbit/s
-    /// out on the wire]` at each stats reading.
-    timeline: Vec<[f64; 6]>,
+    /// out on the wire, the encoder's kbit/s]` at each stats reading (-1:
+    /// not known).
+    timeline: Vec<[f64; 7]>,
 }
 
 impl Received {
@@ -464,6 +465,7 @@ async fn run(args: Args) -> ExitCode {
                         stats.rtt_ms.unwrap_or(-1.0),
                         kbps(stats.bitrate_out_bps),
                         kbps(stats.wire_bitrate_out_bps),
+                        kbps(stats.encoder_bitrate_bps.map(f64::from)),
                     ]);
                     entry.stats = Some(stats);
                 }
