@@ -81,13 +81,22 @@ function received(report, from) {
   return Object.values(report.peers).find((p) => p.name === from);
 }
 
+/**
+ * The test-pattern pictures (their stamp read back intact) that prove a peer
+ * decoded the other's own pattern. Only full-size pictures carry a readable
+ * stamp, and the peer under wine decodes 5–20 a second on a loaded two-core
+ * machine: 164 stamped in one CI run, 57 in another (of 164 decoded, the
+ * sender's pictures halved while Chromium's link was narrow).
+ */
+const MIN_STAMPED = 30;
+
 /** Fails unless `who`'s report shows video (and, if `toneHz`, that tone) from `from`. */
 function checkReceived(who, report, from, { pattern = false, toneHz = null } = {}) {
   const r = received(report, from);
   const text = r ? `${r.frames} frames ${r.width}×${r.height} (${r.stamped_frames} of the test pattern), ${r.audio_ms} ms of audio at ${r.audio_dominant_hz} Hz` : "nothing";
   console.log(`    ${who} received from ${from}: ${text}`);
   if (!r || r.frames < 60) throw new Error(`${who} decoded too little video from ${from}: ${text}`);
-  if (pattern && r.stamped_frames < 60) throw new Error(`${who} did not decode ${from}'s test pattern: ${text}`);
+  if (pattern && r.stamped_frames < MIN_STAMPED) throw new Error(`${who} did not decode ${from}'s test pattern: ${text}`);
   if (r.audio_ms < 2000) throw new Error(`${who} heard too little from ${from}: ${text}`);
   if (toneHz && Math.abs(r.audio_dominant_hz - toneHz) > 15) throw new Error(`${who} did not hear ${from}'s ${toneHz} Hz tone: ${text}`);
 }
