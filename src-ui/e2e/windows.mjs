@@ -85,8 +85,8 @@ function received(report, from) {
  * The test-pattern pictures (their stamp read back intact) that prove a peer
  * decoded the other's own pattern. Only full-size pictures carry a readable
  * stamp, and the peer under wine decodes 5–20 a second on a loaded two-core
- * machine: 164 stamped in one CI run, 57 in another (of 164 decoded, the
- * sender's pictures halved while Chromium's link was narrow).
+ * machine: 164 stamped of 263 decoded in one CI run, 57 of 164 in another
+ * (the sender's pictures halved while Chromium's link was narrow).
  */
 const MIN_STAMPED = 30;
 
