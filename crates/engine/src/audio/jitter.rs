@@ -336,7 +336,7 @@ impl JitterBuffer {
         // The band above the target widens with the jitter (a quarter of
         // it, at least 10 ms): under ±80 ms the level swings so much that a
         // 10 ms band kept stretching 4 % of the audio back and forth.
-        let jitter = target - (FRAME_SAMPLES + PULL_SAMPLES) as f32;
+        let jitter = self.jitter_ms() * PER_MS as f32;
         let high = target + (jitter / 4.0).max(10.0 * PER_MS as f32);
         let low = target;
         let out = if self.level > high {
@@ -412,8 +412,12 @@ impl JitterBuffer {
     /// Lengthening starts right below it, so that drop still finds a pull's
     /// worth.
     fn target_samples(&self) -> f32 {
-        let jitter_ms = (self.delay.percentile_ms() + self.margin_ms).min(MAX_TARGET_MS);
-        (FRAME_SAMPLES + PULL_SAMPLES) as f32 + jitter_ms * PER_MS as f32
+        (FRAME_SAMPLES + PULL_SAMPLES) as f32 + self.jitter_ms() * PER_MS as f32
+    }
+
+    /// The network's jitter and the underruns' margin, ms.
+    fn jitter_ms(&self) -> f32 {
+        (self.delay.percentile_ms() + self.margin_ms).min(MAX_TARGET_MS)
     }
 
     fn lower_margin(&mut self, now: Instant) {
@@ -447,6 +451,17 @@ struct DelayEstimate {
     /// (arrival, ms later than the fastest packet of the 2 s before).
     relative: VecDeque<(Instant, f32)>,
     origin: Option<(Instant, i64)>,
+    /// The 95th percentile of `relative`, ms, as of the last arrival (the
+    /// speaker asks for it every 10 ms; it changes only when one arrives).
+    p95_ms: f32,
+}
+
+/// Appends `entry`, dropping the oldest beyond [`MAX_OBSERVED`].
+fn push_capped<T>(queue: &mut VecDeque<T>, entry: T) {
+    queue.push_back(entry);
+    if queue.len() > MAX_OBSERVED {
+        queue.pop_front();
+    }
 }
 
 impl DelayEstimate {
@@ -456,30 +471,22 @@ impl DelayEstimate {
         let transit = arrived_ms - (at - at0) as f32 / PER_MS as f32;
         forget_older(&mut self.transits, now, REFERENCE_WINDOW);
         forget_older(&mut self.relative, now, DELAY_WINDOW);
-        self.transits.push_back((now, transit));
-        if self.transits.len() > MAX_OBSERVED {
-            self.transits.pop_front();
-        }
+        push_capped(&mut self.transits, (now, transit));
         let fastest = self
             .transits
             .iter()
             .map(|e| e.1)
             .fold(f32::INFINITY, f32::min);
-        self.relative.push_back((now, transit - fastest));
-        if self.relative.len() > MAX_OBSERVED {
-            self.relative.pop_front();
-        }
-    }
-
-    /// The 95th percentile of the relative delays, ms.
-    fn percentile_ms(&self) -> f32 {
-        if self.relative.is_empty() {
-            return 0.0;
-        }
+        push_capped(&mut self.relative, (now, transit - fastest));
         let mut delays: Vec<f32> = self.relative.iter().map(|e| e.1).collect();
         let at = (delays.len() - 1) * 95 / 100;
         let (_, value, _) = delays.select_nth_unstable_by(at, f32::total_cmp);
-        *value
+        self.p95_ms = *value;
+    }
+
+    /// The 95th percentile of the relative delays, ms (0 before any).
+    fn percentile_ms(&self) -> f32 {
+        self.p95_ms
     }
 }
 
