@@ -33,8 +33,19 @@ use rtc::interceptor::{RateControlState, Usage};
 pub const BACKOFF: f64 = 0.85;
 /// Growth a second far from a known capacity.
 pub const GROWTH_PER_SECOND: f64 = 1.5;
-/// Growth a second near it: one 1,200-byte packet per ~160 ms response.
-pub const ADDITIVE_BPS_PER_SECOND: f64 = 60_000.0;
+/// Growth near it: one packet per response time — the round trip and
+/// [`RESPONSE_EXTRA`] — as libwebrtc grows. A queue standing on the path
+/// lengthens the round trip and so slows the climb into it: a fixed
+/// 60 kbit/s a second (a 60 ms round trip's pace) climbed back into a
+/// 250 kbit/s path's 300 ms queue before it had drained, and the queue
+/// never did (the delay half's unit test on a narrow path).
+pub const PACKET_BITS: f64 = 1200.0 * 8.0;
+/// What a response takes beyond the round trip (the feedback's interval).
+pub const RESPONSE_EXTRA: Duration = Duration::from_millis(100);
+/// The round trip assumed until one is measured.
+const RTT_UNKNOWN: Duration = Duration::from_millis(60);
+/// The additive growth's least (a round trip of seconds).
+const MIN_ADDITIVE_BPS_PER_SECOND: f64 = 4_000.0;
 /// The arriving rate must stay above the capacity's bound this long for
 /// the capacity to be forgotten: a single reading over it may be a burst
 /// (a keyframe) measured over a short span, and the bound is near — 12 %
@@ -92,6 +103,7 @@ pub struct Aimd {
     min: f64,
     max: f64,
     capacity: Option<Capacity>,
+    rtt: Option<Duration>,
     /// Since when the arriving rate has been above the capacity's bound.
     above_since: Option<Instant>,
     last_change: Option<Instant>,
@@ -105,6 +117,7 @@ impl Aimd {
             min,
             max,
             capacity: None,
+            rtt: None,
             above_since: None,
             last_change: None,
         }
@@ -112,6 +125,17 @@ impl Aimd {
 
     pub fn target(&self) -> f64 {
         self.target
+    }
+
+    /// The path's round trip, which paces the additive growth.
+    pub fn set_rtt(&mut self, rtt: Duration) {
+        self.rtt = Some(rtt);
+    }
+
+    /// The additive growth a second at the current round trip.
+    pub fn additive_bps_per_second(&self) -> f64 {
+        let response = self.rtt.unwrap_or(RTT_UNKNOWN) + RESPONSE_EXTRA;
+        (PACKET_BITS / response.as_secs_f64()).max(MIN_ADDITIVE_BPS_PER_SECOND)
     }
 
     /// What the decreases have said of the path, while it holds.
@@ -161,7 +185,7 @@ impl Aimd {
                 let seconds = since.unwrap_or(INTERVAL).min(Duration::from_secs(1));
                 let seconds = seconds.as_secs_f64();
                 self.target = match self.capacity {
-                    Some(_) => self.target + ADDITIVE_BPS_PER_SECOND * seconds,
+                    Some(_) => self.target + self.additive_bps_per_second() * seconds,
                     None => self.target * GROWTH_PER_SECOND.powf(seconds),
                 }
                 .clamp(self.min, self.max);
@@ -198,6 +222,23 @@ mod tests {
         // Near it the climb is additive: about 60 kbit/s a second.
         quiet(&mut a, t, 2.0, 220_000.0);
         assert!((300_000.0..360_000.0).contains(&a.target()), "{a:?}");
+    }
+
+    #[test]
+    fn the_additive_climb_slows_as_the_round_trip_grows() {
+        let mut a = Aimd::new(1_000_000.0, MIN, MAX);
+        let t = Instant::now();
+        a.update(t, Usage::Over, Some(250_000.0));
+        // A 40 ms round trip: a packet per 140 ms, ~69 kbit/s a second.
+        a.set_rtt(Duration::from_millis(40));
+        let fast = a.additive_bps_per_second();
+        assert!((65_000.0..72_000.0).contains(&fast), "{fast}");
+        // A 300 ms queue standing on the path: four times slower.
+        a.set_rtt(Duration::from_millis(440));
+        let before = a.target();
+        quiet(&mut a, t, 2.0, 220_000.0);
+        let climbed = a.target() - before;
+        assert!((30_000.0..40_000.0).contains(&climbed), "{climbed}");
     }
 
     #[test]

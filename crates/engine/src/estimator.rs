@@ -1,16 +1,20 @@
-//! The bandwidth estimate: GCC's delay half (webrtc-rs's parts, put
-//! together here with the trend scaled as libwebrtc scales it) and a loss
-//! half of our own, measured over time rather than per feedback batch.
+//! The bandwidth estimate: GCC's delay half (webrtc-rs's packet groups,
+//! with libwebrtc's trend filter, overuse detector and rate control in our
+//! own modules) and a loss half of our own, measured over time rather than
+//! per feedback batch.
 //!
-//! The delay half: webrtc-rs's `Gcc` compares its filtered delay gradient —
-//! milliseconds *per packet group* (5 ms of sending) — with an adaptive
-//! threshold that starts at 12.5 ms. libwebrtc compares the gradient times
-//! the number of groups seen (at most 60) instead, so that a queue growing
-//! by a fraction of a millisecond per group is already overuse. Without the
-//! scaling a queue must grow by 12.5 ms every 5 ms (a sender at 3.5× the
-//! capacity) before anything is noticed: in the network lab the delay
-//! half never once decreased, and every plateau was found by filling the
-//! 300 ms queue until it dropped packets. [`DelayHalf`] scales it.
+//! The delay half: webrtc-rs's `Gcc` compares a Kalman-filtered delay
+//! gradient — milliseconds *per packet group* (5 ms of sending) — with an
+//! adaptive threshold that starts at 12.5 ms; unscaled, a queue must grow
+//! by 12.5 ms every 5 ms (a sender at 3.5× the capacity) before anything
+//! is noticed, and in the network lab the delay half never once decreased.
+//! Scaling that gradient by the groups seen, as a first step, found the
+//! plateaus; in the 250 kbit/s dip it still read a refilling queue late or
+//! not at all (the Kalman filter lagged the noisy groups by seconds, and
+//! the draft's threshold, once raised, stayed up for 20 s). [`DelayHalf`]
+//! now takes the groups' delay changes through libwebrtc's trendline
+//! (`trendline.rs`) into a detector with libwebrtc's threshold
+//! (`overuse.rs`), and from there into the rate control (`aimd.rs`).
 //!
 //! webrtc-rs's loss half averages each feedback batch into an exponential
 //! mean (0.8/0.2) and raises its target only when both the mean and the
@@ -33,11 +37,11 @@ use std::time::{Duration, Instant};
 
 use crate::coverage::Coverage;
 
-use rtc::interceptor::{
-    BandwidthEstimator, EstimatorStats, OveruseDetector, PacketReport, SlopeEstimator,
-};
+use rtc::interceptor::{ArrivalGroupAccumulator, BandwidthEstimator, EstimatorStats, PacketReport};
 
 use crate::aimd::Aimd;
+use crate::overuse::Detector;
+use crate::trendline::Trendline;
 
 /// The stretch of reports the loss fraction is taken over.
 pub const LOSS_WINDOW: Duration = Duration::from_secs(1);
@@ -91,9 +95,6 @@ pub(crate) fn forget_older<T>(queue: &mut VecDeque<(Instant, T)>, now: Instant, 
     }
 }
 
-/// At most this many groups multiply the gradient (libwebrtc's number).
-const MAX_SCALE: u32 = 60;
-
 /// The span the acknowledged rate is measured over.
 const ACKED_WINDOW: Duration = Duration::from_millis(500);
 
@@ -141,26 +142,26 @@ impl Acked {
     }
 }
 
-/// GCC's delay half: packet groups' delay gradient, filtered; overuse when
-/// it times the groups seen (up to [`MAX_SCALE`]) passes the adaptive
-/// threshold; then AIMD from the rate that arrived (`aimd.rs`).
+/// GCC's delay half: packet groups' delay changes; their trend
+/// (`trendline.rs`) against the adaptive threshold (`overuse.rs`); then
+/// AIMD from the rate that arrived (`aimd.rs`).
 #[derive(Debug)]
 pub struct DelayHalf {
-    slope: SlopeEstimator,
-    detector: OveruseDetector,
+    groups: ArrivalGroupAccumulator,
+    trend: Trendline,
+    detector: Detector,
     received: Acked,
     control: Aimd,
-    groups: u32,
 }
 
 impl DelayHalf {
     pub fn new(initial: f64, min: f64, max: f64) -> DelayHalf {
         DelayHalf {
-            slope: SlopeEstimator::new(),
-            detector: OveruseDetector::new(),
+            groups: ArrivalGroupAccumulator::default(),
+            trend: Trendline::default(),
+            detector: Detector::default(),
             received: Acked::default(),
             control: Aimd::new(initial, min, max),
-            groups: 0,
         }
     }
 
@@ -173,11 +174,16 @@ impl DelayHalf {
             if let (true, Some(arrival)) = (report.arrived, report.arrival) {
                 self.received.add(arrival, report.size);
             }
-            if let Some(trend) = self.slope.accumulate(report) {
-                self.groups = (self.groups + 1).min(MAX_SCALE);
-                usage = self
-                    .detector
-                    .update(trend.at, trend.estimate_ms * f64::from(self.groups));
+            if let Some(group) = self.groups.accumulate(report) {
+                let scaled = self.trend.update(group.at, group.delta_ms);
+                usage = self.detector.update(group.at, scaled);
+                tracing::trace!(
+                    delta_ms = group.delta_ms,
+                    scaled,
+                    threshold = self.detector.threshold_ms(),
+                    ?usage,
+                    "delay trend"
+                );
             }
         }
         self.control.update(now, usage, self.received.rate());
@@ -185,6 +191,11 @@ impl DelayHalf {
 
     pub fn target(&self) -> f64 {
         self.control.target()
+    }
+
+    /// The path's round trip (it paces the additive growth, `aimd.rs`).
+    pub fn set_rtt(&mut self, rtt: Duration) {
+        self.control.set_rtt(rtt);
     }
 }
 
@@ -271,8 +282,11 @@ impl Estimator {
 
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
-        self.delay.on_reports(now, reports);
         self.note_rtt(now, reports);
+        if let Some(rtt) = self.rtt() {
+            self.delay.set_rtt(rtt);
+        }
+        self.delay.on_reports(now, reports);
         // webrtc-rs reports a packet lost for good as soon as a packet sent
         // after it is acknowledged: on a path that reorders, late packets
         // read as lost (±30 ms of jitter: a fifth of them, and the loss
@@ -437,6 +451,14 @@ mod tests {
                 {
                     reports.extend(in_flight.pop_front().map(|(_, r)| r));
                 }
+                let newest = reports
+                    .iter()
+                    .filter(|r| r.arrived)
+                    .map(|r| r.departure)
+                    .max();
+                if let Some(departure) = newest {
+                    half.set_rtt((start + feedback_at).saturating_duration_since(departure));
+                }
                 half.on_reports(start + feedback_at, &reports);
                 if feedback_at.as_millis() % 1000 == 0 {
                     let queued = free_at.saturating_sub(feedback_at).as_secs_f64() * 1000.0;
@@ -486,6 +508,22 @@ mod tests {
             "target {mean_target:.0}: {seconds:?}"
         );
         assert!(mean_queue < 100.0, "queue {mean_queue:.0} ms: {seconds:?}");
+    }
+
+    #[test]
+    fn the_delay_half_stays_awake_on_a_narrow_path() {
+        // The network lab's dip: 250 kbit/s behind a 300 ms queue, the
+        // rate just over it (a sudden fall fills the queue at once; that is
+        // the loss half's to see). The delay half must see the queue grow,
+        // and see it again each time it refills after a decrease — not
+        // climb on until the queue drops packets.
+        let mut half = DelayHalf::new(300_000.0, 100_000.0, 1_200_000.0);
+        let seconds = path(&mut half, 250_000.0, Duration::from_millis(300), 30);
+        let late = &seconds[5..];
+        let most = late.iter().map(|s| s.0).fold(0.0, f64::max);
+        let mean_queue = late.iter().map(|s| s.1).sum::<f64>() / late.len() as f64;
+        assert!(most <= 400_000.0, "target up to {most:.0}: {seconds:?}");
+        assert!(mean_queue < 150.0, "queue {mean_queue:.0} ms: {seconds:?}");
     }
 
     #[test]

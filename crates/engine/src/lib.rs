@@ -19,6 +19,7 @@ pub mod coverage;
 pub mod estimator;
 pub mod feedback;
 pub mod lobby;
+pub mod overuse;
 pub mod peer;
 pub mod pipeline;
 pub mod playout;
@@ -29,6 +30,7 @@ pub mod signaling;
 pub mod stats;
 pub mod tap;
 pub mod tls;
+pub mod trendline;
 pub mod video;
 
 pub use room::{MeshAction, Room};
