@@ -229,12 +229,13 @@ pub async fn video(
         if captured < next_due {
             continue;
         }
-        let period = Duration::from_secs(1) / frame_rate_for(bitrate_bps, fps);
+        let rate = frame_rate_for(bitrate_bps, fps);
+        let period = Duration::from_secs(1) / rate;
         // A little early is on time: the source's own ticks jitter.
         next_due = captured + period.mul_f32(0.85);
         let mut current = match encoder.take() {
             Some(encoder) => encoder,
-            None => match H264Encoder::new(bitrate_bps, fps as f32) {
+            None => match H264Encoder::new(bitrate_bps, rate as f32) {
                 Ok(encoder) => {
                     rc_time = Duration::ZERO;
                     encoder
@@ -246,6 +247,14 @@ pub async fn video(
                 }
             },
         };
+        // Rate control budgets each picture for the rate pictures are sent
+        // at (at 15 a second with the encoder set for 30, video used half
+        // of what the path allowed).
+        if let Err(e) = current.set_frame_rate(rate as f32) {
+            warn!(error = %e, "no H.264 encoder: sending no video");
+            source = None;
+            continue;
+        }
         // A keyframe when needed (see `KeyframeNeeds`), and at least every
         // few seconds so that a member whose request was lost still recovers.
         let key = keyframe.take(
@@ -267,8 +276,7 @@ pub async fn video(
         let frame = if halved { frame.halved() } else { frame };
         // Encoding is CPU work: off the async threads.
         // Rate control's timeline: one period of the intended frame rate per
-        // picture encoded, so each picture gets its share of the bitrate at
-        // that rate. (Real capture time measured worse at 720p on saturated
+        // picture encoded. (Real capture time measured worse at 720p on saturated
         // cores: when the encoder managed ~20 fps, rate control then sent
         // ~1.2 Mbit/s of a 2.5 Mbit/s target, against ~2.0 this way.)
         let at = rc_time;
