@@ -10,11 +10,20 @@
 //! [`CoverageTap`] sits before the congestion controller on the read path
 //! and notes each TWCC feedback's range in a shared [`Coverage`]; the
 //! estimator leaves out losses no feedback covered.
+//!
+//! It also notes which packets each feedback says arrived. webrtc-rs
+//! reports a packet lost as soon as a packet sent after it is acknowledged
+//! and forgets it; on a path that reorders, the late packet then arrives,
+//! and the receiver says so in its next feedback (both webrtc-rs's and
+//! libwebrtc's receivers report a late packet with the next batch) — but
+//! nobody was listening. With ±30 ms of jitter per packet the loss half read
+//! 5–14 % loss where the receiver counted 28 packets lost in 45 s.
+//! [`Coverage::arrived`] lets the estimator take such a loss back.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rtc::interceptor::{Packet, Slot, TaggedPacket};
+use rtc::interceptor::{convert_twcc, Packet, Slot, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
 use crate::tap::{Tap, Tapped};
@@ -25,20 +34,56 @@ pub const SLOT: usize = 900;
 
 /// How many recent feedback ranges are kept (a few seconds' worth).
 const KEPT: usize = 128;
+/// How many of the packets feedback said arrived are remembered: over the
+/// estimator's one-second loss window at several hundred packets a second.
+const KEPT_ARRIVED: usize = 4096;
 
-/// The transport-wide sequence ranges recent feedback covered.
+/// The transport-wide sequence ranges recent feedback covered, and the
+/// packets it said arrived.
 #[derive(Debug, Default)]
 pub struct Coverage {
     ranges: Mutex<VecDeque<(u16, u16)>>,
+    arrived: Mutex<Arrived>,
+}
+
+/// Transport-wide sequence numbers, oldest first, and the same as a set.
+#[derive(Debug, Default)]
+struct Arrived {
+    order: VecDeque<u16>,
+    set: HashSet<u16>,
 }
 
 impl Coverage {
-    fn note(&self, base: u16, count: u16) {
+    pub(crate) fn note(&self, base: u16, count: u16) {
         let mut ranges = self.ranges.lock().unwrap_or_else(PoisonError::into_inner);
         if ranges.len() == KEPT {
             ranges.pop_front();
         }
         ranges.push_back((base, count));
+    }
+
+    pub(crate) fn note_arrived(&self, seqs: impl IntoIterator<Item = u16>) {
+        let mut arrived = self.arrived.lock().unwrap_or_else(PoisonError::into_inner);
+        for seq in seqs {
+            if !arrived.set.insert(seq) {
+                continue;
+            }
+            arrived.order.push_back(seq);
+            if arrived.order.len() > KEPT_ARRIVED {
+                if let Some(old) = arrived.order.pop_front() {
+                    arrived.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether some recent feedback said transport-wide `seq` arrived.
+    pub fn arrived(&self, seq: u16) -> bool {
+        self.arrived
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set
+            .contains(&seq)
     }
 
     /// Whether some recent feedback spoke about transport-wide `seq`.
@@ -74,6 +119,12 @@ impl Tap for CoverageTap {
                 if let Some(cc) = packet.as_any().downcast_ref::<TransportLayerCc>() {
                     self.coverage
                         .note(cc.base_sequence_number, cc.packet_status_count);
+                    self.coverage.note_arrived(
+                        convert_twcc(cc)
+                            .into_iter()
+                            .filter(|ack| ack.arrived)
+                            .map(|ack| ack.sequence_number),
+                    );
                 }
             }
         }
@@ -93,5 +144,14 @@ mod tests {
         assert!(!c.covers(4) && !c.covers(65_529));
         c.note(100, 5);
         assert!(c.covers(104) && !c.covers(105) && !c.covers(50));
+    }
+
+    #[test]
+    fn arrivals_are_remembered_for_a_while() {
+        let c = Coverage::default();
+        c.note_arrived([7, 9, 9]);
+        assert!(c.arrived(7) && c.arrived(9) && !c.arrived(8));
+        c.note_arrived((10..).take(KEPT_ARRIVED - 1).map(|n: u32| n as u16));
+        assert!(!c.arrived(7) && c.arrived(9), "the oldest goes first");
     }
 }

@@ -28,7 +28,8 @@
 //! over 10 % it falls by half the loss, in between it holds (libwebrtc's
 //! loss-based v1 thresholds). What counts as lost is narrower than what
 //! webrtc-rs reports: only packets a feedback said were missing
-//! (`coverage.rs`), not those sent within the reordering seen lately, and
+//! (`coverage.rs`), not those sent within the reordering seen lately, not
+//! those a later feedback said arrived after all (`coverage.rs` too), and
 //! total loss is a cut path, not congestion (`CUT`).
 
 use std::collections::VecDeque;
@@ -49,6 +50,10 @@ pub const LOSS_WINDOW: Duration = Duration::from_secs(1);
 pub const DECIDE_EVERY: Duration = Duration::from_millis(200);
 /// The growth per decision while loss is low (about doubling a second).
 pub const GROWTH: f64 = 1.15;
+/// A packet reported lost is judged once this long has passed: a late one
+/// is reported arrived by a feedback or two after (they come every 100 ms
+/// or so), and until then it counts neither way.
+const LATE_GRACE: Duration = Duration::from_millis(300);
 /// Fewer reported packets than this in the window decide nothing.
 const MIN_PACKETS: usize = 10;
 const LOW_LOSS: f64 = 0.02;
@@ -199,11 +204,32 @@ impl DelayHalf {
     }
 }
 
+/// What the feedback said of one packet in the loss window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fate {
+    Arrived,
+    /// Reported lost; with its transport-wide number, by which a later
+    /// feedback may say it arrived after all.
+    Lost(Option<u16>),
+}
+
+impl Fate {
+    fn of(report: &PacketReport) -> Fate {
+        match (report.arrived, report.is_twcc) {
+            (true, _) => Fate::Arrived,
+            (false, true) => Fate::Lost(Some(report.twcc_sequence_number)),
+            (false, false) => Fate::Lost(None),
+        }
+    }
+}
+
 /// GCC's delay half and a windowed loss half; the lower one is the target.
 pub struct Estimator {
     delay: DelayHalf,
-    /// (when reported, lost) of the packets in the window.
-    window: VecDeque<(Instant, bool)>,
+    /// (when reported, fate) of the packets in the window.
+    window: VecDeque<(Instant, Fate)>,
+    /// When the newest feedback was taken in.
+    latest: Option<Instant>,
     /// (when, depth) of the reordering seen in each recent feedback batch.
     reorders: VecDeque<(Instant, Duration)>,
     /// What the remote's feedback covered: a loss outside it is unknown.
@@ -234,6 +260,7 @@ impl Estimator {
         Estimator {
             delay: DelayHalf::new(initial, min, max),
             window: VecDeque::new(),
+            latest: None,
             reorders: VecDeque::new(),
             coverage: None,
             rtts: VecDeque::new(),
@@ -272,16 +299,36 @@ impl Estimator {
         forget_older(&mut self.rtts, now, RTT_MEMORY);
     }
 
-    /// The loss fraction over the window, if enough packets were reported.
+    /// The loss fraction over the window, if enough packets were reported:
+    /// a packet reported lost that a later feedback said arrived was only
+    /// late (`coverage.rs`), and one reported lost within [`LATE_GRACE`]
+    /// may still be.
     fn loss(&self) -> Option<f64> {
-        (self.window.len() >= MIN_PACKETS).then(|| {
-            self.window.iter().filter(|(_, lost)| *lost).count() as f64 / self.window.len() as f64
-        })
+        let coverage = self.coverage.as_ref();
+        let (mut counted, mut lost) = (0usize, 0usize);
+        for (at, fate) in &self.window {
+            match *fate {
+                Fate::Arrived => counted += 1,
+                Fate::Lost(Some(seq)) if coverage.is_some_and(|c| c.arrived(seq)) => counted += 1,
+                Fate::Lost(Some(_))
+                    if coverage.is_some()
+                        && self
+                            .latest
+                            .is_some_and(|now| now.saturating_duration_since(*at) < LATE_GRACE) => {
+                }
+                Fate::Lost(_) => {
+                    counted += 1;
+                    lost += 1;
+                }
+            }
+        }
+        (counted >= MIN_PACKETS).then(|| lost as f64 / counted as f64)
     }
 }
 
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
+        self.latest = Some(now);
         self.note_rtt(now, reports);
         if let Some(rtt) = self.rtt() {
             self.delay.set_rtt(rtt);
@@ -292,7 +339,9 @@ impl BandwidthEstimator for Estimator {
         // read as lost (±30 ms of jitter: a fifth of them, and the loss
         // half fell to its floor). Packets sent within the reordering seen
         // lately of the newest acknowledged one are left out of the window,
-        // lost or not — what is left is judged without that bias.
+        // lost or not — what is left is judged without that bias; and a
+        // packet later than that which the next feedback reports arrived
+        // is taken back out of the losses (`Estimator::loss`).
         self.reorders.push_back((now, reorder_depth(reports)));
         forget_older(&mut self.reorders, now, REORDER_MEMORY);
         let horizon = self.reorders.iter().map(|r| r.1).max().unwrap_or_default();
@@ -315,7 +364,7 @@ impl BandwidthEstimator for Estimator {
                 .iter()
                 .filter(settled)
                 .filter(spoken_of)
-                .map(|r| (now, !r.arrived)),
+                .map(|r| (now, Fate::of(r))),
         );
         forget_older(&mut self.window, now, LOSS_WINDOW);
         if self
@@ -534,12 +583,19 @@ mod tests {
         assert!(half.target() >= 1_900_000.0, "{seconds:?}");
     }
 
-    /// Packets every 5 ms, each delayed 20–80 ms (so reordered), `lost`
-    /// of them dropped; every 100 ms a batch as webrtc-rs's history makes
-    /// it: everything sent up to the newest acknowledged packet, lost if it
-    /// had not arrived by then. The loss fraction the window settles on.
-    fn jittery(lost_share: f64, seconds: u64) -> f64 {
+    /// Packets every 5 ms, each delayed 20–80 ms (so reordered) and
+    /// `spiked` of them 150 ms more, `lost` of them dropped; every 100 ms a
+    /// batch as webrtc-rs's history makes it: everything sent up to the
+    /// newest acknowledged packet, lost if it had not arrived by then. With
+    /// `coverage`, the receiver's feedback is noted there too, late packets
+    /// in the next one. The loss fraction the window settles on.
+    fn jittery(lost_share: f64, spiked: f64, seconds: u64, coverage: bool) -> f64 {
+        let covered = Arc::new(Coverage::default());
         let mut e = Estimator::new(1_000_000.0, 100_000.0, 1_000_000.0);
+        if coverage {
+            covered.note(0, u16::MAX);
+            e = e.with_coverage(covered.clone());
+        }
         let start = Instant::now();
         let mut seed = 7u64;
         let mut unit = move || {
@@ -552,15 +608,21 @@ mod tests {
             .map(|i| {
                 let at = Duration::from_millis(i * 5);
                 let kept = unit() >= lost_share;
-                (
-                    at,
-                    kept.then(|| at + Duration::from_millis(20 + (unit() * 60.0) as u64)),
-                )
+                let spike = if unit() < spiked { 150 } else { 0 };
+                let delay = Duration::from_millis(20 + (unit() * 60.0) as u64 + spike);
+                (at, kept.then(|| at + delay))
             })
             .collect();
         let mut next = 0;
         let mut feedback = Duration::from_millis(100);
         while feedback < Duration::from_secs(seconds) {
+            let since = feedback - Duration::from_millis(100);
+            covered.note_arrived(
+                sent.iter()
+                    .enumerate()
+                    .filter(|(_, (_, a))| a.is_some_and(|a| since < a && a <= feedback))
+                    .map(|(i, _)| i as u16),
+            );
             let newest = sent
                 .iter()
                 .enumerate()
@@ -619,12 +681,27 @@ mod tests {
 
     #[test]
     fn reordering_is_not_loss_and_loss_through_reordering_still_is() {
-        let none = jittery(0.0, 10);
+        let none = jittery(0.0, 0.0, 10, false);
         assert!(none < 0.02, "a reordering path without loss read {none}");
-        let some = jittery(0.05, 10);
+        let some = jittery(0.05, 0.0, 10, false);
         assert!(
             (0.02..0.10).contains(&some),
             "5 % lost through reordering read {some}"
+        );
+    }
+
+    #[test]
+    fn a_late_packet_the_next_feedback_reports_is_not_loss() {
+        // 5 % of the packets 150 ms later than the rest: beyond the
+        // reordering the batches show, so they are reported lost first.
+        let without = jittery(0.0, 0.05, 10, false);
+        assert!(without > 0.03, "the late packets read as {without} lost");
+        let with = jittery(0.0, 0.05, 10, true);
+        assert!(with < 0.01, "taken back, {with} lost is left");
+        let lost = jittery(0.05, 0.05, 10, true);
+        assert!(
+            (0.02..0.10).contains(&lost),
+            "5 % really lost among late packets read {lost}"
         );
     }
 }
