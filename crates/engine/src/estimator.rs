@@ -304,18 +304,22 @@ impl Estimator {
     /// late (`coverage.rs`), and one reported lost within [`LATE_GRACE`]
     /// may still be.
     fn loss(&self) -> Option<f64> {
+        self.loss_within(LATE_GRACE)
+    }
+
+    /// The loss fraction, leaving out losses reported less than `grace` ago.
+    fn loss_within(&self, grace: Duration) -> Option<f64> {
         let coverage = self.coverage.as_ref();
+        let recent = |at: Instant| {
+            self.latest
+                .is_some_and(|now| now.saturating_duration_since(at) < grace)
+        };
         let (mut counted, mut lost) = (0usize, 0usize);
         for (at, fate) in &self.window {
             match *fate {
                 Fate::Arrived => counted += 1,
                 Fate::Lost(Some(seq)) if coverage.is_some_and(|c| c.arrived(seq)) => counted += 1,
-                Fate::Lost(Some(_))
-                    if coverage.is_some()
-                        && self
-                            .latest
-                            .is_some_and(|now| now.saturating_duration_since(*at) < LATE_GRACE) => {
-                }
+                Fate::Lost(Some(_)) if coverage.is_some() && recent(*at) => {}
                 Fate::Lost(_) => {
                     counted += 1;
                     lost += 1;
@@ -367,6 +371,15 @@ impl BandwidthEstimator for Estimator {
                 .map(|r| (now, Fate::of(r))),
         );
         forget_older(&mut self.window, now, LOSS_WINDOW);
+        // A cut path shows in the batch that reports it, with no grace
+        // (that is for late packets, not for an outage's), and before the
+        // decisions' pace can skip it: later batches dilute it.
+        if self
+            .loss_within(Duration::ZERO)
+            .is_some_and(|loss| loss >= CUT)
+        {
+            self.cut_until = Some(now + LOSS_WINDOW);
+        }
         if self
             .last_decision
             .is_some_and(|t| now.saturating_duration_since(t) < DECIDE_EVERY)
@@ -379,8 +392,6 @@ impl BandwidthEstimator for Estimator {
         self.last_decision = Some(now);
         if loss < LOW_LOSS {
             self.loss_target *= GROWTH;
-        } else if loss >= CUT {
-            self.cut_until = Some(now + LOSS_WINDOW);
         } else if loss > HIGH_LOSS && self.cut_until.is_none_or(|t| now > t) {
             self.loss_target *= 1.0 - 0.5 * loss;
         }
@@ -448,7 +459,20 @@ mod tests {
 
     #[test]
     fn heavy_loss_brings_it_down_and_a_clean_path_back_up_within_seconds() {
+        // Without coverage, and with it (losses then wait out the grace
+        // for a late report that never comes).
+        for covered in [false, true] {
+            heavy_loss_and_an_outage(covered);
+        }
+    }
+
+    fn heavy_loss_and_an_outage(covered: bool) {
         let mut e = Estimator::new(1_200_000.0, 100_000.0, 1_200_000.0);
+        if covered {
+            let coverage = Arc::new(Coverage::default());
+            coverage.note(0, u16::MAX);
+            e = e.with_coverage(coverage);
+        }
         let mut id = 0;
         let t = run(&mut e, Instant::now(), 5, Some(3), &mut id); // 33 % lost
         assert!(e.loss_target <= 150_000.0, "{e:?}");
