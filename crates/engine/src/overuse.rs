@@ -105,7 +105,8 @@ impl Detector {
         self.threshold.value
     }
 
-    /// Takes the trend (ms, already scaled) of the group that arrived `at`.
+    /// Takes the trend (ms, already scaled) after the group that left `at`
+    /// (the sender's clock, as the trend's own times).
     pub fn update(&mut self, at: Instant, trend: f64) -> Usage {
         let threshold = self.threshold.value;
         if trend > threshold {
