@@ -18,10 +18,10 @@
 //! libwebrtc's receivers report a late packet with the next batch) — but
 //! nobody was listening. With ±30 ms of jitter per packet the loss half read
 //! 5–14 % loss where the receiver counted 28 packets lost in 45 s.
-//! [`Coverage::arrived`] lets the estimator take such a loss back.
+//! [`Coverage::arrivals`] lets the estimator take such a loss back.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rtc::interceptor::{convert_twcc, Packet, Slot, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
@@ -77,13 +77,10 @@ impl Coverage {
         }
     }
 
-    /// Whether some recent feedback said transport-wide `seq` arrived.
-    pub fn arrived(&self, seq: u16) -> bool {
-        self.arrived
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .set
-            .contains(&seq)
+    /// The packets recent feedback said arrived, held for a run of
+    /// lookups (one lock for the estimator's whole window).
+    pub fn arrivals(&self) -> Arrivals<'_> {
+        Arrivals(self.arrived.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Whether some recent feedback spoke about transport-wide `seq`.
@@ -93,6 +90,17 @@ impl Coverage {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .any(|&(base, count)| seq.wrapping_sub(base) < count)
+    }
+}
+
+/// A look at the arrivals, locked while it lives.
+#[derive(Debug)]
+pub struct Arrivals<'a>(MutexGuard<'a, Arrived>);
+
+impl Arrivals<'_> {
+    /// Whether some recent feedback said transport-wide `seq` arrived.
+    pub fn contains(&self, seq: u16) -> bool {
+        self.0.set.contains(&seq)
     }
 }
 
@@ -150,8 +158,11 @@ mod tests {
     fn arrivals_are_remembered_for_a_while() {
         let c = Coverage::default();
         c.note_arrived([7, 9, 9]);
-        assert!(c.arrived(7) && c.arrived(9) && !c.arrived(8));
+        let a = c.arrivals();
+        assert!(a.contains(7) && a.contains(9) && !a.contains(8));
+        drop(a);
         c.note_arrived((10..).take(KEPT_ARRIVED - 1).map(|n: u32| n as u16));
-        assert!(!c.arrived(7) && c.arrived(9), "the oldest goes first");
+        let a = c.arrivals();
+        assert!(!a.contains(7) && a.contains(9), "the oldest goes first");
     }
 }

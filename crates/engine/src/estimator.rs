@@ -90,6 +90,15 @@ fn reorder_depth(reports: &[PacketReport]) -> Duration {
     depth
 }
 
+/// When the newest packet a batch acknowledges left.
+fn newest_departure(reports: &[PacketReport]) -> Option<Instant> {
+    reports
+        .iter()
+        .filter(|r| r.arrived)
+        .map(|r| r.departure)
+        .max()
+}
+
 /// Drops the entries of a time-ordered queue older than `keep` at `now`.
 pub(crate) fn forget_older<T>(queue: &mut VecDeque<(Instant, T)>, now: Instant, keep: Duration) {
     while queue
@@ -286,12 +295,7 @@ impl Estimator {
         self.rtts.iter().map(|r| r.1).min()
     }
 
-    fn note_rtt(&mut self, now: Instant, reports: &[PacketReport]) {
-        let newest = reports
-            .iter()
-            .filter(|r| r.arrived)
-            .map(|r| r.departure)
-            .max();
+    fn note_rtt(&mut self, now: Instant, newest: Option<Instant>) {
         if let Some(departure) = newest {
             self.rtts
                 .push_back((now, now.saturating_duration_since(departure)));
@@ -310,6 +314,7 @@ impl Estimator {
     /// The loss fraction, leaving out losses reported less than `grace` ago.
     fn loss_within(&self, grace: Duration) -> Option<f64> {
         let coverage = self.coverage.as_ref();
+        let arrived = coverage.map(|c| c.arrivals());
         let recent = |at: Instant| {
             self.latest
                 .is_some_and(|now| now.saturating_duration_since(at) < grace)
@@ -318,7 +323,9 @@ impl Estimator {
         for (at, fate) in &self.window {
             match *fate {
                 Fate::Arrived => counted += 1,
-                Fate::Lost(Some(seq)) if coverage.is_some_and(|c| c.arrived(seq)) => counted += 1,
+                Fate::Lost(Some(seq)) if arrived.as_ref().is_some_and(|a| a.contains(seq)) => {
+                    counted += 1
+                }
                 Fate::Lost(Some(_)) if coverage.is_some() && recent(*at) => {}
                 Fate::Lost(_) => {
                     counted += 1;
@@ -333,7 +340,8 @@ impl Estimator {
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         self.latest = Some(now);
-        self.note_rtt(now, reports);
+        let newest = newest_departure(reports);
+        self.note_rtt(now, newest);
         if let Some(rtt) = self.rtt() {
             self.delay.set_rtt(rtt);
         }
@@ -349,11 +357,6 @@ impl BandwidthEstimator for Estimator {
         self.reorders.push_back((now, reorder_depth(reports)));
         forget_older(&mut self.reorders, now, REORDER_MEMORY);
         let horizon = self.reorders.iter().map(|r| r.1).max().unwrap_or_default();
-        let newest = reports
-            .iter()
-            .filter(|r| r.arrived)
-            .map(|r| r.departure)
-            .max();
         let settled = |r: &&PacketReport| newest.is_none_or(|n| r.departure + horizon <= n);
         let spoken_of = |r: &&PacketReport| {
             r.arrived
@@ -524,12 +527,7 @@ mod tests {
                 {
                     reports.extend(in_flight.pop_front().map(|(_, r)| r));
                 }
-                let newest = reports
-                    .iter()
-                    .filter(|r| r.arrived)
-                    .map(|r| r.departure)
-                    .max();
-                if let Some(departure) = newest {
+                if let Some(departure) = newest_departure(&reports) {
                     half.set_rtt((start + feedback_at).saturating_duration_since(departure));
                 }
                 half.on_reports(start + feedback_at, &reports);

@@ -102,22 +102,11 @@ impl H264Encoder {
     /// change was measured to overflow a narrow path and freeze the video).
     pub fn set_bitrate(&mut self, bitrate_bps: u32) -> Result<(), CodecError> {
         self.bitrate_bps = bitrate_bps;
-        if self.size.is_none() {
-            // Not initialised yet: the first picture will use the new rate.
-            self.inner = H264Encoder::configure(bitrate_bps, self.fps, self.complexity)?;
-            return Ok(());
-        }
         let mut info = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
             iBitrate: i32::try_from(bitrate_bps).unwrap_or(i32::MAX),
         };
-        let status = self.set_option(openh264_sys2::ENCODER_OPTION_BITRATE, &mut info);
-        if status != 0 {
-            // Fall back to a new encoder (its first picture is a keyframe).
-            self.inner = H264Encoder::configure(bitrate_bps, self.fps, self.complexity)?;
-            self.size = None;
-        }
-        Ok(())
+        self.apply(openh264_sys2::ENCODER_OPTION_BITRATE, &mut info)
     }
 
     /// Budgets each picture for `fps` pictures a second from the next one
@@ -133,21 +122,24 @@ impl H264Encoder {
         }
         self.fps = fps;
         self.frame_ms = 1000.0 / f64::from(fps);
-        if self.size.is_none() {
-            self.inner = H264Encoder::configure(self.bitrate_bps, fps, self.complexity)?;
-            return Ok(());
-        }
         let mut rate = fps;
-        if self.set_option(openh264_sys2::ENCODER_OPTION_FRAME_RATE, &mut rate) != 0 {
-            self.inner = H264Encoder::configure(self.bitrate_bps, fps, self.complexity)?;
-            self.size = None;
-        }
-        Ok(())
+        self.apply(openh264_sys2::ENCODER_OPTION_FRAME_RATE, &mut rate)
     }
 
-    /// The frame rate rate control budgets for.
-    pub fn frame_rate(&self) -> f32 {
-        self.fps
+    /// Puts the settings (`bitrate_bps`, `fps`) into effect: through
+    /// `option` on a running encoder, else — not initialised yet, or the
+    /// option refused — with a new encoder (its first picture a keyframe).
+    fn apply<T>(
+        &mut self,
+        option: openh264_sys2::ENCODER_OPTION,
+        value: &mut T,
+    ) -> Result<(), CodecError> {
+        if self.size.is_some() && self.set_option(option, value) == 0 {
+            return Ok(());
+        }
+        self.inner = H264Encoder::configure(self.bitrate_bps, self.fps, self.complexity)?;
+        self.size = None;
+        Ok(())
     }
 
     /// OpenH264's `SetOption` on the initialised encoder: 0 when taken.
