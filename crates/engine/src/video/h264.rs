@@ -264,6 +264,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_halved_pattern_keeps_its_strip_at_a_low_bitrate() {
+        // What a sender short of bandwidth sends: 320×180 at 100 kbit/s.
+        let mut pattern = TestPattern::busy(640, 360);
+        let mut encoder = H264Encoder::new(100_000, 15.0).unwrap();
+        let mut decoder = H264Decoder::new().unwrap();
+        let mut read = Vec::new();
+        for n in 0..45 {
+            let frame = pattern.next_frame().halved();
+            let unit = encoder.encode(&frame, n == 0).unwrap();
+            if let Some(picture) = decoder.decode(&unit).unwrap() {
+                read.push(read_stamp(&picture).map(|s| s.sequence));
+            }
+        }
+        assert!(read.len() >= 40, "{} pictures", read.len());
+        assert!(
+            read.iter().flatten().copied().eq(0..read.len() as u32),
+            "every picture's strip: {read:?}"
+        );
+    }
+
     /// Whether an access unit holds an IDR picture (NAL type 5).
     fn has_idr(unit: &[u8]) -> bool {
         openh264::nal_units(unit).any(|nal| {

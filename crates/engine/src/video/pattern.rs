@@ -5,8 +5,9 @@
 //! left: row 0 holds the sequence number, row 1 the capture time (ms since
 //! the Unix epoch, modulo 2³²), row 2 the sequence number inverted as a
 //! check. A block is a bit: white is 1, black is 0. Blocks this large
-//! survive H.264 at any sensible bitrate; the check row rejects a frame that
-//! was not decoded cleanly.
+//! survive H.264 at any sensible bitrate, and so do their halves (a sender
+//! short of bandwidth halves its pictures; the strip is read at both sizes);
+//! the check row rejects a frame that was not decoded cleanly.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -170,26 +171,37 @@ fn write_strip(y: &mut [u8], width: usize, stamp: Stamp) {
 }
 
 /// Reads the strip of a (decoded) frame; `None` when the check row does not
-/// match — the frame was not the pattern, or was damaged.
+/// match — the frame was not the pattern, or was damaged. A sender short of
+/// bandwidth halves its pictures (2×2 averaged, `I420Frame::halved`), which
+/// halves the strip's blocks too: the strip is read at full size, then at
+/// half size.
 pub fn read_stamp(frame: &I420Frame) -> Option<Stamp> {
+    [BLOCK, BLOCK / 2]
+        .into_iter()
+        .find_map(|block| read_strip(frame, block))
+}
+
+/// The strip read with blocks `block` pixels wide.
+fn read_strip(frame: &I420Frame, block: usize) -> Option<Stamp> {
     let (w, h) = (frame.width(), frame.height());
-    if w < MIN_WIDTH || h < MIN_HEIGHT {
+    if w < block * BITS || h < block * 3 {
         return None;
     }
+    // The centre half of each block, away from edges the codec blurs.
+    let (inset, side) = (block / 4, block / 2);
     let y = frame.y();
     let mut rows = [0u32; 3];
     for (r, value) in rows.iter_mut().enumerate() {
         for bit in 0..BITS {
-            // The centre 8×8 of the block, away from edges the codec blurs.
             let mut sum = 0u32;
-            for dy in 4..12 {
-                let start = (r * BLOCK + dy) * w + bit * BLOCK + 4;
-                sum += y[start..start + 8]
+            for dy in inset..inset + side {
+                let start = (r * block + dy) * w + bit * block + inset;
+                sum += y[start..start + side]
                     .iter()
                     .map(|&p| u32::from(p))
                     .sum::<u32>();
             }
-            if sum / 64 > 128 {
+            if sum / (side * side) as u32 > 128 {
                 *value |= 1 << (BITS - 1 - bit);
             }
         }
@@ -217,6 +229,12 @@ mod tests {
         let mut busy = TestPattern::busy(640, 360);
         let frame = busy.next_frame();
         assert_eq!(read_stamp(&frame).map(|s| s.sequence), Some(0));
+        assert_eq!(read_stamp(&frame.halved()).map(|s| s.sequence), Some(0));
+        assert_eq!(
+            read_stamp(&frame.halved().halved()),
+            None,
+            "a quarter is not read"
+        );
         let distinct: std::collections::HashSet<u8> =
             frame.y()[640 * 100..640 * 101].iter().copied().collect();
         assert!(
