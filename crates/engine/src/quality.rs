@@ -34,6 +34,11 @@ impl FrameLog {
         self.arrivals.len()
     }
 
+    /// When the latest picture arrived.
+    pub fn last(&self) -> Option<Duration> {
+        self.arrivals.last().copied()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.arrivals.is_empty()
     }

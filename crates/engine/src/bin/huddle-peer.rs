@@ -427,6 +427,7 @@ async fn run(args: Args) -> ExitCode {
                     let entry = received.entry(from.clone()).or_default();
                     entry.name = names.get(&from).cloned().unwrap_or_default();
                     entry.frames += 1;
+                    let gap = entry.arrivals.last().map(|t| started.elapsed() - t);
                     entry.arrivals.record(started.elapsed());
                     if entry.first_frame.is_none() {
                         entry.first_frame = call_joined_at.map(|t| t.elapsed());
@@ -440,6 +441,17 @@ async fn run(args: Args) -> ExitCode {
                         entry.last_frame = Some(frame.clone());
                     }
                     if let Some(stamp) = read_stamp(&frame) {
+                        // What a long wait for a picture was: pictures missing
+                        // (a sequence jump) or this one late (its age).
+                        if gap.is_some_and(|g| g > Duration::from_millis(150)) {
+                            tracing::debug!(
+                                from = %entry.name,
+                                gap_ms = gap.map_or(0, |g| g.as_millis()),
+                                skipped = entry.last_sequence.map_or(0, |l| stamp.sequence.wrapping_sub(l).wrapping_sub(1)),
+                                age_ms = stamp.age_ms(now_ms()),
+                                "a long wait for a picture"
+                            );
+                        }
                         entry.stamped += 1;
                         entry.first_sequence.get_or_insert(stamp.sequence);
                         entry.last_sequence = Some(stamp.sequence);

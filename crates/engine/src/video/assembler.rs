@@ -12,7 +12,12 @@
 //! A missing packet is waited for [`Assembler::new`]'s `max_wait` of wall
 //! time (NACK's chance to bring it); then the broken picture and everything
 //! up to the next picture's first packet are dropped, and the caller is told
-//! ([`Assembled::Gap`]) so that it can ask for a keyframe.
+//! ([`Assembled::Gap`]) so that it can ask for a keyframe. If a whole
+//! keyframe is already here after the missing packet, nothing before it is
+//! needed: the wait ends at once. (A sender's keyframe often follows a loss
+//! — the periodic one, or the answer to a request — and a lost packet of
+//! the picture just before it held it back for the whole wait; the sender
+//! does not resend packets sent before its latest keyframe, `resend.rs`.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,6 +26,8 @@ use bytes::Bytes;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp::Packet;
+
+use super::nal::starts_keyframe;
 
 /// The most packets held: beyond this the oldest picture is given up.
 const MAX_PACKETS: usize = 4096;
@@ -82,6 +89,12 @@ impl Assembler {
         if self.next.is_some_and(|next| ext < next) {
             return;
         }
+        if self.highest.is_some_and(|h| ext < h) && !self.packets.contains_key(&ext) {
+            tracing::trace!(
+                seq = packet.header.sequence_number,
+                "a missing packet arrived"
+            );
+        }
         self.packets.entry(ext).or_insert((now, packet));
     }
 
@@ -130,9 +143,16 @@ impl Assembler {
         }
     }
 
-    /// `missing` is not here: give up on it once it waited too long with
-    /// later packets here (or the buffer is full); else wait.
+    /// `missing` is not here: give up on it at once if a whole keyframe
+    /// is here after it (nothing before a keyframe is needed), or once it
+    /// waited too long with later packets here (or the buffer is full);
+    /// else wait.
     fn waiting(&mut self, now: Instant, missing: u64, broken: Option<u32>) -> Option<Assembled> {
+        if let Some(key) = self.whole_keyframe_after(missing) {
+            self.packets = self.packets.split_off(&key);
+            self.next = Some(key);
+            return Some(Assembled::Gap);
+        }
         let oldest = self.packets.values().map(|(at, _)| *at).min()?;
         let later_here = self.packets.range(missing + 1..).next().is_some();
         let waited = now.saturating_duration_since(oldest) > self.max_wait;
@@ -140,6 +160,27 @@ impl Assembler {
             return Some(self.give_up(missing, broken));
         }
         None
+    }
+
+    /// Where the first keyframe after `missing` whose packets are all here
+    /// (its first through the one with the marker bit) begins.
+    fn whole_keyframe_after(&self, missing: u64) -> Option<u64> {
+        let mut starts = self
+            .packets
+            .range(missing + 1..)
+            .filter(|(_, (_, p))| is_picture_start(&p.payload) && starts_keyframe(&p.payload));
+        starts.find_map(|(&start, (_, first))| {
+            let timestamp = first.header.timestamp;
+            let mut seq = start;
+            loop {
+                match self.packets.get(&seq) {
+                    Some((_, p)) if p.header.timestamp != timestamp => return None,
+                    Some((_, p)) if p.header.marker => return Some(start),
+                    Some(_) => seq += 1,
+                    None => return None,
+                }
+            }
+        })
     }
 
     /// Drops the broken picture (RTP timestamp `broken`, if known) and
@@ -271,13 +312,33 @@ mod tests {
         // Never retransmitted: after the wait, the broken picture goes.
         a.push(t, fragment(5, 300, true, false));
         a.push(t, fragment(7, 300, false, true));
-        a.push(t, packet(8, 400, true, true));
+        a.push(t, packet(8, 400, true, false));
         assert_eq!(a.pop(t + Duration::from_millis(200)), None);
         assert_eq!(a.pop(t + Duration::from_millis(500)), Some(Assembled::Gap));
         assert!(matches!(
             a.pop(t + Duration::from_millis(500)),
             Some(Assembled::Picture { timestamp: 400, .. })
         ));
+    }
+
+    #[test]
+    fn a_whole_keyframe_is_not_held_behind_a_missing_packet() {
+        let t = Instant::now();
+        let mut a = Assembler::new(WAIT);
+        a.push(t, packet(1, 100, false, false));
+        // 2 (the end of picture 100) is lost; a keyframe follows, in part.
+        a.push(t, fragment(3, 200, true, false));
+        assert_eq!(a.pop(t), None, "the keyframe is not whole: wait");
+        a.push(t, fragment(4, 200, false, true));
+        assert_eq!(a.pop(t), Some(Assembled::Gap), "no wait for 2");
+        assert!(matches!(
+            a.pop(t),
+            Some(Assembled::Picture { timestamp: 200, .. })
+        ));
+        // A whole picture that is not a keyframe does not end the wait.
+        a.push(t, packet(5, 300, false, false));
+        a.push(t, packet(7, 400, true, false));
+        assert_eq!(a.pop(t + Duration::from_millis(100)), None);
     }
 
     #[test]

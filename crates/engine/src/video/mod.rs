@@ -13,6 +13,7 @@ pub mod camera;
 pub mod convert;
 pub mod frame;
 pub mod h264;
+pub mod nal;
 pub mod pattern;
 pub mod screen;
 pub mod source;
