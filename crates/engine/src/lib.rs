@@ -30,6 +30,7 @@ pub mod signaling;
 pub mod stats;
 pub mod tap;
 pub mod tls;
+pub mod transit;
 pub mod trendline;
 pub mod video;
 

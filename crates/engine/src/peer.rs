@@ -7,6 +7,7 @@
 //! signal, or the connection asking for negotiation — is handled by one task,
 //! one after the other, so a candidate never races its description.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,7 @@ use crate::resend::ResendFilter;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::video::assembler::{Assembled, Assembler};
 use crate::video::h264::{nal_types, H264Decoder};
+use crate::video::playout::VideoPlayout;
 use crate::video::I420Frame;
 
 /// The H.264 every Huddle client offers and accepts.
@@ -818,9 +820,10 @@ fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescription, Peer
 /// retransmitted (NACK) before it is given up on.
 const VIDEO_WAIT: Duration = Duration::from_millis(400);
 
-/// Reassembles, decodes and reports the member's video; asks for a keyframe
-/// (PLI) while nothing decodes: before the first picture, after an access
-/// unit that would not decode, and when pictures stopped for a second while
+/// Reassembles, decodes and reports the member's video, each picture when
+/// its playout delay says (`video::playout`); asks for a keyframe (PLI)
+/// while nothing decodes: before the first picture, after an access unit
+/// that would not decode, and when pictures stopped for a second while
 /// packets still come (losses NACK did not repair).
 async fn receive_video(
     track: Arc<dyn TrackRemote>,
@@ -836,16 +839,35 @@ async fn receive_video(
     // A picture missing a packet is waited for while NACK can still bring
     // it (VIDEO_WAIT), then given up; a complete one leaves at once.
     let mut assembler = Assembler::new(VIDEO_WAIT);
+    let mut playout = VideoPlayout::default();
+    // Decoded pictures waiting for their time, in order.
+    let mut held: VecDeque<(Instant, I420Frame)> = VecDeque::new();
     let mut last_picture: Option<Instant> = None;
     let mut broken = false;
     let mut last_pli: Option<Instant> = None;
-    while let Some(event) = track.poll().await {
+    loop {
+        let next_due = held.front().map(|(due, _)| *due);
+        let event = tokio::select! {
+            event = track.poll() => event,
+            () = sleep_until(next_due) => {
+                while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+                    let Some((_, frame)) = held.pop_front() else { break };
+                    if events.send(PeerEvent::Video(frame)).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else {
+            break;
+        };
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
         assembler.push(Instant::now(), packet);
         while let Some(assembled) = assembler.pop(Instant::now()) {
-            let Assembled::Picture { data, .. } = assembled else {
+            let Assembled::Picture { data, timestamp } = assembled else {
                 // Pictures were lost: what follows needs a keyframe (the
                 // decoder refuses the pictures that reference them).
                 debug!("pictures given up (a packet never came)");
@@ -856,13 +878,16 @@ async fn receive_video(
             if broken {
                 debug!(bytes = data.len(), nals = ?nal_types(&data), "while broken: a picture");
             }
+            let due = playout.due(Instant::now(), timestamp);
             match decoder.decode(&data) {
                 Ok(Some(frame)) => {
                     last_picture = Some(Instant::now());
                     broken = false;
                     counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
-                    if events.send(PeerEvent::Video(frame)).is_err() {
-                        return;
+                    held.push_back((due, frame));
+                    if held.len() > MAX_HELD {
+                        held.pop_front();
+                        counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Ok(None) => {}
@@ -885,6 +910,19 @@ async fn receive_video(
                 })])
                 .await;
         }
+    }
+}
+
+/// Decoded pictures held for their playout time at most: a second at
+/// 30 fps, beyond the playout delay's cap (300 ms) — more would be a
+/// stalled sender's burst, not jitter.
+const MAX_HELD: usize = 30;
+
+/// Sleeps until `due`, or forever without one.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
     }
 }
 

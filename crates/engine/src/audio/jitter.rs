@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::opus::{self, OpusDecoder, OpusError};
 use super::{stretch, FRAME_SAMPLES, SAMPLE_RATE};
-use crate::estimator::forget_older;
+use crate::transit::{RtpClock, Transit};
 
 /// Samples per millisecond.
 const PER_MS: usize = SAMPLE_RATE as usize / 1000;
@@ -49,16 +49,8 @@ const FLUSH_ABOVE_MS: f32 = 400.0;
 /// A jump forward in RTP time larger than this is the sender starting over
 /// (a new source), not loss: playout resynchronises.
 const MAX_GAP_MS: usize = 200;
-/// Window for the fastest packet (the reference for relative delay).
-const REFERENCE_WINDOW: Duration = Duration::from_secs(2);
-/// Window for the delay percentile.
-const DELAY_WINDOW: Duration = Duration::from_secs(10);
 /// Packets kept at most (2 s of 20 ms packets, and then some).
 const MAX_PACKETS: usize = 128;
-/// Arrivals the delay estimate keeps at most: 10 s of 10 ms packets. A
-/// member sending far more packets than audio needs must not make every
-/// pull sort an ever longer window.
-const MAX_OBSERVED: usize = 1_000;
 
 /// What the buffer did so far, for stats and tests. Durations in samples.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -134,8 +126,8 @@ pub struct JitterBuffer {
     next: Option<i64>,
     /// Decoded, not yet played.
     ready: VecDeque<i16>,
-    last_timestamp: Option<(u32, i64)>,
-    delay: DelayEstimate,
+    clock: RtpClock,
+    delay: Transit,
     /// The buffer level, smoothed (samples).
     level: f32,
     /// Samples concealed in a row with nothing to decode.
@@ -153,8 +145,8 @@ impl JitterBuffer {
             packets: BTreeMap::new(),
             next: None,
             ready: VecDeque::new(),
-            last_timestamp: None,
-            delay: DelayEstimate::default(),
+            clock: RtpClock::default(),
+            delay: Transit::new(SAMPLE_RATE),
             level: 0.0,
             starved: 0,
             margin_ms: 0.0,
@@ -171,7 +163,7 @@ impl JitterBuffer {
         if samples == 0 {
             return;
         }
-        let at = self.extend(timestamp);
+        let at = self.clock.extend(timestamp);
         self.delay.observe(now, at);
         if self.next.is_some_and(|next| at < next) {
             self.stats.late += 1;
@@ -424,69 +416,6 @@ impl JitterBuffer {
         let since = self.margin_at.map_or(Duration::ZERO, |at| now - at);
         self.margin_ms = (self.margin_ms - since.as_secs_f32()).max(0.0);
         self.margin_at = Some(now);
-    }
-
-    /// RTP timestamps (32 bits, wrapping) as a growing count.
-    fn extend(&mut self, timestamp: u32) -> i64 {
-        let at = match self.last_timestamp {
-            None => i64::from(timestamp),
-            Some((last, extended)) => extended + i64::from(timestamp.wrapping_sub(last) as i32),
-        };
-        if self
-            .last_timestamp
-            .is_none_or(|(_, extended)| at > extended)
-        {
-            self.last_timestamp = Some((timestamp, at));
-        }
-        at
-    }
-}
-
-/// The network's jitter as arrival times show it (NetEQ's relative delay).
-#[derive(Debug, Default)]
-struct DelayEstimate {
-    /// (arrival, transit ms) — transit is arrival minus RTP time, against an
-    /// arbitrary origin.
-    transits: VecDeque<(Instant, f32)>,
-    /// (arrival, ms later than the fastest packet of the 2 s before).
-    relative: VecDeque<(Instant, f32)>,
-    origin: Option<(Instant, i64)>,
-    /// The 95th percentile of `relative`, ms, as of the last arrival (the
-    /// speaker asks for it every 10 ms; it changes only when one arrives).
-    p95_ms: f32,
-}
-
-/// Appends `entry`, dropping the oldest beyond [`MAX_OBSERVED`].
-fn push_capped<T>(queue: &mut VecDeque<T>, entry: T) {
-    queue.push_back(entry);
-    if queue.len() > MAX_OBSERVED {
-        queue.pop_front();
-    }
-}
-
-impl DelayEstimate {
-    fn observe(&mut self, now: Instant, at: i64) {
-        let (t0, at0) = *self.origin.get_or_insert((now, at));
-        let arrived_ms = now.saturating_duration_since(t0).as_secs_f32() * 1000.0;
-        let transit = arrived_ms - (at - at0) as f32 / PER_MS as f32;
-        forget_older(&mut self.transits, now, REFERENCE_WINDOW);
-        forget_older(&mut self.relative, now, DELAY_WINDOW);
-        push_capped(&mut self.transits, (now, transit));
-        let fastest = self
-            .transits
-            .iter()
-            .map(|e| e.1)
-            .fold(f32::INFINITY, f32::min);
-        push_capped(&mut self.relative, (now, transit - fastest));
-        let mut delays: Vec<f32> = self.relative.iter().map(|e| e.1).collect();
-        let at = (delays.len() - 1) * 95 / 100;
-        let (_, value, _) = delays.select_nth_unstable_by(at, f32::total_cmp);
-        self.p95_ms = *value;
-    }
-
-    /// The 95th percentile of the relative delays, ms (0 before any).
-    fn percentile_ms(&self) -> f32 {
-        self.p95_ms
     }
 }
 

@@ -87,6 +87,7 @@ impl Assembler {
     pub fn push(&mut self, now: Instant, packet: Packet) {
         let ext = self.extend(packet.header.sequence_number);
         if self.next.is_some_and(|next| ext < next) {
+            tracing::trace!(seq = packet.header.sequence_number, "a packet arrived too late");
             return;
         }
         if self.highest.is_some_and(|h| ext < h) && !self.packets.contains_key(&ext) {
@@ -186,6 +187,7 @@ impl Assembler {
     /// Drops the broken picture (RTP timestamp `broken`, if known) and
     /// whatever follows until the next picture's first packet.
     fn give_up(&mut self, missing: u64, broken: Option<u32>) -> Assembled {
+        tracing::trace!(seq = missing as u16, "given up");
         let resume = self
             .packets
             .range(missing + 1..)

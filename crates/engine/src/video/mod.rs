@@ -15,6 +15,7 @@ pub mod frame;
 pub mod h264;
 pub mod nal;
 pub mod pattern;
+pub mod playout;
 pub mod screen;
 pub mod source;
 
