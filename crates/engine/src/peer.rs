@@ -213,7 +213,8 @@ pub struct PeerLink {
     pc: Arc<dyn PeerConnection>,
     video: Outgoing,
     audio: Outgoing,
-    connected: Arc<AtomicBool>,
+    /// Media is sent (see [`Handler::media`]).
+    media: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
     /// Congestion control's estimate for this path.
     estimate: Arc<Estimate>,
@@ -390,9 +391,16 @@ fn h264_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
 struct Handler {
     inputs: mpsc::UnboundedSender<Input>,
     events: mpsc::UnboundedSender<PeerEvent>,
-    /// Media is written only once the connection is up (before DTLS has
-    /// keys, SRTP would refuse every packet).
+    /// The connection is up.
     connected: Arc<AtomicBool>,
+    /// Media is written once the connection is up (before DTLS has keys,
+    /// SRTP would refuse every packet), and goes on while it is only
+    /// disconnected: ICE calls a connection disconnected when no STUN
+    /// check was answered for 5 s, and says so even when the path has
+    /// come back and media is flowing again until its next check is
+    /// answered — after the network lab's 3 s outage, 1 s in which nothing
+    /// was sent although the path was back. Browsers keep sending too.
+    media: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
     /// This side yields in an offer collision (and restarts ICE later).
     polite: bool,
@@ -420,10 +428,12 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.connected.store(
-            state == RTCPeerConnectionState::Connected,
-            Ordering::Relaxed,
-        );
+        debug!(?state, "connection state");
+        let up = state == RTCPeerConnectionState::Connected;
+        self.connected.store(up, Ordering::Relaxed);
+        let disconnected = state == RTCPeerConnectionState::Disconnected;
+        let media = up || (disconnected && self.media.load(Ordering::Relaxed));
+        self.media.store(media, Ordering::Relaxed);
         if matches!(
             state,
             RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
@@ -491,12 +501,13 @@ impl PeerLink {
             .with_ice_transport_policy(policy)
             .build();
         let (inputs, input_rx) = mpsc::unbounded_channel();
-        let connected = Arc::new(AtomicBool::new(false));
+        let media = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(MediaCounters::default());
         let handler = Arc::new(Handler {
             inputs: inputs.clone(),
             events: events.clone(),
-            connected: connected.clone(),
+            connected: Arc::new(AtomicBool::new(false)),
+            media: media.clone(),
             counters: counters.clone(),
             polite: setup.self_id > setup.remote_id,
             restarting: Arc::new(AtomicBool::new(false)),
@@ -539,7 +550,7 @@ impl PeerLink {
             pc: pc.clone(),
             video,
             audio,
-            connected,
+            media,
             counters,
             estimate,
             last_stats: std::sync::Mutex::new(None),
@@ -570,9 +581,9 @@ impl PeerLink {
         Ok(link)
     }
 
-    /// Whether media flows (the connection is up).
-    pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+    /// Whether media is sent (the connection is up, or only disconnected).
+    pub fn sends_media(&self) -> bool {
+        self.media.load(Ordering::Relaxed)
     }
 
     /// Whether this side yields in an offer collision.
@@ -602,7 +613,7 @@ impl PeerLink {
         access_unit: Bytes,
         duration: Duration,
     ) -> Result<(), PeerError> {
-        if !self.connected.load(Ordering::Relaxed) {
+        if !self.sends_media() {
             return Ok(());
         }
         self.video.send(access_unit, duration).await
@@ -610,7 +621,7 @@ impl PeerLink {
 
     /// Sends one Opus packet (20 ms); nothing before the connection is up.
     pub async fn send_audio(&self, packet: Bytes) -> Result<(), PeerError> {
-        if !self.connected.load(Ordering::Relaxed) {
+        if !self.sends_media() {
             return Ok(());
         }
         self.audio.send(packet, Duration::from_millis(20)).await
@@ -865,6 +876,13 @@ async fn receive_video(
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
+        tracing::trace!(
+            seq = packet.header.sequence_number,
+            ts = packet.header.timestamp,
+            marker = packet.header.marker,
+            bytes = packet.payload.len(),
+            "video packet"
+        );
         assembler.push(Instant::now(), packet);
         while let Some(assembled) = assembler.pop(Instant::now()) {
             let Assembled::Picture { data, timestamp } = assembled else {

@@ -221,7 +221,7 @@ pub async fn video(
         let targets = snapshot(&links);
         // Nothing is encoded before a member can receive it: the first
         // picture a member gets is the keyframe made when it connected.
-        if !sending || !targets.iter().any(|link| link.is_connected()) {
+        if !sending || !targets.iter().any(|link| link.sends_media()) {
             continue;
         }
         let fps = screen.as_ref().or(source.as_ref()).map_or(30, |s| s.fps());
@@ -264,6 +264,10 @@ pub async fn video(
         // While earlier pictures still wait for the path, this one is
         // skipped (a keyframe a member needs is never held back).
         if !budget.allows(captured, bitrate_bps) && !key {
+            tracing::trace!(
+                backlog_ms = budget.backlog(bitrate_bps).as_millis() as u64,
+                "a picture skipped: the path is behind"
+            );
             encoder = Some(current);
             continue;
         }
@@ -305,7 +309,10 @@ pub async fn video(
                 }
                 Bytes::from(unit)
             }
-            Ok(_) => continue,
+            Ok(_) => {
+                tracing::trace!(key, "a picture skipped by rate control");
+                continue;
+            }
             Err(e) => {
                 warn!(error = %e, "encoding failed");
                 continue;

@@ -121,7 +121,11 @@ mod tests {
         let mut clock = RtpClock::default();
         assert_eq!(clock.extend(u32::MAX - 10), i64::from(u32::MAX - 10));
         assert_eq!(clock.extend(5), i64::from(u32::MAX) + 6);
-        assert_eq!(clock.extend(u32::MAX - 20), i64::from(u32::MAX - 20), "a late one");
+        assert_eq!(
+            clock.extend(u32::MAX - 20),
+            i64::from(u32::MAX - 20),
+            "a late one"
+        );
         assert_eq!(clock.extend(10), i64::from(u32::MAX) + 11);
     }
 

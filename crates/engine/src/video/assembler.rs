@@ -87,7 +87,10 @@ impl Assembler {
     pub fn push(&mut self, now: Instant, packet: Packet) {
         let ext = self.extend(packet.header.sequence_number);
         if self.next.is_some_and(|next| ext < next) {
-            tracing::trace!(seq = packet.header.sequence_number, "a packet arrived too late");
+            tracing::trace!(
+                seq = packet.header.sequence_number,
+                "a packet arrived too late"
+            );
             return;
         }
         if self.highest.is_some_and(|h| ext < h) && !self.packets.contains_key(&ext) {
