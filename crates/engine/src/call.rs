@@ -18,6 +18,7 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 use crate::audio::processing::{Processing, ProcessingSettings};
 use crate::audio::{AudioError, AudioSink, AudioSource};
 use crate::congestion::BitrateControl;
+use crate::network::{self, Change, NetworkWatch};
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
 use crate::pipeline::{self, Control, KeyframeNeeds, Links, Report};
 use crate::playout::{self, Playout, PlayoutBoard};
@@ -303,6 +304,8 @@ async fn run(
         rate: BitrateControl::new(options.bitrate_bps),
     };
     let mut rate_ticks = tokio::time::interval(RATE_EVERY);
+    let mut network_ticks = tokio::time::interval(network::LOOK_EVERY);
+    let mut network = NetworkWatch::new(network::usable_addresses());
     loop {
         tokio::select! {
             event = state.signaling.next_event() => match event {
@@ -319,6 +322,11 @@ async fn run(
             Some((peer, event)) = peer_rx.recv() => state.on_peer(peer, event),
             Some(report) = report_rx.recv() => state.on_report(report),
             _ = rate_ticks.tick() => state.follow_congestion().await,
+            _ = network_ticks.tick() => {
+                if let Some(change) = network.update(network::usable_addresses()) {
+                    state.on_network_change(change);
+                }
+            }
             command = commands.recv() => match command {
                 Some(Command::Leave) | None => {
                     state.act(vec![MeshAction::CloseAll]).await;
@@ -465,6 +473,26 @@ impl State {
 
     /// Reads the links' congestion estimates and moves the encoder's
     /// bitrate to what the weakest one carries.
+    /// The machine's addresses changed (see `network`): an address gone
+    /// may have been the one a path or the signaling socket used — restart
+    /// every link and reconnect at once; a new one may bring back a link
+    /// that is down.
+    fn on_network_change(&mut self, change: Change) {
+        debug!(?change, "the network changed");
+        if change.lost {
+            if let Err(e) = self.signaling.reconnect() {
+                debug!(error = %e, "signaling: could not reconnect");
+            }
+        }
+        for (peer, link) in self.all_links() {
+            if change.lost || !link.sends_media() {
+                if let Err(e) = link.restart_ice() {
+                    debug!(%peer, error = %e, "could not restart ICE");
+                }
+            }
+        }
+    }
+
     async fn follow_congestion(&mut self) {
         let mut weakest: Option<f64> = None;
         for (_, link) in self.all_links() {
@@ -583,6 +611,13 @@ impl State {
         for action in actions {
             match action {
                 MeshAction::Offer(peer) => {
+                    // A link that exists stays: a second one would replace
+                    // it mid-negotiation (a `call_join` sent again while in
+                    // the call is answered with the same members).
+                    if self.link(&peer).is_some() {
+                        debug!(%peer, "already linked: no second offer");
+                        continue;
+                    }
                     self.open_link(peer, true).await;
                 }
                 MeshAction::Close(peer) => {

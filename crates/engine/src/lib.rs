@@ -19,6 +19,7 @@ pub mod coverage;
 pub mod estimator;
 pub mod feedback;
 pub mod lobby;
+pub mod network;
 pub mod overuse;
 pub mod peer;
 pub mod pipeline;

@@ -85,6 +85,8 @@ pub enum SignalingError {
 
 enum Command {
     Send(ClientMessage),
+    /// Drop the connection and connect again at once (resuming).
+    Reconnect,
     Leave,
 }
 
@@ -101,6 +103,7 @@ impl std::fmt::Debug for Command {
         // Never print message content.
         f.write_str(match self {
             Command::Send(_) => "Send",
+            Command::Reconnect => "Reconnect",
             Command::Leave => "Leave",
         })
     }
@@ -121,12 +124,21 @@ impl Signaling {
 
     /// Sends a message now, or as soon as the connection is back.
     pub fn send(&self, message: ClientMessage) -> Result<(), SignalingError> {
-        self.commands
-            .try_send(Command::Send(message))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => SignalingError::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => SignalingError::Stopped,
-            })
+        self.command(Command::Send(message))
+    }
+
+    /// Drops the connection and connects again at once, resuming the
+    /// membership: the machine's network changed, and a socket from an
+    /// address that is gone would otherwise hang until TCP gives up on it.
+    pub fn reconnect(&self) -> Result<(), SignalingError> {
+        self.command(Command::Reconnect)
+    }
+
+    fn command(&self, command: Command) -> Result<(), SignalingError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SignalingError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SignalingError::Stopped,
+        })
     }
 
     /// The next event; `None` after [`Event::Stopped`].
@@ -153,6 +165,8 @@ impl Drop for Signaling {
 /// How one connection ended.
 enum Outcome {
     Dropped,
+    /// Asked to reconnect: at once, without a backoff.
+    Reconnect,
     Left,
     Refused(ErrorCode, String),
     Closed(u16, String),
@@ -193,6 +207,16 @@ async fn run(
         let outcome = state.connection(&mut attempt).await;
         let stop = match outcome {
             Outcome::Dropped => None,
+            Outcome::Reconnect => {
+                let _ = state
+                    .events
+                    .send(Event::Reconnecting {
+                        attempt: 0,
+                        retry_in: Duration::ZERO,
+                    })
+                    .await;
+                continue;
+            }
             Outcome::Left => Some(StopReason::Left),
             Outcome::Refused(code, message) => Some(StopReason::JoinRefused { code, message }),
             Outcome::Closed(code, reason) => Some(StopReason::Closed { code, reason }),
@@ -232,6 +256,8 @@ impl State {
                 _ = tokio::time::sleep_until(deadline) => return None,
                 command = self.commands.recv() => match command {
                     Some(Command::Send(message)) => self.queue(message),
+                    // Reconnecting already: now rather than after the wait.
+                    Some(Command::Reconnect) => return None,
                     Some(Command::Leave) => return Some(Outcome::Left),
                     None => return Some(Outcome::HandleGone),
                 },
@@ -300,6 +326,10 @@ impl State {
                             self.queue(message);
                             return Outcome::Dropped;
                         }
+                    }
+                    Some(Command::Reconnect) => {
+                        debug!("signaling: reconnecting (the network changed)");
+                        return Outcome::Reconnect;
                     }
                     Some(Command::Leave) => {
                         let _ = send(&mut ws, &ClientMessage::Leave).await;

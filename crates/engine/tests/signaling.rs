@@ -104,6 +104,41 @@ async fn a_dropped_socket_resumes_the_same_membership_without_losing_messages() 
 }
 
 #[tokio::test]
+async fn asked_to_reconnect_it_resumes_at_once_and_loses_nothing() {
+    let server = server().await;
+    let mut ada = Signaling::start(format!("ws://{server}/ws"), params("move", "Ada"));
+    let (ada_id, _) = joined(&mut ada).await;
+    let mut grace = Signaling::start(format!("ws://{server}/ws"), params("move", "Grace"));
+    joined(&mut grace).await;
+    // The machine's network changed: Ada drops her socket herself and
+    // joins again, sending what she queued meanwhile.
+    ada.reconnect().unwrap();
+    ada.send(chat("from the new network")).unwrap();
+    loop {
+        match message(&mut ada).await {
+            ServerMessage::Joined {
+                self_peer, resumed, ..
+            } => {
+                assert_eq!(self_peer.id.to_string(), ada_id, "the same membership");
+                assert!(resumed);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    loop {
+        match message(&mut grace).await {
+            ServerMessage::Chat { text, .. } => {
+                assert_eq!(text, "from the new network");
+                break;
+            }
+            ServerMessage::PeerLeft { .. } => panic!("Grace saw Ada leave"),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_refused_join_stops_with_the_reason() {
     let server = server().await;
     let url = format!("ws://{server}/ws");

@@ -64,15 +64,7 @@ impl Lab {
             let side_addr = format!("{subnet}.2/24");
             ip(&["-n", ns, "addr", "add", &side_addr, "dev", &inner])?;
             ip(&["-n", ns, "link", "set", &inner, "up"])?;
-            let via = format!("{subnet}.1");
-            if default_route {
-                ip(&["-n", ns, "route", "add", "default", "via", &via])?;
-            } else {
-                // Only the other side's network is routed: an offline LAN.
-                let other = if side == "a" { SUBNET_B } else { SUBNET_A };
-                let net = format!("{other}.0/24");
-                ip(&["-n", ns, "route", "add", &net, "via", &via])?;
-            }
+            lab.route(side, default_route)?;
         }
         let sysctl = [
             "netns",
@@ -85,6 +77,21 @@ impl Lab {
         ];
         run("ip", &sysctl)?;
         Ok(lab)
+    }
+
+    /// `side`'s route out through the router: the default one, or (an
+    /// offline LAN) only to the other side's network.
+    fn route(&self, side: &str, default_route: bool) -> Result<(), Failed> {
+        let ns = self.ns(side);
+        let (subnet, other) = if side == "a" {
+            (SUBNET_A, SUBNET_B)
+        } else {
+            (SUBNET_B, SUBNET_A)
+        };
+        let via = format!("{subnet}.1");
+        let net = format!("{other}.0/24");
+        let to = if default_route { "default" } else { &net };
+        ip(&["-n", &ns, "route", "replace", to, "via", &via])
     }
 
     /// Sets the bottleneck one way: `tbf` at `kbit` with a queue of `queue_ms`.
@@ -101,6 +108,40 @@ impl Lab {
             &burst, "limit", &limit,
         ];
         run("tc", &args)
+    }
+
+    /// Gives `side` a new address in its subnet (`.3` for `.2`, as a
+    /// laptop that moved to another network gets) and takes the old one
+    /// away: sockets bound to it are dead from now on.
+    pub fn renumber(&self, side: &str, default_route: bool) -> Result<(), Failed> {
+        let (ns, dev) = (self.ns(side), format!("v{side}"));
+        let subnet = if side == "a" { SUBNET_A } else { SUBNET_B };
+        // The new address first (so the subnet's route stays), promoted
+        // when the old one, the primary, goes.
+        let promote = format!("net.ipv4.conf.{dev}.promote_secondaries=1");
+        run(
+            "ip",
+            &["netns", "exec", &ns, "sysctl", "-q", "-w", &promote],
+        )?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{subnet}.3/24"),
+            "dev",
+            &dev,
+        ])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "del",
+            &format!("{subnet}.2/24"),
+            "dev",
+            &dev,
+        ])?;
+        self.route(side, default_route)
     }
 
     /// `program` run in namespace `side`.

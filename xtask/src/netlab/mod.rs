@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::{Lab, SUBNET_A, SUBNET_B};
+use lab::{Lab, SUBNET_A};
 pub use report::Direction;
 use report::{read_report, summarize};
 pub use scenario::Scenario;
@@ -140,14 +140,16 @@ pub fn run_scenario(
         let path = scratch.join(format!("{run_name}-{side}.log"));
         std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let peer = |client: Client, side: &str, name: &str, subnet: &str| -> Result<Kill, Failed> {
+    let peer = |client: Client, side: &str, name: &str| -> Result<Kill, Failed> {
         let mut cmd = match client {
             Client::Native => {
                 let mut cmd = lab.exec(side, &tools.bin.join("huddle-peer"));
                 cmd.args(["--server", &format!("ws://{server_addr}/ws")])
                     .args(["--room", "lab", "--name", name])
                     .args(["--duration", &format!("{seconds}s")])
-                    .args(["--udp", &format!("{subnet}.2:0")])
+                    // Every address the side has (one), found anew on an ICE
+                    // restart: a renumbered side gathers its new address.
+                    .args(["--udp", "0.0.0.0:0"])
                     // As costly to encode as a camera (the plain pattern is nearly free).
                     .args(["--content", "busy"])
                     .arg("--report")
@@ -182,21 +184,47 @@ pub fn run_scenario(
         None
     };
     let started = Instant::now();
-    let mut a = peer(pair.0, "a", "A", SUBNET_A)?;
-    let mut b = peer(pair.1, "b", "B", SUBNET_B)?;
-    for step in &scenario.steps {
-        if let Some(wait) = step.at.checked_sub(started.elapsed()) {
+    let mut a = peer(pair.0, "a", "A")?;
+    let mut b = peer(pair.1, "b", "B")?;
+    // The capacity changes and the renumberings, in time order (the
+    // forwarder follows the rest of the steps itself).
+    enum Event {
+        Capacity(Way, u32),
+        Renumber(&'static str),
+    }
+    let mut events: Vec<(Duration, Event)> = scenario
+        .steps
+        .iter()
+        .filter_map(|step| match step.change {
+            Change::Rate(kbit) => Some((step.at, Event::Capacity(step.way, kbit))),
+            _ => None,
+        })
+        .chain(
+            scenario
+                .renumbers
+                .iter()
+                .map(|&(at, side)| (at, Event::Renumber(side))),
+        )
+        .collect();
+    events.sort_by_key(|e| e.0);
+    for (at, event) in events {
+        if let Some(wait) = at.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        let Change::Rate(kbit) = step.change else {
-            continue; // the forwarder follows the rest
-        };
-        lab.set_capacity(step.way, kbit, scenario.queue_ms)?;
-        eprintln!(
-            "netlab: {:>5.1} s  {} {kbit} kbit/s",
-            started.elapsed().as_secs_f64(),
-            step.way.arrow()
-        );
+        let t = started.elapsed().as_secs_f64();
+        match event {
+            Event::Capacity(way, kbit) => {
+                lab.set_capacity(way, kbit, scenario.queue_ms)?;
+                eprintln!("netlab: {t:>5.1} s  {} {kbit} kbit/s", way.arrow());
+            }
+            Event::Renumber(side) => {
+                lab.renumber(side, scenario.default_route)?;
+                eprintln!(
+                    "netlab: {t:>5.1} s  {} has a new address",
+                    side.to_uppercase()
+                );
+            }
+        }
     }
     for child in [&mut a, &mut b] {
         let _ = child.0.wait();

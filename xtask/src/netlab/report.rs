@@ -81,11 +81,12 @@ pub struct Direction {
     pub audio_delay_ms: Option<f64>,
 }
 
-/// When the path last got better one way: a rise in capacity, or the end
-/// of an outage.
+/// When the path last got better one way: a rise in capacity, the end of
+/// an outage, or a side's new address (the old path is gone, a new one is
+/// there to be found).
 fn last_return(scenario: &Scenario, way: Way) -> Option<u64> {
     let before = |t: Duration| t.saturating_sub(Duration::from_millis(1));
-    scenario
+    let better = scenario
         .steps
         .iter()
         .filter(|s| s.way == way && s.at > Duration::ZERO)
@@ -99,8 +100,11 @@ fn last_return(scenario: &Scenario, way: Way) -> Option<u64> {
             };
             rose || (scenario.cut(way, before(s.at)) && !scenario.cut(way, s.at))
         })
-        .map(|s| s.at.as_secs())
-        .next_back()
+        .map(|s| s.at);
+    better
+        .chain(scenario.renumbers.iter().map(|r| r.0))
+        .max()
+        .map(|at| at.as_secs())
 }
 
 pub fn summarize(
@@ -192,6 +196,10 @@ mod tests {
         .unwrap();
         assert_eq!(last_return(&outage, Way::AtoB), Some(13));
         assert_eq!(last_return(&outage, Way::BtoA), None);
+        let renumber = Scenario::parse("r", "at 0s both 2500kbit\nat 12s renumber a\n").unwrap();
+        assert_eq!(last_return(&renumber, Way::AtoB), Some(12));
+        assert_eq!(last_return(&renumber, Way::BtoA), Some(12));
+        assert!(Scenario::parse("r", "at 12s renumber c\n").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! at 0s both jitter 30ms   # ± up to this much more per packet (reorders)
 //! at 10s a>b loss 5%       # packets dropped at random…
 //! at 10s a>b burst 5       # …in bursts of this many on average (Gilbert–Elliott)
+//! at 12s renumber a        # A's address changes (a laptop changing networks)
 //! ```
 
 use std::time::Duration;
@@ -77,6 +78,8 @@ pub struct Scenario {
     pub seed: u64,
     /// In time order.
     pub steps: Vec<Step>,
+    /// When a side's address changes (`"a"` or `"b"`), in time order.
+    pub renumbers: Vec<(Duration, &'static str)>,
 }
 
 fn parse_duration(text: &str) -> Option<Duration> {
@@ -117,6 +120,7 @@ impl Scenario {
             default_route: true,
             seed: 1,
             steps: Vec::new(),
+            renumbers: Vec::new(),
         };
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -133,6 +137,15 @@ impl Scenario {
                 ["routes", "none"] => scenario.default_route = false,
                 ["routes", "default"] => scenario.default_route = true,
                 ["seed", n] => scenario.seed = n.parse().map_err(|_| bad())?,
+                ["at", at, "renumber", side] => {
+                    let at = parse_duration(at).ok_or_else(bad)?;
+                    let side = match *side {
+                        "a" => "a",
+                        "b" => "b",
+                        _ => return Err(bad()),
+                    };
+                    scenario.renumbers.push((at, side));
+                }
                 ["at", at, way, change @ ..] => {
                     let at = parse_duration(at).ok_or_else(bad)?;
                     let change = parse_change(change).ok_or_else(bad)?;
@@ -150,6 +163,7 @@ impl Scenario {
             }
         }
         scenario.steps.sort_by_key(|s| s.at);
+        scenario.renumbers.sort_by_key(|r| r.0);
         Ok(scenario)
     }
 

@@ -411,13 +411,17 @@ async fn run(args: Args) -> ExitCode {
                 call.command(Command::Stats);
             }
             event = call.next_event() => match event {
-                Some(CallEvent::Message(ServerMessage::Joined { self_peer, room, .. })) => {
+                Some(CallEvent::Message(ServerMessage::Joined { self_peer, room, resumed, .. })) => {
                     eprintln!("huddle-peer: joined {} as {} ({})", room.name, self_peer.name, self_peer.id);
                     for p in &room.peers {
                         names.insert(p.id.clone(), p.name.clone());
                     }
                     me = Some(self_peer.id);
-                    call.command(Command::JoinCall);
+                    // A resumed membership is still in the call (the engine
+                    // joins a new one again itself).
+                    if !resumed {
+                        call.command(Command::JoinCall);
+                    }
                     call_joined_at.get_or_insert_with(Instant::now);
                 }
                 Some(CallEvent::Message(ServerMessage::PeerJoined { peer } | ServerMessage::PeerUpdated { peer })) => {
