@@ -471,8 +471,6 @@ impl State {
             .collect()
     }
 
-    /// Reads the links' congestion estimates and moves the encoder's
-    /// bitrate to what the weakest one carries.
     /// The machine's addresses changed (see `network`): an address gone
     /// may have been the one a path or the signaling socket used — restart
     /// every link and reconnect at once; a new one may bring back a link
@@ -493,6 +491,8 @@ impl State {
         }
     }
 
+    /// Reads the links' congestion estimates and moves the encoder's
+    /// bitrate to what the weakest one carries.
     async fn follow_congestion(&mut self) {
         let mut weakest: Option<f64> = None;
         for (_, link) in self.all_links() {
