@@ -46,8 +46,8 @@ impl RtpClock {
 /// One stream's relative delays and their 95th percentile.
 #[derive(Debug)]
 pub struct Transit {
-    /// RTP ticks per millisecond.
-    ticks_per_ms: f32,
+    /// The RTP clock's rate.
+    clock_hz: u32,
     /// (arrival, transit ms) — against an arbitrary origin.
     transits: VecDeque<(Instant, f32)>,
     /// (arrival, ms later than the fastest arrival of the window before).
@@ -70,7 +70,7 @@ impl Transit {
     /// For an RTP clock of `clock_hz`.
     pub fn new(clock_hz: u32) -> Transit {
         Transit {
-            ticks_per_ms: clock_hz as f32 / 1000.0,
+            clock_hz,
             transits: VecDeque::new(),
             relative: VecDeque::new(),
             origin: None,
@@ -83,7 +83,8 @@ impl Transit {
     pub fn observe(&mut self, now: Instant, at: i64) -> f32 {
         let (t0, at0) = *self.origin.get_or_insert((now, at));
         let arrived_ms = now.saturating_duration_since(t0).as_secs_f32() * 1000.0;
-        let transit = arrived_ms - (at - at0) as f32 / self.ticks_per_ms;
+        let sent_ms = (at - at0) as f32 * 1000.0 / self.clock_hz as f32;
+        let transit = arrived_ms - sent_ms;
         forget_older(&mut self.transits, now, REFERENCE_WINDOW);
         forget_older(&mut self.relative, now, DELAY_WINDOW);
         push_capped(&mut self.transits, (now, transit));
@@ -108,7 +109,7 @@ impl Transit {
 
     /// Forgets everything (the sender started over).
     pub fn reset(&mut self) {
-        *self = Transit::new((self.ticks_per_ms * 1000.0) as u32);
+        *self = Transit::new(self.clock_hz);
     }
 }
 
