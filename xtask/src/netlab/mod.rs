@@ -114,14 +114,16 @@ pub struct Tools {
     pub camera: Option<PathBuf>,
 }
 
-/// Runs `scenario` with `pair` on sides A and B.
+/// Runs `scenario` with `pair` on sides A and B (and, in a three-member
+/// scenario, the second of the pair on C too); what each side received
+/// from each other, A→B and B→A first.
 pub fn run_scenario(
     scenario: &Scenario,
     pair: (Client, Client),
     tools: &Tools,
     scratch: &Path,
-) -> Result<[Direction; 2], Failed> {
-    let lab = Lab::up(scenario.default_route)?;
+) -> Result<Vec<Direction>, Failed> {
+    let lab = Lab::up(scenario.default_route, scenario.members)?;
     let server_addr = format!("{SUBNET_A}.1:8443");
     let _server = Kill(
         lab.exec("r", &tools.bin.join("huddle-server"))
@@ -140,12 +142,13 @@ pub fn run_scenario(
         let path = scratch.join(format!("{run_name}-{side}.log"));
         std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let peer = |client: Client, side: &str, name: &str| -> Result<Kill, Failed> {
+    let peer = |client: Client, side: &str| -> Result<Kill, Failed> {
+        let name = side.to_uppercase();
         let mut cmd = match client {
             Client::Native => {
                 let mut cmd = lab.exec(side, &tools.bin.join("huddle-peer"));
                 cmd.args(["--server", &format!("ws://{server_addr}/ws")])
-                    .args(["--room", "lab", "--name", name])
+                    .args(["--room", "lab", "--name", &name])
                     .args(["--duration", &format!("{seconds}s")])
                     // Every address the side has (one), found anew on an ICE
                     // restart: a renumbered side gathers its new address.
@@ -160,7 +163,7 @@ pub fn run_scenario(
                 let mut cmd = lab.exec(side, Path::new("node"));
                 cmd.arg(tools.ui.join("e2e/netlab-peer.mjs"))
                     .arg(format!("http://{server_addr}"))
-                    .args(["lab", name, &scenario.duration.as_secs().to_string()])
+                    .args(["lab", &name, &scenario.duration.as_secs().to_string()])
                     .arg(report(side))
                     .args(tools.camera.iter())
                     .current_dir(&tools.ui);
@@ -184,8 +187,14 @@ pub fn run_scenario(
         None
     };
     let started = Instant::now();
-    let mut a = peer(pair.0, "a", "A")?;
-    let mut b = peer(pair.1, "b", "B")?;
+    let sides: Vec<(&str, Client)> = [("a", pair.0), ("b", pair.1), ("c", pair.1)]
+        .into_iter()
+        .take(scenario.members)
+        .collect();
+    let mut peers = sides
+        .iter()
+        .map(|&(side, client)| peer(client, side))
+        .collect::<Result<Vec<Kill>, Failed>>()?;
     // The capacity changes and the renumberings, in time order (the
     // forwarder follows the rest of the steps itself).
     enum Event {
@@ -226,21 +235,32 @@ pub fn run_scenario(
             }
         }
     }
-    for child in [&mut a, &mut b] {
+    for child in &mut peers {
         let _ = child.0.wait();
     }
-    let (to_a, to_b) = (read_report(&report("a"))?, read_report(&report("b"))?);
-    let label = |way: Way| {
-        let (from, to) = match way {
-            Way::AtoB => pair,
-            Way::BtoA => (pair.1, pair.0),
-        };
-        format!("{}→{} {}", from.name(), to.name(), way.arrow())
-    };
-    Ok([
-        summarize(scenario, Way::AtoB, label(Way::AtoB), &to_b, 3),
-        summarize(scenario, Way::BtoA, label(Way::BtoA), &to_a, 3),
-    ])
+    let mut directions = Vec::new();
+    // A→B, B→A, then the rest.
+    let mut routes: Vec<(usize, usize)> = vec![(0, 1), (1, 0)];
+    for from in 0..sides.len() {
+        for to in 0..sides.len() {
+            if from != to && !routes.contains(&(from, to)) {
+                routes.push((from, to));
+            }
+        }
+    }
+    for (from, to) in routes {
+        let ((from_side, from_client), (to_side, to_client)) = (sides[from], sides[to]);
+        let (from_name, to_name) = (from_side.to_uppercase(), to_side.to_uppercase());
+        let received = read_report(&report(to_side), &from_name)?;
+        let label = format!(
+            "{}→{} {from_name}→{to_name}",
+            from_client.name(),
+            to_client.name()
+        );
+        let route = Way::route(from_side, to_side);
+        directions.push(summarize(scenario, &route, label, &received, 3));
+    }
+    Ok(directions)
 }
 
 pub fn print_table(scenario: &Scenario, directions: &[Direction]) {

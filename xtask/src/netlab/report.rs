@@ -26,11 +26,20 @@ pub struct Received {
     pub audio_delay_ms: Option<f64>,
 }
 
-pub fn read_report(path: &Path) -> Result<Received, Failed> {
+/// What the report at `path` says was received from the member named
+/// `from` (a report that does not name its senders — the browser rig's —
+/// has one, taken whatever its name).
+pub fn read_report(path: &Path, from: &str) -> Result<Received, Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let report: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let Some((_, peer)) = report["peers"].as_object().and_then(|p| p.iter().next()) else {
+    let peers = report["peers"].as_object();
+    let named = peers.and_then(|p| p.values().find(|peer| peer["name"] == from));
+    let only = peers
+        .filter(|p| p.len() == 1)
+        .and_then(|p| p.values().next())
+        .filter(|peer| peer["name"].is_null());
+    let Some(peer) = named.or(only) else {
         return Ok(Received::default());
     };
     let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
@@ -81,10 +90,17 @@ pub struct Direction {
     pub audio_delay_ms: Option<f64>,
 }
 
-/// When the path last got better one way: a rise in capacity, the end of
-/// an outage, or a side's new address (the old path is gone, a new one is
-/// there to be found).
-fn last_return(scenario: &Scenario, way: Way) -> Option<u64> {
+/// When the path along `route` last got better: a rise in capacity at one
+/// of its bottlenecks, the end of an outage, or a side's new address (the
+/// old path is gone, a new one is there to be found).
+fn last_return(scenario: &Scenario, route: &[Way]) -> Option<u64> {
+    route
+        .iter()
+        .filter_map(|&way| last_return_one_way(scenario, way))
+        .max()
+}
+
+fn last_return_one_way(scenario: &Scenario, way: Way) -> Option<u64> {
     let before = |t: Duration| t.saturating_sub(Duration::from_millis(1));
     let better = scenario
         .steps
@@ -109,7 +125,7 @@ fn last_return(scenario: &Scenario, way: Way) -> Option<u64> {
 
 pub fn summarize(
     scenario: &Scenario,
-    way: Way,
+    route: &[Way],
     label: String,
     r: &Received,
     skip: u64,
@@ -120,7 +136,8 @@ pub fn summarize(
         scenario
             .steps
             .iter()
-            .filter(|s| s.way == way)
+            // In a mesh a change anywhere changes what every sender does.
+            .filter(|s| scenario.members > 2 || route.contains(&s.way))
             .map(|s| s.at.as_secs()),
     );
     bounds.push(end);
@@ -147,11 +164,11 @@ pub fn summarize(
         } else {
             rates.iter().sum::<f64>() / rates.len() as f64
         };
-        let capacity = scenario.capacity(way, Duration::from_secs(pair[0]));
+        let capacity = scenario.route_capacity(route, Duration::from_secs(pair[0]));
         phases.push((pair[0], pair[1], capacity, fps, kbps));
     }
     let first_fps = phases.first().map_or(0.0, |p| p.3);
-    let back = last_return(scenario, way);
+    let back = last_return(scenario, route);
     let recovery_s = match back {
         None => Some(0),
         Some(back) => (back..end.saturating_sub(2))
@@ -188,17 +205,17 @@ mod tests {
             "at 0s both 2500kbit\nat 15s both 250kbit\nat 30s both 1500kbit\n",
         )
         .unwrap();
-        assert_eq!(last_return(&dip, Way::AtoB), Some(30));
+        assert_eq!(last_return(&dip, &[Way::AtoB]), Some(30));
         let outage = Scenario::parse(
             "o",
             "at 0s both 2000kbit\nat 10s a>b loss 100%\nat 13s a>b loss 0%\n",
         )
         .unwrap();
-        assert_eq!(last_return(&outage, Way::AtoB), Some(13));
-        assert_eq!(last_return(&outage, Way::BtoA), None);
+        assert_eq!(last_return(&outage, &[Way::AtoB]), Some(13));
+        assert_eq!(last_return(&outage, &[Way::BtoA]), None);
         let renumber = Scenario::parse("r", "at 0s both 2500kbit\nat 12s renumber a\n").unwrap();
-        assert_eq!(last_return(&renumber, Way::AtoB), Some(12));
-        assert_eq!(last_return(&renumber, Way::BtoA), Some(12));
+        assert_eq!(last_return(&renumber, &[Way::AtoB]), Some(12));
+        assert_eq!(last_return(&renumber, &[Way::BtoA]), Some(12));
         assert!(Scenario::parse("r", "at 12s renumber c\n").is_err());
     }
 
@@ -215,7 +232,7 @@ mod tests {
             fps_per_second: fps,
             ..Received::default()
         };
-        let d = summarize(&dip, Way::AtoB, "t".into(), &r, 0);
+        let d = summarize(&dip, &[Way::AtoB], "t".into(), &r, 0);
         assert_eq!(d.recovery_s, Some(2));
         assert_eq!(d.first_back_s, Some(1));
         let never = Received {
@@ -223,7 +240,7 @@ mod tests {
             ..Received::default()
         };
         assert_eq!(
-            summarize(&dip, Way::AtoB, "t".into(), &never, 0).recovery_s,
+            summarize(&dip, &[Way::AtoB], "t".into(), &never, 0).recovery_s,
             None
         );
     }

@@ -14,17 +14,27 @@
 //! at 10s a>b loss 5%       # packets dropped at random…
 //! at 10s a>b burst 5       # …in bursts of this many on average (Gilbert–Elliott)
 //! at 12s renumber a        # A's address changes (a laptop changing networks)
+//! members 3                # a third side, C, joins the call (a mesh)
+//! at 0s c 600kbit          # C's own link, both ways (`>c`: toward C, `c>`: from C)
 //! ```
+//!
+//! C's link is capacity only: the forwarder's impairments are between A and B.
 
 use std::time::Duration;
 
 use crate::Failed;
 
-/// Which way traffic goes through the bottleneck.
+/// One of the lab's bottlenecks. `AtoB` is the router's egress toward B,
+/// which everything for B crosses (from C too), and `BtoA` toward A; C's
+/// own link has one each way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Way {
     AtoB,
     BtoA,
+    /// The router's egress toward C.
+    ToC,
+    /// C's own egress toward the router (its uplink).
+    FromC,
 }
 
 impl Way {
@@ -34,7 +44,24 @@ impl Way {
         match self {
             Way::AtoB => "A→B",
             Way::BtoA => "B→A",
+            Way::ToC => "→C",
+            Way::FromC => "C→",
         }
+    }
+
+    /// The bottlenecks media from side `from` to side `to` crosses
+    /// (`"a"`, `"b"`, `"c"`).
+    pub fn route(from: &str, to: &str) -> Vec<Way> {
+        let mut ways = Vec::new();
+        if from == "c" {
+            ways.push(Way::FromC);
+        }
+        ways.push(match to {
+            "a" => Way::BtoA,
+            "b" => Way::AtoB,
+            _ => Way::ToC,
+        });
+        ways
     }
 }
 
@@ -76,6 +103,8 @@ pub struct Scenario {
     pub queue_ms: u32,
     pub default_route: bool,
     pub seed: u64,
+    /// The sides in the call: 2 (A and B) or 3 (and C).
+    pub members: usize,
     /// In time order.
     pub steps: Vec<Step>,
     /// When a side's address changes (`"a"` or `"b"`), in time order.
@@ -119,6 +148,7 @@ impl Scenario {
             queue_ms: 300,
             default_route: true,
             seed: 1,
+            members: 2,
             steps: Vec::new(),
             renumbers: Vec::new(),
         };
@@ -137,6 +167,8 @@ impl Scenario {
                 ["routes", "none"] => scenario.default_route = false,
                 ["routes", "default"] => scenario.default_route = true,
                 ["seed", n] => scenario.seed = n.parse().map_err(|_| bad())?,
+                ["members", "2"] => scenario.members = 2,
+                ["members", "3"] => scenario.members = 3,
                 ["at", at, "renumber", side] => {
                     let at = parse_duration(at).ok_or_else(bad)?;
                     let side = match *side {
@@ -153,8 +185,15 @@ impl Scenario {
                         "both" => &Way::BOTH,
                         "a>b" => &[Way::AtoB],
                         "b>a" => &[Way::BtoA],
+                        "c" => &[Way::ToC, Way::FromC],
+                        ">c" => &[Way::ToC],
+                        "c>" => &[Way::FromC],
                         _ => return Err(bad()),
                     };
+                    let on_c = ways.iter().any(|w| matches!(w, Way::ToC | Way::FromC));
+                    if on_c && !matches!(change, Change::Rate(_)) {
+                        return Err(format!("{}: C's link has a capacity only", bad()));
+                    }
                     for &way in ways {
                         scenario.steps.push(Step { at, way, change });
                     }
@@ -164,6 +203,10 @@ impl Scenario {
         }
         scenario.steps.sort_by_key(|s| s.at);
         scenario.renumbers.sort_by_key(|r| r.0);
+        let on_c = |s: &Step| matches!(s.way, Way::ToC | Way::FromC);
+        if scenario.members < 3 && scenario.steps.iter().any(on_c) {
+            return Err(format!("{name}: a step on C's link needs `members 3`"));
+        }
         Ok(scenario)
     }
 
@@ -192,6 +235,11 @@ impl Scenario {
             .filter(|(at, _)| *at <= t)
             .last()
             .map(|r| r.1)
+    }
+
+    /// The narrowest capacity along `route` at `t` (None: unlimited).
+    pub fn route_capacity(&self, route: &[Way], t: Duration) -> Option<u32> {
+        route.iter().filter_map(|&w| self.capacity(w, t)).min()
     }
 
     /// What the forwarder does one way at `t`.
@@ -243,6 +291,27 @@ mod tests {
         assert_eq!(s.capacity(Way::BtoA, Duration::from_secs(20)), Some(2500));
         assert!(!s.impaired());
         assert!(Scenario::parse("t", "at 1s sideways 5kbit").is_err());
+    }
+
+    #[test]
+    fn a_third_member_has_a_link_of_its_own() {
+        let s = Scenario::parse(
+            "m",
+            "members 3\nat 0s both 2500kbit\nat 0s c 600kbit\nat 9s c> 300kbit\n",
+        )
+        .unwrap();
+        assert_eq!(s.members, 3);
+        let t = Duration::from_secs(10);
+        assert_eq!(s.route_capacity(&Way::route("a", "b"), t), Some(2500));
+        assert_eq!(s.route_capacity(&Way::route("a", "c"), t), Some(600));
+        assert_eq!(s.route_capacity(&Way::route("c", "b"), t), Some(300));
+        assert_eq!(Way::route("c", "a"), vec![Way::FromC, Way::BtoA]);
+        assert!(
+            Scenario::parse("m", "at 0s c 600kbit").is_err(),
+            "needs members 3"
+        );
+        assert!(Scenario::parse("m", "members 3\nat 0s c loss 5%").is_err());
+        assert!(Scenario::parse("m", "members 4").is_err());
     }
 
     #[test]
