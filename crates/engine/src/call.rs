@@ -17,10 +17,9 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::audio::processing::{Processing, ProcessingSettings};
 use crate::audio::{AudioError, AudioSink, AudioSource};
-use crate::congestion::BitrateControl;
 use crate::network::{self, Change, NetworkWatch};
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
-use crate::pipeline::{self, Control, KeyframeNeeds, Links, Report};
+use crate::pipeline::{self, Control, Links, Planner, Report};
 use crate::playout::{self, Playout, PlayoutBoard};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
@@ -200,7 +199,6 @@ struct State {
     max_bitrate_bps: u32,
     relay_only: bool,
     peer_events: mpsc::UnboundedSender<(PeerId, PeerEvent)>,
-    keyframe: Arc<KeyframeNeeds>,
     events: mpsc::UnboundedSender<CallEvent>,
     want_call: bool,
     media: MediaState,
@@ -212,7 +210,8 @@ struct State {
     /// Whether captured pictures are reported for a self view.
     preview: Arc<AtomicBool>,
     processing: Arc<Processing>,
-    rate: BitrateControl,
+    /// Which encoding of the video each member gets (see `pipeline::plan`).
+    planner: Planner,
 }
 
 /// What this member sends, as the room is told in `media`.
@@ -244,7 +243,6 @@ async fn run(
     let (peer_events, mut peer_rx) = mpsc::unbounded_channel();
     let (reports, mut report_rx) = mpsc::unbounded_channel();
     let links: Links = Arc::default();
-    let keyframe = Arc::new(KeyframeNeeds::default());
     let preview = Arc::new(AtomicBool::new(false));
     let media = MediaState {
         has_video: options.video.is_some(),
@@ -263,7 +261,6 @@ async fn run(
             options.video,
             options.bitrate_bps,
             links.clone(),
-            keyframe.clone(),
             preview.clone(),
             video_rx,
             reports.clone(),
@@ -291,7 +288,6 @@ async fn run(
         max_bitrate_bps: options.bitrate_bps,
         relay_only: options.relay_only,
         peer_events,
-        keyframe,
         events,
         want_call: false,
         media,
@@ -301,7 +297,7 @@ async fn run(
         playout_board,
         preview,
         processing,
-        rate: BitrateControl::new(options.bitrate_bps),
+        planner: Planner::new(options.bitrate_bps),
     };
     let mut rate_ticks = tokio::time::interval(RATE_EVERY);
     let mut network_ticks = tokio::time::interval(network::LOOK_EVERY);
@@ -374,7 +370,10 @@ impl State {
             Command::Stats => {
                 for (peer, link) in self.all_links() {
                     let mut stats = link.stats().await;
-                    stats.encoder_bitrate_bps = self.media.has_video.then(|| self.rate.current());
+                    stats.encoder_bitrate_bps = self
+                        .media
+                        .has_video
+                        .then(|| self.planner.plan().bitrate_of(&peer));
                     stats.playout = self
                         .playout_board
                         .lock()
@@ -491,18 +490,17 @@ impl State {
         }
     }
 
-    /// Reads the links' congestion estimates and moves the encoder's
-    /// bitrate to what the weakest one carries.
+    /// Reads the links' congestion estimates and moves the video's
+    /// encodings to what the links carry (see `pipeline::plan`).
     async fn follow_congestion(&mut self) {
-        let mut weakest: Option<f64> = None;
-        for (_, link) in self.all_links() {
-            if let Some(estimate) = link.target_bitrate() {
-                weakest = Some(weakest.map_or(estimate, |w| w.min(estimate)));
-            }
-        }
-        if let Some(bps) = weakest.and_then(|w| self.rate.update(w)) {
-            debug!(bps, "video bitrate follows the network");
-            let _ = self.video.send(Control::Bitrate(bps));
+        let estimates: Vec<(PeerId, Option<f64>)> = self
+            .all_links()
+            .into_iter()
+            .map(|(peer, link)| (peer, link.target_bitrate()))
+            .collect();
+        if let Some(plan) = self.planner.update(&estimates) {
+            debug!(bitrates = ?plan.bitrates, placed = ?plan.placed, "video follows the network");
+            let _ = self.video.send(Control::Plan(plan.clone()));
         }
     }
 
@@ -601,9 +599,9 @@ impl State {
         self.links
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(peer, link.clone());
+            .insert(peer.clone(), link.clone());
         // A new member needs a keyframe to start decoding.
-        self.keyframe.now();
+        let _ = self.video.send(Control::KeyframeNow(peer));
         Some(link)
     }
 
@@ -660,12 +658,14 @@ impl State {
             PeerEvent::Audio(packet) => {
                 let _ = self.playout.send(Playout::Packet(peer, packet));
             }
-            PeerEvent::KeyframeWanted => self.keyframe.request(),
+            PeerEvent::KeyframeWanted => {
+                let _ = self.video.send(Control::KeyframeRequest(peer));
+            }
             PeerEvent::State(state) => {
                 if state == RTCPeerConnectionState::Connected {
                     // Whatever was sent before the path was up is lost: the
                     // member needs a keyframe to start decoding.
-                    self.keyframe.now();
+                    let _ = self.video.send(Control::KeyframeNow(peer.clone()));
                 }
                 let _ = self.events.send(CallEvent::Connection { peer, state });
             }

@@ -8,8 +8,8 @@
 //! and the encoder's bitrate read it from there. The chain itself — its
 //! pacer — is told a multiple of it ([`PACING_FACTOR`]).
 //!
-//! [`BitrateControl`] turns the links' estimates into the one encoder's
-//! bitrate.
+//! [`BitrateControl`] turns a link's estimate into the video bitrate it
+//! is given.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -166,8 +166,8 @@ pub const UP_AFTER: Duration = Duration::from_millis(500);
 /// kbit/s dip) filled the queue and froze Chromium's picture for 3.4 s.
 pub const UP_STEP: f64 = 1.5;
 
-/// Sets the one encoder's bitrate from the links' congestion estimates: the
-/// weakest link decides (every member gets the same stream). Down at once,
+/// Sets the video bitrate a link is given from its congestion estimate
+/// (`encodings` groups the links' bitrates into encodings). Down at once,
 /// up only after a quiet spell ([`UP_AFTER`]) and by [`UP_STEP`] at most,
 /// and only for a real change, so rate control settles between changes.
 #[derive(Debug)]
@@ -179,19 +179,23 @@ pub struct BitrateControl {
 
 impl BitrateControl {
     pub fn new(max_bps: u32) -> BitrateControl {
+        BitrateControl::new_at(Instant::now(), max_bps)
+    }
+
+    pub fn new_at(now: Instant, max_bps: u32) -> BitrateControl {
         BitrateControl {
             max_bps,
             current_bps: max_bps,
-            last_change: Instant::now(),
+            last_change: now,
         }
     }
 
-    /// The new bitrate, if it should change, given the weakest link's estimate.
+    /// The new bitrate, if it should change, given the link's estimate.
     pub fn update(&mut self, estimate_bps: f64) -> Option<u32> {
         self.update_at(Instant::now(), estimate_bps)
     }
 
-    fn update_at(&mut self, now: Instant, estimate_bps: f64) -> Option<u32> {
+    pub fn update_at(&mut self, now: Instant, estimate_bps: f64) -> Option<u32> {
         let floor = MIN_BITRATE_BPS.min(self.max_bps);
         let wanted = video_share(estimate_bps)
             .clamp(f64::from(floor), f64::from(self.max_bps))

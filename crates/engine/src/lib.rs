@@ -5,7 +5,8 @@
 //! ([`signaling`], with reconnect and `resume`), keeps a WebRTC link
 //! ([`peer`]) to every member of the room's call, and runs the media
 //! ([`pipeline`]): video and audio from a [`video::VideoSource`] and an
-//! [`audio::AudioSource`] encoded once for everyone, the members' pictures
+//! [`audio::AudioSource`] encoded once for everyone (video once per group
+//! of links alike: a weak member does not lower everyone's), the members' pictures
 //! decoded for the application and their audio mixed into an
 //! [`audio::AudioSink`]. Devices — camera, microphone, speaker — are in
 //! [`video::camera`] and [`audio::device`].
