@@ -40,7 +40,8 @@ pub struct CallOptions {
     /// The most video may use, bits per second; congestion control may ask
     /// for less.
     pub bitrate_bps: u32,
-    /// Local UDP addresses for media (`0.0.0.0:0`: every interface).
+    /// Local UDP addresses for media ([`ANY_ADDRESS`] by default: every
+    /// interface of either family).
     pub udp_addrs: Vec<String>,
     /// Media only through the room's TURN relay (hides this user's address
     /// from the other members; needs a server with TURN configured).
@@ -50,6 +51,13 @@ pub struct CallOptions {
     pub processing: ProcessingSettings,
 }
 
+/// Media on every address the machine has, IPv4 and IPv6, as they are at
+/// each gathering (an ICE restart after a network change finds the new
+/// ones). An IPv6-only machine had no candidates at all with IPv4's alone;
+/// a family with no usable address leaves only a wildcard socket, whose
+/// candidate is never sent (`peer.rs`).
+pub const ANY_ADDRESS: [&str; 2] = ["0.0.0.0:0", "[::]:0"];
+
 impl Default for CallOptions {
     fn default() -> Self {
         CallOptions {
@@ -57,7 +65,7 @@ impl Default for CallOptions {
             audio: None,
             output: None,
             bitrate_bps: 1_000_000,
-            udp_addrs: vec!["0.0.0.0:0".into()],
+            udp_addrs: ANY_ADDRESS.iter().map(|a| a.to_string()).collect(),
             relay_only: false,
             processing: ProcessingSettings::default(),
         }

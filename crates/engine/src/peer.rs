@@ -417,6 +417,10 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(init) = event.candidate.to_json() {
+            if unreachable_candidate(&init.candidate) {
+                debug!(candidate = %init.candidate, "a wildcard candidate, not sent");
+                return;
+            }
             let _ = self.events.send(PeerEvent::Signal(SignalData::Candidate {
                 candidate: Some(IceCandidate {
                     candidate: init.candidate,
@@ -963,6 +967,20 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSende
     }
 }
 
+/// Whether a local candidate's address is one no peer can reach: the
+/// unspecified address (`0.0.0.0`, `::`), which webrtc-rs offers when a
+/// wildcard socket of a family had no interface to expand into (an IPv4-only
+/// machine's `[::]:0`). Sent, it would have the other side check a path to
+/// "any address" — its own machine.
+fn unreachable_candidate(candidate: &str) -> bool {
+    // `candidate:<foundation> <component> <transport> <priority> <address> <port> typ …`
+    candidate
+        .split_whitespace()
+        .nth(4)
+        .and_then(|address| address.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_unspecified())
+}
+
 /// Whether `.local` candidates (a browser hiding its addresses) can be
 /// resolved here. webrtc-rs opens its mDNS socket when it builds a peer
 /// connection and, if that fails, builds no peer connection at all. It
@@ -982,5 +1000,29 @@ fn mdns_mode() -> MulticastDnsMode {
             tracing::warn!(error = %e, "no mDNS socket: `.local` candidates will not be resolved");
             MulticastDnsMode::Disabled
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unreachable_candidate;
+
+    #[test]
+    fn wildcard_candidates_are_not_offered() {
+        assert!(unreachable_candidate(
+            "candidate:1 1 udp 2130706431 :: 40123 typ host"
+        ));
+        assert!(unreachable_candidate(
+            "candidate:1 1 udp 2130706431 0.0.0.0 40123 typ host"
+        ));
+        assert!(!unreachable_candidate(
+            "candidate:1 1 udp 2130706431 fd91:1::2 40123 typ host"
+        ));
+        assert!(!unreachable_candidate(
+            "candidate:2 1 udp 1694498815 203.0.113.7 5000 typ srflx raddr 0.0.0.0 rport 0"
+        ));
+        assert!(!unreachable_candidate(
+            "candidate:3 1 udp 2130706431 abc.local 40123 typ host"
+        ));
     }
 }

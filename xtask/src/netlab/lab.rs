@@ -1,7 +1,8 @@
 //! The lab's network: a router namespace and one per side
-//! (`hnl<pid>-{r,a,b[,c]}`), a veth pair from the router to each side, and
-//! a `tbf` bottleneck on the router's egress toward each side (and, for C,
-//! on C's own egress: its uplink). Only these namespaces are ever touched;
+//! (`hnl<pid>-{r,a,b[,c]}`), a veth pair from the router to each side
+//! addressed in IPv4 or only in IPv6 ([`Family`]), and a `tbf` bottleneck
+//! on the router's egress toward each side (and, for C, on C's own egress:
+//! its uplink). Only these namespaces are ever touched;
 //! they are removed when the [`Lab`] is dropped.
 
 use std::path::Path;
@@ -12,16 +13,45 @@ use crate::Failed;
 
 pub const SUBNET_A: &str = "10.91.1";
 pub const SUBNET_B: &str = "10.91.2";
-pub const SUBNET_C: &str = "10.91.3";
 
-/// The sides a lab may have, with their subnets.
-const SIDES: [(&str, &str); 3] = [("a", SUBNET_A), ("b", SUBNET_B), ("c", SUBNET_C)];
+/// The sides a lab may have, in order.
+const SIDES: [&str; 3] = ["a", "b", "c"];
 
-fn subnet(side: &str) -> &'static str {
-    SIDES
-        .iter()
-        .find(|(s, _)| *s == side)
-        .map_or(SUBNET_A, |(_, net)| net)
+/// The addresses a lab's links have: IPv4 (`10.91.<n>.0/24`) or only IPv6
+/// (`fd91:<n>::/64`), `n` being 1, 2, 3 for A, B, C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+fn side_number(side: &str) -> usize {
+    SIDES.iter().position(|s| *s == side).map_or(1, |i| i + 1)
+}
+
+/// Host `host` of `side`'s network (the router is 1, the side 2, its new
+/// address after a renumbering 3), in network `base` (91: the lab's links;
+/// 92 and 93: a side's spare interfaces).
+fn host_in(family: Family, base: u8, side: &str, host: u8) -> String {
+    let n = side_number(side);
+    match family {
+        Family::V4 => format!("10.{base}.{n}.{host}"),
+        Family::V6 => format!("fd{base}:{n}::{host}"),
+    }
+}
+
+/// …with its prefix length, as `ip addr` takes it.
+fn with_prefix(family: Family, base: u8, side: &str, host: u8) -> String {
+    let length = if family == Family::V4 { 24 } else { 64 };
+    format!("{}/{length}", host_in(family, base, side, host))
+}
+
+/// `side`'s network.
+fn network(family: Family, side: &str) -> String {
+    match family {
+        Family::V4 => format!("10.91.{}.0/24", side_number(side)),
+        Family::V6 => format!("fd91:{}::/64", side_number(side)),
+    }
 }
 
 /// The lab's namespaces; removed when dropped.
@@ -30,6 +60,7 @@ pub struct Lab {
     prefix: String,
     /// `"a"`, `"b"` and perhaps `"c"`.
     sides: Vec<&'static str>,
+    family: Family,
 }
 
 pub fn ip(args: &[&str]) -> Result<(), Failed> {
@@ -57,15 +88,13 @@ impl Lab {
         format!("{}-{side}", self.prefix)
     }
 
-    /// A lab with `members` sides (2: A and B; 3: and C).
-    pub fn up(default_route: bool, members: usize) -> Result<Lab, Failed> {
+    /// A lab with `members` sides (2: A and B; 3: and C) addressed in
+    /// `family`.
+    pub fn up(default_route: bool, members: usize, family: Family) -> Result<Lab, Failed> {
         let lab = Lab {
             prefix: format!("hnl{}", std::process::id()),
-            sides: SIDES
-                .iter()
-                .take(members.clamp(2, 3))
-                .map(|s| s.0)
-                .collect(),
+            sides: SIDES.iter().take(members.clamp(2, 3)).copied().collect(),
+            family,
         };
         let r = lab.ns("r");
         for ns in std::iter::once(r.clone()).chain(lab.sides.iter().map(|s| lab.ns(s))) {
@@ -73,45 +102,87 @@ impl Lab {
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
         for &side in &lab.sides {
-            let (ns, subnet) = (lab.ns(side), subnet(side));
-            let ns = &ns;
+            let ns = &lab.ns(side);
             let (outer, inner) = (format!("r{side}"), format!("v{side}"));
             ip(&[
                 "-n", &r, "link", "add", &outer, "type", "veth", "peer", "name", &inner, "netns",
                 ns,
             ])?;
-            let router_addr = format!("{subnet}.1/24");
-            ip(&["-n", &r, "addr", "add", &router_addr, "dev", &outer])?;
+            lab.add_address(&r, &outer, &with_prefix(family, 91, side, 1))?;
             ip(&["-n", &r, "link", "set", &outer, "up"])?;
-            let side_addr = format!("{subnet}.2/24");
-            ip(&["-n", ns, "addr", "add", &side_addr, "dev", &inner])?;
+            lab.add_address(ns, &inner, &with_prefix(family, 91, side, 2))?;
             ip(&["-n", ns, "link", "set", &inner, "up"])?;
             lab.route(side, default_route)?;
         }
-        let sysctl = [
-            "netns",
-            "exec",
-            &r,
-            "sysctl",
-            "-q",
-            "-w",
-            "net.ipv4.ip_forward=1",
-        ];
-        run("ip", &sysctl)?;
+        let forwarding = match family {
+            Family::V4 => "net.ipv4.ip_forward=1",
+            Family::V6 => "net.ipv6.conf.all.forwarding=1",
+        };
+        run(
+            "ip",
+            &["netns", "exec", &r, "sysctl", "-q", "-w", forwarding],
+        )?;
         Ok(lab)
+    }
+
+    /// Where the router's server listens (`host:port`).
+    pub fn server_addr(&self) -> String {
+        match self.family {
+            Family::V4 => format!("{}:8443", host_in(Family::V4, 91, "a", 1)),
+            Family::V6 => format!("[{}]:8443", host_in(Family::V6, 91, "a", 1)),
+        }
+    }
+
+    /// An address on `dev` in namespace `ns` (IPv6 at once: no duplicate
+    /// address detection to wait for).
+    fn add_address(&self, ns: &str, dev: &str, address: &str) -> Result<(), Failed> {
+        let mut args = vec!["-n", ns, "addr", "add", address, "dev", dev];
+        if self.family == Family::V6 {
+            args.push("nodad");
+        }
+        ip(&args)
+    }
+
+    /// Gives `side` two more interfaces, as a laptop with a VPN and a
+    /// docking station has: one up whose traffic goes nowhere (a tunnel to
+    /// a dead end), one down, each with an address of its own.
+    pub fn add_spares(&self, side: &str) -> Result<(), Failed> {
+        let ns = self.ns(side);
+        // Veth pairs with both ends in the side (this kernel has no
+        // `dummy` links): what goes into one comes out of the other, where
+        // nothing answers.
+        for (dev, base, up) in [("dead0", 92, true), ("down0", 93, false)] {
+            let end = format!("{dev}e");
+            ip(&[
+                "-n", &ns, "link", "add", dev, "type", "veth", "peer", "name", &end,
+            ])?;
+            self.add_address(&ns, dev, &with_prefix(self.family, base, side, 2))?;
+            if up {
+                ip(&["-n", &ns, "link", "set", dev, "up"])?;
+                ip(&["-n", &ns, "link", "set", &end, "up"])?;
+            }
+        }
+        Ok(())
     }
 
     /// `side`'s route out through the router: the default one, or (an
     /// offline LAN) only to the other sides' networks.
     fn route(&self, side: &str, default_route: bool) -> Result<(), Failed> {
         let ns = self.ns(side);
-        let via = format!("{}.1", subnet(side));
+        let via = host_in(self.family, 91, side, 1);
+        let family = if self.family == Family::V4 {
+            "-4"
+        } else {
+            "-6"
+        };
         if default_route {
-            return ip(&["-n", &ns, "route", "replace", "default", "via", &via]);
+            return ip(&[
+                family, "-n", &ns, "route", "replace", "default", "via", &via,
+            ]);
         }
         for other in self.sides.iter().filter(|s| **s != side) {
-            let net = format!("{}.0/24", subnet(other));
-            ip(&["-n", &ns, "route", "replace", &net, "via", &via])?;
+            let net = network(self.family, other);
+            ip(&[family, "-n", &ns, "route", "replace", &net, "via", &via])?;
         }
         Ok(())
     }
@@ -142,32 +213,18 @@ impl Lab {
     /// away: sockets bound to it are dead from now on.
     pub fn renumber(&self, side: &str, default_route: bool) -> Result<(), Failed> {
         let (ns, dev) = (self.ns(side), format!("v{side}"));
-        let subnet = subnet(side);
-        // The new address first (so the subnet's route stays), promoted
-        // when the old one, the primary, goes.
-        let promote = format!("net.ipv4.conf.{dev}.promote_secondaries=1");
-        run(
-            "ip",
-            &["netns", "exec", &ns, "sysctl", "-q", "-w", &promote],
-        )?;
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{subnet}.3/24"),
-            "dev",
-            &dev,
-        ])?;
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "del",
-            &format!("{subnet}.2/24"),
-            "dev",
-            &dev,
-        ])?;
+        if self.family == Family::V4 {
+            // The new address first (so the subnet's route stays), promoted
+            // when the old one, the primary, goes.
+            let promote = format!("net.ipv4.conf.{dev}.promote_secondaries=1");
+            run(
+                "ip",
+                &["netns", "exec", &ns, "sysctl", "-q", "-w", &promote],
+            )?;
+        }
+        self.add_address(&ns, &dev, &with_prefix(self.family, 91, side, 3))?;
+        let old = with_prefix(self.family, 91, side, 2);
+        ip(&["-n", &ns, "addr", "del", &old, "dev", &dev])?;
         self.route(side, default_route)
     }
 

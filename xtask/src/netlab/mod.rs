@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use lab::{Lab, SUBNET_A};
+use lab::{Family, Lab};
 pub use report::Direction;
 use report::{read_report, summarize};
 pub use scenario::Scenario;
@@ -123,8 +123,16 @@ pub fn run_scenario(
     tools: &Tools,
     scratch: &Path,
 ) -> Result<Vec<Direction>, Failed> {
-    let lab = Lab::up(scenario.default_route, scenario.members)?;
-    let server_addr = format!("{SUBNET_A}.1:8443");
+    let family = if scenario.ipv6_only {
+        Family::V6
+    } else {
+        Family::V4
+    };
+    let lab = Lab::up(scenario.default_route, scenario.members, family)?;
+    for side in &scenario.spares {
+        lab.add_spares(side)?;
+    }
+    let server_addr = lab.server_addr();
     let _server = Kill(
         lab.exec("r", &tools.bin.join("huddle-server"))
             .args(["--listen", &server_addr])
@@ -150,9 +158,9 @@ pub fn run_scenario(
                 cmd.args(["--server", &format!("ws://{server_addr}/ws")])
                     .args(["--room", "lab", "--name", &name])
                     .args(["--duration", &format!("{seconds}s")])
-                    // Every address the side has (one), found anew on an ICE
-                    // restart: a renumbered side gathers its new address.
-                    .args(["--udp", "0.0.0.0:0"])
+                    // Media on the engine's default addresses, as users have
+                    // it: every address of either family, found anew on an
+                    // ICE restart (a renumbered side gathers its new one).
                     // As costly to encode as a camera (the plain pattern is nearly free).
                     .args(["--content", "busy"])
                     .arg("--report")

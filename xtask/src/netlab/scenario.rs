@@ -14,11 +14,14 @@
 //! at 10s a>b loss 5%       # packets dropped at random…
 //! at 10s a>b burst 5       # …in bursts of this many on average (Gilbert–Elliott)
 //! at 12s renumber a        # A's address changes (a laptop changing networks)
+//! family ipv6              # the links have only IPv6 addresses (default: ipv4)
+//! spare a                  # A has two more interfaces: one up to a dead end, one down
 //! members 3                # a third side, C, joins the call (a mesh)
 //! at 0s c 600kbit          # C's own link, both ways (`>c`: toward C, `c>`: from C)
 //! ```
 //!
-//! C's link is capacity only: the forwarder's impairments are between A and B.
+//! C's link is capacity only: the forwarder's impairments are between A and
+//! B, and over IPv4 only.
 
 use std::time::Duration;
 
@@ -105,6 +108,10 @@ pub struct Scenario {
     pub seed: u64,
     /// The sides in the call: 2 (A and B) or 3 (and C).
     pub members: usize,
+    /// Only IPv6 on the lab's links (no IPv4 address but loopback's).
+    pub ipv6_only: bool,
+    /// The sides with spare interfaces (see `Lab::add_spares`).
+    pub spares: Vec<&'static str>,
     /// In time order.
     pub steps: Vec<Step>,
     /// When a side's address changes (`"a"` or `"b"`), in time order.
@@ -149,6 +156,8 @@ impl Scenario {
             default_route: true,
             seed: 1,
             members: 2,
+            ipv6_only: false,
+            spares: Vec::new(),
             steps: Vec::new(),
             renumbers: Vec::new(),
         };
@@ -167,6 +176,17 @@ impl Scenario {
                 ["routes", "none"] => scenario.default_route = false,
                 ["routes", "default"] => scenario.default_route = true,
                 ["seed", n] => scenario.seed = n.parse().map_err(|_| bad())?,
+                ["family", "ipv4"] => scenario.ipv6_only = false,
+                ["family", "ipv6"] => scenario.ipv6_only = true,
+                ["spare", side] => {
+                    let side = match *side {
+                        "a" => "a",
+                        "b" => "b",
+                        "c" => "c",
+                        _ => return Err(bad()),
+                    };
+                    scenario.spares.push(side);
+                }
                 ["members", "2"] => scenario.members = 2,
                 ["members", "3"] => scenario.members = 3,
                 ["at", at, "renumber", side] => {
@@ -204,8 +224,13 @@ impl Scenario {
         scenario.steps.sort_by_key(|s| s.at);
         scenario.renumbers.sort_by_key(|r| r.0);
         let on_c = |s: &Step| matches!(s.way, Way::ToC | Way::FromC);
-        if scenario.members < 3 && scenario.steps.iter().any(on_c) {
-            return Err(format!("{name}: a step on C's link needs `members 3`"));
+        if scenario.members < 3
+            && (scenario.steps.iter().any(on_c) || scenario.spares.contains(&"c"))
+        {
+            return Err(format!("{name}: C needs `members 3`"));
+        }
+        if scenario.ipv6_only && scenario.impaired() {
+            return Err(format!("{name}: the forwarder's impairments are IPv4 only"));
         }
         Ok(scenario)
     }
@@ -312,6 +337,15 @@ mod tests {
         );
         assert!(Scenario::parse("m", "members 3\nat 0s c loss 5%").is_err());
         assert!(Scenario::parse("m", "members 4").is_err());
+    }
+
+    #[test]
+    fn an_ipv6_lab_has_capacity_only() {
+        let s = Scenario::parse("v6", "family ipv6\nspare a\nat 0s both 2000kbit\n").unwrap();
+        assert!(s.ipv6_only);
+        assert_eq!(s.spares, vec!["a"]);
+        assert!(Scenario::parse("v6", "family ipv6\nat 1s both loss 5%").is_err());
+        assert!(Scenario::parse("v6", "spare c").is_err(), "no C in a pair");
     }
 
     #[test]

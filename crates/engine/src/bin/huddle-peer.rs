@@ -159,9 +159,10 @@ struct Args {
     /// Send and receive media only through the server's TURN relay.
     #[arg(long)]
     relay_only: bool,
-    /// Local address for media (`0.0.0.0:0`: every interface).
-    #[arg(long, default_value = "0.0.0.0:0")]
-    udp: String,
+    /// Local address for media, as often as wanted (by default every
+    /// interface of either family: `0.0.0.0:0` and `[::]:0`).
+    #[arg(long, default_values = huddle_engine::call::ANY_ADDRESS)]
+    udp: Vec<String>,
     /// Send a microphone as it is: no echo cancellation, noise suppression
     /// or gain control (the acoustic loop's unprocessed baseline).
     #[arg(long)]
@@ -320,7 +321,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
         video,
         audio,
         output,
-        udp_addrs: vec![args.udp.clone()],
+        udp_addrs: args.udp.clone(),
         bitrate_bps: args.kbps.saturating_mul(1000),
         relay_only: args.relay_only,
         // A microphone gets what a browser gives getUserMedia audio; the
