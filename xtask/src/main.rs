@@ -420,6 +420,7 @@ fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
         ("dip", chromium, netlab::FREEZE_LIMIT_MS),
         ("renumber", native, netlab::RENUMBER_FREEZE_LIMIT_MS),
         ("mesh-600", native, netlab::FREEZE_LIMIT_MS),
+        ("ipv6-only", chromium, netlab::FREEZE_LIMIT_MS),
     ];
     for (name, pair, freeze_limit_ms) in checks {
         let scenario = netlab::Scenario::load(&netlab::shipped().join(format!("{name}.lab")))?;
@@ -432,6 +433,14 @@ fn netlab_check(bin: &std::path::Path) -> Result<(), Failed> {
         let directions = netlab::run_scenario(&scenario, pair, &tools, &scratch)?;
         netlab::print_table(&scenario, &directions);
         for d in &directions {
+            // A call that never started has no freezes either.
+            let first_fps = d.phases.first().map_or(0.0, |p| p.3);
+            if first_fps < netlab::FLOWING_FPS {
+                return Err(format!(
+                    "{}: {first_fps:.1} fps in the first phase ({name})",
+                    d.label
+                ));
+            }
             if d.label.starts_with("native→") && d.freeze_longest_ms > freeze_limit_ms {
                 return Err(format!(
                     "{}: video froze for {} ms ({name})",

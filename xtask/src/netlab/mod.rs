@@ -342,6 +342,11 @@ pub const FREEZE_LIMIT_MS: u64 = 5_000;
 /// the address list being read once a second).
 pub const RENUMBER_FREEZE_LIMIT_MS: u64 = 3_000;
 
+/// The least frame rate a direction's first phase must have for
+/// `cargo xtask test` to count its video as flowing (measured 23–30 fps;
+/// headless Chromium may take a few seconds to start sending).
+pub const FLOWING_FPS: f64 = 10.0;
+
 /// The share of their own rate A and B must keep with each other while
 /// C's link is weak in `mesh-600` (measured, debug build, three peers on
 /// two cores: 0.78–0.82 with an encoding per group of links; 0.22–0.26
