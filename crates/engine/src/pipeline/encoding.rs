@@ -1,6 +1,7 @@
 //! One encoding of our video: an H.264 encoder with its bitrate, its frame
-//! rate and picture size for that bitrate, its keyframe timing and its
-//! share of the path ([`SendBudget`]). The video task runs one per entry
+//! rate and picture size for that bitrate (and for the CPU's
+//! [`Level`]), its keyframe timing and its share of the path
+//! ([`SendBudget`]). The video task runs one per entry
 //! of the [`super::plan::Plan`].
 
 use std::time::{Duration, Instant};
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, trace, warn};
 
+use super::cpu::{Level, CHEAPEST_FPS};
 use crate::congestion::{frame_rate_for, halve, SendBudget};
 use crate::video::h264::H264Encoder;
 use crate::video::I420Frame;
@@ -78,6 +80,8 @@ pub struct Encoding {
     rc_time: Duration,
     /// Every member's next picture is a keyframe (video resumed).
     all_now: bool,
+    /// Time spent encoding since the video task last asked.
+    spent: Duration,
 }
 
 /// A picture ready to send, and the frame period it was made for.
@@ -99,6 +103,7 @@ impl Encoding {
             next_due: Instant::now(),
             rc_time: Duration::ZERO,
             all_now: false,
+            spent: Duration::ZERO,
         }
     }
 
@@ -129,10 +134,15 @@ impl Encoding {
         self.all_now = true;
     }
 
+    /// The time spent encoding since the last call (see `cpu`).
+    pub fn take_spent(&mut self) -> Duration {
+        std::mem::take(&mut self.spent)
+    }
+
     /// Encodes `frame`, captured at `captured` from a source of `fps`, for
     /// members whose [`KeyframeNeeds`] are `needs` (those answered are
-    /// cleared); a shared `screen` keeps its size. `None` when no picture
-    /// is to be sent now.
+    /// cleared), as cheaply as the CPU's `level` asks; a shared `screen`
+    /// keeps its size and rate.
     pub async fn encode<'a>(
         &mut self,
         frame: &I420Frame,
@@ -140,12 +150,16 @@ impl Encoding {
         captured: Instant,
         needs: impl Iterator<Item = &'a mut KeyframeNeeds>,
         screen: bool,
+        level: Level,
     ) -> Result<Picture, Skipped> {
         if captured < self.next_due {
             return Err(Skipped::Nothing);
         }
         let bitrate_bps = self.bitrate_bps;
-        let rate = frame_rate_for(bitrate_bps, fps);
+        let mut rate = frame_rate_for(bitrate_bps, fps);
+        if level == Level::HalfSizeFewer && !screen {
+            rate = rate.min(CHEAPEST_FPS);
+        }
         let period = Duration::from_secs(1) / rate;
         // A little early is on time: the source's own ticks jitter.
         self.next_due = captured + period.mul_f32(0.85);
@@ -192,7 +206,8 @@ impl Encoding {
         }
         // A camera picture at half size on a narrow path (a shared screen
         // keeps its size: text must stay legible; it gets fewer pictures).
-        self.halved = !screen && halve(bitrate_bps, frame.width(), self.halved);
+        let cpu_halves = level >= Level::HalfSize && frame.width() >= 480;
+        self.halved = !screen && (cpu_halves || halve(bitrate_bps, frame.width(), self.halved));
         let frame = if self.halved {
             frame.halved()
         } else {
@@ -205,11 +220,13 @@ impl Encoding {
         // ~1.2 Mbit/s of a 2.5 Mbit/s target, against ~2.0 this way.)
         let at = self.rc_time;
         self.rc_time += period;
+        let started = Instant::now();
         let encoded = tokio::task::spawn_blocking(move || {
             let unit = current.encode_at(&frame, key, at);
             (current, unit)
         })
         .await;
+        self.spent += started.elapsed();
         let Ok((returned, unit)) = encoded else {
             // The runtime is shutting down.
             return Err(Skipped::NoEncoder);

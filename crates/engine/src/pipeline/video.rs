@@ -1,5 +1,6 @@
 //! The video pipeline: captures, encodes each picture once per encoding of
-//! the [`Plan`], and sends each member its encoding's pictures.
+//! the [`Plan`], and sends each member its encoding's pictures — all of
+//! them smaller or fewer while the encoders overuse the CPU ([`CpuLoad`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +11,7 @@ use huddle_protocol::PeerId;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use super::cpu::{CpuLoad, CHECK_EVERY};
 use super::encoding::{Encoding, KeyframeNeeds, Skipped};
 use super::plan::Plan;
 use super::{next_or_never, snapshot_named, Control, Links, Report};
@@ -45,6 +47,8 @@ pub async fn video(
     let mut plan = Plan::single(bitrate_bps);
     let mut encodings = vec![Encoding::new(bitrate_bps)];
     let mut members: HashMap<PeerId, Member> = HashMap::new();
+    let mut cpu = CpuLoad::new(Instant::now());
+    let mut last_usage_log = Instant::now();
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -133,7 +137,7 @@ pub async fn video(
                 .filter(|(peer, _)| to.iter().any(|(p, _)| p == *peer))
                 .map(|(_, member)| &mut member.keyframe);
             let picture = match encoding
-                .encode(&frame, fps, captured, needs, screen.is_some())
+                .encode(&frame, fps, captured, needs, screen.is_some(), cpu.level())
                 .await
             {
                 Ok(picture) => picture,
@@ -153,6 +157,19 @@ pub async fn video(
                     debug!(error = %e, "sending video failed");
                 }
             }
+        }
+        // The encoders' CPU: all encodings of this picture together.
+        let spent: std::time::Duration = encodings.iter_mut().map(Encoding::take_spent).sum();
+        if !spent.is_zero() {
+            cpu.note(captured, spent);
+        }
+        let usage = cpu.usage();
+        if let Some(level) = cpu.check(Instant::now()) {
+            debug!(?level, ?usage, "video follows the CPU");
+        }
+        if last_usage_log.elapsed() >= CHECK_EVERY {
+            last_usage_log = Instant::now();
+            debug!(?usage, level = ?cpu.level(), "the encoders' CPU");
         }
     }
 }
