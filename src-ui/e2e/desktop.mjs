@@ -234,28 +234,31 @@ try {
   });
 
   await step("the app shares its screen natively: the browser sees it shared and decodes the whole X screen", async () => {
-    const decoded = (width) =>
+    const decoded = (widths) =>
       waitFor(grace, 
-        ([id, w]) => {
+        ([id, ws]) => {
           const s = window.huddle.state().stats[id];
-          return s && s.width === w && s.framesDecoded > 0 && s;
+          return s && ws.includes(s.width) && s.framesDecoded > 0 && s;
         },
-        [appId, width],
+        [appId, widths],
         { timeout: 30_000, polling: 250 },
       );
     await app.clickButton("Share screen");
     await waitFor(grace, (id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === true, appId, { timeout: 15_000 });
     // The display is Xvfb's 1280×800 screen, the app's window on it.
-    const shared = await decoded(1280);
+    // A shared screen keeps its size whatever the CPU or the path.
+    const shared = await decoded([1280]);
     console.log(`    Chromium decodes the shared screen: ${shared.width}×${shared.height}, ${shared.framesDecoded} frames`);
     if (shared.height !== 800) throw new Error(`not the whole screen: ${JSON.stringify(shared)}`);
     await app.waitFor(`const t = window.huddle.tiles().self; return t && t.width === 1280 && t;`, { what: "the shared screen in the self view" });
     writeFileSync(joinPath(out, "desktop-screen-share.png"), await app.screenshot());
     await grace.screenshot({ path: joinPath(out, "desktop-screen-share-browser-side.png") });
-    // Stopping goes back to the camera (the 640×480 test pattern), same track.
+    // Stopping goes back to the camera (the 640×480 test pattern), same
+    // track — at half size if the app's encoder found the CPU overused
+    // (or the path narrow) meanwhile.
     await app.clickButton("Stop sharing");
     await waitFor(grace, (id) => window.huddle.state().members.find((m) => m.id === id)?.media.screen === false, appId, { timeout: 15_000 });
-    const camera = await decoded(640);
+    const camera = await decoded([640, 320]);
     console.log(`    …and the camera again after stopping: ${camera.width}×${camera.height}`);
   });
 
