@@ -1,7 +1,7 @@
 // The network lab's browser peer: headless Chromium joins a room's call
 // through the UI the lab's huddle-server serves, sends its fake camera (the
 // busy test pattern from a Y4M file, as the native peer sends), and writes a
-// report of what it presented from the other member, in the fields
+// report of what it presented from each other member (by name), in the fields
 // huddle-peer's --report uses (per-second frame rate, the bitrate in, and
 // freezes by WebRTC's definition, from the times pictures were presented).
 //
@@ -86,50 +86,67 @@ try {
     }
   }
   const untilMs = started + seconds * 1000;
-  await page.getByTestId("tile-remote").locator("video").waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
-  // Every presented picture's wall-clock time, and the bitrate in each second.
-  // The other side may leave first (it stops on its own clock): note now
-  // whose tile this is.
-  const peer = await page.evaluate(() => {
-    const tile = document.querySelector('[data-testid="tile-remote"]');
-    const video = tile.querySelector("video");
-    window.__arrivals = [];
-    window.__size = [0, 0];
-    const onFrame = () => {
-      window.__arrivals.push(Date.now());
-      window.__size = [video.videoWidth, video.videoHeight];
-      video.requestVideoFrameCallback(onFrame);
-    };
-    video.requestVideoFrameCallback(onFrame);
-    return tile.dataset.peer;
-  });
-  const timeline = [];
-  let audio = null;
+  await page.getByTestId("tile-remote").first().locator("video").waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
+  // Every presented picture's wall-clock time per remote tile (a mesh has
+  // several; a tile may come later, or get a new <video>), with the name
+  // of whose it is — the other side may leave first (it stops on its own
+  // clock), so names are noted as tiles appear.
+  const watch = () =>
+    page.evaluate(() => {
+      window.__tiles ??= {};
+      for (const tile of document.querySelectorAll('[data-testid="tile-remote"]')) {
+        const id = tile.dataset.peer;
+        const video = tile.querySelector("video");
+        if (!video || window.__tiles[id]?.video === video) continue;
+        const name = window.huddle.state().members.find((m) => m.id === id)?.name ?? null;
+        const entry = window.__tiles[id] ?? { arrivals: [], size: [0, 0], name };
+        entry.video = video;
+        window.__tiles[id] = entry;
+        const onFrame = () => {
+          if (entry.video !== video) return;
+          entry.arrivals.push(Date.now());
+          entry.size = [video.videoWidth, video.videoHeight];
+          video.requestVideoFrameCallback(onFrame);
+        };
+        video.requestVideoFrameCallback(onFrame);
+      }
+    });
+  await watch();
+  // The bitrate in from each member, each second.
+  const timelines = {};
+  const audio = {};
   while (Date.now() < untilMs) {
     await new Promise((r) => setTimeout(r, 1000));
-    const stats = await page.evaluate(() => Object.values(window.huddle.state().stats)[0] ?? null);
-    if (stats) {
-      timeline.push([(Date.now() - started) / 1000, stats.bitrateInKbps]);
-      audio = stats;
+    await watch();
+    const stats = await page.evaluate(() => window.huddle.state().stats);
+    for (const [id, s] of Object.entries(stats)) {
+      (timelines[id] ??= []).push([(Date.now() - started) / 1000, s.bitrateInKbps]);
+      audio[id] = s;
     }
   }
-  const { arrivals, size } = await page.evaluate(() => ({ arrivals: window.__arrivals, size: window.__size }));
-  const since = arrivals.map((t) => t - started);
-  const perSecond = new Array(seconds).fill(0);
-  for (const t of since) {
-    const s = Math.floor(t / 1000);
-    if (s >= 0 && s < seconds) perSecond[s] += 1;
+  const tiles = await page.evaluate(() =>
+    Object.fromEntries(Object.entries(window.__tiles).map(([id, t]) => [id, { arrivals: t.arrivals, size: t.size, name: t.name }])),
+  );
+  for (const [peer, { arrivals, size, name: from }] of Object.entries(tiles)) {
+    const since = arrivals.map((t) => t - started);
+    const perSecond = new Array(seconds).fill(0);
+    for (const t of since) {
+      const s = Math.floor(t / 1000);
+      if (s >= 0 && s < seconds) perSecond[s] += 1;
+    }
+    const a = audio[peer];
+    report.peers[peer] = {
+      name: from,
+      fps_per_second: perSecond,
+      timeline: timelines[peer] ?? [],
+      freezes: freezes(since, seconds * 1000),
+      width: size[0],
+      height: size[1],
+      // NetEQ's figures, named as huddle-peer names its own.
+      audio_concealed_share: a?.audioConcealedPercent !== undefined ? a.audioConcealedPercent / 100 : null,
+      audio_delay_ms: a?.audioDelayMs ?? null,
+    };
   }
-  report.peers[peer] = {
-    fps_per_second: perSecond,
-    timeline,
-    freezes: freezes(since, seconds * 1000),
-    width: size[0],
-    height: size[1],
-    // NetEQ's figures, named as huddle-peer names its own.
-    audio_concealed_share: audio?.audioConcealedPercent !== undefined ? audio.audioConcealedPercent / 100 : null,
-    audio_delay_ms: audio?.audioDelayMs ?? null,
-  };
 } finally {
   writeFileSync(reportPath, JSON.stringify(report));
   await browser.close();

@@ -27,8 +27,8 @@ pub struct Received {
 }
 
 /// What the report at `path` says was received from the member named
-/// `from` (a report that does not name its senders — the browser rig's —
-/// has one, taken whatever its name).
+/// `from` (both `huddle-peer` and the browser rig name each sender; an
+/// unnamed only sender is taken whatever its name).
 pub fn read_report(path: &Path, from: &str) -> Result<Received, Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let report: serde_json::Value =
