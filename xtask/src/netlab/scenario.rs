@@ -129,6 +129,11 @@ fn parse_duration(text: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
+/// `text` as one of `sides`, with the lifetime the scenario keeps.
+fn parse_side(text: &str, sides: &[&'static str]) -> Option<&'static str> {
+    sides.iter().copied().find(|s| *s == text)
+}
+
 fn parse_change(words: &[&str]) -> Option<Change> {
     Some(match words {
         [rate] => Change::Rate(rate.strip_suffix("kbit")?.parse().ok()?),
@@ -179,23 +184,14 @@ impl Scenario {
                 ["family", "ipv4"] => scenario.ipv6_only = false,
                 ["family", "ipv6"] => scenario.ipv6_only = true,
                 ["spare", side] => {
-                    let side = match *side {
-                        "a" => "a",
-                        "b" => "b",
-                        "c" => "c",
-                        _ => return Err(bad()),
-                    };
+                    let side = parse_side(side, &["a", "b", "c"]).ok_or_else(bad)?;
                     scenario.spares.push(side);
                 }
                 ["members", "2"] => scenario.members = 2,
                 ["members", "3"] => scenario.members = 3,
                 ["at", at, "renumber", side] => {
                     let at = parse_duration(at).ok_or_else(bad)?;
-                    let side = match *side {
-                        "a" => "a",
-                        "b" => "b",
-                        _ => return Err(bad()),
-                    };
+                    let side = parse_side(side, &["a", "b"]).ok_or_else(bad)?;
                     scenario.renumbers.push((at, side));
                 }
                 ["at", at, way, change @ ..] => {

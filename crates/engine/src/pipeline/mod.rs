@@ -77,18 +77,8 @@ pub enum Report {
 /// Audio frames (20 ms each) between two [`Report::Level`]s: 10 a second.
 pub const LEVEL_EVERY: u32 = 5;
 
-/// The links a pipeline sends this frame to (taken without holding the lock
-/// across the sends).
-fn snapshot(links: &Links) -> Vec<Arc<PeerLink>> {
-    links
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .values()
-        .cloned()
-        .collect()
-}
-
-/// The links with their members' ids (taken likewise).
+/// The links a pipeline sends this frame to, with their members' ids
+/// (taken without holding the lock across the sends).
 fn snapshot_named(links: &Links) -> Vec<(PeerId, Arc<PeerLink>)> {
     links
         .lock()
@@ -163,7 +153,7 @@ pub async fn audio(
             let _ = reports.send(Report::Level(crate::audio::voice::dbfs(&frame)));
         }
         // Muted: the microphone keeps running, nothing leaves.
-        let targets = snapshot(&links);
+        let targets = snapshot_named(&links);
         if targets.is_empty() || !enabled {
             continue;
         }
@@ -175,7 +165,7 @@ pub async fn audio(
                 continue;
             }
         };
-        for link in targets {
+        for (_, link) in targets {
             if let Err(e) = link.send_audio(packet.clone()).await {
                 debug!(error = %e, "sending audio failed");
             }

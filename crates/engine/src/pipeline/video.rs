@@ -148,7 +148,10 @@ pub async fn video(
                 }
             };
             for (peer, link) in to {
-                let member = members.entry(peer.clone()).or_default();
+                // Made above, before encoding.
+                let Some(member) = members.get_mut(peer) else {
+                    continue;
+                };
                 let duration = member
                     .last_sent
                     .map_or(picture.period, |t| captured.duration_since(t));
@@ -163,13 +166,13 @@ pub async fn video(
         if !spent.is_zero() {
             cpu.note(captured, spent);
         }
-        let usage = cpu.usage();
+        // The usage is summed over its window only when it is judged or logged.
         if let Some(level) = cpu.check(Instant::now()) {
-            debug!(?level, ?usage, "video follows the CPU");
+            debug!(?level, "video follows the CPU");
         }
         if last_usage_log.elapsed() >= CHECK_EVERY {
             last_usage_log = Instant::now();
-            debug!(?usage, level = ?cpu.level(), "the encoders' CPU");
+            debug!(usage = ?cpu.usage(), level = ?cpu.level(), "the encoders' CPU");
         }
     }
 }
