@@ -23,9 +23,10 @@
 //! U and V planes, tightly packed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use huddle_engine::sync::lock;
 use huddle_engine::video::I420Frame;
 use tokio::sync::Notify;
 
@@ -142,7 +143,7 @@ impl FrameGate {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Tile>> {
-        self.tiles.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.tiles)
     }
 }
 

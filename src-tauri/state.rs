@@ -2,7 +2,7 @@
 //! the tiles, the session, the lobby watch, the hosted server, the
 //! settings.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tauri::async_runtime::JoinHandle;
 use tauri::Wry;
@@ -17,6 +17,7 @@ use crate::pip::PipTarget;
 use crate::session::Session;
 use crate::settings::{self, Settings};
 use crate::ui::Ui;
+use huddle_engine::sync::lock;
 
 pub struct AppState {
     pub ui: Ui,
@@ -71,28 +72,22 @@ impl AppState {
 
     /// Whom the picture-in-picture window shows (`None`: it is closed).
     pub fn pip_target(&self) -> std::sync::MutexGuard<'_, Option<PipTarget>> {
-        self.pip.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.pip)
     }
 
     pub fn settings(&self) -> Settings {
-        self.settings
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.settings).clone()
     }
 
     /// Keeps `settings` and writes them to disk.
     pub fn store_settings(&self, settings: Settings) -> Result<(), CommandError> {
         settings::save(&self.store, &settings)?;
-        *self.settings.lock().unwrap_or_else(PoisonError::into_inner) = settings;
+        *lock(&self.settings) = settings;
         Ok(())
     }
 
     /// The `huddle://` link the app was started with, once.
     pub fn take_link(&self) -> Option<JoinLink> {
-        self.link
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
+        lock(&self.link).take()
     }
 }

@@ -7,11 +7,12 @@
 //! being mistaken for the new one's.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use tauri::ipc::Channel;
 
 use crate::events::UiEvent;
+use huddle_engine::sync::lock;
 
 #[derive(Default)]
 struct Shared {
@@ -38,11 +39,7 @@ pub struct Ui {
 impl Ui {
     /// Sends to `channel` from now on.
     pub fn attach(&self, channel: Channel<UiEvent>) {
-        *self
-            .shared
-            .channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(channel);
+        *lock(&self.shared.channel) = Some(channel);
     }
 
     /// A sender for a new session; earlier sessions' senders fall silent.
@@ -65,12 +62,7 @@ impl Ui {
                 return;
             }
         }
-        let channel = self
-            .shared
-            .channel
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let channel = lock(&self.shared.channel).clone();
         if let Some(channel) = channel {
             if let Err(e) = channel.send(event) {
                 tracing::debug!(error = %e, "the window did not take an event");

@@ -16,12 +16,13 @@
 //! schedules (documented in `docs/security.md`).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::source::Source;
+use crate::sync::lock;
 
 /// Wrong passwords a source may give before its checks are delayed.
 pub const FREE_FAILURES: u32 = 5;
@@ -90,12 +91,12 @@ impl Guesses {
     /// Reserves the slot for `source`'s next password check at `room`.
     pub fn reserve(&self, source: Source, room: &str, now: Instant) -> Slot {
         let hot = {
-            let rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+            let rooms = lock(&self.rooms);
             rooms.get(room).is_some_and(|r| {
                 now.duration_since(r.last_failure) < FORGET_AFTER && r.failures >= HOT_ROOM_FAILURES
             })
         };
-        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sources = lock(&self.sources);
         let Some(record) = sources
             .get_mut(&source)
             .filter(|r| now.duration_since(r.last_failure) < FORGET_AFTER)
@@ -129,7 +130,7 @@ impl Guesses {
     /// Takes one password hash from `source`'s budget; `Err` with how long
     /// until there is one again.
     pub fn take_hash(&self, source: Source, now: Instant) -> Result<(), Duration> {
-        let mut work = self.work.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut work = lock(&self.work);
         let refill = |(tokens, at): (f64, Instant)| {
             (tokens + now.duration_since(at).as_secs_f64() * HASHES_PER_SECOND).min(HASH_BURST)
         };
@@ -148,10 +149,10 @@ impl Guesses {
     /// Records a wrong (or missing) password from `source` at `room`.
     pub fn failed(&self, source: Source, room: &str, now: Instant) {
         {
-            let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut sources = lock(&self.sources);
             bump(&mut sources, source, now);
         }
-        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rooms = lock(&self.rooms);
         bump(&mut rooms, room.to_owned(), now);
     }
 }

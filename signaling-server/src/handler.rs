@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::connection::{Connection, Inbound};
 use crate::guesses::Slot;
-use crate::outbox::OutboxReceiver;
+use crate::outbox::{OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::registry::{
     ConnId, Grant, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
@@ -32,10 +32,6 @@ use crate::secret::same_secret;
 use crate::server::Context;
 use crate::source::Source;
 
-/// Frames drained from the outbox per flush.
-const MAX_BATCH: usize = 64;
-/// How long a resuming connection waits for the replaced one to let go.
-const HANDOVER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time allowed for any one write to the socket before the client is
 /// considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -397,23 +393,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
 
     async fn dispatch(&mut self, message: ClientMessage, rid: Option<String>) -> Result<(), End> {
         let rid_ref = rid.as_deref();
-        let kind = match &message {
-            ClientMessage::Rooms(_) => "rooms",
-            ClientMessage::Ping => "ping",
-            ClientMessage::Join(_) => "join",
-            ClientMessage::Leave => "leave",
-            ClientMessage::Chat(_) => "chat",
-            ClientMessage::Typing(_) => "typing",
-            ClientMessage::Media(_) => "media",
-            ClientMessage::CallJoin(_) => "call_join",
-            ClientMessage::CallLeave => "call_leave",
-            ClientMessage::Ring(_) => "ring",
-            ClientMessage::RingReply(_) => "ring_reply",
-            ClientMessage::Signal(_) => "signal",
-            ClientMessage::Hand(_) => "hand",
-            ClientMessage::Reaction(_) => "reaction",
-        };
-        self.ctx.metrics.received(kind);
+        self.ctx.metrics.received(message.type_name());
         let action = match message {
             ClientMessage::Ping => return self.reply(&ServerMessage::Pong, rid_ref).await,
             ClientMessage::Rooms(request) => return self.rooms(request, rid_ref).await,

@@ -23,6 +23,7 @@ pub mod rooms;
 pub mod secret;
 pub mod server;
 pub mod source;
+mod sync;
 pub mod tls;
 pub mod turn;
 pub mod ui;

@@ -7,12 +7,14 @@
 //! to [`MAX_LISTED_ROOMS`] (the most populous, in name order) and the frame
 //! without a `rid` is encoded once per list the registry hands out.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use huddle_protocol::codec::encode_server;
 use huddle_protocol::model::RoomSummary;
 use huddle_protocol::ServerMessage;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::sync::lock;
 
 /// Most rooms a `rooms` answer lists.
 pub const MAX_LISTED_ROOMS: usize = 500;
@@ -27,7 +29,7 @@ impl ListFrames {
     /// The `rooms` frame for `rooms` (the registry's current list), with `rid`.
     pub fn frame(&self, rooms: &Arc<Vec<RoomSummary>>, rid: Option<&str>) -> Utf8Bytes {
         if rid.is_none() {
-            let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+            let last = lock(&self.last);
             if let Some((list, frame)) = last.as_ref() {
                 if Arc::ptr_eq(list, rooms) {
                     return frame.clone();
@@ -42,8 +44,7 @@ impl ListFrames {
         )
         .into();
         if rid.is_none() {
-            *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some((rooms.clone(), frame.clone()));
+            *lock(&self.last) = Some((rooms.clone(), frame.clone()));
         }
         frame
     }

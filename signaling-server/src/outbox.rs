@@ -13,10 +13,19 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::sync::lock;
+
+/// Frames taken from an outbox at a time: per flush to the member's socket,
+/// per frame batch handed to another instance over the backplane.
+pub const MAX_BATCH: usize = 64;
+/// How long a resuming member's new connection waits for the replaced one
+/// (on this instance or another) to let go of the outbox.
+pub const HANDOVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Frames queued and what they weigh.
 #[derive(Debug, Default)]
@@ -41,7 +50,7 @@ impl Shared {
     fn queue(&self) -> MutexGuard<'_, Queue> {
         // A panic while holding this lock cannot leave the queue inconsistent
         // (every update is a single push or pop), so poisoning is ignored.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.queue)
     }
 }
 

@@ -12,9 +12,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+use crate::sync::lock;
 
 /// An IPv4 address or an IPv6 /64 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,7 +74,7 @@ pub struct Ticket {
 impl Quotas {
     /// A unit of `what` for `source`, if it holds fewer than `max`.
     pub fn take(self: &Arc<Self>, source: Source, what: Held, max: usize) -> Option<Ticket> {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = lock(&self.counts);
         let count = counts.entry((source, what)).or_insert(0);
         if *count >= max {
             return None;
@@ -86,18 +88,14 @@ impl Quotas {
 
     /// How many units of `what` `source` holds.
     pub fn held(&self, source: Source, what: Held) -> usize {
-        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let counts = lock(&self.counts);
         counts.get(&(source, what)).copied().unwrap_or(0)
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut counts = self
-            .quotas
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut counts = lock(&self.quotas.counts);
         if let Some(count) = counts.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {

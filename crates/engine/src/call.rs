@@ -6,7 +6,7 @@
 //! sends [`Command`]s and receives [`CallEvent`]s.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_protocol::client::{CallJoin, ChatSend, SignalSend};
@@ -24,6 +24,7 @@ use crate::playout::{self, Playout, PlayoutBoard};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, JoinParams, Signaling, StopReason};
 use crate::stats::LinkStats;
+use crate::sync::lock;
 use crate::video::{CaptureError, I420Frame, VideoSource};
 
 /// How to run a call: the media to send, where remote audio goes, and the
@@ -382,12 +383,7 @@ impl State {
                         .media
                         .has_video
                         .then(|| self.planner.plan().bitrate_of(&peer));
-                    stats.playout = self
-                        .playout_board
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get(&peer)
-                        .copied();
+                    stats.playout = lock(&self.playout_board).get(&peer).copied();
                     let _ = self.events.send(CallEvent::Stats { peer, stats });
                 }
             }
@@ -470,9 +466,7 @@ impl State {
     }
 
     fn all_links(&self) -> Vec<(PeerId, Arc<PeerLink>)> {
-        self.links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.links)
             .iter()
             .map(|(id, link)| (id.clone(), link.clone()))
             .collect()
@@ -569,11 +563,7 @@ impl State {
     }
 
     fn link(&self, peer: &str) -> Option<Arc<PeerLink>> {
-        self.links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(peer)
-            .cloned()
+        lock(&self.links).get(peer).cloned()
     }
 
     async fn open_link(&mut self, peer: PeerId, initiator: bool) -> Option<Arc<PeerLink>> {
@@ -604,10 +594,7 @@ impl State {
                 }
             }
         });
-        self.links
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(peer.clone(), link.clone());
+        lock(&self.links).insert(peer.clone(), link.clone());
         // A new member needs a keyframe to start decoding.
         let _ = self.video.send(Control::KeyframeNow(peer));
         Some(link)
@@ -627,11 +614,7 @@ impl State {
                     self.open_link(peer, true).await;
                 }
                 MeshAction::Close(peer) => {
-                    let link = self
-                        .links
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&peer);
+                    let link = lock(&self.links).remove(&peer);
                     if let Some(link) = link {
                         link.close().await;
                         let _ = self.playout.send(Playout::Gone(peer.clone()));
@@ -639,12 +622,7 @@ impl State {
                     }
                 }
                 MeshAction::CloseAll => {
-                    let all: Vec<_> = self
-                        .links
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .drain()
-                        .collect();
+                    let all: Vec<_> = lock(&self.links).drain().collect();
                     for (peer, link) in all {
                         link.close().await;
                         let _ = self.playout.send(Playout::Gone(peer.clone()));

@@ -21,11 +21,12 @@
 //! [`Coverage::arrivals`] lets the estimator take such a loss back.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rtc::interceptor::{convert_twcc, Packet, Slot, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
+use crate::sync::lock;
 use crate::tap::{Tap, Tapped};
 
 /// Before congestion control (1 000) on the read path, which runs from the
@@ -55,7 +56,7 @@ struct Arrived {
 
 impl Coverage {
     pub(crate) fn note(&self, base: u16, count: u16) {
-        let mut ranges = self.ranges.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ranges = lock(&self.ranges);
         if ranges.len() == KEPT {
             ranges.pop_front();
         }
@@ -63,7 +64,7 @@ impl Coverage {
     }
 
     pub(crate) fn note_arrived(&self, seqs: impl IntoIterator<Item = u16>) {
-        let mut arrived = self.arrived.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut arrived = lock(&self.arrived);
         for seq in seqs {
             if !arrived.set.insert(seq) {
                 continue;
@@ -80,14 +81,12 @@ impl Coverage {
     /// The packets recent feedback said arrived, held for a run of
     /// lookups (one lock for the estimator's whole window).
     pub fn arrivals(&self) -> Arrivals<'_> {
-        Arrivals(self.arrived.lock().unwrap_or_else(PoisonError::into_inner))
+        Arrivals(lock(&self.arrived))
     }
 
     /// Whether some recent feedback spoke about transport-wide `seq`.
     pub fn covers(&self, seq: u16) -> bool {
-        self.ranges
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.ranges)
             .iter()
             .any(|&(base, count)| seq.wrapping_sub(base) < count)
     }

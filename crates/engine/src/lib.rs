@@ -30,6 +30,7 @@ pub mod resend;
 pub mod room;
 pub mod signaling;
 pub mod stats;
+pub mod sync;
 pub mod tap;
 pub mod tls;
 pub mod transit;

@@ -52,6 +52,7 @@ use crate::estimator::Estimator;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::resend::ResendFilter;
 use crate::stats::{LinkStats, MediaCounters};
+use crate::sync::lock;
 use crate::video::assembler::{Assembled, Assembler};
 use crate::video::h264::{nal_types, H264Decoder};
 use crate::video::playout::VideoPlayout;
@@ -637,10 +638,7 @@ impl PeerLink {
         let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
         let mut stats = LinkStats::from_report(&report, &self.counters);
         stats.target_bitrate_bps = self.estimate.get();
-        let mut last = self
-            .last_stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = lock(&self.last_stats);
         if let Some(previous) = last.as_ref() {
             stats.rates_since(previous);
         }

@@ -6,7 +6,7 @@
 //! goes back to the call as [`Report::Heard`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use huddle_protocol::PeerId;
@@ -17,6 +17,7 @@ use crate::audio::mixer::Mixer;
 use crate::audio::processing::Processing;
 use crate::audio::AudioSink;
 use crate::pipeline::Report;
+use crate::sync::lock;
 
 /// What one pull plays (`audio::jitter::PULL_SAMPLES`).
 const FRAME: Duration = Duration::from_millis(10);
@@ -83,7 +84,7 @@ pub async fn playout(
                 Some(Playout::Packet(peer, packet)) => mixer.insert(&peer, &packet),
                 Some(Playout::Gone(peer)) => {
                     mixer.remove(&peer);
-                    board.lock().unwrap_or_else(PoisonError::into_inner).remove(&peer);
+                    lock(&board).remove(&peer);
                 }
                 Some(Playout::Sink(new)) => {
                     sink = new;
@@ -110,7 +111,7 @@ pub async fn playout(
                     }
                 }
                 if due > 0 {
-                    let mut board = board.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut board = lock(&board);
                     for (peer, stats) in mixer.stats() {
                         board.insert(peer.clone(), stats);
                     }

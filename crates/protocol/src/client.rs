@@ -45,6 +45,28 @@ pub enum ClientMessage {
     Reaction(ReactionSend),
 }
 
+impl ClientMessage {
+    /// The wire name of this message's `type`, for metrics and logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientMessage::Rooms(_) => "rooms",
+            ClientMessage::Ping => "ping",
+            ClientMessage::Join(_) => "join",
+            ClientMessage::Leave => "leave",
+            ClientMessage::Chat(_) => "chat",
+            ClientMessage::Typing(_) => "typing",
+            ClientMessage::Media(_) => "media",
+            ClientMessage::CallJoin(_) => "call_join",
+            ClientMessage::CallLeave => "call_leave",
+            ClientMessage::Ring(_) => "ring",
+            ClientMessage::RingReply(_) => "ring_reply",
+            ClientMessage::Signal(_) => "signal",
+            ClientMessage::Hand(_) => "hand",
+            ClientMessage::Reaction(_) => "reaction",
+        }
+    }
+}
+
 /// `rooms`: ask for the room list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RoomsRequest {

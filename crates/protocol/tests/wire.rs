@@ -29,9 +29,16 @@ fn ada() -> Peer {
 }
 const ADA: &str = r#"{"id":"p_7Kq2","name":"Ada","client":"desktop","joined_at":1763700000000,"in_call":false,"media":{"audio":true,"video":true,"screen":false}}"#;
 
+/// The `type` a frame carries on the wire.
+fn wire_type(json: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(json).expect("JSON");
+    value["type"].as_str().expect("a type").to_owned()
+}
+
 #[track_caller]
 fn server(msg: ServerMessage, rid: Option<&str>, json: &str) {
     assert_eq!(encode_server(&msg, rid), json);
+    assert_eq!(wire_type(json), msg.type_name(), "{json}");
     let frame = decode_server(json).expect("decodes");
     assert_eq!(frame.message, msg);
     assert_eq!(frame.rid.as_deref(), rid);
@@ -40,6 +47,7 @@ fn server(msg: ServerMessage, rid: Option<&str>, json: &str) {
 #[track_caller]
 fn client(msg: ClientMessage, rid: Option<&str>, json: &str) {
     assert_eq!(encode_client(&msg, rid), json);
+    assert_eq!(wire_type(json), msg.type_name(), "{json}");
     let frame = decode_client(json).expect("decodes");
     assert_eq!(frame.message, msg);
     assert_eq!(frame.rid.as_deref(), rid);

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -28,21 +28,18 @@ use super::bus::{Envelope, Granted, JoinFields};
 use super::store::{self, Claim, Store};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outbox::{outbox, Outbox, OutboxReceiver};
+use crate::outbox::{outbox, Outbox, OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
 use crate::registry::{
     ConnId, Grant, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
 };
 use crate::rooms::{MemberRef, Mirror, RoomSnapshot, Rooms};
+use crate::sync::lock;
 
 /// How long a request to another instance may take before that instance
 /// counts as unreachable.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// Frames per [`Envelope::Deliver`].
-const MAX_BATCH: usize = 64;
 /// Writes per pipeline.
 const MAX_PIPELINE: usize = 256;
-/// How long a resumed member's new connection waits for the old one's queue.
-const HANDOVER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Writes waiting for Redis, at most: about three seconds of this instance's
 /// heaviest measured load (20,000 signals a second). A Redis that stops
 /// taking writes for longer ends the epoch instead of growing memory.
@@ -201,10 +198,6 @@ pub fn unavailable() -> Refusal {
         ErrorCode::ServerFull,
         "this server has lost its backplane; reconnect to reach another",
     )
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One registration.

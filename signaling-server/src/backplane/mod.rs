@@ -16,7 +16,7 @@ mod epoch;
 mod store;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use huddle_protocol::model::RoomSummary;
@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::outbox::OutboxReceiver;
 use crate::registry::{ConnId, Grant, JoinRequest, Refusal, Registry, RoomAction};
 use crate::rooms::MemberRef;
+use crate::sync::lock;
 use epoch::{unavailable, Epoch, RemoteJoinError};
 
 pub use store::{HEARTBEAT_EVERY, HEARTBEAT_TTL};
@@ -195,10 +196,6 @@ impl Backplane {
             self.set_epoch(Some(epoch.clone()));
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn held(epoch: &Arc<Epoch>, grant: Grant<MemberRef>) -> Grant<Member> {

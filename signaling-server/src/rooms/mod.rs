@@ -16,7 +16,7 @@ pub use snapshot::{MemberSnapshot, Mirror, RoomSnapshot};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use huddle_protocol::model::RoomSummary;
 use huddle_protocol::{ErrorCode, LeaveReason, Peer, PeerId};
@@ -30,6 +30,7 @@ use room::{Link, Member, NotAdmitted, Proof, Room};
 
 use crate::secret::{token_digest, PasswordHash};
 use crate::source::{Held, Quotas};
+use crate::sync::lock;
 
 /// Why a new member was not let in.
 #[derive(Debug)]
@@ -97,15 +98,6 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct Rooms {
     inner: Arc<Inner>,
-}
-
-/// Locks a mutex, recovering it if a thread panicked while holding it: the
-/// state is still consistent at every unlock point of this module, and one
-/// bug must not take every room down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Rooms {

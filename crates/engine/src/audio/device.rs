@@ -8,7 +8,7 @@
 //! device's callback thread, playback is resampled as it is queued.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
@@ -20,6 +20,8 @@ use super::resample::{to_mono, Resampler};
 use super::sink::AudioSink;
 use super::source::AudioSource;
 use super::{FRAME_SAMPLES, SAMPLE_RATE};
+
+use crate::sync::lock;
 
 /// A sound device could not be used.
 #[derive(Debug, Error)]
@@ -377,7 +379,7 @@ impl AudioSink for Speaker {
     fn play(&mut self, frame: &[i16]) -> Result<(), AudioError> {
         let largest_pull = {
             // A device that stopped asking for sound is gone.
-            let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            let health = lock(&self.health);
             if health.last_pull.elapsed() > SILENT_DEVICE {
                 let reason = health
                     .last_error
@@ -390,7 +392,7 @@ impl AudioSink for Speaker {
         let input: Vec<f32> = frame.iter().map(|s| f32::from(*s) / 32768.0).collect();
         self.scratch.clear();
         self.resampler.process(&input, &mut self.scratch);
-        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut queue = lock(&self.queue);
         queue.extend(self.scratch.iter().copied());
         // The cap never cuts into what `wants` asks for, whatever the
         // device's buffer (one that takes 170 ms at a time would otherwise
@@ -407,18 +409,14 @@ impl AudioSink for Speaker {
     /// delay or runs dry here (the members' playout buffers absorb it).
     fn wants(&self) -> Option<usize> {
         let largest_pull = {
-            let health = self.health.lock().unwrap_or_else(PoisonError::into_inner);
+            let health = lock(&self.health);
             if health.last_pull.elapsed() > SILENT_DEVICE {
                 // A frame, so that `play` finds the device gone and says so.
                 return Some(1);
             }
             health.largest_pull
         };
-        let queued = self
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        let queued = lock(&self.queue).len();
         let frame = self.rate as usize / 100;
         let lead = largest_pull + frame;
         Some(lead.saturating_sub(queued).div_ceil(frame))
@@ -442,11 +440,11 @@ where
                 let health = health.clone();
                 move |data: &mut [T], _| {
                     {
-                        let mut health = health.lock().unwrap_or_else(PoisonError::into_inner);
+                        let mut health = lock(&health);
                         health.last_pull = std::time::Instant::now();
                         health.largest_pull = health.largest_pull.max(data.len() / channels);
                     }
-                    let mut queue = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut queue = lock(&queue);
                     for frame in data.chunks_mut(channels) {
                         // Silence when the call has nothing queued.
                         let sample = queue.pop_front().unwrap_or(0.0);
@@ -456,10 +454,7 @@ where
             },
             move |e| {
                 warn!(error = %e, "speaker stream error");
-                health
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .last_error = Some(e.to_string());
+                lock(&health).last_error = Some(e.to_string());
             },
             None,
         )

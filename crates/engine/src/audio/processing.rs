@@ -19,9 +19,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use super::voice::{dbfs, VoiceDetector};
+
+use crate::sync::lock;
 
 /// Samples in one 10 ms frame at 48 kHz: what the processor takes.
 pub const PROCESS_SAMPLES: usize = 480;
@@ -243,18 +245,12 @@ impl Processing {
 
     /// Other settings from now on (the canceller starts afresh).
     pub fn set(&self, settings: ProcessingSettings) {
-        *self
-            .processor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = processor_for(settings);
+        *lock(&self.processor) = processor_for(settings);
     }
 
     /// Audio about to be played, any whole number of 10 ms frames.
     pub fn render(&self, samples: &[i16]) {
-        let mut processor = self
-            .processor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut processor = lock(&self.processor);
         for frame in samples.chunks_exact(PROCESS_SAMPLES) {
             processor.render(frame);
         }
@@ -264,11 +260,8 @@ impl Processing {
     /// in place; returns whether it held voice.
     pub fn capture(&self, samples: &mut [i16]) -> bool {
         let mut voiced = false;
-        let mut processor = self
-            .processor
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut voice = self.voice.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut processor = lock(&self.processor);
+        let mut voice = lock(&self.voice);
         for frame in samples.chunks_exact_mut(PROCESS_SAMPLES) {
             processor.capture(frame);
             voiced |= voice.update(frame, 10);

@@ -17,7 +17,7 @@ pub use plan::{Plan, Planner};
 pub use video::video;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use huddle_protocol::PeerId;
@@ -28,6 +28,7 @@ use crate::audio::opus::OpusEncoder;
 use crate::audio::processing::Processing;
 use crate::audio::{AudioError, AudioSource};
 use crate::peer::PeerLink;
+use crate::sync::lock;
 use crate::video::CaptureError;
 
 /// The links a pipeline sends to, shared with the call task.
@@ -80,9 +81,7 @@ pub const LEVEL_EVERY: u32 = 5;
 /// The links a pipeline sends this frame to, with their members' ids
 /// (taken without holding the lock across the sends).
 fn snapshot_named(links: &Links) -> Vec<(PeerId, Arc<PeerLink>)> {
-    links
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    lock(links)
         .iter()
         .map(|(peer, link)| (peer.clone(), link.clone()))
         .collect()
