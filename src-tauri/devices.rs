@@ -96,7 +96,7 @@ pub fn open_camera(id: Option<&str>) -> Result<Box<dyn VideoSource>, CaptureErro
     let index = match id.and_then(|id| id.strip_prefix("camera:")) {
         Some(n) => Some(
             n.parse()
-                .map_err(|_| CaptureError::Open(format!("no camera {n:?}")))?,
+                .map_err(|_| CaptureError::UnknownCamera(n.to_owned()))?,
         ),
         None => None,
     };

@@ -29,7 +29,7 @@ pub struct CameraInfo {
 
 /// The cameras present now; an empty list when there are none.
 pub fn list_cameras() -> Result<Vec<CameraInfo>, CaptureError> {
-    let cameras = nokhwa::query(ApiBackend::Auto).map_err(|e| CaptureError::Open(e.to_string()))?;
+    let cameras = nokhwa::query(ApiBackend::Auto)?;
     Ok(cameras
         .into_iter()
         .enumerate()
@@ -95,11 +95,8 @@ impl CameraSource {
         let index = chosen.index;
         std::thread::Builder::new()
             .name(format!("camera-{index}"))
-            .spawn(move || capture(index, request, opened_tx, frames_tx))
-            .map_err(|e| CaptureError::Open(e.to_string()))?;
-        let fps = opened_rx
-            .recv()
-            .map_err(|_| CaptureError::Open("the capture thread ended".into()))??;
+            .spawn(move || capture(index, request, opened_tx, frames_tx))?;
+        let fps = opened_rx.recv().map_err(|_| CaptureError::ThreadEnded)??;
         Ok(CameraSource {
             name: chosen.name,
             fps,
@@ -122,7 +119,7 @@ impl VideoSource for CameraSource {
     async fn next_frame(&mut self) -> Result<I420Frame, CaptureError> {
         match self.frames.recv().await {
             Some(frame) => frame,
-            None => Err(CaptureError::Stopped("the capture thread ended".into())),
+            None => Err(CaptureError::ThreadEnded),
         }
     }
 }
@@ -152,12 +149,12 @@ fn capture(
     let mut camera = match nokhwa::Camera::new(CameraIndex::Index(index), format) {
         Ok(camera) => camera,
         Err(e) => {
-            let _ = opened.send(Err(CaptureError::Open(e.to_string())));
+            let _ = opened.send(Err(CaptureError::Open(e)));
             return;
         }
     };
     if let Err(e) = camera.open_stream() {
-        let _ = opened.send(Err(CaptureError::Open(e.to_string())));
+        let _ = opened.send(Err(CaptureError::Open(e)));
         return;
     }
     let fps = camera.frame_rate().clamp(1, 60);

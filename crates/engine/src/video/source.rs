@@ -17,8 +17,14 @@ pub enum CaptureError {
     NoCamera(String),
     #[error("camera {index} does not exist ({count} found)")]
     NoSuchCamera { index: u32, count: usize },
+    #[error("no camera {0:?}")]
+    UnknownCamera(String),
     #[error("the camera could not be opened: {0}")]
-    Open(String),
+    Open(#[from] nokhwa::NokhwaError),
+    #[error("the camera's capture thread could not start: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("the camera's capture thread ended")]
+    ThreadEnded,
     #[error("the video source stopped delivering pictures: {0}")]
     Stopped(String),
     #[error("the screen cannot be shared: {0}")]
