@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::net::TcpListener as StdListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::TestServer;
 use huddle_server::config::TurnConfig;
 use huddle_server::Config;
+use huddle_testkit::Coturn;
 use serde_json::json;
 
 fn turn_config(port: u16, secret: &str) -> Config {
@@ -111,24 +111,6 @@ async fn turn_is_handed_only_to_callers_or_token_holders() {
     assert!(joined["ice_servers"][1]["username"].is_string(), "{joined}");
 }
 
-/// Runs coturn on a free loopback port; killed on drop.
-struct Coturn(std::process::Child);
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn allocate(port: u16, username: &str, credential: &str) -> (bool, String) {
     let out = Command::new("turnutils_uclient")
         .args([
@@ -156,38 +138,8 @@ fn allocate(port: u16, username: &str, credential: &str) -> (bool, String) {
 
 #[tokio::test]
 async fn coturn_accepts_the_credentials_we_issue() {
-    let port = free_port();
-    let secret = "coturn-shared-secret";
-    let child = Command::new("turnserver")
-        .args([
-            "-n",
-            "--listening-ip=127.0.0.1",
-            &format!("--listening-port={port}"),
-        ])
-        .args([
-            "--use-auth-secret",
-            &format!("--static-auth-secret={secret}"),
-            "--realm=huddle.test",
-        ])
-        .args([
-            "--no-tls",
-            "--no-dtls",
-            "--no-cli",
-            "--allow-loopback-peers",
-            "--log-file=stdout",
-        ])
-        .args(["--min-port=49152", "--max-port=65535"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("turnserver (Debian package coturn) must be installed");
-    let _coturn = Coturn(child);
-    // coturn listens on TCP as well: wait for that rather than sleeping.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "coturn did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let coturn = Coturn::start(0).await;
+    let (port, secret) = (coturn.port, coturn.secret.as_str());
 
     let server = TestServer::start(turn_config(port, secret)).await;
     let (mut c, _) = server.join("r", "A").await;

@@ -21,12 +21,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{server_with, Coturn};
+use common::server_with;
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::stats::LinkStats;
 use huddle_engine::video::pattern::TestPattern;
 use huddle_engine::video::PatternSource;
 use huddle_protocol::ServerMessage;
+use huddle_testkit::Coturn;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 const CAP_BYTES_PER_SECOND: u32 = 62_500; // 500 kbit/s

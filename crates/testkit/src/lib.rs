@@ -1,7 +1,8 @@
 //! Test fixtures shared by Huddle's test suites, all real parts on loopback:
 //! a `redis-server` process ([`Redis`]), `huddle-server` instances sharing
-//! rooms through it that can be stopped or killed ([`Cluster`]), and a
-//! round-robin TCP load balancer in front of them ([`Balancer`]).
+//! rooms through it that can be stopped or killed ([`Cluster`]), a
+//! round-robin TCP load balancer in front of them ([`Balancer`]), and a
+//! TURN server (coturn, [`Coturn`]).
 //!
 //! Fixtures panic on failure: they are for tests.
 
@@ -9,10 +10,12 @@
 
 mod balancer;
 mod cluster;
+mod coturn;
 mod redis_server;
 
 pub use balancer::Balancer;
 pub use cluster::{Cluster, Instance};
+pub use coturn::Coturn;
 pub use redis_server::Redis;
 
 /// A free TCP port on loopback (free when probed).
