@@ -29,8 +29,8 @@ use huddle_engine::video::convert::i420_to_rgb;
 use huddle_engine::video::pattern::{now_ms, read_stamp, TestPattern};
 use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
 use huddle_engine::JoinParams;
-use huddle_protocol::{ClientKind, Media, ServerMessage};
-use serde_json::json;
+use huddle_protocol::{ClientKind, Media, PeerId, ServerMessage};
+use serde::Serialize;
 
 /// `--video`: `test-pattern`, `camera`, `camera:N` or `none`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,10 +255,102 @@ impl Received {
     }
 }
 
-/// A stream's freezes for the report.
-fn freezes_json(arrivals: &FrameLog, until: Duration) -> serde_json::Value {
-    let f = arrivals.freezes(until);
-    json!({"count": f.count, "total_ms": f.total.as_millis() as u64, "longest_ms": f.longest.as_millis() as u64})
+/// What `huddle-peer` prints at the end, as JSON.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    room: &'a str,
+    id: Option<PeerId>,
+    seconds: f64,
+    cpu_percent_of_one_core: Option<f64>,
+    /// Why the call stopped, when it stopped before `--duration`.
+    stopped: Option<String>,
+    /// By member id.
+    peers: BTreeMap<String, PeerReport>,
+}
+
+/// What arrived from one member, in the report.
+#[derive(Debug, Serialize)]
+struct PeerReport {
+    name: String,
+    frames: u64,
+    stamped_frames: u64,
+    lost_frames: u64,
+    width: usize,
+    height: usize,
+    latency_ms_p50: Option<u32>,
+    latency_ms_max: Option<u32>,
+    freezes: FreezeReport,
+    fps_per_second: Vec<u32>,
+    timeline: Vec<[f64; 7]>,
+    first_frame_ms: Option<u64>,
+    rtt_ms: Option<f64>,
+    bitrate_in_bps: Option<f64>,
+    bitrate_out_bps: Option<f64>,
+    target_bitrate_bps: Option<f64>,
+    encoder_bitrate_bps: Option<u32>,
+    fps_in: Option<f64>,
+    frames_dropped: Option<u64>,
+    codecs: Option<Vec<String>>,
+    candidate_type: Option<String>,
+    jitter_s: Option<f64>,
+    packets_lost: Option<i64>,
+    audio_ms: u64,
+    audio_dominant_hz: Option<f32>,
+    audio_delay_ms: Option<f64>,
+    audio_concealed_share: Option<f64>,
+    audio_fec_ms: Option<u64>,
+    audio_underruns: Option<u64>,
+}
+
+/// A stream's freezes, in the report.
+#[derive(Debug, Serialize)]
+struct FreezeReport {
+    count: u32,
+    total_ms: u64,
+    longest_ms: u64,
+}
+
+impl PeerReport {
+    fn of(r: &mut Received, elapsed: Duration) -> PeerReport {
+        let freezes = r.arrivals.freezes(elapsed);
+        let stats = r.stats.as_ref();
+        let playout = stats.and_then(|s| s.playout);
+        PeerReport {
+            name: r.name.clone(),
+            frames: r.frames,
+            stamped_frames: r.stamped,
+            lost_frames: r.lost(),
+            width: r.width,
+            height: r.height,
+            latency_ms_p50: r.latency(50.0),
+            latency_ms_max: r.latency(100.0),
+            freezes: FreezeReport {
+                count: freezes.count,
+                total_ms: freezes.total.as_millis() as u64,
+                longest_ms: freezes.longest.as_millis() as u64,
+            },
+            fps_per_second: r.arrivals.per_second(elapsed),
+            timeline: r.timeline.clone(),
+            first_frame_ms: r.first_frame.map(|d| d.as_millis() as u64),
+            rtt_ms: stats.and_then(|s| s.rtt_ms),
+            bitrate_in_bps: stats.and_then(|s| s.bitrate_in_bps),
+            bitrate_out_bps: stats.and_then(|s| s.bitrate_out_bps),
+            target_bitrate_bps: stats.and_then(|s| s.target_bitrate_bps),
+            encoder_bitrate_bps: stats.and_then(|s| s.encoder_bitrate_bps),
+            fps_in: stats.and_then(|s| s.fps_in),
+            frames_dropped: stats.map(|s| s.frames_dropped),
+            codecs: stats.map(|s| s.codecs.clone()),
+            candidate_type: stats.and_then(|s| s.candidate_type.clone()),
+            jitter_s: stats.and_then(|s| s.jitter_s),
+            packets_lost: stats.map(|s| s.packets_lost),
+            audio_ms: r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
+            audio_dominant_hz: dominant_frequency(r.audio_tail.make_contiguous()),
+            audio_delay_ms: playout.map(|p| p.mean_delay_ms()),
+            audio_concealed_share: playout.map(|p| p.concealed_share()),
+            audio_fec_ms: playout.map(|p| p.recovered * 1000 / u64::from(SAMPLE_RATE)),
+            audio_underruns: playout.map(|p| p.underruns),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -512,50 +604,23 @@ async fn run(args: Args) -> ExitCode {
     let cpu_percent = own_cpu()
         .zip(cpu_at_start)
         .map(|(end, start)| 100.0 * (end - start).as_secs_f64() / seconds);
-    let report = json!({
-        "room": args.room,
-        "id": me,
-        "seconds": seconds,
-        "cpu_percent_of_one_core": cpu_percent,
-        "stopped": stopped,
-        "peers": received.iter_mut().map(|(id, r)| (id.clone(), json!({
-            "name": r.name,
-            "frames": r.frames,
-            "stamped_frames": r.stamped,
-            "lost_frames": r.lost(),
-            "width": r.width,
-            "height": r.height,
-            "latency_ms_p50": r.latency(50.0),
-            "latency_ms_max": r.latency(100.0),
-            "freezes": freezes_json(&r.arrivals, elapsed),
-            "fps_per_second": r.arrivals.per_second(elapsed),
-            "timeline": r.timeline,
-            "first_frame_ms": r.first_frame.map(|d| d.as_millis() as u64),
-            "rtt_ms": r.stats.as_ref().and_then(|s| s.rtt_ms),
-            "bitrate_in_bps": r.stats.as_ref().and_then(|s| s.bitrate_in_bps),
-            "bitrate_out_bps": r.stats.as_ref().and_then(|s| s.bitrate_out_bps),
-            "target_bitrate_bps": r.stats.as_ref().and_then(|s| s.target_bitrate_bps),
-            "encoder_bitrate_bps": r.stats.as_ref().and_then(|s| s.encoder_bitrate_bps),
-            "fps_in": r.stats.as_ref().and_then(|s| s.fps_in),
-            "frames_dropped": r.stats.as_ref().map(|s| s.frames_dropped),
-            "codecs": r.stats.as_ref().map(|s| s.codecs.clone()),
-            "candidate_type": r.stats.as_ref().and_then(|s| s.candidate_type.clone()),
-            "jitter_s": r.stats.as_ref().and_then(|s| s.jitter_s),
-            "packets_lost": r.stats.as_ref().map(|s| s.packets_lost),
-            "audio_ms": r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
-            "audio_dominant_hz": dominant_frequency(r.audio_tail.make_contiguous()),
-            "audio_delay_ms": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.mean_delay_ms()),
-            "audio_concealed_share": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.concealed_share()),
-            "audio_fec_ms": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.recovered * 1000 / u64::from(SAMPLE_RATE)),
-            "audio_underruns": r.stats.as_ref().and_then(|s| s.playout).map(|p| p.underruns),
-        }))).collect::<serde_json::Map<_, _>>(),
-    });
+    let report = Report {
+        room: &args.room,
+        id: me,
+        seconds,
+        cpu_percent_of_one_core: cpu_percent,
+        stopped,
+        peers: received
+            .iter_mut()
+            .map(|(id, r)| (id.clone(), PeerReport::of(r, elapsed)))
+            .collect(),
+    };
     println!(
         "{}",
         serde_json::to_string_pretty(&report).unwrap_or_default()
     );
     if let Some(path) = &args.report {
-        if let Err(e) = std::fs::write(path, report.to_string()) {
+        if let Err(e) = std::fs::write(path, serde_json::to_string(&report).unwrap_or_default()) {
             eprintln!("huddle-peer: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
