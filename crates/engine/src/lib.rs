@@ -26,6 +26,7 @@ pub mod peer;
 pub mod pipeline;
 pub mod playout;
 pub mod quality;
+pub mod reorder;
 pub mod resend;
 pub mod room;
 pub mod signaling;

@@ -1,8 +1,8 @@
 //! The engine's own interceptors as what they decide, without webrtc-rs's
-//! plumbing: a [`Tap`] says what becomes of each inbound packet and may
-//! look at each outbound one; [`Tapped`] is the one interceptor around it —
+//! plumbing: a [`Tap`] says what becomes of each inbound packet and of
+//! each outbound one (most only look at those); [`Tapped`] is the one interceptor around it —
 //! the read and write queues, the protocol's methods, no per-stream state.
-//! `coverage.rs`, `resend.rs` and `feedback.rs` are taps.
+//! `coverage.rs`, `resend.rs`, `reorder.rs` and `feedback.rs` are taps.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -18,6 +18,13 @@ pub trait Tap: Send + Sync {
 
     /// An outbound packet on its way to the wire; it goes on unchanged.
     fn wrote(&mut self, _message: &TaggedPacket) {}
+
+    /// An outbound packet: what goes on toward the wire (`None`: it ends
+    /// here). By default it is looked at ([`Tap::wrote`]) and goes on.
+    fn write(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
+        self.wrote(&message);
+        Some(message)
+    }
 }
 
 /// A [`Tap`] in webrtc-rs's interceptor chain.
@@ -69,8 +76,9 @@ impl<T: Tap> Protocol<TaggedPacket, TaggedPacket, ()> for Tapped<T> {
     }
 
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
-        self.tap.wrote(&message);
-        self.writes.push_back(message);
+        if let Some(message) = self.tap.write(message) {
+            self.writes.push_back(message);
+        }
         Ok(())
     }
 
