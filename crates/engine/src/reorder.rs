@@ -3,11 +3,12 @@
 //!
 //! webrtc-rs's NACK generator asks for every gap in the sequence numbers
 //! at its next tick (every 20 ms here, `peer.rs`). On a path that reorders,
-//! most of those packets are only late: the sender resends them, and when
-//! the resend overtakes the late original, the original is dropped on
-//! arrival as a repeat (SRTP's replay check) before the transport-wide
-//! feedback records it — so the sender's congestion control hears of a
-//! loss that never happened. In the network lab's ±30 ms of per-packet
+//! most of those packets are only late: the sender resends them, and the
+//! late original's transport-wide number is then never reported as
+//! arrived — the sender's congestion control hears of a loss that never
+//! happened. (Where the original is dropped was not traced; a resend that
+//! overtakes it makes the original a repeat of an RTP sequence number
+//! already seen, which SRTP's replay check refuses.) In the network lab's ±30 ms of per-packet
 //! jitter the loss half read 5–19 % loss where the links dropped nothing
 //! (`tc` and UDP counters: 0), fell by half, and video ran at 342–452 kbit/s
 //! on a 2.5 Mbit/s path; with NACKs held back for the newest 30 packets it
