@@ -30,12 +30,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Packet, Slot, TaggedPacket};
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
-    nack_pairs_from_sequence_numbers, TransportLayerNack,
-};
 
 use crate::estimator::forget_older;
-use crate::tap::{Tap, Tapped};
+use crate::tap::{rewrite_nacks, Tap, Tapped};
 
 /// Just below the NACK generator (7 000): on the read path it sees each
 /// packet before the generator does, on the write path each NACK after.
@@ -159,38 +156,12 @@ impl Tap for ReorderWait {
         Some(message)
     }
 
-    fn write(&mut self, mut message: TaggedPacket) -> Option<TaggedPacket> {
-        let Packet::Rtcp(packets) = &message.message.packet else {
-            return Some(message);
-        };
-        if !packets
-            .iter()
-            .any(|p| p.as_any().is::<TransportLayerNack>())
-        {
-            return Some(message);
-        }
+    fn write(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
         let now = message.now;
-        let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::new();
-        for packet in packets {
-            let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() else {
-                kept.push(packet.clone());
-                continue;
-            };
-            let seqs: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
-            let wanted = self.ask(now, nack.media_ssrc, seqs);
-            if !wanted.is_empty() {
-                kept.push(Box::new(TransportLayerNack {
-                    sender_ssrc: nack.sender_ssrc,
-                    media_ssrc: nack.media_ssrc,
-                    nacks: nack_pairs_from_sequence_numbers(&wanted),
-                }));
-            }
-        }
-        if kept.is_empty() {
-            return None;
-        }
-        message.message.packet = Packet::Rtcp(kept);
-        Some(message)
+        rewrite_nacks(message, |nack| {
+            let seqs = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+            self.ask(now, nack.media_ssrc, seqs)
+        })
     }
 }
 
@@ -198,19 +169,13 @@ impl Tap for ReorderWait {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rtc::interceptor::AttributedPacket;
+    use crate::tap::tagged;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+        nack_pairs_from_sequence_numbers, TransportLayerNack,
+    };
     use rtc::sansio::Protocol;
-    use rtc::shared::{TransportContext, TransportMessage};
 
     const SSRC: u32 = 9;
-
-    fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
-        TransportMessage {
-            now,
-            transport: TransportContext::default(),
-            message: AttributedPacket::new(packet),
-        }
-    }
 
     fn arrive(w: &mut Tapped<ReorderWait>, now: Instant, seq: u16) {
         let mut packet = rtc::rtp::Packet::default();

@@ -40,13 +40,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
-    nack_pairs_from_sequence_numbers, TransportLayerNack,
-};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 use crate::congestion::Estimate;
 use crate::estimator::forget_older;
-use crate::tap::{Tap, Tapped};
+use crate::tap::{rewrite_nacks, Tap, Tapped};
 use crate::video::nal::begins_with_sps;
 
 /// Between the pacer (3 000) and the NACK responder (4 000): on the read
@@ -207,36 +205,10 @@ impl ResendFilter {
 }
 
 impl Tap for ResendFilter {
-    fn read(&mut self, mut message: TaggedPacket) -> Option<TaggedPacket> {
+    fn read(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
         let now = message.now;
         self.forget_old(now);
-        if let Packet::Rtcp(packets) = &message.message.packet {
-            if packets
-                .iter()
-                .any(|p| p.as_any().is::<TransportLayerNack>())
-            {
-                let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::with_capacity(packets.len());
-                for packet in packets {
-                    let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() else {
-                        kept.push(packet.clone());
-                        continue;
-                    };
-                    let wanted = self.worth_resending(now, nack);
-                    if !wanted.is_empty() {
-                        kept.push(Box::new(TransportLayerNack {
-                            sender_ssrc: nack.sender_ssrc,
-                            media_ssrc: nack.media_ssrc,
-                            nacks: nack_pairs_from_sequence_numbers(&wanted),
-                        }));
-                    }
-                }
-                if kept.is_empty() {
-                    return None;
-                }
-                message.message.packet = Packet::Rtcp(kept);
-            }
-        }
-        Some(message)
+        rewrite_nacks(message, |nack| self.worth_resending(now, nack))
     }
 
     fn wrote(&mut self, message: &TaggedPacket) {
@@ -271,20 +243,12 @@ impl Tap for ResendFilter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use rtc::interceptor::AttributedPacket;
+    use crate::tap::tagged;
     use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers;
     use rtc::sansio::Protocol;
-    use rtc::shared::{TransportContext, TransportMessage};
 
     const SSRC: u32 = 7;
-
-    fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
-        TransportMessage {
-            now,
-            transport: TransportContext::default(),
-            message: AttributedPacket::new(packet),
-        }
-    }
 
     fn send(f: &mut Tapped<ResendFilter>, now: Instant, seq: u16) {
         send_payload(f, now, seq, &[0x41, 0x9a, 0, 0]); // a P-slice
@@ -373,11 +337,8 @@ mod tests {
         let mut resent = rtc::rtp::Packet::default();
         resent.header.ssrc = SSRC;
         resent.header.sequence_number = 9;
-        let message = TransportMessage {
-            now: t + Duration::from_millis(200),
-            transport: TransportContext::default(),
-            message: AttributedPacket::new(Packet::Rtp(resent)).with(Attribute::Retransmission),
-        };
+        let mut message = tagged(t + Duration::from_millis(200), Packet::Rtp(resent));
+        message.message.add(Attribute::Retransmission);
         f.handle_write(message).unwrap();
         assert!(nack(&mut f, t + Duration::from_millis(1_100), &[9])
             .0

@@ -7,7 +7,10 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -24,6 +27,55 @@ pub trait Tap: Send + Sync {
     fn write(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
         self.wrote(&message);
         Some(message)
+    }
+}
+
+/// Rewrites the NACKs of an RTCP message: `keep` says which of each
+/// NACK's sequence numbers stay; a NACK left with none is taken out, and a
+/// message left with nothing at all ends here (`None`). Other packets, and
+/// messages without a NACK, pass unchanged.
+pub fn rewrite_nacks(
+    mut message: TaggedPacket,
+    mut keep: impl FnMut(&TransportLayerNack) -> Vec<u16>,
+) -> Option<TaggedPacket> {
+    let Packet::Rtcp(packets) = &message.message.packet else {
+        return Some(message);
+    };
+    if !packets
+        .iter()
+        .any(|p| p.as_any().is::<TransportLayerNack>())
+    {
+        return Some(message);
+    }
+    let mut kept: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::with_capacity(packets.len());
+    for packet in packets {
+        let Some(nack) = packet.as_any().downcast_ref::<TransportLayerNack>() else {
+            kept.push(packet.clone());
+            continue;
+        };
+        let wanted = keep(nack);
+        if !wanted.is_empty() {
+            kept.push(Box::new(TransportLayerNack {
+                sender_ssrc: nack.sender_ssrc,
+                media_ssrc: nack.media_ssrc,
+                nacks: nack_pairs_from_sequence_numbers(&wanted),
+            }));
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    message.message.packet = Packet::Rtcp(kept);
+    Some(message)
+}
+
+/// A packet as the chain carries it, for taps' tests.
+#[cfg(test)]
+pub(crate) fn tagged(now: Instant, packet: Packet) -> TaggedPacket {
+    rtc::shared::TransportMessage {
+        now,
+        transport: rtc::shared::TransportContext::default(),
+        message: rtc::interceptor::AttributedPacket::new(packet),
     }
 }
 
