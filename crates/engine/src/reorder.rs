@@ -50,6 +50,13 @@ const GAP_MEMORY: Duration = Duration::from_secs(1);
 /// The most sequence numbers one jump opens as gaps (a longer jump is a
 /// restart, not a loss).
 const MAX_JUMP: u16 = 512;
+/// Bounds on what a remote's packets can make this hold (a hostile peer
+/// choosing its sequence numbers and SSRCs): gaps per stream, streams, and
+/// lateness samples. Past them new entries are not kept — a NACK is then
+/// only asked for without waiting, as before this module.
+const MAX_GAPS: usize = 1024;
+const MAX_STREAMS: usize = 32;
+const MAX_SAMPLES: usize = 1024;
 
 /// A sequence number seen missing.
 #[derive(Debug, Clone, Copy)]
@@ -93,13 +100,16 @@ impl ReorderWait {
     }
 
     fn arrived(&mut self, now: Instant, ssrc: u32, seq: u16) {
+        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&ssrc) {
+            return;
+        }
         let stream = self.streams.entry(ssrc).or_default();
         match stream.highest {
             None => stream.highest = Some(seq),
             Some(highest) => {
                 let ahead = seq.wrapping_sub(highest);
                 if (1..0x8000).contains(&ahead) {
-                    if ahead <= MAX_JUMP {
+                    if ahead <= MAX_JUMP && stream.gaps.len() + usize::from(ahead) <= MAX_GAPS {
                         for missing in 1..ahead {
                             stream.gaps.insert(
                                 highest.wrapping_add(missing),
@@ -112,7 +122,7 @@ impl ReorderWait {
                     }
                     stream.highest = Some(seq);
                 } else if let Some(gap) = (ahead != 0).then(|| stream.gaps.remove(&seq)).flatten() {
-                    if !gap.asked {
+                    if !gap.asked && self.late.len() < MAX_SAMPLES {
                         self.late
                             .push_back((now, now.saturating_duration_since(gap.since)));
                     }
@@ -252,6 +262,26 @@ mod tests {
             arrive(&mut w, t + ms(300) + ms(10) * i as u32, seq);
         }
         assert_eq!(w.tap().wait(), Duration::ZERO);
+    }
+
+    #[test]
+    fn what_a_hostile_sender_can_make_it_hold_is_bounded() {
+        let mut w = ReorderWait::interceptor();
+        let t = Instant::now();
+        // Jumps of 512 again and again: gaps stop at MAX_GAPS.
+        for i in 0..100u16 {
+            arrive(&mut w, t, i.wrapping_mul(512));
+        }
+        let gaps: usize = w.tap().streams.values().map(|s| s.gaps.len()).sum();
+        assert!(gaps <= MAX_GAPS, "{gaps}");
+        // A new SSRC per packet: streams stop at MAX_STREAMS.
+        for ssrc in 0..1000u32 {
+            let mut packet = rtc::rtp::Packet::default();
+            packet.header.ssrc = ssrc;
+            w.handle_read(tagged(t, Packet::Rtp(packet))).unwrap();
+            assert!(w.poll_read().is_some());
+        }
+        assert_eq!(w.tap().streams.len(), MAX_STREAMS);
     }
 
     #[test]
