@@ -104,29 +104,29 @@ impl ReorderWait {
             return;
         }
         let stream = self.streams.entry(ssrc).or_default();
-        match stream.highest {
-            None => stream.highest = Some(seq),
-            Some(highest) => {
-                let ahead = seq.wrapping_sub(highest);
-                if (1..0x8000).contains(&ahead) {
-                    if ahead <= MAX_JUMP && stream.gaps.len() + usize::from(ahead) <= MAX_GAPS {
-                        for missing in 1..ahead {
-                            stream.gaps.insert(
-                                highest.wrapping_add(missing),
-                                Gap {
-                                    since: now,
-                                    asked: false,
-                                },
-                            );
-                        }
-                    }
-                    stream.highest = Some(seq);
-                } else if let Some(gap) = (ahead != 0).then(|| stream.gaps.remove(&seq)).flatten() {
-                    if !gap.asked && self.late.len() < MAX_SAMPLES {
-                        self.late
-                            .push_back((now, now.saturating_duration_since(gap.since)));
-                    }
+        let ahead = stream
+            .highest
+            .map_or(1, |highest| seq.wrapping_sub(highest));
+        if ahead == 0 {
+            // A repeat of the newest: nothing opens or fills.
+        } else if ahead < 0x8000 {
+            // Newer than any yet: the numbers skipped are gaps.
+            let fits = ahead <= MAX_JUMP && stream.gaps.len() + usize::from(ahead) <= MAX_GAPS;
+            if let (Some(highest), true) = (stream.highest, fits) {
+                for missing in 1..ahead {
+                    let gap = Gap {
+                        since: now,
+                        asked: false,
+                    };
+                    stream.gaps.insert(highest.wrapping_add(missing), gap);
                 }
+            }
+            stream.highest = Some(seq);
+        } else if let Some(gap) = stream.gaps.remove(&seq) {
+            // Older: it fills a gap, late by as long as the gap was open.
+            if !gap.asked && self.late.len() < MAX_SAMPLES {
+                self.late
+                    .push_back((now, now.saturating_duration_since(gap.since)));
             }
         }
         stream
