@@ -197,8 +197,13 @@ impl Commander {
 }
 
 /// How often the links' congestion estimates are read to set the encoder's
-/// bitrate.
-const RATE_EVERY: Duration = Duration::from_secs(1);
+/// bitrate: a path that narrows is followed within this (steps up are
+/// paced by `congestion::UP_AFTER`). At a second, a member whose link fell
+/// from 5 to 0.6 Mbit/s in the network lab's `mesh-600` kept getting
+/// 1 Mbit/s for up to a second after the estimate had fallen; the full
+/// queue then dropped the keyframes it asked for, and its picture froze
+/// for 2–5 s.
+const RATE_EVERY: Duration = Duration::from_millis(100);
 
 struct State {
     signaling: Signaling,

@@ -158,7 +158,10 @@ pub fn video_share(link_bps: f64) -> f64 {
 /// How long the bitrate stays before it may go up again (half a second:
 /// a step's overshoot shows in the delay signal within a round trip or
 /// two; at a second a step, climbing from the floor back to 1 Mbit/s after
-/// the network lab's dip took 6–8 s)…
+/// the network lab's dip took 6–8 s). Until the links' estimates were read
+/// every 100 ms (`call`'s `RATE_EVERY`), the one-second reading made it a
+/// step a second at most; at 0.6 s a step, the dip's full rate came back
+/// 4 s after the path (native↔native and native→Chromium)…
 pub const UP_AFTER: Duration = Duration::from_millis(500);
 /// …and how far, at most: the estimate climbs whether the encoder uses it
 /// or not (there is no probing), so each step up is the path's test. One

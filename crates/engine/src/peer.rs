@@ -924,8 +924,8 @@ async fn receive_video(
             }
         }
         let stalled = last_picture.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
-        // Not more often than the sender answers (see `pipeline`).
-        let pli_due = last_pli.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
+        // Not more often than the sender answers (see `pipeline::encoding`).
+        let pli_due = last_pli.is_none_or(|t| t.elapsed() > PLI_EVERY);
         if (stalled || broken) && pli_due {
             last_pli = Some(Instant::now());
             let _ = track
@@ -937,6 +937,11 @@ async fn receive_video(
         }
     }
 }
+
+/// The receiver asks for a keyframe (PLI) at most this often while its
+/// pictures are broken or stalled: as often as the sender answers
+/// (`pipeline::encoding`'s `KEYFRAME_AT_MOST`).
+const PLI_EVERY: Duration = Duration::from_millis(500);
 
 /// Decoded pictures held for their playout time at most: a second at
 /// 30 fps, beyond the playout delay's cap (300 ms) — more would be a

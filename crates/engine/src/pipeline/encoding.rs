@@ -16,8 +16,11 @@ use crate::video::I420Frame;
 
 /// The shortest stretch between two keyframes sent on request; longer
 /// while the last keyframe takes long to send at the bitrate (see
-/// [`keyframe_spacing`]).
-const KEYFRAME_AT_MOST: Duration = Duration::from_secs(1);
+/// [`keyframe_spacing`]). Half a second, as the receiver asks (`peer`): a
+/// keyframe lost in the full queue of a path that just narrowed costs that
+/// much picture again (at a second, a mesh member behind a link fallen to
+/// 0.6 Mbit/s lost two or three in a row in some runs: frozen for 5 s).
+const KEYFRAME_AT_MOST: Duration = Duration::from_millis(500);
 /// …but never longer than this.
 const KEYFRAME_AT_MOST_SLOW: Duration = Duration::from_secs(4);
 /// The longest stretch without a keyframe.
