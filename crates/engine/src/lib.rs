@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod playout;
 pub mod quality;
 pub mod reorder;
+pub mod repair;
 pub mod resend;
 pub mod room;
 pub mod signaling;

@@ -51,6 +51,7 @@ use crate::coverage::{Coverage, CoverageTap};
 use crate::estimator::Estimator;
 use crate::feedback::{is_keyframe_request, KeyframeRequests};
 use crate::reorder::ReorderWait;
+use crate::repair::{RtxUnwrap, WithRepairStreams};
 use crate::resend::ResendFilter;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::sync::lock;
@@ -63,6 +64,8 @@ use crate::video::I420Frame;
 pub const H264_FMTP: &str =
     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 const H264_PAYLOAD_TYPE: u8 = 102;
+/// H.264's resends on a stream of their own (RTX, `repair.rs`).
+const H264_RTX_PAYLOAD_TYPE: u8 = 103;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// A link could not be set up or used.
@@ -297,7 +300,7 @@ fn interceptors(
     let registry = configure_rtcp_reports(registry)
         .with(
             Slot::CongestionControl,
-            CongestionControlBuilder::new(estimator).build(),
+            WithRepairStreams(CongestionControlBuilder::new(estimator).build()),
         )
         .with(
             Slot::Pacer,
@@ -305,13 +308,17 @@ fn interceptors(
                 .with_target_bitrate(max * PACING_FACTOR)
                 .build(),
         )
-        .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+        .with(
+            Slot::TwccSender,
+            WithRepairStreams(TwccSenderBuilder::new().build()),
+        )
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(CoverageTap::slot(), CoverageTap::interceptor(coverage))
         .with(
             ResendFilter::slot(),
             ResendFilter::interceptor(estimate.clone()),
         )
+        .with(RtxUnwrap::slot(), RtxUnwrap::interceptor())
         .with(ReorderWait::slot(), ReorderWait::interceptor())
         .with(KeyframeRequests::slot(), KeyframeRequests::interceptor());
     Ok((registry, estimate))
@@ -361,6 +368,20 @@ pub fn media_engine() -> Result<MediaEngine, PeerError> {
                 feedback("nack", "pli"),
             ]),
             payload_type: H264_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    // Resends of video on a stream of their own (`repair.rs`).
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: "video/rtx".into(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={H264_PAYLOAD_TYPE}"),
+                rtcp_feedback: Vec::new(),
+            },
+            payload_type: H264_RTX_PAYLOAD_TYPE,
         },
         RtpCodecKind::Video,
     )?;

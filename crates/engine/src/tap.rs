@@ -2,7 +2,8 @@
 //! plumbing: a [`Tap`] says what becomes of each inbound packet and of
 //! each outbound one (most only look at those); [`Tapped`] is the one interceptor around it —
 //! the read and write queues, the protocol's methods, no per-stream state.
-//! `coverage.rs`, `resend.rs`, `reorder.rs` and `feedback.rs` are taps.
+//! `coverage.rs`, `resend.rs`, `reorder.rs`, `repair.rs` and `feedback.rs`
+//! are taps.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -28,6 +29,12 @@ pub trait Tap: Send + Sync {
         self.wrote(&message);
         Some(message)
     }
+
+    /// A remote stream is bound to the chain (most taps need not know).
+    fn bound_remote(&mut self, _info: &StreamInfo) {}
+
+    /// A remote stream is gone from the chain.
+    fn unbound_remote(&mut self, _info: &StreamInfo) {}
 }
 
 /// Rewrites the NACKs of an RTCP message: `keep` says which of each
@@ -142,6 +149,10 @@ impl<T: Tap> Protocol<TaggedPacket, TaggedPacket, ()> for Tapped<T> {
 impl<T: Tap> Interceptor for Tapped<T> {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.tap.bound_remote(info);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.tap.unbound_remote(info);
+    }
 }
