@@ -3,11 +3,13 @@
 //! - `run`: builds the UI and starts the desktop app (release build).
 //! - `serve [server flags…]`: builds the UI and runs `huddle-server` (which
 //!   serves it to browsers) on port 8443.
-//! - `test`: installs what the tests need (saying what), then runs the
-//!   format check, clippy, every Rust test of the workspace, the UI's unit
-//!   tests, the end-to-end run in headless Chromium and the desktop app's
-//!   end-to-end run under Xvfb (tauri-driver + WebKitWebDriver), the
-//!   Windows executables under wine (`cross.rs`) and the network lab's dip.
+//! - `test [part…] [--no-install]`: installs what the tests need (saying
+//!   what), then runs the format check, clippy, every Rust test of the
+//!   workspace, the UI's unit tests, the end-to-end run in headless
+//!   Chromium and the desktop app's end-to-end run under Xvfb
+//!   (tauri-driver + WebKitWebDriver), the Windows executables under wine
+//!   (`cross.rs`) and the network lab's checks — or only the parts named
+//!   ([`Part`]) — and prints each step's time and the total.
 //! - `attack`: the attack suite alone — the server's attacks over real
 //!   sockets (`signaling-server/tests/attacks.rs`) and the media attacks in
 //!   headless Chromium (`src-ui/e2e/attack.mjs`) — printed as one table:
@@ -113,7 +115,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run_app(),
         Some("serve") => serve(&args[1..]),
-        Some("test") => test(),
+        Some("test") => test(&args[1..]),
         Some("attack") => attack(),
         Some("bench") => bench(&args[1..]),
         Some("bench-cluster") => bench_cluster(&args[1..]),
@@ -125,7 +127,7 @@ fn main() -> ExitCode {
         // The lab's impairment forwarder, run by the lab in its router.
         Some("netlab-impair") => netlab::impair::main(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test | attack | netlab [--native | --pair A-B] [--release] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings | cross windows");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test [quick|rust|ui|e2e|desktop|cross|netlab…] [--no-install] | attack | netlab [--native | --pair A-B] [--release] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings | cross windows");
             return ExitCode::from(2);
         }
     };
@@ -163,14 +165,35 @@ fn cargo() -> Command {
 
 fn step(name: &str, cmd: &mut Command) -> Result<(), Failed> {
     eprintln!("xtask: {name}");
-    let status = cmd
-        .status()
-        .map_err(|e| format!("{name}: cannot start: {e}"))?;
+    let started = std::time::Instant::now();
+    let status = cmd.status();
+    TIMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((name.to_owned(), started.elapsed()));
+    let status = status.map_err(|e| format!("{name}: cannot start: {e}"))?;
     if status.success() {
         Ok(())
     } else {
         Err(format!("{name} failed ({status})"))
     }
+}
+
+/// Each step's name and how long it took, in the order they ran.
+static TIMES: std::sync::Mutex<Vec<(String, std::time::Duration)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The steps' times and the total (`total` includes what ran outside a
+/// step: package checks, the network lab's scenarios).
+fn print_times(total: std::time::Duration) {
+    let times = TIMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    eprintln!("xtask: times");
+    for (name, took) in times.iter() {
+        eprintln!("xtask: {:>8.1} s  {name}", took.as_secs_f64());
+    }
+    eprintln!("xtask: {:>8.1} s  total", total.as_secs_f64());
 }
 
 fn has_program(name: &str) -> bool {
@@ -338,64 +361,215 @@ fn serve(flags: &[String]) -> Result<(), Failed> {
     step("huddle-server", &mut cmd)
 }
 
-fn test() -> Result<(), Failed> {
-    ensure_system_packages(TEST_PACKAGES)?;
-    step(
-        "cargo fmt --check",
-        cargo().args(["fmt", "--all", "--check"]),
-    )?;
+/// The parts of `cargo xtask test`; without one, all of them in this
+/// order (what CI runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// fmt, clippy, the UI's unit tests, the protocol's and the server's
+    /// tests: a few minutes warm, the loop while changing code.
+    Quick,
+    /// fmt, clippy, every Rust test of the workspace, the server's suite
+    /// again over a Redis cluster.
+    Rust,
+    /// The UI's build and unit tests.
+    Ui,
+    /// The browser end-to-end run and the media attacks.
+    E2e,
+    /// The desktop app's end-to-end run.
+    Desktop,
+    /// Windows and macOS (`cross.rs`).
+    Cross,
+    /// The network lab's checks (as root).
+    Netlab,
+}
+
+impl Part {
+    const ALL: [Part; 7] = [
+        Part::Quick,
+        Part::Rust,
+        Part::Ui,
+        Part::E2e,
+        Part::Desktop,
+        Part::Cross,
+        Part::Netlab,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Part::Quick => "quick",
+            Part::Rust => "rust",
+            Part::Ui => "ui",
+            Part::E2e => "e2e",
+            Part::Desktop => "desktop",
+            Part::Cross => "cross",
+            Part::Netlab => "netlab",
+        }
+    }
+}
+
+/// What `cargo xtask test [part…] [--no-install]` is asked to run.
+#[derive(Debug, PartialEq, Eq)]
+struct TestPlan {
+    parts: Vec<Part>,
+    /// Install missing Debian packages first (the default).
+    install: bool,
+}
+
+impl TestPlan {
+    fn parse(args: &[String]) -> Result<TestPlan, Failed> {
+        let mut parts = Vec::new();
+        let mut install = true;
+        for arg in args {
+            if arg == "--no-install" {
+                install = false;
+                continue;
+            }
+            let part = Part::ALL
+                .into_iter()
+                .find(|p| p.name() == arg)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Part::ALL.iter().map(|p| p.name()).collect();
+                    format!("no test part {arg:?} (parts: {})", names.join(", "))
+                })?;
+            parts.push(part);
+        }
+        if parts.is_empty() {
+            // Everything: `quick` is within `rust` and `ui`.
+            parts = Part::ALL
+                .into_iter()
+                .filter(|p| *p != Part::Quick)
+                .collect();
+        }
+        Ok(TestPlan { parts, install })
+    }
+
+    fn has(&self, part: Part) -> bool {
+        self.parts.contains(&part)
+    }
+
+    fn any(&self, parts: &[Part]) -> bool {
+        parts.iter().any(|p| self.has(*p))
+    }
+}
+
+/// Debian packages the quick part needs (the servers the server's tests
+/// start, and Node.js for the UI); present after one full run, so it
+/// installs nothing then.
+const QUICK_PACKAGES: &[(&str, &str)] = &[
+    ("turnserver", "coturn"),
+    ("redis-server", "redis-server"),
+    ("node", "nodejs"),
+    ("npm", "npm"),
+];
+
+/// `cargo xtask test [part…] [--no-install]`, then each step's time and
+/// the total, whether it passed or not.
+fn test(args: &[String]) -> Result<(), Failed> {
+    let plan = TestPlan::parse(args)?;
+    let started = std::time::Instant::now();
+    let result = run_tests(&plan);
+    print_times(started.elapsed());
+    result
+}
+
+fn run_tests(plan: &TestPlan) -> Result<(), Failed> {
+    use Part::*;
+    if plan.install {
+        let only_quick = plan.parts.iter().all(|p| matches!(p, Quick | Ui));
+        ensure_system_packages(if only_quick {
+            QUICK_PACKAGES
+        } else {
+            TEST_PACKAGES
+        })?;
+    }
+    if plan.any(&[Quick, Rust]) {
+        step(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--check"]),
+        )?;
+    }
     // The server serves the built UI and the desktop app embeds it: both
     // need it before they compile.
     build_ui()?;
-    step(
-        "cargo clippy",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    let ui = root().join("src-ui");
-    step(
-        "UI unit tests (vitest)",
-        Command::new("npm").args(["test"]).current_dir(&ui),
-    )?;
-    step(
-        "cargo test",
-        cargo().args(["test", "--workspace", "--no-fail-fast"]),
-    )?;
-    // The protocol suite again, each test's clients spread over two
-    // instances sharing a real Redis (see signaling-server/tests/common).
-    step(
-        "cargo test -p huddle-server (cluster of two over Redis)",
-        cargo().env("HUDDLE_TEST_CLUSTER", "1").args([
-            "test",
-            "-p",
-            "huddle-server",
-            "--test",
-            "rooms",
-            "--test",
-            "resume",
-        ]),
-    )?;
+    if plan.any(&[Quick, Rust]) {
+        step(
+            "cargo clippy",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
+    if plan.any(&[Quick, Ui]) {
+        let ui = root().join("src-ui");
+        step(
+            "UI unit tests (vitest)",
+            Command::new("npm").args(["test"]).current_dir(&ui),
+        )?;
+    }
+    if plan.has(Rust) {
+        step(
+            "cargo test",
+            cargo().args(["test", "--workspace", "--no-fail-fast"]),
+        )?;
+        // The protocol suite again, each test's clients spread over two
+        // instances sharing a real Redis (see signaling-server/tests/common).
+        step(
+            "cargo test -p huddle-server (cluster of two over Redis)",
+            cargo().env("HUDDLE_TEST_CLUSTER", "1").args([
+                "test",
+                "-p",
+                "huddle-server",
+                "--test",
+                "rooms",
+                "--test",
+                "resume",
+            ]),
+        )?;
+    } else if plan.has(Quick) {
+        step(
+            "cargo test -p huddle-protocol -p huddle-server",
+            cargo().args([
+                "test",
+                "-p",
+                "huddle-protocol",
+                "-p",
+                "huddle-server",
+                "--no-fail-fast",
+            ]),
+        )?;
+    }
+    if !plan.any(&[E2e, Desktop, Cross, Netlab]) {
+        return Ok(());
+    }
     step(
         "cargo build -p huddle -p huddle-server -p huddle-engine",
         cargo().arg("build").args(PRODUCT),
     )?;
     let bin = target_dir().join("debug");
-    browser_script("end-to-end in headless Chromium", "e2e/run.mjs", &bin)?;
-    media_attacks(&bin)?;
-    desktop_script(
-        "end-to-end of the desktop app (Xvfb, tauri-driver)",
-        "e2e/desktop.mjs",
-        &bin,
-    )?;
-    cross::platform_lints()?;
-    cross::windows_check(&bin)?;
-    netlab_check(&bin)
+    if plan.has(E2e) {
+        browser_script("end-to-end in headless Chromium", "e2e/run.mjs", &bin)?;
+        media_attacks(&bin)?;
+    }
+    if plan.has(Desktop) {
+        desktop_script(
+            "end-to-end of the desktop app (Xvfb, tauri-driver)",
+            "e2e/desktop.mjs",
+            &bin,
+        )?;
+    }
+    if plan.has(Cross) {
+        cross::platform_lints()?;
+        cross::windows_check(&bin)?;
+    }
+    if plan.has(Netlab) {
+        netlab_check(&bin)?;
+    }
+    Ok(())
 }
 
 /// The network lab's regression checks, which need root for namespaces:
@@ -765,4 +939,44 @@ fn bench_media() -> Result<(), Failed> {
             .env("HUDDLE_Y4M", &y4m)
             .current_dir(root().join("src-ui")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &[&str]) -> Result<TestPlan, Failed> {
+        TestPlan::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn no_part_is_every_part_but_quick_in_order() {
+        let all = plan(&[]).expect("parses");
+        assert!(all.install);
+        assert_eq!(
+            all.parts,
+            [
+                Part::Rust,
+                Part::Ui,
+                Part::E2e,
+                Part::Desktop,
+                Part::Cross,
+                Part::Netlab
+            ]
+        );
+    }
+
+    #[test]
+    fn parts_and_no_install_are_read_and_strangers_refused() {
+        let quick = plan(&["quick", "--no-install"]).expect("parses");
+        assert_eq!(quick.parts, [Part::Quick]);
+        assert!(!quick.install);
+        assert!(quick.any(&[Part::Quick, Part::Rust]));
+        assert!(!quick.has(Part::E2e));
+        let err = plan(&["fast"]).expect_err("no such part");
+        assert!(
+            err.contains("quick, rust, ui, e2e, desktop, cross, netlab"),
+            "{err}"
+        );
+    }
 }
