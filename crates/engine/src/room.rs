@@ -24,9 +24,10 @@ pub enum MeshAction {
     CloseAll,
 }
 
-/// The room's call.
+/// The room's call as the server last described it (the call this
+/// client runs is `call::Call`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
+pub struct RoomCall {
     /// When it started, ms since the epoch.
     pub started_at: u64,
     /// Its members, this client included when it is in the call.
@@ -41,7 +42,7 @@ pub struct Room {
     pub locked: bool,
     /// The other members, in the order they joined.
     pub members: Vec<Peer>,
-    pub call: Option<Call>,
+    pub call: Option<RoomCall>,
     pub ice_servers: Vec<IceServer>,
     pub limits: ServerLimits,
 }
@@ -70,7 +71,7 @@ impl Room {
             name,
             locked,
             members: peers,
-            call: call.map(|CallState { started_at, peers }| Call {
+            call: call.map(|CallState { started_at, peers }| RoomCall {
                 started_at,
                 members: peers,
             }),
@@ -151,7 +152,7 @@ impl Room {
                 let started_at = self.call.as_ref().map_or(0, |c| c.started_at);
                 let mut members = peers.clone();
                 members.push(self.me.id.clone());
-                self.call = Some(Call {
+                self.call = Some(RoomCall {
                     started_at,
                     members,
                 });
@@ -162,7 +163,7 @@ impl Room {
                     .collect()
             }
             ServerMessage::CallStarted { by, started_at, .. } => {
-                let call = self.call.get_or_insert_with(|| Call {
+                let call = self.call.get_or_insert_with(|| RoomCall {
                     started_at: *started_at,
                     members: vec![by.clone()],
                 });

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::{outbox, OutboxReceiver};
 use crate::registry::{ConnId, Grant, JoinRequest, OutboxSource, Refusal, Registry, RoomAction};
-use room::{Link, Member, NotAdmitted, Proof, Room};
+use room::{Attachment, Member, NotAdmitted, Proof, Room};
 
 use crate::secret::{token_digest, PasswordHash};
 use crate::source::{Held, Quotas};
@@ -63,7 +63,7 @@ struct Shared {
     resume: Mutex<HashMap<String, (Arc<RoomCell>, PeerId)>>,
     list_version: watch::Sender<u64>,
     list_cache: Mutex<(u64, Arc<Vec<RoomSummary>>)>,
-    next_epoch: AtomicU64,
+    next_grace_id: AtomicU64,
     mirror: Option<Arc<dyn Mirror>>,
     /// Rooms and members held per source.
     quotas: Arc<Quotas>,
@@ -122,7 +122,7 @@ impl Rooms {
                     resume: Mutex::new(HashMap::new()),
                     list_version,
                     list_cache: Mutex::new((u64::MAX, Arc::new(Vec::new()))),
-                    next_epoch: AtomicU64::new(1),
+                    next_grace_id: AtomicU64::new(1),
                     mirror,
                     quotas: Arc::new(Quotas::default()),
                 },
@@ -179,7 +179,10 @@ impl Rooms {
             Member {
                 peer,
                 outbox: tx,
-                link: Link::Detached { epoch: 0, rx: None },
+                attachment: Attachment::Detached {
+                    grace_id: 0,
+                    rx: None,
+                },
                 resume_token,
                 _quota: None,
                 alerted: Default::default(),
@@ -237,7 +240,10 @@ impl Rooms {
         let Some(index) = room.index_of(&id).filter(|_| room.name == request.room) else {
             return Err(Box::new(request));
         };
-        if matches!(room.members[index].link, Link::Detached { rx: None, .. }) {
+        if matches!(
+            room.members[index].attachment,
+            Attachment::Detached { rx: None, .. }
+        ) {
             // Unreachable by construction (a detached member always parks its
             // receiver); an ordinary join beats handing out a dead member.
             return Err(Box::new(request));
@@ -253,19 +259,25 @@ impl Rooms {
         member.resume_token = fresh_digest;
         let conn = request.conn;
         let kick = Some(request.kick);
-        let previous = std::mem::replace(&mut member.link, Link::Detached { epoch: 0, rx: None });
-        let (link, source) = match previous {
-            Link::Detached { rx: Some(rx), .. } => {
-                (Link::Live { conn, kick }, OutboxSource::Ready(rx))
+        let previous = std::mem::replace(
+            &mut member.attachment,
+            Attachment::Detached {
+                grace_id: 0,
+                rx: None,
+            },
+        );
+        let (attachment, source) = match previous {
+            Attachment::Detached { rx: Some(rx), .. } => {
+                (Attachment::Live { conn, kick }, OutboxSource::Ready(rx))
             }
             // The connection holding the outbox (`old`) is told to close and
             // hands it over on its way out. If a replacement was already
             // waiting for it, that one gives up and the newest one waits.
-            Link::Live {
+            Attachment::Live {
                 conn: old,
                 kick: previous,
             }
-            | Link::Moving {
+            | Attachment::Moving {
                 old,
                 kick: previous,
                 ..
@@ -275,7 +287,7 @@ impl Rooms {
                 }
                 let (waiter, handover) = oneshot::channel();
                 (
-                    Link::Moving {
+                    Attachment::Moving {
                         old,
                         conn,
                         kick,
@@ -284,9 +296,9 @@ impl Rooms {
                     OutboxSource::Handover(handover),
                 )
             }
-            Link::Detached { rx: None, .. } => unreachable!("checked above"),
+            Attachment::Detached { rx: None, .. } => unreachable!("checked above"),
         };
-        member.link = link;
+        member.attachment = attachment;
         let self_peer = member.peer.clone();
         room.touch();
         shared.mirror(&mut room);
@@ -439,7 +451,7 @@ impl Rooms {
             Member {
                 peer: peer.clone(),
                 outbox: tx,
-                link: Link::Live {
+                attachment: Attachment::Live {
                     conn: request.conn,
                     kick: Some(request.kick),
                 },
@@ -466,14 +478,15 @@ impl Rooms {
         })
     }
 
-    /// Ends the grace period `epoch` of member `id`, if it is still detached in it.
-    fn expire(&self, cell: &Arc<RoomCell>, id: &str, epoch: u64) {
+    /// Ends the grace period `grace_id` of member `id`, if it is still detached in it.
+    fn expire(&self, cell: &Arc<RoomCell>, id: &str, grace_id: u64) {
         {
             let mut room = lock(&cell.state);
             let Some(index) = room.index_of(id) else {
                 return;
             };
-            if !matches!(room.members[index].link, Link::Detached { epoch: e, .. } if e == epoch) {
+            if !matches!(room.members[index].attachment, Attachment::Detached { grace_id: e, .. } if e == grace_id)
+            {
                 return;
             }
             room.remove(self.shared(), index, LeaveReason::Timeout);
@@ -485,9 +498,9 @@ impl Rooms {
 
     /// Parks `rx` in the member and starts its grace period.
     fn park(&self, cell: &Arc<RoomCell>, member: &mut Member, rx: OutboxReceiver) {
-        let epoch = self.shared().next_epoch.fetch_add(1, Ordering::Relaxed);
-        member.link = Link::Detached {
-            epoch,
+        let grace_id = self.shared().next_grace_id.fetch_add(1, Ordering::Relaxed);
+        member.attachment = Attachment::Detached {
+            grace_id,
             rx: Some(rx),
         };
         let rooms = self.clone();
@@ -496,7 +509,7 @@ impl Rooms {
         let grace = self.shared().config.resume_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            rooms.expire(&cell, &id, epoch);
+            rooms.expire(&cell, &id, grace_id);
         });
     }
 }
@@ -516,7 +529,7 @@ impl Registry for Rooms {
             let mut room = lock(&member.room.state);
             let Some(index) = room
                 .index_of(&member.id)
-                .filter(|i| room.members[*i].link.is(member.conn))
+                .filter(|i| room.members[*i].attachment.is(member.conn))
             else {
                 return Err(Refusal::new(
                     ErrorCode::NotJoined,
@@ -541,7 +554,7 @@ impl Registry for Rooms {
             let Some(index) = room.index_of(&member.id) else {
                 return;
             };
-            if !room.members[index].link.is(member.conn) {
+            if !room.members[index].attachment.is(member.conn) {
                 return;
             }
             room.remove(self.shared(), index, reason);
@@ -557,19 +570,25 @@ impl Registry for Rooms {
             return;
         };
         let m = &mut room.members[index];
-        match std::mem::replace(&mut m.link, Link::Detached { epoch: 0, rx: None }) {
-            Link::Live { conn, .. } if conn == member.conn => self.park(&member.room, m, rx),
-            Link::Moving {
+        match std::mem::replace(
+            &mut m.attachment,
+            Attachment::Detached {
+                grace_id: 0,
+                rx: None,
+            },
+        ) {
+            Attachment::Live { conn, .. } if conn == member.conn => self.park(&member.room, m, rx),
+            Attachment::Moving {
                 old,
                 conn,
                 kick,
                 waiter,
             } if old == member.conn => match waiter.send(rx) {
-                Ok(()) => m.link = Link::Live { conn, kick },
+                Ok(()) => m.attachment = Attachment::Live { conn, kick },
                 // The new connection gave up waiting: the member is detached.
                 Err(rx) => self.park(&member.room, m, rx),
             },
-            other => m.link = other,
+            other => m.attachment = other,
         }
     }
 

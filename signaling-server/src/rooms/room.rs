@@ -28,7 +28,7 @@ use crate::source::Ticket;
 
 /// How a member is connected.
 #[derive(Debug)]
-pub(super) enum Link {
+pub(super) enum Attachment {
     /// A connection drains the outbox.
     Live {
         conn: ConnId,
@@ -42,21 +42,21 @@ pub(super) enum Link {
         kick: Option<oneshot::Sender<Kick>>,
         waiter: oneshot::Sender<OutboxReceiver>,
     },
-    /// No connection: the grace period `epoch` runs, the outbox fills.
+    /// No connection: the grace period `grace_id` runs, the outbox fills.
     Detached {
-        epoch: u64,
+        grace_id: u64,
         rx: Option<OutboxReceiver>,
     },
 }
 
-impl Link {
+impl Attachment {
     /// Whether `conn` is the connection that currently speaks for the member.
     pub(super) fn is(&self, conn: ConnId) -> bool {
-        matches!(self, Link::Live { conn: c, .. } | Link::Moving { conn: c, .. } if *c == conn)
+        matches!(self, Attachment::Live { conn: c, .. } | Attachment::Moving { conn: c, .. } if *c == conn)
     }
 
     fn kick(&mut self, why: Kick) {
-        if let Link::Live { kick, .. } | Link::Moving { kick, .. } = self {
+        if let Attachment::Live { kick, .. } | Attachment::Moving { kick, .. } = self {
             if let Some(kick) = kick.take() {
                 // The connection may be gone already; then there is nobody to tell.
                 let _ = kick.send(why);
@@ -70,7 +70,7 @@ impl Link {
 pub(super) struct Member {
     pub(super) peer: Peer,
     pub(super) outbox: Outbox,
-    pub(super) link: Link,
+    pub(super) attachment: Attachment,
     /// The digest of its current resume token (the token itself is only
     /// ever handed to the member).
     pub(super) resume_token: String,
@@ -213,7 +213,7 @@ impl Room {
     }
 
     /// A room rebuilt from `snapshot`, its members given by `member` (which
-    /// makes each one's outbox and link).
+    /// makes each one's outbox and attachment).
     pub(super) fn restore(
         snapshot: RoomSnapshot,
         mut member: impl FnMut(Peer, String) -> Member,
@@ -277,7 +277,7 @@ impl Room {
     /// Tells every connected member's connection to close with `why`.
     pub(super) fn kick_all(&mut self, why: Kick) {
         for member in &mut self.members {
-            member.link.kick(why);
+            member.attachment.kick(why);
         }
     }
 
@@ -400,7 +400,7 @@ impl Room {
     pub(super) fn settle(&mut self, shared: &Shared) {
         while let Some(id) = self.overflowed.pop() {
             if let Some(index) = self.index_of(&id) {
-                self.members[index].link.kick(Kick::TooSlow);
+                self.members[index].attachment.kick(Kick::TooSlow);
                 self.remove(shared, index, LeaveReason::Disconnected);
             }
         }
