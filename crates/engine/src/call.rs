@@ -56,7 +56,7 @@ pub struct CallOptions {
 /// each gathering (an ICE restart after a network change finds the new
 /// ones). An IPv6-only machine had no candidates at all with IPv4's alone;
 /// a family with no usable address leaves only a wildcard socket, whose
-/// candidate is never sent (`peer.rs`).
+/// candidate is never sent (`peer/mod.rs`).
 pub const ANY_ADDRESS: [&str; 2] = ["0.0.0.0:0", "[::]:0"];
 
 impl Default for CallOptions {

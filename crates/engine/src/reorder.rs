@@ -2,7 +2,7 @@
 //! again (NACK): as long as the path has lately been seen to reorder.
 //!
 //! webrtc-rs's NACK generator asks for every gap in the sequence numbers
-//! at its next tick (every 20 ms here, `peer.rs`). On a path that reorders,
+//! at its next tick (every 20 ms here, `peer/setup.rs`). On a path that reorders,
 //! most of those packets are only late: the sender resends them, and the
 //! late original's transport-wide number is then never reported as
 //! arrived — the sender's congestion control hears of a loss that never

@@ -13,7 +13,7 @@
 //! payload), and the original is accepted whenever it comes.
 //!
 //! webrtc-rs does most of it once a `video/rtx` codec is registered
-//! (`peer.rs`): the offer names a repair SSRC, the NACK responder resends
+//! (`peer/setup.rs`): the offer names a repair SSRC, the NACK responder resends
 //! on it, and the receiver turns an RTX packet back into its original on
 //! the way to the application. Two places of the interceptor chain see the
 //! packets before that, and this module mends them:

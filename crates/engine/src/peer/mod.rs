@@ -6,67 +6,53 @@
 //! perfect-negotiation rules (polite = greater id). Every input — a remote
 //! signal, or the connection asking for negotiation — is handled by one task,
 //! one after the other, so a candidate never races its description.
+//!
+//! Here: the link, its outgoing tracks and the connection's events;
+//! `setup.rs` the codecs and the interceptor chain, `negotiate.rs` the
+//! negotiation task, `receive.rs` the receive path.
 
-use std::collections::VecDeque;
+mod negotiate;
+mod receive;
+mod setup;
+
+use negotiate::negotiate;
+use receive::{receive_audio, receive_video};
+use setup::{h264_codec, interceptors, opus_codec};
+pub use setup::{media_engine, H264_FMTP, MIN_BITRATE_BPS};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
+use huddle_protocol::signal::IceCandidate;
 use huddle_protocol::{IceServer, PeerId, SignalData};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::{
-    CongestionControlBuilder, NackGeneratorBuilder, NackResponderBuilder, PacerBuilder, Registry,
-    Slot, TwccReceiverBuilder, TwccSenderBuilder,
-};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
-    TYPE_RTCP_FB_TRANSPORT_CC,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch, Mutex};
 use tracing::debug;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSdpType, RTCSessionDescription,
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     SettingEngineBuilder, StatsSelector,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::jitter::AudioPacket;
-use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
-use crate::coverage::{Coverage, CoverageTap};
-use crate::estimator::Estimator;
-use crate::feedback::{is_keyframe_request, KeyframeRequests};
-use crate::reorder::ReorderWait;
-use crate::repair::{RtxUnwrap, WithRepairStreams};
-use crate::resend::ResendFilter;
+use crate::congestion::Estimate;
+use crate::feedback::is_keyframe_request;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::sync::lock;
-use crate::video::assembler::{Assembled, Assembler};
-use crate::video::h264::{nal_types, H264Decoder};
-use crate::video::playout::VideoPlayout;
 use crate::video::I420Frame;
-
-/// The H.264 every Huddle client offers and accepts.
-pub const H264_FMTP: &str =
-    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
-const H264_PAYLOAD_TYPE: u8 = 102;
-/// H.264's resends on a stream of their own (RTX, `repair.rs`).
-const H264_RTX_PAYLOAD_TYPE: u8 = 103;
-const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// A link could not be set up or used.
 #[derive(Debug, Error)]
@@ -236,182 +222,6 @@ impl std::fmt::Debug for PeerLink {
         f.debug_struct("PeerLink")
             .field("polite", &self.polite)
             .finish_non_exhaustive()
-    }
-}
-
-/// The interceptor chain: NACK, RTCP reports, send-side congestion control
-/// (GCC over transport-wide feedback, as browsers do it) and the keyframe
-/// requests the application must see.
-///
-/// Congestion control is assembled here rather than with webrtc-rs's
-/// `configure_congestion_control`, whose pacer starts at 1 Mbit/s whatever
-/// the estimator says and then paces at exactly the estimate: every
-/// keyframe waited its size over the estimate (measured at 720p: latency
-/// grew to seconds). Here the pacer starts where the estimator does and
-/// is told [`PACING_FACTOR`] times the estimate (see [`Shared`]).
-fn interceptors(
-    engine: &mut MediaEngine,
-    max_bitrate_bps: u32,
-) -> Result<(Registry, Arc<Estimate>), PeerError> {
-    let max = link_budget(max_bitrate_bps.max(MIN_BITRATE_BPS));
-    // Start at the most the call wants: on a good path the estimate holds
-    // and the first seconds are sharp; on a poor one it falls within the
-    // first round trips.
-    let coverage = Arc::new(Coverage::default());
-    let (estimator, estimate) = Shared::new(
-        Estimator::new(max, f64::from(MIN_BITRATE_BPS), max).with_coverage(coverage.clone()),
-    );
-    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-        engine.register_feedback(
-            RTCPFeedback {
-                typ: TYPE_RTCP_FB_TRANSPORT_CC.into(),
-                parameter: String::new(),
-            },
-            kind,
-        );
-        engine.register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: TRANSPORT_CC_URI.into(),
-            },
-            kind,
-            None,
-        )?;
-    }
-    // NACK (the video codec already names `nack` and `nack pli` in its
-    // feedback), answered only where a resend can still help
-    // (`resend.rs`), each missing packet asked for at most MAX_NACKS times:
-    // webrtc-rs asks forever by default, and after a burst of losses the
-    // retransmissions of long-stale packets took the path (measured in the
-    // network lab's dip: the estimate pinned at its floor by the "losses").
-    let registry = Registry::new()
-        .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new()
-                .with_size(RETRANSMIT_HISTORY)
-                .build(),
-        )
-        .with(
-            Slot::NackGenerator,
-            NackGeneratorBuilder::new()
-                .with_interval(NACK_INTERVAL)
-                .with_max_nacks_per_packet(MAX_NACKS)
-                .build(),
-        );
-    let registry = configure_rtcp_reports(registry)
-        .with(
-            Slot::CongestionControl,
-            WithRepairStreams(CongestionControlBuilder::new(estimator).build()),
-        )
-        .with(
-            Slot::Pacer,
-            PacerBuilder::new()
-                .with_target_bitrate(max * PACING_FACTOR)
-                .build(),
-        )
-        .with(
-            Slot::TwccSender,
-            WithRepairStreams(TwccSenderBuilder::new().build()),
-        )
-        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
-        .with(CoverageTap::slot(), CoverageTap::interceptor(coverage))
-        .with(
-            ResendFilter::slot(),
-            ResendFilter::interceptor(estimate.clone()),
-        )
-        .with(RtxUnwrap::slot(), RtxUnwrap::interceptor())
-        .with(ReorderWait::slot(), ReorderWait::interceptor())
-        .with(KeyframeRequests::slot(), KeyframeRequests::interceptor());
-    Ok((registry, estimate))
-}
-
-/// The packets kept for retransmission (per stream; a power of two): about
-/// 2.5 s at 1 Mbit/s, 1 s at 2.5 Mbit/s — retransmissions older than that
-/// would arrive after their picture's deadline anyway. webrtc-rs keeps
-/// 1024, and after the network lab's 3 s outage the receiver's NACKs for
-/// all of it queued ~360 KB of stale video in the pacer ahead of new
-/// pictures (libwebrtc bounds its history by time and its retransmissions
-/// by the target rate).
-const RETRANSMIT_HISTORY: u16 = 256;
-
-/// How often missing packets are asked for. webrtc-rs asks every 100 ms:
-/// a loss waited up to that long before its first NACK, and a lost NACK or
-/// resend another 100 ms — past a 30 fps picture's freeze threshold
-/// (~180 ms). Asking every 20 ms costs a small RTCP packet per 20 ms while
-/// something is missing; the sender resends a packet at most once a round
-/// trip however often it is asked (`resend.rs`).
-const NACK_INTERVAL: Duration = Duration::from_millis(20);
-
-/// How often one missing packet is asked for: for as long as its picture
-/// is waited for (VIDEO_WAIT). (At 10, 200 ms of asking, a browser
-/// sender's lost resend was often not asked for again: at 5 % loss,
-/// Chromium → native gave up 20–30 pictures in 40 s.) The generator counts
-/// the ticks `reorder.rs` holds back on a reordering path too (up to
-/// `reorder::MAX_WAIT`, five ticks): those are added.
-const MAX_NACKS: u16 = 25;
-
-/// The least bitrate congestion control goes down to (video still moves).
-pub const MIN_BITRATE_BPS: u32 = 100_000;
-
-/// The codecs of the interop contract: H.264 constrained baseline and Opus.
-pub fn media_engine() -> Result<MediaEngine, PeerError> {
-    let mut engine = MediaEngine::default();
-    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
-        typ: typ.into(),
-        parameter: parameter.into(),
-    };
-    engine.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: h264_codec(vec![
-                feedback("goog-remb", ""),
-                feedback("ccm", "fir"),
-                feedback("nack", ""),
-                feedback("nack", "pli"),
-            ]),
-            payload_type: H264_PAYLOAD_TYPE,
-        },
-        RtpCodecKind::Video,
-    )?;
-    // Resends of video on a stream of their own (`repair.rs`).
-    engine.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: "video/rtx".into(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: format!("apt={H264_PAYLOAD_TYPE}"),
-                rtcp_feedback: Vec::new(),
-            },
-            payload_type: H264_RTX_PAYLOAD_TYPE,
-        },
-        RtpCodecKind::Video,
-    )?;
-    engine.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: opus_codec(),
-            payload_type: OPUS_PAYLOAD_TYPE,
-        },
-        RtpCodecKind::Audio,
-    )?;
-    Ok(engine)
-}
-
-fn opus_codec() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "audio/opus".into(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: Vec::new(),
-    }
-}
-
-fn h264_codec(rtcp_feedback: Vec<RTCPFeedback>) -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "video/H264".into(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: H264_FMTP.into(),
-        rtcp_feedback,
     }
 }
 
@@ -711,286 +521,6 @@ async fn watch_feedback(
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = closed.wait_for(|c| *c) => return,
             },
-        }
-    }
-}
-
-/// The negotiation task: inputs one at a time, perfect negotiation.
-async fn negotiate(
-    pc: Arc<dyn PeerConnection>,
-    polite: bool,
-    initiator: bool,
-    mut inputs: mpsc::UnboundedReceiver<Input>,
-    events: mpsc::UnboundedSender<PeerEvent>,
-    mut closed: watch::Receiver<bool>,
-) {
-    let mut ignoring_offer = false;
-    // The later joiner offers first; the other side waits for that offer
-    // even if its own connection asks to negotiate.
-    let mut may_offer = initiator;
-    let mut last_restart: Option<Instant> = None;
-    loop {
-        // The task holds the connection, and the connection's handler holds
-        // this task's input: only the close signal can end it.
-        let input = tokio::select! {
-            input = inputs.recv() => match input {
-                Some(input) => input,
-                None => return,
-            },
-            _ = closed.wait_for(|c| *c) => return,
-        };
-        let result: Result<(), PeerError> = async {
-            match input {
-                Input::NegotiationNeeded => {
-                    // Tracks never change after the start yet, so once a
-                    // description has been agreed there is nothing to
-                    // renegotiate; a late `negotiationneeded` from the driver
-                    // (see `connect`) must not start a second round.
-                    let agreed = pc.current_remote_description().await.is_some();
-                    if !may_offer || agreed || !stable(pc.as_ref()).await {
-                        return Ok(());
-                    }
-                    let offer = pc.create_offer(None).await?;
-                    pc.set_local_description(offer).await?;
-                    send_local(pc.as_ref(), &events).await;
-                }
-                Input::RestartIce => {
-                    // Only an agreed connection restarts, one restart at a
-                    // time; if both sides restart at once, perfect
-                    // negotiation settles the collision like any other.
-                    let agreed = pc.current_remote_description().await.is_some();
-                    let recent = last_restart
-                        .is_some_and(|t: Instant| t.elapsed() < RESTART_AFTER_DISCONNECTED);
-                    if !agreed || recent || !stable(pc.as_ref()).await {
-                        return Ok(());
-                    }
-                    last_restart = Some(Instant::now());
-                    debug!("restarting ICE");
-                    pc.restart_ice().await?;
-                    let offer = pc.create_offer(None).await?;
-                    pc.set_local_description(offer).await?;
-                    send_local(pc.as_ref(), &events).await;
-                }
-                Input::Remote(SignalData::Sdp { sdp: description }) => {
-                    let collision =
-                        description.kind == SdpKind::Offer && !stable(pc.as_ref()).await;
-                    ignoring_offer = !polite && collision;
-                    if ignoring_offer {
-                        return Ok(());
-                    }
-                    if collision {
-                        pc.set_local_description(rollback()).await?;
-                    }
-                    let is_offer = description.kind == SdpKind::Offer;
-                    pc.set_remote_description(to_rtc(description)?).await?;
-                    may_offer = true;
-                    if is_offer {
-                        let answer = pc.create_answer(None).await?;
-                        pc.set_local_description(answer).await?;
-                        send_local(pc.as_ref(), &events).await;
-                    }
-                }
-                Input::Remote(SignalData::Candidate {
-                    candidate: Some(candidate),
-                }) => {
-                    let init = RTCIceCandidateInit {
-                        candidate: candidate.candidate,
-                        sdp_mid: candidate.sdp_mid,
-                        sdp_mline_index: candidate.sdp_m_line_index,
-                        username_fragment: candidate.username_fragment,
-                        ..Default::default()
-                    };
-                    if let Err(e) = pc.add_ice_candidate(init).await {
-                        if !ignoring_offer {
-                            return Err(e.into());
-                        }
-                    }
-                }
-                Input::Remote(SignalData::Candidate { candidate: None }) => {}
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
-            debug!(error = %e, "negotiation step failed");
-        }
-    }
-}
-
-async fn stable(pc: &dyn PeerConnection) -> bool {
-    pc.pending_local_description().await.is_none()
-        && pc.pending_remote_description().await.is_none()
-}
-
-async fn send_local(pc: &dyn PeerConnection, events: &mpsc::UnboundedSender<PeerEvent>) {
-    if let Some(local) = pc.local_description().await {
-        tracing::trace!(sdp = %local.sdp, "local description");
-        let kind = match local.sdp_type {
-            RTCSdpType::Offer => SdpKind::Offer,
-            RTCSdpType::Pranswer => SdpKind::Pranswer,
-            _ => SdpKind::Answer,
-        };
-        let _ = events.send(PeerEvent::Signal(SignalData::Sdp {
-            sdp: SessionDescription {
-                kind,
-                sdp: local.sdp,
-            },
-        }));
-    }
-}
-
-/// A rollback description (its private fields have no constructor).
-fn rollback() -> RTCSessionDescription {
-    let mut description = RTCSessionDescription::default();
-    description.sdp_type = RTCSdpType::Rollback;
-    description
-}
-
-fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescription, PeerError> {
-    Ok(match description.kind {
-        SdpKind::Offer => RTCSessionDescription::offer(description.sdp)?,
-        SdpKind::Answer => RTCSessionDescription::answer(description.sdp)?,
-        SdpKind::Pranswer => RTCSessionDescription::pranswer(description.sdp)?,
-        SdpKind::Rollback => rollback(),
-    })
-}
-
-/// How long a picture with a missing packet is held for the packet to be
-/// retransmitted (NACK) before it is given up on.
-const VIDEO_WAIT: Duration = Duration::from_millis(400);
-
-/// Reassembles, decodes and reports the member's video, each picture when
-/// its playout delay says (`video::playout`); asks for a keyframe (PLI)
-/// while nothing decodes: before the first picture, after an access unit
-/// that would not decode, and when pictures stopped for a second while
-/// packets still come (losses NACK did not repair).
-async fn receive_video(
-    track: Arc<dyn TrackRemote>,
-    events: mpsc::UnboundedSender<PeerEvent>,
-    counters: Arc<MediaCounters>,
-) {
-    let Some(ssrc) = track.ssrcs().await.first().copied() else {
-        return;
-    };
-    let Ok(mut decoder) = H264Decoder::new() else {
-        return;
-    };
-    // A picture missing a packet is waited for while NACK can still bring
-    // it (VIDEO_WAIT), then given up; a complete one leaves at once.
-    let mut assembler = Assembler::new(VIDEO_WAIT);
-    let mut playout = VideoPlayout::default();
-    // Decoded pictures waiting for their time, in order.
-    let mut held: VecDeque<(Instant, I420Frame)> = VecDeque::new();
-    let mut last_picture: Option<Instant> = None;
-    let mut broken = false;
-    let mut last_pli: Option<Instant> = None;
-    loop {
-        let next_due = held.front().map(|(due, _)| *due);
-        let event = tokio::select! {
-            event = track.poll() => event,
-            () = sleep_until(next_due) => {
-                while held.front().is_some_and(|(due, _)| *due <= Instant::now()) {
-                    let Some((_, frame)) = held.pop_front() else { break };
-                    if events.send(PeerEvent::Video(frame)).is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-        };
-        let Some(event) = event else {
-            break;
-        };
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            continue;
-        };
-        tracing::trace!(
-            seq = packet.header.sequence_number,
-            ts = packet.header.timestamp,
-            marker = packet.header.marker,
-            bytes = packet.payload.len(),
-            "video packet"
-        );
-        assembler.push(Instant::now(), packet);
-        while let Some(assembled) = assembler.pop(Instant::now()) {
-            let Assembled::Picture { data, timestamp } = assembled else {
-                // Pictures were lost: what follows needs a keyframe (the
-                // decoder refuses the pictures that reference them).
-                debug!("pictures given up (a packet never came)");
-                broken = true;
-                counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            if broken {
-                debug!(bytes = data.len(), nals = ?nal_types(&data), "while broken: a picture");
-            }
-            let due = playout.due(Instant::now(), timestamp);
-            match decoder.decode(&data) {
-                Ok(Some(frame)) => {
-                    last_picture = Some(Instant::now());
-                    broken = false;
-                    counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
-                    held.push_back((due, frame));
-                    if held.len() > MAX_HELD {
-                        held.pop_front();
-                        counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    broken = true;
-                    counters.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                    debug!(error = %e, bytes = data.len(), nals = ?nal_types(&data), "undecodable access unit");
-                }
-            }
-        }
-        let stalled = last_picture.is_none_or(|t| t.elapsed() > Duration::from_secs(1));
-        // Not more often than the sender answers (see `pipeline::encoding`).
-        let pli_due = last_pli.is_none_or(|t| t.elapsed() > PLI_EVERY);
-        if (stalled || broken) && pli_due {
-            last_pli = Some(Instant::now());
-            let _ = track
-                .write_rtcp(vec![Box::new(PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc: ssrc,
-                })])
-                .await;
-        }
-    }
-}
-
-/// The receiver asks for a keyframe (PLI) at most this often while its
-/// pictures are broken or stalled: as often as the sender answers
-/// (`pipeline::encoding`'s `KEYFRAME_AT_MOST`).
-const PLI_EVERY: Duration = Duration::from_millis(500);
-
-/// Decoded pictures held for their playout time at most: a second at
-/// 30 fps, beyond the playout delay's cap (300 ms) — more would be a
-/// stalled sender's burst, not jitter.
-const MAX_HELD: usize = 30;
-
-/// Sleeps until `due`, or forever without one.
-async fn sleep_until(due: Option<Instant>) {
-    match due {
-        Some(due) => tokio::time::sleep_until(due.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Hands the member's Opus packets, as they arrive, to playout (whose
-/// jitter buffer orders, decodes and conceals them: `audio::jitter`).
-async fn receive_audio(track: Arc<dyn TrackRemote>, events: mpsc::UnboundedSender<PeerEvent>) {
-    while let Some(event) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            continue;
-        };
-        let packet = AudioPacket {
-            at: Instant::now(),
-            timestamp: packet.header.timestamp,
-            payload: packet.payload.to_vec(),
-        };
-        if events.send(PeerEvent::Audio(packet)).is_err() {
-            return;
         }
     }
 }
