@@ -1,0 +1,151 @@
+//! Members connected elsewhere, in rooms held here: a join asked for by
+//! their instance, and the forwarding of their outbox to it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::backplane::bus::{Envelope, Granted, JoinFields};
+use crate::outbox::{OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
+use crate::registry::{ConnId, JoinRequest, Kick, OutboxSource, Registry};
+use crate::rooms::MemberRef;
+use crate::sync::lock;
+
+use super::writer::Out;
+use super::Epoch;
+
+/// A member connected elsewhere, in a room held here.
+#[derive(Debug)]
+pub(super) struct Forward {
+    pub(super) member: MemberRef,
+    pub(super) stop: Option<oneshot::Sender<()>>,
+    pub(super) task: Option<JoinHandle<Option<OutboxReceiver>>>,
+    /// Stopped by [`Envelope::Detach`]: the queue waits for [`Envelope::Unread`].
+    pub(super) released: Option<OutboxReceiver>,
+}
+
+impl Epoch {
+    /// A join from another instance's connection, in a room held here.
+    pub(super) async fn on_join(
+        self: &Arc<Self>,
+        from: String,
+        req: u64,
+        conn: u64,
+        join: JoinFields,
+    ) {
+        let alias = ConnId(self.next_alias.fetch_add(1, Ordering::Relaxed));
+        let (kick, kicked) = oneshot::channel();
+        let request = JoinRequest {
+            room: join.room,
+            name: join.name,
+            client: join.client,
+            password: join.password,
+            media: join.media,
+            resume: join.resume,
+            conn: alias,
+            source: join.source,
+            kick,
+        };
+        let grant = match self.rooms.join(request).await {
+            Ok(grant) => grant,
+            Err(refusal) => {
+                self.send(
+                    &from,
+                    &Envelope::Joined {
+                        from: self.me().to_owned(),
+                        req,
+                        conn,
+                        result: Err(refusal),
+                    },
+                );
+                return;
+            }
+        };
+        self.send(
+            &from,
+            &Envelope::Joined {
+                from: self.me().to_owned(),
+                req,
+                conn,
+                result: Ok(Granted {
+                    self_peer: grant.self_peer,
+                    room: grant.room,
+                    resume: grant.resume,
+                    resumed: grant.resumed,
+                }),
+            },
+        );
+        let (stop, stopped) = oneshot::channel();
+        let task =
+            tokio::spawn(
+                self.clone()
+                    .forward(from.clone(), conn, grant.outbox, kicked, stopped),
+            );
+        lock(&self.forwards).insert(
+            (from, conn),
+            Forward {
+                member: grant.member,
+                stop: Some(stop),
+                task: Some(task),
+                released: None,
+            },
+        );
+    }
+
+    /// Forwards member `conn`'s frames to instance `to` until stopped (then
+    /// returns its queue) or until the member is removed.
+    pub(super) async fn forward(
+        self: Arc<Self>,
+        to: String,
+        conn: u64,
+        source: OutboxSource,
+        mut kicked: oneshot::Receiver<Kick>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Option<OutboxReceiver> {
+        let mut rx = match source {
+            OutboxSource::Ready(rx) => rx,
+            OutboxSource::Handover(handover) => tokio::select! {
+                got = tokio::time::timeout(HANDOVER_TIMEOUT, handover) => match got {
+                    Ok(Ok(rx)) => rx,
+                    _ => {
+                        self.send(&to, &Envelope::Kick { conn, kick: Kick::Replaced });
+                        return None;
+                    }
+                },
+                _ = &mut stop => return None,
+            },
+        };
+        let mut kick_pending = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop => return Some(rx),
+                kick = &mut kicked, if kick_pending => {
+                    kick_pending = false;
+                    if let Ok(kick) = kick {
+                        self.send(&to, &Envelope::Kick { conn, kick });
+                    }
+                }
+                frame = rx.recv() => match frame {
+                    Some(first) => {
+                        let mut frames = vec![first];
+                        while frames.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Some(frame) => frames.push(frame),
+                                None => break,
+                            }
+                        }
+                        self.out.push(Out::Deliver { to: to.clone(), conn, frames });
+                    }
+                    None => {
+                        self.send(&to, &Envelope::Closed { conn });
+                        lock(&self.forwards).remove(&(to, conn));
+                        return None;
+                    }
+                },
+            }
+        }
+    }
+}
