@@ -48,45 +48,38 @@ impl Epoch {
             source: join.source,
             kick,
         };
-        let grant = match self.rooms.join(request).await {
-            Ok(grant) => grant,
-            Err(refusal) => {
-                self.send(
-                    &from,
-                    &Envelope::Joined {
-                        from: self.me().to_owned(),
-                        req,
-                        conn,
-                        result: Err(refusal),
-                    },
-                );
-                return;
-            }
-        };
-        self.send(
-            &from,
-            &Envelope::Joined {
-                from: self.me().to_owned(),
-                req,
-                conn,
-                result: Ok(Granted {
+        // The answer goes back either way; a member let in is then forwarded.
+        let (result, admitted) = match self.rooms.join(request).await {
+            Ok(grant) => (
+                Ok(Granted {
                     self_peer: grant.self_peer,
                     room: grant.room,
                     resume: grant.resume,
                     resumed: grant.resumed,
                 }),
-            },
-        );
+                Some((grant.outbox, grant.member)),
+            ),
+            Err(refusal) => (Err(refusal), None),
+        };
+        let reply = Envelope::Joined {
+            from: self.me().to_owned(),
+            req,
+            conn,
+            result,
+        };
+        self.send(&from, &reply);
+        let Some((outbox, member)) = admitted else {
+            return;
+        };
         let (stop, stopped) = oneshot::channel();
-        let task =
-            tokio::spawn(
-                self.clone()
-                    .forward(from.clone(), conn, grant.outbox, kicked, stopped),
-            );
+        let task = tokio::spawn(
+            self.clone()
+                .forward(from.clone(), conn, outbox, kicked, stopped),
+        );
         lock(&self.forwards).insert(
             (from, conn),
             Forward {
-                member: grant.member,
+                member,
                 stop: Some(stop),
                 task: Some(task),
                 released: None,
