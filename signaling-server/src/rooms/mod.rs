@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::{outbox, OutboxReceiver};
 use crate::registry::{ConnId, Grant, JoinRequest, OutboxSource, Refusal, Registry, RoomAction};
-use room::{Attachment, Member, NotAdmitted, Proof, Room};
+use room::{Connection, Member, NotAdmitted, Proof, Room};
 
 use crate::secret::{token_digest, PasswordHash};
 use crate::source::{Held, Quotas};
@@ -179,7 +179,7 @@ impl Rooms {
             Member {
                 peer,
                 outbox: tx,
-                attachment: Attachment::Detached {
+                connection: Connection::Detached {
                     grace_id: 0,
                     rx: None,
                 },
@@ -241,8 +241,8 @@ impl Rooms {
             return Err(Box::new(request));
         };
         if matches!(
-            room.members[index].attachment,
-            Attachment::Detached { rx: None, .. }
+            room.members[index].connection,
+            Connection::Detached { rx: None, .. }
         ) {
             // Unreachable by construction (a detached member always parks its
             // receiver); an ordinary join beats handing out a dead member.
@@ -260,24 +260,24 @@ impl Rooms {
         let conn = request.conn;
         let kick = Some(request.kick);
         let previous = std::mem::replace(
-            &mut member.attachment,
-            Attachment::Detached {
+            &mut member.connection,
+            Connection::Detached {
                 grace_id: 0,
                 rx: None,
             },
         );
-        let (attachment, source) = match previous {
-            Attachment::Detached { rx: Some(rx), .. } => {
-                (Attachment::Live { conn, kick }, OutboxSource::Ready(rx))
+        let (connection, source) = match previous {
+            Connection::Detached { rx: Some(rx), .. } => {
+                (Connection::Live { conn, kick }, OutboxSource::Ready(rx))
             }
             // The connection holding the outbox (`old`) is told to close and
             // hands it over on its way out. If a replacement was already
             // waiting for it, that one gives up and the newest one waits.
-            Attachment::Live {
+            Connection::Live {
                 conn: old,
                 kick: previous,
             }
-            | Attachment::Moving {
+            | Connection::Moving {
                 old,
                 kick: previous,
                 ..
@@ -287,7 +287,7 @@ impl Rooms {
                 }
                 let (waiter, handover) = oneshot::channel();
                 (
-                    Attachment::Moving {
+                    Connection::Moving {
                         old,
                         conn,
                         kick,
@@ -296,9 +296,9 @@ impl Rooms {
                     OutboxSource::Handover(handover),
                 )
             }
-            Attachment::Detached { rx: None, .. } => unreachable!("checked above"),
+            Connection::Detached { rx: None, .. } => unreachable!("checked above"),
         };
-        member.attachment = attachment;
+        member.connection = connection;
         let self_peer = member.peer.clone();
         room.touch();
         shared.mirror(&mut room);
@@ -451,7 +451,7 @@ impl Rooms {
             Member {
                 peer: peer.clone(),
                 outbox: tx,
-                attachment: Attachment::Live {
+                connection: Connection::Live {
                     conn: request.conn,
                     kick: Some(request.kick),
                 },
@@ -485,7 +485,7 @@ impl Rooms {
             let Some(index) = room.index_of(id) else {
                 return;
             };
-            if !matches!(room.members[index].attachment, Attachment::Detached { grace_id: e, .. } if e == grace_id)
+            if !matches!(room.members[index].connection, Connection::Detached { grace_id: e, .. } if e == grace_id)
             {
                 return;
             }
@@ -499,7 +499,7 @@ impl Rooms {
     /// Parks `rx` in the member and starts its grace period.
     fn park(&self, cell: &Arc<RoomCell>, member: &mut Member, rx: OutboxReceiver) {
         let grace_id = self.shared().next_grace_id.fetch_add(1, Ordering::Relaxed);
-        member.attachment = Attachment::Detached {
+        member.connection = Connection::Detached {
             grace_id,
             rx: Some(rx),
         };
@@ -529,7 +529,7 @@ impl Registry for Rooms {
             let mut room = lock(&member.room.state);
             let Some(index) = room
                 .index_of(&member.id)
-                .filter(|i| room.members[*i].attachment.is(member.conn))
+                .filter(|i| room.members[*i].connection.is(member.conn))
             else {
                 return Err(Refusal::new(
                     ErrorCode::NotJoined,
@@ -554,7 +554,7 @@ impl Registry for Rooms {
             let Some(index) = room.index_of(&member.id) else {
                 return;
             };
-            if !room.members[index].attachment.is(member.conn) {
+            if !room.members[index].connection.is(member.conn) {
                 return;
             }
             room.remove(self.shared(), index, reason);
@@ -571,24 +571,24 @@ impl Registry for Rooms {
         };
         let m = &mut room.members[index];
         match std::mem::replace(
-            &mut m.attachment,
-            Attachment::Detached {
+            &mut m.connection,
+            Connection::Detached {
                 grace_id: 0,
                 rx: None,
             },
         ) {
-            Attachment::Live { conn, .. } if conn == member.conn => self.park(&member.room, m, rx),
-            Attachment::Moving {
+            Connection::Live { conn, .. } if conn == member.conn => self.park(&member.room, m, rx),
+            Connection::Moving {
                 old,
                 conn,
                 kick,
                 waiter,
             } if old == member.conn => match waiter.send(rx) {
-                Ok(()) => m.attachment = Attachment::Live { conn, kick },
+                Ok(()) => m.connection = Connection::Live { conn, kick },
                 // The new connection gave up waiting: the member is detached.
                 Err(rx) => self.park(&member.room, m, rx),
             },
-            other => m.attachment = other,
+            other => m.connection = other,
         }
     }
 

@@ -28,7 +28,7 @@ use crate::source::Ticket;
 
 /// How a member is connected.
 #[derive(Debug)]
-pub(super) enum Attachment {
+pub(super) enum Connection {
     /// A connection drains the outbox.
     Live {
         conn: ConnId,
@@ -49,14 +49,14 @@ pub(super) enum Attachment {
     },
 }
 
-impl Attachment {
+impl Connection {
     /// Whether `conn` is the connection that currently speaks for the member.
     pub(super) fn is(&self, conn: ConnId) -> bool {
-        matches!(self, Attachment::Live { conn: c, .. } | Attachment::Moving { conn: c, .. } if *c == conn)
+        matches!(self, Connection::Live { conn: c, .. } | Connection::Moving { conn: c, .. } if *c == conn)
     }
 
     fn kick(&mut self, why: Kick) {
-        if let Attachment::Live { kick, .. } | Attachment::Moving { kick, .. } = self {
+        if let Connection::Live { kick, .. } | Connection::Moving { kick, .. } = self {
             if let Some(kick) = kick.take() {
                 // The connection may be gone already; then there is nobody to tell.
                 let _ = kick.send(why);
@@ -70,7 +70,7 @@ impl Attachment {
 pub(super) struct Member {
     pub(super) peer: Peer,
     pub(super) outbox: Outbox,
-    pub(super) attachment: Attachment,
+    pub(super) connection: Connection,
     /// The digest of its current resume token (the token itself is only
     /// ever handed to the member).
     pub(super) resume_token: String,
@@ -213,7 +213,7 @@ impl Room {
     }
 
     /// A room rebuilt from `snapshot`, its members given by `member` (which
-    /// makes each one's outbox and attachment).
+    /// makes each one's outbox and connection state).
     pub(super) fn restore(
         snapshot: RoomSnapshot,
         mut member: impl FnMut(Peer, String) -> Member,
@@ -277,7 +277,7 @@ impl Room {
     /// Tells every connected member's connection to close with `why`.
     pub(super) fn kick_all(&mut self, why: Kick) {
         for member in &mut self.members {
-            member.attachment.kick(why);
+            member.connection.kick(why);
         }
     }
 
@@ -400,7 +400,7 @@ impl Room {
     pub(super) fn settle(&mut self, shared: &Shared) {
         while let Some(id) = self.overflowed.pop() {
             if let Some(index) = self.index_of(&id) {
-                self.members[index].attachment.kick(Kick::TooSlow);
+                self.members[index].connection.kick(Kick::TooSlow);
                 self.remove(shared, index, LeaveReason::Disconnected);
             }
         }
@@ -630,5 +630,207 @@ impl Room {
         let peer = self.members[index].peer.clone();
         let id = peer.id.clone();
         self.broadcast(shared, &ServerMessage::PeerUpdated { peer }, Some(&id));
+    }
+}
+
+/// The delivery rules, on a room alone: who gets which frame, and what a
+/// refused action leaves (nothing). Time is tokio's, paused where it counts.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::{Arc, Mutex};
+
+    use huddle_protocol::client::{ChatSend, RingSend, TypingSend};
+    use huddle_protocol::codec::decode_server;
+    use huddle_protocol::model::{ClientKind, Media};
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::outbox::outbox;
+
+    fn shared() -> Shared {
+        let (list_version, _) = watch::channel(0);
+        Shared {
+            config: Arc::new(Config::default()),
+            metrics: Arc::default(),
+            resume: Mutex::new(HashMap::new()),
+            list_version,
+            list_cache: Mutex::new((u64::MAX, Arc::new(Vec::new()))),
+            next_grace_id: AtomicU64::new(1),
+            mirror: None,
+            quotas: Arc::default(),
+        }
+    }
+
+    /// A room of members `p_a`, `p_b`, `p_c`, and what each receives; the
+    /// joins' own frames are read away.
+    fn room(shared: &Shared) -> (Room, Vec<OutboxReceiver>) {
+        let mut room = Room::new("r".into(), None, None);
+        let mut inboxes = Vec::new();
+        for (i, id) in ["p_a", "p_b", "p_c"].into_iter().enumerate() {
+            let (tx, rx) = outbox(64, 1 << 20);
+            room.add(
+                shared,
+                Member {
+                    peer: Peer {
+                        id: id.into(),
+                        name: id.into(),
+                        client: ClientKind::Browser,
+                        joined_at: 0,
+                        in_call: false,
+                        media: Media::default(),
+                        hand: false,
+                    },
+                    outbox: tx,
+                    connection: Connection::Live {
+                        conn: ConnId(i as u64),
+                        kick: None,
+                    },
+                    resume_token: String::new(),
+                    _quota: None,
+                    alerted: Alerted::default(),
+                },
+            );
+            inboxes.push(rx);
+        }
+        for inbox in &mut inboxes {
+            drain(inbox);
+        }
+        (room, inboxes)
+    }
+
+    /// The frames waiting in `inbox`, decoded: (rid, message).
+    fn drain(inbox: &mut OutboxReceiver) -> Vec<(Option<String>, ServerMessage)> {
+        std::iter::from_fn(|| inbox.try_recv())
+            .map(|frame| {
+                let frame = decode_server(&frame).expect("the server's own frame");
+                (frame.rid, frame.message)
+            })
+            .collect()
+    }
+
+    fn chat(text: &str, to: Option<&str>) -> RoomAction {
+        RoomAction::Chat(
+            ChatSend {
+                text: text.into(),
+                to: to.map(Into::into),
+                attachment: None,
+            },
+            Some("r1".into()),
+        )
+    }
+
+    #[test]
+    fn a_room_message_reaches_the_others_and_confirms_to_the_sender_with_its_rid() {
+        let shared = shared();
+        let (mut room, mut inboxes) = room(&shared);
+        room.act(&shared, 0, chat("hi", None)).unwrap();
+        let sender = drain(&mut inboxes[0]);
+        assert!(
+            matches!(&sender[..], [(Some(rid), ServerMessage::Chat { from, text, .. })]
+                if rid == "r1" && from == "p_a" && text == "hi"),
+            "{sender:?}"
+        );
+        for inbox in &mut inboxes[1..] {
+            let got = drain(inbox);
+            assert!(
+                matches!(&got[..], [(None, ServerMessage::Chat { from, to: None, .. })] if from == "p_a"),
+                "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_direct_message_reaches_exactly_its_addressee() {
+        let shared = shared();
+        let (mut room, mut inboxes) = room(&shared);
+        room.act(&shared, 0, chat("psst", Some("p_c"))).unwrap();
+        assert_eq!(drain(&mut inboxes[0]).len(), 1, "the sender's confirmation");
+        assert!(drain(&mut inboxes[1]).is_empty(), "p_b sees nothing of it");
+        let got = drain(&mut inboxes[2]);
+        assert!(
+            matches!(&got[..], [(None, ServerMessage::Chat { to: Some(to), .. })] if to == "p_c"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_own_addressee_is_refused_and_nothing_is_delivered() {
+        let shared = shared();
+        let (mut room, mut inboxes) = room(&shared);
+        for to in ["p_zz", "p_a"] {
+            let refusal = room.act(&shared, 0, chat("x", Some(to))).unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::UnknownPeer);
+        }
+        let ring = RoomAction::Ring(RingSend {
+            to: "p_zz".into(),
+            video: true,
+        });
+        assert_eq!(
+            room.act(&shared, 0, ring).unwrap_err().code,
+            ErrorCode::UnknownPeer
+        );
+        for inbox in &mut inboxes {
+            assert!(drain(inbox).is_empty());
+        }
+        // A refused message takes no message id.
+        room.act(&shared, 0, chat("y", None)).unwrap();
+        let got = drain(&mut inboxes[1]);
+        assert!(
+            matches!(&got[..], [(None, ServerMessage::Chat { id, .. })] if id == "m_1"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn typing_goes_to_the_others_or_to_one_never_back() {
+        let shared = shared();
+        let (mut room, mut inboxes) = room(&shared);
+        let typing = |to: Option<&str>| {
+            RoomAction::Typing(TypingSend {
+                active: true,
+                to: to.map(Into::into),
+            })
+        };
+        room.act(&shared, 1, typing(None)).unwrap();
+        assert!(drain(&mut inboxes[1]).is_empty());
+        assert_eq!(drain(&mut inboxes[0]).len(), 1);
+        assert_eq!(drain(&mut inboxes[2]).len(), 1);
+        room.act(&shared, 1, typing(Some("p_a"))).unwrap();
+        assert_eq!(drain(&mut inboxes[0]).len(), 1);
+        assert!(drain(&mut inboxes[1]).is_empty());
+        assert!(drain(&mut inboxes[2]).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rings_come_three_at_once_then_one_per_ten_seconds() {
+        let shared = shared();
+        let (mut room, mut inboxes) = room(&shared);
+        let ring = || {
+            RoomAction::Ring(RingSend {
+                to: "p_b".into(),
+                video: false,
+            })
+        };
+        for _ in 0..ALERT_BURST as usize {
+            room.act(&shared, 0, ring()).unwrap();
+        }
+        let refusal = room.act(&shared, 0, ring()).unwrap_err();
+        assert_eq!(refusal.code, ErrorCode::RateLimited);
+        assert_eq!(drain(&mut inboxes[1]).len(), ALERT_BURST as usize);
+        tokio::time::advance(ALERT_EVERY - Duration::from_millis(100)).await;
+        assert!(room.act(&shared, 0, ring()).is_err(), "not yet");
+        tokio::time::advance(Duration::from_millis(200)).await;
+        room.act(&shared, 0, ring()).unwrap();
+        assert_eq!(drain(&mut inboxes[1]).len(), 1);
+        // Another member's budget is its own.
+        let other = RoomAction::Ring(RingSend {
+            to: "p_a".into(),
+            video: false,
+        });
+        room.act(&shared, 2, other).unwrap();
     }
 }
