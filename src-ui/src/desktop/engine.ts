@@ -6,14 +6,15 @@
 
 import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
-import { describeError, expireShown, initialState, leftCall,  } from "../engine/session";
+import { expireShown, initialState, leftCall } from "../engine/session";
 import * as gestures from "../engine/gestures";
 import { Ringer, type RingHost } from "../engine/ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
-import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type EngineState, type JoinRequest, type PeerStats } from "../engine/types";
-import type { Device, DeviceKind, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
+import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type JoinRequest } from "../engine/types";
+import type { Device, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc, type ServerAccess } from "./ipc";
+import { applyUiEvent } from "./events";
 import { drawPictures } from "./pictures";
 
 /** Figures of one tile, for tests and the benchmark. */
@@ -53,14 +54,6 @@ function asMediaDevices(list: Device[], kind: MediaDeviceKind): MediaDeviceInfo[
 function chosen(list: Device[], id: string | null): string | null {
   return id && list.some((d) => d.id === id) ? id : (list.find((d) => d.is_default)?.id ?? list[0]?.id ?? null);
 }
-
-/** What a device that failed turns off in the local state. */
-const DEVICE_OFF: Record<DeviceKind, Partial<EngineState["local"]>> = {
-  camera: { video: false },
-  microphone: { audio: false },
-  speaker: {},
-  screen: { screen: false },
-};
 
 export class DesktopEngine extends ObservableState implements Engine {
   private settings: Settings | null = null;
@@ -152,79 +145,17 @@ export class DesktopEngine extends ObservableState implements Engine {
   // --- events from the shell ---------------------------------------------
 
   private onEvent(event: UiEvent): void {
+    // What the event does besides changing the state; the state's change is
+    // `applyUiEvent`'s.
     switch (event.type) {
       case "server":
         if (event.message.type === "joined") this.joinedAt = Date.now();
         this.ringer.receive(event.message);
         return;
-      case "reconnecting":
-        this.update((s) => ({ ...s, status: s.status === "connecting" ? s.status : "reconnecting" }));
-        return;
-      case "voice":
-        this.update((s) => ({ ...s, talking: event.talking }));
-        return;
-      case "level":
-        // Drawn only by the check before a call.
-        this.update((s) => (s.preview ? { ...s, preview: { ...s.preview, level: event.dbfs } } : s));
-        return;
-      case "stopped": {
-        const { code, message } = event.reason;
-        if (code === "left") return;
-        if (code === "gave_up" || code === "closed") {
-          this.update((s) => failOutgoing({ ...s, status: "offline", error: { code: "connection", message } }));
-          return;
-        }
-        // A refused join: back to the lobby with the reason.
-        this.request = null;
-        this.update((s) => ({
-          ...initialState(),
-          rooms: s.rooms,
-          devices: s.devices,
-          desktop: s.desktop,
-          error: { code: code as never, message: describeError(code, message) },
-        }));
-        return;
-      }
-      case "peer_connection":
-        this.update((s) => ({ ...s, remote: { ...s.remote, [event.peer]: { stream: null, connection: event.state } } }));
-        return;
-      case "link_closed":
-        this.update((s) => {
-          const remote = { ...s.remote };
-          delete remote[event.peer];
-          const stats = { ...s.stats };
-          delete stats[event.peer];
-          return { ...s, remote, stats };
-        });
-        return;
-      case "stats": {
-        const tile = this.tiles.get(event.peer);
-        const stats: PeerStats = {
-          ...event.stats,
-          bitrateInKbps: Math.round(event.stats.bitrateInKbps),
-          bitrateOutKbps: Math.round(event.stats.bitrateOutKbps),
-          rttMs: event.stats.rttMs === null ? null : Math.round(event.stats.rttMs),
-          lossPercent: Math.round(event.stats.lossPercent * 10) / 10,
-          width: tile?.width ?? 0,
-          height: tile?.height ?? 0,
-          audioLevel: 0,
-        };
-        this.update((s) => ({ ...s, stats: { ...s.stats, [event.peer]: stats } }));
-        return;
-      }
-      case "device_failed":
-        this.update((s) => ({
-          ...s,
-          error: { code: "media", message: `${event.device[0].toUpperCase()}${event.device.slice(1)}: ${event.message}` },
-          local: { ...s.local, ...DEVICE_OFF[event.device] },
-        }));
-        return;
-      case "rooms":
-        this.update((s) => ({ ...s, rooms: event.rooms }));
-        return;
-      case "window_focus":
-        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, focused: event.focused } } : s));
-        return;
+      case "stopped":
+        // A refused join forgets its request (the lobby shows the reason).
+        if (!["left", "gave_up", "closed"].includes(event.reason.code)) this.request = null;
+        break;
       case "open_link":
         this.openLink(event.link);
         return;
@@ -233,12 +164,10 @@ export class DesktopEngine extends ObservableState implements Engine {
         return;
       case "pip_closed":
         this.pipShows = null;
-        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, pip: false } } : s));
-        return;
-      case "confirm_close":
-        this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, confirmClose: true } } : s));
-        return;
+        break;
     }
+    const tile = event.type === "stats" ? this.tiles.get(event.peer) : undefined;
+    this.update((s) => applyUiEvent(s, event, tile));
   }
 
   private setDevices(list: DeviceList): void {
