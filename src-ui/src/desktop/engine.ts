@@ -9,7 +9,7 @@ import type { Attachment, ClientMessage } from "../protocol";
 import { expireShown, initialState, leftCall } from "../engine/session";
 import * as gestures from "../engine/gestures";
 import { Ringer, type RingHost } from "../engine/ringer";
-import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "../engine/outgoing";
+import { CONFIRM_MS, failOutgoing, outgoingChat, refuseLargeAttachment, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
 import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type JoinRequest } from "../engine/types";
 import type { Device, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
@@ -266,9 +266,9 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   sendChat(text: string, options: { to?: string; attachment?: Attachment } = {}): void {
-    const limits = this.state.limits;
-    if (options.attachment && limits && options.attachment.data.length * 0.75 > limits.max_attachment_bytes) {
-      this.update((s) => ({ ...s, error: { code: "attachment", message: "That image is too large to send." } }));
+    const refused = refuseLargeAttachment(this.state, options.attachment);
+    if (refused) {
+      this.update(() => refused);
       return;
     }
     // "Sending…" until the server's echo confirms it. The native engine

@@ -8,7 +8,7 @@ import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } fr
 import { describeError, expireShown, initialState, leftCall,  } from "./session";
 import * as gestures from "./gestures";
 import { Ringer, type RingHost } from "./ringer";
-import { CONFIRM_MS, failOutgoing, outgoingChat, withoutOutgoing } from "./outgoing";
+import { CONFIRM_MS, failOutgoing, outgoingChat, refuseLargeAttachment, withoutOutgoing } from "./outgoing";
 import { appLink, webLink, type InviteLinks } from "./invite";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
@@ -276,9 +276,9 @@ export class BrowserEngine extends ObservableState implements Engine {
   // --- chat and presence -------------------------------------------------
 
   sendChat(text: string, options: { to?: string; attachment?: Attachment } = {}): void {
-    const limits = this.state.limits;
-    if (options.attachment && limits && options.attachment.data.length * 0.75 > limits.max_attachment_bytes) {
-      this.update((s) => ({ ...s, error: { code: "attachment", message: "That image is too large to send." } }));
+    const refused = refuseLargeAttachment(this.state, options.attachment);
+    if (refused) {
+      this.update(() => refused);
       return;
     }
     // Shown as "sending…" until the server's echo confirms it; typed while

@@ -9,6 +9,14 @@ import type { EngineState, OutgoingChat } from "./types";
  * it is offered for retry (a resumed membership's queue delivers within it). */
 export const CONFIRM_MS = 10_000;
 
+/** The state telling the user an image is too large to send, or null when
+ * it fits the server's limit (on its bytes: base64 carries 3 in 4). */
+export function refuseLargeAttachment(state: EngineState, attachment?: Attachment): EngineState | null {
+  const limits = state.limits;
+  if (!attachment || !limits || attachment.data.length * 0.75 <= limits.max_attachment_bytes) return null;
+  return { ...state, error: { code: "attachment", message: "That image is too large to send." } };
+}
+
 /** A message of ours, "sending" from now. */
 export function outgoingChat(state: EngineState, rid: string, text: string, options: { to?: string; attachment?: Attachment }, now: number, written: boolean): OutgoingChat {
   return {
