@@ -1,6 +1,6 @@
-//! The bandwidth estimate: GCC's delay half (webrtc-rs's packet groups,
-//! with libwebrtc's trend filter, overuse detector and rate control in our
-//! own modules) and a loss half of our own, measured over time rather than
+//! The bandwidth estimate: GCC's delay half (packet groups in arrival
+//! order, `interarrival.rs`, with libwebrtc's trend filter, overuse
+//! detector and rate control in our own modules) and a loss half of our own, measured over time rather than
 //! per feedback batch.
 //!
 //! The delay half: webrtc-rs's `Gcc` compares a Kalman-filtered delay
@@ -38,9 +38,10 @@ use std::time::{Duration, Instant};
 
 use crate::coverage::Coverage;
 
-use rtc::interceptor::{ArrivalGroupAccumulator, BandwidthEstimator, EstimatorStats, PacketReport};
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 
 use crate::aimd::Aimd;
+use crate::interarrival::InterArrival;
 use crate::overuse::Detector;
 use crate::trendline::Trendline;
 
@@ -161,7 +162,7 @@ impl Acked {
 /// AIMD from the rate that arrived (`aimd.rs`).
 #[derive(Debug)]
 pub struct DelayHalf {
-    groups: ArrivalGroupAccumulator,
+    groups: InterArrival,
     trend: Trendline,
     detector: Detector,
     received: Acked,
@@ -171,7 +172,7 @@ pub struct DelayHalf {
 impl DelayHalf {
     pub fn new(initial: f64, min: f64, max: f64) -> DelayHalf {
         DelayHalf {
-            groups: ArrivalGroupAccumulator::default(),
+            groups: InterArrival::default(),
             trend: Trendline::default(),
             detector: Detector::default(),
             received: Acked::default(),
@@ -188,17 +189,17 @@ impl DelayHalf {
             if let (true, Some(arrival)) = (report.arrived, report.arrival) {
                 self.received.add(arrival, report.size);
             }
-            if let Some(group) = self.groups.accumulate(report) {
-                let scaled = self.trend.update(group.at, group.delta_ms);
-                usage = self.detector.update(group.at, scaled);
-                tracing::trace!(
-                    delta_ms = group.delta_ms,
-                    scaled,
-                    threshold = self.detector.threshold_ms(),
-                    ?usage,
-                    "delay trend"
-                );
-            }
+        }
+        for group in self.groups.on_reports(reports) {
+            let scaled = self.trend.update(group.at, group.delta_ms);
+            usage = self.detector.update(group.at, scaled);
+            tracing::trace!(
+                delta_ms = group.delta_ms,
+                scaled,
+                threshold = self.detector.threshold_ms(),
+                ?usage,
+                "delay trend"
+            );
         }
         self.control.update(now, usage, self.received.rate());
     }
