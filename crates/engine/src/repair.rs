@@ -31,6 +31,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use rtc::interceptor::{Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use tracing::debug;
@@ -111,6 +112,16 @@ impl Tap for RtxUnwrap {
     }
 
     fn write(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
+        // Most messages name no repair stream: they pass as they are,
+        // without their NACKs taken apart and put together again.
+        let names_repair = matches!(&message.message.packet, Packet::Rtcp(packets)
+            if packets
+                .iter()
+                .filter_map(|p| p.as_any().downcast_ref::<TransportLayerNack>())
+                .any(|nack| self.repairs.contains_key(&nack.media_ssrc)));
+        if !names_repair {
+            return Some(message);
+        }
         rewrite_nacks(message, |nack| {
             if self.repairs.contains_key(&nack.media_ssrc) {
                 Vec::new()
@@ -229,9 +240,7 @@ mod tests {
     use super::*;
     use crate::tap::tagged;
     use bytes::Bytes;
-    use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
-        nack_pairs_from_sequence_numbers, TransportLayerNack,
-    };
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers;
 
     const MEDIA: u32 = 1111;
     const REPAIR: u32 = 2222;
