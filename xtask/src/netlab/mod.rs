@@ -329,7 +329,8 @@ pub fn print_table(scenario: &Scenario, directions: &[Direction]) {
 /// full rate after the dip's capacity returns (measured 1–7 s with the
 /// encoder stepping up every half second; 2–7 s, and 11 s once on CI,
 /// when it stepped every second; the goal is 5; a loaded CI machine gets
-/// some slack).
+/// some slack). In `mesh-600` 4–5 s here; 11 s once on CI by the old
+/// every-second rule, when every direction ran at 25 fps.
 pub const RECOVERY_LIMIT_S: u64 = 10;
 
 /// The longest freeze `cargo xtask test` lets a native sender's video have
