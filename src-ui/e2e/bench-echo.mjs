@@ -21,11 +21,11 @@
 // that the reference carried the echo.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
-import { chromium } from "playwright-core";
-import { CHROMIUM_PATH, freePort, startCall, startServer, stop, waitFor } from "./lib.mjs";
+import { freePort, startServer, stop } from "./lib.mjs";
+import { chromiumNearEnd, dbfs, readWav, startPulse } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -36,50 +36,32 @@ const RUNS = Number(process.env.HUDDLE_BENCH_RUNS ?? 2);
 const GRACE_SECONDS = 24;
 
 const dir = mkdtempSync(joinPath(tmpdir(), "huddle-echo-"));
-const socket = joinPath(dir, "native");
-const pulse = spawn(
-  "pulseaudio",
+const pulse = await startPulse(
+  dir,
   [
-    "--daemonize=no",
-    "-n",
-    "--exit-idle-time=-1",
-    "--use-pid-file=no",
-    `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
-    "--load=module-null-sink sink_name=spk",
-    "--load=module-null-sink sink_name=micbus",
-    "--load=module-loopback source=spk.monitor sink=micbus latency_msec=60 source_dont_move=true sink_dont_move=true",
+    "module-null-sink sink_name=spk",
+    "module-null-sink sink_name=micbus",
+    "module-loopback source=spk.monitor sink=micbus latency_msec=60 source_dont_move=true sink_dont_move=true",
     // Chromium lists no monitor source as a microphone: the same sound as a
     // source of its own. (It becomes the default source, and a loopback free
     // to move follows the default: hence the loopback's `_dont_move`.)
-    "--load=module-remap-source master=micbus.monitor source_name=mic",
+    "module-remap-source master=micbus.monitor source_name=mic",
   ],
-  { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
+  { sink: "spk", source: "mic" },
 );
-for (const until = Date.now() + 10_000; !existsSync(socket); ) {
-  if (Date.now() > until) throw new Error("pulseaudio did not start");
-  await new Promise((r) => setTimeout(r, 20));
-}
 /** What the near end's devices are: the loop. */
-const soundEnv = { ...process.env, PULSE_SERVER: `unix:${socket}`, PULSE_SINK: "spk", PULSE_SOURCE: "mic" };
+const soundEnv = pulse.env;
 
 const port = await freePort();
 const server = await startServer(serverBin, port);
 const url = `ws://127.0.0.1:${port}/ws`;
-
-/** dBFS of 16-bit samples. */
-function dbfs(samples) {
-  let sum = 0;
-  for (const s of samples) sum += s * s;
-  return samples.length ? 10 * Math.log10(sum / samples.length / 32768 ** 2 + 1e-12) : -120;
-}
 
 /** Grace talks in `room` for GRACE_SECONDS; resolves to her WAV's samples. */
 async function grace(room) {
   const wav = joinPath(dir, `${room}.wav`);
   const child = spawn(peerBin, ["--server", url, "--room", room, "--name", "Grace", "--video", "none", "--audio", "voice", "--output", `wav:${wav}`, "--duration", `${GRACE_SECONDS}s`, "--udp", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "inherit"] });
   await new Promise((r) => child.once("exit", r));
-  const bytes = readFileSync(wav);
-  return new Int16Array(bytes.buffer.slice(bytes.byteOffset + 44, bytes.byteOffset + bytes.length - ((bytes.length - 44) % 2)));
+  return readWav(wav).samples;
 }
 
 /** The echo Grace heard: early and steady levels. */
@@ -108,29 +90,8 @@ async function nativeAda(room, unprocessed) {
  * echo cancellation, noise suppression and gain control turned off in
  * Devices before Grace starts. */
 async function chromiumAda(room, unprocessed = false) {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    env: soundEnv,
-    // Real (PulseAudio) devices, not fake ones; and sound on: Playwright
-    // mutes the browser by default.
-    ignoreDefaultArgs: ["--mute-audio"],
-    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"],
-  });
+  const browser = await chromiumNearEnd(port, room, soundEnv, unprocessed ? [] : undefined);
   try {
-    const page = await (await browser.newContext({ permissions: ["microphone"] })).newPage();
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.getByLabel("Your name").fill("Ada");
-    await page.getByLabel("Room", { exact: true }).fill(room);
-    await page.getByRole("button", { name: "Join room" }).click();
-    await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
-    await startCall(page, /^Audio call/);
-    if (unprocessed) {
-      await page.getByRole("button", { name: "Devices", exact: true }).click();
-      for (const label of ["Echo cancellation", "Noise suppression", "Automatic gain"]) await page.getByLabel(label).uncheck();
-      await waitFor(page, () => window.huddle.state().local.stream?.getAudioTracks()[0]?.getSettings().echoCancellation === false);
-      await page.keyboard.press("Escape");
-    }
     return levels(await grace(room));
   } finally {
     await browser.close();

@@ -58,7 +58,26 @@ enum Output {
     Wav(PathBuf),
 }
 
-fn parse_video(text: &str) -> Result<Video, String> {
+/// A command-line value that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+enum ArgError {
+    #[error("expected test-pattern, camera, camera:N or none")]
+    Video,
+    #[error("{0:?} is not a camera number")]
+    CameraNumber(String),
+    #[error("expected tone, voice, mic, mic:DEVICE or none")]
+    Audio,
+    #[error("expected none, speaker, speaker:DEVICE or wav:PATH")]
+    Output,
+    #[error("{0:?}: expected all, none, or ec, ns, agc (comma-separated)")]
+    Processing(String),
+    #[error("{0:?} is not a size like 1280x720 (width 512–3840, height 48–2160)")]
+    Size(String),
+    #[error("{0:?} is not a duration like 30s or 2m")]
+    Duration(String),
+}
+
+fn parse_video(text: &str) -> Result<Video, ArgError> {
     match text.split_once(':') {
         _ if text == "test-pattern" => Ok(Video::TestPattern),
         _ if text == "none" => Ok(Video::None),
@@ -66,29 +85,29 @@ fn parse_video(text: &str) -> Result<Video, String> {
         Some(("camera", n)) => n
             .parse()
             .map(|n| Video::Camera(Some(n)))
-            .map_err(|_| format!("{n:?} is not a camera number")),
-        _ => Err("expected test-pattern, camera, camera:N or none".into()),
+            .map_err(|_| ArgError::CameraNumber(n.into())),
+        _ => Err(ArgError::Video),
     }
 }
 
-fn parse_audio(text: &str) -> Result<Audio, String> {
+fn parse_audio(text: &str) -> Result<Audio, ArgError> {
     match text.split_once(':') {
         _ if text == "tone" => Ok(Audio::Tone),
         _ if text == "voice" => Ok(Audio::Voice),
         _ if text == "none" => Ok(Audio::None),
         _ if text == "mic" => Ok(Audio::Mic(None)),
         Some(("mic", name)) => Ok(Audio::Mic(Some(name.into()))),
-        _ => Err("expected tone, voice, mic, mic:DEVICE or none".into()),
+        _ => Err(ArgError::Audio),
     }
 }
 
-fn parse_output(text: &str) -> Result<Output, String> {
+fn parse_output(text: &str) -> Result<Output, ArgError> {
     match text.split_once(':') {
         _ if text == "none" => Ok(Output::None),
         _ if text == "speaker" => Ok(Output::Speaker(None)),
         Some(("speaker", name)) => Ok(Output::Speaker(Some(name.into()))),
         Some(("wav", path)) if !path.is_empty() => Ok(Output::Wav(path.into())),
-        _ => Err("expected none, speaker, speaker:DEVICE or wav:PATH".into()),
+        _ => Err(ArgError::Output),
     }
 }
 
@@ -164,16 +183,40 @@ struct Args {
     #[arg(long, default_values = huddle_engine::call::ANY_ADDRESS)]
     udp: Vec<String>,
     /// Send a microphone as it is: no echo cancellation, noise suppression
-    /// or gain control (the acoustic loop's unprocessed baseline).
+    /// or gain control (the acoustic loop's unprocessed baseline); the same
+    /// as `--processing none`.
     #[arg(long)]
     unprocessed: bool,
+    /// The processing of a microphone: `all` (as the app's defaults),
+    /// `none`, or a comma-separated choice of `ec` (echo cancellation),
+    /// `ns` (noise suppression) and `agc` (gain control).
+    #[arg(long, default_value = "all", value_parser = parse_processing)]
+    processing: ProcessingSettings,
 }
 
-fn parse_size(text: &str) -> Result<(usize, usize), String> {
+fn parse_processing(text: &str) -> Result<ProcessingSettings, ArgError> {
+    match text {
+        "all" => return Ok(ProcessingSettings::default()),
+        "none" => return Ok(ProcessingSettings::OFF),
+        _ => {}
+    }
+    let mut chosen = ProcessingSettings::OFF;
+    for part in text.split(',') {
+        match part {
+            "ec" => chosen.echo_cancellation = true,
+            "ns" => chosen.noise_suppression = true,
+            "agc" => chosen.gain_control = true,
+            _ => return Err(ArgError::Processing(part.into())),
+        }
+    }
+    Ok(chosen)
+}
+
+fn parse_size(text: &str) -> Result<(usize, usize), ArgError> {
     text.split_once('x')
         .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
         .filter(|&(w, h): &(usize, usize)| (512..=3840).contains(&w) && (48..=2160).contains(&h))
-        .ok_or_else(|| format!("{text:?} is not a size like 1280x720 (width 512–3840)"))
+        .ok_or_else(|| ArgError::Size(text.into()))
 }
 
 /// CPU time this process has used (user + system), from /proc; `None`
@@ -194,7 +237,7 @@ fn own_cpu() -> Option<Duration> {
     None
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, ArgError> {
     let (number, unit) = match text.strip_suffix('s') {
         Some(n) => (n, 1),
         None => match text.strip_suffix('m') {
@@ -205,7 +248,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     number
         .parse::<u64>()
         .map(|n| Duration::from_secs(n * unit))
-        .map_err(|_| format!("{text:?} is not a duration like 30s or 2m"))
+        .map_err(|_| ArgError::Duration(text.into()))
 }
 
 /// What arrived from one member.
@@ -420,7 +463,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
         // tone is no microphone (and noise suppression takes a steady tone
         // for noise: measured −19 dB after a second).
         processing: match args.audio {
-            Audio::Mic(_) if !args.unprocessed => ProcessingSettings::default(),
+            Audio::Mic(_) if !args.unprocessed => args.processing,
             _ => ProcessingSettings::OFF,
         },
     })
@@ -694,5 +737,48 @@ fn save_snapshot(dir: &Path, name: &str, id: &str, which: &str, frame: &I420Fram
         });
     if let Err(e) = written {
         eprintln!("huddle-peer: cannot save {}: {e}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processing_is_all_none_or_a_choice() {
+        assert_eq!(parse_processing("all"), Ok(ProcessingSettings::default()));
+        assert_eq!(parse_processing("none"), Ok(ProcessingSettings::OFF));
+        let ns = ProcessingSettings {
+            noise_suppression: true,
+            ..ProcessingSettings::OFF
+        };
+        assert_eq!(parse_processing("ns"), Ok(ns));
+        let ec_agc = ProcessingSettings {
+            echo_cancellation: true,
+            gain_control: true,
+            ..ProcessingSettings::OFF
+        };
+        assert_eq!(parse_processing("ec,agc"), Ok(ec_agc));
+        assert_eq!(
+            parse_processing("ns,loud"),
+            Err(ArgError::Processing("loud".into()))
+        );
+        assert!(parse_processing("").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_what_was_expected() {
+        assert_eq!(
+            parse_video("camera:x"),
+            Err(ArgError::CameraNumber("x".into()))
+        );
+        assert_eq!(parse_audio("loud"), Err(ArgError::Audio));
+        assert_eq!(parse_output("wav:"), Err(ArgError::Output));
+        assert_eq!(parse_size("100x100"), Err(ArgError::Size("100x100".into())));
+        assert_eq!(
+            parse_duration("soon"),
+            Err(ArgError::Duration("soon".into()))
+        );
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
     }
 }

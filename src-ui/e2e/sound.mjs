@@ -1,0 +1,134 @@
+// What the audio benches share: a user-mode PulseAudio of their own, WAV
+// files in and out, levels, and a near end ("Ada") in headless Chromium on
+// that sound server's devices with a chosen part of its processing on.
+
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join as joinPath } from "node:path";
+import { chromium } from "playwright-core";
+import { CHROMIUM_PATH, startCall, waitFor } from "./lib.mjs";
+
+export const RATE = 48_000;
+
+/** Starts PulseAudio in `dir` with `modules` (`--load` arguments) and
+ * resolves to `{ env, kill }`: `env` points clients at it, with `sink` and
+ * `source` as their defaults. */
+export async function startPulse(dir, modules, { sink, source }) {
+  const socket = joinPath(dir, "native");
+  const pulse = spawn(
+    "pulseaudio",
+    [
+      "--daemonize=no",
+      "-n",
+      "--exit-idle-time=-1",
+      "--use-pid-file=no",
+      `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
+      ...modules.map((m) => `--load=${m}`),
+    ],
+    { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
+  );
+  for (const until = Date.now() + 10_000; !existsSync(socket); ) {
+    if (Date.now() > until) throw new Error("pulseaudio did not start");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    env: { ...process.env, PULSE_SERVER: `unix:${socket}`, PULSE_SINK: sink, PULSE_SOURCE: source },
+    kill: () => pulse.kill(),
+  };
+}
+
+/** The samples of a 16-bit PCM WAV file (its first channel), as floats in
+ * −1…1, and its rate. Reads the chunks: espeak-ng's and sox's headers are
+ * not all 44 bytes. */
+export function readWav(path) {
+  const bytes = readFileSync(path);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (bytes.toString("latin1", 0, 4) !== "RIFF" || bytes.toString("latin1", 8, 12) !== "WAVE") throw new Error(`${path}: not a WAV file`);
+  let channels = 1;
+  let rate = RATE;
+  for (let at = 12; at + 8 <= bytes.length; ) {
+    const id = bytes.toString("latin1", at, at + 4);
+    // A writer that could not seek back leaves the data chunk's size unset.
+    const size = Math.min(view.getUint32(at + 4, true), bytes.length - at - 8);
+    if (id === "fmt ") {
+      if (view.getUint16(at + 8 + 14, true) !== 16) throw new Error(`${path}: not 16-bit`);
+      channels = view.getUint16(at + 8 + 2, true);
+      rate = view.getUint32(at + 8 + 4, true);
+    } else if (id === "data") {
+      const frames = Math.floor(size / 2 / channels);
+      const samples = new Float32Array(frames);
+      for (let i = 0; i < frames; i++) samples[i] = view.getInt16(at + 8 + i * 2 * channels, true) / 32768;
+      return { samples, rate };
+    }
+    at += 8 + size + (size % 2);
+  }
+  throw new Error(`${path}: no data`);
+}
+
+/** Writes mono floats as a 16-bit WAV file at `rate` (clipped to full scale). */
+export function writeWav(path, samples, rate = RATE) {
+  const bytes = Buffer.alloc(44 + samples.length * 2);
+  bytes.write("RIFF", 0, "latin1");
+  bytes.writeUInt32LE(36 + samples.length * 2, 4);
+  bytes.write("WAVEfmt ", 8, "latin1");
+  bytes.writeUInt32LE(16, 16);
+  bytes.writeUInt16LE(1, 20); // PCM
+  bytes.writeUInt16LE(1, 22); // mono
+  bytes.writeUInt32LE(rate, 24);
+  bytes.writeUInt32LE(rate * 2, 28);
+  bytes.writeUInt16LE(2, 32);
+  bytes.writeUInt16LE(16, 34);
+  bytes.write("data", 36, "latin1");
+  bytes.writeUInt32LE(samples.length * 2, 40);
+  for (let i = 0; i < samples.length; i++) bytes.writeInt16LE(Math.round(Math.max(-1, Math.min(1, samples[i])) * 32767), 44 + i * 2);
+  writeFileSync(path, bytes);
+}
+
+/** Mean power of `samples` (floats) as dBFS (a full-scale square wave is 0). */
+export function dbfs(samples) {
+  let sum = 0;
+  for (const s of samples) sum += s * s;
+  return samples.length ? 10 * Math.log10(sum / samples.length + 1e-12) : -120;
+}
+
+/** The three processing toggles of Devices, by their labels. */
+const TOGGLES = { ec: "Echo cancellation", ns: "Noise suppression", agc: "Automatic gain" };
+
+/** Ada in headless Chromium on the sound server `env`'s devices (real
+ * PulseAudio ones, not fake), in a call in `room` on the server at `port`,
+ * with only the processing parts in `on` (of `ec`, `ns`, `agc`) left on
+ * in Devices. Resolves to the browser, for the caller to close. */
+export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"]) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    env,
+    // Sound on: Playwright mutes the browser by default.
+    ignoreDefaultArgs: ["--mute-audio"],
+    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"],
+  });
+  try {
+    const page = await (await browser.newContext({ permissions: ["microphone"] })).newPage();
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.getByLabel("Your name").fill("Ada");
+    await page.getByLabel("Room", { exact: true }).fill(room);
+    await page.getByRole("button", { name: "Join room" }).click();
+    await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
+    await startCall(page, /^Audio call/);
+    const off = Object.keys(TOGGLES).filter((k) => !on.includes(k));
+    if (off.length) {
+      await page.getByRole("button", { name: "Devices", exact: true }).click();
+      for (const k of off) await page.getByLabel(TOGGLES[k]).uncheck();
+      const want = { ec: "echoCancellation", ns: "noiseSuppression", agc: "autoGainControl" };
+      await waitFor(page, (keys) => {
+        const s = window.huddle.state().local.stream?.getAudioTracks()[0]?.getSettings();
+        return !!s && keys.every((k) => s[k] === false);
+      }, off.map((k) => want[k]));
+      await page.keyboard.press("Escape");
+    }
+    return browser;
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
+}
