@@ -1,13 +1,16 @@
 //! `cargo bench -p huddle-engine --bench audio`: the capture path's audio
 //! processing (sonora: AEC3, noise suppression, AGC2) on synthetic speech
 //! through a synthetic linear room — echo left after 1 s, 2 s and in
-//! steady state, what double-talk costs the near end, and the CPU per 10 ms
-//! frame. Prints the figures; asserts nothing. The room is linear, which
+//! steady state, what double-talk costs the near end, the echo left minute
+//! by minute when the microphone's clock runs 0.1 % fast or slow against the
+//! speaker's, and the CPU per 10 ms frame. Prints the figures; asserts
+//! nothing. The room is linear, which
 //! flatters the canceller (see `audio::synthetic`).
 
 use std::time::{Duration, Instant};
 
-use huddle_engine::audio::processing::{Processing, ProcessingSettings};
+use huddle_engine::audio::processing::{Processing, ProcessingSettings, PROCESS_SAMPLES};
+use huddle_engine::audio::resample::Resampler;
 use huddle_engine::audio::synthetic::{mix, room, talker};
 use huddle_engine::audio::voice::dbfs;
 
@@ -26,6 +29,81 @@ fn run(processing: &Processing, far: &[i16], mic: &[i16]) -> (Vec<i16>, Duration
     }
     let frames = (mic.len() / 480).max(1) as u32;
     (sent, start.elapsed() / frames)
+}
+
+/// The far end talks for `minutes` through the room to a microphone whose
+/// clock runs at `mic_hz` by the speaker's (48 000: the same clock): the
+/// speaker plays 100 frames a second, the microphone delivers `mic_hz` /
+/// 480, and each reaches the processing when it is due. Returns, second by
+/// second of the microphone, the echo's level unprocessed and what was
+/// left of it (dBFS).
+fn drift(processing: &Processing, minutes: usize, mic_hz: u32) -> Vec<(f32, f32)> {
+    let far = talker(minutes as f32 * 60.0, 11);
+    let echo: Vec<f32> = room(&far).iter().map(|&s| f32::from(s)).collect();
+    // What the microphone's clock samples of the room's sound.
+    let mut mic = Vec::with_capacity(echo.len() + echo.len() / 500);
+    let mut resampler = Resampler::new(48_000, mic_hz);
+    echo.chunks(960)
+        .for_each(|c| resampler.process(c, &mut mic));
+    let mic: Vec<i16> = mic.iter().map(|&s| s as i16).collect();
+    let (mut sent, mut heard) = (Vec::with_capacity(mic.len()), Vec::new());
+    let (mut played, mut captured) = (0usize, 0usize);
+    let frames = |v: &[i16]| v.len() / PROCESS_SAMPLES;
+    while played < frames(&far) && captured < frames(&mic) {
+        // Both in seconds of the speaker's clock.
+        let play_due = played as f64 / 100.0;
+        let capture_due = captured as f64 * PROCESS_SAMPLES as f64 / f64::from(mic_hz);
+        if play_due <= capture_due {
+            let at = played * PROCESS_SAMPLES;
+            processing.render(&far[at..at + PROCESS_SAMPLES]);
+            played += 1;
+        } else {
+            let at = captured * PROCESS_SAMPLES;
+            let mut frame = mic[at..at + PROCESS_SAMPLES].to_vec();
+            heard.extend_from_slice(&frame);
+            processing.capture(&mut frame);
+            sent.extend(frame);
+            captured += 1;
+        }
+    }
+    let second = mic_hz as usize;
+    heard
+        .chunks_exact(second)
+        .zip(sent.chunks_exact(second))
+        .map(|(h, s)| (dbfs(h), dbfs(s)))
+        .collect()
+}
+
+/// A second of echo counts when the far end talked in it (the echo
+/// unprocessed over −40 dBFS); it leaks when less than 25 dB came off.
+const TALKED_DBFS: f32 = -40.0;
+const LEAK_DB: f32 = 25.0;
+
+/// Median and 10th percentile of the echo suppressed over the seconds the
+/// far end talked, and the leaking seconds in each half of the run.
+fn drift_summary(seconds: &[(f32, f32)]) -> (f32, f32, usize, usize) {
+    let talked: Vec<(usize, f32)> = seconds
+        .iter()
+        .enumerate()
+        .filter(|(_, (heard, _))| *heard > TALKED_DBFS)
+        .map(|(i, (heard, sent))| (i, heard - sent))
+        .collect();
+    let mut suppressed: Vec<f32> = talked.iter().map(|&(_, d)| d).collect();
+    suppressed.sort_by(f32::total_cmp);
+    let at = |q: f32| {
+        suppressed
+            .get((q * (suppressed.len().max(1) - 1) as f32) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let half = seconds.len() / 2;
+    let leaks = |first: bool| {
+        talked
+            .iter()
+            .filter(|&&(i, d)| (i < half) == first && d < LEAK_DB)
+            .count()
+    };
+    (at(0.5), at(0.1), leaks(true), leaks(false))
 }
 
 fn window(v: &[i16], from_s: usize, to_s: usize) -> &[i16] {
@@ -127,6 +205,28 @@ fn main() {
         segmental(&noisy),
         segmental(&cleaned)
     );
+    // Clock drift between microphone and speaker (two USB devices, or a
+    // headset's microphone with the laptop's speaker): 10 minutes each.
+    let minutes = std::env::var("HUDDLE_DRIFT_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(10);
+    for (label, mic_hz) in [
+        ("same clock", 48_000),
+        ("microphone 0.1 % fast", 48_048),
+        ("microphone 0.1 % slow", 47_952),
+    ] {
+        for (taken_out, processing) in [
+            ("left in", Processing::with_drift_left_in(aec_only)),
+            ("taken out", Processing::new(aec_only)),
+        ] {
+            let seconds = drift(&processing, minutes, mic_hz);
+            let (median, low, early, late) = drift_summary(&seconds);
+            println!(
+                "drift, {label}, {taken_out}, {minutes} min: echo suppressed {median:.0} dB (median second), {low:.0} dB (10th percentile); seconds leaking (< {LEAK_DB:.0} dB off) {early} in the first half, {late} in the second"
+            );
+        }
+    }
     // CPU, everything on.
     let all = Processing::new(ProcessingSettings::default());
     let (_, all_per_frame) = run(&all, &far, &mix(&echo, &near));

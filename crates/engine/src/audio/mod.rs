@@ -8,6 +8,7 @@
 //! lets a receiver check which tone it heard.
 
 pub mod device;
+pub mod drift;
 pub mod jitter;
 pub mod mixer;
 pub mod opus;

@@ -14,13 +14,16 @@
 //! it needs no C toolchain for the Windows and macOS builds.
 //!
 //! [`Processing`] is what the pipelines share: the render side is fed by
-//! the playout task (10 ms at a time), the capture side by the audio-out
-//! task (20 ms, split into the 10 ms frames the processor takes).
+//! the playout task (10 ms at a time, on the speaker's clock), the capture
+//! side by the audio-out task (20 ms, split into the 10 ms frames the
+//! processor takes, on the microphone's); the render side is first moved
+//! onto the microphone's clock ([`super::drift`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use super::drift::Drift;
 use super::voice::{dbfs, VoiceDetector};
 
 use crate::sync::lock;
@@ -226,6 +229,9 @@ pub fn processor_for(settings: ProcessingSettings) -> Box<dyn AudioProcessor> {
 #[derive(Debug)]
 pub struct Processing {
     processor: Mutex<Box<dyn AudioProcessor>>,
+    /// The speaker's and the microphone's clocks apart, taken out of the
+    /// far end's audio before the canceller gets it; `None`: left in.
+    drift: Option<Mutex<Drift>>,
     voice: Mutex<VoiceDetector>,
     talking: AtomicBool,
 }
@@ -238,8 +244,18 @@ impl Processing {
     pub fn with(processor: Box<dyn AudioProcessor>) -> Processing {
         Processing {
             processor: Mutex::new(processor),
+            drift: Some(Mutex::new(Drift::default())),
             voice: Mutex::new(VoiceDetector::default()),
             talking: AtomicBool::new(false),
+        }
+    }
+
+    /// As [`Processing::new`], but with the clocks' drift left in (the
+    /// audio bench's comparison).
+    pub fn with_drift_left_in(settings: ProcessingSettings) -> Processing {
+        Processing {
+            drift: None,
+            ..Processing::new(settings)
         }
     }
 
@@ -250,8 +266,13 @@ impl Processing {
 
     /// Audio about to be played, any whole number of 10 ms frames.
     pub fn render(&self, samples: &[i16]) {
+        let on_mic_clock = self.drift.as_ref().map(|d| lock(d).render(samples));
         let mut processor = lock(&self.processor);
-        for frame in samples.chunks_exact(PROCESS_SAMPLES) {
+        for frame in on_mic_clock
+            .as_deref()
+            .unwrap_or(samples)
+            .chunks_exact(PROCESS_SAMPLES)
+        {
             processor.render(frame);
         }
     }
@@ -259,6 +280,9 @@ impl Processing {
     /// The microphone's audio, any whole number of 10 ms frames, processed
     /// in place; returns whether it held voice.
     pub fn capture(&self, samples: &mut [i16]) -> bool {
+        if let Some(drift) = &self.drift {
+            lock(drift).captured(samples.len());
+        }
         let mut voiced = false;
         let mut processor = lock(&self.processor);
         let mut voice = lock(&self.voice);

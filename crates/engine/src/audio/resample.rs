@@ -21,10 +21,19 @@ impl Resampler {
         }
     }
 
+    /// From now on, `input_per_output` input samples per output sample (a
+    /// ratio that moves, as a clock's drift is measured).
+    pub fn set_step(&mut self, input_per_output: f64) {
+        self.step = input_per_output;
+    }
+
     /// Converts the next piece of input (continuing where the last ended).
     pub fn process(&mut self, input: &[f32], output: &mut Vec<f32>) {
         if (self.step - 1.0).abs() < f64::EPSILON {
             output.extend_from_slice(input);
+            if let Some(&last) = input.last() {
+                self.previous = last;
+            }
             return;
         }
         // Position 0 is `previous`, position i + 1 is `input[i]`.
