@@ -41,7 +41,7 @@ pub const WINDOWS: &str = "x86_64-pc-windows-gnu";
 /// Debian packages a Windows build needs: mingw-w64's C and C++ compilers
 /// (OpenH264 is C++) and CMake (`audiopus_sys` builds libopus for the
 /// target with it).
-const BUILD_PACKAGES: &[(&str, &str)] = &[
+pub const BUILD_PACKAGES: &[(&str, &str)] = &[
     ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64"),
     ("x86_64-w64-mingw32-g++", "g++-mingw-w64-x86-64"),
     ("cmake", "cmake"),
@@ -493,7 +493,7 @@ pub fn platform_lints() -> Result<(), Failed> {
 
 /// A Python environment beside the build cache with zig and cargo-zigbuild
 /// (made once); its `bin` directory.
-fn zig_tools() -> Result<PathBuf, Failed> {
+pub fn zig_tools() -> Result<PathBuf, Failed> {
     let venv = target_dir().join("tools/zig");
     let bin = venv.join("bin");
     if bin.join("cargo-zigbuild").is_file() {
@@ -514,7 +514,7 @@ fn zig_tools() -> Result<PathBuf, Failed> {
 
 /// `PATH` with `dir` first (cargo-zigbuild finds zig as `python3 -m
 /// ziglang`, so the environment's python must come first).
-fn path_with(dir: &Path) -> std::ffi::OsString {
+pub fn path_with(dir: &Path) -> std::ffi::OsString {
     let mut paths = vec![dir.to_owned()];
     if let Some(path) = std::env::var_os("PATH") {
         paths.extend(std::env::split_paths(&path));

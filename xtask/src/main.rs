@@ -24,8 +24,11 @@
 //!   time to first picture), release builds.
 //! - `bench-desktop`: the desktop app's benchmark (start-up, idle memory,
 //!   720p30 into the window, a 4-way call), release builds.
-//! - `cross windows`: release builds of `huddle-server.exe` and
-//!   `huddle-peer.exe` made here with mingw-w64, and their sizes.
+//! - `cross windows | test | bench`: Windows builds made here with
+//!   mingw-w64, the installer, and the wine runs (`cross.rs`).
+//! - `dist`: `huddle-server` for operators — Linux x86-64 and arm64,
+//!   Windows — with the UI inside, as versioned archives and a checksum
+//!   file (`dist.rs`).
 //! - `bindings`: regenerates the TypeScript types generated from Rust
 //!   (`src-ui/src/protocol/`, `src-ui/src/desktop/bindings/`).
 
@@ -33,6 +36,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 mod cross;
+mod dist;
 mod netlab;
 
 /// Debian packages the tests need, by the program (or, starting with `/`,
@@ -124,10 +128,11 @@ fn main() -> ExitCode {
         Some("bindings") => bindings(),
         Some("netlab") => netlab_run(&args[1..]),
         Some("cross") => cross::main(&args[1..]),
+        Some("dist") => dist::main(),
         // The lab's impairment forwarder, run by the lab in its router.
         Some("netlab-impair") => netlab::impair::main(),
         _ => {
-            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test [quick|rust|ui|e2e|desktop|cross|netlab…] [--no-install] | attack | netlab [--native | --pair A-B] [--release] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings | cross windows");
+            eprintln!("usage: cargo xtask run | serve [huddle-server flags] | test [quick|rust|ui|e2e|desktop|cross|netlab…] [--no-install] | attack | netlab [--native | --pair A-B] [--release] [scenario…] | bench [huddle-load flags] | bench-cluster [huddle-load flags] | bench-media | bench-desktop | bindings | cross windows|test|bench | dist");
             return ExitCode::from(2);
         }
     };
