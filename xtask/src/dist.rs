@@ -9,8 +9,9 @@
 //!   `cross.rs` builds it; the C++ runtime linked in);
 //! - `SHA256SUMS`, in `sha256sum`'s format (`sha256sum -c SHA256SUMS`).
 //!
-//! All in `target/dist/archives/` (under the build cache), from the `dist`
-//! profile. macOS is not among them: the server compiles for it, but its
+//! Each archive holds a folder of the same name with the server and the
+//! README. All in `target/dist/archives/` (under the build cache), from the
+//! `dist` profile. macOS is not among them: the server compiles for it, but its
 //! Redis TLS reads the keychain's roots (Security and CoreFoundation), and
 //! those frameworks come only with Apple's SDK, which this machine cannot
 //! fetch.
@@ -87,8 +88,15 @@ pub fn main() -> Result<(), Failed> {
         let stem = format!("huddle-server-{version}-{}", platform.name);
         let archive = if platform.machine == Machine::PeX86_64 {
             let path = out.join(format!("{stem}.zip"));
-            let body = std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
-            write_zip(&path, &format!("{stem}/huddle-server.exe"), &body)?;
+            let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+            let files = [
+                (format!("{stem}/huddle-server.exe"), read(&exe)?),
+                (
+                    format!("{stem}/README.md"),
+                    read(&root().join("README.md"))?,
+                ),
+            ];
+            write_zip(&path, &files)?;
             path
         } else {
             let path = out.join(format!("{stem}.tar.gz"));
@@ -266,57 +274,62 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Writes a zip archive holding one file, `name`, deflated (the format of
-/// PKWARE's APPNOTE: a local header and the data, then the central
-/// directory and its end record). Windows opens it without any tool.
-fn write_zip(path: &Path, name: &str, body: &[u8]) -> Result<(), Failed> {
-    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    deflater
-        .write_all(body)
-        .map_err(|e| format!("deflate: {e}"))?;
-    let packed = deflater.finish().map_err(|e| format!("deflate: {e}"))?;
-    let crc = crc32fast::hash(body);
-    let (packed_len, len, name_len) = (
-        u32::try_from(packed.len()).map_err(|_| "too big for a zip without zip64")?,
-        u32::try_from(body.len()).map_err(|_| "too big for a zip without zip64")?,
-        u16::try_from(name.len()).map_err(|_| "name too long")?,
-    );
+/// Writes a zip archive of `files` (name, contents), each deflated (the
+/// format of PKWARE's APPNOTE: each file's local header and data, then the
+/// central directory and its end record). Windows opens it without any tool.
+fn write_zip(path: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Failed> {
+    let too_big = || "too big for a zip without zip64".to_owned();
     // 1980-01-01 00:00 in MS-DOS time: reproducible archives.
     let (time, date) = (0u16, (1u16 << 5) | 1);
-    let mut zip = Vec::with_capacity(packed.len() + 200);
-    let common = |out: &mut Vec<u8>| {
-        out.extend(20u16.to_le_bytes()); // version needed: 2.0
-        out.extend(0u16.to_le_bytes()); // flags
-        out.extend(8u16.to_le_bytes()); // deflated
-        out.extend(time.to_le_bytes());
-        out.extend(date.to_le_bytes());
-        out.extend(crc.to_le_bytes());
-        out.extend(packed_len.to_le_bytes());
-        out.extend(len.to_le_bytes());
-        out.extend(name_len.to_le_bytes());
-        out.extend(0u16.to_le_bytes()); // extra field length
-    };
-    zip.extend(0x0403_4b50u32.to_le_bytes());
-    common(&mut zip);
-    zip.extend(name.as_bytes());
-    zip.extend(&packed);
-    let directory_at = u32::try_from(zip.len()).map_err(|_| "too big for a zip without zip64")?;
-    zip.extend(0x0201_4b50u32.to_le_bytes());
-    zip.extend(20u16.to_le_bytes()); // made by: MS-DOS, 2.0
-    common(&mut zip);
-    zip.extend(0u16.to_le_bytes()); // comment length
-    zip.extend(0u16.to_le_bytes()); // disk
-    zip.extend(0u16.to_le_bytes()); // internal attributes
-    zip.extend(0u32.to_le_bytes()); // external attributes
-    zip.extend(0u32.to_le_bytes()); // the local header's offset
-    zip.extend(name.as_bytes());
-    let directory_len =
-        u32::try_from(zip.len()).map_err(|_| "too big for a zip without zip64")? - directory_at;
+    let mut zip = Vec::new();
+    let mut directory = Vec::new();
+    for (name, body) in files {
+        let mut deflater =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        deflater
+            .write_all(body)
+            .map_err(|e| format!("deflate: {e}"))?;
+        let packed = deflater.finish().map_err(|e| format!("deflate: {e}"))?;
+        let crc = crc32fast::hash(body);
+        let packed_len = u32::try_from(packed.len()).map_err(|_| too_big())?;
+        let len = u32::try_from(body.len()).map_err(|_| too_big())?;
+        let name_len = u16::try_from(name.len()).map_err(|_| "name too long")?;
+        let offset = u32::try_from(zip.len()).map_err(|_| too_big())?;
+        let common = |out: &mut Vec<u8>| {
+            out.extend(20u16.to_le_bytes()); // version needed: 2.0
+            out.extend(0u16.to_le_bytes()); // flags
+            out.extend(8u16.to_le_bytes()); // deflated
+            out.extend(time.to_le_bytes());
+            out.extend(date.to_le_bytes());
+            out.extend(crc.to_le_bytes());
+            out.extend(packed_len.to_le_bytes());
+            out.extend(len.to_le_bytes());
+            out.extend(name_len.to_le_bytes());
+            out.extend(0u16.to_le_bytes()); // extra field length
+        };
+        zip.extend(0x0403_4b50u32.to_le_bytes());
+        common(&mut zip);
+        zip.extend(name.as_bytes());
+        zip.extend(&packed);
+        directory.extend(0x0201_4b50u32.to_le_bytes());
+        directory.extend(20u16.to_le_bytes()); // made by: MS-DOS, 2.0
+        common(&mut directory);
+        directory.extend(0u16.to_le_bytes()); // comment length
+        directory.extend(0u16.to_le_bytes()); // disk
+        directory.extend(0u16.to_le_bytes()); // internal attributes
+        directory.extend(0u32.to_le_bytes()); // external attributes
+        directory.extend(offset.to_le_bytes());
+        directory.extend(name.as_bytes());
+    }
+    let entries = u16::try_from(files.len()).map_err(|_| too_big())?;
+    let directory_at = u32::try_from(zip.len()).map_err(|_| too_big())?;
+    let directory_len = u32::try_from(directory.len()).map_err(|_| too_big())?;
+    zip.extend(directory);
     zip.extend(0x0605_4b50u32.to_le_bytes());
     zip.extend(0u16.to_le_bytes()); // this disk
     zip.extend(0u16.to_le_bytes()); // the directory's disk
-    zip.extend(1u16.to_le_bytes()); // entries on this disk
-    zip.extend(1u16.to_le_bytes()); // entries
+    zip.extend(entries.to_le_bytes()); // entries on this disk
+    zip.extend(entries.to_le_bytes());
     zip.extend(directory_len.to_le_bytes());
     zip.extend(directory_at.to_le_bytes());
     zip.extend(0u16.to_le_bytes()); // comment length
@@ -329,21 +342,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_zip_holds_its_file_deflated_with_its_checksum() {
+    fn a_zip_holds_its_files_deflated_with_their_checksums() {
         let dir = std::env::temp_dir().join(format!("xtask-zip-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.zip");
         let body: Vec<u8> = (0..10_000u32).map(|i| (i % 7) as u8).collect();
-        write_zip(&path, "d/file.bin", &body).unwrap();
+        let files = [
+            ("d/file.bin".to_owned(), body.clone()),
+            ("d/second".to_owned(), b"two".to_vec()),
+        ];
+        write_zip(&path, &files).unwrap();
         let zip = std::fs::read(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        // The end record names one entry and where the directory is.
+        // The end record names two entries and where the directory is.
         let end = zip.len() - 22;
         assert_eq!(&zip[end..end + 4], &0x0605_4b50u32.to_le_bytes());
+        assert_eq!(&zip[end + 10..end + 12], &2u16.to_le_bytes());
         let at = u32::from_le_bytes(zip[end + 16..end + 20].try_into().unwrap()) as usize;
         assert_eq!(&zip[at..at + 4], &0x0201_4b50u32.to_le_bytes());
-        // The local entry: name, then the deflated data, which inflates
-        // back to the body with the recorded CRC.
+        // The first local entry: name, then the deflated data, which
+        // inflates back to the body with the recorded CRC.
         assert_eq!(&zip[..4], &0x0403_4b50u32.to_le_bytes());
         assert_eq!(&zip[30..40], b"d/file.bin");
         let packed = u32::from_le_bytes(zip[18..22].try_into().unwrap()) as usize;
