@@ -300,15 +300,7 @@ fn windows_bench() -> Result<(), Failed> {
     let scratch = target_dir().join("cross-bench");
     std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let port = 18_000 + std::process::id() % 1000;
-    let mut server = Command::new(linux.join("huddle-server"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-level",
-            "warn",
-        ])
-        .spawn()
-        .map_err(|e| format!("huddle-server: {e}"))?;
+    let mut server = crate::spawn_server(&linux.join("huddle-server"), port)?;
     let result = bench_call(&dir, &linux, &prefix, &scratch, port);
     let _ = server.kill();
     let _ = server.wait();

@@ -203,15 +203,7 @@ fn serves_the_ui(exe: &Path) -> Result<(), Failed> {
         .and_then(|l| l.local_addr())
         .map_err(|e| format!("a free port: {e}"))?
         .port();
-    let mut server = Command::new(exe)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-level",
-            "warn",
-        ])
-        .spawn()
-        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    let mut server = crate::spawn_server(exe, u32::from(port))?;
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let page = loop {
         match get_root(port) {

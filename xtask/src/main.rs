@@ -201,6 +201,20 @@ fn print_times(total: std::time::Duration) {
     eprintln!("xtask: {:>8.1} s  total", total.as_secs_f64());
 }
 
+/// Starts the `huddle-server` at `exe` on 127.0.0.1:`port`, quiet but for
+/// warnings.
+fn spawn_server(exe: &std::path::Path, port: u32) -> Result<std::process::Child, Failed> {
+    Command::new(exe)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-level",
+            "warn",
+        ])
+        .spawn()
+        .map_err(|e| format!("{}: {e}", exe.display()))
+}
+
 fn has_program(name: &str) -> bool {
     std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
