@@ -17,8 +17,8 @@
 //! into a call at 0.1 %), and grows more exact as the count runs on. It is
 //! judged once a second: a ratio that moved more than its error since the
 //! last judgement is no drift but a stream that stalled or restarted, and
-//! the count starts over (the ratio in use is kept). A plain state machine: sample counts in,
-//! resampled frames out.
+//! the count starts over (the ratio in use is kept). A plain state
+//! machine: sample counts in, resampled frames out.
 
 use super::processing::PROCESS_SAMPLES;
 use super::resample::Resampler;
