@@ -33,7 +33,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { RATE, chromiumNearEnd, readWav, startPulse, writeWav } from "./sound.mjs";
+import { RATE, chromiumNearEnd, power, readWav, startPulse, writeWav } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -73,11 +73,6 @@ function speak(name, voice, text) {
   return readWav(wav).samples;
 }
 
-function power(samples) {
-  let sum = 0;
-  for (const s of samples) sum += s * s;
-  return sum / Math.max(1, samples.length);
-}
 const db = (p) => 10 * Math.log10(p + 1e-15);
 
 /** Per 10 ms frame, the mean power. */
@@ -171,9 +166,7 @@ function speech() {
     out.set(p, at);
     at += p.length + gap;
   }
-  const active = activeFrames(framePowers(out));
-  const level = active.reduce((sum, i) => sum + power(out.subarray(i * FRAME, (i + 1) * FRAME)), 0) / active.length;
-  const gain = 10 ** (-26 / 20) / Math.sqrt(level);
+  const gain = 10 ** (-26 / 20) / Math.sqrt(talkingPower(out));
   return out.map((s) => s * gain);
 }
 
@@ -181,6 +174,13 @@ function speech() {
 function loudest(powers) {
   const sorted = [...powers].sort((a, b) => b - a);
   return sorted[Math.floor(sorted.length / 10)];
+}
+
+/** The mean power of clean speech over its talking frames. */
+function talkingPower(clean) {
+  const powers = framePowers(clean);
+  const active = activeFrames(powers);
+  return active.reduce((sum, i) => sum + powers[i], 0) / active.length;
 }
 
 /** Frames of clean speech that talk: within 25 dB of its loudest tenth. */
@@ -226,9 +226,7 @@ function mixture(clean, kind, value) {
   if (kind !== "clean" && kind !== "quiet") {
     const noise = { pink, babble, fan }[kind]?.(n);
     if (!noise) throw new Error(`unknown noise ${kind}`);
-    const active = activeFrames(framePowers(clean));
-    const speechPower = active.reduce((sum, i) => sum + power(clean.subarray(i * FRAME, (i + 1) * FRAME)), 0) / active.length;
-    const gain = Math.sqrt(speechPower / power(noise) / 10 ** (value / 10));
+    const gain = Math.sqrt(talkingPower(clean) / power(noise) / 10 ** (value / 10));
     for (let i = 0; i < n; i++) body[i] += gain * noise[i];
   }
   const mix = new Float32Array(MARK_S * RATE + n);

@@ -84,11 +84,16 @@ export function writeWav(path, samples, rate = RATE) {
   writeFileSync(path, bytes);
 }
 
-/** Mean power of `samples` (floats) as dBFS (a full-scale square wave is 0). */
-export function dbfs(samples) {
+/** Mean power of `samples` (floats, full scale ±1). */
+export function power(samples) {
   let sum = 0;
   for (const s of samples) sum += s * s;
-  return samples.length ? 10 * Math.log10(sum / samples.length + 1e-12) : -120;
+  return sum / Math.max(1, samples.length);
+}
+
+/** Mean power of `samples` as dBFS (a full-scale square wave is 0). */
+export function dbfs(samples) {
+  return samples.length ? 10 * Math.log10(power(samples) + 1e-12) : -120;
 }
 
 /** The three processing toggles of Devices, by their labels. */

@@ -1,7 +1,7 @@
 //! The bandwidth estimate: GCC's delay half (packet groups in arrival
 //! order, `interarrival.rs`, with libwebrtc's trend filter, overuse
-//! detector and rate control in our own modules) and a loss half of our own, measured over time rather than
-//! per feedback batch.
+//! detector and rate control in our own modules) and a loss half of our
+//! own, measured over time rather than per feedback batch.
 //!
 //! The delay half: webrtc-rs's `Gcc` compares a Kalman-filtered delay
 //! gradient — milliseconds *per packet group* (5 ms of sending) — with an

@@ -180,6 +180,14 @@ mod tests {
         }
     }
 
+    /// Reports of packets (sent ms, arrived ms) from `start`.
+    fn reports(start: Instant, packets: &[(u64, u64)]) -> Vec<PacketReport> {
+        packets
+            .iter()
+            .map(|&(sent, arrived)| report(start, sent, arrived))
+            .collect()
+    }
+
     fn deltas(reports: &[PacketReport]) -> Vec<f64> {
         InterArrival::default()
             .on_reports(reports)
@@ -203,15 +211,18 @@ mod tests {
     fn a_late_packet_is_left_out_rather_than_taken_as_its_groups_arrival() {
         let start = Instant::now();
         // The packet sent at 20 ms is held 40 ms longer than the rest.
-        let reports = [
-            report(start, 0, 50),
-            report(start, 10, 60),
-            report(start, 20, 110),
-            report(start, 30, 80),
-            report(start, 40, 90),
-            report(start, 50, 100),
-            report(start, 60, 120),
-        ];
+        let reports = reports(
+            start,
+            &[
+                (0, 50),
+                (10, 60),
+                (20, 110),
+                (30, 80),
+                (40, 90),
+                (50, 100),
+                (60, 120),
+            ],
+        );
         // In arrival order it comes after the group sent at 50 ms began:
         // out of order, no measurement swings.
         assert!(
@@ -225,16 +236,19 @@ mod tests {
     fn a_burst_released_at_once_is_one_group() {
         let start = Instant::now();
         // Sent 10 ms apart, held, then released together 1 ms apart.
-        let reports = [
-            report(start, 0, 50),
-            report(start, 10, 100),
-            report(start, 20, 101),
-            report(start, 30, 102),
-            report(start, 40, 103),
-            report(start, 50, 104),
-            report(start, 60, 110),
-            report(start, 70, 120),
-        ];
+        let reports = reports(
+            start,
+            &[
+                (0, 50),
+                (10, 100),
+                (20, 101),
+                (30, 102),
+                (40, 103),
+                (50, 104),
+                (60, 110),
+                (70, 120),
+            ],
+        );
         let found = deltas(&reports);
         // The burst (10–50 ms) is one group: one change for it, not four.
         assert_eq!(found.len(), 2, "{found:?}");

@@ -51,7 +51,9 @@ pub struct Drift {
     resampler: Resampler,
     /// Resampled render audio not yet a whole 10 ms frame.
     pending: Vec<i16>,
-    buffer: Vec<f32>,
+    /// The resampler's input and output, kept between calls.
+    input: Vec<f32>,
+    output: Vec<f32>,
 }
 
 impl Default for Drift {
@@ -65,7 +67,8 @@ impl Default for Drift {
             ratio: 1.0,
             resampler: Resampler::new(SAMPLE_RATE, SAMPLE_RATE),
             pending: Vec::new(),
-            buffer: Vec::new(),
+            input: Vec::new(),
+            output: Vec::new(),
         }
     }
 }
@@ -88,11 +91,12 @@ impl Drift {
         self.rendered += samples.len() as u64;
         self.measure();
         self.resampler.set_step(self.ratio);
-        self.buffer.clear();
-        let input: Vec<f32> = samples.iter().map(|&s| f32::from(s)).collect();
-        self.resampler.process(&input, &mut self.buffer);
+        self.input.clear();
+        self.input.extend(samples.iter().map(|&s| f32::from(s)));
+        self.output.clear();
+        self.resampler.process(&self.input, &mut self.output);
         self.pending.extend(
-            self.buffer
+            self.output
                 .iter()
                 .map(|&s| s.round().clamp(-32_768.0, 32_767.0) as i16),
         );
