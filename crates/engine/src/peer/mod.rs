@@ -9,13 +9,14 @@
 //!
 //! Here: the link, its outgoing tracks and the connection's events;
 //! `setup.rs` the codecs and the interceptor chain, `negotiate.rs` the
-//! negotiation task, `receive.rs` the receive path.
+//! negotiation (a state machine and the task that carries it out),
+//! `receive.rs` the receive path.
 
 mod negotiate;
 mod receive;
 mod setup;
 
-use negotiate::negotiate;
+use negotiate::{negotiate, Negotiator};
 use receive::{receive_audio, receive_video};
 use setup::{h264_codec, interceptors, opus_codec};
 pub use setup::{media_engine, H264_FMTP, MIN_BITRATE_BPS};
@@ -95,6 +96,7 @@ pub enum PeerEvent {
     KeyframeWanted,
 }
 
+#[derive(Debug)]
 enum Input {
     NegotiationNeeded,
     /// The path failed (or stayed disconnected): gather anew and offer.
@@ -413,8 +415,7 @@ impl PeerLink {
         ));
         tokio::spawn(negotiate(
             pc,
-            link.polite,
-            setup.initiator,
+            Negotiator::new(link.polite, setup.initiator),
             input_rx,
             events,
             link.closed.subscribe(),

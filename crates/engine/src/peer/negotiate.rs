@@ -1,11 +1,19 @@
-//! The negotiation task of a link: remote signals and the connection's
-//! requests for negotiation, one at a time, by the protocol's
-//! perfect-negotiation rules (polite = greater id).
+//! Negotiation of a link by the protocol's perfect-negotiation rules
+//! (polite = greater id), in two halves:
+//!
+//! - [`Negotiator`], a plain state machine: an input (a remote signal, the
+//!   connection asking for negotiation, an ICE restart), what the
+//!   connection's signaling state is and the time go in; the [`Step`]s to
+//!   take come out. It never touches the connection nor reads a clock, so
+//!   every rule is unit-tested below.
+//! - [`negotiate`], the link's task: takes the inputs one at a time, asks
+//!   the negotiator, and carries the steps out on the `PeerConnection`,
+//!   stopping at the first that fails.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use huddle_protocol::signal::{SdpKind, SessionDescription};
+use huddle_protocol::signal::{IceCandidate, SdpKind, SessionDescription};
 use huddle_protocol::SignalData;
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
@@ -15,20 +23,128 @@ use webrtc::peer_connection::{
 
 use super::{Input, PeerError, PeerEvent, RESTART_AFTER_DISCONNECTED};
 
+/// The connection's signaling state, as far as negotiation cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Observed {
+    /// No description of either side is pending.
+    pub stable: bool,
+    /// A remote description has been agreed (the connection has a current
+    /// one).
+    pub agreed: bool,
+}
+
+/// One thing to do to the connection, in the order given.
+#[derive(Debug, PartialEq)]
+pub(super) enum Step {
+    /// Gather anew (new ICE credentials) before the next offer.
+    RestartIce,
+    /// Create an offer, make it the local description and send it.
+    Offer,
+    /// Roll back our own pending offer (we are polite and offers crossed).
+    Rollback,
+    /// Apply the remote description; report success with
+    /// [`Negotiator::remote_applied`].
+    SetRemote(SessionDescription),
+    /// Create an answer, make it the local description and send it.
+    Answer,
+    /// Add a remote candidate. Its failure is an error only if `required`:
+    /// candidates of an offer we ignored may well not apply.
+    AddCandidate {
+        candidate: IceCandidate,
+        required: bool,
+    },
+}
+
+/// The perfect-negotiation state of one link.
+#[derive(Debug)]
+pub(super) struct Negotiator {
+    polite: bool,
+    /// The last remote offer collided with ours and we (impolite) ignored it.
+    ignoring_offer: bool,
+    /// The later joiner offers first; the other side waits for that offer
+    /// even if its own connection asks to negotiate, until it has applied a
+    /// remote description.
+    may_offer: bool,
+    last_restart: Option<Instant>,
+}
+
+impl Negotiator {
+    pub fn new(polite: bool, initiator: bool) -> Self {
+        Self {
+            polite,
+            ignoring_offer: false,
+            may_offer: initiator,
+            last_restart: None,
+        }
+    }
+
+    /// What to do about `input`, given the connection's state at `now`.
+    pub fn handle(&mut self, input: Input, observed: Observed, now: Instant) -> Vec<Step> {
+        match input {
+            Input::NegotiationNeeded => {
+                // Tracks never change after the start yet, so once a
+                // description has been agreed there is nothing to
+                // renegotiate; a late `negotiationneeded` from the driver
+                // (see `connect`) must not start a second round.
+                if !self.may_offer || observed.agreed || !observed.stable {
+                    return Vec::new();
+                }
+                vec![Step::Offer]
+            }
+            Input::RestartIce => {
+                // Only an agreed connection restarts, one restart at a
+                // time; if both sides restart at once, perfect
+                // negotiation settles the collision like any other.
+                let recent = self
+                    .last_restart
+                    .is_some_and(|t| now.saturating_duration_since(t) < RESTART_AFTER_DISCONNECTED);
+                if !observed.agreed || recent || !observed.stable {
+                    return Vec::new();
+                }
+                self.last_restart = Some(now);
+                vec![Step::RestartIce, Step::Offer]
+            }
+            Input::Remote(SignalData::Sdp { sdp: description }) => {
+                let is_offer = description.kind == SdpKind::Offer;
+                let collision = is_offer && !observed.stable;
+                self.ignoring_offer = !self.polite && collision;
+                if self.ignoring_offer {
+                    return Vec::new();
+                }
+                let mut steps = Vec::with_capacity(3);
+                if collision {
+                    steps.push(Step::Rollback);
+                }
+                steps.push(Step::SetRemote(description));
+                if is_offer {
+                    steps.push(Step::Answer);
+                }
+                steps
+            }
+            Input::Remote(SignalData::Candidate {
+                candidate: Some(candidate),
+            }) => vec![Step::AddCandidate {
+                candidate,
+                required: !self.ignoring_offer,
+            }],
+            Input::Remote(SignalData::Candidate { candidate: None }) => Vec::new(),
+        }
+    }
+
+    /// A remote description was applied: from now on this side may offer.
+    pub fn remote_applied(&mut self) {
+        self.may_offer = true;
+    }
+}
+
 /// The negotiation task: inputs one at a time, perfect negotiation.
 pub(super) async fn negotiate(
     pc: Arc<dyn PeerConnection>,
-    polite: bool,
-    initiator: bool,
+    mut negotiator: Negotiator,
     mut inputs: mpsc::UnboundedReceiver<Input>,
     events: mpsc::UnboundedSender<PeerEvent>,
     mut closed: watch::Receiver<bool>,
 ) {
-    let mut ignoring_offer = false;
-    // The later joiner offers first; the other side waits for that offer
-    // even if its own connection asks to negotiate.
-    let mut may_offer = initiator;
-    let mut last_restart: Option<Instant> = None;
     loop {
         // The task holds the connection, and the connection's handler holds
         // this task's input: only the close signal can end it.
@@ -39,87 +155,71 @@ pub(super) async fn negotiate(
             },
             _ = closed.wait_for(|c| *c) => return,
         };
-        let result: Result<(), PeerError> = async {
-            match input {
-                Input::NegotiationNeeded => {
-                    // Tracks never change after the start yet, so once a
-                    // description has been agreed there is nothing to
-                    // renegotiate; a late `negotiationneeded` from the driver
-                    // (see `connect`) must not start a second round.
-                    let agreed = pc.current_remote_description().await.is_some();
-                    if !may_offer || agreed || !stable(pc.as_ref()).await {
-                        return Ok(());
-                    }
-                    let offer = pc.create_offer(None).await?;
-                    pc.set_local_description(offer).await?;
-                    send_local(pc.as_ref(), &events).await;
-                }
-                Input::RestartIce => {
-                    // Only an agreed connection restarts, one restart at a
-                    // time; if both sides restart at once, perfect
-                    // negotiation settles the collision like any other.
-                    let agreed = pc.current_remote_description().await.is_some();
-                    let recent = last_restart
-                        .is_some_and(|t: Instant| t.elapsed() < RESTART_AFTER_DISCONNECTED);
-                    if !agreed || recent || !stable(pc.as_ref()).await {
-                        return Ok(());
-                    }
-                    last_restart = Some(Instant::now());
-                    debug!("restarting ICE");
-                    pc.restart_ice().await?;
-                    let offer = pc.create_offer(None).await?;
-                    pc.set_local_description(offer).await?;
-                    send_local(pc.as_ref(), &events).await;
-                }
-                Input::Remote(SignalData::Sdp { sdp: description }) => {
-                    let collision =
-                        description.kind == SdpKind::Offer && !stable(pc.as_ref()).await;
-                    ignoring_offer = !polite && collision;
-                    if ignoring_offer {
-                        return Ok(());
-                    }
-                    if collision {
-                        pc.set_local_description(rollback()).await?;
-                    }
-                    let is_offer = description.kind == SdpKind::Offer;
-                    pc.set_remote_description(to_rtc(description)?).await?;
-                    may_offer = true;
-                    if is_offer {
-                        let answer = pc.create_answer(None).await?;
-                        pc.set_local_description(answer).await?;
-                        send_local(pc.as_ref(), &events).await;
-                    }
-                }
-                Input::Remote(SignalData::Candidate {
-                    candidate: Some(candidate),
-                }) => {
-                    let init = RTCIceCandidateInit {
-                        candidate: candidate.candidate,
-                        sdp_mid: candidate.sdp_mid,
-                        sdp_mline_index: candidate.sdp_m_line_index,
-                        username_fragment: candidate.username_fragment,
-                        ..Default::default()
-                    };
-                    if let Err(e) = pc.add_ice_candidate(init).await {
-                        if !ignoring_offer {
-                            return Err(e.into());
-                        }
-                    }
-                }
-                Input::Remote(SignalData::Candidate { candidate: None }) => {}
+        let observed = observe(pc.as_ref()).await;
+        let steps = negotiator.handle(input, observed, Instant::now());
+        for step in steps {
+            if let Err(e) = take(pc.as_ref(), &mut negotiator, step, &events).await {
+                debug!(error = %e, "negotiation step failed");
+                break;
             }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
-            debug!(error = %e, "negotiation step failed");
         }
     }
 }
 
-async fn stable(pc: &dyn PeerConnection) -> bool {
-    pc.pending_local_description().await.is_none()
-        && pc.pending_remote_description().await.is_none()
+async fn observe(pc: &dyn PeerConnection) -> Observed {
+    Observed {
+        stable: pc.pending_local_description().await.is_none()
+            && pc.pending_remote_description().await.is_none(),
+        agreed: pc.current_remote_description().await.is_some(),
+    }
+}
+
+/// Carries one step out on the connection.
+async fn take(
+    pc: &dyn PeerConnection,
+    negotiator: &mut Negotiator,
+    step: Step,
+    events: &mpsc::UnboundedSender<PeerEvent>,
+) -> Result<(), PeerError> {
+    match step {
+        Step::RestartIce => {
+            debug!("restarting ICE");
+            pc.restart_ice().await?;
+        }
+        Step::Offer => {
+            let offer = pc.create_offer(None).await?;
+            pc.set_local_description(offer).await?;
+            send_local(pc, events).await;
+        }
+        Step::Rollback => pc.set_local_description(rollback()).await?,
+        Step::SetRemote(description) => {
+            pc.set_remote_description(to_rtc(description)?).await?;
+            negotiator.remote_applied();
+        }
+        Step::Answer => {
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer).await?;
+            send_local(pc, events).await;
+        }
+        Step::AddCandidate {
+            candidate,
+            required,
+        } => {
+            let init = RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_m_line_index,
+                username_fragment: candidate.username_fragment,
+                ..Default::default()
+            };
+            if let Err(e) = pc.add_ice_candidate(init).await {
+                if required {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn send_local(pc: &dyn PeerConnection, events: &mpsc::UnboundedSender<PeerEvent>) {
@@ -153,4 +253,160 @@ pub(super) fn to_rtc(description: SessionDescription) -> Result<RTCSessionDescri
         SdpKind::Pranswer => RTCSessionDescription::pranswer(description.sdp)?,
         SdpKind::Rollback => rollback(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const STABLE: Observed = Observed {
+        stable: true,
+        agreed: false,
+    };
+    const AGREED: Observed = Observed {
+        stable: true,
+        agreed: true,
+    };
+    const OFFERING: Observed = Observed {
+        stable: false,
+        agreed: false,
+    };
+
+    fn description(kind: SdpKind) -> SessionDescription {
+        SessionDescription {
+            kind,
+            sdp: "v=0".into(),
+        }
+    }
+
+    fn remote(kind: SdpKind) -> Input {
+        Input::Remote(SignalData::Sdp {
+            sdp: description(kind),
+        })
+    }
+
+    fn candidate() -> Input {
+        Input::Remote(SignalData::Candidate {
+            candidate: Some(IceCandidate {
+                candidate: "candidate:1 1 udp 1 10.0.0.1 9 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            }),
+        })
+    }
+
+    fn required(steps: &[Step]) -> bool {
+        match steps {
+            [Step::AddCandidate { required, .. }] => *required,
+            other => panic!("expected one candidate, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_initiator_offers_once_while_nothing_is_agreed() {
+        let now = Instant::now();
+        let mut n = Negotiator::new(false, true);
+        assert_eq!(
+            n.handle(Input::NegotiationNeeded, STABLE, now),
+            [Step::Offer]
+        );
+        // Its offer is pending: a second request does nothing.
+        assert!(n.handle(Input::NegotiationNeeded, OFFERING, now).is_empty());
+        // Agreed: nothing to renegotiate.
+        assert!(n.handle(Input::NegotiationNeeded, AGREED, now).is_empty());
+    }
+
+    #[test]
+    fn the_other_side_waits_for_the_first_offer() {
+        let now = Instant::now();
+        let mut n = Negotiator::new(true, false);
+        assert!(n.handle(Input::NegotiationNeeded, STABLE, now).is_empty());
+        assert_eq!(
+            n.handle(remote(SdpKind::Offer), STABLE, now),
+            [Step::SetRemote(description(SdpKind::Offer)), Step::Answer]
+        );
+        // Not yet applied: still waiting.
+        assert!(n.handle(Input::NegotiationNeeded, STABLE, now).is_empty());
+        n.remote_applied();
+        assert_eq!(
+            n.handle(Input::NegotiationNeeded, STABLE, now),
+            [Step::Offer]
+        );
+    }
+
+    #[test]
+    fn an_answer_is_applied_and_not_answered() {
+        let mut n = Negotiator::new(false, true);
+        assert_eq!(
+            n.handle(remote(SdpKind::Answer), OFFERING, Instant::now()),
+            [Step::SetRemote(description(SdpKind::Answer))]
+        );
+    }
+
+    #[test]
+    fn crossing_offers_the_impolite_side_ignores_theirs_and_its_candidates() {
+        let now = Instant::now();
+        let mut n = Negotiator::new(false, true);
+        assert!(n.handle(remote(SdpKind::Offer), OFFERING, now).is_empty());
+        assert!(!required(&n.handle(candidate(), OFFERING, now)));
+        // The next offer, with no collision, is taken and its candidates count.
+        assert_eq!(
+            n.handle(remote(SdpKind::Offer), STABLE, now),
+            [Step::SetRemote(description(SdpKind::Offer)), Step::Answer]
+        );
+        assert!(required(&n.handle(candidate(), OFFERING, now)));
+    }
+
+    #[test]
+    fn crossing_offers_the_polite_side_rolls_back_and_answers() {
+        let now = Instant::now();
+        let mut n = Negotiator::new(true, true);
+        assert_eq!(
+            n.handle(remote(SdpKind::Offer), OFFERING, now),
+            [
+                Step::Rollback,
+                Step::SetRemote(description(SdpKind::Offer)),
+                Step::Answer
+            ]
+        );
+        assert!(required(&n.handle(candidate(), OFFERING, now)));
+    }
+
+    #[test]
+    fn an_end_of_candidates_does_nothing() {
+        let mut n = Negotiator::new(true, false);
+        let end = Input::Remote(SignalData::Candidate { candidate: None });
+        assert!(n.handle(end, STABLE, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn ice_restarts_only_when_agreed_and_stable_and_not_too_often() {
+        let start = Instant::now();
+        let mut n = Negotiator::new(false, true);
+        assert!(n.handle(Input::RestartIce, STABLE, start).is_empty());
+        assert!(n
+            .handle(
+                Input::RestartIce,
+                Observed {
+                    stable: false,
+                    agreed: true
+                },
+                start
+            )
+            .is_empty());
+        assert_eq!(
+            n.handle(Input::RestartIce, AGREED, start),
+            [Step::RestartIce, Step::Offer]
+        );
+        let soon = start + RESTART_AFTER_DISCONNECTED - Duration::from_millis(1);
+        assert!(n.handle(Input::RestartIce, AGREED, soon).is_empty());
+        let later = start + RESTART_AFTER_DISCONNECTED;
+        assert_eq!(
+            n.handle(Input::RestartIce, AGREED, later),
+            [Step::RestartIce, Step::Offer]
+        );
+    }
 }
