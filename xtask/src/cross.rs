@@ -62,7 +62,9 @@ pub fn main(args: &[String]) -> Result<(), Failed> {
             crate::build_debug(&[])?;
             windows_check(&crate::target_dir().join("debug"))
         }
-        _ => Err("usage: cargo xtask cross windows | test | bench".into()),
+        _ => Err(Failed::Usage(
+            "cargo xtask cross windows | test | bench".into(),
+        )),
     }
 }
 
@@ -86,7 +88,7 @@ fn windows_release() -> Result<(), Failed> {
         installer,
     ] {
         let size = std::fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(Failed::io(path.display()))?
             .len();
         println!("{:.1} MB  {}", size as f64 / 1e6, path.display());
     }
@@ -190,11 +192,13 @@ fn installer_check(dir: &Path, prefix: &Path) -> Result<(), Failed> {
     )?;
     let users = prefix.join("drive_c/users");
     let home = std::fs::read_dir(&users)
-        .map_err(|e| format!("{}: {e}", users.display()))?
+        .map_err(Failed::io(users.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.join("AppData/Local/Programs/Huddle").is_dir())
-        .ok_or("the installer put no Huddle into any user's AppData\\Local\\Programs")?;
+        .ok_or(Failed::check(
+            "the installer put no Huddle into any user's AppData\\Local\\Programs",
+        ))?;
     let app = home.join("AppData/Local/Programs/Huddle");
     let shortcut = home.join("AppData/Roaming/Microsoft/Windows/Start Menu/Programs/Huddle.lnk");
     for file in [
@@ -204,7 +208,10 @@ fn installer_check(dir: &Path, prefix: &Path) -> Result<(), Failed> {
         shortcut.clone(),
     ] {
         if !file.is_file() {
-            return Err(format!("the installer did not write {}", file.display()));
+            return Err(Failed::check(format!(
+                "the installer did not write {}",
+                file.display()
+            )));
         }
     }
     let command = registry(prefix, r"HKCU\Software\Classes\huddle\shell\open\command")?
@@ -213,9 +220,11 @@ fn installer_check(dir: &Path, prefix: &Path) -> Result<(), Failed> {
                 .find(|l| l.contains("REG_SZ"))
                 .map(str::to_owned)
         })
-        .ok_or("the installer did not register huddle:// links")?;
+        .ok_or(Failed::check(
+            "the installer did not register huddle:// links",
+        ))?;
     if !command.contains(r#"\Programs\Huddle\huddle.exe" "%1""#) {
-        return Err(format!("huddle:// opens {command:?}"));
+        return Err(Failed::check(format!("huddle:// opens {command:?}")));
     }
     eprintln!("xtask: installed; huddle:// runs {}", command.trim());
     step(
@@ -229,14 +238,17 @@ fn installer_check(dir: &Path, prefix: &Path) -> Result<(), Failed> {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     if app.exists() || shortcut.exists() {
-        return Err(format!("the uninstaller left {}", app.display()));
+        return Err(Failed::check(format!(
+            "the uninstaller left {}",
+            app.display()
+        )));
     }
     for key in [
         r"HKCU\Software\Classes\huddle",
         r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\Huddle",
     ] {
         if registry(prefix, key)?.is_some() {
-            return Err(format!("the uninstaller left {key}"));
+            return Err(Failed::check(format!("the uninstaller left {key}")));
         }
     }
     Ok(())
@@ -248,7 +260,7 @@ fn registry(prefix: &Path, key: &str) -> Result<Option<String>, Failed> {
     let output = wine(prefix)
         .args(["reg", "query", key])
         .output()
-        .map_err(|e| format!("wine reg: {e}"))?;
+        .map_err(Failed::io("wine reg"))?;
     Ok(output
         .status
         .success()
@@ -298,7 +310,7 @@ fn windows_bench() -> Result<(), Failed> {
     let linux = target_dir().join("dist");
     let prefix = target_dir().join("wine");
     let scratch = target_dir().join("cross-bench");
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    std::fs::create_dir_all(&scratch).map_err(Failed::io(scratch.display()))?;
     let port = 18_000 + std::process::id() % 1000;
     let mut server = crate::spawn_server(&linux.join("huddle-server"), port)?;
     let result = bench_call(&dir, &linux, &prefix, &scratch, port);
@@ -358,12 +370,12 @@ fn bench_call(
         ))
         .stdout(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| format!("wine: {e}"))?;
+        .map_err(Failed::io("wine"))?;
     let mut linux_peer = Command::new(linux.join("huddle-peer"))
         .args(peer_args("Linux", linux_report.display().to_string()))
         .stdout(std::process::Stdio::null())
         .spawn()
-        .map_err(|e| format!("huddle-peer: {e}"))?;
+        .map_err(Failed::io("huddle-peer"))?;
     // Both measured from outside, the same way: the peers' own figure is
     // wrong under wine (see `own_cpu` in huddle-peer). A wine program is a
     // Linux process, the one spawned here. The last reading before each
@@ -373,17 +385,19 @@ fn bench_call(
     while wine_status.is_none() || linux_status.is_none() {
         if wine_status.is_none() {
             on_wine = cpu_s(windows.id()).unwrap_or(on_wine);
-            wine_status = windows.try_wait().map_err(|e| e.to_string())?;
+            wine_status = windows.try_wait().map_err(Failed::io("wine"))?;
         }
         if linux_status.is_none() {
             on_linux = cpu_s(linux_peer.id()).unwrap_or(on_linux);
-            linux_status = linux_peer.try_wait().map_err(|e| e.to_string())?;
+            linux_status = linux_peer.try_wait().map_err(Failed::io("huddle-peer"))?;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let wineserver_s = wineserver_cpu_s().zip(wineserver_start).map(|(a, b)| a - b);
     if !wine_status.is_some_and(|s| s.success()) || !linux_status.is_some_and(|s| s.success()) {
-        return Err("a peer of the benchmark call received nothing".into());
+        return Err(Failed::check(
+            "a peer of the benchmark call received nothing",
+        ));
     }
     let percent = |seconds: f64| 100.0 * seconds / BENCH_SECONDS as f64;
     let (on_wine, on_linux) = (percent(on_wine), percent(on_linux));

@@ -70,17 +70,17 @@ pub fn main() -> Result<(), Failed> {
     crate::build_ui()?;
     let version = env!("CARGO_PKG_VERSION");
     let out = target_dir().join("dist/archives");
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::create_dir_all(&out).map_err(Failed::io(out.display()))?;
     let mut sums = String::new();
     for platform in &PLATFORMS {
         let exe = build(platform)?;
         let found = machine_of(&exe)?;
         if found != Some(platform.machine) {
-            return Err(format!(
+            return Err(Failed::check(format!(
                 "{}: built for {found:?}, not {:?}",
                 exe.display(),
                 platform.machine
-            ));
+            )));
         }
         if platform.machine == Machine::ElfX86_64 {
             serves_the_ui(&exe)?;
@@ -88,7 +88,7 @@ pub fn main() -> Result<(), Failed> {
         let stem = format!("huddle-server-{version}-{}", platform.name);
         let archive = if platform.machine == Machine::PeX86_64 {
             let path = out.join(format!("{stem}.zip"));
-            let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+            let read = |p: &Path| std::fs::read(p).map_err(Failed::io(p.display()));
             let files = [
                 (format!("{stem}/huddle-server.exe"), read(&exe)?),
                 (
@@ -103,7 +103,7 @@ pub fn main() -> Result<(), Failed> {
             tar_gz(&path, &stem, &exe)?;
             path
         };
-        let bytes = std::fs::read(&archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+        let bytes = std::fs::read(&archive).map_err(Failed::io(archive.display()))?;
         let name = archive
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -116,7 +116,7 @@ pub fn main() -> Result<(), Failed> {
         );
     }
     let sums_path = out.join("SHA256SUMS");
-    std::fs::write(&sums_path, &sums).map_err(|e| format!("{}: {e}", sums_path.display()))?;
+    std::fs::write(&sums_path, &sums).map_err(Failed::io(sums_path.display()))?;
     println!("{sums}");
     println!("checksums: {}", sums_path.display());
     Ok(())
@@ -167,7 +167,7 @@ fn build(platform: &Platform) -> Result<PathBuf, Failed> {
 
 /// The machine an executable is for, by its ELF or PE header.
 fn machine_of(exe: &Path) -> Result<Option<Machine>, Failed> {
-    let bytes = std::fs::read(exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    let bytes = std::fs::read(exe).map_err(Failed::io(exe.display()))?;
     let u16_at = |at: usize| {
         bytes
             .get(at..at + 2)
@@ -201,7 +201,7 @@ fn machine_of(exe: &Path) -> Result<Option<Machine>, Failed> {
 fn serves_the_ui(exe: &Path) -> Result<(), Failed> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
-        .map_err(|e| format!("a free port: {e}"))?
+        .map_err(Failed::io("a free port"))?
         .port();
     let mut server = crate::spawn_server(exe, u32::from(port))?;
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -214,15 +214,18 @@ fn serves_the_ui(exe: &Path) -> Result<(), Failed> {
     };
     let _ = server.kill();
     let _ = server.wait();
-    let page = page.map_err(|e| format!("{} did not answer on port {port}: {e}", exe.display()))?;
+    let page = page.map_err(Failed::io(format!(
+        "{} did not answer on port {port}",
+        exe.display()
+    )))?;
     if page.to_ascii_lowercase().contains("<!doctype html") {
         eprintln!("xtask: {} serves the UI", exe.display());
         Ok(())
     } else {
-        Err(format!(
+        Err(Failed::check(format!(
             "{} does not serve the UI: {page:.200}",
             exe.display()
-        ))
+        )))
     }
 }
 
@@ -239,14 +242,16 @@ fn get_root(port: u16) -> std::io::Result<String> {
 fn tar_gz(archive: &Path, stem: &str, exe: &Path) -> Result<(), Failed> {
     let staging = target_dir().join("dist/staging").join(stem);
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    std::fs::create_dir_all(&staging).map_err(Failed::io(staging.display()))?;
     for (from, to) in [
         (exe.to_owned(), staging.join("huddle-server")),
         (root().join("README.md"), staging.join("README.md")),
     ] {
-        std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", from.display()))?;
+        std::fs::copy(&from, &to).map_err(Failed::io(from.display()))?;
     }
-    let parent = staging.parent().ok_or("no staging directory")?;
+    let parent = staging
+        .parent()
+        .ok_or(Failed::check("no staging directory"))?;
     step(
         &format!("tar {}", archive.display()),
         Command::new("tar")
@@ -270,7 +275,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// format of PKWARE's APPNOTE: each file's local header and data, then the
 /// central directory and its end record). Windows opens it without any tool.
 fn write_zip(path: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Failed> {
-    let too_big = || "too big for a zip without zip64".to_owned();
+    let too_big = || Failed::check("too big for a zip without zip64");
     // 1980-01-01 00:00 in MS-DOS time: reproducible archives.
     let (time, date) = (0u16, (1u16 << 5) | 1);
     let mut zip = Vec::new();
@@ -278,14 +283,13 @@ fn write_zip(path: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Failed> {
     for (name, body) in files {
         let mut deflater =
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        deflater
-            .write_all(body)
-            .map_err(|e| format!("deflate: {e}"))?;
-        let packed = deflater.finish().map_err(|e| format!("deflate: {e}"))?;
+        deflater.write_all(body).map_err(Failed::io("deflate"))?;
+        let packed = deflater.finish().map_err(Failed::io("deflate"))?;
         let crc = crc32fast::hash(body);
         let packed_len = u32::try_from(packed.len()).map_err(|_| too_big())?;
         let len = u32::try_from(body.len()).map_err(|_| too_big())?;
-        let name_len = u16::try_from(name.len()).map_err(|_| "name too long")?;
+        let name_len = u16::try_from(name.len())
+            .map_err(|_| Failed::check("a zip entry's name is too long"))?;
         let offset = u32::try_from(zip.len()).map_err(|_| too_big())?;
         let common = |out: &mut Vec<u8>| {
             out.extend(20u16.to_le_bytes()); // version needed: 2.0
@@ -325,7 +329,7 @@ fn write_zip(path: &Path, files: &[(String, Vec<u8>)]) -> Result<(), Failed> {
     zip.extend(directory_len.to_le_bytes());
     zip.extend(directory_at.to_le_bytes());
     zip.extend(0u16.to_le_bytes()); // comment length
-    std::fs::write(path, zip).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(path, zip).map_err(Failed::io(path.display()))
 }
 
 #[cfg(test)]

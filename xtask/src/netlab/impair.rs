@@ -101,7 +101,7 @@ fn open_tun(name: &str) -> Result<File, Failed> {
         .read(true)
         .write(true)
         .open("/dev/net/tun")
-        .map_err(|e| format!("/dev/net/tun: {e}"))?;
+        .map_err(Failed::io("/dev/net/tun"))?;
     // struct ifreq: the name (16 bytes), then a union whose `short` flags
     // member is what TUNSETIFF reads; 40 bytes in all on Linux.
     let mut request = [0u8; 40];
@@ -112,16 +112,16 @@ fn open_tun(name: &str) -> Result<File, Failed> {
     // `request` is that size, lives across the call, and the fd is ours.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, request.as_mut_ptr()) };
     if rc < 0 {
-        return Err(format!(
+        return Err(Failed::check(format!(
             "TUNSETIFF {name}: {}",
             std::io::Error::last_os_error()
-        ));
+        )));
     }
     Ok(file)
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<(), Failed> {
-    std::fs::write(path, value).map_err(|e| format!("{path}: {e}"))
+    std::fs::write(path, value).map_err(Failed::io(path))
 }
 
 /// A packet waiting for its time.
@@ -129,7 +129,7 @@ type Held = Reverse<(Instant, u64, Vec<u8>)>;
 
 /// Forwards one way until the device closes.
 fn forward(way: Way, scenario: &Scenario, tun: File, start: Instant) -> Result<(), Failed> {
-    let mut out = tun.try_clone().map_err(|e| format!("tun: {e}"))?;
+    let mut out = tun.try_clone().map_err(Failed::io("tun"))?;
     let (tx, rx) = mpsc::channel::<(Instant, u64, Vec<u8>)>();
     let writer = std::thread::spawn(move || {
         let mut held: BinaryHeap<Held> = BinaryHeap::new();
@@ -157,7 +157,7 @@ fn forward(way: Way, scenario: &Scenario, tun: File, start: Instant) -> Result<(
     let mut losses = Losses::default();
     let mut buf = vec![0u8; 65536];
     for seq in 0u64.. {
-        let n = input.read(&mut buf).map_err(|e| format!("tun read: {e}"))?;
+        let n = input.read(&mut buf).map_err(Failed::io("tun read"))?;
         let arrived = Instant::now();
         let now = scenario.impairment(way, arrived - start);
         if losses.lost(&now, &mut draws) {
@@ -180,7 +180,7 @@ pub fn main() -> Result<(), Failed> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
-        .map_err(|e| format!("stdin: {e}"))?;
+        .map_err(Failed::io("stdin"))?;
     let scenario = Scenario::parse("stdin", &text)?;
     // Packets come back in on a device other than the one their source is
     // routed through: reverse-path filtering would drop them.
@@ -212,7 +212,7 @@ pub fn main() -> Result<(), Failed> {
     }
     for way in ways {
         way.join()
-            .map_err(|_| "a forwarding thread panicked".to_owned())??;
+            .map_err(|_| Failed::check("a forwarding thread panicked"))??;
     }
     Ok(())
 }

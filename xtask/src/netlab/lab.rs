@@ -71,15 +71,15 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), Failed> {
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .map_err(Failed::io(program))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
+        Err(Failed::check(format!(
             "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        )))
     }
 }
 

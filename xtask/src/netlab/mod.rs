@@ -28,7 +28,7 @@ mod scenario;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab::{Family, Lab};
@@ -37,7 +37,11 @@ use report::{read_report, summarize};
 pub use scenario::Scenario;
 use scenario::{Change, Way};
 
-use crate::Failed;
+use crate::test::TEST_PACKAGES;
+use crate::{
+    build_debug, build_release, build_ui, ensure_system_packages, root, target_dir, write_y4m,
+    Failed,
+};
 
 struct Kill(Child);
 
@@ -51,27 +55,33 @@ impl Drop for Kill {
 /// Starts the impairment forwarder in the router; returns once its rules
 /// are in place (the scenario's clock starts then).
 fn start_forwarder(lab: &Lab, scenario: &Scenario) -> Result<Kill, Failed> {
-    let me = std::env::current_exe().map_err(|e| format!("xtask: {e}"))?;
+    let me = std::env::current_exe().map_err(Failed::io("xtask"))?;
     let mut child = Kill(
         lab.exec("r", &me)
             .arg("netlab-impair")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("netlab-impair: {e}"))?,
+            .map_err(Failed::io("netlab-impair"))?,
     );
     if let Some(mut stdin) = child.0.stdin.take() {
         stdin
             .write_all(scenario.text.as_bytes())
-            .map_err(|e| format!("netlab-impair: {e}"))?;
+            .map_err(Failed::io("netlab-impair"))?;
     }
-    let stdout = child.0.stdout.take().ok_or("netlab-impair: no stdout")?;
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or(Failed::check("netlab-impair: no stdout"))?;
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
-        .map_err(|e| format!("netlab-impair: {e}"))?;
+        .map_err(Failed::io("netlab-impair"))?;
     if line.trim() != "ready" {
-        return Err("netlab-impair did not start (see its error above)".into());
+        return Err(Failed::check(
+            "netlab-impair did not start (see its error above)",
+        ));
     }
     Ok(child)
 }
@@ -139,16 +149,16 @@ pub fn run_scenario(
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("huddle-server: {e}"))?,
+            .map_err(Failed::io("huddle-server"))?,
     );
     std::thread::sleep(Duration::from_millis(500));
-    std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(scratch).map_err(Failed::io(scratch.display()))?;
     let seconds = scenario.duration.as_secs() + 1;
     let run_name = format!("{}-{}-{}", scenario.name, pair.0.name(), pair.1.name());
     let report = |side: &str| scratch.join(format!("{run_name}-{side}.json"));
     let log = |side: &str| -> Result<std::fs::File, Failed> {
         let path = scratch.join(format!("{run_name}-{side}.log"));
-        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+        std::fs::File::create(&path).map_err(Failed::io(path.display()))
     };
     let peer = |client: Client, side: &str| -> Result<Kill, Failed> {
         let name = side.to_uppercase();
@@ -187,7 +197,7 @@ pub fn run_scenario(
         .stderr(log(side)?)
         .spawn()
         .map(Kill)
-        .map_err(|e| format!("{} peer: {e}", client.name()))
+        .map_err(Failed::io(format!("{} peer", client.name())))
     };
     let _forwarder = if scenario.impaired() {
         Some(start_forwarder(&lab, scenario)?)
@@ -363,4 +373,110 @@ pub const MESH_KEEP_SHARE: f64 = 0.5;
 /// The scenarios shipped with the project.
 pub fn shipped() -> PathBuf {
     crate::root().join("bench/netlab")
+}
+/// The network lab: each scenario of `bench/netlab` (or those named) run
+/// through a real bottleneck between two native peers, a native peer and
+/// Chromium, and two Chromiums (only the first with `--native`), debug
+/// builds unless `--release`; see `netlab/mod.rs`.
+pub fn run(args: &[String]) -> Result<(), Failed> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(Failed::io("id"))?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Err(Failed::Missing(
+            "the network lab needs root (network namespaces and tc)".into(),
+        ));
+    }
+    let native_only = args.iter().any(|a| a == "--native");
+    let names: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--pair"))
+        .map(|(_, a)| a)
+        .collect();
+    ensure_system_packages(&[("ip", "iproute2"), ("tc", "iproute2")])?;
+    if !native_only {
+        ensure_system_packages(TEST_PACKAGES)?;
+    }
+    // The server embeds the UI, which Chromium's side loads from it.
+    build_ui()?;
+    build_debug(&["--example", "pattern_y4m"])?;
+    let dir = shipped();
+    let paths: Vec<PathBuf> = if names.is_empty() {
+        let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(Failed::io(dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "lab"))
+            .collect();
+        all.sort();
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                if n.ends_with(".lab") {
+                    PathBuf::from(n)
+                } else {
+                    dir.join(format!("{n}.lab"))
+                }
+            })
+            .collect()
+    };
+    // `--release`: optimized peers, for figures that measure the media
+    // rather than a debug build's CPU (three debug peers fill two cores).
+    let bin = if args.iter().any(|a| a == "--release") {
+        build_release(&["huddle-server", "huddle-engine"], &["--bins"])?
+    } else {
+        target_dir().join("debug")
+    };
+    let scratch = target_dir().join("netlab");
+    std::fs::create_dir_all(&scratch).map_err(Failed::io(scratch.display()))?;
+    let camera = camera(&target_dir().join("debug"), &scratch)?;
+    let tools = Tools {
+        bin,
+        ui: root().join("src-ui"),
+        camera: Some(camera),
+    };
+    // `--pair native-Chromium`: that pair only.
+    let chosen = args
+        .iter()
+        .position(|a| a == "--pair")
+        .and_then(|i| args.get(i + 1));
+    let pairs: Vec<(Client, Client)> = PAIRS
+        .iter()
+        .copied()
+        .filter(|p| match chosen {
+            Some(name) => name.eq_ignore_ascii_case(&format!("{}-{}", p.0.name(), p.1.name())),
+            None => !native_only || *p == PAIRS[0],
+        })
+        .collect();
+    if pairs.is_empty() {
+        return Err(Failed::check(
+            "--pair: one of native-native, native-Chromium, Chromium-Chromium",
+        ));
+    }
+    for path in paths {
+        let scenario = Scenario::load(&path)?;
+        let mut directions = Vec::new();
+        for &pair in &pairs {
+            eprintln!(
+                "netlab: {}, {} and {}",
+                scenario.name,
+                pair.0.name(),
+                pair.1.name()
+            );
+            directions.extend(run_scenario(&scenario, pair, &tools, &scratch)?);
+        }
+        print_table(&scenario, &directions);
+    }
+    Ok(())
+}
+
+/// Chromium's fake camera in the lab: the busy pattern at the native
+/// peer's size (3 s, looped), written once into `scratch`.
+pub fn camera(bin: &std::path::Path, scratch: &std::path::Path) -> Result<PathBuf, Failed> {
+    let camera = scratch.join("busy-640x360.y4m");
+    write_y4m(bin, &camera, "640x360")?;
+    Ok(camera)
 }

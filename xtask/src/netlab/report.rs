@@ -30,9 +30,11 @@ pub struct Received {
 /// `from` (both `huddle-peer` and the browser rig name each sender; an
 /// unnamed only sender is taken whatever its name).
 pub fn read_report(path: &Path, from: &str) -> Result<Received, Failed> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let report: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(Failed::io(path.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text).map_err(|source| Failed::Json {
+        what: path.display().to_string(),
+        source,
+    })?;
     let peers = report["peers"].as_object();
     let named = peers.and_then(|p| p.values().find(|peer| peer["name"] == from));
     let only = peers

@@ -171,7 +171,8 @@ impl Scenario {
             if line.is_empty() {
                 continue;
             }
-            let bad = || format!("{name}:{}: cannot read {line:?}", n + 1);
+            let at_line = format!("{name}:{}", n + 1);
+            let bad = || Failed::Scenario(format!("{at_line}: cannot read {line:?}"));
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["duration", d] => scenario.duration = parse_duration(d).ok_or_else(bad)?,
@@ -208,7 +209,9 @@ impl Scenario {
                     };
                     let on_c = ways.iter().any(|w| matches!(w, Way::ToC | Way::FromC));
                     if on_c && !matches!(change, Change::Rate(_)) {
-                        return Err(format!("{}: C's link has a capacity only", bad()));
+                        return Err(Failed::Scenario(format!(
+                            "{at_line}: C's link has a capacity only"
+                        )));
                     }
                     for &way in ways {
                         scenario.steps.push(Step { at, way, change });
@@ -223,16 +226,18 @@ impl Scenario {
         if scenario.members < 3
             && (scenario.steps.iter().any(on_c) || scenario.spares.contains(&"c"))
         {
-            return Err(format!("{name}: C needs `members 3`"));
+            return Err(Failed::Scenario(format!("{name}: C needs `members 3`")));
         }
         if scenario.ipv6_only && scenario.impaired() {
-            return Err(format!("{name}: the forwarder's impairments are IPv4 only"));
+            return Err(Failed::Scenario(format!(
+                "{name}: the forwarder's impairments are IPv4 only"
+            )));
         }
         Ok(scenario)
     }
 
     pub fn load(path: &std::path::Path) -> Result<Scenario, Failed> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(Failed::io(path.display()))?;
         let name = path
             .file_stem()
             .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
