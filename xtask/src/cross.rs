@@ -63,7 +63,7 @@ pub fn main(args: &[String]) -> Result<(), Failed> {
             windows_check(&crate::target_dir().join("debug"))
         }
         _ => Err(Failed::Usage(
-            "cargo xtask cross windows | test | bench".into(),
+            "usage: cargo xtask cross windows | test | bench".into(),
         )),
     }
 }
