@@ -51,7 +51,14 @@ async function attacker(room, name) {
   await page.evaluate(
     ({ wsUrl, room, name }) =>
       new Promise((resolve, reject) => {
-        const a = (window.attack = { answers: 0, offersFromVictim: 0, pcs: [], ws: new WebSocket(wsUrl), peers: [], self: null });
+        const a = (window.attack = {
+          answers: 0,
+          offersFromVictim: 0,
+          pcs: [],
+          ws: new WebSocket(wsUrl),
+          peers: [],
+          self: null,
+        });
         a.send = (m) => a.ws.send(JSON.stringify(m));
         a.ws.onopen = () => a.send({ type: "join", v: 1, room, name, client: "bot" });
         a.ws.onerror = () => reject(new Error("socket error"));
@@ -84,7 +91,8 @@ async function attacker(room, name) {
           const pc = new RTCPeerConnection();
           pc.addTransceiver("audio", { direction: "recvonly" });
           pc.addTransceiver("video", { direction: "recvonly" });
-          pc.onicecandidate = (e) => a.send({ type: "signal", to, data: { candidate: e.candidate ? e.candidate.toJSON() : null } });
+          pc.onicecandidate = (e) =>
+            a.send({ type: "signal", to, data: { candidate: e.candidate ? e.candidate.toJSON() : null } });
           a.pcs.push({ to, pc, closed: false });
           const offer = await pc.createOffer();
           await pc.setLocalDescription(offer);
@@ -160,7 +168,12 @@ async function attackVictim(label, a, victimId, victimProcessed) {
   } catch {
     control = 0;
   }
-  row(`control: the same offer once in the call (${label})`, "answered, video decoded", control > 0 ? `${control} frames decoded` : "nothing decoded", control > 0);
+  row(
+    `control: the same offer once in the call (${label})`,
+    "answered, video decoded",
+    control > 0 ? `${control} frames decoded` : "nothing decoded",
+    control > 0,
+  );
   // 3. The attacker leaves the call and offers again.
   await a.send({ type: "call_leave" });
   const offersBefore = await a.offersFromVictim();
@@ -191,7 +204,9 @@ try {
   await ada.getByRole("button", { name: "Join room" }).click();
   await ada.getByTestId("connection").filter({ hasText: "Connected" }).waitFor({ timeout: TIMEOUT });
   await startCall(ada);
-  await waitFor(ada, () => window.huddle.state().inCall && window.huddle.state().local.stream, null, { timeout: TIMEOUT });
+  await waitFor(ada, () => window.huddle.state().inCall && window.huddle.state().local.stream, null, {
+    timeout: TIMEOUT,
+  });
   const mallory = await attacker("boardroom", "Mallory");
   const adaId = await mallory.idOf("Ada");
   // The victim handles messages in the room's order: once it shows a chat
@@ -206,11 +221,20 @@ try {
   await mallory.close();
 
   // Victim 2: a native huddle-peer, in a call on its own.
-  peer = spawn(peerBin, ["--server", wsUrl, "--room", "lab", "--name", "Native", "--duration", "120s", "--udp", "127.0.0.1:0"], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  peer = spawn(
+    peerBin,
+    ["--server", wsUrl, "--room", "lab", "--name", "Native", "--duration", "120s", "--udp", "127.0.0.1:0"],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   const eve = await attacker("lab", "Eve");
-  const nativeId = await waitFor(eve.page, () => window.attack.peers.find((p) => p.name === "Native" && p.in_call)?.id, null, { timeout: TIMEOUT }).catch(() => null);
+  const nativeId = await waitFor(
+    eve.page,
+    () => window.attack.peers.find((p) => p.name === "Native" && p.in_call)?.id,
+    null,
+    { timeout: TIMEOUT },
+  ).catch(() => null);
   if (!nativeId) throw new Error("huddle-peer never joined the call");
   await attackVictim("huddle-peer", eve, nativeId, null);
   await eve.close();

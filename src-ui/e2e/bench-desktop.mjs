@@ -54,7 +54,9 @@ async function machineCpu() {
 /** Measures the app over `seconds`: CPU %, RSS at the end, tile figures before and after. */
 async function measure(app, pid, seconds) {
   const tilesBefore = await app.execute(`return window.huddle.tiles()`);
-  await app.execute(`for (const t of Object.values(window.huddle.tiles())) for (const a of [t.delays, t.arrivals, t.draws]) a.length = 0;`);
+  await app.execute(
+    `for (const t of Object.values(window.huddle.tiles())) for (const a of [t.delays, t.arrivals, t.draws]) a.length = 0;`,
+  );
   const before = processTree(pid);
   lastStat = machineStat();
   const started = Date.now();
@@ -76,10 +78,20 @@ async function measure(app, pid, seconds) {
     };
   }
   const perProcess = Object.entries(after.byName)
-    .map(([name, a]) => `${name} ${((100 * (a.cpu - (before.byName[name]?.cpu ?? 0))) / elapsed).toFixed(0)} % ${(a.rss / MB).toFixed(0)} MB`)
+    .map(
+      ([name, a]) =>
+        `${name} ${((100 * (a.cpu - (before.byName[name]?.cpu ?? 0))) / elapsed).toFixed(0)} % ${(a.rss / MB).toFixed(0)} MB`,
+    )
     .join(", ");
   const machine = await machineCpu(seconds);
-  return { cpuPercent: (100 * (after.cpu - before.cpu)) / elapsed, rssMb: after.rss / MB, pssMb: after.pss / MB, perProcess, machine, tiles };
+  return {
+    cpuPercent: (100 * (after.cpu - before.cpu)) / elapsed,
+    rssMb: after.rss / MB,
+    pssMb: after.pss / MB,
+    perProcess,
+    machine,
+    tiles,
+  };
 }
 
 function printTiles(tiles) {
@@ -124,21 +136,52 @@ try {
   await app.clickButton("Join now");
   const peers = [];
   const peer = (name, size, room = "bench") =>
-    rig.spawn(peerBin, ["--server", `ws://${address}/ws`, "--room", room, "--name", name, "--size", size, "--fps", "30", "--kbps", "2500", "--duration", "120s", "--udp", "127.0.0.1:0"], { stdio: "ignore" });
+    rig.spawn(
+      peerBin,
+      [
+        "--server",
+        `ws://${address}/ws`,
+        "--room",
+        room,
+        "--name",
+        name,
+        "--size",
+        size,
+        "--fps",
+        "30",
+        "--kbps",
+        "2500",
+        "--duration",
+        "120s",
+        "--udp",
+        "127.0.0.1:0",
+      ],
+      { stdio: "ignore" },
+    );
   peers.push(peer("Sender720", "1280x720"));
-  await app.waitFor(`return Object.entries(window.huddle.tiles()).some(([id, t]) => id !== 'self' && t.width === 1280 && t.rendered > 30)`, { what: "720p pictures drawn", timeout: 60_000 });
+  await app.waitFor(
+    `return Object.entries(window.huddle.tiles()).some(([id, t]) => id !== 'self' && t.width === 1280 && t.rendered > 30)`,
+    { what: "720p pictures drawn", timeout: 60_000 },
+  );
   await new Promise((r) => setTimeout(r, 3000));
   const oneToOne = await measure(app, pid, WINDOW_S);
-  console.log(`  1:1 call, 1280×720 30 fps in (+ 640×480 test pattern out): app ${oneToOne.cpuPercent.toFixed(0)} % CPU, ${oneToOne.rssMb.toFixed(0)} MB RSS, ${oneToOne.pssMb.toFixed(0)} MB PSS (${oneToOne.perProcess}); machine busy ${oneToOne.machine}`);
+  console.log(
+    `  1:1 call, 1280×720 30 fps in (+ 640×480 test pattern out): app ${oneToOne.cpuPercent.toFixed(0)} % CPU, ${oneToOne.rssMb.toFixed(0)} MB RSS, ${oneToOne.pssMb.toFixed(0)} MB PSS (${oneToOne.perProcess}); machine busy ${oneToOne.machine}`,
+  );
   printTiles(oneToOne.tiles);
 
   // --- 4-way --------------------------------------------------------------------
   await stop(peers.pop());
   for (const name of ["Peer2", "Peer3", "Peer4"]) peers.push(peer(name, "640x360"));
-  await app.waitFor(`return Object.entries(window.huddle.tiles()).filter(([id, t]) => id !== 'self' && t.width === 640 && t.rendered > 30).length === 3`, { what: "three tiles drawing", timeout: 60_000 });
+  await app.waitFor(
+    `return Object.entries(window.huddle.tiles()).filter(([id, t]) => id !== 'self' && t.width === 640 && t.rendered > 30).length === 3`,
+    { what: "three tiles drawing", timeout: 60_000 },
+  );
   await new Promise((r) => setTimeout(r, 3000));
   const fourWay = await measure(app, pid, WINDOW_S);
-  console.log(`  4-way call, 3 × 640×360 30 fps in (+ 640×480 out to each): app ${fourWay.cpuPercent.toFixed(0)} % CPU, ${fourWay.rssMb.toFixed(0)} MB RSS, ${fourWay.pssMb.toFixed(0)} MB PSS (${fourWay.perProcess}); machine busy ${fourWay.machine}`);
+  console.log(
+    `  4-way call, 3 × 640×360 30 fps in (+ 640×480 out to each): app ${fourWay.cpuPercent.toFixed(0)} % CPU, ${fourWay.rssMb.toFixed(0)} MB RSS, ${fourWay.pssMb.toFixed(0)} MB PSS (${fourWay.perProcess}); machine busy ${fourWay.machine}`,
+  );
   printTiles(fourWay.tiles);
 } catch (error) {
   console.error(error);

@@ -59,7 +59,28 @@ const url = `ws://127.0.0.1:${port}/ws`;
 /** Grace talks in `room` for GRACE_SECONDS; resolves to her WAV's samples. */
 async function grace(room) {
   const wav = joinPath(dir, `${room}.wav`);
-  const child = spawn(peerBin, ["--server", url, "--room", room, "--name", "Grace", "--video", "none", "--audio", "voice", "--output", `wav:${wav}`, "--duration", `${GRACE_SECONDS}s`, "--udp", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(
+    peerBin,
+    [
+      "--server",
+      url,
+      "--room",
+      room,
+      "--name",
+      "Grace",
+      "--video",
+      "none",
+      "--audio",
+      "voice",
+      "--output",
+      `wav:${wav}`,
+      "--duration",
+      `${GRACE_SECONDS}s`,
+      "--udp",
+      "127.0.0.1:0",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   await new Promise((r) => child.once("exit", r));
   return readWav(wav).samples;
 }
@@ -69,7 +90,8 @@ function levels(samples) {
   const at = (s) => s * 48_000;
   if (process.env.HUDDLE_KEEP) {
     const perSecond = [];
-    for (let s = 0; s + 1 <= samples.length / 48_000; s++) perSecond.push(dbfs(samples.subarray(at(s), at(s + 1))).toFixed(0));
+    for (let s = 0; s + 1 <= samples.length / 48_000; s++)
+      perSecond.push(dbfs(samples.subarray(at(s), at(s + 1))).toFixed(0));
     console.log(`per second: ${perSecond.join(" ")}`);
   }
   return { early: dbfs(samples.subarray(at(4), at(8))), steady: dbfs(samples.subarray(at(10), at(22))) };
@@ -77,8 +99,28 @@ function levels(samples) {
 
 /** Ada as a native huddle-peer (its microphone processed, or not). */
 async function nativeAda(room, unprocessed) {
-  const args = ["--server", url, "--room", room, "--name", "Ada", "--video", "none", "--audio", "mic", "--output", "speaker", "--duration", `${GRACE_SECONDS + 10}s`, "--udp", "127.0.0.1:0"];
-  const ada = spawn(peerBin, unprocessed ? [...args, "--unprocessed"] : args, { env: soundEnv, stdio: ["ignore", "ignore", "inherit"] });
+  const args = [
+    "--server",
+    url,
+    "--room",
+    room,
+    "--name",
+    "Ada",
+    "--video",
+    "none",
+    "--audio",
+    "mic",
+    "--output",
+    "speaker",
+    "--duration",
+    `${GRACE_SECONDS + 10}s`,
+    "--udp",
+    "127.0.0.1:0",
+  ];
+  const ada = spawn(peerBin, unprocessed ? [...args, "--unprocessed"] : args, {
+    env: soundEnv,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   try {
     return levels(await grace(room));
   } finally {
@@ -114,6 +156,7 @@ try {
 }
 console.log("| near end | run | echo at Grace, 4–8 s | 10–22 s |");
 console.log("| --- | --- | --- | --- |");
-for (const [who, run, { early, steady }] of rows) console.log(`| ${who} | ${run} | ${early.toFixed(1)} dBFS | ${steady.toFixed(1)} dBFS |`);
+for (const [who, run, { early, steady }] of rows)
+  console.log(`| ${who} | ${run} | ${early.toFixed(1)} dBFS | ${steady.toFixed(1)} dBFS |`);
 const raw = rows.filter(([who]) => who.endsWith("unprocessed")).map(([, , l]) => l.steady);
 if (!raw.every((l) => l > -40)) throw new Error(`the loop carried no echo: ${raw}`);

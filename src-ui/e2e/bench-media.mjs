@@ -14,7 +14,7 @@
 // Prints the figures; asserts only that media flowed.
 
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
@@ -58,7 +58,9 @@ const browser = await chromium.launch({
 });
 // Chromium is a child of this node process; huddle-server and huddle-peer
 // are too, so they are left out by pid.
-const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ["camera", "microphone"] })).newPage();
+const page = await (
+  await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ["camera", "microphone"] })
+).newPage();
 await page.goto(`http://127.0.0.1:${port}/`);
 await page.getByLabel("Your name").fill("Chromium");
 await page.getByLabel("Room", { exact: true }).fill("bench");
@@ -70,7 +72,28 @@ const callStarted = Date.now();
 const report = joinPath(tmpdir(), `huddle-bench-${process.pid}.json`);
 const peer = spawn(
   peerBin,
-  ["--server", `ws://127.0.0.1:${port}/ws`, "--room", "bench", "--name", "Native", "--size", "1280x720", "--fps", "30", "--kbps", "2500", "--content", "busy", "--duration", `${WINDOW_S + 15}s`, "--udp", "127.0.0.1:0", "--report", report],
+  [
+    "--server",
+    `ws://127.0.0.1:${port}/ws`,
+    "--room",
+    "bench",
+    "--name",
+    "Native",
+    "--size",
+    "1280x720",
+    "--fps",
+    "30",
+    "--kbps",
+    "2500",
+    "--content",
+    "busy",
+    "--duration",
+    `${WINDOW_S + 15}s`,
+    "--udp",
+    "127.0.0.1:0",
+    "--report",
+    report,
+  ],
   { stdio: ["ignore", "ignore", "inherit"] },
 );
 const peerExited = new Promise((resolve) => peer.once("exit", resolve));
@@ -96,7 +119,7 @@ const chromiumFirstFrameMs = await page.evaluate(async () => {
       }
       return value;
     });
-    if (rows[2] !== (~rows[0] >>> 0)) return null;
+    if (rows[2] !== ~rows[0] >>> 0) return null;
     return { sequence: rows[0], captured: rows[1] };
   };
   return new Promise((resolve) => {
@@ -147,12 +170,24 @@ const percentile = (v, p) => {
 const cpu = (k) => (100 * (after[k] - before[k])) / seconds;
 const span = sequences.length ? sequences[sequences.length - 1] - sequences[0] + 1 : 0;
 const chromiumStats = stats[0] ?? {};
-console.log(`media bench: 1:1 call, 1280x720 @ 30 fps, busy content, ${seconds.toFixed(0)} s window${y4m ? "" : " (Chromium's own fake camera: no Y4M given)"}`);
-console.log(`  CPU, % of one core: Chromium (all processes) ${cpu("chromium").toFixed(0)} %, huddle-peer ${cpu("peer").toFixed(0)} %, ratio ${(cpu("peer") / cpu("chromium")).toFixed(2)}`);
-console.log(`  Chromium receives: ${chromiumStats.codec} ${chromiumStats.width}x${chromiumStats.height} at ${Math.round(chromiumStats.bitrateInKbps ?? 0)} kbit/s; presented ${sequences.length} of ${span} frames sent in the window`);
-console.log(`  glass-to-glass native → Chromium: p50 ${percentile(latencies, 50)} ms, p95 ${percentile(latencies, 95)} ms, max ${percentile(latencies, 100)} ms`);
-console.log(`  first remote picture after joining the call: Chromium ${chromiumFirstFromCall} ms (incl. huddle-peer's start), huddle-peer ${fromChromium.first_frame_ms} ms`);
-console.log(`  huddle-peer receives: ${fromChromium.frames} frames ${fromChromium.width}x${fromChromium.height}, ${Math.round((fromChromium.bitrate_in_bps ?? 0) / 1000)} kbit/s; sends at ${Math.round((fromChromium.encoder_bitrate_bps ?? 0) / 1000)} kbit/s (estimate ${Math.round((fromChromium.target_bitrate_bps ?? 0) / 1000)})`);
+console.log(
+  `media bench: 1:1 call, 1280x720 @ 30 fps, busy content, ${seconds.toFixed(0)} s window${y4m ? "" : " (Chromium's own fake camera: no Y4M given)"}`,
+);
+console.log(
+  `  CPU, % of one core: Chromium (all processes) ${cpu("chromium").toFixed(0)} %, huddle-peer ${cpu("peer").toFixed(0)} %, ratio ${(cpu("peer") / cpu("chromium")).toFixed(2)}`,
+);
+console.log(
+  `  Chromium receives: ${chromiumStats.codec} ${chromiumStats.width}x${chromiumStats.height} at ${Math.round(chromiumStats.bitrateInKbps ?? 0)} kbit/s; presented ${sequences.length} of ${span} frames sent in the window`,
+);
+console.log(
+  `  glass-to-glass native → Chromium: p50 ${percentile(latencies, 50)} ms, p95 ${percentile(latencies, 95)} ms, max ${percentile(latencies, 100)} ms`,
+);
+console.log(
+  `  first remote picture after joining the call: Chromium ${chromiumFirstFromCall} ms (incl. huddle-peer's start), huddle-peer ${fromChromium.first_frame_ms} ms`,
+);
+console.log(
+  `  huddle-peer receives: ${fromChromium.frames} frames ${fromChromium.width}x${fromChromium.height}, ${Math.round((fromChromium.bitrate_in_bps ?? 0) / 1000)} kbit/s; sends at ${Math.round((fromChromium.encoder_bitrate_bps ?? 0) / 1000)} kbit/s (estimate ${Math.round((fromChromium.target_bitrate_bps ?? 0) / 1000)})`,
+);
 void chromiumFirstFrameMs;
 if (!sequences.length || !fromChromium.frames) {
   console.error("bench-media: media did not flow");

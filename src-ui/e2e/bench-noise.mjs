@@ -120,7 +120,13 @@ function fan(n) {
   for (let i = 0; i < n; i++) {
     const t = i / RATE;
     const waver = 1 + 0.1 * Math.sin(2 * Math.PI * 0.3 * t);
-    for (const [k, a] of [[1, 1], [2, 0.5], [3, 0.25], [4, 0.12]]) hum[i] += waver * a * Math.sin(2 * Math.PI * 120 * k * t);
+    for (const [k, a] of [
+      [1, 1],
+      [2, 0.5],
+      [3, 0.25],
+      [4, 0.12],
+    ])
+      hum[i] += waver * a * Math.sin(2 * Math.PI * 120 * k * t);
   }
   const air = pink(n, 7);
   const gain = Math.sqrt(power(hum) / power(air) / 10 ** (12 / 10));
@@ -210,7 +216,8 @@ function pauseFrames(powers) {
 function marker() {
   const out = new Float32Array(MARK_S * RATE);
   for (const at of [0.2, 0.4, 0.9]) {
-    for (let i = 0; i < RATE / 10; i++) out[Math.round(at * RATE) + i] = 0.1 * Math.SQRT2 * Math.sin((2 * Math.PI * 1000 * i) / RATE);
+    for (let i = 0; i < RATE / 10; i++)
+      out[Math.round(at * RATE) + i] = 0.1 * Math.SQRT2 * Math.sin((2 * Math.PI * 1000 * i) / RATE);
   }
   return out;
 }
@@ -290,7 +297,28 @@ const url = `ws://127.0.0.1:${port}/ws`;
  * plays into Ada's microphone; resolves to the recording. */
 async function grace(room, mixPath, seconds) {
   const wav = joinPath(dir, `${room}.wav`);
-  const child = spawn(peerBin, ["--server", url, "--room", room, "--name", "Grace", "--video", "none", "--audio", "none", "--output", `wav:${wav}`, "--duration", `${seconds}s`, "--udp", "127.0.0.1:0"], { stdio: ["ignore", "ignore", "inherit"] });
+  const child = spawn(
+    peerBin,
+    [
+      "--server",
+      url,
+      "--room",
+      room,
+      "--name",
+      "Grace",
+      "--video",
+      "none",
+      "--audio",
+      "none",
+      "--output",
+      `wav:${wav}`,
+      "--duration",
+      `${seconds}s`,
+      "--udp",
+      "127.0.0.1:0",
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   const exited = new Promise((r) => child.once("exit", r));
   await new Promise((r) => setTimeout(r, PLAY_AFTER_S * 1000));
   const play = spawn("paplay", ["--device=micbus", mixPath], { env, stdio: "ignore" });
@@ -302,7 +330,26 @@ async function grace(room, mixPath, seconds) {
  * (`none`, `ns`, `all`); resolves to what Grace heard. */
 async function call(who, processing, room, mixPath, seconds) {
   if (who === "native") {
-    const args = ["--server", url, "--room", room, "--name", "Ada", "--video", "none", "--audio", "mic", "--processing", processing, "--output", "speaker", "--duration", `${seconds + 10}s`, "--udp", "127.0.0.1:0"];
+    const args = [
+      "--server",
+      url,
+      "--room",
+      room,
+      "--name",
+      "Ada",
+      "--video",
+      "none",
+      "--audio",
+      "mic",
+      "--processing",
+      processing,
+      "--output",
+      "speaker",
+      "--duration",
+      `${seconds + 10}s`,
+      "--udp",
+      "127.0.0.1:0",
+    ];
     const ada = spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });
     try {
       return await grace(room, mixPath, seconds);
@@ -347,7 +394,9 @@ try {
 }
 
 const f = (x) => (Number.isFinite(x) ? x.toFixed(1) : "–");
-console.log("| noise | near end | processing | SNR in | SNR out | SNR out − in | noise | speech | speech out | marker match |");
+console.log(
+  "| noise | near end | processing | SNR in | SNR out | SNR out − in | noise | speech | speech out | marker match |",
+);
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const { spec, who, processing, input, out, correlation } of rows) {
   const snrIn = input.speech - input.noise;

@@ -76,7 +76,9 @@ export class DesktopRig {
   /** A D-Bus session bus of our own (the app finds its running instance there). */
   async sessionBus() {
     const socket = joinPath(this.scratch, "bus");
-    this.spawn("dbus-daemon", ["--session", "--nofork", "--nopidfile", `--address=unix:path=${socket}`], { stdio: "ignore" });
+    this.spawn("dbus-daemon", ["--session", "--nofork", "--nopidfile", `--address=unix:path=${socket}`], {
+      stdio: "ignore",
+    });
     await until(() => existsSync(socket), "dbus-daemon");
     return `unix:path=${socket}`;
   }
@@ -113,7 +115,13 @@ export class DesktopRig {
   notificationHistory() {
     const reply = spawnSync(
       "dbus-send",
-      ["--session", "--print-reply", "--dest=org.freedesktop.Notifications", "/org/freedesktop/Notifications", "org.dunstproject.cmd0.NotificationListHistory"],
+      [
+        "--session",
+        "--print-reply",
+        "--dest=org.freedesktop.Notifications",
+        "/org/freedesktop/Notifications",
+        "org.dunstproject.cmd0.NotificationListHistory",
+      ],
       { env: this.env, encoding: "utf8" },
     );
     return reply.status === 0 ? reply.stdout : null;
@@ -127,7 +135,8 @@ export class DesktopRig {
     const root = xdotool("search", "--maxdepth", "0", "--name", "").stdout.trim();
     const moved = xdotool("mousemove", "1279", "799");
     const focused = xdotool("windowfocus", root);
-    if (!root || moved.status !== 0 || focused.status !== 0) throw new Error(`xdotool could not move the focus: ${moved.stderr}${focused.stderr}`);
+    if (!root || moved.status !== 0 || focused.status !== 0)
+      throw new Error(`xdotool could not move the focus: ${moved.stderr}${focused.stderr}`);
   }
 
   /** A PulseAudio daemon of our own with one null sink, the default output. */
@@ -137,7 +146,14 @@ export class DesktopRig {
     const socket = joinPath(dir, "native");
     this.spawn(
       "pulseaudio",
-      ["--daemonize=no", "-n", "--exit-idle-time=-1", "--use-pid-file=no", `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`, "--load=module-null-sink sink_name=huddle_out"],
+      [
+        "--daemonize=no",
+        "-n",
+        "--exit-idle-time=-1",
+        "--use-pid-file=no",
+        `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
+        "--load=module-null-sink sink_name=huddle_out",
+      ],
       { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
     );
     await until(() => existsSync(socket), "pulseaudio");
@@ -147,7 +163,10 @@ export class DesktopRig {
   async driver(tauriDriver) {
     const port = await freePort();
     const nativePort = await freePort();
-    this.spawn(tauriDriver, ["--port", String(port), "--native-port", String(nativePort)], { env: this.env, stdio: ["ignore", "ignore", "inherit"] });
+    this.spawn(tauriDriver, ["--port", String(port), "--native-port", String(nativePort)], {
+      env: this.env,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     const base = `http://127.0.0.1:${port}`;
     await until(async () => (await fetch(`${base}/status`).catch(() => null))?.ok, "tauri-driver");
     return base;
@@ -155,10 +174,14 @@ export class DesktopRig {
 
   /** Records `seconds` of what the null sink plays: 48 kHz mono s16. */
   async record(seconds) {
-    const rec = spawn("parec", ["--device=huddle_out.monitor", "--format=s16le", "--rate=48000", "--channels=1", "--raw", "--latency-msec=50"], {
-      env: { ...process.env, PULSE_SERVER: this.pulseServer },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const rec = spawn(
+      "parec",
+      ["--device=huddle_out.monitor", "--format=s16le", "--rate=48000", "--channels=1", "--raw", "--latency-msec=50"],
+      {
+        env: { ...process.env, PULSE_SERVER: this.pulseServer },
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     const chunks = [];
     rec.stdout.on("data", (c) => chunks.push(c));
     await new Promise((r) => setTimeout(r, seconds * 1000));
@@ -215,7 +238,10 @@ export async function joinRoom(app, { server, name, room, password = "" }) {
 }
 
 export const connected = (app, what = "Connected") =>
-  app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Connected'`, { what, timeout: 45_000 });
+  app.waitFor(`return document.querySelector('[data-testid=connection]')?.textContent === 'Connected'`, {
+    what,
+    timeout: 45_000,
+  });
 
 /** Page-side `(member) => …`: the member's tile's strip read off its canvas, with the tile's figures. */
 export const READ_TILE = `(member) => {

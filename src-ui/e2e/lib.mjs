@@ -32,8 +32,10 @@ export async function freePort() {
  * .exe) on 127.0.0.1:`port`; resolves once /healthz answers. */
 export async function startServer(bin, port, extraArgs = [], { timeoutMs = 10_000 } = {}) {
   const [program, ...pre] = [].concat(bin);
-  const child = spawn(program, [...pre, "--listen", `127.0.0.1:${port}`, "--log-level", "warn", ...extraArgs], { stdio: ["ignore", "inherit", "inherit"] });
-  for (const until = Date.now() + timeoutMs; Date.now() < until && child.exitCode === null; ) {
+  const child = spawn(program, [...pre, "--listen", `127.0.0.1:${port}`, "--log-level", "warn", ...extraArgs], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  for (const until = Date.now() + timeoutMs; Date.now() < until && child.exitCode === null;) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/healthz`);
       if (r.ok) return child;
@@ -87,7 +89,16 @@ export async function decoding(page, remotes, timeout = 30_000) {
     remotes,
     { timeout, polling: 500 },
   );
-  return page.evaluate(() => Object.entries(window.huddle.state().stats).map(([id, s]) => ({ id, codec: s.codec, w: s.width, h: s.height, frames: s.framesDecoded, audio: s.audioLevel })));
+  return page.evaluate(() =>
+    Object.entries(window.huddle.state().stats).map(([id, s]) => ({
+      id,
+      codec: s.codec,
+      w: s.width,
+      h: s.height,
+      frames: s.framesDecoded,
+      audio: s.audioLevel,
+    })),
+  );
 }
 
 /** Starts (or joins) the room's call from the header, through the check
@@ -228,8 +239,17 @@ export async function accessibilityViolations(page) {
     // mid-transition for 150 ms (a flaky contrast failure in the lobby).
     await Promise.all(document.getAnimations().map((a) => a.finished.catch(() => undefined)));
     // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+    const r = await axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] },
+    });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+    }));
   });
-  return results.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.help} (${v.nodes.join(", ")})`);
+  return results
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.join(", ")})`);
 }

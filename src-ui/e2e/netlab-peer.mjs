@@ -61,7 +61,10 @@ const browser = await chromium.launch({
 });
 const report = { peers: {} };
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ["camera", "microphone"] });
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    permissions: ["camera", "microphone"],
+  });
   const page = await context.newPage();
   await page.goto(`${serverUrl}/`);
   await page.getByLabel("Your name").fill(name);
@@ -71,7 +74,7 @@ try {
   // The first to arrive starts the call; whoever comes later joins it —
   // from the header, or from the "started a call" prompt if that came first
   // (it covers the header's button).
-  for (let joined = false; !joined; ) {
+  for (let joined = false; !joined;) {
     const prompt = page.getByRole("alertdialog").getByRole("button", { name: "Join", exact: true });
     if (await prompt.isVisible()) {
       await prompt.click();
@@ -86,7 +89,11 @@ try {
     }
   }
   const untilMs = started + seconds * 1000;
-  await page.getByTestId("tile-remote").first().locator("video").waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
+  await page
+    .getByTestId("tile-remote")
+    .first()
+    .locator("video")
+    .waitFor({ timeout: Math.max(1000, untilMs - Date.now()) });
   // Every presented picture's wall-clock time per remote tile (a mesh has
   // several; a tile may come later, or get a new <video>), with the name
   // of whose it is — the other side may leave first (it stops on its own
@@ -125,7 +132,9 @@ try {
     }
   }
   const tiles = await page.evaluate(() =>
-    Object.fromEntries(Object.entries(window.__tiles).map(([id, t]) => [id, { arrivals: t.arrivals, size: t.size, name: t.name }])),
+    Object.fromEntries(
+      Object.entries(window.__tiles).map(([id, t]) => [id, { arrivals: t.arrivals, size: t.size, name: t.name }]),
+    ),
   );
   for (const [peer, { arrivals, size, name: from }] of Object.entries(tiles)) {
     const since = arrivals.map((t) => t - started);

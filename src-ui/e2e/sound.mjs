@@ -27,7 +27,7 @@ export async function startPulse(dir, modules, { sink, source }) {
     ],
     { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
   );
-  for (const until = Date.now() + 10_000; !existsSync(socket); ) {
+  for (const until = Date.now() + 10_000; !existsSync(socket);) {
     if (Date.now() > until) throw new Error("pulseaudio did not start");
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -43,10 +43,11 @@ export async function startPulse(dir, modules, { sink, source }) {
 export function readWav(path) {
   const bytes = readFileSync(path);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (bytes.toString("latin1", 0, 4) !== "RIFF" || bytes.toString("latin1", 8, 12) !== "WAVE") throw new Error(`${path}: not a WAV file`);
+  if (bytes.toString("latin1", 0, 4) !== "RIFF" || bytes.toString("latin1", 8, 12) !== "WAVE")
+    throw new Error(`${path}: not a WAV file`);
   let channels = 1;
   let rate = RATE;
-  for (let at = 12; at + 8 <= bytes.length; ) {
+  for (let at = 12; at + 8 <= bytes.length;) {
     const id = bytes.toString("latin1", at, at + 4);
     // A writer that could not seek back leaves the data chunk's size unset.
     const size = Math.min(view.getUint32(at + 4, true), bytes.length - at - 8);
@@ -80,7 +81,8 @@ export function writeWav(path, samples, rate = RATE) {
   bytes.writeUInt16LE(16, 34);
   bytes.write("data", 36, "latin1");
   bytes.writeUInt32LE(samples.length * 2, 40);
-  for (let i = 0; i < samples.length; i++) bytes.writeInt16LE(Math.round(Math.max(-1, Math.min(1, samples[i])) * 32767), 44 + i * 2);
+  for (let i = 0; i < samples.length; i++)
+    bytes.writeInt16LE(Math.round(Math.max(-1, Math.min(1, samples[i])) * 32767), 44 + i * 2);
   writeFileSync(path, bytes);
 }
 
@@ -110,7 +112,13 @@ export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"])
     env,
     // Sound on: Playwright mutes the browser by default.
     ignoreDefaultArgs: ["--mute-audio"],
-    args: ["--no-sandbox", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"],
+    args: [
+      "--no-sandbox",
+      "--use-fake-ui-for-media-stream",
+      "--autoplay-policy=no-user-gesture-required",
+      "--allow-loopback-in-peer-connection",
+      "--disable-features=WebRtcHideLocalIpsWithMdns",
+    ],
   });
   try {
     const page = await (await browser.newContext({ permissions: ["microphone"] })).newPage();
@@ -125,10 +133,14 @@ export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"])
       await page.getByRole("button", { name: "Devices", exact: true }).click();
       for (const k of off) await page.getByLabel(TOGGLES[k]).uncheck();
       const want = { ec: "echoCancellation", ns: "noiseSuppression", agc: "autoGainControl" };
-      await waitFor(page, (keys) => {
-        const s = window.huddle.state().local.stream?.getAudioTracks()[0]?.getSettings();
-        return !!s && keys.every((k) => s[k] === false);
-      }, off.map((k) => want[k]));
+      await waitFor(
+        page,
+        (keys) => {
+          const s = window.huddle.state().local.stream?.getAudioTracks()[0]?.getSettings();
+          return !!s && keys.every((k) => s[k] === false);
+        },
+        off.map((k) => want[k]),
+      );
       await page.keyboard.press("Escape");
     }
     return browser;

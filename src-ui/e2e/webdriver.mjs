@@ -12,7 +12,9 @@ export class WebDriver {
     const r = await fetch(`${base}/session`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ capabilities: { alwaysMatch: { browserName: "wry", "tauri:options": { application, args } } } }),
+      body: JSON.stringify({
+        capabilities: { alwaysMatch: { browserName: "wry", "tauri:options": { application, args } } },
+      }),
     });
     const body = await r.json();
     if (!r.ok || !body.value?.sessionId) throw new Error(`no WebDriver session: ${JSON.stringify(body)}`);

@@ -21,7 +21,17 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, decoding, freePort, startCall, startServer, steps, stop, waitFor } from "./lib.mjs";
+import {
+  CHROMIUM_FLAGS,
+  CHROMIUM_PATH,
+  decoding,
+  freePort,
+  startCall,
+  startServer,
+  steps,
+  stop,
+  waitFor,
+} from "./lib.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const out = joinPath(here, "out", "windows");
@@ -45,10 +55,17 @@ const PEER_SECONDS = 20;
 
 const { step, results } = steps();
 const servers = [];
-const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"] });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM_PATH,
+  headless: true,
+  args: [...CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"],
+});
 
 async function user(name, base) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, permissions: ["camera", "microphone"] });
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    permissions: ["camera", "microphone"],
+  });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`  [${name}] page error: ${e.message}`));
   await page.goto(base);
@@ -64,15 +81,42 @@ async function join(u, room) {
 
 /** Every remote stream `u` decodes also carries sound. */
 async function hearsEveryone(u, n) {
-  await waitFor(u.page, (n) => Object.values(window.huddle.state().stats).filter((s) => s.audioLevel > 0.01).length >= n, n, { timeout: STEP_TIMEOUT, polling: 500 });
+  await waitFor(
+    u.page,
+    (n) => Object.values(window.huddle.state().stats).filter((s) => s.audioLevel > 0.01).length >= n,
+    n,
+    { timeout: STEP_TIMEOUT, polling: 500 },
+  );
 }
 
 /** A huddle-peer (`program` with `pre` before its own arguments) in `room`
  * for PEER_SECONDS; resolves to its exit code and JSON report. */
 function peer(program, pre, { server, room, name, toneHz, report, reportArg = report }) {
-  const args = [...pre, "--server", server, "--room", room, "--name", name, "--duration", `${PEER_SECONDS}s`, "--udp", "[::]:0", "--tone-hz", String(toneHz), "--report", reportArg];
-  const child = spawn(program, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "error" } });
-  const done = new Promise((resolve) => child.once("exit", resolve)).then((code) => ({ code, report: JSON.parse(readFileSync(report, "utf8")) }));
+  const args = [
+    ...pre,
+    "--server",
+    server,
+    "--room",
+    room,
+    "--name",
+    name,
+    "--duration",
+    `${PEER_SECONDS}s`,
+    "--udp",
+    "[::]:0",
+    "--tone-hz",
+    String(toneHz),
+    "--report",
+    reportArg,
+  ];
+  const child = spawn(program, args, {
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, RUST_LOG: "error" },
+  });
+  const done = new Promise((resolve) => child.once("exit", resolve)).then((code) => ({
+    code,
+    report: JSON.parse(readFileSync(report, "utf8")),
+  }));
   return { child, done };
 }
 
@@ -94,12 +138,16 @@ const MIN_STAMPED = 30;
 /** Fails unless `who`'s report shows video (and, if `toneHz`, that tone) from `from`. */
 function checkReceived(who, report, from, { pattern = false, toneHz = null } = {}) {
   const r = received(report, from);
-  const text = r ? `${r.frames} frames ${r.width}×${r.height} (${r.stamped_frames} of the test pattern), ${r.audio_ms} ms of audio at ${r.audio_dominant_hz} Hz` : "nothing";
+  const text = r
+    ? `${r.frames} frames ${r.width}×${r.height} (${r.stamped_frames} of the test pattern), ${r.audio_ms} ms of audio at ${r.audio_dominant_hz} Hz`
+    : "nothing";
   console.log(`    ${who} received from ${from}: ${text}`);
   if (!r || r.frames < 60) throw new Error(`${who} decoded too little video from ${from}: ${text}`);
-  if (pattern && r.stamped_frames < MIN_STAMPED) throw new Error(`${who} did not decode ${from}'s test pattern: ${text}`);
+  if (pattern && r.stamped_frames < MIN_STAMPED)
+    throw new Error(`${who} did not decode ${from}'s test pattern: ${text}`);
   if (r.audio_ms < 2000) throw new Error(`${who} heard too little from ${from}: ${text}`);
-  if (toneHz && Math.abs(r.audio_dominant_hz - toneHz) > 15) throw new Error(`${who} did not hear ${from}'s ${toneHz} Hz tone: ${text}`);
+  if (toneHz && Math.abs(r.audio_dominant_hz - toneHz) > 15)
+    throw new Error(`${who} did not hear ${from}'s ${toneHz} Hz tone: ${text}`);
 }
 
 let failed = false;
@@ -120,24 +168,40 @@ try {
     await join(grace, "wine");
     await ada.page.getByLabel("Message", { exact: true }).fill("hello from Ada, via a Windows server");
     await ada.page.getByLabel("Message", { exact: true }).press("Enter");
-    await grace.page.getByTestId("message").filter({ hasText: "hello from Ada, via a Windows server" }).waitFor({ timeout: STEP_TIMEOUT });
+    await grace.page
+      .getByTestId("message")
+      .filter({ hasText: "hello from Ada, via a Windows server" })
+      .waitFor({ timeout: STEP_TIMEOUT });
   });
-  await step("through huddle-server.exe: Chromium, Chromium and a Linux huddle-peer in one call decode each other", async () => {
-    await startCall(ada.page);
-    await grace.page.getByRole("alertdialog").filter({ hasText: "Ada started a call" }).getByRole("button", { name: "Join" }).click();
-    const report = joinPath(out, "linux-peer-on-windows-server.json");
-    const linux = peer(peerBin, [], { server: `ws://127.0.0.1:${winPort}/ws`, room: "wine", name: "Linus", toneHz: 440, report });
-    for (const u of [ada, grace]) {
-      const seen = await decoding(u.page, 2, STEP_TIMEOUT);
-      console.log(`    ${u.name} decodes: ${seen.map((s) => `${s.codec} ${s.w}×${s.h}`).join(", ")}`);
-      await hearsEveryone(u, 2);
-    }
-    await ada.page.screenshot({ path: joinPath(out, "windows-server-call.png") });
-    const { code, report: r } = await linux.done;
-    if (code !== 0) throw new Error(`the Linux huddle-peer exited with ${code}`);
-    for (const from of ["Ada", "Grace"]) checkReceived("the Linux huddle-peer", r, from);
-    for (const u of [ada, grace]) await u.page.getByRole("button", { name: "Leave call", exact: true }).click();
-  });
+  await step(
+    "through huddle-server.exe: Chromium, Chromium and a Linux huddle-peer in one call decode each other",
+    async () => {
+      await startCall(ada.page);
+      await grace.page
+        .getByRole("alertdialog")
+        .filter({ hasText: "Ada started a call" })
+        .getByRole("button", { name: "Join" })
+        .click();
+      const report = joinPath(out, "linux-peer-on-windows-server.json");
+      const linux = peer(peerBin, [], {
+        server: `ws://127.0.0.1:${winPort}/ws`,
+        room: "wine",
+        name: "Linus",
+        toneHz: 440,
+        report,
+      });
+      for (const u of [ada, grace]) {
+        const seen = await decoding(u.page, 2, STEP_TIMEOUT);
+        console.log(`    ${u.name} decodes: ${seen.map((s) => `${s.codec} ${s.w}×${s.h}`).join(", ")}`);
+        await hearsEveryone(u, 2);
+      }
+      await ada.page.screenshot({ path: joinPath(out, "windows-server-call.png") });
+      const { code, report: r } = await linux.done;
+      if (code !== 0) throw new Error(`the Linux huddle-peer exited with ${code}`);
+      for (const from of ["Ada", "Grace"]) checkReceived("the Linux huddle-peer", r, from);
+      for (const u of [ada, grace]) await u.page.getByRole("button", { name: "Leave call", exact: true }).click();
+    },
+  );
   await ada.context.close();
   await grace.context.close();
   await stop(servers.pop());
@@ -145,29 +209,42 @@ try {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   servers.push(await startServer(serverBin, port));
-  await step("huddle-peer.exe under wine, a Linux huddle-peer and Chromium in one call: each decodes the others' pictures and hears their tones", async () => {
-    const dana = await user("Dana", base);
-    await join(dana, "wine-peer");
-    await startCall(dana.page);
-    const server = `ws://127.0.0.1:${port}/ws`;
-    const winReport = joinPath(out, "windows-peer.json");
-    const linReport = joinPath(out, "linux-peer.json");
-    // wine maps the Linux root to drive Z:.
-    const win = peer(wine, [peerExe], { server, room: "wine-peer", name: "Windows", toneHz: 660, report: winReport, reportArg: `Z:${winReport.replaceAll("/", "\\")}` });
-    const lin = peer(peerBin, [], { server, room: "wine-peer", name: "Linux", toneHz: 440, report: linReport });
-    const seen = await decoding(dana.page, 2, STEP_TIMEOUT);
-    console.log(`    Chromium decodes: ${seen.map((s) => `${s.codec} ${s.w}×${s.h}`).join(", ")}`);
-    await hearsEveryone(dana, 2);
-    await dana.page.screenshot({ path: joinPath(out, "windows-peer-call.png") });
-    const [w, l] = [await win.done, await lin.done];
-    if (w.code !== 0 || l.code !== 0) throw new Error(`huddle-peer.exe exited with ${w.code}, the Linux one with ${l.code}`);
-    checkReceived("huddle-peer.exe", w.report, "Linux", { pattern: true, toneHz: 440 });
-    checkReceived("huddle-peer.exe", w.report, "Dana");
-    checkReceived("the Linux huddle-peer", l.report, "Windows", { pattern: true, toneHz: 660 });
-    checkReceived("the Linux huddle-peer", l.report, "Dana");
-    console.log(`    CPU (one core = 100 %): huddle-peer.exe under wine ${w.report.cpu_percent_of_one_core?.toFixed(1)} %, Linux huddle-peer ${l.report.cpu_percent_of_one_core?.toFixed(1)} %`);
-    await dana.context.close();
-  });
+  await step(
+    "huddle-peer.exe under wine, a Linux huddle-peer and Chromium in one call: each decodes the others' pictures and hears their tones",
+    async () => {
+      const dana = await user("Dana", base);
+      await join(dana, "wine-peer");
+      await startCall(dana.page);
+      const server = `ws://127.0.0.1:${port}/ws`;
+      const winReport = joinPath(out, "windows-peer.json");
+      const linReport = joinPath(out, "linux-peer.json");
+      // wine maps the Linux root to drive Z:.
+      const win = peer(wine, [peerExe], {
+        server,
+        room: "wine-peer",
+        name: "Windows",
+        toneHz: 660,
+        report: winReport,
+        reportArg: `Z:${winReport.replaceAll("/", "\\")}`,
+      });
+      const lin = peer(peerBin, [], { server, room: "wine-peer", name: "Linux", toneHz: 440, report: linReport });
+      const seen = await decoding(dana.page, 2, STEP_TIMEOUT);
+      console.log(`    Chromium decodes: ${seen.map((s) => `${s.codec} ${s.w}×${s.h}`).join(", ")}`);
+      await hearsEveryone(dana, 2);
+      await dana.page.screenshot({ path: joinPath(out, "windows-peer-call.png") });
+      const [w, l] = [await win.done, await lin.done];
+      if (w.code !== 0 || l.code !== 0)
+        throw new Error(`huddle-peer.exe exited with ${w.code}, the Linux one with ${l.code}`);
+      checkReceived("huddle-peer.exe", w.report, "Linux", { pattern: true, toneHz: 440 });
+      checkReceived("huddle-peer.exe", w.report, "Dana");
+      checkReceived("the Linux huddle-peer", l.report, "Windows", { pattern: true, toneHz: 660 });
+      checkReceived("the Linux huddle-peer", l.report, "Dana");
+      console.log(
+        `    CPU (one core = 100 %): huddle-peer.exe under wine ${w.report.cpu_percent_of_one_core?.toFixed(1)} %, Linux huddle-peer ${l.report.cpu_percent_of_one_core?.toFixed(1)} %`,
+      );
+      await dana.context.close();
+    },
+  );
 } catch (error) {
   failed = true;
   console.error(error);
@@ -175,5 +252,7 @@ try {
   await browser.close();
   for (const s of servers) await stop(s);
 }
-console.log(`windows: ${results.filter((r) => r.ok).length}/${results.length} steps passed${failed ? " (stopped at the first failure)" : ""}; screenshots in ${out}`);
+console.log(
+  `windows: ${results.filter((r) => r.ok).length}/${results.length} steps passed${failed ? " (stopped at the first failure)" : ""}; screenshots in ${out}`,
+);
 process.exit(failed ? 1 : 0);

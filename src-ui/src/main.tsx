@@ -99,7 +99,10 @@ async function desktopEngine(): Promise<Engine> {
   document.addEventListener("auxclick", openOutside, true);
   await engine.ready;
   setStorageBackend(settingsBackend(engine));
-  (window as unknown as { huddle: object }).huddle = { state: () => engine.getState(), tiles: () => engine.tileFigures() };
+  (window as unknown as { huddle: object }).huddle = {
+    state: () => engine.getState(),
+    tiles: () => engine.tileFigures(),
+  };
   return engine;
 }
 

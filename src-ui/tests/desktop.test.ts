@@ -41,7 +41,14 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
   const ipc: DesktopIpc = {
     attach: async (onEvent) => {
       emit = onEvent;
-      const startup: Startup = { settings, devices, link: null, hosting: null, softwarePainting: true, screenShareUnavailable: null };
+      const startup: Startup = {
+        settings,
+        devices,
+        link: null,
+        hosting: null,
+        softwarePainting: true,
+        screenShareUnavailable: null,
+      };
       return startup;
     },
     saveSettings: record("saveSettings"),
@@ -66,7 +73,12 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
     pipClose: record("pipClose"),
     pipTarget: async () => null,
     onPipTarget: async () => () => undefined,
-    host: async () => ({ serverUrl: "wss://10.0.0.2:8787/ws", webUrl: "https://10.0.0.2:8787/", token: "tok3n", fingerprint: "AB:CD" }),
+    host: async () => ({
+      serverUrl: "wss://10.0.0.2:8787/ws",
+      webUrl: "https://10.0.0.2:8787/",
+      token: "tok3n",
+      fingerprint: "AB:CD",
+    }),
     stopHosting: record("stopHosting"),
     openUrl: record("openUrl"),
     joinLink: async (server, room, access) => {
@@ -94,7 +106,10 @@ describe("DesktopEngine", () => {
     const { ipc, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "ws://other.example.org/ws", room: "retro", token: null, fingerprint: null } });
+    emit({
+      type: "open_link",
+      link: { server: "ws://other.example.org/ws", room: "retro", token: null, fingerprint: null },
+    });
     // Another server than the current one: asked first, nothing changed yet.
     expect(engine.getState().desktop?.linkPrompt).toEqual({ host: "other.example.org", room: "retro" });
     expect(engine.getState().desktop?.server).toBe("chat.example.org");
@@ -104,7 +119,10 @@ describe("DesktopEngine", () => {
     expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
     engine.join({ room: "standup", name: "Ada" });
     emit({ type: "server", message: joined as never });
-    emit({ type: "open_link", link: { server: "ws://third.example.org/ws", room: "planning", token: null, fingerprint: null } });
+    emit({
+      type: "open_link",
+      link: { server: "ws://third.example.org/ws", room: "planning", token: null, fingerprint: null },
+    });
     expect(engine.getState().status).toBe("joined");
     expect(engine.getState().error?.code).toBe("link");
     expect(engine.getState().desktop?.openedLink?.room).toBe("retro");
@@ -120,13 +138,19 @@ describe("DesktopEngine", () => {
     const { ipc, calls, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "ws://evil.example/ws", room: "free-prizes", token: "t", fingerprint: "EE:EE" } });
+    emit({
+      type: "open_link",
+      link: { server: "ws://evil.example/ws", room: "free-prizes", token: "t", fingerprint: "EE:EE" },
+    });
     engine.desktop?.answerLink(false);
     expect(engine.getState().desktop?.linkPrompt).toBeNull();
     expect(engine.getState().desktop?.server).toBe("chat.example.org");
     expect(calls.some(([name]) => name === "saveSettings")).toBe(false);
     engine.join({ room: "standup", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
+    expect(calls).toContainEqual([
+      "join",
+      { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null },
+    ]);
     engine.dispose();
   });
 
@@ -134,11 +158,17 @@ describe("DesktopEngine", () => {
     const { ipc, calls, emit } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    emit({ type: "open_link", link: { server: "chat.example.org", room: "retro", token: "t0k", fingerprint: "12:34" } });
+    emit({
+      type: "open_link",
+      link: { server: "chat.example.org", room: "retro", token: "t0k", fingerprint: "12:34" },
+    });
     expect(engine.getState().desktop?.linkPrompt).toBeNull();
     expect(engine.getState().desktop?.openedLink).toEqual({ room: "retro", seq: 1 });
     engine.join({ room: "retro", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "retro", name: "Ada", password: null, token: "t0k", fingerprint: "12:34" }]);
+    expect(calls).toContainEqual([
+      "join",
+      { server: "chat.example.org", room: "retro", name: "Ada", password: null, token: "t0k", fingerprint: "12:34" },
+    ]);
     engine.dispose();
   });
 
@@ -181,7 +211,9 @@ describe("DesktopEngine", () => {
     await engine.joinCall(false, false);
     expect(engine.getState().preview).toBeNull();
     expect(engine.getState().local.audio).toBe(false);
-    const order = calls.map(([name, arg]) => `${name}(${JSON.stringify(arg)})`).filter((c) => /preview|joinCall|setMicrophone/.test(c));
+    const order = calls
+      .map(([name, arg]) => `${name}(${JSON.stringify(arg)})`)
+      .filter((c) => /preview|joinCall|setMicrophone/.test(c));
     expect(order).toEqual(["preview(true)", "joinCall(false)", "setMicrophone(false)"]);
     await engine.preview(true, false);
     expect(calls.at(-1)).toEqual(["preview", true]);
@@ -215,7 +247,11 @@ describe("DesktopEngine", () => {
     const { ipc, calls } = shell();
     const engine = new DesktopEngine(ipc);
     await engine.ready;
-    expect(engine.getState().devices.processing).toEqual({ echoCancellation: true, noiseSuppression: false, autoGainControl: true });
+    expect(engine.getState().devices.processing).toEqual({
+      echoCancellation: true,
+      noiseSuppression: false,
+      autoGainControl: true,
+    });
     const all = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
     await engine.setAudioProcessing(all);
     expect(engine.getState().devices.processing).toEqual(all);
@@ -241,7 +277,10 @@ describe("DesktopEngine", () => {
     await engine.ready;
     engine.join({ room: "standup", name: "Ada" });
     expect(engine.getState().status).toBe("connecting");
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
+    expect(calls).toContainEqual([
+      "join",
+      { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null },
+    ]);
     emit({ type: "server", message: joined as never });
     expect(engine.getState().status).toBe("joined");
     expect(engine.getState().room?.name).toBe("standup");
@@ -255,9 +294,22 @@ describe("DesktopEngine", () => {
     await engine.desktop?.host();
     expect(engine.getState().desktop?.hosting?.token).toBe("tok3n");
     engine.join({ room: "standup", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "wss://10.0.0.2:8787/ws", room: "standup", name: "Ada", password: null, token: "tok3n", fingerprint: "AB:CD" }]);
+    expect(calls).toContainEqual([
+      "join",
+      {
+        server: "wss://10.0.0.2:8787/ws",
+        room: "standup",
+        name: "Ada",
+        password: null,
+        token: "tok3n",
+        fingerprint: "AB:CD",
+      },
+    ]);
     await engine.desktop?.joinLink("standup");
-    expect(calls).toContainEqual(["joinLink", { server: "wss://10.0.0.2:8787/ws", room: "standup", token: "tok3n", fingerprint: "AB:CD" }]);
+    expect(calls).toContainEqual([
+      "joinLink",
+      { server: "wss://10.0.0.2:8787/ws", room: "standup", token: "tok3n", fingerprint: "AB:CD" },
+    ]);
     engine.leave();
     await engine.desktop?.stopHosting();
     expect(calls.some(([name]) => name === "stopHosting")).toBe(true);
@@ -266,7 +318,10 @@ describe("DesktopEngine", () => {
     // Another server typed in afterwards gets no token.
     engine.desktop?.setServer("chat.example.org");
     engine.join({ room: "standup", name: "Ada" });
-    expect(calls).toContainEqual(["join", { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null }]);
+    expect(calls).toContainEqual([
+      "join",
+      { server: "chat.example.org", room: "standup", name: "Ada", password: null, token: null, fingerprint: null },
+    ]);
     engine.dispose();
   });
 
@@ -280,7 +335,10 @@ describe("DesktopEngine", () => {
       emit({ type: "server", message: joined as never });
       engine.sendChat("first");
       engine.sendChat("second");
-      expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([["first", "sending"], ["second", "sending"]]);
+      expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([
+        ["first", "sending"],
+        ["second", "sending"],
+      ]);
       // The echo (no rid through the native engine) confirms the oldest with its text.
       emit({ type: "server", message: { type: "chat", id: "m_1", from: "p_1", text: "first", ts: 1 } });
       expect(engine.getState().outgoing.map((o) => o.text)).toEqual(["second"]);
@@ -290,7 +348,9 @@ describe("DesktopEngine", () => {
       expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([["second", "failed"]]);
       const rid = engine.getState().outgoing[0]?.rid ?? "";
       engine.retryChat(rid);
-      expect(calls.filter(([name, m]) => name === "send" && (m as { text?: string }).text === "second")).toHaveLength(2);
+      expect(calls.filter(([name, m]) => name === "send" && (m as { text?: string }).text === "second")).toHaveLength(
+        2,
+      );
       expect(engine.getState().outgoing.map((o) => [o.text, o.status])).toEqual([["second", "sending"]]);
       // The engine gives up on the server: what is unconfirmed says so at once.
       emit({ type: "stopped", reason: { code: "gave_up", message: "Lost the connection." } } as UiEvent);
@@ -333,7 +393,9 @@ describe("DesktopEngine", () => {
   });
 
   it("a bad server address is the shell's message, not a hang", async () => {
-    const { ipc } = shell(async () => Promise.reject({ code: "bad_server_url", message: '"a b" is not a server address' }));
+    const { ipc } = shell(async () =>
+      Promise.reject({ code: "bad_server_url", message: '"a b" is not a server address' }),
+    );
     const engine = new DesktopEngine(ipc);
     await engine.ready;
     engine.join({ room: "r", name: "Ada" });
@@ -379,7 +441,9 @@ describe("parsePicture", () => {
     view.setUint32(16, 9, true);
     view.setUint32(20, 2, true);
     const p = parsePicture(bytes);
-    expect(p && { w: p.width, h: p.height, at: p.decodedAt, sent: p.sent, dropped: p.dropped, y: p.y.length, u: p.u.length }).toEqual({ w: 4, h: 2, at: 1234.5, sent: 9, dropped: 2, y: 8, u: 2 });
+    expect(
+      p && { w: p.width, h: p.height, at: p.decodedAt, sent: p.sent, dropped: p.dropped, y: p.y.length, u: p.u.length },
+    ).toEqual({ w: 4, h: 2, at: 1234.5, sent: 9, dropped: 2, y: 8, u: 2 });
     expect(parsePicture(bytes.slice(0, 30))).toBeNull();
     expect(parsePicture(new ArrayBuffer(8))).toBeNull();
   });

@@ -4,7 +4,6 @@ import { CONFIRM_MS } from "../src/engine/outgoing";
 import { backoff, BACKOFF_MS, OPEN_TIMEOUT_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
 import { FakePeerConnection, FakeSocket, testPeer } from "./fakes";
 
-
 const joined = (resume: string, resumed: boolean) => ({
   type: "joined",
   self: testPeer("p_1", "Ada"),
@@ -38,7 +37,15 @@ function joinStandup() {
   const socket = FakeSocket.last();
   socket.open();
   expect(socket.sentOfType("join")).toEqual([
-    { type: "join", v: 1, room: "standup", name: "Ada", client: "browser", password: "pw", media: { audio: true, video: false, screen: false } },
+    {
+      type: "join",
+      v: 1,
+      room: "standup",
+      name: "Ada",
+      client: "browser",
+      password: "pw",
+      media: { audio: true, video: false, screen: false },
+    },
   ]);
   socket.receive(joined("token-1", false));
   return socket;
@@ -64,7 +71,10 @@ describe("reconnect and resume", () => {
     second.receive({ type: "chat", id: "m_2", from: "p_2", text: "queued while away", ts: 6 });
     const state = engine.getState();
     expect(state.status).toBe("joined");
-    expect(state.chat.filter((l) => l.kind === "chat").map((l) => l.kind === "chat" && l.text)).toEqual(["hello", "queued while away"]);
+    expect(state.chat.filter((l) => l.kind === "chat").map((l) => l.kind === "chat" && l.text)).toEqual([
+      "hello",
+      "queued while away",
+    ]);
 
     // The next drop resumes with the fresh token: tokens are single-use.
     second.drop(1001);
@@ -221,7 +231,11 @@ describe("calls", () => {
     socket.receive({ type: "signal", from: "p_2", data: { sdp: { type: "offer", sdp: "x m=audio" } } });
     await vi.advanceTimersByTimeAsync(10);
     expect(Object.keys(engine.getState().remote)).toEqual(["p_2"]);
-    expect(socket.sentOfType("signal").some((m) => m.to === "p_2" && (m.data as { sdp?: { type: string } }).sdp?.type === "answer")).toBe(true);
+    expect(
+      socket
+        .sentOfType("signal")
+        .some((m) => m.to === "p_2" && (m.data as { sdp?: { type: string } }).sdp?.type === "answer"),
+    ).toBe(true);
 
     socket.receive({ type: "peer_updated", peer: { ...testPeer("p_2", "Grace"), in_call: false } });
     const sent = socket.sentOfType("signal").length;

@@ -10,20 +10,46 @@ const inRoom = (): EngineState => ({
   ...initialState(),
   status: "joined",
   rooms: [],
-  desktop: { server: "s", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true, pip: true },
+  desktop: {
+    server: "s",
+    hosting: null,
+    confirmClose: false,
+    volume: 1,
+    screenShareUnavailable: null,
+    openedLink: null,
+    linkPrompt: null,
+    focused: true,
+    pip: true,
+  },
   outgoing: [{ rid: "r1", text: "hi", ts: 0, status: "sending", written: true }],
 });
 
 const stats = (peer: string): UiEvent => ({
   type: "stats",
   peer,
-  stats: { bitrateInKbps: 812.6, bitrateOutKbps: 99.4, fps: 30, framesDecoded: 10, rttMs: 12.7, lossPercent: 1.26, codec: "H264", candidateType: "host" },
+  stats: {
+    bitrateInKbps: 812.6,
+    bitrateOutKbps: 99.4,
+    fps: 30,
+    framesDecoded: 10,
+    rttMs: 12.7,
+    lossPercent: 1.26,
+    codec: "H264",
+    candidateType: "host",
+  },
 });
 
 describe("applyUiEvent", () => {
   it("rounds a member's figures and takes its tile's size", () => {
     const s = applyUiEvent(inRoom(), stats("p_b"), { width: 640, height: 360 });
-    expect(s.stats.p_b).toMatchObject({ bitrateInKbps: 813, bitrateOutKbps: 99, rttMs: 13, lossPercent: 1.3, width: 640, height: 360 });
+    expect(s.stats.p_b).toMatchObject({
+      bitrateInKbps: 813,
+      bitrateOutKbps: 99,
+      rttMs: 13,
+      lossPercent: 1.3,
+      width: 640,
+      height: 360,
+    });
   });
 
   it("forgets a closed link's stream and figures", () => {
@@ -37,7 +63,10 @@ describe("applyUiEvent", () => {
 
   it("turns off only the failed device and says which", () => {
     const before = inRoom();
-    const s = applyUiEvent({ ...before, local: { ...before.local, audio: true, video: true } }, { type: "device_failed", device: "camera", message: "busy" });
+    const s = applyUiEvent(
+      { ...before, local: { ...before.local, audio: true, video: true } },
+      { type: "device_failed", device: "camera", message: "busy" },
+    );
     expect(s.local.video).toBe(false);
     expect(s.local.audio).toBe(true);
     expect(s.error).toEqual({ code: "media", message: "Camera: busy" });

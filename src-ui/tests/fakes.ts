@@ -128,7 +128,8 @@ export class FakePeerConnection {
       this.localDescription = { type, sdp: `${this.name} offer ${this.offers} m=${kinds}` };
       this.signalingState = "have-local-offer";
     } else {
-      if (this.signalingState !== "have-remote-offer") throw new Error(`InvalidStateError: answer in ${this.signalingState}`);
+      if (this.signalingState !== "have-remote-offer")
+        throw new Error(`InvalidStateError: answer in ${this.signalingState}`);
       this.localDescription = { type: "answer", sdp: `${this.name} answer` };
       this.signalingState = "stable";
     }
@@ -141,7 +142,8 @@ export class FakePeerConnection {
         this.localDescription = null;
         this.signalingState = "stable";
       }
-      if (this.signalingState !== "stable") throw new Error(`InvalidStateError: remote offer in ${this.signalingState}`);
+      if (this.signalingState !== "stable")
+        throw new Error(`InvalidStateError: remote offer in ${this.signalingState}`);
       this.remoteDescription = desc;
       const kinds = /m=(.*)$/.exec(desc.sdp)?.[1]?.split(",").filter(Boolean) ?? [];
       kinds.forEach((kind, i) => {
@@ -152,7 +154,8 @@ export class FakePeerConnection {
       });
       this.signalingState = "have-remote-offer";
     } else if (desc.type === "answer") {
-      if (this.signalingState !== "have-local-offer") throw new Error(`InvalidStateError: answer in ${this.signalingState}`);
+      if (this.signalingState !== "have-local-offer")
+        throw new Error(`InvalidStateError: answer in ${this.signalingState}`);
       this.remoteDescription = desc;
       this.signalingState = "stable";
     }

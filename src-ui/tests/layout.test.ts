@@ -17,8 +17,16 @@ describe("call layout", () => {
   });
 
   it("puts every other tile in the strip, ours first", () => {
-    expect(layoutOf({ ...base, speaker: "p_3" })).toEqual({ view: "spotlight", spotlight: "p_3", others: [SELF, "p_2", "p_4"] });
-    expect(layoutOf({ ...base, view: "grid" })).toEqual({ view: "grid", spotlight: null, others: [SELF, "p_2", "p_3", "p_4"] });
+    expect(layoutOf({ ...base, speaker: "p_3" })).toEqual({
+      view: "spotlight",
+      spotlight: "p_3",
+      others: [SELF, "p_2", "p_4"],
+    });
+    expect(layoutOf({ ...base, view: "grid" })).toEqual({
+      view: "grid",
+      spotlight: null,
+      others: [SELF, "p_2", "p_3", "p_4"],
+    });
     expect(layoutOf({ ...base, remotes: [] }).view).toBe("grid");
   });
 

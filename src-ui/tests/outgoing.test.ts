@@ -16,6 +16,9 @@ describe("refuseLargeAttachment", () => {
 
   it("says an image over the limit is too large, counting its bytes, not its base64", () => {
     const s = { ...initialState(), limits };
-    expect(refuseLargeAttachment(s, image(303))?.error).toEqual({ code: "attachment", message: "That image is too large to send." });
+    expect(refuseLargeAttachment(s, image(303))?.error).toEqual({
+      code: "attachment",
+      message: "That image is too large to send.",
+    });
   });
 });

@@ -64,7 +64,9 @@ describe("negotiation", () => {
     const { b } = pair(false, false);
     // A candidate before any description: the impolite side that ignored an
     // offer drops it; a polite side with no description reports it.
-    await b.handle({ candidate: { candidate: "candidate:1 1 udp 1 192.0.2.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0 } });
+    await b.handle({
+      candidate: { candidate: "candidate:1 1 udp 1 192.0.2.1 9 typ host", sdpMid: "0", sdpMLineIndex: 0 },
+    });
     expect(pc(b).candidates).toEqual([]);
   });
 

@@ -43,7 +43,12 @@ describe("what a tab keeps across a reload", () => {
 const joined = (resume: string, resumed: boolean, inCall: boolean) => ({
   type: "joined",
   self: testPeer("p_1", "Ada", { in_call: inCall }),
-  room: { name: "standup", locked: false, peers: [testPeer("p_2", "Grace", { in_call: inCall })], call: inCall ? { started_at: 1, peers: ["p_1", "p_2"] } : null },
+  room: {
+    name: "standup",
+    locked: false,
+    peers: [testPeer("p_2", "Grace", { in_call: inCall })],
+    call: inCall ? { started_at: 1, peers: ["p_1", "p_2"] } : null,
+  },
   ice_servers: [],
   resume,
   resumed,

@@ -115,8 +115,16 @@ describe("the caller", () => {
   });
 
   it("says so when the server refuses the ring, and leaves the call", () => {
-    socket.receive({ type: "error", code: "rate_limited", message: "too many calls started: at most 3 in a row, then one every 10 s" });
-    socket.receive({ type: "error", code: "rate_limited", message: "too many rings: at most 3 in a row, then one every 10 s" });
+    socket.receive({
+      type: "error",
+      code: "rate_limited",
+      message: "too many calls started: at most 3 in a row, then one every 10 s",
+    });
+    socket.receive({
+      type: "error",
+      code: "rate_limited",
+      message: "too many rings: at most 3 in a row, then one every 10 s",
+    });
     expect(state().outgoingRing).toBeNull();
     expect(state().inCall).toBe(false);
     expect(state().error?.message).toContain("Too many rings");

@@ -1,5 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { apply, expireShown, expireTyping, formatDuration, initialState, leftCall, nameOf, REACTION_MS, TYPING_TTL_MS, withOwnHand, withReaction } from "../src/engine/session";
+import {
+  apply,
+  expireShown,
+  expireTyping,
+  formatDuration,
+  initialState,
+  leftCall,
+  nameOf,
+  REACTION_MS,
+  TYPING_TTL_MS,
+  withOwnHand,
+  withReaction,
+} from "../src/engine/session";
 import type { Peer, ServerMessage } from "../src/protocol";
 import { testPeer } from "./fakes";
 import type { EngineState } from "../src/engine/types";
@@ -16,7 +28,8 @@ function joined(resumed = false, others: Peer[] = [testPeer("p_2", "Grace")]): S
   };
 }
 
-const run = (msgs: ServerMessage[], now = 1000, from: EngineState = initialState()) => msgs.reduce((s, m) => apply(s, m, now), from);
+const run = (msgs: ServerMessage[], now = 1000, from: EngineState = initialState()) =>
+  msgs.reduce((s, m) => apply(s, m, now), from);
 
 describe("chat state", () => {
   it("labels room and direct messages, counts unread but not one's own", () => {
@@ -82,13 +95,21 @@ describe("calls", () => {
     const s = run([joined(), { type: "call_started", by: "p_2", video: true, started_at: 500 }]);
     expect(s.prompt).toEqual({ kind: "call", by: "p_2", byName: "Grace", video: true, since: 1000 });
     expect(s.call).toEqual({ startedAt: 500, members: ["p_2"] });
-    const own = run([joined(), { type: "call_joined", peers: [] }, { type: "call_started", by: "p_1", video: false, started_at: 9 }]);
+    const own = run([
+      joined(),
+      { type: "call_joined", peers: [] },
+      { type: "call_started", by: "p_1", video: false, started_at: 9 },
+    ]);
     expect(own.prompt).toBeNull();
     expect(own.inCall).toBe(true);
   });
 
   it("tracks who is in the call from peer updates and ends cleanly", () => {
-    let s = run([joined(), { type: "call_joined", peers: [] }, { type: "call_started", by: "p_1", video: true, started_at: 9 }]);
+    let s = run([
+      joined(),
+      { type: "call_joined", peers: [] },
+      { type: "call_started", by: "p_1", video: true, started_at: 9 },
+    ]);
     s = apply(s, { type: "peer_updated", peer: testPeer("p_2", "Grace", { in_call: true }) }, 10);
     expect(s.call?.members.sort()).toEqual(["p_1", "p_2"]);
     s = apply(s, { type: "call_ended", duration_ms: 65_000 }, 11);
@@ -158,7 +179,11 @@ describe("hands and reactions", () => {
     let s = run([joined(false, [grace]), { type: "peer_updated", peer: { ...grace, hand: true } }]);
     expect(s.members[0]?.hand).toBe(true);
     // Another update with the hand still up says nothing more.
-    s = apply(s, { type: "peer_updated", peer: { ...grace, hand: true, media: { audio: false, video: false, screen: false } } }, 1200);
+    s = apply(
+      s,
+      { type: "peer_updated", peer: { ...grace, hand: true, media: { audio: false, video: false, screen: false } } },
+      1200,
+    );
     const said = s.chat.filter((l) => l.kind === "system" && l.text.includes("raised a hand"));
     expect(said.length).toBe(1);
     s = withOwnHand({ ...s, inCall: true, call: { startedAt: 0, members: ["p_1"] } }, true);

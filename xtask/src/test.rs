@@ -85,13 +85,14 @@ const QUICK_PACKAGES: &[(&str, &str)] = &[
 /// order (what CI runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    /// fmt, clippy, the UI's unit tests, the protocol's and the server's
-    /// tests: a few minutes warm, the loop while changing code.
+    /// fmt, clippy, the UI's format check, lint and unit tests, the
+    /// protocol's and the server's tests: a few minutes warm, the loop while
+    /// changing code.
     Quick,
     /// fmt, clippy, every Rust test of the workspace, the server's suite
     /// again over a Redis cluster.
     Rust,
-    /// The UI's build and unit tests.
+    /// The UI's build, format check, lint and unit tests.
     Ui,
     /// The browser end-to-end run and the media attacks.
     E2e,
@@ -219,6 +220,10 @@ fn run_tests(plan: &TestPlan) -> Result<(), Failed> {
     }
     if plan.any(&[Quick, Ui]) {
         let ui = root().join("src-ui");
+        step(
+            "UI format and lint (prettier, eslint)",
+            Command::new("npm").args(["run", "lint"]).current_dir(&ui),
+        )?;
         step(
             "UI unit tests (vitest)",
             Command::new("npm").args(["test"]).current_dir(&ui),

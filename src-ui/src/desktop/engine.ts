@@ -11,7 +11,13 @@ import * as gestures from "../engine/gestures";
 import { Ringer, type RingHost } from "../engine/ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, refuseLargeAttachment, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
-import { DEFAULT_PROCESSING, type AudioProcessing, type DesktopActions, type Engine, type JoinRequest } from "../engine/types";
+import {
+  DEFAULT_PROCESSING,
+  type AudioProcessing,
+  type DesktopActions,
+  type Engine,
+  type JoinRequest,
+} from "../engine/types";
 import type { Device, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc, type ServerAccess } from "./ipc";
 import { applyUiEvent } from "./events";
@@ -91,34 +97,49 @@ export class DesktopEngine extends ObservableState implements Engine {
   constructor(private readonly ipc: DesktopIpc) {
     super({
       ...initialState(),
-      desktop: { server: "", hosting: null, confirmClose: false, volume: 1, screenShareUnavailable: null, openedLink: null, linkPrompt: null, focused: true, pip: false },
+      desktop: {
+        server: "",
+        hosting: null,
+        confirmClose: false,
+        volume: 1,
+        screenShareUnavailable: null,
+        openedLink: null,
+        linkPrompt: null,
+        focused: true,
+        pip: false,
+      },
     });
     this.timer = setInterval(() => {
       this.update((s) => expireShown(s, Date.now()));
       this.ringer.tick();
       this.expireOutgoing(Date.now());
     }, 1000);
-    this.ready = this.ipc.attach((event) => this.onEvent(event)).then((startup) => {
-      this.settings = startup.settings;
-      this.access = startup.hosting && startup.hosting.serverUrl === startup.settings.serverUrl ? hostedAccess(startup.hosting) : NO_ACCESS;
-      this.softwarePainting = startup.softwarePainting;
-      this.setDevices(startup.devices);
-      this.update((s) => ({
-        ...s,
-        desktop: {
-          server: startup.settings.serverUrl,
-          hosting: startup.hosting,
-          confirmClose: false,
-          volume: startup.settings.volume,
-          screenShareUnavailable: startup.screenShareUnavailable,
-          openedLink: null,
-          linkPrompt: null,
-          focused: true,
-          pip: false,
-        },
-      }));
-      if (startup.link) this.openLink(startup.link);
-    });
+    this.ready = this.ipc
+      .attach((event) => this.onEvent(event))
+      .then((startup) => {
+        this.settings = startup.settings;
+        this.access =
+          startup.hosting && startup.hosting.serverUrl === startup.settings.serverUrl
+            ? hostedAccess(startup.hosting)
+            : NO_ACCESS;
+        this.softwarePainting = startup.softwarePainting;
+        this.setDevices(startup.devices);
+        this.update((s) => ({
+          ...s,
+          desktop: {
+            server: startup.settings.serverUrl,
+            hosting: startup.hosting,
+            confirmClose: false,
+            volume: startup.settings.volume,
+            screenShareUnavailable: startup.screenShareUnavailable,
+            openedLink: null,
+            linkPrompt: null,
+            focused: true,
+            pip: false,
+          },
+        }));
+        if (startup.link) this.openLink(startup.link);
+      });
   }
 
   private fail(e: unknown, code: "connection" | "media" = "connection"): void {
@@ -192,13 +213,18 @@ export class DesktopEngine extends ObservableState implements Engine {
     const { server, room } = link;
     if (this.state.status !== "idle" && this.state.status !== "connecting") {
       this.pendingLink = link;
-      this.update((s) => ({ ...s, error: { code: "link", message: `Leave this room to join “${room}” from the link you opened.` } }));
+      this.update((s) => ({
+        ...s,
+        error: { code: "link", message: `Leave this room to join “${room}” from the link you opened.` },
+      }));
       return;
     }
     if (hostOf(server) !== hostOf(this.state.desktop?.server ?? "")) {
       // Another server: say which, and go only if the user agrees.
       this.linkWaiting = link;
-      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, linkPrompt: { host: hostOf(server), room } } } : s));
+      this.update((s) =>
+        s.desktop ? { ...s, desktop: { ...s.desktop, linkPrompt: { host: hostOf(server), room } } } : s,
+      );
       return;
     }
     // The same server (perhaps written another way).
@@ -215,7 +241,9 @@ export class DesktopEngine extends ObservableState implements Engine {
     this.update((s) => ({
       ...s,
       error: null,
-      desktop: s.desktop ? { ...s.desktop, openedLink: { room, seq: (s.desktop.openedLink?.seq ?? 0) + 1 } } : s.desktop,
+      desktop: s.desktop
+        ? { ...s.desktop, openedLink: { room, seq: (s.desktop.openedLink?.seq ?? 0) + 1 } }
+        : s.desktop,
     }));
   }
 
@@ -224,22 +252,29 @@ export class DesktopEngine extends ObservableState implements Engine {
   watchRooms(on: boolean): void {
     this.watching = on;
     const server = this.state.desktop?.server ?? "";
-    void this.ipc.watchRooms(on && server ? server : null, this.access).catch(() => this.update((s) => ({ ...s, rooms: null })));
+    void this.ipc
+      .watchRooms(on && server ? server : null, this.access)
+      .catch(() => this.update((s) => ({ ...s, rooms: null })));
   }
 
   join(request: JoinRequest): void {
     const server = this.state.desktop?.server ?? "";
     if (!server) {
-      this.update((s) => ({ ...s, error: { code: "connection", message: "Enter a server address, or host a room on this computer." } }));
+      this.update((s) => ({
+        ...s,
+        error: { code: "connection", message: "Enter a server address, or host a room on this computer." },
+      }));
       return;
     }
     this.request = request;
     this.update((s) => ({ ...s, status: "connecting", error: null }));
-    this.ipc.join({ server, room: request.room, name: request.name, password: request.password ?? null, ...this.access }).catch((e) => {
-      this.request = null;
-      this.update((s) => ({ ...s, status: "idle" }));
-      this.fail(e);
-    });
+    this.ipc
+      .join({ server, room: request.room, name: request.name, password: request.password ?? null, ...this.access })
+      .catch((e) => {
+        this.request = null;
+        this.update((s) => ({ ...s, status: "idle" }));
+        this.fail(e);
+      });
   }
 
   leave(): void {
@@ -278,7 +313,12 @@ export class DesktopEngine extends ObservableState implements Engine {
     const item = outgoingChat(this.state, `d${this.chatSeq}`, text, options, Date.now(), true);
     this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
     this.ipc
-      .send({ type: "chat", text, ...(options.to ? { to: options.to } : {}), ...(options.attachment ? { attachment: options.attachment } : {}) } as ClientMessage)
+      .send({
+        type: "chat",
+        text,
+        ...(options.to ? { to: options.to } : {}),
+        ...(options.attachment ? { attachment: options.attachment } : {}),
+      } as ClientMessage)
       .catch(() => this.update((s) => failOutgoing(s, (o) => o.rid === item.rid)));
   }
 
@@ -359,7 +399,11 @@ export class DesktopEngine extends ObservableState implements Engine {
     void this.ipc.leaveCall().catch((e) => this.fail(e));
     // The shell closes the picture-in-picture window with the call.
     this.pipShows = null;
-    this.update((s) => ({ ...leftCall(s), local: { ...s.local, video: false, screen: false }, desktop: s.desktop ? { ...s.desktop, pip: false } : s.desktop }));
+    this.update((s) => ({
+      ...leftCall(s),
+      local: { ...s.local, video: false, screen: false },
+      desktop: s.desktop ? { ...s.desktop, pip: false } : s.desktop,
+    }));
   }
 
   ring(to: string, video: boolean): Promise<void> {
@@ -484,22 +528,37 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   private attachVideo(member: string, canvas: HTMLCanvasElement): () => void {
-    const figures: TileFigures = this.tiles.get(member) ?? { rendered: 0, sent: 0, dropped: 0, width: 0, height: 0, delays: [], arrivals: [], draws: [] };
+    const figures: TileFigures = this.tiles.get(member) ?? {
+      rendered: 0,
+      sent: 0,
+      dropped: 0,
+      width: 0,
+      height: 0,
+      delays: [],
+      arrivals: [],
+      draws: [],
+    };
     this.tiles.set(member, figures);
     let stop: (() => void) | null = null;
     let open = true;
     void this.ipc.openTile(member).then(() => {
       if (!open) return;
-      stop = drawPictures(this.ipc, member, canvas, rendererPreference(this.softwarePainting), (picture, drawMs, arrived) => {
-        keep(figures.draws, drawMs);
-        figures.rendered += 1;
-        figures.sent = picture.sent;
-        figures.dropped = picture.dropped;
-        figures.width = picture.width;
-        figures.height = picture.height;
-        keep(figures.arrivals, arrived - picture.decodedAt);
-        keep(figures.delays, Date.now() - picture.decodedAt);
-      });
+      stop = drawPictures(
+        this.ipc,
+        member,
+        canvas,
+        rendererPreference(this.softwarePainting),
+        (picture, drawMs, arrived) => {
+          keep(figures.draws, drawMs);
+          figures.rendered += 1;
+          figures.sent = picture.sent;
+          figures.dropped = picture.dropped;
+          figures.width = picture.width;
+          figures.height = picture.height;
+          keep(figures.arrivals, arrived - picture.decodedAt);
+          keep(figures.delays, Date.now() - picture.decodedAt);
+        },
+      );
     });
     return () => {
       open = false;

@@ -32,7 +32,9 @@ export function inDesktopApp(): boolean {
 /** The label of the desktop app's window this page is in (`main`, or `pip`
  * for the picture-in-picture window). */
 export function windowLabel(): string | null {
-  const internals = (window as unknown as { __TAURI_INTERNALS__?: { metadata?: { currentWindow?: { label?: string } } } }).__TAURI_INTERNALS__;
+  const internals = (
+    window as unknown as { __TAURI_INTERNALS__?: { metadata?: { currentWindow?: { label?: string } } } }
+  ).__TAURI_INTERNALS__;
   return internals?.metadata?.currentWindow?.label ?? null;
 }
 

@@ -30,7 +30,9 @@ export function settingsBackend(engine: DesktopEngine): StorageBackend {
             return { ...s, name: value };
           case STORAGE_KEYS.recentRooms: {
             const parsed: unknown = JSON.parse(value);
-            return Array.isArray(parsed) ? { ...s, recentRooms: parsed.filter((r): r is string => typeof r === "string") } : s;
+            return Array.isArray(parsed)
+              ? { ...s, recentRooms: parsed.filter((r): r is string => typeof r === "string") }
+              : s;
           }
           case STORAGE_KEYS.theme:
             return { ...s, theme: value === "light" || value === "dark" ? value : null };

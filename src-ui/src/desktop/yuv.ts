@@ -40,7 +40,8 @@ export function parsePicture(buffer: ArrayBuffer): Picture | null {
   const dropped = view.getUint32(20, true);
   const luma = width * height;
   const chroma = (width / 2) * (height / 2);
-  if (width === 0 || height === 0 || width % 2 || height % 2 || buffer.byteLength !== HEADER_BYTES + luma + 2 * chroma) return null;
+  if (width === 0 || height === 0 || width % 2 || height % 2 || buffer.byteLength !== HEADER_BYTES + luma + 2 * chroma)
+    return null;
   return {
     width,
     height,

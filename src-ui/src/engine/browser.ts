@@ -5,7 +5,7 @@
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
 import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
-import { describeError, expireShown, initialState, leftCall,  } from "./session";
+import { describeError, expireShown, initialState, leftCall } from "./session";
 import * as gestures from "./gestures";
 import { Ringer, type RingHost } from "./ringer";
 import { CONFIRM_MS, failOutgoing, outgoingChat, refuseLargeAttachment, withoutOutgoing } from "./outgoing";
@@ -43,7 +43,16 @@ export function browserEnvironment(): BrowserEnvironment {
 }
 
 /** Join errors after which the user is back in the lobby. */
-const JOIN_ERRORS = new Set(["room_full", "bad_password", "invalid_room", "invalid_name", "forbidden", "server_full", "unsupported_version", "rate_limited"]);
+const JOIN_ERRORS = new Set([
+  "room_full",
+  "bad_password",
+  "invalid_room",
+  "invalid_name",
+  "forbidden",
+  "server_full",
+  "unsupported_version",
+  "rate_limited",
+]);
 
 export class BrowserEngine extends ObservableState implements Engine {
   private signaling: Signaling;
@@ -205,9 +214,18 @@ export class BrowserEngine extends ObservableState implements Engine {
     if (willRetry) {
       // Keep the call and the chat: the peer connections do not depend on
       // the socket, and `resume` takes the membership back.
-      this.update((s) => ({ ...s, status: s.status === "joined" || s.status === "reconnecting" ? "reconnecting" : s.status }));
+      this.update((s) => ({
+        ...s,
+        status: s.status === "joined" || s.status === "reconnecting" ? "reconnecting" : s.status,
+      }));
     } else {
-      this.update((s) => failOutgoing({ ...s, status: "offline", error: { code: "connection", message: "Lost the connection to the server." } }));
+      this.update((s) =>
+        failOutgoing({
+          ...s,
+          status: "offline",
+          error: { code: "connection", message: "Lost the connection to the server." },
+        }),
+      );
     }
   }
 
@@ -297,7 +315,11 @@ export class BrowserEngine extends ObservableState implements Engine {
       ...(item.to ? { to: item.to } : {}),
       ...(item.attachment ? { attachment: item.attachment } : {}),
     } as ClientMessage);
-    if (sent) this.update((s) => ({ ...s, outgoing: s.outgoing.map((o) => (o.rid === item.rid ? { ...o, written: true } : o)) }));
+    if (sent)
+      this.update((s) => ({
+        ...s,
+        outgoing: s.outgoing.map((o) => (o.rid === item.rid ? { ...o, written: true } : o)),
+      }));
   }
 
   /** After a join: messages typed meanwhile go out; one written just
@@ -451,15 +473,24 @@ export class BrowserEngine extends ObservableState implements Engine {
         createPeerConnection: this.env.createPeerConnection,
         send: (data) => this.send({ type: "signal", to: remoteId, data }),
         onStream: (stream) =>
-          this.update((s) => ({ ...s, remote: { ...s.remote, [remoteId]: { stream, connection: s.remote[remoteId]?.connection ?? "new" } } })),
+          this.update((s) => ({
+            ...s,
+            remote: { ...s.remote, [remoteId]: { stream, connection: s.remote[remoteId]?.connection ?? "new" } },
+          })),
         onConnectionState: (connection) =>
-          this.update((s) => ({ ...s, remote: { ...s.remote, [remoteId]: { stream: s.remote[remoteId]?.stream ?? null, connection } } })),
+          this.update((s) => ({
+            ...s,
+            remote: { ...s.remote, [remoteId]: { stream: s.remote[remoteId]?.stream ?? null, connection } },
+          })),
         onError: (error) => console.warn(`huddle: peer ${remoteId}:`, error),
       },
       { audio: this.microphone, video: this.screen ?? this.camera },
     );
     this.links.set(remoteId, link);
-    this.update((s) => ({ ...s, remote: { ...s.remote, [remoteId]: s.remote[remoteId] ?? { stream: null, connection: "new" } } }));
+    this.update((s) => ({
+      ...s,
+      remote: { ...s.remote, [remoteId]: s.remote[remoteId] ?? { stream: null, connection: "new" } },
+    }));
     return link;
   }
 
@@ -539,7 +570,12 @@ export class BrowserEngine extends ObservableState implements Engine {
     const stream = tracks.length > 0 && typeof MediaStream !== "undefined" ? new MediaStream(tracks) : null;
     this.update((s) => ({
       ...s,
-      local: { audio: s.local.audio && this.microphone !== null ? true : s.local.audio, video: this.camera !== null, screen: this.screen !== null, stream },
+      local: {
+        audio: s.local.audio && this.microphone !== null ? true : s.local.audio,
+        video: this.camera !== null,
+        screen: this.screen !== null,
+        stream,
+      },
     }));
   }
 
@@ -602,7 +638,8 @@ export class BrowserEngine extends ObservableState implements Engine {
   async selectDevice(kind: "microphone" | "camera" | "speaker", id: string): Promise<void> {
     this.update((s) => ({ ...s, devices: { ...s.devices, [kind]: id } }));
     // The check before a call opens the chosen devices anew.
-    if (this.state.preview && kind !== "speaker") return this.preview(true, (this.previewStream?.getVideoTracks().length ?? 0) > 0);
+    if (this.state.preview && kind !== "speaker")
+      return this.preview(true, (this.previewStream?.getVideoTracks().length ?? 0) > 0);
     if (!this.state.inCall || kind === "speaker") return;
     const devices = this.env.mediaDevices;
     if (!devices) return;
@@ -674,7 +711,8 @@ export class BrowserEngine extends ObservableState implements Engine {
     const check = this.previewMeter;
     if (check && this.state.preview) {
       const level = Math.round(check.level());
-      if (level !== this.state.preview.level) this.update((s) => (s.preview ? { ...s, preview: { ...s.preview, level } } : s));
+      if (level !== this.state.preview.level)
+        this.update((s) => (s.preview ? { ...s, preview: { ...s.preview, level } } : s));
     }
     if (!this.meter) return;
     const talking = this.voice.update(this.meter.level(), VOICE_STEP_MS);
@@ -717,7 +755,8 @@ export class BrowserEngine extends ObservableState implements Engine {
         const { stats: figures, sample } = collectStats(report, this.lastStats.get(id) ?? null);
         this.lastStats.set(id, sample);
         stats[id] = figures;
-        if (figures.audioLevel > 0.02 && (!loudest || figures.audioLevel > loudest.level)) loudest = { id, level: figures.audioLevel };
+        if (figures.audioLevel > 0.02 && (!loudest || figures.audioLevel > loudest.level))
+          loudest = { id, level: figures.audioLevel };
       } catch {
         // A closing connection has no stats.
       }
@@ -742,7 +781,11 @@ function noMediaReason(): string {
 }
 
 function toRtcIceServer(server: IceServer): RTCIceServer {
-  return { urls: server.urls, ...(server.username ? { username: server.username } : {}), ...(server.credential ? { credential: server.credential } : {}) };
+  return {
+    urls: server.urls,
+    ...(server.username ? { username: server.username } : {}),
+    ...(server.credential ? { credential: server.credential } : {}),
+  };
 }
 
 /** The camera's constraints: the chosen device (`null`: the default), 720p if it can. */

@@ -19,7 +19,10 @@ export function isContractH264(codec: Codec): boolean {
 /** The codecs reordered: contract H.264 first, other H.264 next, the rest after. */
 export function orderCodecs<C extends Codec>(codecs: C[]): C[] {
   const rank = (c: C) => (isContractH264(c) ? 0 : c.mimeType.toLowerCase() === "video/h264" ? 1 : 2);
-  return codecs.map((c, i) => [c, i] as const).sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1]).map(([c]) => c);
+  return codecs
+    .map((c, i) => [c, i] as const)
+    .sort((a, b) => rank(a[0]) - rank(b[0]) || a[1] - b[1])
+    .map(([c]) => c);
 }
 
 /** Applies the order to a video transceiver, where the browser allows it. */

@@ -30,6 +30,7 @@ export function webLink(serverWs: string, room: string, token: string | null): s
 
 /** `huddle://join?server=…&room=…[&token=…]`, as the desktop app reads it. */
 export function appLink(serverWs: string, room: string, token: string | null): string {
-  const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const enc = (s: string) =>
+    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   return `huddle://join?server=${enc(serverWs)}&room=${enc(room)}${token ? `&token=${enc(token)}` : ""}`;
 }

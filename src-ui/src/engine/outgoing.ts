@@ -18,11 +18,20 @@ export function refuseLargeAttachment(state: EngineState, attachment?: Attachmen
 }
 
 /** A message of ours, "sending" from now. */
-export function outgoingChat(state: EngineState, rid: string, text: string, options: { to?: string; attachment?: Attachment }, now: number, written: boolean): OutgoingChat {
+export function outgoingChat(
+  state: EngineState,
+  rid: string,
+  text: string,
+  options: { to?: string; attachment?: Attachment },
+  now: number,
+  written: boolean,
+): OutgoingChat {
   return {
     rid,
     text,
-    ...(options.to ? { to: options.to, toName: state.members.find((m) => m.id === options.to)?.name ?? "someone" } : {}),
+    ...(options.to
+      ? { to: options.to, toName: state.members.find((m) => m.id === options.to)?.name ?? "someone" }
+      : {}),
     ...(options.attachment ? { attachment: options.attachment } : {}),
     ts: now,
     status: "sending",
@@ -33,7 +42,10 @@ export function outgoingChat(state: EngineState, rid: string, text: string, opti
 /** Marks the messages that `which` picks (all unconfirmed ones by default) as failed. */
 export function failOutgoing(state: EngineState, which: (o: OutgoingChat) => boolean = () => true): EngineState {
   if (!state.outgoing.some((o) => o.status === "sending" && which(o))) return state;
-  return { ...state, outgoing: state.outgoing.map((o) => (o.status === "sending" && which(o) ? { ...o, status: "failed" as const } : o)) };
+  return {
+    ...state,
+    outgoing: state.outgoing.map((o) => (o.status === "sending" && which(o) ? { ...o, status: "failed" as const } : o)),
+  };
 }
 
 export function withoutOutgoing(state: EngineState, rid: string): EngineState {
@@ -44,7 +56,13 @@ export function withoutOutgoing(state: EngineState, rid: string): EngineState {
  * `rid`, or — from a client that cannot carry one through (the desktop
  * app's native engine) — the oldest unconfirmed one with the same text and
  * recipient (the server echoes in the order it received). */
-export function confirmOutgoing(state: EngineState, echo: { text: string; to?: string }, rid: string | undefined): EngineState {
-  const match = rid ? state.outgoing.find((o) => o.rid === rid) : state.outgoing.find((o) => o.text === echo.text && (o.to ?? undefined) === (echo.to ?? undefined));
+export function confirmOutgoing(
+  state: EngineState,
+  echo: { text: string; to?: string },
+  rid: string | undefined,
+): EngineState {
+  const match = rid
+    ? state.outgoing.find((o) => o.rid === rid)
+    : state.outgoing.find((o) => o.text === echo.text && (o.to ?? undefined) === (echo.to ?? undefined));
   return match ? withoutOutgoing(state, match.rid) : state;
 }

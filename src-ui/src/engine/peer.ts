@@ -35,7 +35,10 @@ export class PeerLink {
   private closed = false;
   private readonly stream: MediaStream | null;
 
-  constructor(private readonly options: PeerLinkOptions, tracks: LocalTracks) {
+  constructor(
+    private readonly options: PeerLinkOptions,
+    tracks: LocalTracks,
+  ) {
     this.polite = options.selfId > options.remoteId;
     this.tracks = tracks;
     this.pc = options.createPeerConnection({ iceServers: options.iceServers });

@@ -62,7 +62,8 @@ export function stopRing(state: EngineState, line: Line, why: "cancelled" | "una
 /** The clock: rings and prompts that were not answered in time end. */
 export function tickRings(state: EngineState, now: number, line: Line): RingStep {
   let step: RingStep = { state, effects: [] };
-  if (state.outgoingRing && now - state.outgoingRing.since >= RING_TIMEOUT_MS) step = stopRing(state, line, "unanswered");
+  if (state.outgoingRing && now - state.outgoingRing.since >= RING_TIMEOUT_MS)
+    step = stopRing(state, line, "unanswered");
   const prompt = step.state.prompt;
   if (prompt && now - prompt.since >= (prompt.kind === "ring" ? RING_TIMEOUT_MS : CALL_PROMPT_MS)) {
     let next: EngineState = { ...step.state, prompt: null };
@@ -74,7 +75,13 @@ export function tickRings(state: EngineState, now: number, line: Line): RingStep
 
 /** What a server message does to rings, after the session applied it
  * (`before` is the state the message arrived in). */
-export function settleRings(before: EngineState, after: EngineState, msg: ServerMessage, now: number, line: Line): RingStep {
+export function settleRings(
+  before: EngineState,
+  after: EngineState,
+  msg: ServerMessage,
+  now: number,
+  line: Line,
+): RingStep {
   let state = after;
   const effects: RingEffect[] = [];
   const prompt = state.prompt;
@@ -83,7 +90,10 @@ export function settleRings(before: EngineState, after: EngineState, msg: Server
     case "ring": {
       // A ring from someone already in our call asks nothing.
       if (before.inCall && before.call?.members.includes(msg.from)) break;
-      state = { ...state, prompt: { kind: "ring", from: msg.from, fromName: nameIn(state, msg.from), video: msg.video, since: now } };
+      state = {
+        ...state,
+        prompt: { kind: "ring", from: msg.from, fromName: nameIn(state, msg.from), video: msg.video, since: now },
+      };
       break;
     }
     case "ring_reply":
@@ -103,7 +113,12 @@ export function settleRings(before: EngineState, after: EngineState, msg: Server
       break;
     case "peer_updated":
       if (ring && msg.peer.id === ring.to && msg.peer.in_call) state = { ...state, outgoingRing: null };
-      if (prompt?.kind === "ring" && msg.peer.id === prompt.from && !msg.peer.in_call && before.call?.members.includes(msg.peer.id)) {
+      if (
+        prompt?.kind === "ring" &&
+        msg.peer.id === prompt.from &&
+        !msg.peer.in_call &&
+        before.call?.members.includes(msg.peer.id)
+      ) {
         state = line({ ...state, prompt: null }, `Missed call from ${prompt.fromName}`);
       }
       break;

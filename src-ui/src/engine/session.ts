@@ -40,7 +40,15 @@ export function initialState(): EngineState {
     reactions: [],
     preview: null,
     talking: false,
-    devices: { microphones: [], cameras: [], speakers: [], microphone: null, camera: null, speaker: null, processing: DEFAULT_PROCESSING },
+    devices: {
+      microphones: [],
+      cameras: [],
+      speakers: [],
+      microphone: null,
+      camera: null,
+      speaker: null,
+      processing: DEFAULT_PROCESSING,
+    },
     limits: null,
   };
 }
@@ -112,7 +120,14 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       delete remote[msg.id];
       const stats = { ...state.stats };
       delete stats[msg.id];
-      const why = msg.reason === "left" ? "left" : msg.reason === "timeout" ? "lost connection" : msg.reason === "kicked" ? "was removed" : "was disconnected";
+      const why =
+        msg.reason === "left"
+          ? "left"
+          : msg.reason === "timeout"
+            ? "lost connection"
+            : msg.reason === "kicked"
+              ? "was removed"
+              : "was disconnected";
       const next: EngineState = {
         ...state,
         members: state.members.filter((m) => m.id !== msg.id),
@@ -141,7 +156,8 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       const next = { ...state, members: upsert(state.members, peer), call, remote };
       const before = state.members.find((m) => m.id === peer.id);
       // A hand going up is said in the chat too (read out by screen readers).
-      if (peer.hand && !before?.hand) return appendChat(next, systemLine(`${nameOf(next, peer.id)} raised a hand`, now), false);
+      if (peer.hand && !before?.hand)
+        return appendChat(next, systemLine(`${nameOf(next, peer.id)} raised a hand`, now), false);
       return next;
     }
     case "chat": {
@@ -181,23 +197,44 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       };
     case "call_started": {
       const self = state.self?.id;
-      const call = { startedAt: msg.started_at, members: state.call?.members.includes(msg.by) ? state.call.members : [msg.by] };
+      const call = {
+        startedAt: msg.started_at,
+        members: state.call?.members.includes(msg.by) ? state.call.members : [msg.by],
+      };
       let next: EngineState = { ...state, call };
       if (msg.by !== self && !state.inCall) {
-        const prompt: Prompt = { kind: "call", by: msg.by, byName: nameOf(state, msg.by), video: msg.video, since: now };
+        const prompt: Prompt = {
+          kind: "call",
+          by: msg.by,
+          byName: nameOf(state, msg.by),
+          video: msg.video,
+          since: now,
+        };
         next = { ...next, prompt };
       }
-      return appendChat(next, systemLine(`${msg.by === self ? "You" : nameOf(state, msg.by)} started a call`, now), false);
+      return appendChat(
+        next,
+        systemLine(`${msg.by === self ? "You" : nameOf(state, msg.by)} started a call`, now),
+        false,
+      );
     }
     case "call_ended": {
-      const next: EngineState = { ...state, call: null, inCall: false, remote: {}, stats: {}, speaker: null, reactions: [] };
+      const next: EngineState = {
+        ...state,
+        call: null,
+        inCall: false,
+        remote: {},
+        stats: {},
+        speaker: null,
+        reactions: [],
+      };
       return appendChat(next, systemLine(`Call ended · ${formatDuration(msg.duration_ms)}`, now), false);
     }
     case "reaction":
       return withReaction(state, msg.from, msg.emoji, now);
+    // Rings are settled in ./ringing.
     case "ring":
     case "ring_reply":
-      // Rings are settled in ./ringing.
     case "signal":
     case "pong":
       return state;
@@ -279,10 +316,12 @@ export function describeError(code: string, serverMessage: string): string {
       return "This server needs an access token, or does not allow that.";
     case "rate_limited":
       // A join refused after too many wrong passwords says how long to wait.
-      if (serverMessage.includes("try again")) return `${serverMessage[0]?.toUpperCase() ?? ""}${serverMessage.slice(1)}.`;
+      if (serverMessage.includes("try again"))
+        return `${serverMessage[0]?.toUpperCase() ?? ""}${serverMessage.slice(1)}.`;
       // Rings and call starts have their own budget (they alert others).
       if (serverMessage.startsWith("too many rings")) return "Too many rings in a row: try again in a few seconds.";
-      if (serverMessage.startsWith("too many calls started")) return "Too many calls started in a row: try again in a few seconds.";
+      if (serverMessage.startsWith("too many calls started"))
+        return "Too many calls started in a row: try again in a few seconds.";
       return "Slow down: you are sending too fast.";
     case "too_large":
       return "That message is too large for the server.";

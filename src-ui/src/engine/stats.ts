@@ -16,7 +16,10 @@ type Entry = Record<string, unknown> & { type: string; id: string };
 
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 
-export function collectStats(report: RTCStatsReport | Map<string, Entry>, previous: StatsSample | null): { stats: PeerStats; sample: StatsSample } {
+export function collectStats(
+  report: RTCStatsReport | Map<string, Entry>,
+  previous: StatsSample | null,
+): { stats: PeerStats; sample: StatsSample } {
   const entries: Entry[] = [];
   report.forEach((value: unknown) => entries.push(value as Entry));
   const byId = new Map(entries.map((e) => [e.id, e]));
@@ -60,7 +63,11 @@ export function collectStats(report: RTCStatsReport | Map<string, Entry>, previo
       }
     } else if (e.type === "outbound-rtp") {
       bytesOut += num(e.bytesSent);
-    } else if (e.type === "candidate-pair" && (e.nominated || e.state === "succeeded") && e.currentRoundTripTime !== undefined) {
+    } else if (
+      e.type === "candidate-pair" &&
+      (e.nominated || e.state === "succeeded") &&
+      e.currentRoundTripTime !== undefined
+    ) {
       rttMs = Math.round(num(e.currentRoundTripTime) * 1000);
       const local = typeof e.localCandidateId === "string" ? byId.get(e.localCandidateId) : undefined;
       if (local && typeof local.candidateType === "string") candidateType = local.candidateType;
@@ -68,7 +75,8 @@ export function collectStats(report: RTCStatsReport | Map<string, Entry>, previo
   }
   const sample: StatsSample = { at, bytesIn, bytesOut, packetsIn, lostIn };
   const seconds = previous ? (at - previous.at) / 1000 : 0;
-  const rate = (now: number, before: number) => (seconds > 0 ? Math.max(0, Math.round(((now - before) * 8) / seconds / 1000)) : 0);
+  const rate = (now: number, before: number) =>
+    seconds > 0 ? Math.max(0, Math.round(((now - before) * 8) / seconds / 1000)) : 0;
   const dPackets = previous ? packetsIn - previous.packetsIn : 0;
   const dLost = previous ? lostIn - previous.lostIn : 0;
   return {

@@ -94,7 +94,11 @@ export interface AudioProcessing {
   autoGainControl: boolean;
 }
 
-export const DEFAULT_PROCESSING: AudioProcessing = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+export const DEFAULT_PROCESSING: AudioProcessing = {
+  echoCancellation: true,
+  noiseSuppression: true,
+  autoGainControl: true,
+};
 
 export interface Devices {
   microphones: MediaDeviceInfo[];

@@ -47,9 +47,11 @@ export function App() {
   // A call starting or someone ringing while the window is elsewhere.
   useEffect(() => {
     if (!state.prompt) return;
-    const native = engine.desktop && state.desktop ? { focused: state.desktop.focused, notify: engine.desktop.notify } : undefined;
+    const native =
+      engine.desktop && state.desktop ? { focused: state.desktop.focused, notify: engine.desktop.notify } : undefined;
     alertIfAway(state.prompt, state.room?.name, native);
     // Once per prompt: a change of focus later does not alert again.
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- state.desktop left out on purpose
   }, [state.prompt, state.room?.name, engine]);
 
   useEffect(() => {
@@ -65,7 +67,14 @@ export function App() {
 
   return (
     <>
-      {inRoom ? <Room theme={theme} toggleTheme={toggleTheme} /> : <Lobby key={state.desktop?.openedLink?.seq ?? 0} initialRoom={state.desktop?.openedLink?.room ?? roomFromPath(location.pathname)} />}
+      {inRoom ? (
+        <Room theme={theme} toggleTheme={toggleTheme} />
+      ) : (
+        <Lobby
+          key={state.desktop?.openedLink?.seq ?? 0}
+          initialRoom={state.desktop?.openedLink?.room ?? roomFromPath(location.pathname)}
+        />
+      )}
       {state.desktop?.confirmClose && <ConfirmClose />}
     </>
   );

@@ -12,7 +12,8 @@ function hash(text: string): number {
 
 export function initials(name: string): string {
   const words = name.trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? [words[0], words[words.length - 1]].map((w) => [...w][0]) : [...(words[0] ?? "?")].slice(0, 2);
+  const letters =
+    words.length > 1 ? [words[0], words[words.length - 1]].map((w) => [...w][0]) : [...(words[0] ?? "?")].slice(0, 2);
   return letters.join("").toUpperCase();
 }
 
@@ -23,7 +24,17 @@ export function avatarColors(id: string, name: string): [string, string] {
   return [`hsl(${hue} 70% 52%)`, `hsl(${hue2} 75% 42%)`];
 }
 
-export function Avatar({ id, name, size = 36, speaking = false }: { id: string; name: string; size?: number; speaking?: boolean }) {
+export function Avatar({
+  id,
+  name,
+  size = 36,
+  speaking = false,
+}: {
+  id: string;
+  name: string;
+  size?: number;
+  speaking?: boolean;
+}) {
   const [a, b] = avatarColors(id, name);
   return (
     <span

@@ -28,7 +28,14 @@ function QualityBars({ stats, sendsVideo }: { stats: PeerStats | undefined; send
   if (!quality) return null;
   const label = QUALITY_LABEL[quality];
   return (
-    <span className={`quality q-${quality}`} role="img" aria-label={label} title={label} data-testid="quality" data-quality={quality}>
+    <span
+      className={`quality q-${quality}`}
+      role="img"
+      aria-label={label}
+      title={label}
+      data-testid="quality"
+      data-quality={quality}
+    >
       <i />
       <i />
       <i />
@@ -43,7 +50,17 @@ function QualityBars({ stats, sendsVideo }: { stats: PeerStats | undefined; send
  * a camera — and that member's sound stayed silent with it (measured in
  * headless Chromium: `readyState` 0, `play()` never settled).
  */
-export function Video({ stream, muted, speaker, mirrored }: { stream: MediaStream | null; muted: boolean; speaker: string | null; mirrored?: boolean }) {
+export function Video({
+  stream,
+  muted,
+  speaker,
+  mirrored,
+}: {
+  stream: MediaStream | null;
+  muted: boolean;
+  speaker: string | null;
+  mirrored?: boolean;
+}) {
   const ref = useRef<HTMLVideoElement>(null);
   const sound = useRef<HTMLAudioElement>(null);
   useEffect(() => {
@@ -70,7 +87,14 @@ export function NativeVideo({ member, mirrored }: { member: string; mirrored?: b
     if (!canvas || !engine.desktop) return;
     return engine.desktop.attachVideo(member, canvas);
   }, [engine, member]);
-  return <canvas ref={ref} className={`native-video${mirrored ? " mirrored" : ""}`} data-testid="native-video" data-member={member} />;
+  return (
+    <canvas
+      ref={ref}
+      className={`native-video${mirrored ? " mirrored" : ""}`}
+      data-testid="native-video"
+      data-member={member}
+    />
+  );
 }
 
 function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
@@ -100,8 +124,19 @@ function StatsOverlay({ stats }: { stats: PeerStats | undefined }) {
 /** A tile's own controls, shown on hover and on keyboard focus: pin it to
  * the spotlight, full screen (also a double click), picture-in-picture
  * where the browser has it. */
-function TileActions({ id, name, pinned, setPinned }: { id: string; name: string; pinned: boolean; setPinned: (id: string | null) => void }) {
-  const toggleFullscreen = (e: React.MouseEvent<HTMLButtonElement>) => void fullscreen(e.currentTarget.closest("figure"));
+function TileActions({
+  id,
+  name,
+  pinned,
+  setPinned,
+}: {
+  id: string;
+  name: string;
+  pinned: boolean;
+  setPinned: (id: string | null) => void;
+}) {
+  const toggleFullscreen = (e: React.MouseEvent<HTMLButtonElement>) =>
+    void fullscreen(e.currentTarget.closest("figure"));
   const pip = (e: React.MouseEvent<HTMLButtonElement>) => {
     const video = e.currentTarget.closest("figure")?.querySelector("video");
     if (video) void video.requestPictureInPicture().catch(() => undefined);
@@ -109,10 +144,21 @@ function TileActions({ id, name, pinned, setPinned }: { id: string; name: string
   const canPip = typeof document !== "undefined" && document.pictureInPictureEnabled;
   return (
     <div className="tile-actions">
-      <button type="button" aria-pressed={pinned} onClick={() => setPinned(pinned ? null : id)} aria-label={`${pinned ? "Unpin" : "Pin"} ${name}`} title={pinned ? "Unpin" : "Pin to the spotlight"}>
+      <button
+        type="button"
+        aria-pressed={pinned}
+        onClick={() => setPinned(pinned ? null : id)}
+        aria-label={`${pinned ? "Unpin" : "Pin"} ${name}`}
+        title={pinned ? "Unpin" : "Pin to the spotlight"}
+      >
         <Icon name="pin" />
       </button>
-      <button type="button" onClick={toggleFullscreen} aria-label={`Full screen: ${name}`} title="Full screen (double click)">
+      <button
+        type="button"
+        onClick={toggleFullscreen}
+        aria-label={`Full screen: ${name}`}
+        title="Full screen (double click)"
+      >
         <Icon name="expand" />
       </button>
       {canPip && (
@@ -171,7 +217,13 @@ export function CallGrid({ showStats, layout: userLayout }: { showStats: boolean
     const onDoubleClick = (e: React.MouseEvent<HTMLElement>) => void fullscreen(e.currentTarget);
     if (id === SELF) {
       return (
-        <figure key={SELF} className={`tile self ${where}`} data-testid="tile-self" data-place={where} onDoubleClick={onDoubleClick}>
+        <figure
+          key={SELF}
+          className={`tile self ${where}`}
+          data-testid="tile-self"
+          data-place={where}
+          onDoubleClick={onDoubleClick}
+        >
           {native && (state.local.video || state.local.screen) ? (
             <NativeVideo member="self" mirrored={!state.local.screen} />
           ) : state.local.stream && (state.local.video || state.local.screen) ? (
@@ -196,8 +248,17 @@ export function CallGrid({ showStats, layout: userLayout }: { showStats: boolean
     const sending = member?.media.video || member?.media.screen;
     const showVideo = (native || remote?.stream) && sending;
     return (
-      <figure key={id} className={`tile ${where}${state.speaker === id ? " speaking" : ""}`} data-testid="tile-remote" data-peer={id} data-place={where} onDoubleClick={onDoubleClick}>
-        {native ? sending && <NativeVideo member={id} /> : remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
+      <figure
+        key={id}
+        className={`tile ${where}${state.speaker === id ? " speaking" : ""}`}
+        data-testid="tile-remote"
+        data-peer={id}
+        data-place={where}
+        onDoubleClick={onDoubleClick}
+      >
+        {native
+          ? sending && <NativeVideo member={id} />
+          : remote?.stream && <Video stream={remote.stream} muted={false} speaker={speakerDevice} />}
         {!showVideo && (
           <div className="tile-avatar">
             <Avatar id={id} name={name} size={where === "strip" ? 40 : 72} speaking={state.speaker === id} />
@@ -210,7 +271,9 @@ export function CallGrid({ showStats, layout: userLayout }: { showStats: boolean
           {name}
           {member && !member.media.audio && <Icon name="micOff" label="muted" size={14} />}
           {member?.media.screen && <span> · screen</span>}
-          {remote && remote.connection !== "connected" && <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>}
+          {remote && remote.connection !== "connected" && (
+            <span className="connection-note"> · {remote.connection === "new" ? "connecting" : remote.connection}</span>
+          )}
         </figcaption>
         {showStats && where !== "strip" && <StatsOverlay stats={state.stats[id]} />}
       </figure>

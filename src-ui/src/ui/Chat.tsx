@@ -2,7 +2,15 @@
 // image attachments (paste, drop or pick) and an unread marker.
 
 import { Icon } from "./icons";
-import { useEffect, useLayoutEffect, useRef, useState, type ClipboardEvent, type DragEvent, type KeyboardEvent } from "react";
+import {
+  useEffect,
+  useLayoutEffect,
+  useRef,
+  useState,
+  type ClipboardEvent,
+  type DragEvent,
+  type KeyboardEvent,
+} from "react";
 import type { Attachment } from "../protocol";
 import { EmptyRoomInvite } from "./Invite";
 import { useEngine, useEngineState, useEscape } from "./hooks";
@@ -37,7 +45,10 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
   const [viewing, setViewing] = useState<Attachment | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
   const fileRef = useRef<HTMLInputElement>(null);
-  const typingRef = useRef<{ active: boolean; timer: ReturnType<typeof setTimeout> | null }>({ active: false, timer: null });
+  const typingRef = useRef<{ active: boolean; timer: ReturnType<typeof setTimeout> | null }>({
+    active: false,
+    timer: null,
+  });
   // The "new" marker stays a few seconds after the lines were read.
   const [marker, setMarker] = useState<string | null>(state.firstUnread);
   const maxBytes = state.limits?.max_attachment_bytes ?? 0;
@@ -131,7 +142,9 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
       return;
     }
     if (file.size > maxBytes) {
-      setLocalError(`That image is ${Math.ceil(file.size / 1024)} KiB; the limit is ${Math.floor(maxBytes / 1024)} KiB.`);
+      setLocalError(
+        `That image is ${Math.ceil(file.size / 1024)} KiB; the limit is ${Math.floor(maxBytes / 1024)} KiB.`,
+      );
       return;
     }
     setAttachment(await readAttachment(file));
@@ -191,7 +204,13 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
       <EmptyRoomInvite />
       <ol className="messages" ref={listRef} aria-live="polite" onScroll={onScroll}>
         {state.chat.map((line) => (
-          <li key={line.id} className={line.kind === "system" ? "system-line" : `message${line.own ? " own" : ""}${line.to ? " direct" : ""}`} data-testid={line.kind === "chat" ? "message" : "system"}>
+          <li
+            key={line.id}
+            className={
+              line.kind === "system" ? "system-line" : `message${line.own ? " own" : ""}${line.to ? " direct" : ""}`
+            }
+            data-testid={line.kind === "chat" ? "message" : "system"}
+          >
             {line.id === marker && (
               <div className="unread-marker" role="separator">
                 new
@@ -208,8 +227,16 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
                 </div>
                 {line.text && <p className="message-text">{linkify(line.text)}</p>}
                 {line.attachment && IMAGE_TYPES.includes(line.attachment.mime) && (
-                  <button type="button" className="attachment" aria-label={`Open ${line.attachment.name}`} onClick={() => setViewing(line.attachment ?? null)}>
-                    <img src={`data:${line.attachment.mime};base64,${line.attachment.data}`} alt={line.attachment.name} />
+                  <button
+                    type="button"
+                    className="attachment"
+                    aria-label={`Open ${line.attachment.name}`}
+                    onClick={() => setViewing(line.attachment ?? null)}
+                  >
+                    <img
+                      src={`data:${line.attachment.mime};base64,${line.attachment.data}`}
+                      alt={line.attachment.name}
+                    />
                   </button>
                 )}
               </>
@@ -217,7 +244,12 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
           </li>
         ))}
         {state.outgoing.map((o) => (
-          <li key={o.rid} className={`message own pending${o.to ? " direct" : ""}`} data-testid="pending-message" aria-busy={o.status === "sending"}>
+          <li
+            key={o.rid}
+            className={`message own pending${o.to ? " direct" : ""}`}
+            data-testid="pending-message"
+            aria-busy={o.status === "sending"}
+          >
             <div className="message-head">
               <span className="message-from">You</span>
               {o.to && <span className="dm-badge">to {o.toName}</span>}
@@ -258,7 +290,12 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
           <label className="visually-hidden" htmlFor="dm-target">
             Send to
           </label>
-          <select id="dm-target" value={directTo ?? ""} onChange={(e) => setDirectTo(e.target.value || null)} aria-label="Send to">
+          <select
+            id="dm-target"
+            value={directTo ?? ""}
+            onChange={(e) => setDirectTo(e.target.value || null)}
+            aria-label="Send to"
+          >
             <option value="">Everyone</option>
             {state.members.map((m) => (
               <option key={m.id} value={m.id}>
@@ -277,10 +314,23 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
           )}
         </div>
         <div className="composer-row">
-          <button type="button" className="icon" aria-label="Attach an image" title="Attach an image" onClick={() => fileRef.current?.click()}>
+          <button
+            type="button"
+            className="icon"
+            aria-label="Attach an image"
+            title="Attach an image"
+            onClick={() => fileRef.current?.click()}
+          >
             <Icon name="clip" />
           </button>
-          <input ref={fileRef} type="file" accept={IMAGE_TYPES.join(",")} hidden onChange={(e) => void attach(e.target.files?.[0])} data-testid="file-input" />
+          <input
+            ref={fileRef}
+            type="file"
+            accept={IMAGE_TYPES.join(",")}
+            hidden
+            onChange={(e) => void attach(e.target.files?.[0])}
+            data-testid="file-input"
+          />
           <textarea
             value={text}
             onChange={(e) => onType(e.target.value)}

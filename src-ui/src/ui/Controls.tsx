@@ -22,8 +22,12 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
   const { local, devices } = state;
   // The desktop app captures the screen natively where its platform allows.
   const desktopBlock = state.desktop?.screenShareUnavailable ?? null;
-  const canShare = engine.desktop ? desktopBlock === null : typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
-  const shareTitle = engine.desktop ? `${desktopBlock ?? ""} Share from Huddle in a browser instead.` : "This browser cannot share the screen";
+  const canShare = engine.desktop
+    ? desktopBlock === null
+    : typeof navigator !== "undefined" && !!navigator.mediaDevices && "getDisplayMedia" in navigator.mediaDevices;
+  const shareTitle = engine.desktop
+    ? `${desktopBlock ?? ""} Share from Huddle in a browser instead.`
+    : "This browser cannot share the screen";
   const talkingWhileMuted = state.inCall && !local.audio && state.talking;
   return (
     <div className="controls" role="toolbar" aria-label="Call controls">
@@ -32,10 +36,22 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
           You're muted — press M to talk
         </p>
       )}
-      <button type="button" className={`control${local.audio ? "" : " off"}`} aria-pressed={!local.audio} onClick={() => engine.setMicrophone(!local.audio)} title="Mute (M)">
+      <button
+        type="button"
+        className={`control${local.audio ? "" : " off"}`}
+        aria-pressed={!local.audio}
+        onClick={() => engine.setMicrophone(!local.audio)}
+        title="Mute (M)"
+      >
         <Icon name={local.audio ? "mic" : "micOff"} /> {local.audio ? "Mute" : "Unmute"}
       </button>
-      <button type="button" className={`control${local.video ? "" : " off"}`} aria-pressed={local.video} onClick={() => void engine.setCamera(!local.video)} title="Camera (V)">
+      <button
+        type="button"
+        className={`control${local.video ? "" : " off"}`}
+        aria-pressed={local.video}
+        onClick={() => void engine.setCamera(!local.video)}
+        title="Camera (V)"
+      >
         <Icon name={local.video ? "camera" : "cameraOff"} /> {local.video ? "Camera off" : "Camera on"}
       </button>
       <button
@@ -51,14 +67,35 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
       <HandButton />
       <ReactionButton />
       <div className="devices">
-        <button type="button" className="control" ref={devicesButton} aria-expanded={devicesOpen} onClick={toggleDevices}>
+        <button
+          type="button"
+          className="control"
+          ref={devicesButton}
+          aria-expanded={devicesOpen}
+          onClick={toggleDevices}
+        >
           <Icon name="settings" /> Devices
         </button>
         {devicesOpen && (
           <div className="device-menu" role="dialog" aria-label="Devices">
-            <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => chooseDevice(engine, "microphone", id)} />
-            <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => chooseDevice(engine, "camera", id)} />
-            <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => chooseDevice(engine, "speaker", id)} />
+            <DeviceSelect
+              label="Microphone"
+              devices={devices.microphones}
+              value={devices.microphone}
+              onChange={(id) => chooseDevice(engine, "microphone", id)}
+            />
+            <DeviceSelect
+              label="Camera"
+              devices={devices.cameras}
+              value={devices.camera}
+              onChange={(id) => chooseDevice(engine, "camera", id)}
+            />
+            <DeviceSelect
+              label="Speaker"
+              devices={devices.speakers}
+              value={devices.speaker}
+              onChange={(id) => chooseDevice(engine, "speaker", id)}
+            />
             <fieldset className="processing">
               <legend>Microphone processing</legend>
               {PROCESSING_PARTS.map(([part, label]) => (
@@ -66,7 +103,9 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
                   <input
                     type="checkbox"
                     checked={devices.processing[part]}
-                    onChange={(e) => void engine.setAudioProcessing({ ...devices.processing, [part]: e.target.checked })}
+                    onChange={(e) =>
+                      void engine.setAudioProcessing({ ...devices.processing, [part]: e.target.checked })
+                    }
                   />
                   {label}
                 </label>
@@ -89,10 +128,20 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
           </div>
         )}
       </div>
-      <button type="button" className={`control${showStats ? " active" : ""}`} aria-pressed={showStats} onClick={() => setShowStats(!showStats)}>
+      <button
+        type="button"
+        className={`control${showStats ? " active" : ""}`}
+        aria-pressed={showStats}
+        onClick={() => setShowStats(!showStats)}
+      >
         <Icon name="stats" /> Stats
       </button>
-      <button type="button" className="control hangup" onClick={() => engine.leaveCall()} title="Leave the call (Shift+L)">
+      <button
+        type="button"
+        className="control hangup"
+        onClick={() => engine.leaveCall()}
+        title="Leave the call (Shift+L)"
+      >
         <Icon name="hangup" /> Leave call
       </button>
     </div>

@@ -19,7 +19,17 @@ export function chooseDevice(engine: Engine, kind: DeviceKind, id: string): void
   void engine.selectDevice(kind, id);
 }
 
-export function DeviceSelect({ label, devices, value, onChange }: { label: string; devices: MediaDeviceInfo[]; value: string | null; onChange: (id: string) => void }) {
+export function DeviceSelect({
+  label,
+  devices,
+  value,
+  onChange,
+}: {
+  label: string;
+  devices: MediaDeviceInfo[];
+  value: string | null;
+  onChange: (id: string) => void;
+}) {
   return (
     <label>
       {label}
@@ -34,4 +44,3 @@ export function DeviceSelect({ label, devices, value, onChange }: { label: strin
     </label>
   );
 }
-

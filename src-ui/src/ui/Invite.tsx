@@ -97,8 +97,8 @@ export function InviteFields({ room }: { room: string | undefined }) {
       <CopyField label="In the Huddle app" value={links.app} testId="invite-app" />
       {links.fingerprint && (
         <p className="fingerprint" data-testid="fingerprint">
-          This computer's certificate (browsers warn once that no authority signed it; it should show this SHA-256 fingerprint):{" "}
-          <code>{links.fingerprint}</code>
+          This computer's certificate (browsers warn once that no authority signed it; it should show this SHA-256
+          fingerprint): <code>{links.fingerprint}</code>
         </p>
       )}
     </>
@@ -117,8 +117,12 @@ export function InviteButton() {
       {open && (
         <div className="invite-menu" role="dialog" aria-label="Invite people">
           <p className="muted">
-            {state.room?.locked ? "Anyone with a link still needs the room's password." : "Anyone with a link can join this room."}
-            {state.desktop?.hosting ? " The links carry this server's passcode: share them only with the people you invite." : ""}
+            {state.room?.locked
+              ? "Anyone with a link still needs the room's password."
+              : "Anyone with a link can join this room."}
+            {state.desktop?.hosting
+              ? " The links carry this server's passcode: share them only with the people you invite."
+              : ""}
           </p>
           <InviteFields room={state.room?.name} />
         </div>

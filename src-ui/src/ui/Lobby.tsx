@@ -61,14 +61,10 @@ function HostingPanel({ room }: { room: string }) {
     <div className="panel hosting" data-testid="hosting">
       <h2>Hosting on this computer</h2>
       <p className="muted">
-        People on your network join with these links{room ? ` (room “${room}”)` : ""}. Each carries this server's passcode: share them only with
-        the people you invite. The links stay under “Invite” in the room.
+        People on your network join with these links{room ? ` (room “${room}”)` : ""}. Each carries this server's
+        passcode: share them only with the people you invite. The links stay under “Invite” in the room.
       </p>
-      {room ? (
-        <InviteFields room={room} />
-      ) : (
-        <p className="muted">Type a room name to get its links.</p>
-      )}
+      {room ? <InviteFields room={room} /> : <p className="muted">Type a room name to get its links.</p>}
       <button
         type="button"
         className="danger"
@@ -120,7 +116,11 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
         </div>
         <p className="tagline">Video calls and chat for your team, on your own server.</p>
         {state.desktop?.linkPrompt && (
-          <ServerConfirm host={state.desktop.linkPrompt.host} room={state.desktop.linkPrompt.room} onAnswer={(accept) => engine.desktop?.answerLink(accept)} />
+          <ServerConfirm
+            host={state.desktop.linkPrompt.host}
+            room={state.desktop.linkPrompt.room}
+            onAnswer={(accept) => engine.desktop?.answerLink(accept)}
+          />
         )}
         <form onSubmit={submit} className="join-form">
           {engine.desktop && state.desktop && <ServerField />}
@@ -151,7 +151,13 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
           </label>
           <label>
             Password <span className="hint">{locked ? "(this room has one)" : "(optional; locks a new room)"}</span>
-            <input name="password" type="password" value={password} onChange={(e) => setPassword(e.target.value)} autoComplete="off" />
+            <input
+              name="password"
+              type="password"
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              autoComplete="off"
+            />
           </label>
           {state.error && (
             <p className="form-error" role="alert">
@@ -195,7 +201,7 @@ export function Lobby({ initialRoom }: { initialRoom: string }) {
                   <button type="button" className="room-row" onClick={() => setRoom(r.name)}>
                     <span className="room-name">
                       <span className="visually-hidden">Choose room </span>
-                      {r.locked && <Icon name="lock" label="locked" size={14} />} 
+                      {r.locked && <Icon name="lock" label="locked" size={14} />}
                       {r.name}
                     </span>
                     <span className="room-counts">

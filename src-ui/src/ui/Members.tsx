@@ -19,12 +19,8 @@ function MediaIcons({ peer }: { peer: Peer }) {
     <span className="media-icons">
       {hand}
       <Icon name={peer.media.audio ? "mic" : "micOff"} label={peer.media.audio ? "microphone on" : "muted"} size={15} />
-      {peer.media.video && (
-        <Icon name="camera" label="camera on" size={15} />
-      )}
-      {peer.media.screen && (
-        <Icon name="screen" label="sharing screen" size={15} />
-      )}
+      {peer.media.video && <Icon name="camera" label="camera on" size={15} />}
+      {peer.media.screen && <Icon name="screen" label="sharing screen" size={15} />}
     </span>
   );
 }
@@ -56,17 +52,39 @@ export function Members({ onDirect }: { onDirect: (id: string) => void }) {
                   {isSelf && <span className="muted"> (you)</span>}
                 </span>
                 <span className="member-status">
-                  {typing ? "typing…" : ringing ? "ringing…" : inCall ? "in call" : peer.client === "desktop" ? "desktop" : peer.client === "bot" ? "bot" : "online"}
+                  {typing
+                    ? "typing…"
+                    : ringing
+                      ? "ringing…"
+                      : inCall
+                        ? "in call"
+                        : peer.client === "desktop"
+                          ? "desktop"
+                          : peer.client === "bot"
+                            ? "bot"
+                            : "online"}
                 </span>
               </span>
               <MediaIcons peer={peer} />
               {!isSelf && (
                 <span className="member-actions">
-                  <button type="button" className="icon" title={`Message ${shown} directly`} aria-label={`Message ${shown} directly`} onClick={() => onDirect(peer.id)}>
+                  <button
+                    type="button"
+                    className="icon"
+                    title={`Message ${shown} directly`}
+                    aria-label={`Message ${shown} directly`}
+                    onClick={() => onDirect(peer.id)}
+                  >
                     <Icon name="mail" />
                   </button>
                   {!peer.in_call && !state.outgoingRing && (
-                    <button type="button" className="icon" title={`Ring ${shown}`} aria-label={`Ring ${shown}`} onClick={() => void engine.ring(peer.id, true)}>
+                    <button
+                      type="button"
+                      className="icon"
+                      title={`Ring ${shown}`}
+                      aria-label={`Ring ${shown}`}
+                      onClick={() => void engine.ring(peer.id, true)}
+                    >
                       <Icon name="phone" />
                     </button>
                   )}

@@ -19,7 +19,17 @@ function LevelMeter({ level }: { level: number | null }) {
   const db = Math.max(FLOOR_DB, Math.min(0, level ?? FLOOR_DB));
   const percent = Math.round(((db - FLOOR_DB) / -FLOOR_DB) * 100);
   return (
-    <div className="level" role="meter" aria-label="Microphone level" aria-valuemin={FLOOR_DB} aria-valuemax={0} aria-valuenow={Math.round(db)} aria-valuetext={level === null ? "not measured yet" : `${Math.round(db)} dB`} data-testid="mic-level" data-level={level ?? ""}>
+    <div
+      className="level"
+      role="meter"
+      aria-label="Microphone level"
+      aria-valuemin={FLOOR_DB}
+      aria-valuemax={0}
+      aria-valuenow={Math.round(db)}
+      aria-valuetext={level === null ? "not measured yet" : `${Math.round(db)} dB`}
+      data-testid="mic-level"
+      data-level={level ?? ""}
+    >
       <span style={{ width: `${percent}%` }} />
     </div>
   );
@@ -45,13 +55,18 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
   }, []);
   // A browser takes back the devices chosen on an earlier visit, once they are listed.
   const { devices } = state;
-  const listed = DEVICE_KINDS.map((k) => devicesOf(devices, k).map((d) => d.deviceId).join(",")).join(";");
+  const listed = DEVICE_KINDS.map((k) =>
+    devicesOf(devices, k)
+      .map((d) => d.deviceId)
+      .join(","),
+  ).join(";");
   useEffect(() => {
     if (engine.desktop) return;
     const now = engine.getState().devices;
     for (const kind of DEVICE_KINDS) {
       const id = storage.device(kind);
-      if (id && now[kind] !== id && devicesOf(now, kind).some((d) => d.deviceId === id)) void engine.selectDevice(kind, id);
+      if (id && now[kind] !== id && devicesOf(now, kind).some((d) => d.deviceId === id))
+        void engine.selectDevice(kind, id);
     }
   }, [engine, listed]);
   const cancel = useCallback(() => close(), [close]);
@@ -81,17 +96,42 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
         </div>
         <LevelMeter level={microphone ? (state.preview?.level ?? null) : null} />
         <div className="prejoin-toggles">
-          <button type="button" className={`control${microphone ? "" : " off"}`} aria-pressed={!microphone} onClick={() => setMicrophone(!microphone)}>
+          <button
+            type="button"
+            className={`control${microphone ? "" : " off"}`}
+            aria-pressed={!microphone}
+            onClick={() => setMicrophone(!microphone)}
+          >
             <Icon name={microphone ? "mic" : "micOff"} /> {microphone ? "Microphone on" : "Microphone muted"}
           </button>
-          <button type="button" className={`control${camera ? "" : " off"}`} aria-pressed={camera} onClick={() => setCamera(!camera)}>
+          <button
+            type="button"
+            className={`control${camera ? "" : " off"}`}
+            aria-pressed={camera}
+            onClick={() => setCamera(!camera)}
+          >
             <Icon name={camera ? "camera" : "cameraOff"} /> {camera ? "Camera on" : "Camera off"}
           </button>
         </div>
         <div className="prejoin-devices">
-          <DeviceSelect label="Microphone" devices={devices.microphones} value={devices.microphone} onChange={(id) => chooseDevice(engine, "microphone", id)} />
-          <DeviceSelect label="Camera" devices={devices.cameras} value={devices.camera} onChange={(id) => chooseDevice(engine, "camera", id)} />
-          <DeviceSelect label="Speaker" devices={devices.speakers} value={devices.speaker} onChange={(id) => chooseDevice(engine, "speaker", id)} />
+          <DeviceSelect
+            label="Microphone"
+            devices={devices.microphones}
+            value={devices.microphone}
+            onChange={(id) => chooseDevice(engine, "microphone", id)}
+          />
+          <DeviceSelect
+            label="Camera"
+            devices={devices.cameras}
+            value={devices.camera}
+            onChange={(id) => chooseDevice(engine, "camera", id)}
+          />
+          <DeviceSelect
+            label="Speaker"
+            devices={devices.speakers}
+            value={devices.speaker}
+            onChange={(id) => chooseDevice(engine, "speaker", id)}
+          />
         </div>
         <div className="actions">
           <button type="button" onClick={cancel}>

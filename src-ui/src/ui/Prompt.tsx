@@ -8,7 +8,9 @@ import { useEngine, useEngineState } from "./hooks";
  * the next Enter would answer a call). */
 function writing(): boolean {
   const el = document.activeElement as HTMLElement | null;
-  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+  return (
+    !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable)
+  );
 }
 
 export function IncomingPrompt() {

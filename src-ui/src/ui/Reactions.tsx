@@ -21,8 +21,18 @@ export function HandButton() {
   const engine = useEngine();
   const raised = !!useEngineState().self?.hand;
   return (
-    <button type="button" className={`control${raised ? " active" : ""}`} aria-pressed={raised} onClick={() => engine.setHand(!raised)} title="Raise hand (H)" data-testid="hand">
-      <span className="emoji" aria-hidden="true">{HAND}</span> {raised ? "Lower hand" : "Raise hand"}
+    <button
+      type="button"
+      className={`control${raised ? " active" : ""}`}
+      aria-pressed={raised}
+      onClick={() => engine.setHand(!raised)}
+      title="Raise hand (H)"
+      data-testid="hand"
+    >
+      <span className="emoji" aria-hidden="true">
+        {HAND}
+      </span>{" "}
+      {raised ? "Lower hand" : "Raise hand"}
     </button>
   );
 }
@@ -32,8 +42,19 @@ export function ReactionButton() {
   const { open, toggle, close, button } = usePopover();
   return (
     <div className="reaction-picker">
-      <button type="button" className="control" ref={button} aria-expanded={open} aria-haspopup="menu" onClick={toggle} title="Send a reaction">
-        <span className="emoji" aria-hidden="true">{"\u{1F44D}"}</span> React
+      <button
+        type="button"
+        className="control"
+        ref={button}
+        aria-expanded={open}
+        aria-haspopup="menu"
+        onClick={toggle}
+        title="Send a reaction"
+      >
+        <span className="emoji" aria-hidden="true">
+          {"\u{1F44D}"}
+        </span>{" "}
+        React
       </button>
       {open && (
         <div className="reaction-menu" role="menu" aria-label="Reactions">
@@ -65,7 +86,11 @@ export function ReactionsOverlay() {
     <ul className="reactions" aria-live="polite" aria-label="Reactions" data-testid="reactions">
       {state.reactions.map((r) => (
         <li key={r.id} data-from={r.from}>
-          <span className="reaction-emoji" role="img" aria-label={REACTION_NAMES[r.emoji as (typeof REACTIONS)[number]] ?? r.emoji}>
+          <span
+            className="reaction-emoji"
+            role="img"
+            aria-label={REACTION_NAMES[r.emoji as (typeof REACTIONS)[number]] ?? r.emoji}
+          >
             {r.emoji}
           </span>
           <span className="reaction-name">{r.from === state.self?.id ? "You" : nameOf(state, r.from)}</span>

@@ -18,7 +18,14 @@ import { formatDuration } from "../engine/session";
 
 function ConnectionPill() {
   const { status } = useEngineState();
-  const label = status === "joined" ? "Connected" : status === "reconnecting" ? "Reconnecting…" : status === "offline" ? "Offline" : "Connecting…";
+  const label =
+    status === "joined"
+      ? "Connected"
+      : status === "reconnecting"
+        ? "Reconnecting…"
+        : status === "offline"
+          ? "Offline"
+          : "Connecting…";
   return (
     <span className={`pill ${status}`} role="status" data-testid="connection">
       {label}
@@ -37,12 +44,16 @@ function CallDuration({ startedAt }: { startedAt: number }) {
 
 function isTyping(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
-  return !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable);
+  return (
+    !!el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable)
+  );
 }
 
 /** Whether `target` is a control that Space activates (a button, a link…). */
 function isControl(target: EventTarget | null): boolean {
-  return target instanceof Element && target.closest("button, a[href], summary, [role=button], [role=menuitem]") !== null;
+  return (
+    target instanceof Element && target.closest("button, a[href], summary, [role=button], [role=menuitem]") !== null
+  );
 }
 
 export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () => void }) {
@@ -134,7 +145,12 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
           {call && <CallDuration startedAt={call.startedAt} />}
           {!state.inCall && (
             <>
-              <button type="button" className="primary" onClick={() => setPrejoin({ video: true })} aria-haspopup="dialog">
+              <button
+                type="button"
+                className="primary"
+                onClick={() => setPrejoin({ video: true })}
+                aria-haspopup="dialog"
+              >
                 {call ? `Join call (${inCallCount})` : "Start video call"}
               </button>
               <button type="button" onClick={() => setPrejoin({ video: false })} aria-haspopup="dialog">
@@ -143,10 +159,23 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
             </>
           )}
           <InviteButton />
-          <button type="button" className="icon" onClick={() => setShortcuts(true)} aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" aria-haspopup="dialog">
+          <button
+            type="button"
+            className="icon"
+            onClick={() => setShortcuts(true)}
+            aria-label="Keyboard shortcuts"
+            title="Keyboard shortcuts (?)"
+            aria-haspopup="dialog"
+          >
             ?
           </button>
-          <button type="button" className="icon" onClick={toggleTheme} aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`} title="Theme">
+          <button
+            type="button"
+            className="icon"
+            onClick={toggleTheme}
+            aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}
+            title="Theme"
+          >
             <Icon name={theme === "dark" ? "sun" : "moon"} />
           </button>
           <button type="button" onClick={() => engine.leave()}>
@@ -156,7 +185,9 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       </header>
       {(state.status === "reconnecting" || state.status === "offline") && (
         <div className={`banner ${state.status}`} role="alert">
-          {state.status === "reconnecting" ? "Connection lost. Reconnecting… your call keeps going meanwhile." : (state.error?.message ?? "Offline.")}
+          {state.status === "reconnecting"
+            ? "Connection lost. Reconnecting… your call keeps going meanwhile."
+            : (state.error?.message ?? "Offline.")}
           {state.status === "offline" && (
             <button type="button" onClick={() => engine.retry()}>
               Retry now
@@ -167,7 +198,13 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
       {state.error && state.error.code !== "attachment" && state.error.code !== "connection" && (
         <div className="banner error" role="alert">
           <span>{state.error.message}</span>
-          <button type="button" className="icon dismiss" aria-label="Dismiss" title="Dismiss" onClick={() => engine.dismissError()}>
+          <button
+            type="button"
+            className="icon dismiss"
+            aria-label="Dismiss"
+            title="Dismiss"
+            onClick={() => engine.dismissError()}
+          >
             <Icon name="close" size={16} />
           </button>
         </div>
@@ -194,10 +231,23 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
           <main className="stage">
             <div className="stage-bar" role="toolbar" aria-label="View">
               <div className="segmented" role="group" aria-label="Layout">
-                <button type="button" aria-pressed={view === "grid"} onClick={() => { setView("grid"); setPinned(null); }} title="Grid: everyone the same size">
+                <button
+                  type="button"
+                  aria-pressed={view === "grid"}
+                  onClick={() => {
+                    setView("grid");
+                    setPinned(null);
+                  }}
+                  title="Grid: everyone the same size"
+                >
                   <Icon name="grid" /> Grid
                 </button>
-                <button type="button" aria-pressed={view === "spotlight"} onClick={() => setView("spotlight")} title="Spotlight: one large, the others in a strip">
+                <button
+                  type="button"
+                  aria-pressed={view === "spotlight"}
+                  onClick={() => setView("spotlight")}
+                  title="Spotlight: one large, the others in a strip"
+                >
                   <Icon name="spotlight" /> Spotlight
                 </button>
               </div>
@@ -205,13 +255,20 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
                 <button
                   type="button"
                   aria-pressed={pipOn}
-                  onClick={() => engine.desktop?.pip(pipOn || pipMember === null ? null : { member: pipMember, name: pipName })}
+                  onClick={() =>
+                    engine.desktop?.pip(pipOn || pipMember === null ? null : { member: pipMember, name: pipName })
+                  }
                   title="A small window that stays on top with whoever is in the spotlight"
                 >
                   <Icon name="pip" /> {pipOn ? "Close picture in picture" : "Picture in picture"}
                 </button>
               )}
-              <button type="button" aria-pressed={!panels} onClick={() => setPanels(!panels)} title="Hide or show the members and chat (P)">
+              <button
+                type="button"
+                aria-pressed={!panels}
+                onClick={() => setPanels(!panels)}
+                title="Hide or show the members and chat (P)"
+              >
                 <Icon name="panels" /> {panels ? "Hide panels" : "Show panels"}
               </button>
             </div>

@@ -30,7 +30,13 @@ export function ShortcutsSheet({ close }: { close: () => void }) {
   useEscape(true, onEscape);
   return (
     <div className="modal-backdrop" onClick={close}>
-      <div className="shortcuts" role="dialog" aria-modal="true" aria-labelledby="shortcuts-title" onClick={(e) => e.stopPropagation()}>
+      <div
+        className="shortcuts"
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby="shortcuts-title"
+        onClick={(e) => e.stopPropagation()}
+      >
         <h2 id="shortcuts-title">Keyboard shortcuts</h2>
         <dl>
           {SHORTCUTS.map(([keys, what]) => (

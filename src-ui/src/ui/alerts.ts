@@ -63,5 +63,6 @@ export function alertIfAway(prompt: Prompt, room: string | undefined, native?: N
     n.onclick = () => window.focus();
   };
   if (Notification.permission === "granted") show();
-  else if (Notification.permission === "default") void Notification.requestPermission().then((p) => p === "granted" && show());
+  else if (Notification.permission === "default")
+    void Notification.requestPermission().then((p) => p === "granted" && show());
 }
