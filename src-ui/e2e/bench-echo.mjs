@@ -20,12 +20,11 @@
 // The loop is linear, which flatters every canceller alike. Asserts only
 // that the reference carried the echo.
 
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { chromiumNearEnd, dbfs, readWav, startPulse } from "./sound.mjs";
+import { chromiumNearEnd, dbfs, readWav, spawnGrace, spawnPeer, startPulse } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -59,28 +58,7 @@ const url = `ws://127.0.0.1:${port}/ws`;
 /** Grace talks in `room` for GRACE_SECONDS; resolves to her WAV's samples. */
 async function grace(room) {
   const wav = joinPath(dir, `${room}.wav`);
-  const child = spawn(
-    peerBin,
-    [
-      "--server",
-      url,
-      "--room",
-      room,
-      "--name",
-      "Grace",
-      "--video",
-      "none",
-      "--audio",
-      "voice",
-      "--output",
-      `wav:${wav}`,
-      "--duration",
-      `${GRACE_SECONDS}s`,
-      "--udp",
-      "127.0.0.1:0",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
+  const child = spawnGrace(peerBin, { url, room, audio: "voice", wav, seconds: GRACE_SECONDS });
   await new Promise((r) => child.once("exit", r));
   return readWav(wav).samples;
 }
@@ -99,27 +77,15 @@ function levels(samples) {
 
 /** Ada as a native huddle-peer (its microphone processed, or not). */
 async function nativeAda(room, unprocessed) {
-  const args = [
-    "--server",
+  const ada = spawnPeer(peerBin, {
     url,
-    "--room",
     room,
-    "--name",
-    "Ada",
-    "--video",
-    "none",
-    "--audio",
-    "mic",
-    "--output",
-    "speaker",
-    "--duration",
-    `${GRACE_SECONDS + 10}s`,
-    "--udp",
-    "127.0.0.1:0",
-  ];
-  const ada = spawn(peerBin, unprocessed ? [...args, "--unprocessed"] : args, {
+    name: "Ada",
+    audio: "mic",
+    output: "speaker",
+    seconds: GRACE_SECONDS + 10,
+    extra: unprocessed ? ["--unprocessed"] : [],
     env: soundEnv,
-    stdio: ["ignore", "ignore", "inherit"],
   });
   try {
     return levels(await grace(room));

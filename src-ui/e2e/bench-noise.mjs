@@ -33,7 +33,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { RATE, chromiumNearEnd, power, readWav, startPulse, writeWav } from "./sound.mjs";
+import { RATE, chromiumNearEnd, power, readWav, spawnGrace, spawnPeer, startPulse, writeWav } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -297,28 +297,7 @@ const url = `ws://127.0.0.1:${port}/ws`;
  * plays into Ada's microphone; resolves to the recording. */
 async function grace(room, mixPath, seconds) {
   const wav = joinPath(dir, `${room}.wav`);
-  const child = spawn(
-    peerBin,
-    [
-      "--server",
-      url,
-      "--room",
-      room,
-      "--name",
-      "Grace",
-      "--video",
-      "none",
-      "--audio",
-      "none",
-      "--output",
-      `wav:${wav}`,
-      "--duration",
-      `${seconds}s`,
-      "--udp",
-      "127.0.0.1:0",
-    ],
-    { stdio: ["ignore", "ignore", "inherit"] },
-  );
+  const child = spawnGrace(peerBin, { url, room, audio: "none", wav, seconds });
   const exited = new Promise((r) => child.once("exit", r));
   await new Promise((r) => setTimeout(r, PLAY_AFTER_S * 1000));
   const play = spawn("paplay", ["--device=micbus", mixPath], { env, stdio: "ignore" });
@@ -330,27 +309,16 @@ async function grace(room, mixPath, seconds) {
  * (`none`, `ns`, `all`); resolves to what Grace heard. */
 async function call(who, processing, room, mixPath, seconds) {
   if (who === "native") {
-    const args = [
-      "--server",
+    const ada = spawnPeer(peerBin, {
       url,
-      "--room",
       room,
-      "--name",
-      "Ada",
-      "--video",
-      "none",
-      "--audio",
-      "mic",
-      "--processing",
-      processing,
-      "--output",
-      "speaker",
-      "--duration",
-      `${seconds + 10}s`,
-      "--udp",
-      "127.0.0.1:0",
-    ];
-    const ada = spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });
+      name: "Ada",
+      audio: "mic",
+      output: "speaker",
+      seconds: seconds + 10,
+      extra: ["--processing", processing],
+      env,
+    });
     try {
       return await grace(room, mixPath, seconds);
     } finally {

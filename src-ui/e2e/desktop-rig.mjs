@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { READ_STRIP, freePort, stop } from "./lib.mjs";
+import { pulseDaemon } from "./sound.mjs";
 import { WebDriver } from "./webdriver.mjs";
 
 export class DesktopRig {
@@ -143,19 +144,8 @@ export class DesktopRig {
   async pulse() {
     const dir = joinPath(this.scratch, "pulse");
     mkdirSync(dir, { recursive: true });
-    const socket = joinPath(dir, "native");
-    this.spawn(
-      "pulseaudio",
-      [
-        "--daemonize=no",
-        "-n",
-        "--exit-idle-time=-1",
-        "--use-pid-file=no",
-        `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
-        "--load=module-null-sink sink_name=huddle_out",
-      ],
-      { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
-    );
+    const { socket, args, options } = pulseDaemon(dir, ["module-null-sink sink_name=huddle_out"]);
+    this.spawn("pulseaudio", args, options);
     await until(() => existsSync(socket), "pulseaudio");
     return `unix:${socket}`;
   }

@@ -1,6 +1,7 @@
 // What the audio benches share: a user-mode PulseAudio of their own, WAV
-// files in and out, levels, and a near end ("Ada") in headless Chromium on
-// that sound server's devices with a chosen part of its processing on.
+// files in and out, levels, the far end ("Grace", a recording huddle-peer),
+// and a near end ("Ada") in headless Chromium on that sound server's
+// devices with a chosen part of its processing on.
 
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -10,23 +11,38 @@ import { CHROMIUM_PATH, startCall, waitFor } from "./lib.mjs";
 
 export const RATE = 48_000;
 
+/** A headless `huddle-peer` without video named `name` in `room` at the
+ * server `url` for `seconds`: `audio` is what it sends (`voice`, `mic`,
+ * `none`), `output` where it plays what it hears (`speaker`, `wav:PATH`),
+ * `extra` more flags; `env` its environment. Returns the process. */
+export function spawnPeer(peerBin, { url, room, name, audio, output, seconds, extra = [], env = process.env }) {
+  const args = ["--server", url, "--room", room, "--name", name, "--video", "none", "--audio", audio];
+  args.push("--output", output, "--duration", `${seconds}s`, "--udp", "127.0.0.1:0", ...extra);
+  return spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });
+}
+
+/** Grace, the far end: sends `audio` and records what she hears into `wav`. */
+export function spawnGrace(peerBin, { url, room, audio, wav, seconds }) {
+  return spawnPeer(peerBin, { url, room, name: "Grace", audio, output: `wav:${wav}`, seconds });
+}
+
+/** How to start a user-mode PulseAudio of our own in `dir` with `modules`
+ * (`--load` arguments): its arguments, spawn options and socket. */
+export function pulseDaemon(dir, modules) {
+  const socket = joinPath(dir, "native");
+  const args = ["--daemonize=no", "-n", "--exit-idle-time=-1", "--use-pid-file=no"];
+  args.push(`--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`);
+  args.push(...modules.map((m) => `--load=${m}`));
+  return { socket, args, options: { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" } };
+}
+
 /** Starts PulseAudio in `dir` with `modules` (`--load` arguments) and
  * resolves to `{ env, kill }`: `env` points clients at it, with `sink` and
  * `source` as their defaults. */
 export async function startPulse(dir, modules, { sink, source }) {
-  const socket = joinPath(dir, "native");
-  const pulse = spawn(
-    "pulseaudio",
-    [
-      "--daemonize=no",
-      "-n",
-      "--exit-idle-time=-1",
-      "--use-pid-file=no",
-      `--load=module-native-protocol-unix auth-anonymous=1 socket=${socket}`,
-      ...modules.map((m) => `--load=${m}`),
-    ],
-    { env: { ...process.env, PULSE_RUNTIME_PATH: dir, HOME: dir }, stdio: "ignore" },
-  );
+  const daemon = pulseDaemon(dir, modules);
+  const socket = daemon.socket;
+  const pulse = spawn("pulseaudio", daemon.args, daemon.options);
   for (const until = Date.now() + 10_000; !existsSync(socket);) {
     if (Date.now() > until) throw new Error("pulseaudio did not start");
     await new Promise((r) => setTimeout(r, 20));

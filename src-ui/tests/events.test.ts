@@ -1,7 +1,7 @@
 // The shell's events as pure transitions of the desktop app's state.
 
 import { describe, expect, it } from "vitest";
-import { applyUiEvent } from "../src/desktop/events";
+import { applyUiEvent, initialDesktop } from "../src/desktop/events";
 import type { UiEvent } from "../src/desktop/bindings";
 import { initialState } from "../src/engine/session";
 import type { EngineState } from "../src/engine/types";
@@ -10,17 +10,7 @@ const inRoom = (): EngineState => ({
   ...initialState(),
   status: "joined",
   rooms: [],
-  desktop: {
-    server: "s",
-    hosting: null,
-    confirmClose: false,
-    volume: 1,
-    screenShareUnavailable: null,
-    openedLink: null,
-    linkPrompt: null,
-    focused: true,
-    pip: true,
-  },
+  desktop: { ...initialDesktop(), server: "s", pip: true },
   outgoing: [{ rid: "r1", text: "hi", ts: 0, status: "sending", written: true }],
 });
 

@@ -9,7 +9,7 @@ import type { Attachment, ClientMessage } from "../protocol";
 import { expireShown, initialState, leftCall } from "../engine/session";
 import * as gestures from "../engine/gestures";
 import { Ringer, type RingHost } from "../engine/ringer";
-import { CONFIRM_MS, failOutgoing, outgoingChat, refuseLargeAttachment, withoutOutgoing } from "../engine/outgoing";
+import { CONFIRM_MS, failOutgoing, queueChat, takeForRetry, withoutOutgoing } from "../engine/outgoing";
 import { webLink, type InviteLinks } from "../engine/invite";
 import {
   DEFAULT_PROCESSING,
@@ -20,7 +20,7 @@ import {
 } from "../engine/types";
 import type { Device, DeviceList, HostInfo, JoinLink, Settings, UiEvent } from "./bindings";
 import { isCommandError, type DesktopIpc, type ServerAccess } from "./ipc";
-import { applyUiEvent } from "./events";
+import { applyUiEvent, initialDesktop } from "./events";
 import { drawPictures } from "./pictures";
 
 /** Figures of one tile, for tests and the benchmark. */
@@ -95,20 +95,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   readonly ready: Promise<void>;
 
   constructor(private readonly ipc: DesktopIpc) {
-    super({
-      ...initialState(),
-      desktop: {
-        server: "",
-        hosting: null,
-        confirmClose: false,
-        volume: 1,
-        screenShareUnavailable: null,
-        openedLink: null,
-        linkPrompt: null,
-        focused: true,
-        pip: false,
-      },
-    });
+    super({ ...initialState(), desktop: initialDesktop() });
     this.timer = setInterval(() => {
       this.update((s) => expireShown(s, Date.now()));
       this.ringer.tick();
@@ -301,17 +288,12 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   sendChat(text: string, options: { to?: string; attachment?: Attachment } = {}): void {
-    const refused = refuseLargeAttachment(this.state, options.attachment);
-    if (refused) {
-      this.update(() => refused);
-      return;
-    }
     // "Sending…" until the server's echo confirms it. The native engine
     // holds what is sent while it reconnects and sends it on resume; a
     // message it could not deliver is offered for retry, never lost silently.
     this.chatSeq += 1;
-    const item = outgoingChat(this.state, `d${this.chatSeq}`, text, options, Date.now(), true);
-    this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
+    const item = queueChat(this.host, `d${this.chatSeq}`, text, options, true);
+    if (!item) return;
     this.ipc
       .send({
         type: "chat",
@@ -323,10 +305,8 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   retryChat(rid: string): void {
-    const item = this.state.outgoing.find((o) => o.rid === rid);
-    if (!item) return;
-    this.discardChat(rid);
-    this.sendChat(item.text, { to: item.to, attachment: item.attachment });
+    const item = takeForRetry(this.host, rid);
+    if (item) this.sendChat(item.text, { to: item.to, attachment: item.attachment });
   }
 
   discardChat(rid: string): void {

@@ -5,7 +5,7 @@
 
 import { failOutgoing } from "../engine/outgoing";
 import { describeError, initialState } from "../engine/session";
-import type { EngineState, PeerStats } from "../engine/types";
+import type { DesktopState, EngineState, PeerStats } from "../engine/types";
 import type { DeviceKind, UiEvent } from "./bindings";
 
 /** What a device that failed turns off in the local state. */
@@ -17,6 +17,21 @@ const DEVICE_OFF: Record<DeviceKind, Partial<EngineState["local"]>> = {
 };
 
 /** The size a member's tile last drew its pictures at. */
+/** The desktop app's own state before its shell has said anything. */
+export function initialDesktop(): DesktopState {
+  return {
+    server: "",
+    hosting: null,
+    confirmClose: false,
+    volume: 1,
+    screenShareUnavailable: null,
+    openedLink: null,
+    linkPrompt: null,
+    focused: true,
+    pip: false,
+  };
+}
+
 export interface TileSize {
   width: number;
   height: number;

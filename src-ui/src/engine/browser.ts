@@ -8,7 +8,7 @@ import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } fr
 import { describeError, expireShown, initialState, leftCall } from "./session";
 import * as gestures from "./gestures";
 import { Ringer, type RingHost } from "./ringer";
-import { CONFIRM_MS, failOutgoing, outgoingChat, refuseLargeAttachment, withoutOutgoing } from "./outgoing";
+import { CONFIRM_MS, failOutgoing, queueChat, takeForRetry, withoutOutgoing } from "./outgoing";
 import { appLink, webLink, type InviteLinks } from "./invite";
 import { Signaling } from "./signaling";
 import { PeerLink } from "./peer";
@@ -294,17 +294,11 @@ export class BrowserEngine extends ObservableState implements Engine {
   // --- chat and presence -------------------------------------------------
 
   sendChat(text: string, options: { to?: string; attachment?: Attachment } = {}): void {
-    const refused = refuseLargeAttachment(this.state, options.attachment);
-    if (refused) {
-      this.update(() => refused);
-      return;
-    }
     // Shown as "sending…" until the server's echo confirms it; typed while
     // the connection is down, it waits and goes out once the room is back.
     this.chatSeq += 1;
-    const item = outgoingChat(this.state, `c${this.chatSeq}`, text, options, this.env.now(), false);
-    this.update((s) => ({ ...s, outgoing: [...s.outgoing, item] }));
-    if (this.state.status === "joined") this.writeChat(item);
+    const item = queueChat(this.host, `c${this.chatSeq}`, text, options, false);
+    if (item && this.state.status === "joined") this.writeChat(item);
   }
 
   private writeChat(item: OutgoingChat): void {
@@ -338,10 +332,8 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   retryChat(rid: string): void {
-    const item = this.state.outgoing.find((o) => o.rid === rid);
-    if (!item) return;
-    this.discardChat(rid);
-    this.sendChat(item.text, { to: item.to, attachment: item.attachment });
+    const item = takeForRetry(this.host, rid);
+    if (item) this.sendChat(item.text, { to: item.to, attachment: item.attachment });
   }
 
   discardChat(rid: string): void {

@@ -3,7 +3,10 @@
 // Retry and Discard. Nothing typed is dropped silently.
 
 import type { Attachment } from "../protocol";
+import type { RingHost } from "./ringer";
 import type { EngineState, OutgoingChat } from "./types";
+
+type Host = Pick<RingHost, "current" | "set" | "now">;
 
 /** How long a message may wait for its echo while the room is joined before
  * it is offered for retry (a resumed membership's queue delivers within it). */
@@ -37,6 +40,34 @@ export function outgoingChat(
     status: "sending",
     written,
   };
+}
+
+/** A message the user sends: refused at once when its image is too large
+ * (null), otherwise shown as "sending" from now; `written` when the engine
+ * hands it to its connection at once. */
+export function queueChat(
+  host: Host,
+  rid: string,
+  text: string,
+  options: { to?: string; attachment?: Attachment },
+  written: boolean,
+): OutgoingChat | null {
+  const refused = refuseLargeAttachment(host.current(), options.attachment);
+  if (refused) {
+    host.set(refused);
+    return null;
+  }
+  const item = outgoingChat(host.current(), rid, text, options, host.now(), written);
+  host.set({ ...host.current(), outgoing: [...host.current().outgoing, item] });
+  return item;
+}
+
+/** Takes an unconfirmed message out, to be sent again (null when it is gone). */
+export function takeForRetry(host: Host, rid: string): OutgoingChat | null {
+  const item = host.current().outgoing.find((o) => o.rid === rid);
+  if (!item) return null;
+  host.set(withoutOutgoing(host.current(), rid));
+  return item;
 }
 
 /** Marks the messages that `which` picks (all unconfirmed ones by default) as failed. */

@@ -13,7 +13,8 @@ import {
 } from "react";
 import type { Attachment } from "../protocol";
 import { EmptyRoomInvite } from "./Invite";
-import { useEngine, useEngineState, useEscape } from "./hooks";
+import { useEngine, useEngineState } from "./hooks";
+import { Modal } from "./Modal";
 import { linkify } from "./linkify";
 import { nameOf } from "../engine/session";
 
@@ -354,23 +355,15 @@ export function Chat({ directTo, setDirectTo }: { directTo: string | null; setDi
 /** An image from the chat at its size (within the window), with a way to
  * download it; Escape or a click outside closes it. */
 function ImageViewer({ image, close }: { image: Attachment; close: () => void }) {
-  const closeRef = useRef<HTMLButtonElement>(null);
-  useEffect(() => closeRef.current?.focus(), []);
-  useEscape(true, close);
   const src = `data:${image.mime};base64,${image.data}`;
+  const download = (
+    <a href={src} download={image.name}>
+      Download
+    </a>
+  );
   return (
-    <div className="modal-backdrop" onClick={close}>
-      <div className="image-viewer" role="dialog" aria-label={image.name} onClick={(e) => e.stopPropagation()}>
-        <img src={src} alt={image.name} />
-        <div className="actions">
-          <a href={src} download={image.name}>
-            Download
-          </a>
-          <button type="button" ref={closeRef} onClick={close}>
-            Close
-          </button>
-        </div>
-      </div>
-    </div>
+    <Modal className="image-viewer" label={image.name} close={close} actions={download}>
+      <img src={src} alt={image.name} />
+    </Modal>
   );
 }

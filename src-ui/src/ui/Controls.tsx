@@ -5,7 +5,7 @@ import { Icon } from "./icons";
 import { useEngine, useEngineState, usePopover } from "./hooks";
 import type { AudioProcessing } from "../engine/types";
 import { HandButton, ReactionButton } from "./Reactions";
-import { chooseDevice, DeviceSelect } from "./DeviceSelect";
+import { DeviceSelects } from "./DeviceSelect";
 
 /** The parts of the microphone's processing, as the devices menu names them. */
 const PROCESSING_PARTS: [keyof AudioProcessing, string][] = [
@@ -78,24 +78,7 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
         </button>
         {devicesOpen && (
           <div className="device-menu" role="dialog" aria-label="Devices">
-            <DeviceSelect
-              label="Microphone"
-              devices={devices.microphones}
-              value={devices.microphone}
-              onChange={(id) => chooseDevice(engine, "microphone", id)}
-            />
-            <DeviceSelect
-              label="Camera"
-              devices={devices.cameras}
-              value={devices.camera}
-              onChange={(id) => chooseDevice(engine, "camera", id)}
-            />
-            <DeviceSelect
-              label="Speaker"
-              devices={devices.speakers}
-              value={devices.speaker}
-              onChange={(id) => chooseDevice(engine, "speaker", id)}
-            />
+            <DeviceSelects engine={engine} devices={devices} />
             <fieldset className="processing">
               <legend>Microphone processing</legend>
               {PROCESSING_PARTS.map(([part, label]) => (

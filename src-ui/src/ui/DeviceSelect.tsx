@@ -19,6 +19,25 @@ export function chooseDevice(engine: Engine, kind: DeviceKind, id: string): void
   void engine.selectDevice(kind, id);
 }
 
+const LABELS: Record<DeviceKind, string> = { microphone: "Microphone", camera: "Camera", speaker: "Speaker" };
+
+/** One picker per kind of device, in the order users expect. */
+export function DeviceSelects({ engine, devices }: { engine: Engine; devices: Devices }) {
+  return (
+    <>
+      {DEVICE_KINDS.map((kind) => (
+        <DeviceSelect
+          key={kind}
+          label={LABELS[kind]}
+          devices={devicesOf(devices, kind)}
+          value={devices[kind]}
+          onChange={(id) => chooseDevice(engine, kind, id)}
+        />
+      ))}
+    </>
+  );
+}
+
 export function DeviceSelect({
   label,
   devices,

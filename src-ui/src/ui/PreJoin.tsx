@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { Icon } from "./icons";
 import { Avatar } from "./Avatar";
-import { chooseDevice, DEVICE_KINDS, devicesOf, DeviceSelect } from "./DeviceSelect";
+import { DEVICE_KINDS, devicesOf, DeviceSelects } from "./DeviceSelect";
 import { NativeVideo, Video } from "./CallGrid";
 import { useEngine, useEngineState, useEscape } from "./hooks";
 import { storage } from "./storage";
@@ -114,24 +114,7 @@ export function PreJoin({ video: initialVideo, close }: { video: boolean; close:
           </button>
         </div>
         <div className="prejoin-devices">
-          <DeviceSelect
-            label="Microphone"
-            devices={devices.microphones}
-            value={devices.microphone}
-            onChange={(id) => chooseDevice(engine, "microphone", id)}
-          />
-          <DeviceSelect
-            label="Camera"
-            devices={devices.cameras}
-            value={devices.camera}
-            onChange={(id) => chooseDevice(engine, "camera", id)}
-          />
-          <DeviceSelect
-            label="Speaker"
-            devices={devices.speakers}
-            value={devices.speaker}
-            onChange={(id) => chooseDevice(engine, "speaker", id)}
-          />
+          <DeviceSelects engine={engine} devices={devices} />
         </div>
         <div className="actions">
           <button type="button" onClick={cancel}>

@@ -2,8 +2,7 @@
 // field) or the header's "?" button opens it; Escape or Close shuts it and
 // gives the focus back.
 
-import { useCallback, useEffect, useRef } from "react";
-import { useEscape } from "./hooks";
+import { Modal } from "./Modal";
 
 /** Every shortcut the room knows, as the sheet lists them. */
 export const SHORTCUTS: ReadonlyArray<[keys: string[], what: string]> = [
@@ -20,45 +19,24 @@ export const SHORTCUTS: ReadonlyArray<[keys: string[], what: string]> = [
 ];
 
 export function ShortcutsSheet({ close }: { close: () => void }) {
-  const closeRef = useRef<HTMLButtonElement>(null);
-  useEffect(() => {
-    const opener = document.activeElement as HTMLElement | null;
-    closeRef.current?.focus();
-    return () => opener?.focus?.();
-  }, []);
-  const onEscape = useCallback(() => close(), [close]);
-  useEscape(true, onEscape);
   return (
-    <div className="modal-backdrop" onClick={close}>
-      <div
-        className="shortcuts"
-        role="dialog"
-        aria-modal="true"
-        aria-labelledby="shortcuts-title"
-        onClick={(e) => e.stopPropagation()}
-      >
-        <h2 id="shortcuts-title">Keyboard shortcuts</h2>
-        <dl>
-          {SHORTCUTS.map(([keys, what]) => (
-            <div key={keys.join("+")}>
-              <dt>
-                {keys.map((k, i) => (
-                  <span key={k}>
-                    {i > 0 && " + "}
-                    <kbd>{k}</kbd>
-                  </span>
-                ))}
-              </dt>
-              <dd>{what}</dd>
-            </div>
-          ))}
-        </dl>
-        <div className="actions">
-          <button type="button" ref={closeRef} onClick={close}>
-            Close
-          </button>
-        </div>
-      </div>
-    </div>
+    <Modal className="shortcuts" labelledBy="shortcuts-title" close={close}>
+      <h2 id="shortcuts-title">Keyboard shortcuts</h2>
+      <dl>
+        {SHORTCUTS.map(([keys, what]) => (
+          <div key={keys.join("+")}>
+            <dt>
+              {keys.map((k, i) => (
+                <span key={k}>
+                  {i > 0 && " + "}
+                  <kbd>{k}</kbd>
+                </span>
+              ))}
+            </dt>
+            <dd>{what}</dd>
+          </div>
+        ))}
+      </dl>
+    </Modal>
   );
 }

@@ -81,20 +81,28 @@ fn device_id(device: &cpal::Device) -> String {
         .map_or_else(|_| device.to_string(), |id| id.to_string())
 }
 
-/// The devices that can capture (`Input`) or play (`Output`) now.
-pub fn list_devices(direction: Direction) -> Vec<AudioDeviceInfo> {
-    let host = cpal::default_host();
-    let default = match direction {
+/// The system's default device for `direction`, if it has one.
+fn default_device(host: &cpal::Host, direction: Direction) -> Option<cpal::Device> {
+    match direction {
         Direction::Input => host.default_input_device(),
         Direction::Output => host.default_output_device(),
     }
-    .map(|d| device_id(&d));
+}
+
+/// Every device for `direction` (none when the host cannot list them).
+fn devices(host: &cpal::Host, direction: Direction) -> Vec<cpal::Device> {
     let devices = match direction {
         Direction::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
         Direction::Output => host.output_devices().map(|d| d.collect::<Vec<_>>()),
     };
-    devices
-        .unwrap_or_default()
+    devices.unwrap_or_default()
+}
+
+/// The devices that can capture (`Input`) or play (`Output`) now.
+pub fn list_devices(direction: Direction) -> Vec<AudioDeviceInfo> {
+    let host = cpal::default_host();
+    let default = default_device(&host, direction).map(|d| device_id(&d));
+    devices(&host, direction)
         .into_iter()
         .map(|d| {
             let id = device_id(&d);
@@ -116,25 +124,14 @@ fn open_device(
 ) -> Result<(cpal::Device, String, SampleFormat, StreamConfig), AudioError> {
     let host = cpal::default_host();
     let device = match name {
-        None => match direction {
-            Direction::Input => host.default_input_device(),
-            Direction::Output => host.default_output_device(),
-        }
-        .ok_or(AudioError::NoDevice(direction))?,
-        Some(name) => {
-            let devices = match direction {
-                Direction::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
-                Direction::Output => host.output_devices().map(|d| d.collect::<Vec<_>>()),
-            };
-            devices
-                .unwrap_or_default()
-                .into_iter()
-                .find(|d| device_id(d) == name || d.to_string() == name)
-                .ok_or_else(|| AudioError::NoSuchDevice {
-                    direction,
-                    name: name.to_owned(),
-                })?
-        }
+        None => default_device(&host, direction).ok_or(AudioError::NoDevice(direction))?,
+        Some(name) => devices(&host, direction)
+            .into_iter()
+            .find(|d| device_id(d) == name || d.to_string() == name)
+            .ok_or_else(|| AudioError::NoSuchDevice {
+                direction,
+                name: name.to_owned(),
+            })?,
     };
     let config = match direction {
         Direction::Input => device.default_input_config(),
