@@ -26,7 +26,7 @@ use crate::guesses::Slot;
 use crate::outbox::{OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
 use crate::ratelimit::{RateLimiter, Verdict};
 use crate::registry::{
-    ConnId, Grant, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
+    ConnId, Grant, JoinFields, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
 };
 use crate::secret::same_secret;
 use crate::server::Context;
@@ -559,14 +559,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
         let room_name = join.room.clone();
         let (kick, kick_rx) = oneshot::channel();
         let request = JoinRequest {
-            room: join.room,
-            name,
-            client: join.client,
-            password: join.password,
-            media: join.media,
-            resume: join.resume,
+            fields: JoinFields {
+                room: join.room,
+                name,
+                client: join.client,
+                password: join.password,
+                media: join.media,
+                resume: join.resume,
+                source: self.source,
+            },
             conn: self.id,
-            source: self.source,
             kick,
         };
         let grant = match self.ctx.registry.join(request).await {

@@ -36,9 +36,10 @@ pub enum Kick {
     Unavailable,
 }
 
-/// A `join`, checked for everything that does not need room state.
-#[derive(Debug)]
-pub struct JoinRequest {
+/// What a `join` asks, checked for everything that does not need room
+/// state; a member's instance forwards it as it is to the room's instance.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JoinFields {
     /// Room name (valid).
     pub room: String,
     /// Display name (valid, trimmed).
@@ -51,11 +52,18 @@ pub struct JoinRequest {
     pub media: Media,
     /// Resume token, if the client has one.
     pub resume: Option<String>,
-    /// The joining connection.
-    pub conn: ConnId,
     /// Where it connects from: its rooms and members count against this
     /// source's quotas.
     pub source: Source,
+}
+
+/// A `join` from one connection.
+#[derive(Debug)]
+pub struct JoinRequest {
+    /// What it asks.
+    pub fields: JoinFields,
+    /// The joining connection.
+    pub conn: ConnId,
     /// Where the registry sends a [`Kick`] for this connection.
     pub kick: oneshot::Sender<Kick>,
 }

@@ -9,30 +9,10 @@
 //! unique across the cluster.
 
 use huddle_protocol::model::RoomState;
-use huddle_protocol::{ClientKind, LeaveReason, Media, Peer};
+use huddle_protocol::{LeaveReason, Peer};
 use serde::{Deserialize, Serialize};
 
-use crate::registry::{Kick, Refusal, RoomAction};
-use crate::source::Source;
-
-/// A `join`, as a member's instance forwards it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JoinFields {
-    /// Room name (valid).
-    pub room: String,
-    /// Display name (valid, trimmed).
-    pub name: String,
-    /// Client kind.
-    pub client: ClientKind,
-    /// Password, if given.
-    pub password: Option<String>,
-    /// Initial media state.
-    pub media: Media,
-    /// Resume token, if given.
-    pub resume: Option<String>,
-    /// Where the member connects from (counted against its quotas).
-    pub source: Source,
-}
+use crate::registry::{JoinFields, Kick, Refusal, RoomAction};
 
 /// A granted join, as the room's instance answers it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -218,7 +218,7 @@ impl Registry for Backplane {
     async fn join(&self, mut request: JoinRequest) -> Result<Grant<Member>, Refusal> {
         for _ in 0..JOIN_ATTEMPTS {
             let epoch = self.epoch().ok_or_else(unavailable)?;
-            let owner = epoch.claim(&request.room).await?;
+            let owner = epoch.claim(&request.fields.room).await?;
             if owner == epoch.me() {
                 return epoch.rooms.join(request).await.map(|g| held(&epoch, g));
             }

@@ -226,7 +226,7 @@ impl Rooms {
     /// Takes back a dropped membership; `Err` gives the request back for an
     /// ordinary join (unknown, spent or foreign token).
     fn resume(&self, request: JoinRequest) -> Result<Grant<MemberRef>, Box<JoinRequest>> {
-        let Some(token) = request.resume.as_deref() else {
+        let Some(token) = request.fields.resume.as_deref() else {
             return Err(Box::new(request));
         };
         let Some((cell, id)) = lock(&self.shared().resume)
@@ -237,7 +237,10 @@ impl Rooms {
         };
         let shared = self.shared();
         let mut room = lock(&cell.state);
-        let Some(index) = room.index_of(&id).filter(|_| room.name == request.room) else {
+        let Some(index) = room
+            .index_of(&id)
+            .filter(|_| room.name == request.fields.room)
+        else {
             return Err(Box::new(request));
         };
         if matches!(
@@ -342,12 +345,12 @@ impl Rooms {
     async fn proof(&self, request: &JoinRequest) -> Result<Proof, Refusal> {
         let lock_now = {
             let rooms = lock(&self.inner.rooms);
-            rooms.get(&request.room).and_then(|cell| {
+            rooms.get(&request.fields.room).and_then(|cell| {
                 let room = lock(&cell.state);
                 (!room.is_empty()).then(|| room.password().cloned())
             })
         };
-        Ok(match (lock_now, request.password.as_deref()) {
+        Ok(match (lock_now, request.fields.password.as_deref()) {
             (Some(Some(hash)), Some(given)) => {
                 if hash.matches(given).await {
                     Proof::Knows(hash)
@@ -372,14 +375,14 @@ impl Rooms {
         let config = &shared.config;
         let mut rooms = lock(&self.inner.rooms);
         let existing = rooms
-            .get(&request.room)
+            .get(&request.fields.room)
             .filter(|cell| !lock(&cell.state).is_empty())
             .cloned();
-        let Some(quota) =
-            shared
-                .quotas
-                .take(request.source, Held::Member, config.max_connections_per_ip)
-        else {
+        let Some(quota) = shared.quotas.take(
+            request.fields.source,
+            Held::Member,
+            config.max_connections_per_ip,
+        ) else {
             return Err(NewJoin::Refused(Refusal::new(
                 ErrorCode::ServerFull,
                 "too many members (connected or reconnecting) from your address",
@@ -388,14 +391,14 @@ impl Rooms {
         let cell = match existing {
             Some(cell) => cell,
             None => {
-                let password = match (&proof, &request.password) {
+                let password = match (&proof, &request.fields.password) {
                     (Proof::Hashed(hash), _) => Some(hash.clone()),
                     (Proof::None, None) => None,
                     // Checked against a room that is gone, or a password
                     // given for a room that was open: hash it first.
                     _ => return Err(NewJoin::Stale(Box::new(request))),
                 };
-                let replacing = rooms.contains_key(&request.room);
+                let replacing = rooms.contains_key(&request.fields.room);
                 if !replacing && rooms.len() >= config.max_rooms {
                     return Err(NewJoin::Refused(Refusal::new(
                         ErrorCode::ServerFull,
@@ -405,7 +408,7 @@ impl Rooms {
                 let Some(creator) =
                     shared
                         .quotas
-                        .take(request.source, Held::Room, config.max_rooms_per_ip)
+                        .take(request.fields.source, Held::Room, config.max_rooms_per_ip)
                 else {
                     return Err(NewJoin::Refused(Refusal::new(
                         ErrorCode::ServerFull,
@@ -413,9 +416,13 @@ impl Rooms {
                     )));
                 };
                 let cell = Arc::new(RoomCell {
-                    state: Mutex::new(Room::new(request.room.clone(), password, Some(creator))),
+                    state: Mutex::new(Room::new(
+                        request.fields.room.clone(),
+                        password,
+                        Some(creator),
+                    )),
                 });
-                rooms.insert(request.room.clone(), cell.clone());
+                rooms.insert(request.fields.room.clone(), cell.clone());
                 if !replacing {
                     Metrics::add(&shared.metrics.rooms, 1);
                 }
@@ -437,11 +444,11 @@ impl Rooms {
         let (tx, rx) = outbox(config.outbox_messages, config.outbox_bytes);
         let peer = Peer {
             id: id.clone(),
-            name: request.name,
-            client: request.client,
+            name: request.fields.name,
+            client: request.fields.client,
             joined_at: room::now_ms(),
             in_call: false,
-            media: request.media,
+            media: request.fields.media,
             hand: false,
         };
         let digest = token_digest(&token);

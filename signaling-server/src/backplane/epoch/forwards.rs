@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::backplane::bus::{Envelope, Granted, JoinFields};
+use crate::backplane::bus::{Envelope, Granted};
 use crate::outbox::{OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
-use crate::registry::{ConnId, JoinRequest, Kick, OutboxSource, Registry};
+use crate::registry::{ConnId, JoinFields, JoinRequest, Kick, OutboxSource, Registry};
 use crate::rooms::MemberRef;
 use crate::sync::lock;
 
@@ -38,14 +38,8 @@ impl Epoch {
         let alias = ConnId(self.next_alias.fetch_add(1, Ordering::Relaxed));
         let (kick, kicked) = oneshot::channel();
         let request = JoinRequest {
-            room: join.room,
-            name: join.name,
-            client: join.client,
-            password: join.password,
-            media: join.media,
-            resume: join.resume,
+            fields: join,
             conn: alias,
-            source: join.source,
             kick,
         };
         // The answer goes back either way; a member let in is then forwarded.

@@ -6,7 +6,7 @@ use huddle_protocol::{ErrorCode, LeaveReason};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::backplane::bus::{Envelope, JoinFields};
+use crate::backplane::bus::Envelope;
 use crate::metrics::Metrics;
 use crate::outbox::{outbox, Outbox, OutboxReceiver};
 use crate::registry::{ConnId, Grant, JoinRequest, Kick, OutboxSource, Refusal, RoomAction};
@@ -46,15 +46,7 @@ impl Epoch {
                 detached: None,
             },
         );
-        let join = JoinFields {
-            room: request.room.clone(),
-            name: request.name.clone(),
-            client: request.client,
-            password: request.password.clone(),
-            media: request.media,
-            resume: request.resume.clone(),
-            source: request.source,
-        };
+        let join = request.fields.clone();
         let answer = self
             .request(owner, |req| Envelope::Join {
                 from: self.me().to_owned(),
