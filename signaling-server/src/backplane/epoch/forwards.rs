@@ -1,15 +1,20 @@
 //! Members connected elsewhere, in rooms held here: a join asked for by
-//! their instance, and the forwarding of their outbox to it.
+//! their instance, the forwarding of their outbox to it, and their actions,
+//! leaving and detaching as their instance reports them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use huddle_protocol::{ErrorCode, LeaveReason};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::backplane::bus::{Envelope, Granted};
 use crate::outbox::{OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
-use crate::registry::{ConnId, JoinFields, JoinRequest, Kick, OutboxSource, Registry};
+use crate::registry::{
+    ConnId, JoinFields, JoinRequest, Kick, OutboxSource, Refusal, Registry, RoomAction,
+};
 use crate::rooms::MemberRef;
 use crate::sync::lock;
 
@@ -133,6 +138,78 @@ impl Epoch {
                     }
                 },
             }
+        }
+    }
+
+    /// An action of a member connected elsewhere, answered with its result.
+    pub(super) async fn on_act(&self, from: String, req: u64, conn: u64, action: RoomAction) {
+        let member = lock(&self.forwards)
+            .get(&(from.clone(), conn))
+            .map(|f| f.member.clone());
+        let result = match member {
+            Some(member) => self.rooms.act(&member, action).await,
+            None => Err(Refusal::new(
+                ErrorCode::NotJoined,
+                "you are no longer in the room",
+            )),
+        };
+        self.send(&from, &Envelope::Done { req, result });
+    }
+
+    /// A member connected elsewhere leaves for good.
+    pub(super) async fn on_leave(&self, from: String, conn: u64, reason: LeaveReason) {
+        let forward = lock(&self.forwards).remove(&(from, conn));
+        if let Some(forward) = forward {
+            if let Some(task) = forward.task {
+                task.abort();
+            }
+            self.rooms.leave(forward.member, reason).await;
+        }
+    }
+
+    /// A member's connection elsewhere dropped: forwarding stops, and the
+    /// queue is kept until its instance gives back what it had not sent
+    /// ([`Envelope::Unread`]).
+    pub(super) async fn on_detach(&self, from: String, conn: u64) {
+        let (stop, task) = {
+            let mut forwards = lock(&self.forwards);
+            let Some(forward) = forwards.get_mut(&(from.clone(), conn)) else {
+                return;
+            };
+            (forward.stop.take(), forward.task.take())
+        };
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let rx = match task {
+            Some(task) => task.await.ok().flatten(),
+            None => None,
+        };
+        match rx {
+            Some(rx) => {
+                if let Some(forward) = lock(&self.forwards).get_mut(&(from.clone(), conn)) {
+                    forward.released = Some(rx);
+                }
+                self.send(&from, &Envelope::Release { conn });
+            }
+            None => {
+                lock(&self.forwards).remove(&(from, conn));
+            }
+        }
+    }
+
+    /// What a detached member's instance had not sent goes back in front of
+    /// its queue, which waits here for a resume.
+    pub(super) async fn on_unread(&self, from: String, conn: u64, frames: Vec<String>) {
+        let forward = lock(&self.forwards).remove(&(from, conn));
+        if let Some(Forward {
+            member,
+            released: Some(mut rx),
+            ..
+        }) = forward
+        {
+            rx.put_back(frames.into_iter().map(Utf8Bytes::from).collect());
+            self.rooms.detach(member, rx).await;
         }
     }
 }

@@ -194,4 +194,70 @@ impl Epoch {
             }
         }
     }
+
+    /// The room's instance tells connection `conn` to close.
+    pub(super) fn on_kick(&self, conn: ConnId, kick: Kick) {
+        let mut links = lock(&self.links);
+        if let Some(sender) = links.get_mut(&conn).and_then(|l| l.kick.take()) {
+            let _ = sender.send(kick);
+        }
+    }
+
+    /// Everything forwarded to detached connection `conn` is here: what it
+    /// had not sent goes back to the room's instance.
+    pub(super) fn on_release(&self, conn: ConnId) {
+        let Some(link) = self.remove_link(conn) else {
+            return;
+        };
+        let mut frames = Vec::new();
+        if let Some(mut rx) = link.detached {
+            while let Some(frame) = rx.try_recv() {
+                frames.push(frame.to_string());
+            }
+        }
+        self.send(
+            &link.owner,
+            &Envelope::Unread {
+                from: self.me().to_owned(),
+                conn: conn.0,
+                frames,
+            },
+        );
+    }
+}
+
+/// An [`Envelope::Fanout`] as each member's frames, in the order given: each
+/// distinct frame is made once and shared by its members; an index past the
+/// frames names nothing.
+pub(super) fn fan_out(
+    frames: Vec<String>,
+    deliveries: Vec<(u64, Vec<u32>)>,
+) -> Vec<(ConnId, Vec<Utf8Bytes>)> {
+    let frames: Vec<Utf8Bytes> = frames.into_iter().map(Utf8Bytes::from).collect();
+    deliveries
+        .into_iter()
+        .map(|(conn, indices)| {
+            let mine = indices
+                .iter()
+                .filter_map(|i| frames.get(*i as usize).cloned())
+                .collect();
+            (ConnId(conn), mine)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fanout_gives_each_member_its_frames_in_order() {
+        let frames = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let out = fan_out(frames, vec![(7, vec![2, 0]), (3, vec![1, 9]), (5, vec![])]);
+        let as_text: Vec<(u64, Vec<&str>)> = out
+            .iter()
+            .map(|(conn, frames)| (conn.0, frames.iter().map(|f| f.as_str()).collect()))
+            .collect();
+        assert_eq!(as_text, [(7, vec!["c", "a"]), (3, vec!["b"]), (5, vec![])]);
+    }
 }

@@ -36,7 +36,7 @@ use super::bus::Envelope;
 use super::store::{self, Claim, Store};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::registry::{ConnId, JoinRequest, Kick, Refusal, Registry};
+use crate::registry::{ConnId, JoinRequest, Kick, Refusal};
 use crate::rooms::Rooms;
 use crate::sync::lock;
 use forwards::Forward;
@@ -320,6 +320,9 @@ impl Epoch {
         Ok(())
     }
 
+    /// One envelope from the bus, each kind handled by the side it
+    /// concerns: members of rooms held here (`forwards.rs`), members
+    /// connected here (`links.rs`), or the request waiting for an answer.
     async fn handle(self: &Arc<Self>, envelope: Envelope) {
         match envelope {
             Envelope::Join {
@@ -333,132 +336,51 @@ impl Epoch {
                 req,
                 conn,
                 action,
-            } => {
-                let member = lock(&self.forwards)
-                    .get(&(from.clone(), conn))
-                    .map(|f| f.member.clone());
-                let result = match member {
-                    Some(member) => self.rooms.act(&member, action).await,
-                    None => Err(Refusal::new(
-                        ErrorCode::NotJoined,
-                        "you are no longer in the room",
-                    )),
-                };
-                self.send(&from, &Envelope::Done { req, result });
-            }
-            Envelope::Leave { from, conn, reason } => {
-                let forward = lock(&self.forwards).remove(&(from, conn));
-                if let Some(forward) = forward {
-                    if let Some(task) = forward.task {
-                        task.abort();
-                    }
-                    self.rooms.leave(forward.member, reason).await;
-                }
-            }
-            Envelope::Detach { from, conn } => {
-                let (stop, task) = {
-                    let mut forwards = lock(&self.forwards);
-                    let Some(forward) = forwards.get_mut(&(from.clone(), conn)) else {
-                        return;
-                    };
-                    (forward.stop.take(), forward.task.take())
-                };
-                if let Some(stop) = stop {
-                    let _ = stop.send(());
-                }
-                let rx = match task {
-                    Some(task) => task.await.ok().flatten(),
-                    None => None,
-                };
-                match rx {
-                    Some(rx) => {
-                        if let Some(forward) = lock(&self.forwards).get_mut(&(from.clone(), conn)) {
-                            forward.released = Some(rx);
-                        }
-                        self.send(&from, &Envelope::Release { conn });
-                    }
-                    None => {
-                        lock(&self.forwards).remove(&(from, conn));
-                    }
-                }
-            }
-            Envelope::Unread { from, conn, frames } => {
-                let forward = lock(&self.forwards).remove(&(from, conn));
-                if let Some(Forward {
-                    member,
-                    released: Some(mut rx),
-                    ..
-                }) = forward
-                {
-                    rx.put_back(frames.into_iter().map(Utf8Bytes::from).collect());
-                    self.rooms.detach(member, rx).await;
-                }
-            }
+            } => self.on_act(from, req, conn, action).await,
+            Envelope::Leave { from, conn, reason } => self.on_leave(from, conn, reason).await,
+            Envelope::Detach { from, conn } => self.on_detach(from, conn).await,
+            Envelope::Unread { from, conn, frames } => self.on_unread(from, conn, frames).await,
             Envelope::Joined { req, .. } | Envelope::Done { req, .. } => {
-                let waiter = lock(&self.pending).remove(&req);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(envelope);
-                } else if let Envelope::Joined {
-                    from,
-                    conn,
-                    result: Ok(_),
-                    ..
-                } = &envelope
-                {
-                    // The joiner gave up waiting: undo the join.
-                    self.send(
-                        from,
-                        &Envelope::Leave {
-                            from: self.me().to_owned(),
-                            conn: *conn,
-                            reason: LeaveReason::Disconnected,
-                        },
-                    );
-                }
+                self.on_answer(req, envelope)
             }
             Envelope::Deliver { conn, frames } => self.deliver(
                 ConnId(conn),
                 frames.into_iter().map(Utf8Bytes::from).collect(),
             ),
             Envelope::Fanout { frames, deliveries } => {
-                // Each distinct frame is made once and shared by its members.
-                let frames: Vec<Utf8Bytes> = frames.into_iter().map(Utf8Bytes::from).collect();
-                for (conn, indices) in deliveries {
-                    let mine = indices
-                        .iter()
-                        .filter_map(|i| frames.get(*i as usize).cloned())
-                        .collect();
-                    self.deliver(ConnId(conn), mine);
+                for (conn, frames) in links::fan_out(frames, deliveries) {
+                    self.deliver(conn, frames);
                 }
             }
-            Envelope::Kick { conn, kick } => {
-                let mut links = lock(&self.links);
-                if let Some(sender) = links.get_mut(&ConnId(conn)).and_then(|l| l.kick.take()) {
-                    let _ = sender.send(kick);
-                }
-            }
+            Envelope::Kick { conn, kick } => self.on_kick(ConnId(conn), kick),
             Envelope::Closed { conn } => {
                 self.remove_link(ConnId(conn));
             }
-            Envelope::Release { conn } => {
-                let Some(link) = self.remove_link(ConnId(conn)) else {
-                    return;
-                };
-                let mut frames = Vec::new();
-                if let Some(mut rx) = link.detached {
-                    while let Some(frame) = rx.try_recv() {
-                        frames.push(frame.to_string());
-                    }
-                }
-                self.send(
-                    &link.owner,
-                    &Envelope::Unread {
-                        from: self.me().to_owned(),
-                        conn,
-                        frames,
-                    },
-                );
-            }
+            Envelope::Release { conn } => self.on_release(ConnId(conn)),
+        }
+    }
+
+    /// The answer to a request of ours: to whoever waits for it. A join
+    /// granted after its joiner gave up waiting is undone.
+    fn on_answer(&self, req: u64, answer: Envelope) {
+        let waiter = lock(&self.pending).remove(&req);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(answer);
+        } else if let Envelope::Joined {
+            from,
+            conn,
+            result: Ok(_),
+            ..
+        } = &answer
+        {
+            self.send(
+                from,
+                &Envelope::Leave {
+                    from: self.me().to_owned(),
+                    conn: *conn,
+                    reason: LeaveReason::Disconnected,
+                },
+            );
         }
     }
 }
