@@ -5,6 +5,10 @@
 //
 // Every step waits for what a user would see (`waitFor` polls
 // the page), never for a fixed time. Screenshots go to e2e/out/.
+//
+// Long: one run, its steps in the order a user meets them, sharing one
+// server and the browsers the earlier steps opened; what other runs share
+// is in lib.mjs.
 
 import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";

@@ -5,6 +5,10 @@
 //! put in each member's outbox in one total order, and delivery never waits
 //! (outboxes are bounded and pushed without blocking). A member whose outbox
 //! overflows is removed once the action that overflowed it is done.
+//!
+//! Over 600 lines on purpose: every rule about who receives what is here,
+//! read together (a rule split from the others is one a change forgets),
+//! and a quarter of the file is their unit tests.
 
 use std::time::{Duration, SystemTime};
 

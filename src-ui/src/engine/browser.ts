@@ -1,6 +1,11 @@
 // The browser's Engine: protocol v1 over a WebSocket, media with the
 // browser's own WebRTC. State lives in one immutable `EngineState` that the
 // UI subscribes to; every change goes through `update`.
+//
+// Near 800 lines, one class: its sections (lobby and membership, chat, calls,
+// local media, clocks) share its connection and state. What needs neither
+// lives beside it as pure functions both engines share: session.ts,
+// ringing.ts, outgoing.ts, gestures.ts, invite.ts.
 
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
