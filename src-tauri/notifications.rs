@@ -1,7 +1,8 @@
-//! Desktop notifications through the system's notification service (on
-//! Linux the freedesktop one on the session bus, via `notify-rust`). The
-//! web page's own `Notification` is no use in the window: WebKitGTK denies
-//! its permission unless the embedder grants it.
+//! Desktop notifications through the system's notification service, via
+//! `notify-rust`: on Linux the freedesktop one on the session bus, on
+//! Windows a toast, on macOS the Notification Center. The web page's own
+//! `Notification` is no use in the window: WebKitGTK denies its permission
+//! unless the embedder grants it.
 
 use thiserror::Error;
 
@@ -36,10 +37,22 @@ pub fn show(title: &str, body: &str) -> Result<(), NotifyError> {
     notify_rust::Notification::new()
         .appname("Huddle")
         .summary(&bounded(title, MAX_TITLE_CHARS))
-        .body(&escaped(&bounded(body, MAX_BODY_CHARS)))
+        .body(&for_service(&bounded(body, MAX_BODY_CHARS)))
         .icon("huddle")
         .show()?;
     Ok(())
+}
+
+/// A body as this platform's notification service reads it. The
+/// freedesktop services (Linux, the BSDs) read markup, so it is escaped;
+/// Windows sets a toast's lines as XML text and macOS takes plain text, so
+/// there an escape would show as `&lt;` to the user.
+fn for_service(text: &str) -> String {
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        escaped(text)
+    } else {
+        text.to_owned()
+    }
 }
 
 /// `text` with the markup characters escaped: notification services
@@ -70,6 +83,17 @@ mod tests {
             escaped("<a href='x'>Grace</a> & co"),
             "&lt;a href=&#39;x&#39;&gt;Grace&lt;/a&gt; &amp; co"
         );
+    }
+
+    #[test]
+    fn only_freedesktop_services_get_an_escaped_body() {
+        let body = "Grace <3 & co";
+        let expected = if cfg!(all(unix, not(target_os = "macos"))) {
+            "Grace &lt;3 &amp; co"
+        } else {
+            body
+        };
+        assert_eq!(for_service(body), expected);
     }
 
     #[test]
