@@ -155,8 +155,12 @@ impl WebRtcApm {
         let config = sonora::Config {
             high_pass_filter: Some(HighPassFilter::default()),
             echo_canceller: settings.echo_cancellation.then(EchoCanceller::default),
+            // One step stronger than Chromium's default (High), measured
+            // side by side (`bench-noise.mjs`): 2.2 dB more SNR gain on pink
+            // noise at 5 dB SNR, 2.4 on a fan, 3.6 on pink at 0 dB, for
+            // 0.3–1 dB more of the talker's level.
             noise_suppression: settings.noise_suppression.then(|| NoiseSuppression {
-                level: NoiseSuppressionLevel::High,
+                level: NoiseSuppressionLevel::VeryHigh,
                 ..NoiseSuppression::default()
             }),
             ..Default::default()
