@@ -24,7 +24,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { chromiumNearEnd, dbfs, readWav, spawnGrace, spawnPeer, startPulse } from "./sound.mjs";
+import { chromiumNearEnd, dbfs, readWav, spawnAda, spawnGrace, startPulse } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -77,12 +77,9 @@ function levels(samples) {
 
 /** Ada as a native huddle-peer (its microphone processed, or not). */
 async function nativeAda(room, unprocessed) {
-  const ada = spawnPeer(peerBin, {
+  const ada = spawnAda(peerBin, {
     url,
     room,
-    name: "Ada",
-    audio: "mic",
-    output: "speaker",
     seconds: GRACE_SECONDS + 10,
     extra: unprocessed ? ["--unprocessed"] : [],
     env: soundEnv,

@@ -33,7 +33,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { RATE, chromiumNearEnd, power, readWav, spawnGrace, spawnPeer, startPulse, writeWav } from "./sound.mjs";
+import { RATE, chromiumNearEnd, power, readWav, spawnAda, spawnGrace, startPulse, writeWav } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -309,12 +309,9 @@ async function grace(room, mixPath, seconds) {
  * (`none`, `ns`, `all`); resolves to what Grace heard. */
 async function call(who, processing, room, mixPath, seconds) {
   if (who === "native") {
-    const ada = spawnPeer(peerBin, {
+    const ada = spawnAda(peerBin, {
       url,
       room,
-      name: "Ada",
-      audio: "mic",
-      output: "speaker",
       seconds: seconds + 10,
       extra: ["--processing", processing],
       env,

@@ -21,6 +21,11 @@ export function spawnPeer(peerBin, { url, room, name, audio, output, seconds, ex
   return spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });
 }
 
+/** Ada, the near end as a native client: her microphone in, her speaker out. */
+export function spawnAda(peerBin, { url, room, seconds, extra, env }) {
+  return spawnPeer(peerBin, { url, room, name: "Ada", audio: "mic", output: "speaker", seconds, extra, env });
+}
+
 /** Grace, the far end: sends `audio` and records what she hears into `wav`. */
 export function spawnGrace(peerBin, { url, room, audio, wav, seconds }) {
   return spawnPeer(peerBin, { url, room, name: "Grace", audio, output: `wav:${wav}`, seconds });
