@@ -1,7 +1,7 @@
 //! `cargo xtask test [part…] [--no-install]` and `cargo xtask attack`: the
 //! parts of the test loop ([`Part`]), the packages they install, and the
 //! steps of each — the format check and clippy, the Rust tests, the UI's
-//! unit tests, the browser and desktop end-to-end runs, the Windows runs
+//! format check, lint and unit tests, the browser and desktop end-to-end runs, the Windows runs
 //! under wine (`cross.rs`) and the network lab's checks.
 
 use std::path::PathBuf;
@@ -305,7 +305,7 @@ fn netlab_check(debug_bin: &std::path::Path) -> Result<(), Failed> {
     let scratch = target_dir().join("netlab");
     std::fs::create_dir_all(&scratch).map_err(Failed::io(scratch.display()))?;
     build_debug(&["--example", "pattern_y4m"])?;
-    let camera = crate::netlab::camera(debug_bin, &scratch)?;
+    let camera = netlab::camera(debug_bin, &scratch)?;
     let tools = netlab::Tools {
         bin: build_release(&["huddle-server", "huddle-engine"], &["--bins"])?,
         ui: root().join("src-ui"),
