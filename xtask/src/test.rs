@@ -1,8 +1,9 @@
 //! `cargo xtask test [part…] [--no-install]` and `cargo xtask attack`: the
 //! parts of the test loop ([`Part`]), the packages they install, and the
 //! steps of each — the format check and clippy, the Rust tests, the UI's
-//! format check, lint and unit tests, the browser and desktop end-to-end runs, the Windows runs
-//! under wine (`cross.rs`) and the network lab's checks.
+//! format check, lint and unit tests, the browser and desktop end-to-end
+//! runs, the Windows runs under wine (`cross.rs`) and the network lab's
+//! checks.
 
 use std::path::PathBuf;
 use std::process::Command;
