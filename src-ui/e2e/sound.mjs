@@ -15,7 +15,7 @@ export const RATE = 48_000;
  * server `url` for `seconds`: `audio` is what it sends (`voice`, `mic`,
  * `none`), `output` where it plays what it hears (`speaker`, `wav:PATH`),
  * `extra` more flags; `env` its environment. Returns the process. */
-export function spawnPeer(peerBin, { url, room, name, audio, output, seconds, extra = [], env = process.env }) {
+function spawnPeer(peerBin, { url, room, name, audio, output, seconds, extra = [], env = process.env }) {
   const args = ["--server", url, "--room", room, "--name", name, "--video", "none", "--audio", audio];
   args.push("--output", output, "--duration", `${seconds}s`, "--udp", "127.0.0.1:0", ...extra);
   return spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });

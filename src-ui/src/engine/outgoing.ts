@@ -21,7 +21,7 @@ export function refuseLargeAttachment(state: EngineState, attachment?: Attachmen
 }
 
 /** A message of ours, "sending" from now. */
-export function outgoingChat(
+function outgoingChat(
   state: EngineState,
   rid: string,
   text: string,
