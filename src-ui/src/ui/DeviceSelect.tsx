@@ -14,7 +14,7 @@ export function devicesOf(devices: Devices, kind: DeviceKind): MediaDeviceInfo[]
 
 /** Uses a device and remembers it for the next visit (the desktop app's
  * shell remembers its own choice in its settings). */
-export function chooseDevice(engine: Engine, kind: DeviceKind, id: string): void {
+function chooseDevice(engine: Engine, kind: DeviceKind, id: string): void {
   if (!engine.desktop) storage.setDevice(kind, id);
   void engine.selectDevice(kind, id);
 }
@@ -38,7 +38,7 @@ export function DeviceSelects({ engine, devices }: { engine: Engine; devices: De
   );
 }
 
-export function DeviceSelect({
+function DeviceSelect({
   label,
   devices,
   value,
