@@ -377,3 +377,79 @@ async fn a_room_message_crosses_redis_once_per_instance() {
         "the message crossed Redis {envelopes} times for 6 members on one instance"
     );
 }
+
+/// A join whose answer came too late is undone before it is asked again,
+/// and the late answer undoes nothing more: the room never holds the member
+/// twice, nor loses the one that stayed. The room's holder is played by the
+/// test on the bus (alive and owning the room in Redis), so that it can
+/// answer late on purpose.
+#[tokio::test]
+async fn a_join_answered_too_late_is_undone_once_and_the_retry_stays() {
+    use futures_util::StreamExt;
+
+    let cluster = Cluster::start(1, config(Duration::from_secs(15))).await;
+    let redis = redis::Client::open(cluster.redis.url()).unwrap();
+    let mut con = redis.get_multiplexed_async_connection().await.unwrap();
+    redis::pipe()
+        .cmd("SET")
+        .arg("huddle:instance:i_played")
+        .arg("1")
+        .arg("EX")
+        .arg(60)
+        .cmd("SET")
+        .arg("huddle:room:r:owner")
+        .arg("i_played")
+        .exec_async(&mut con)
+        .await
+        .unwrap();
+    let mut pubsub = redis.get_async_pubsub().await.unwrap();
+    pubsub.subscribe("huddle:bus:i_played").await.unwrap();
+    let mut bus = pubsub.into_on_message();
+    let mut next = async || -> Value {
+        let message = tokio::time::timeout(FAILOVER, bus.next())
+            .await
+            .expect("an envelope for the room's holder")
+            .unwrap();
+        serde_json::from_slice(message.get_payload_bytes()).unwrap()
+    };
+
+    let mut b = Client::connect(&cluster.instances[0].url()).await;
+    b.send(json!({"type":"join","v":1,"room":"r","name":"B","rid":"j"}))
+        .await;
+    let first = next().await;
+    assert_eq!(first["t"], "join", "{first}");
+    // No answer: after its wait the instance takes the join back, then asks again.
+    let undo = next().await;
+    assert_eq!(undo["t"], "leave", "{undo}");
+    assert_eq!(undo["conn"], first["conn"]);
+    let again = next().await;
+    assert_eq!(again["t"], "join", "{again}");
+    assert_eq!(again["conn"], first["conn"]);
+    assert_ne!(again["req"], first["req"]);
+
+    // Now both answers: the first one late, then the second.
+    let joined = |req: &Value| {
+        json!({"t":"joined","from":"i_played","req":req,"conn":first["conn"],"result":{"Ok":{
+            "self_peer":{"id":"p_playedplay","name":"B","client":"browser","in_call":false,
+                         "joined_at":0,"media":{"audio":false,"video":false,"screen":false}},
+            "room":{"name":"r","locked":false,"peers":[],"call":null},
+            "resume":"played-token","resumed":false}}})
+        .to_string()
+    };
+    let to = format!("huddle:bus:{}", first["from"].as_str().unwrap());
+    redis::pipe()
+        .publish(&to, joined(&first["req"]))
+        .publish(&to, joined(&again["req"]))
+        .exec_async(&mut con)
+        .await
+        .unwrap();
+    let answer = b.recv().await;
+    assert_eq!(answer["type"], "joined", "{answer}");
+
+    // The member acts: its action is the next thing the holder hears — no
+    // second leave taking away the member that stayed.
+    b.send(json!({"type":"chat","text":"still here"})).await;
+    let act = next().await;
+    assert_eq!(act["t"], "act", "{act}");
+    assert_eq!(act["conn"], first["conn"]);
+}

@@ -83,6 +83,20 @@ impl Epoch {
                         request.kick = kick;
                     }
                 }
+                // The holder may have let the member in and only its answer
+                // be late: without this, a retry would add the member twice
+                // and the first would stay in the room, a ghost nobody
+                // forwards to. The holder reads this after the join (one
+                // publisher, one channel, in order); unknown there, it is
+                // nothing.
+                self.send(
+                    owner,
+                    &Envelope::Leave {
+                        from: self.me().to_owned(),
+                        conn: conn.0,
+                        reason: LeaveReason::Disconnected,
+                    },
+                );
                 Err(RemoteJoinError::NoAnswer(request))
             }
         }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use huddle_protocol::model::RoomSummary;
-use huddle_protocol::{ErrorCode, LeaveReason};
+use huddle_protocol::ErrorCode;
 use redis::RedisResult;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -360,27 +360,14 @@ impl Epoch {
         }
     }
 
-    /// The answer to a request of ours: to whoever waits for it. A join
-    /// granted after its joiner gave up waiting is undone.
+    /// The answer to a request of ours: to whoever waits for it. An answer
+    /// nobody waits for any more is dropped: a join that went unanswered
+    /// was already taken back by its [`Envelope::Leave`] (see
+    /// `join_remote`), and undoing it again here would remove the member
+    /// the retry let in under the same connection.
     fn on_answer(&self, req: u64, answer: Envelope) {
-        let waiter = lock(&self.pending).remove(&req);
-        if let Some(waiter) = waiter {
+        if let Some(waiter) = lock(&self.pending).remove(&req) {
             let _ = waiter.send(answer);
-        } else if let Envelope::Joined {
-            from,
-            conn,
-            result: Ok(_),
-            ..
-        } = &answer
-        {
-            self.send(
-                from,
-                &Envelope::Leave {
-                    from: self.me().to_owned(),
-                    conn: *conn,
-                    reason: LeaveReason::Disconnected,
-                },
-            );
         }
     }
 }
