@@ -75,7 +75,7 @@ impl Epoch {
             self.clone()
                 .forward(from.clone(), conn, outbox, kicked, stopped),
         );
-        lock(&self.forwards).insert(
+        let replaced = lock(&self.forwards).insert(
             (from, conn),
             Forward {
                 member,
@@ -84,6 +84,18 @@ impl Epoch {
                 released: None,
             },
         );
+        // One member per (instance, connection): an earlier one is taken
+        // back rather than left in the room with nobody forwarding to it
+        // (its instance takes a join back before asking again, so this is
+        // only a guard).
+        if let Some(old) = replaced {
+            if let Some(task) = old.task {
+                task.abort();
+            }
+            self.rooms
+                .leave(old.member, LeaveReason::Disconnected)
+                .await;
+        }
     }
 
     /// Forwards member `conn`'s frames to instance `to` until stopped (then
