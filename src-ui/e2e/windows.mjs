@@ -10,6 +10,9 @@
 // 2. huddle-peer.exe (test pattern, a 660 Hz tone) joins a call on the Linux
 //    server with Chromium and a Linux huddle-peer (440 Hz): each side decodes
 //    the others' pictures and hears their tones.
+// 3. huddle-peer.exe shares its screen (GDI, on wine's display: an Xvfb
+//    whose root is white) with a Linux huddle-peer, which decodes that
+//    screen — its size, and white.
 //
 // The native peers' media sockets are IPv6 ([::]:0, dual-stack on Linux):
 // webrtc-rs asks every socket for IPV6_V6ONLY, which wine 8.0's Winsock
@@ -17,7 +20,7 @@
 // answers. Not a Windows limitation; said in the README.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
@@ -91,7 +94,7 @@ async function hearsEveryone(u, n) {
 
 /** A huddle-peer (`program` with `pre` before its own arguments) in `room`
  * for PEER_SECONDS; resolves to its exit code and JSON report. */
-function peer(program, pre, { server, room, name, toneHz, report, reportArg = report }) {
+function peer(program, pre, { server, room, name, toneHz, report, reportArg = report, env = {} }) {
   const args = [
     ...pre,
     "--server",
@@ -111,7 +114,7 @@ function peer(program, pre, { server, room, name, toneHz, report, reportArg = re
   ];
   const child = spawn(program, args, {
     stdio: ["ignore", "ignore", "inherit"],
-    env: { ...process.env, RUST_LOG: "error" },
+    env: { ...process.env, RUST_LOG: "error", ...env },
   });
   const done = new Promise((resolve) => child.once("exit", resolve)).then((code) => ({
     code,
@@ -243,6 +246,49 @@ try {
         `    CPU (one core = 100 %): huddle-peer.exe under wine ${w.report.cpu_percent_of_one_core?.toFixed(1)} %, Linux huddle-peer ${l.report.cpu_percent_of_one_core?.toFixed(1)} %`,
       );
       await dana.context.close();
+    },
+  );
+
+  await step(
+    "huddle-peer.exe shares its screen under wine (GDI): a Linux huddle-peer decodes it, the size and the white of wine's display",
+    async () => {
+      // wine's display: an Xvfb of its own, its root white (-wr), not the
+      // default weave, so that the picture's brightness says what was seen.
+      let n = 150;
+      while (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) n++;
+      const xvfb = spawn("Xvfb", [`:${n}`, "-screen", "0", "800x600x24", "-wr", "-nolisten", "tcp"], {
+        stdio: "ignore",
+      });
+      try {
+        const deadline = Date.now() + 10_000;
+        while (!existsSync(`/tmp/.X11-unix/X${n}`)) {
+          if (Date.now() > deadline) throw new Error("Xvfb did not start");
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const server = `ws://127.0.0.1:${port}/ws`;
+        const winReport = joinPath(out, "windows-screen.json");
+        const linReport = joinPath(out, "linux-peer-screen.json");
+        const win = peer(wine, [peerExe, "--video", "screen"], {
+          server,
+          room: "wine-screen",
+          name: "Windows screen",
+          toneHz: 660,
+          report: winReport,
+          reportArg: `Z:${winReport.replaceAll("/", "\\")}`,
+          env: { DISPLAY: `:${n}` },
+        });
+        const lin = peer(peerBin, [], { server, room: "wine-screen", name: "Linux", toneHz: 440, report: linReport });
+        const [w, l] = [await win.done, await lin.done];
+        if (w.code !== 0 || l.code !== 0)
+          throw new Error(`huddle-peer.exe exited with ${w.code}, the Linux one with ${l.code}`);
+        checkReceived("the Linux huddle-peer", l.report, "Windows screen", { toneHz: 660 });
+        const r = received(l.report, "Windows screen");
+        console.log(`    the shared screen arrived ${r.width}×${r.height}, mean luma ${r.last_mean_luma}`);
+        if (r.width !== 800 || r.height !== 600) throw new Error(`the screen is 800×600, not ${r.width}×${r.height}`);
+        if (!(r.last_mean_luma > 200)) throw new Error(`the white screen arrived at luma ${r.last_mean_luma}`);
+      } finally {
+        xvfb.kill();
+      }
     },
   );
 } catch (error) {

@@ -9,11 +9,13 @@ use clap::Parser;
 use huddle_engine::audio::processing::ProcessingSettings;
 use huddle_engine::tls::Fingerprint;
 
-/// `--video`: `test-pattern`, `camera`, `camera:N` or `none`.
+/// `--video`: `test-pattern`, `camera`, `camera:N`, `screen` or `none`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Video {
     TestPattern,
     Camera(Option<u32>),
+    /// The screen, shared as the app shares it (`screen` in the room's media).
+    Screen,
     None,
 }
 
@@ -38,7 +40,7 @@ pub(crate) enum Output {
 /// A command-line value that does not parse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 enum ArgError {
-    #[error("expected test-pattern, camera, camera:N or none")]
+    #[error("expected test-pattern, camera, camera:N, screen or none")]
     Video,
     #[error("{0:?} is not a camera number")]
     CameraNumber(String),
@@ -59,6 +61,7 @@ fn parse_video(text: &str) -> Result<Video, ArgError> {
         _ if text == "test-pattern" => Ok(Video::TestPattern),
         _ if text == "none" => Ok(Video::None),
         _ if text == "camera" => Ok(Video::Camera(None)),
+        _ if text == "screen" => Ok(Video::Screen),
         Some(("camera", n)) => n
             .parse()
             .map(|n| Video::Camera(Some(n)))
@@ -115,7 +118,7 @@ pub(crate) struct Args {
     /// certificate authorities.
     #[arg(long, value_name = "SHA256")]
     pub(crate) server_fingerprint: Option<Fingerprint>,
-    /// What to send as video: test-pattern, camera, camera:N, none.
+    /// What to send as video: test-pattern, camera, camera:N, screen, none.
     #[arg(long, default_value = "test-pattern", value_parser = parse_video)]
     pub(crate) video: Video,
     /// What to send as audio: tone, voice, mic, mic:DEVICE, none.
@@ -238,6 +241,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_what_was_expected() {
+        assert_eq!(parse_video("screen"), Ok(Video::Screen));
+        assert_eq!(parse_video("screens"), Err(ArgError::Video));
         assert_eq!(
             parse_video("camera:x"),
             Err(ArgError::CameraNumber("x".into()))

@@ -30,6 +30,7 @@ use huddle_engine::tls::ServerTrust;
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
 use huddle_engine::video::convert::i420_to_rgb;
 use huddle_engine::video::pattern::{now_ms, read_stamp, TestPattern};
+use huddle_engine::video::screen::ScreenSource;
 use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
@@ -98,6 +99,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
             height: args.size.1 as u32,
             fps: args.fps,
         })?)),
+        Video::Screen => Some(Box::new(ScreenSource::open()?)),
         Video::None => None,
     };
     let audio: Option<Box<dyn AudioSource>> = match &args.audio {
@@ -180,8 +182,8 @@ async fn run(args: Args) -> ExitCode {
         client: ClientKind::Bot,
         media: Media {
             audio: options.audio.is_some(),
-            video: options.video.is_some(),
-            screen: false,
+            video: options.video.is_some() && args.video != Video::Screen,
+            screen: args.video == Video::Screen,
         },
     };
     let mut call = Call::start(args.server.clone(), params, options);
@@ -236,9 +238,6 @@ async fn run(args: Args) -> ExitCode {
                     }
                     entry.width = frame.width();
                     entry.height = frame.height();
-                    if args.snapshot.is_some() {
-                        entry.last_frame = Some(frame.clone());
-                    }
                     if let Some(stamp) = read_stamp(&frame) {
                         // What a long wait for a picture was: pictures missing
                         // (a sequence jump) or this one late (its age).
@@ -256,6 +255,7 @@ async fn run(args: Args) -> ExitCode {
                         entry.last_sequence = Some(stamp.sequence);
                         entry.latencies_ms.push(stamp.age_ms(now_ms()));
                     }
+                    entry.last_frame = Some(frame);
                 }
                 Some(CallEvent::Audio { from, samples }) => {
                     let entry = received.entry(from.clone()).or_default();

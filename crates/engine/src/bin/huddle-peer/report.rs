@@ -30,7 +30,7 @@ pub(crate) struct Received {
     pub(crate) first_frame: Option<Duration>,
     /// The connection's latest figures.
     pub(crate) stats: Option<LinkStats>,
-    /// The latest picture, kept only for `--snapshot`.
+    /// The latest picture (its brightness is reported; `--snapshot` saves it).
     pub(crate) last_frame: Option<I420Frame>,
     /// When each picture arrived (since the start), for freezes and fps.
     pub(crate) arrivals: FrameLog,
@@ -81,6 +81,9 @@ pub(crate) struct PeerReport {
     pub(crate) lost_frames: u64,
     pub(crate) width: usize,
     pub(crate) height: usize,
+    /// The last picture's mean luma (16 black … 235 white, BT.601): what
+    /// was seen, e.g. a shared screen that arrived black.
+    pub(crate) last_mean_luma: Option<f64>,
     pub(crate) latency_ms_p50: Option<u32>,
     pub(crate) latency_ms_max: Option<u32>,
     pub(crate) freezes: FreezeReport,
@@ -126,6 +129,7 @@ impl PeerReport {
             lost_frames: r.lost(),
             width: r.width,
             height: r.height,
+            last_mean_luma: r.last_frame.as_ref().map(mean_luma),
             latency_ms_p50: r.latency(50.0),
             latency_ms_max: r.latency(100.0),
             freezes: FreezeReport {
@@ -154,5 +158,22 @@ impl PeerReport {
             audio_fec_ms: playout.map(|p| p.recovered * 1000 / u64::from(SAMPLE_RATE)),
             audio_underruns: playout.map(|p| p.underruns),
         }
+    }
+}
+
+/// The mean of a picture's luma plane.
+fn mean_luma(frame: &I420Frame) -> f64 {
+    let y = frame.y();
+    let sum: u64 = y.iter().map(|&v| u64::from(v)).sum();
+    (sum as f64 / y.len().max(1) as f64 * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_black_picture_reads_as_black() {
+        assert_eq!(mean_luma(&I420Frame::black(64, 48)), 16.0);
     }
 }
