@@ -19,6 +19,9 @@ use windows_sys::Win32::Graphics::Gdi::{
     ReleaseDC, SelectObject, BITMAPINFO, BITMAPINFOHEADER, BI_RGB, CAPTUREBLT, DIB_RGB_COLORS,
     HBITMAP, HDC, HGDIOBJ, SRCCOPY,
 };
+use windows_sys::Win32::UI::HiDpi::{
+    SetThreadDpiAwarenessContext, DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2,
+};
 use windows_sys::Win32::UI::WindowsAndMessaging::{GetSystemMetrics, SM_CXSCREEN, SM_CYSCREEN};
 
 use super::{scale_for, Grab};
@@ -40,6 +43,13 @@ pub(super) struct Screen {
 
 impl Screen {
     pub(super) fn open() -> Result<Screen, CaptureError> {
+        // A thread unaware of display scaling sees the screen in scaled-down
+        // units: at 150 % it would read 1280×720 of a 1920×1080 screen and
+        // copy its top-left part only. This thread works in real pixels
+        // (the rest of the process is left as it is).
+        // SAFETY: a plain setting of the calling thread; a NULL answer (an
+        // old Windows) leaves it unaware, which is only less sharp.
+        unsafe { SetThreadDpiAwarenessContext(DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2) };
         // SAFETY: GetDC(NULL) asks for the whole screen's context; it is
         // released in Drop.
         let screen = unsafe { GetDC(null_mut()) };
