@@ -424,12 +424,14 @@ async fn a_join_answered_too_late_is_undone_once_and_the_retry_stays() {
     assert_eq!(undo["conn"], first["conn"]);
     let again = next().await;
     assert_eq!(again["t"], "join", "{again}");
-    assert_eq!(again["conn"], first["conn"]);
     assert_ne!(again["req"], first["req"]);
+    // A new id on the bus: what the holder still sends the first try
+    // cannot reach the second.
+    assert_ne!(again["conn"], first["conn"]);
 
     // Now both answers: the first one late, then the second.
-    let joined = |req: &Value| {
-        json!({"t":"joined","from":"i_played","req":req,"conn":first["conn"],"result":{"Ok":{
+    let joined = |ask: &Value| {
+        json!({"t":"joined","from":"i_played","req":ask["req"],"conn":ask["conn"],"result":{"Ok":{
             "self_peer":{"id":"p_playedplay","name":"B","client":"browser","in_call":false,
                          "joined_at":0,"media":{"audio":false,"video":false,"screen":false}},
             "room":{"name":"r","locked":false,"peers":[],"call":null},
@@ -438,8 +440,8 @@ async fn a_join_answered_too_late_is_undone_once_and_the_retry_stays() {
     };
     let to = format!("huddle:bus:{}", first["from"].as_str().unwrap());
     redis::pipe()
-        .publish(&to, joined(&first["req"]))
-        .publish(&to, joined(&again["req"]))
+        .publish(&to, joined(&first))
+        .publish(&to, joined(&again))
         .exec_async(&mut con)
         .await
         .unwrap();
@@ -451,5 +453,5 @@ async fn a_join_answered_too_late_is_undone_once_and_the_retry_stays() {
     b.send(json!({"type":"chat","text":"still here"})).await;
     let act = next().await;
     assert_eq!(act["t"], "act", "{act}");
-    assert_eq!(act["conn"], first["conn"]);
+    assert_eq!(act["conn"], again["conn"]);
 }

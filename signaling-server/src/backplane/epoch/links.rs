@@ -2,6 +2,8 @@
 //! through the owner, acting, leaving, detaching, and the frames the owner
 //! forwards to them.
 
+use std::sync::atomic::Ordering;
+
 use huddle_protocol::{ErrorCode, LeaveReason};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -32,7 +34,10 @@ impl Epoch {
         owner: &str,
         mut request: JoinRequest,
     ) -> Result<Grant<ConnId>, RemoteJoinError> {
-        let conn = request.conn;
+        // Its own id on the bus, not the connection's: a try that went
+        // unanswered is taken back below, and whatever the holder still
+        // sends it must not reach the next try.
+        let conn = ConnId(self.next_link.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = outbox(self.config.outbox_messages, self.config.outbox_bytes);
         // Registered first: frames may arrive before the answer.
         let (kick, _) = oneshot::channel();
@@ -84,11 +89,10 @@ impl Epoch {
                     }
                 }
                 // The holder may have let the member in and only its answer
-                // be late: without this, a retry would add the member twice
-                // and the first would stay in the room, a ghost nobody
-                // forwards to. The holder reads this after the join (one
-                // publisher, one channel, in order); unknown there, it is
-                // nothing.
+                // be late: without this, the first would stay in the room
+                // beside the retry's member, a ghost nobody forwards to.
+                // The holder reads this after the join (one publisher, one
+                // channel, in order); unknown there, it is nothing.
                 self.send(
                     owner,
                     &Envelope::Leave {

@@ -84,6 +84,10 @@ pub struct Epoch {
     /// Connection ids given to members of other instances in rooms held here
     /// (above every id the listener hands out).
     next_alias: AtomicU64,
+    /// Ids of this instance's members in rooms held elsewhere, one per
+    /// try of a join (so that nothing sent to an earlier try reaches a
+    /// later one).
+    next_link: AtomicU64,
     /// Claims and the restores they trigger, one at a time.
     claiming: tokio::sync::Mutex<()>,
     ended: watch::Sender<bool>,
@@ -139,6 +143,7 @@ impl Epoch {
             links: Mutex::default(),
             forwards: Mutex::default(),
             next_alias: AtomicU64::new(1 << 62),
+            next_link: AtomicU64::new(1 << 61),
             claiming: tokio::sync::Mutex::new(()),
             ended: watch::channel(false).0,
             list_changed,
