@@ -84,10 +84,10 @@ impl Epoch {
                 released: None,
             },
         );
-        // One member per (instance, connection): an earlier one is taken
+        // One member per (instance, id on the bus): an earlier one is taken
         // back rather than left in the room with nobody forwarding to it
-        // (its instance takes a join back before asking again, so this is
-        // only a guard).
+        // (each try of a join has its own id and an unanswered one is taken
+        // back, so this is only a guard).
         if let Some(old) = replaced {
             if let Some(task) = old.task {
                 task.abort();

@@ -368,8 +368,7 @@ impl Epoch {
     /// The answer to a request of ours: to whoever waits for it. An answer
     /// nobody waits for any more is dropped: a join that went unanswered
     /// was already taken back by its [`Envelope::Leave`] (see
-    /// `join_remote`), and undoing it again here would remove the member
-    /// the retry let in under the same connection.
+    /// `join_remote`), under an id no later try uses.
     fn on_answer(&self, req: u64, answer: Envelope) {
         if let Some(waiter) = lock(&self.pending).remove(&req) {
             let _ = waiter.send(answer);
