@@ -47,8 +47,10 @@ impl Screen {
         // units: at 150 % it would read 1280×720 of a 1920×1080 screen and
         // copy its top-left part only. This thread works in real pixels
         // (the rest of the process is left as it is).
-        // SAFETY: a plain setting of the calling thread; a NULL answer (an
-        // old Windows) leaves it unaware, which is only less sharp.
+        // SAFETY: a plain setting of the calling thread; a NULL answer (a
+        // context this Windows does not know) leaves it unaware, which is
+        // only less sharp. The call itself needs Windows 10 1607 or later,
+        // as the WebView2 runtime the app runs in does.
         unsafe { SetThreadDpiAwarenessContext(DPI_AWARENESS_CONTEXT_PER_MONITOR_AWARE_V2) };
         // SAFETY: GetDC(NULL) asks for the whole screen's context; it is
         // released in Drop.
