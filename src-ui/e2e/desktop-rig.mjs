@@ -67,11 +67,9 @@ export class DesktopRig {
 
   async display() {
     if (process.env.HUDDLE_E2E_DISPLAY) return process.env.HUDDLE_E2E_DISPLAY;
-    let n = 90;
-    while (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) n++;
-    this.spawn("Xvfb", [`:${n}`, "-screen", "0", "1280x800x24", "-nolisten", "tcp"], { stdio: "ignore" });
-    await until(() => existsSync(`/tmp/.X11-unix/X${n}`), "Xvfb");
-    return `:${n}`;
+    const { child, display } = await startXvfb({ from: 90, size: "1280x800" });
+    this.children.push(child);
+    return display;
   }
 
   /** A D-Bus session bus of our own (the app finds its running instance there). */
@@ -185,6 +183,19 @@ export class DesktopRig {
     this.children = [];
     rmSync(this.scratch, { recursive: true, force: true });
   }
+}
+
+/** An Xvfb on the first free display from `from`, its screen `size`
+ * (`WIDTHxHEIGHT`, 24-bit), with `extra` arguments (e.g. `-wr`, a white
+ * root); resolves once it listens, to the process and its `:N`. */
+export async function startXvfb({ from, size, extra = [] }) {
+  let n = from;
+  while (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) n++;
+  const child = spawn("Xvfb", [`:${n}`, "-screen", "0", `${size}x24`, ...extra, "-nolisten", "tcp"], {
+    stdio: "ignore",
+  });
+  await until(() => existsSync(`/tmp/.X11-unix/X${n}`), "Xvfb");
+  return { child, display: `:${n}` };
 }
 
 async function until(condition, what) {

@@ -20,10 +20,11 @@
 // answers. Not a Windows limitation; said in the README.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, join as joinPath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startXvfb } from "./desktop-rig.mjs";
 import {
   CHROMIUM_FLAGS,
   CHROMIUM_PATH,
@@ -254,17 +255,8 @@ try {
     async () => {
       // wine's display: an Xvfb of its own, its root white (-wr), not the
       // default weave, so that the picture's brightness says what was seen.
-      let n = 150;
-      while (existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) n++;
-      const xvfb = spawn("Xvfb", [`:${n}`, "-screen", "0", "800x600x24", "-wr", "-nolisten", "tcp"], {
-        stdio: "ignore",
-      });
+      const { child: xvfb, display } = await startXvfb({ from: 150, size: "800x600", extra: ["-wr"] });
       try {
-        const deadline = Date.now() + 10_000;
-        while (!existsSync(`/tmp/.X11-unix/X${n}`)) {
-          if (Date.now() > deadline) throw new Error("Xvfb did not start");
-          await new Promise((r) => setTimeout(r, 50));
-        }
         const server = `ws://127.0.0.1:${port}/ws`;
         const winReport = joinPath(out, "windows-screen.json");
         const linReport = joinPath(out, "linux-peer-screen.json");
@@ -275,7 +267,7 @@ try {
           toneHz: 660,
           report: winReport,
           reportArg: `Z:${winReport.replaceAll("/", "\\")}`,
-          env: { DISPLAY: `:${n}` },
+          env: { DISPLAY: display },
         });
         const lin = peer(peerBin, [], { server, room: "wine-screen", name: "Linux", toneHz: 440, report: linReport });
         const [w, l] = [await win.done, await lin.done];

@@ -75,7 +75,9 @@ impl Epoch {
             self.clone()
                 .forward(from.clone(), conn, outbox, kicked, stopped),
         );
-        let replaced = lock(&self.forwards).insert(
+        // The key is never used twice: each try of a join has its own id
+        // (`join_remote`).
+        lock(&self.forwards).insert(
             (from, conn),
             Forward {
                 member,
@@ -84,18 +86,6 @@ impl Epoch {
                 released: None,
             },
         );
-        // One member per (instance, id on the bus): an earlier one is taken
-        // back rather than left in the room with nobody forwarding to it
-        // (each try of a join has its own id and an unanswered one is taken
-        // back, so this is only a guard).
-        if let Some(old) = replaced {
-            if let Some(task) = old.task {
-                task.abort();
-            }
-            self.rooms
-                .leave(old.member, LeaveReason::Disconnected)
-                .await;
-        }
     }
 
     /// Forwards member `conn`'s frames to instance `to` until stopped (then

@@ -89,7 +89,7 @@ use gdi::Screen;
 
 /// A screen a backend has opened.
 #[cfg(any(windows, all(unix, not(target_os = "macos"))))]
-trait Grab: Sized {
+trait Grab {
     /// The whole screen now, as I420.
     fn grab(&mut self) -> Result<I420Frame, CaptureError>;
 }
