@@ -66,6 +66,13 @@ try {
     permissions: ["camera", "microphone"],
   });
   const page = await context.newPage();
+  // The side's log (beside its report): the page's notes, and each change
+  // of the signaling status and of a link's connection state, timed.
+  const at = () => ((Date.now() - started) / 1000).toFixed(1);
+  page.on("console", (m) => {
+    if (["debug", "info", "warning", "error"].includes(m.type())) console.error(`${at()} s page: ${m.text()}`);
+  });
+  let lastStates = "";
   await page.goto(`${serverUrl}/`);
   await page.getByLabel("Your name").fill(name);
   await page.getByLabel("Room", { exact: true }).fill(room);
@@ -104,15 +111,20 @@ try {
       for (const tile of document.querySelectorAll('[data-testid="tile-remote"]')) {
         const id = tile.dataset.peer;
         const video = tile.querySelector("video");
-        if (!video || window.__tiles[id]?.video === video) continue;
+        const entry = window.__tiles[id];
+        // A new <video>, or a new stream in it (loading one drops the
+        // callbacks asked for before): count its pictures from here on.
+        if (!video || (entry?.video === video && entry.source === video.srcObject)) continue;
         const name = window.huddle.state().members.find((m) => m.id === id)?.name ?? null;
-        const entry = window.__tiles[id] ?? { arrivals: [], size: [0, 0], name };
-        entry.video = video;
-        window.__tiles[id] = entry;
+        if (entry) console.info(`netlab: ${id}'s tile has a new ${entry.video === video ? "stream" : "<video>"}`);
+        const next = entry ?? { arrivals: [], size: [0, 0], name };
+        const chain = {};
+        Object.assign(next, { video, source: video.srcObject, chain });
+        window.__tiles[id] = next;
         const onFrame = () => {
-          if (entry.video !== video) return;
-          entry.arrivals.push(Date.now());
-          entry.size = [video.videoWidth, video.videoHeight];
+          if (next.chain !== chain) return;
+          next.arrivals.push(Date.now());
+          next.size = [video.videoWidth, video.videoHeight];
           video.requestVideoFrameCallback(onFrame);
         };
         video.requestVideoFrameCallback(onFrame);
@@ -125,7 +137,17 @@ try {
   while (Date.now() < untilMs) {
     await new Promise((r) => setTimeout(r, 1000));
     await watch();
-    const stats = await page.evaluate(() => window.huddle.state().stats);
+    const [stats, states, pictures] = await page.evaluate(() => {
+      const s = window.huddle.state();
+      const links = Object.entries(s.remote).map(([id, r]) => `${id} ${r.connection}`);
+      const pictures = Object.entries(s.stats).map(
+        ([id, st]) => `${id} decoded ${st.framesDecoded} shown ${window.__tiles?.[id]?.arrivals.length ?? 0}`,
+      );
+      return [s.stats, [s.status, ...links].join(", "), pictures.join(", ")];
+    });
+    if (process.env.NETLAB_PICTURES) console.error(`${at()} s ${pictures}`);
+    if (states !== lastStates) console.error(`${at()} s ${states}`);
+    lastStates = states;
     for (const [id, s] of Object.entries(stats)) {
       (timelines[id] ??= []).push([(Date.now() - started) / 1000, s.bitrateInKbps]);
       audio[id] = s;
@@ -136,6 +158,27 @@ try {
       Object.entries(window.__tiles).map(([id, t]) => [id, { arrivals: t.arrivals, size: t.size, name: t.name }]),
     ),
   );
+  // How each remote tile ends, for the log: what was decoded and what the
+  // <video> shows (a stream that arrives but is never presented shows here).
+  const ending = await page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid="tile-remote"]')].map((tile) => {
+      const video = tile.querySelector("video");
+      const stats = window.huddle.state().stats[tile.dataset.peer];
+      const tracks = video?.srcObject?.getTracks?.() ?? [];
+      return {
+        peer: tile.dataset.peer,
+        decoded: stats?.framesDecoded,
+        fps: stats?.fps,
+        video: video && {
+          readyState: video.readyState,
+          paused: video.paused,
+          size: [video.videoWidth, video.videoHeight],
+        },
+        tracks: tracks.map((t) => `${t.kind} ${t.id} ${t.readyState}${t.muted ? " muted" : ""}`),
+      };
+    }),
+  );
+  console.error(`${at()} s at the end: ${JSON.stringify(ending)}`);
   for (const [peer, { arrivals, size, name: from }] of Object.entries(tiles)) {
     const since = arrivals.map((t) => t - started);
     const perSecond = new Array(seconds).fill(0);

@@ -1,7 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { audioConstraints, BrowserEngine } from "../src/engine/browser";
 import { CONFIRM_MS } from "../src/engine/outgoing";
-import { backoff, BACKOFF_MS, OPEN_TIMEOUT_MS, PING_INTERVAL_MS } from "../src/engine/signaling";
+import { RESTART_AFTER_DISCONNECTED_MS } from "../src/engine/peer";
+import {
+  backoff,
+  BACKOFF_MS,
+  OPEN_TIMEOUT_MS,
+  PING_INTERVAL_MS,
+  PONG_TIMEOUT_MS,
+  PROBE_TIMEOUT_MS,
+} from "../src/engine/signaling";
 import { FakePeerConnection, FakeSocket, testPeer } from "./fakes";
 
 const joined = (resume: string, resumed: boolean) => ({
@@ -15,13 +23,19 @@ const joined = (resume: string, resumed: boolean) => ({
 });
 
 let engine: BrowserEngine;
+let connections: FakePeerConnection[] = [];
 
 beforeEach(() => {
   vi.useFakeTimers();
   FakeSocket.all = [];
+  connections = [];
   engine = new BrowserEngine("ws://huddle.test/ws", {
     createSocket: (url) => new FakeSocket(url) as unknown as WebSocket,
-    createPeerConnection: (c) => new FakePeerConnection(c) as unknown as RTCPeerConnection,
+    createPeerConnection: (c) => {
+      const pc = new FakePeerConnection(c);
+      connections.push(pc);
+      return pc as unknown as RTCPeerConnection;
+    },
     mediaDevices: null,
     now: () => Date.now(),
   });
@@ -115,6 +129,66 @@ describe("reconnect and resume", () => {
     const socket = joinStandup();
     vi.advanceTimersByTime(PING_INTERVAL_MS * 2 + 1);
     expect(socket.sentOfType("ping").length).toBe(2);
+    expect(FakeSocket.last()).toBe(socket);
+  });
+
+  it("abandons a socket whose ping goes unanswered and resumes on a new one at once", () => {
+    const first = joinStandup();
+    first.dead = true;
+    vi.advanceTimersByTime(PING_INTERVAL_MS);
+    expect(first.sentOfType("ping").length).toBe(1);
+    vi.advanceTimersByTime(PONG_TIMEOUT_MS - 1);
+    expect(engine.getState().status).toBe("joined");
+    vi.advanceTimersByTime(1);
+    expect(engine.getState().status).toBe("reconnecting");
+    // Not a polite close, which would wait on the dead peer: a new socket
+    // on the next tick.
+    vi.advanceTimersByTime(1);
+    const second = FakeSocket.last();
+    expect(second).not.toBe(first);
+    second.open();
+    expect(second.sentOfType("join")[0]).toMatchObject({ resume: "token-1" });
+  });
+});
+
+describe("a network change under a call", () => {
+  it("a path going down asks the server at once; a dead socket is replaced and the lost offer sent again", async () => {
+    const first = joinStandup();
+    await engine.joinCall(false);
+    first.receive({ type: "call_joined", peers: ["p_2"] });
+    await vi.advanceTimersByTimeAsync(10);
+    const offer = first.sentOfType("signal")[0];
+    expect(offer).toMatchObject({ to: "p_2", data: { sdp: { type: "offer" } } });
+    // The offer never arrived (the socket died with the old address) and
+    // the path is down: we are p_1, the impolite side, so we act first.
+    first.dead = true;
+    const pc = connections[0];
+    pc.connectionState = "disconnected";
+    pc.onconnectionstatechange?.();
+    await vi.advanceTimersByTimeAsync(RESTART_AFTER_DISCONNECTED_MS);
+    expect(first.sentOfType("ping").length).toBe(1);
+    await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS + 1);
+    expect(engine.getState().status).toBe("reconnecting");
+    const second = FakeSocket.last();
+    expect(second).not.toBe(first);
+    second.open();
+    second.receive(joined("token-2", true));
+    expect(second.sentOfType("signal")).toEqual([offer]);
+  });
+
+  it("a socket that answers the probe is kept", async () => {
+    const socket = joinStandup();
+    await engine.joinCall(false);
+    socket.receive({ type: "call_joined", peers: ["p_2"] });
+    await vi.advanceTimersByTimeAsync(10);
+    const pc = connections[0];
+    pc.connectionState = "disconnected";
+    pc.onconnectionstatechange?.();
+    await vi.advanceTimersByTimeAsync(RESTART_AFTER_DISCONNECTED_MS);
+    expect(socket.sentOfType("ping").length).toBe(1);
+    await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS * 2);
+    expect(FakeSocket.last()).toBe(socket);
+    expect(engine.getState().status).toBe("joined");
   });
 });
 

@@ -18,6 +18,9 @@ export class FakeSocket {
   static all: FakeSocket[] = [];
   readyState = 0;
   sent: Record<string, unknown>[] = [];
+  /** Silently dead (its machine's address went away): what is sent is
+   *  lost, nothing arrives, and no close is reported. */
+  dead = false;
   onopen: (() => void) | null = null;
   onmessage: ((e: { data: string }) => void) | null = null;
   onclose: ((e: { code: number; reason: string }) => void) | null = null;
@@ -26,7 +29,10 @@ export class FakeSocket {
     FakeSocket.all.push(this);
   }
   send(data: string) {
-    this.sent.push(JSON.parse(data));
+    const msg = JSON.parse(data);
+    this.sent.push(msg);
+    // The server answers a ping at once, as huddle-server does.
+    if (msg.type === "ping" && !this.dead) setTimeout(() => this.receive({ type: "pong" }), 0);
   }
   close(code = 1000) {
     this.drop(code);
@@ -37,6 +43,7 @@ export class FakeSocket {
     this.onopen?.();
   }
   receive(msg: Record<string, unknown>) {
+    if (this.dead) return;
     this.onmessage?.({ data: JSON.stringify(msg) });
   }
   drop(code = 1006) {
@@ -167,6 +174,7 @@ export class FakePeerConnection {
   }
   restartIce() {
     this.restarts += 1;
+    this.scheduleNegotiation();
   }
   async getStats() {
     return new Map();

@@ -23,6 +23,8 @@ import { VoiceDetector, webAudioMeter, type LevelMeter } from "./voice";
 
 /** How often our microphone's level is judged (ms). */
 const VOICE_STEP_MS = 100;
+/** How often the links' statistics are read (figures shown, paths watched). */
+const STATS_EVERY_MS = 500;
 
 /** What the engine needs from the browser; tests substitute fakes. */
 export interface BrowserEnvironment {
@@ -109,6 +111,9 @@ export class BrowserEngine extends ObservableState implements Engine {
       env.createSocket,
     );
     this.timers.push(setInterval(() => this.tick(), 1000));
+    // Twice a second: a path on which nothing arrives is noticed within
+    // `STALL_MS` plus half a second (see peer.ts).
+    this.timers.push(setInterval(() => this.links.size > 0 && void this.pollStats(), STATS_EVERY_MS));
     this.timers.push(setInterval(() => this.listen(), VOICE_STEP_MS));
     void this.refreshDevices();
     env.mediaDevices?.addEventListener?.("devicechange", () => void this.refreshDevices());
@@ -276,6 +281,11 @@ export class BrowserEngine extends ObservableState implements Engine {
           const rejoin = this.links.size > 0 || before.inCall ? (this.wantCall ?? { video: before.local.video }) : null;
           this.closeLinks();
           if (rejoin) void this.joinCall(rejoin.video);
+        } else {
+          // The same membership over a new socket: signals sent on the old
+          // one may be lost with it (a socket that died with the machine's
+          // old address) — offers go again, paths that are down restart.
+          for (const link of this.links.values()) link.resync();
         }
         break;
       case "call_joined":
@@ -479,6 +489,9 @@ export class BrowserEngine extends ObservableState implements Engine {
             ...s,
             remote: { ...s.remote, [remoteId]: { stream: s.remote[remoteId]?.stream ?? null, connection } },
           })),
+        // A path down may mean the machine's address changed, and the
+        // signaling socket died with it silently: ask the server at once.
+        onPathLost: () => this.signaling.probe(),
         onError: (error) => console.warn(`huddle: peer ${remoteId}:`, error),
       },
       { audio: this.microphone, video: this.screen ?? this.camera },
@@ -740,7 +753,6 @@ export class BrowserEngine extends ObservableState implements Engine {
   private tick(): void {
     this.update((s) => expireShown(s, this.env.now()));
     this.ringer.tick();
-    if (this.links.size > 0) void this.pollStats();
   }
 
   private async pollStats(): Promise<void> {
@@ -751,6 +763,7 @@ export class BrowserEngine extends ObservableState implements Engine {
         const report = await link.pc.getStats();
         const { stats: figures, sample } = collectStats(report, this.lastStats.get(id) ?? null);
         this.lastStats.set(id, sample);
+        link.noteHeard(sample.heard, this.env.now());
         stats[id] = figures;
         if (figures.audioLevel > 0.02 && (!loudest || figures.audioLevel > loudest.level))
           loudest = { id, level: figures.audioLevel };

@@ -4,6 +4,21 @@
 //
 // Signals are handled strictly one after the other: each waits for the
 // previous one's promises, so a candidate never races its description.
+//
+// A path that goes down (the network changed, a NAT forgot us) is not left
+// to the browser, which calls it `failed` only after ~15–30 s. It is down
+// when the browser says `disconnected`, or sooner, when nothing at all has
+// arrived for `STALL_MS` (`noteHeard`). Then the signaling socket is asked
+// at once whether it still works (`onPathLost`: the same network change may
+// have killed it silently), and the impolite side restarts ICE. The polite
+// side restarts only if no offer came by `POLITE_RESTART_AFTER_MS`: two
+// restarts crossing each other make the polite side roll its own back, and
+// in Chromium a rolled-back restart left the remote video frozen for good
+// although its frames went on being decoded (3 of 9 lab runs).
+// Signals can be lost on the way — a signaling socket that died with the
+// machine's old address takes them along — so an offer not answered within
+// `OFFER_RESEND_MS` is sent again, and an offer or answer that arrives twice
+// is recognized as a repeat.
 
 import type { IceCandidate, SignalData } from "../protocol";
 import { preferH264 } from "./codecs";
@@ -18,11 +33,36 @@ export interface PeerLinkOptions {
   send: (data: SignalData) => void;
   onStream: (stream: MediaStream) => void;
   onConnectionState: (state: RTCPeerConnectionState) => void;
+  /** The path went down: the network may have changed under the signaling
+   *  socket too. */
+  onPathLost: () => void;
   /** A failure worth telling the user about (never thrown at the caller). */
   onError: (error: unknown) => void;
 }
 
 export type LocalTracks = { audio: MediaStreamTrack | null; video: MediaStreamTrack | null };
+
+/** How long the impolite side lets a path stay `disconnected` before it
+ *  restarts ICE (Chromium says `disconnected` after ~2.5 s without an answer
+ *  to its checks; a path on which nothing arrives restarts at once). */
+export const RESTART_AFTER_DISCONNECTED_MS = 1_000;
+/** How long the polite side waits for the other side's restart before it
+ *  restarts itself (the other may be an engine slow to notice). */
+export const POLITE_RESTART_AFTER_MS = 6_000;
+/** An offer still unanswered after this long is sent again: soon after the
+ *  other side's signaling socket, found dead, has been replaced. */
+export const OFFER_RESEND_MS = 1_000;
+/** While the path stays down, ICE is restarted again this often (the polite
+ *  side: twice as seldom) — one restart can fail, e.g. run while the network
+ *  was still out. */
+export const RESTART_EVERY_MS = 12_000;
+/** A connected path that delivers nothing at all for this long is down
+ *  (RTCP and ICE's consent checks arrive even from a member who sends no
+ *  media; a browser's audio alone brings 50 packets a second, muted or not). */
+export const STALL_MS = 1_000;
+/** How often one offer is sent again at most (30 s worth: past that, the
+ *  server's grace for a vanished member is over anyway). */
+export const OFFER_RESENDS = 30;
 
 export class PeerLink {
   readonly pc: RTCPeerConnection;
@@ -34,6 +74,18 @@ export class PeerLink {
   private tracks: LocalTracks;
   private closed = false;
   private readonly stream: MediaStream | null;
+  private restartTimer: ReturnType<typeof setTimeout> | null = null;
+  /** What the stats poll heard so far, and when that count last grew. */
+  private heard = { count: 0, grewAt: 0 };
+  private stalled = false;
+  /** When a remote offer was last applied (ms). */
+  private remoteOfferAt = 0;
+  private resendTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The last remote offer applied, as received: a repeat of it is answered
+   *  with the answer already given. */
+  private lastRemoteOffer: string | null = null;
+  /** Our last offer, as sent. */
+  private sentOffer: string | null = null;
 
   constructor(
     private readonly options: PeerLinkOptions,
@@ -49,17 +101,13 @@ export class PeerLink {
       options.send({ candidate: candidate ? toWire(candidate) : null });
     };
     this.pc.ontrack = ({ track, streams }) => {
+      console.debug(`huddle: peer ${options.remoteId}: track ${track.kind} ${track.id} in ${streams.map((s) => s.id)}`);
       const stream = streams[0] ?? this.stream;
       if (!stream) return;
       if (!streams[0]) stream.addTrack(track);
       options.onStream(stream);
     };
-    this.pc.onconnectionstatechange = () => {
-      const state = this.pc.connectionState;
-      options.onConnectionState(state);
-      // A failed path gets new candidates rather than a dead tile.
-      if (state === "failed") this.pc.restartIce();
-    };
+    this.pc.onconnectionstatechange = () => this.onConnectionState();
     if (options.initiator) {
       // Both m-lines from the start, even with the camera off, so turning it
       // on later is a replaceTrack, not a renegotiation.
@@ -69,18 +117,124 @@ export class PeerLink {
     }
   }
 
+  private onConnectionState(): void {
+    const state = this.pc.connectionState;
+    this.options.onConnectionState(state);
+    if (state === "disconnected" || state === "failed") this.pathDown(RESTART_AFTER_DISCONNECTED_MS);
+  }
+
+  /**
+   * The stats poll's count of everything heard from the member (see
+   * `StatsSample.heard`), at `now` (ms). A connected path on which nothing
+   * at all arrives any more is the first sign of a dead one — the browser
+   * says `disconnected` seconds later (~7 s measured in the lab after an
+   * address change) — so it counts as down.
+   */
+  noteHeard(count: number, now: number): void {
+    if (count !== this.heard.count) {
+      this.heard = { count, grewAt: now };
+      this.stalled = false;
+      return;
+    }
+    const stalled = count > 0 && now - this.heard.grewAt >= STALL_MS && this.pc.connectionState === "connected";
+    if (stalled && !this.stalled) {
+      this.stalled = true;
+      // It has lasted a while already: the impolite side restarts now.
+      this.pathDown(0);
+    }
+  }
+
+  /** The path went down: the signaling socket is checked now, ICE restarted
+   *  after `wait` (impolite) or much later (polite) if it is still down. */
+  private pathDown(wait: number): void {
+    if (this.restartTimer) return;
+    this.options.onPathLost();
+    this.watchPath(this.polite ? POLITE_RESTART_AFTER_MS : wait);
+  }
+
+  private isDown(): boolean {
+    const state = this.pc.connectionState;
+    return !this.closed && (state === "disconnected" || state === "failed" || this.stalled);
+  }
+
+  /** The path went down: unless it heals within `wait`, or the other side
+   *  restarts first, restart ICE — and again while it stays down. */
+  private watchPath(wait: number): void {
+    if (this.restartTimer) return;
+    const since = Date.now();
+    const check = () => {
+      this.restartTimer = null;
+      if (!this.isDown()) return;
+      // The other side's restart (an offer applied since) is under way.
+      if (this.remoteOfferAt < since) {
+        const why = this.stalled ? "nothing heard" : this.pc.connectionState;
+        console.info(`huddle: peer ${this.options.remoteId}: path down (${why}), restarting ICE`);
+        this.restartIce();
+      }
+      this.watchPath(RESTART_EVERY_MS * (this.polite ? 2 : 1));
+    };
+    this.restartTimer = setTimeout(check, wait);
+  }
+
+  private restartIce(): void {
+    this.pc.restartIce();
+  }
+
   private async negotiate(): Promise<void> {
     if (this.closed) return;
     try {
       this.makingOffer = true;
       await this.pc.setLocalDescription();
       const local = this.pc.localDescription;
-      if (local) this.options.send({ sdp: { type: local.type, sdp: local.sdp } });
+      if (local) {
+        this.options.send({ sdp: { type: local.type, sdp: local.sdp } });
+        if (local.type === "offer") {
+          // As sent: the description itself grows candidate lines later.
+          this.sentOffer = local.sdp;
+          this.resendUnanswered(local.sdp, OFFER_RESENDS);
+        }
+      }
     } catch (error) {
       this.options.onError(error);
     } finally {
       this.makingOffer = false;
     }
+  }
+
+  /** Sends offer `sdp` again every `OFFER_RESEND_MS` while it stays our
+   *  unanswered local description. */
+  private resendUnanswered(sdp: string, left: number): void {
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    this.resendTimer = null;
+    if (left <= 0) return;
+    this.resendTimer = setTimeout(() => {
+      this.resendTimer = null;
+      if (!this.resendOffer(sdp)) return;
+      this.resendUnanswered(sdp, left - 1);
+    }, OFFER_RESEND_MS);
+  }
+
+  /** Sends our offer `sdp` again if it is still unanswered; whether it was. */
+  private resendOffer(sdp: string): boolean {
+    const pending = this.pc.signalingState === "have-local-offer" && this.sentOffer === sdp;
+    if (pending && !this.closed) {
+      console.info(`huddle: peer ${this.options.remoteId}: offer unanswered, sent again`);
+      this.options.send({ sdp: { type: "offer", sdp } });
+    }
+    return pending && !this.closed;
+  }
+
+  /**
+   * The signaling socket was replaced (what was sent on the old one may be
+   * lost): our pending offer goes again, and a path that is down restarts.
+   */
+  resync(): void {
+    if (this.closed) return;
+    const sent = this.sentOffer;
+    if (sent !== null && this.resendOffer(sent)) this.resendUnanswered(sent, OFFER_RESENDS);
+    // The impolite side restarts a path still down; the polite one waits
+    // for that restart (its own would cross it).
+    if (!this.polite && this.isDown() && this.pc.signalingState === "stable") this.restartIce();
   }
 
   /** Queues a signal from the remote member. */
@@ -93,6 +247,17 @@ export class PeerLink {
     if (this.closed) return;
     if ("sdp" in data) {
       const description = data.sdp;
+      if (description.type === "answer" && this.pc.signalingState !== "have-local-offer") {
+        return; // the answer to an offer sent twice, already applied
+      }
+      if (description.type === "offer" && description.sdp === this.lastRemoteOffer) {
+        // A repeat (our answer may have been lost): the answer again.
+        const local = this.pc.localDescription;
+        if (this.pc.signalingState === "stable" && local?.type === "answer") {
+          this.options.send({ sdp: { type: "answer", sdp: local.sdp } });
+        }
+        return;
+      }
       const readyForOffer = !this.makingOffer && (this.pc.signalingState === "stable" || this.settingRemoteAnswer);
       const collision = description.type === "offer" && !readyForOffer;
       this.ignoreOffer = !this.polite && collision;
@@ -105,6 +270,8 @@ export class PeerLink {
         this.settingRemoteAnswer = false;
       }
       if (description.type === "offer") {
+        this.lastRemoteOffer = description.sdp;
+        this.remoteOfferAt = Date.now();
         this.attachTracks();
         await this.pc.setLocalDescription();
         const local = this.pc.localDescription;
@@ -145,6 +312,9 @@ export class PeerLink {
 
   close(): void {
     this.closed = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.resendTimer) clearTimeout(this.resendTimer);
+    this.restartTimer = this.resendTimer = null;
     this.pc.onnegotiationneeded = null;
     this.pc.onicecandidate = null;
     this.pc.ontrack = null;

@@ -1,5 +1,5 @@
 // How good a member's connection is now, from the figures both engines
-// already collect every second: what the tile's bars show.
+// already collect (every second or half second): what the tile's bars show.
 
 import type { PeerStats } from "./types";
 

@@ -2,6 +2,14 @@
 // app-level `ping` (browsers cannot send WebSocket pings), and reconnection
 // with exponential backoff. What to do after a reconnect (resume) is the
 // engine's business; this only reports `open`, `message` and `closed`.
+//
+// A socket can die silently: when the machine's address changes (a laptop
+// moving between networks) a TCP connection from the old address neither
+// delivers nor fails until TCP gives up, minutes later. So every ping must
+// be answered in time, and `probe` asks at once when something else (a
+// media path going down) suggests the network changed; a socket that does
+// not answer is abandoned — not closed politely, which would wait for the
+// dead peer's close frame — and a new one opened at once.
 
 import type { ClientMessage, ServerMessage } from "../protocol";
 
@@ -21,6 +29,11 @@ export const PING_INTERVAL_MS = 20_000;
 export const OPEN_TIMEOUT_MS = 10_000;
 export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 export const MAX_ATTEMPTS = 12;
+/** A periodic ping unanswered this long abandons the socket. */
+export const PONG_TIMEOUT_MS = 5_000;
+/** A probe (a suspected network change) unanswered this long abandons the
+ *  socket: the server answers within a round trip, and a call waits on it. */
+export const PROBE_TIMEOUT_MS = 1_000;
 
 /** The delay before reconnect attempt `n` (0-based), with ±20 % jitter. */
 export function backoff(attempt: number, random: () => number = Math.random): number {
@@ -38,6 +51,9 @@ export class Signaling {
   private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
+  /** Set while a ping waits for its answer (any frame from the server counts). */
+  private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  private answerDeadline = 0;
   private wanted = false;
 
   constructor(
@@ -66,10 +82,12 @@ export class Signaling {
     socket.onopen = () => {
       clearTimeout(openTimer);
       this.attempts = 0;
-      this.pingTimer = setInterval(() => this.send({ type: "ping" }), PING_INTERVAL_MS);
+      this.pingTimer = setInterval(() => this.ping(PONG_TIMEOUT_MS), PING_INTERVAL_MS);
       this.events.open();
     };
     socket.onmessage = (event) => {
+      if (this.socket !== socket) return;
+      this.answered();
       if (typeof event.data !== "string") return;
       let msg: ServerMessage & { rid?: string };
       try {
@@ -82,20 +100,58 @@ export class Signaling {
     socket.onclose = (event) => {
       clearTimeout(openTimer);
       if (this.socket !== socket) return;
-      this.socket = null;
-      if (this.pingTimer) clearInterval(this.pingTimer);
-      this.pingTimer = null;
-      const retry = this.wanted && !FINAL_CLOSE_CODES.has(event.code) && this.attempts < MAX_ATTEMPTS;
-      this.events.closed(event.code, event.reason, retry);
-      if (retry) {
-        const delay = backoff(this.attempts);
-        this.attempts += 1;
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          if (this.wanted) this.open();
-        }, delay);
-      }
+      this.lost(event.code, event.reason, backoff(this.attempts));
     };
+  }
+
+  /** The current socket is gone: report it and schedule the next one. */
+  private lost(code: number, reason: string, delay: number): void {
+    this.socket = null;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    this.answered();
+    const retry = this.wanted && !FINAL_CLOSE_CODES.has(code) && this.attempts < MAX_ATTEMPTS;
+    this.events.closed(code, reason, retry);
+    if (retry) {
+      this.attempts += 1;
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        if (this.wanted) this.open();
+      }, delay);
+    }
+  }
+
+  /** Sends a ping; if nothing at all arrives within `timeout`, the socket is
+   *  dead and abandoned. One deadline at a time: the earlier one stands. */
+  private ping(timeout: number): void {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== 1) return;
+    const deadline = Date.now() + timeout;
+    if (this.answerTimer && this.answerDeadline <= deadline) return;
+    this.answered();
+    this.send({ type: "ping" });
+    this.answerDeadline = deadline;
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = null;
+      if (this.socket !== socket) return;
+      // Its close handshake would wait for a peer that is gone: detach it,
+      // and open the next socket at once (the network is what changed).
+      console.info("huddle: the server did not answer a ping; reconnecting");
+      socket.onopen = socket.onmessage = socket.onclose = null;
+      socket.close();
+      this.lost(1006, "no answer to ping", 0);
+    }, timeout);
+  }
+
+  private answered(): void {
+    if (this.answerTimer) clearTimeout(this.answerTimer);
+    this.answerTimer = null;
+  }
+
+  /** Checks now that the socket still reaches the server (e.g. a media
+   *  path just went down, as it does when the machine's address changes). */
+  probe(): void {
+    this.ping(PROBE_TIMEOUT_MS);
   }
 
   /** Reconnects at once (e.g. the network came back, or the user asked). */
@@ -121,6 +177,7 @@ export class Signaling {
     this.retryTimer = null;
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
+    this.answered();
     const socket = this.socket;
     this.socket = null;
     socket?.close(1000);

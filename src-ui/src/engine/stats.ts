@@ -10,6 +10,9 @@ export interface StatsSample {
   bytesOut: number;
   packetsIn: number;
   lostIn: number;
+  /** Grows whenever anything at all arrives from the member: media packets,
+   *  bytes on a candidate pair (RTCP too) and ICE checks and their answers. */
+  heard: number;
 }
 
 type Entry = Record<string, unknown> & { type: string; id: string };
@@ -37,7 +40,11 @@ export function collectStats(
   let rttMs: number | null = null;
   let candidateType = "";
   let at = 0;
+  let heard = 0;
   for (const e of entries) {
+    if (e.type === "candidate-pair") {
+      heard += num(e.bytesReceived) + num(e.requestsReceived) + num(e.responsesReceived);
+    }
     at = Math.max(at, num(e.timestamp));
     if (e.type === "inbound-rtp") {
       bytesIn += num(e.bytesReceived);
@@ -73,7 +80,7 @@ export function collectStats(
       if (local && typeof local.candidateType === "string") candidateType = local.candidateType;
     }
   }
-  const sample: StatsSample = { at, bytesIn, bytesOut, packetsIn, lostIn };
+  const sample: StatsSample = { at, bytesIn, bytesOut, packetsIn, lostIn, heard: heard + packetsIn };
   const seconds = previous ? (at - previous.at) / 1000 : 0;
   const rate = (now: number, before: number) =>
     seconds > 0 ? Math.max(0, Math.round(((now - before) * 8) / seconds / 1000)) : 0;
