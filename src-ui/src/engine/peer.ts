@@ -48,7 +48,7 @@ export type LocalTracks = { audio: MediaStreamTrack | null; video: MediaStreamTr
 export const RESTART_AFTER_DISCONNECTED_MS = 1_000;
 /** How long the polite side waits for the other side's restart before it
  *  restarts itself (the other may be an engine slow to notice). */
-export const POLITE_RESTART_AFTER_MS = 6_000;
+export const POLITE_RESTART_AFTER_MS = 3_000;
 /** An offer still unanswered after this long is sent again: soon after the
  *  other side's signaling socket, found dead, has been replaced. */
 export const OFFER_RESEND_MS = 1_000;

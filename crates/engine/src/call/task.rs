@@ -356,6 +356,14 @@ impl State {
                 if fresh && self.want_call {
                     // A new membership: the old call is gone for the others.
                     self.join_call();
+                } else if !fresh {
+                    // The same membership over a new socket: an offer sent
+                    // on the old one may be lost with it.
+                    for (peer, link) in self.all_links() {
+                        if let Err(e) = link.resync() {
+                            debug!(%peer, error = %e, "could not resync");
+                        }
+                    }
                 }
                 Vec::new()
             }

@@ -102,7 +102,22 @@ enum Input {
     /// The path failed (or stayed disconnected): gather anew and offer.
     RestartIce,
     Remote(SignalData),
+    /// The clock (every [`OFFER_RESEND`]): an offer unanswered that long
+    /// goes again.
+    Tick,
+    /// The signaling socket was replaced: what went out on the old one may
+    /// be lost, so a pending offer goes again now.
+    Resync,
 }
+
+/// An offer still unanswered after this long is sent again: signals can be
+/// lost with a signaling socket that died silently (the other side's
+/// address changed), and a link waiting for an answer never restarts.
+pub const OFFER_RESEND: Duration = Duration::from_secs(1);
+
+/// How often one offer is sent again at most (30 s: the server's grace for
+/// a vanished member is over by then).
+const OFFER_RESENDS: u32 = 30;
 
 /// How long a disconnected (or failed) path may stay so before the impolite
 /// side restarts ICE (webrtc-rs takes ~30 s to declare a path failed). The
@@ -438,6 +453,14 @@ impl PeerLink {
     pub fn restart_ice(&self) -> Result<(), PeerError> {
         self.inputs
             .send(Input::RestartIce)
+            .map_err(|_| PeerError::Closed)
+    }
+
+    /// The signaling socket was replaced: a pending offer goes again now
+    /// (the one sent on the old socket may be lost with it).
+    pub fn resync(&self) -> Result<(), PeerError> {
+        self.inputs
+            .send(Input::Resync)
             .map_err(|_| PeerError::Closed)
     }
 

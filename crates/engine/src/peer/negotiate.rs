@@ -2,7 +2,7 @@
 //! (polite = greater id), in two halves:
 //!
 //! - [`Negotiator`], a plain state machine: an input (a remote signal, the
-//!   connection asking for negotiation, an ICE restart), what the
+//!   connection asking for negotiation, an ICE restart, the clock), what the
 //!   connection's signaling state is and the time go in; the [`Step`]s to
 //!   take come out. It never touches the connection nor reads a clock, so
 //!   every rule is unit-tested below.
@@ -21,7 +21,7 @@ use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCSdpType, RTCSessionDescription,
 };
 
-use super::{Input, PeerError, PeerEvent, RESTART_AFTER_DISCONNECTED};
+use super::{Input, PeerError, PeerEvent, OFFER_RESEND, OFFER_RESENDS, RESTART_AFTER_DISCONNECTED};
 
 /// The connection's signaling state, as far as negotiation cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub(super) struct Observed {
     /// A remote description has been agreed (the connection has a current
     /// one).
     pub agreed: bool,
+    /// Our offer is pending (no answer applied yet).
+    pub offering: bool,
 }
 
 /// One thing to do to the connection, in the order given.
@@ -47,6 +49,11 @@ pub(super) enum Step {
     SetRemote(SessionDescription),
     /// Create an answer, make it the local description and send it.
     Answer,
+    /// Send this description (again) as it is.
+    Send(SessionDescription),
+    /// Send the current local description again (the answer to an offer
+    /// that came twice).
+    SendLocal,
     /// Add a remote candidate. Its failure is an error only if `required`:
     /// candidates of an offer we ignored may well not apply.
     AddCandidate {
@@ -66,6 +73,18 @@ pub(super) struct Negotiator {
     /// remote description.
     may_offer: bool,
     last_restart: Option<Instant>,
+    /// Our pending offer as sent, when it last went, and how often it may
+    /// still go again.
+    sent_offer: Option<SentOffer>,
+    /// The last remote offer applied: the same again is a repeat.
+    last_remote_offer: Option<String>,
+}
+
+#[derive(Debug)]
+struct SentOffer {
+    sdp: String,
+    at: Instant,
+    resends_left: u32,
 }
 
 impl Negotiator {
@@ -75,6 +94,37 @@ impl Negotiator {
             ignoring_offer: false,
             may_offer: initiator,
             last_restart: None,
+            sent_offer: None,
+            last_remote_offer: None,
+        }
+    }
+
+    /// Whether an offer of ours waits for its answer (the clock matters).
+    pub fn awaits_answer(&self) -> bool {
+        self.sent_offer.is_some()
+    }
+
+    /// Our offer `sdp` went out at `now`.
+    pub fn offer_sent(&mut self, sdp: String, now: Instant) {
+        self.sent_offer = Some(SentOffer {
+            sdp,
+            at: now,
+            resends_left: OFFER_RESENDS,
+        });
+    }
+
+    /// Our pending offer, again, if `due` says so.
+    fn resend(&mut self, observed: Observed, now: Instant, due: bool) -> Vec<Step> {
+        match &mut self.sent_offer {
+            Some(sent) if observed.offering && due && sent.resends_left > 0 => {
+                sent.at = now;
+                sent.resends_left -= 1;
+                vec![Step::Send(SessionDescription {
+                    kind: SdpKind::Offer,
+                    sdp: sent.sdp.clone(),
+                })]
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -104,6 +154,31 @@ impl Negotiator {
                 self.last_restart = Some(now);
                 vec![Step::RestartIce, Step::Offer]
             }
+            Input::Tick => {
+                let due = self
+                    .sent_offer
+                    .as_ref()
+                    .is_some_and(|sent| now.saturating_duration_since(sent.at) >= OFFER_RESEND);
+                self.resend(observed, now, due)
+            }
+            Input::Resync => self.resend(observed, now, true),
+            Input::Remote(SignalData::Sdp { sdp: description })
+                if description.kind == SdpKind::Answer && !observed.offering =>
+            {
+                // The answer to an offer sent twice, already applied.
+                Vec::new()
+            }
+            Input::Remote(SignalData::Sdp { sdp: description })
+                if description.kind == SdpKind::Offer
+                    && self.last_remote_offer.as_deref() == Some(description.sdp.as_str()) =>
+            {
+                // A repeat (our answer may have been lost): the answer again.
+                if observed.stable {
+                    vec![Step::SendLocal]
+                } else {
+                    Vec::new()
+                }
+            }
             Input::Remote(SignalData::Sdp { sdp: description }) => {
                 let is_offer = description.kind == SdpKind::Offer;
                 let collision = is_offer && !observed.stable;
@@ -131,9 +206,14 @@ impl Negotiator {
         }
     }
 
-    /// A remote description was applied: from now on this side may offer.
-    pub fn remote_applied(&mut self) {
+    /// A remote description was applied: from now on this side may offer;
+    /// an answer ends our offer's wait, an offer is remembered.
+    pub fn remote_applied(&mut self, description: &SessionDescription) {
         self.may_offer = true;
+        match description.kind {
+            SdpKind::Offer => self.last_remote_offer = Some(description.sdp.clone()),
+            _ => self.sent_offer = None,
+        }
     }
 }
 
@@ -145,6 +225,8 @@ pub(super) async fn negotiate(
     events: mpsc::UnboundedSender<PeerEvent>,
     mut closed: watch::Receiver<bool>,
 ) {
+    let mut clock = tokio::time::interval(OFFER_RESEND);
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // The task holds the connection, and the connection's handler holds
         // this task's input: only the close signal can end it.
@@ -153,6 +235,12 @@ pub(super) async fn negotiate(
                 Some(input) => input,
                 None => return,
             },
+            _ = clock.tick() => {
+                if !negotiator.awaits_answer() {
+                    continue;
+                }
+                Input::Tick
+            }
             _ = closed.wait_for(|c| *c) => return,
         };
         let observed = observe(pc.as_ref()).await;
@@ -167,9 +255,12 @@ pub(super) async fn negotiate(
 }
 
 async fn observe(pc: &dyn PeerConnection) -> Observed {
+    let pending_local = pc.pending_local_description().await;
     Observed {
-        stable: pc.pending_local_description().await.is_none()
-            && pc.pending_remote_description().await.is_none(),
+        offering: pending_local
+            .as_ref()
+            .is_some_and(|d| d.sdp_type == RTCSdpType::Offer),
+        stable: pending_local.is_none() && pc.pending_remote_description().await.is_none(),
         agreed: pc.current_remote_description().await.is_some(),
     }
 }
@@ -189,16 +280,26 @@ async fn take(
         Step::Offer => {
             let offer = pc.create_offer(None).await?;
             pc.set_local_description(offer).await?;
-            send_local(pc, events).await;
+            if let Some(sent) = send_local(pc, events).await {
+                negotiator.offer_sent(sent, Instant::now());
+            }
         }
         Step::Rollback => pc.set_local_description(rollback()).await?,
         Step::SetRemote(description) => {
-            pc.set_remote_description(to_rtc(description)?).await?;
-            negotiator.remote_applied();
+            pc.set_remote_description(to_rtc(description.clone())?)
+                .await?;
+            negotiator.remote_applied(&description);
         }
         Step::Answer => {
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer).await?;
+            send_local(pc, events).await;
+        }
+        Step::Send(description) => {
+            debug!(kind = ?description.kind, "sent again");
+            let _ = events.send(PeerEvent::Signal(SignalData::Sdp { sdp: description }));
+        }
+        Step::SendLocal => {
             send_local(pc, events).await;
         }
         Step::AddCandidate {
@@ -222,21 +323,26 @@ async fn take(
     Ok(())
 }
 
-async fn send_local(pc: &dyn PeerConnection, events: &mpsc::UnboundedSender<PeerEvent>) {
-    if let Some(local) = pc.local_description().await {
-        tracing::trace!(sdp = %local.sdp, "local description");
-        let kind = match local.sdp_type {
-            RTCSdpType::Offer => SdpKind::Offer,
-            RTCSdpType::Pranswer => SdpKind::Pranswer,
-            _ => SdpKind::Answer,
-        };
-        let _ = events.send(PeerEvent::Signal(SignalData::Sdp {
-            sdp: SessionDescription {
-                kind,
-                sdp: local.sdp,
-            },
-        }));
-    }
+/// Sends the local description; the offer's text, if it was one.
+async fn send_local(
+    pc: &dyn PeerConnection,
+    events: &mpsc::UnboundedSender<PeerEvent>,
+) -> Option<String> {
+    let local = pc.local_description().await?;
+    tracing::trace!(sdp = %local.sdp, "local description");
+    let kind = match local.sdp_type {
+        RTCSdpType::Offer => SdpKind::Offer,
+        RTCSdpType::Pranswer => SdpKind::Pranswer,
+        _ => SdpKind::Answer,
+    };
+    let offer = (kind == SdpKind::Offer).then(|| local.sdp.clone());
+    let _ = events.send(PeerEvent::Signal(SignalData::Sdp {
+        sdp: SessionDescription {
+            kind,
+            sdp: local.sdp,
+        },
+    }));
+    offer
 }
 
 /// A rollback description (its private fields have no constructor).
@@ -264,14 +370,17 @@ mod tests {
     const STABLE: Observed = Observed {
         stable: true,
         agreed: false,
+        offering: false,
     };
     const AGREED: Observed = Observed {
         stable: true,
         agreed: true,
+        offering: false,
     };
     const OFFERING: Observed = Observed {
         stable: false,
         agreed: false,
+        offering: true,
     };
 
     fn description(kind: SdpKind) -> SessionDescription {
@@ -330,7 +439,7 @@ mod tests {
         );
         // Not yet applied: still waiting.
         assert!(n.handle(Input::NegotiationNeeded, STABLE, now).is_empty());
-        n.remote_applied();
+        n.remote_applied(&description(SdpKind::Offer));
         assert_eq!(
             n.handle(Input::NegotiationNeeded, STABLE, now),
             [Step::Offer]
@@ -392,7 +501,8 @@ mod tests {
                 Input::RestartIce,
                 Observed {
                     stable: false,
-                    agreed: true
+                    agreed: true,
+                    offering: true,
                 },
                 start
             )
@@ -408,5 +518,75 @@ mod tests {
             n.handle(Input::RestartIce, AGREED, later),
             [Step::RestartIce, Step::Offer]
         );
+    }
+
+    fn sent(sdp: &str) -> Vec<Step> {
+        vec![Step::Send(SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: sdp.into(),
+        })]
+    }
+
+    #[test]
+    fn an_unanswered_offer_goes_again_every_second_until_answered() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut n = Negotiator::new(false, true);
+        assert!(!n.awaits_answer());
+        n.offer_sent("o1".into(), start);
+        assert!(n.awaits_answer());
+        assert!(n.handle(Input::Tick, OFFERING, at(999)).is_empty());
+        assert_eq!(n.handle(Input::Tick, OFFERING, at(1000)), sent("o1"));
+        assert!(n.handle(Input::Tick, OFFERING, at(1500)).is_empty());
+        assert_eq!(n.handle(Input::Tick, OFFERING, at(2000)), sent("o1"));
+        // Answered: the wait is over.
+        n.remote_applied(&description(SdpKind::Answer));
+        assert!(!n.awaits_answer());
+        assert!(n.handle(Input::Tick, AGREED, at(5000)).is_empty());
+    }
+
+    #[test]
+    fn an_offer_goes_again_at_most_thirty_times() {
+        let start = Instant::now();
+        let mut n = Negotiator::new(false, true);
+        n.offer_sent("o1".into(), start);
+        let resent = (1..=40)
+            .filter(|s| {
+                !n.handle(Input::Tick, OFFERING, start + Duration::from_secs(*s))
+                    .is_empty()
+            })
+            .count();
+        assert_eq!(resent, OFFER_RESENDS as usize);
+    }
+
+    #[test]
+    fn a_new_signaling_socket_sends_a_pending_offer_at_once() {
+        let now = Instant::now();
+        let mut n = Negotiator::new(false, true);
+        assert!(n.handle(Input::Resync, STABLE, now).is_empty());
+        n.offer_sent("o1".into(), now);
+        assert_eq!(n.handle(Input::Resync, OFFERING, now), sent("o1"));
+        // Rolled back (the connection no longer offers): nothing to send.
+        assert!(n.handle(Input::Resync, STABLE, now).is_empty());
+    }
+
+    #[test]
+    fn a_repeated_offer_is_answered_again_and_a_repeated_answer_dropped() {
+        let now = Instant::now();
+        let mut n = Negotiator::new(true, false);
+        let offer = description(SdpKind::Offer);
+        assert_eq!(
+            n.handle(remote(SdpKind::Offer), STABLE, now),
+            [Step::SetRemote(offer.clone()), Step::Answer]
+        );
+        n.remote_applied(&offer);
+        assert_eq!(
+            n.handle(remote(SdpKind::Offer), AGREED, now),
+            [Step::SendLocal]
+        );
+        // Mid-negotiation of our own, a repeat is not answered.
+        assert!(n.handle(remote(SdpKind::Offer), OFFERING, now).is_empty());
+        // An answer while no offer of ours waits is a repeat.
+        assert!(n.handle(remote(SdpKind::Answer), AGREED, now).is_empty());
     }
 }
