@@ -5,6 +5,7 @@ import {
   POLITE_RESTART_AFTER_MS,
   RESTART_AFTER_DISCONNECTED_MS,
   STALL_MS,
+  withoutCandidates,
 } from "../src/engine/peer";
 import type { SignalData } from "../src/protocol";
 import { FakePeerConnection, settle } from "./fakes";
@@ -19,6 +20,7 @@ function pair(
   const links: Record<string, PeerLink> = {};
   const log: string[] = [];
   const lost: string[] = [];
+  const signals: { entry: string; data: SignalData }[] = [];
   const make = (self: string, remote: string, initiator: boolean) =>
     new PeerLink(
       {
@@ -30,6 +32,7 @@ function pair(
         send: (data: SignalData) => {
           const entry = `${self}→${remote} ${"sdp" in data ? data.sdp.type : "candidate"}`;
           log.push(entry);
+          signals.push({ entry, data });
           // A signal the "server" loses (a socket that died with its address).
           if (lose(entry)) lost.push(entry);
           else setTimeout(() => void links[remote]?.handle(data), 0);
@@ -44,7 +47,7 @@ function pair(
   const [a, b] = ids;
   links[a] = make(a, b, aInitiator);
   links[b] = make(b, a, bInitiator);
-  return { a: links[a], b: links[b], log, lost };
+  return { a: links[a], b: links[b], log, lost, signals };
 }
 
 const pc = (l: PeerLink) => l.pc as unknown as FakePeerConnection;
@@ -206,6 +209,36 @@ describe("a path that goes down", () => {
     const sent = log.length;
     await vi.advanceTimersByTimeAsync(OFFER_RESEND_MS * 5);
     expect(log.length).toBe(sent);
+  });
+
+  it("sends an offer again with the candidates gathered since, and a repeat with more of them is still a repeat", async () => {
+    vi.useFakeTimers();
+    const { a, b, lost, signals } = pair(
+      true,
+      false,
+      undefined,
+      (entry) => entry === "p_1→p_2 offer" && lost.length === 0,
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    // The offer was lost, and so were the candidates trickled after it.
+    const local = pc(a).localDescription;
+    if (!local) throw new Error("no local description");
+    local.sdp += "\r\na=candidate:1 1 udp 1 192.0.2.1 9 typ host";
+    await vi.advanceTimersByTimeAsync(OFFER_RESEND_MS);
+    const offers = signals
+      .filter((s) => s.entry === "p_1→p_2 offer")
+      .map((s) => ("sdp" in s.data ? s.data.sdp.sdp : ""));
+    expect(offers.length).toBe(2);
+    expect(offers[1]).toContain("a=candidate:1 1 udp 1 192.0.2.1 9 typ host");
+    expect(pc(b).remoteDescription?.sdp).toContain("a=candidate:");
+    // The same offer with one more candidate: answered again, not applied anew.
+    const applied = pc(b).remoteDescription;
+    await b.handle({ sdp: { type: "offer", sdp: `${local.sdp}\r\na=candidate:2 1 udp 1 192.0.2.2 9 typ host` } });
+    expect(pc(b).remoteDescription).toBe(applied);
+  });
+
+  it("compares descriptions without their candidate lines", () => {
+    expect(withoutCandidates("v=0\r\na=candidate:1 x\r\na=end-of-candidates\r\nm=audio")).toBe("v=0\nm=audio");
   });
 
   it("on a new signaling socket, sends its pending offer again at once", async () => {

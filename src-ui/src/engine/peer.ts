@@ -81,8 +81,8 @@ export class PeerLink {
   /** When a remote offer was last applied (ms). */
   private remoteOfferAt = 0;
   private resendTimer: ReturnType<typeof setTimeout> | null = null;
-  /** The last remote offer applied, as received: a repeat of it is answered
-   *  with the answer already given. */
+  /** The last remote offer applied, less its candidate lines (a repeat may
+   *  carry more): a repeat is answered with the answer already given. */
   private lastRemoteOffer: string | null = null;
   /** Our last offer, as sent. */
   private sentOffer: string | null = null;
@@ -187,7 +187,7 @@ export class PeerLink {
       await this.pc.setLocalDescription();
       const local = this.pc.localDescription;
       if (local) {
-        this.options.send({ sdp: { type: local.type, sdp: local.sdp } });
+        this.signal({ sdp: { type: local.type, sdp: local.sdp } });
         if (local.type === "offer") {
           // As sent: the description itself grows candidate lines later.
           this.sentOffer = local.sdp;
@@ -219,7 +219,9 @@ export class PeerLink {
     const pending = this.pc.signalingState === "have-local-offer" && this.sentOffer === sdp;
     if (pending && !this.closed) {
       console.info(`huddle: peer ${this.options.remoteId}: offer unanswered, sent again`);
-      this.options.send({ sdp: { type: "offer", sdp } });
+      // As it is now: with the candidates gathered since, whose own
+      // signals may have been lost along with the offer.
+      this.signal({ sdp: { type: "offer", sdp: this.pc.localDescription?.sdp ?? sdp } });
     }
     return pending && !this.closed;
   }
@@ -237,8 +239,15 @@ export class PeerLink {
     if (!this.polite && this.isDown() && this.pc.signalingState === "stable") this.restartIce();
   }
 
+  /** Sends a signal to the remote member (descriptions noted in the log). */
+  private signal(data: SignalData): void {
+    if ("sdp" in data) console.debug(`huddle: peer ${this.options.remoteId}: ${data.sdp.type} out`);
+    this.options.send(data);
+  }
+
   /** Queues a signal from the remote member. */
   handle(data: SignalData): Promise<void> {
+    if ("sdp" in data) console.debug(`huddle: peer ${this.options.remoteId}: ${data.sdp.type} in`);
     this.queue = this.queue.then(() => this.process(data)).catch((error) => this.options.onError(error));
     return this.queue;
   }
@@ -250,11 +259,11 @@ export class PeerLink {
       if (description.type === "answer" && this.pc.signalingState !== "have-local-offer") {
         return; // the answer to an offer sent twice, already applied
       }
-      if (description.type === "offer" && description.sdp === this.lastRemoteOffer) {
+      if (description.type === "offer" && withoutCandidates(description.sdp) === this.lastRemoteOffer) {
         // A repeat (our answer may have been lost): the answer again.
         const local = this.pc.localDescription;
         if (this.pc.signalingState === "stable" && local?.type === "answer") {
-          this.options.send({ sdp: { type: "answer", sdp: local.sdp } });
+          this.signal({ sdp: { type: "answer", sdp: local.sdp } });
         }
         return;
       }
@@ -270,12 +279,12 @@ export class PeerLink {
         this.settingRemoteAnswer = false;
       }
       if (description.type === "offer") {
-        this.lastRemoteOffer = description.sdp;
+        this.lastRemoteOffer = withoutCandidates(description.sdp);
         this.remoteOfferAt = Date.now();
         this.attachTracks();
         await this.pc.setLocalDescription();
         const local = this.pc.localDescription;
-        if (local) this.options.send({ sdp: { type: local.type, sdp: local.sdp } });
+        if (local) this.signal({ sdp: { type: local.type, sdp: local.sdp } });
       }
     } else {
       try {
@@ -330,4 +339,12 @@ function toWire(candidate: RTCIceCandidate): IceCandidate {
   if (json.sdpMLineIndex != null) wire.sdpMLineIndex = json.sdpMLineIndex;
   if (json.usernameFragment != null) wire.usernameFragment = json.usernameFragment;
   return wire;
+}
+
+/** A description without its candidate lines (which grow as ICE gathers). */
+export function withoutCandidates(sdp: string): string {
+  return sdp
+    .split(/\r?\n/)
+    .filter((line) => !line.startsWith("a=candidate:") && line !== "a=end-of-candidates")
+    .join("\n");
 }

@@ -49,10 +49,9 @@ pub(super) enum Step {
     SetRemote(SessionDescription),
     /// Create an answer, make it the local description and send it.
     Answer,
-    /// Send this description (again) as it is.
-    Send(SessionDescription),
-    /// Send the current local description again (the answer to an offer
-    /// that came twice).
+    /// Send the current local description again: our pending offer, with
+    /// the candidates gathered since (their own signals may have been lost
+    /// along with it), or the answer to an offer that came twice.
     SendLocal,
     /// Add a remote candidate. Its failure is an error only if `required`:
     /// candidates of an offer we ignored may well not apply.
@@ -73,16 +72,16 @@ pub(super) struct Negotiator {
     /// remote description.
     may_offer: bool,
     last_restart: Option<Instant>,
-    /// Our pending offer as sent, when it last went, and how often it may
-    /// still go again.
+    /// When our pending offer last went, and how often it may still go
+    /// again.
     sent_offer: Option<SentOffer>,
-    /// The last remote offer applied: the same again is a repeat.
+    /// The last remote offer applied, less its candidate lines: the same
+    /// again (perhaps with more candidates) is a repeat.
     last_remote_offer: Option<String>,
 }
 
 #[derive(Debug)]
 struct SentOffer {
-    sdp: String,
     at: Instant,
     resends_left: u32,
 }
@@ -104,10 +103,9 @@ impl Negotiator {
         self.sent_offer.is_some()
     }
 
-    /// Our offer `sdp` went out at `now`.
-    pub fn offer_sent(&mut self, sdp: String, now: Instant) {
+    /// Our offer went out at `now`.
+    pub fn offer_sent(&mut self, now: Instant) {
         self.sent_offer = Some(SentOffer {
-            sdp,
             at: now,
             resends_left: OFFER_RESENDS,
         });
@@ -119,10 +117,7 @@ impl Negotiator {
             Some(sent) if observed.offering && due && sent.resends_left > 0 => {
                 sent.at = now;
                 sent.resends_left -= 1;
-                vec![Step::Send(SessionDescription {
-                    kind: SdpKind::Offer,
-                    sdp: sent.sdp.clone(),
-                })]
+                vec![Step::SendLocal]
             }
             _ => Vec::new(),
         }
@@ -170,7 +165,8 @@ impl Negotiator {
             }
             Input::Remote(SignalData::Sdp { sdp: description })
                 if description.kind == SdpKind::Offer
-                    && self.last_remote_offer.as_deref() == Some(description.sdp.as_str()) =>
+                    && self.last_remote_offer.as_deref()
+                        == Some(without_candidates(&description.sdp).as_str()) =>
             {
                 // A repeat (our answer may have been lost): the answer again.
                 if observed.stable {
@@ -211,7 +207,7 @@ impl Negotiator {
     pub fn remote_applied(&mut self, description: &SessionDescription) {
         self.may_offer = true;
         match description.kind {
-            SdpKind::Offer => self.last_remote_offer = Some(description.sdp.clone()),
+            SdpKind::Offer => self.last_remote_offer = Some(without_candidates(&description.sdp)),
             _ => self.sent_offer = None,
         }
     }
@@ -280,8 +276,8 @@ async fn take(
         Step::Offer => {
             let offer = pc.create_offer(None).await?;
             pc.set_local_description(offer).await?;
-            if let Some(sent) = send_local(pc, events).await {
-                negotiator.offer_sent(sent, Instant::now());
+            if send_local(pc, events).await {
+                negotiator.offer_sent(Instant::now());
             }
         }
         Step::Rollback => pc.set_local_description(rollback()).await?,
@@ -295,11 +291,8 @@ async fn take(
             pc.set_local_description(answer).await?;
             send_local(pc, events).await;
         }
-        Step::Send(description) => {
-            debug!(kind = ?description.kind, "sent again");
-            let _ = events.send(PeerEvent::Signal(SignalData::Sdp { sdp: description }));
-        }
         Step::SendLocal => {
+            debug!("local description sent again");
             send_local(pc, events).await;
         }
         Step::AddCandidate {
@@ -323,26 +316,32 @@ async fn take(
     Ok(())
 }
 
-/// Sends the local description; the offer's text, if it was one.
-async fn send_local(
-    pc: &dyn PeerConnection,
-    events: &mpsc::UnboundedSender<PeerEvent>,
-) -> Option<String> {
-    let local = pc.local_description().await?;
+/// Sends the local description; whether it was an offer.
+async fn send_local(pc: &dyn PeerConnection, events: &mpsc::UnboundedSender<PeerEvent>) -> bool {
+    let Some(local) = pc.local_description().await else {
+        return false;
+    };
     tracing::trace!(sdp = %local.sdp, "local description");
     let kind = match local.sdp_type {
         RTCSdpType::Offer => SdpKind::Offer,
         RTCSdpType::Pranswer => SdpKind::Pranswer,
         _ => SdpKind::Answer,
     };
-    let offer = (kind == SdpKind::Offer).then(|| local.sdp.clone());
     let _ = events.send(PeerEvent::Signal(SignalData::Sdp {
         sdp: SessionDescription {
             kind,
             sdp: local.sdp,
         },
     }));
-    offer
+    kind == SdpKind::Offer
+}
+
+/// A description without its candidate lines (which grow as ICE gathers).
+fn without_candidates(sdp: &str) -> String {
+    sdp.lines()
+        .filter(|line| !line.starts_with("a=candidate:") && *line != "a=end-of-candidates")
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A rollback description (its private fields have no constructor).
@@ -520,11 +519,8 @@ mod tests {
         );
     }
 
-    fn sent(sdp: &str) -> Vec<Step> {
-        vec![Step::Send(SessionDescription {
-            kind: SdpKind::Offer,
-            sdp: sdp.into(),
-        })]
+    fn sent() -> Vec<Step> {
+        vec![Step::SendLocal]
     }
 
     #[test]
@@ -533,12 +529,12 @@ mod tests {
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut n = Negotiator::new(false, true);
         assert!(!n.awaits_answer());
-        n.offer_sent("o1".into(), start);
+        n.offer_sent(start);
         assert!(n.awaits_answer());
         assert!(n.handle(Input::Tick, OFFERING, at(999)).is_empty());
-        assert_eq!(n.handle(Input::Tick, OFFERING, at(1000)), sent("o1"));
+        assert_eq!(n.handle(Input::Tick, OFFERING, at(1000)), sent());
         assert!(n.handle(Input::Tick, OFFERING, at(1500)).is_empty());
-        assert_eq!(n.handle(Input::Tick, OFFERING, at(2000)), sent("o1"));
+        assert_eq!(n.handle(Input::Tick, OFFERING, at(2000)), sent());
         // Answered: the wait is over.
         n.remote_applied(&description(SdpKind::Answer));
         assert!(!n.awaits_answer());
@@ -549,7 +545,7 @@ mod tests {
     fn an_offer_goes_again_at_most_thirty_times() {
         let start = Instant::now();
         let mut n = Negotiator::new(false, true);
-        n.offer_sent("o1".into(), start);
+        n.offer_sent(start);
         let resent = (1..=40)
             .filter(|s| {
                 !n.handle(Input::Tick, OFFERING, start + Duration::from_secs(*s))
@@ -564,8 +560,8 @@ mod tests {
         let now = Instant::now();
         let mut n = Negotiator::new(false, true);
         assert!(n.handle(Input::Resync, STABLE, now).is_empty());
-        n.offer_sent("o1".into(), now);
-        assert_eq!(n.handle(Input::Resync, OFFERING, now), sent("o1"));
+        n.offer_sent(now);
+        assert_eq!(n.handle(Input::Resync, OFFERING, now), sent());
         // Rolled back (the connection no longer offers): nothing to send.
         assert!(n.handle(Input::Resync, STABLE, now).is_empty());
     }
@@ -588,5 +584,13 @@ mod tests {
         assert!(n.handle(remote(SdpKind::Offer), OFFERING, now).is_empty());
         // An answer while no offer of ours waits is a repeat.
         assert!(n.handle(remote(SdpKind::Answer), AGREED, now).is_empty());
+        // The same offer with a candidate more is still a repeat.
+        let more = Input::Remote(SignalData::Sdp {
+            sdp: SessionDescription {
+                kind: SdpKind::Offer,
+                sdp: "v=0\r\na=candidate:1 1 udp 1 192.0.2.1 9 typ host\r\n".into(),
+            },
+        });
+        assert_eq!(n.handle(more, AGREED, now), [Step::SendLocal]);
     }
 }
