@@ -66,6 +66,17 @@ try {
     permissions: ["camera", "microphone"],
   });
   const page = await context.newPage();
+  // Every peer connection the page makes, for the log's video figures.
+  await page.addInitScript(() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Native(...args);
+      window.__pcs.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+  });
   // The side's log (beside its report): the page's notes, and each change
   // of the signaling status and of a link's connection state, timed.
   const at = () => ((Date.now() - started) / 1000).toFixed(1);
@@ -86,11 +97,13 @@ try {
     if (await prompt.isVisible()) {
       await prompt.click();
       joined = true;
+      console.error(`${at()} s joined the call from its prompt`);
     } else {
       joined = await page
         .getByRole("button", { name: /^(Start video call|Join call)/ })
         .waitFor({ timeout: 2000 })
         .then(() => startCall(page))
+        .then(() => console.error(`${at()} s joined the call from the header`))
         .then(() => true)
         .catch(() => false);
     }
@@ -145,7 +158,24 @@ try {
       );
       return [s.stats, [s.status, ...links].join(", "), pictures.join(", ")];
     });
-    if (process.env.NETLAB_PICTURES) console.error(`${at()} s ${pictures}`);
+    if (process.env.NETLAB_PICTURES) {
+      // What the video receivers and senders did, for a freeze's reason.
+      const video = await page.evaluate(async () => {
+        const out = [];
+        for (const pc of window.__pcs.filter((p) => p.connectionState !== "closed")) {
+          for (const s of (await pc.getStats()).values()) {
+            if (s.type === "inbound-rtp" && s.kind === "video")
+              out.push(
+                `in: keyframes ${s.keyFramesDecoded} decoded ${s.framesDecoded} plis ${s.pliCount} nacks ${s.nackCount} lost ${s.packetsLost}`,
+              );
+            if (s.type === "outbound-rtp" && s.kind === "video")
+              out.push(`out: keyframes ${s.keyFramesEncoded} plis ${s.pliCount} nacks ${s.nackCount}`);
+          }
+        }
+        return out.join("; ");
+      });
+      console.error(`${at()} s ${pictures}; ${video}`);
+    }
     if (states !== lastStates) console.error(`${at()} s ${states}`);
     lastStates = states;
     for (const [id, s] of Object.entries(stats)) {

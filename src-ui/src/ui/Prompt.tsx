@@ -13,9 +13,13 @@ function writing(): boolean {
   );
 }
 
-export function IncomingPrompt() {
+/** `preparing`: the "Ready to join?" check is open — its "Join now" joins a
+ *  call already started, so that call's prompt would only cover it (a ring
+ *  still shows). */
+export function IncomingPrompt({ preparing = false }: { preparing?: boolean }) {
   const engine = useEngine();
-  const { prompt } = useEngineState();
+  const { prompt: incoming } = useEngineState();
+  const prompt = preparing && incoming?.kind !== "ring" ? null : incoming;
   const box = useRef<HTMLDivElement>(null);
   // The prompt takes the focus (screen readers announce it, Tab reaches its
   // buttons) unless the user is writing.

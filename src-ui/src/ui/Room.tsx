@@ -209,7 +209,7 @@ export function Room({ theme, toggleTheme }: { theme: string; toggleTheme: () =>
           </button>
         </div>
       )}
-      <IncomingPrompt />
+      <IncomingPrompt preparing={!!prejoin && !state.inCall} />
       {shortcuts && <ShortcutsSheet close={closeShortcuts} />}
       {prejoin && !state.inCall && <PreJoin video={prejoin.video} close={closePrejoin} />}
       <nav className="tabs" aria-label="Panels">

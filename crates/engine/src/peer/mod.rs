@@ -534,9 +534,10 @@ impl PeerLink {
 /// returns `None` at once until then), so an unbound track is asked again a
 /// little later; the watch ends with the link.
 /// A connected path on which nothing at all has arrived for this long is
-/// down (a browser's audio alone brings 50 packets a second, muted or not;
-/// anyone we send to sends feedback several times a second).
-pub const STALL: Duration = Duration::from_secs(1);
+/// down: a browser's audio alone brings 50 packets a second, muted or not,
+/// and a member that sends nothing (a muted engine without camera) still
+/// reports on what we send once a second — half a second's margin.
+pub const STALL: Duration = Duration::from_millis(1500);
 
 /// The impolite side's watch on what arrives: when nothing has for
 /// [`STALL`] on a connected path — the other side's address changed, say —
@@ -565,7 +566,7 @@ async fn watch_path(
             && grew_at.elapsed() >= STALL
         {
             stalled = true;
-            debug!("nothing heard for a second: restarting ICE");
+            debug!("nothing heard for 1.5 s: restarting ICE");
             if inputs.send(Input::RestartIce).is_err() {
                 return;
             }
