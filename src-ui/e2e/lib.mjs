@@ -102,9 +102,10 @@ export async function decoding(page, remotes, timeout = 30_000) {
 }
 
 /** Starts (or joins) the room's call from the header, through the check
- * before it ("Ready to join?"), with what the check offers. */
-export async function startCall(page, button = /^(Start video call|Join call)/) {
-  await page.getByRole("button", { name: button }).first().click();
+ * before it ("Ready to join?"), with what the check offers; `options` are
+ * the header click's (e.g. a shorter timeout). */
+export async function startCall(page, button = /^(Start video call|Join call)/, options = {}) {
+  await page.getByRole("button", { name: button }).first().click(options);
   await page.getByRole("dialog", { name: "Ready to join?" }).getByRole("button", { name: "Join now" }).click();
 }
 

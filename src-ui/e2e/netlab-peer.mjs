@@ -91,7 +91,8 @@ try {
   await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
   // The first to arrive starts the call; whoever comes later joins it —
   // from the header, or from the "started a call" prompt if that came first
-  // (it covers the header's button).
+  // (it covers the header's button: a click there waited 30 s, and the
+  // call had not started by the lab's network change — 4 runs in ~45).
   for (let joined = false; !joined;) {
     const prompt = page.getByRole("alertdialog").getByRole("button", { name: "Join", exact: true });
     if (await prompt.isVisible()) {
@@ -102,10 +103,18 @@ try {
       joined = await page
         .getByRole("button", { name: /^(Start video call|Join call)/ })
         .waitFor({ timeout: 2000 })
-        .then(() => startCall(page))
+        // Briefly: the other's "started a call" prompt may come up over
+        // the button meanwhile (then it is joined from there).
+        .then(() => startCall(page, undefined, { timeout: 2000 }))
         .then(() => console.error(`${at()} s joined the call from the header`))
         .then(() => true)
-        .catch(() => false);
+        .catch(async (error) => {
+          // Why joining did not work, for the log: the error, and what
+          // the page showed then (beside the report).
+          console.error(`${at()} s not in the call yet: ${String(error).split("\n")[0]}`);
+          await page.screenshot({ path: reportPath.replace(/\.json$/, `-${at()}s.png`) }).catch(() => undefined);
+          return false;
+        });
     }
   }
   const untilMs = started + seconds * 1000;

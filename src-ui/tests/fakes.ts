@@ -65,7 +65,14 @@ type Desc = { type: "offer" | "answer" | "rollback" | "pranswer"; sdp: string };
 
 interface FakeTransceiver {
   receiver: { track: { kind: string } };
-  sender: { track: unknown; replaceTrack: (t: unknown) => Promise<void> };
+  sender: {
+    track: unknown;
+    replaceTrack: (t: unknown) => Promise<void>;
+    getParameters: () => { encodings: { active: boolean }[] };
+    setParameters: (p: { encodings: { active: boolean }[] }) => Promise<void>;
+    /** Each encoding's `active` as set, in order. */
+    activeSet: boolean[];
+  };
   direction: string;
   setCodecPreferences: () => void;
 }
@@ -115,6 +122,11 @@ export class FakePeerConnection {
         replaceTrack: async (track) => {
           t.sender.track = track;
         },
+        getParameters: () => ({ encodings: [{ active: t.sender.activeSet.at(-1) ?? true }] }),
+        setParameters: async (p) => {
+          t.sender.activeSet.push(...p.encodings.map((e) => e.active));
+        },
+        activeSet: [],
       },
       direction: "sendrecv",
       setCodecPreferences: () => undefined,

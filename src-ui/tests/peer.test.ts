@@ -171,6 +171,27 @@ describe("a path that goes down", () => {
     expect([pc(a).restarts, pc(b).restarts]).toEqual([1, 0]);
   });
 
+  it("when the path is back, restarts its video encoding so that a keyframe goes first", async () => {
+    vi.useFakeTimers();
+    const camera = { kind: "video" } as MediaStreamTrack;
+    const { a } = pair(true, false);
+    await a.setTrack("video", camera);
+    await vi.advanceTimersByTimeAsync(10);
+    const sender = pc(a).transceivers.find((t) => t.sender.track === camera)?.sender;
+    pc(a).connectionState = "connected";
+    a.noteHeard(100, 0);
+    a.noteHeard(100, STALL_MS);
+    expect(sender?.activeSet).toEqual([]);
+    a.noteHeard(150, STALL_MS + 500);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(sender?.activeSet).toEqual([false, true]);
+    // Chromium's own word works the same way: down, then connected.
+    down(a);
+    down(a, "connected");
+    await vi.advanceTimersByTimeAsync(10);
+    expect(sender?.activeSet).toEqual([false, true, false, true]);
+  });
+
   it("leaves a blip that heals in time alone", async () => {
     vi.useFakeTimers();
     const { a, log } = pair(true, false);

@@ -51,7 +51,7 @@ export const RESTART_AFTER_DISCONNECTED_MS = 1_000;
 export const POLITE_RESTART_AFTER_MS = 3_000;
 /** An offer still unanswered after this long is sent again: soon after the
  *  other side's signaling socket, found dead, has been replaced. */
-export const OFFER_RESEND_MS = 1_000;
+export const OFFER_RESEND_MS = 500;
 /** While the path stays down, ICE is restarted again this often (the polite
  *  side: twice as seldom) — one restart can fail, e.g. run while the network
  *  was still out. */
@@ -62,7 +62,7 @@ export const RESTART_EVERY_MS = 12_000;
 export const STALL_MS = 1_000;
 /** How often one offer is sent again at most (30 s worth: past that, the
  *  server's grace for a vanished member is over anyway). */
-export const OFFER_RESENDS = 30;
+export const OFFER_RESENDS = 60;
 
 export class PeerLink {
   readonly pc: RTCPeerConnection;
@@ -78,6 +78,8 @@ export class PeerLink {
   /** What the stats poll heard so far, and when that count last grew. */
   private heard = { count: 0, grewAt: 0 };
   private stalled = false;
+  /** Chromium said the path was down, and has not said it is back yet. */
+  private wasDown = false;
   /** When a remote offer was last applied (ms). */
   private remoteOfferAt = 0;
   private resendTimer: ReturnType<typeof setTimeout> | null = null;
@@ -120,7 +122,12 @@ export class PeerLink {
   private onConnectionState(): void {
     const state = this.pc.connectionState;
     this.options.onConnectionState(state);
-    if (state === "disconnected" || state === "failed") this.pathDown(RESTART_AFTER_DISCONNECTED_MS);
+    if (state === "disconnected" || state === "failed") {
+      this.wasDown = true;
+      this.pathDown(RESTART_AFTER_DISCONNECTED_MS);
+    } else if (state === "connected" && this.wasDown) {
+      this.pathBack();
+    }
   }
 
   /**
@@ -133,6 +140,7 @@ export class PeerLink {
   noteHeard(count: number, now: number): void {
     if (count !== this.heard.count) {
       this.heard = { count, grewAt: now };
+      if (this.stalled) this.pathBack();
       this.stalled = false;
       return;
     }
@@ -150,6 +158,30 @@ export class PeerLink {
     if (this.restartTimer) return;
     this.options.onPathLost();
     this.watchPath(this.polite ? POLITE_RESTART_AFTER_MS : wait);
+  }
+
+  /**
+   * The path is back after being down: the other side lost what we sent
+   * meanwhile and needs a keyframe. Its own request may be lost too — in
+   * the lab, the first PLI after an address change never reached the
+   * sender, and Chromium asked again only ~3 s later — and a page cannot
+   * send a keyframe directly; turning the video encoding off and on again
+   * starts it with one.
+   */
+  private pathBack(): void {
+    this.wasDown = false;
+    const sender = this.pc.getTransceivers().find((t) => t.sender.track?.kind === "video")?.sender;
+    if (!sender || typeof sender.getParameters !== "function") return;
+    const toggle = async (active: boolean) => {
+      const parameters = sender.getParameters();
+      if (parameters.encodings.length === 0) return false;
+      for (const encoding of parameters.encodings) encoding.active = active;
+      await sender.setParameters(parameters);
+      return true;
+    };
+    void toggle(false)
+      .then((toggled) => toggled && toggle(true))
+      .catch((error) => this.options.onError(error));
   }
 
   private isDown(): boolean {
