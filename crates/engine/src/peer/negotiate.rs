@@ -203,12 +203,13 @@ impl Negotiator {
     }
 
     /// A remote description was applied: from now on this side may offer;
-    /// an answer ends our offer's wait, an offer is remembered.
+    /// no offer of ours waits any more (an answer came, or theirs took its
+    /// place); an offer is remembered.
     pub fn remote_applied(&mut self, description: &SessionDescription) {
         self.may_offer = true;
-        match description.kind {
-            SdpKind::Offer => self.last_remote_offer = Some(without_candidates(&description.sdp)),
-            _ => self.sent_offer = None,
+        self.sent_offer = None;
+        if description.kind == SdpKind::Offer {
+            self.last_remote_offer = Some(without_candidates(&description.sdp));
         }
     }
 }
@@ -537,6 +538,10 @@ mod tests {
         assert_eq!(n.handle(Input::Tick, OFFERING, at(2000)), sent());
         // Answered: the wait is over.
         n.remote_applied(&description(SdpKind::Answer));
+        assert!(!n.awaits_answer());
+        // As it is when their offer takes the place of ours (polite).
+        n.offer_sent(start);
+        n.remote_applied(&description(SdpKind::Offer));
         assert!(!n.awaits_answer());
         assert!(n.handle(Input::Tick, AGREED, at(5000)).is_empty());
     }
