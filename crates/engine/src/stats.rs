@@ -66,9 +66,6 @@ pub struct LinkStats {
 pub struct MediaCounters {
     pub frames_decoded: AtomicU64,
     pub frames_dropped: AtomicU64,
-    /// Grows with every RTP packet and RTCP batch from the member: when it
-    /// stops on a connected path, the path is dead (see `peer::watch_path`).
-    pub heard: AtomicU64,
 }
 
 impl LinkStats {

@@ -157,8 +157,8 @@ async fn a_path_that_dies_is_restarted_and_the_call_comes_back() {
             match grace.next_event().await.unwrap() {
                 CallEvent::Connection { state, .. } => {
                     states.push(state);
-                    // ICE says so (5 s without an answer), or the side that
-                    // heard nothing for 1.5 s has restarted it already.
+                    // ICE says so (5 s without an answer), or a restart is
+                    // under way already (either counts as noticed).
                     if matches!(
                         state,
                         RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Connecting

@@ -358,6 +358,11 @@ pub const FREEZE_LIMIT_MS: u64 = 5_000;
 /// the address list being read once a second).
 pub const RENUMBER_FREEZE_LIMIT_MS: u64 = 3_000;
 
+/// The longest freeze `cargo xtask test` accepts when the browser's address
+/// changes under a native↔Chromium call (goal 3 s; this catches a call
+/// that does not come back by itself).
+pub const RENUMBER_B_FREEZE_LIMIT_MS: u64 = 8_000;
+
 /// The least frame rate a direction's first phase must have for
 /// `cargo xtask test` to count its video as flowing (measured 23–30 fps;
 /// headless Chromium may take a few seconds to start sending).

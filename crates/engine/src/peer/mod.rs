@@ -324,7 +324,7 @@ impl PeerConnectionEventHandler for Handler {
         let counters = self.counters.clone();
         tokio::spawn(async move {
             if track.kind().await == RtpCodecKind::Audio {
-                receive_audio(track, events, counters).await;
+                receive_audio(track, events).await;
             } else {
                 receive_video(track, events, counters).await;
             }
@@ -361,11 +361,10 @@ impl PeerLink {
         let (inputs, input_rx) = mpsc::unbounded_channel();
         let media = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(MediaCounters::default());
-        let connected = Arc::new(AtomicBool::new(false));
         let handler = Arc::new(Handler {
             inputs: inputs.clone(),
             events: events.clone(),
-            connected: connected.clone(),
+            connected: Arc::new(AtomicBool::new(false)),
             media: media.clone(),
             counters: counters.clone(),
             polite: setup.self_id > setup.remote_id,
@@ -427,17 +426,8 @@ impl PeerLink {
         tokio::spawn(watch_feedback(
             link.video.track.clone(),
             events.clone(),
-            link.counters.clone(),
             link.closed.subscribe(),
         ));
-        if !link.polite {
-            tokio::spawn(watch_path(
-                link.counters.clone(),
-                connected,
-                link.inputs.clone(),
-                link.closed.subscribe(),
-            ));
-        }
         tokio::spawn(negotiate(
             pc,
             Negotiator::new(link.polite, setup.initiator),
@@ -533,51 +523,9 @@ impl PeerLink {
 /// The track has no feedback to give until negotiation binds it (its `poll`
 /// returns `None` at once until then), so an unbound track is asked again a
 /// little later; the watch ends with the link.
-/// A connected path on which nothing at all has arrived for this long is
-/// down: a browser's audio alone brings 50 packets a second, muted or not,
-/// and a member that sends nothing (a muted engine without camera) still
-/// reports on what we send once a second — half a second's margin.
-pub const STALL: Duration = Duration::from_millis(1500);
-
-/// The impolite side's watch on what arrives: when nothing has for
-/// [`STALL`] on a connected path — the other side's address changed, say —
-/// ICE restarts at once, seconds before ICE calls the path disconnected
-/// (and [`RESTART_AFTER_DISCONNECTED`] after that). Once per silence; the
-/// polite side waits for this restart rather than cross it.
-async fn watch_path(
-    counters: Arc<MediaCounters>,
-    connected: Arc<AtomicBool>,
-    inputs: mpsc::UnboundedSender<Input>,
-    mut closed: watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let (mut last, mut grew_at, mut stalled) = (0, Instant::now(), false);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = closed.wait_for(|c| *c) => return,
-        }
-        let heard = counters.heard.load(Ordering::Relaxed);
-        if heard != last {
-            (last, grew_at, stalled) = (heard, Instant::now(), false);
-        } else if !stalled
-            && heard > 0
-            && connected.load(Ordering::Relaxed)
-            && grew_at.elapsed() >= STALL
-        {
-            stalled = true;
-            debug!("nothing heard for 1.5 s: restarting ICE");
-            if inputs.send(Input::RestartIce).is_err() {
-                return;
-            }
-        }
-    }
-}
-
 async fn watch_feedback(
     track: Arc<TrackLocalStaticSample>,
     events: mpsc::UnboundedSender<PeerEvent>,
-    counters: Arc<MediaCounters>,
     mut closed: watch::Receiver<bool>,
 ) {
     loop {
@@ -587,7 +535,6 @@ async fn watch_feedback(
         };
         match event {
             Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                counters.heard.fetch_add(1, Ordering::Relaxed);
                 let wants_keyframe = packets.iter().any(|p| is_keyframe_request(p.as_ref()));
                 if wants_keyframe && events.send(PeerEvent::KeyframeWanted).is_err() {
                     return;

@@ -70,7 +70,6 @@ pub(super) async fn receive_video(
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
-        counters.heard.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(
             seq = packet.header.sequence_number,
             ts = packet.header.timestamp,
@@ -149,13 +148,11 @@ async fn sleep_until(due: Option<Instant>) {
 pub(super) async fn receive_audio(
     track: Arc<dyn TrackRemote>,
     events: mpsc::UnboundedSender<PeerEvent>,
-    counters: Arc<MediaCounters>,
 ) {
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
-        counters.heard.fetch_add(1, Ordering::Relaxed);
         let packet = AudioPacket {
             at: Instant::now(),
             timestamp: packet.header.timestamp,
