@@ -201,15 +201,11 @@ export class PeerLink {
       if (this.remoteOfferAt < since) {
         const why = this.stalled ? "nothing heard" : this.pc.connectionState;
         console.info(`huddle: peer ${this.options.remoteId}: path down (${why}), restarting ICE`);
-        this.restartIce();
+        this.pc.restartIce();
       }
       this.watchPath(RESTART_EVERY_MS * (this.polite ? 2 : 1));
     };
     this.restartTimer = setTimeout(check, wait);
-  }
-
-  private restartIce(): void {
-    this.pc.restartIce();
   }
 
   private async negotiate(): Promise<void> {
@@ -268,7 +264,7 @@ export class PeerLink {
     if (sent !== null && this.resendOffer(sent)) this.resendUnanswered(sent, OFFER_RESENDS);
     // The impolite side restarts a path still down; the polite one waits
     // for that restart (its own would cross it).
-    if (!this.polite && this.isDown() && this.pc.signalingState === "stable") this.restartIce();
+    if (!this.polite && this.isDown() && this.pc.signalingState === "stable") this.pc.restartIce();
   }
 
   /** Sends a signal to the remote member (descriptions noted in the log). */
