@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, trace, warn};
 
+use super::cadence::Cadence;
 use super::cpu::{Level, CHEAPEST_FPS};
 use crate::congestion::{frame_rate_for, halve, SendBudget};
 use crate::video::h264::H264Encoder;
@@ -77,8 +78,8 @@ pub struct Encoding {
     budget: SendBudget,
     /// Camera pictures at half size while the bitrate is low (see `halve`).
     halved: bool,
-    /// When the next picture may be (the frame rate follows the bitrate).
-    next_due: Instant,
+    /// Which pictures are taken (the frame rate follows the bitrate).
+    cadence: Cadence,
     /// Where rate control's timeline is.
     rc_time: Duration,
     /// Every member's next picture is a keyframe (video resumed).
@@ -103,7 +104,7 @@ impl Encoding {
             last_keyframe_bytes: 0,
             budget: SendBudget::default(),
             halved: false,
-            next_due: Instant::now(),
+            cadence: Cadence::default(),
             rc_time: Duration::ZERO,
             all_now: false,
             spent: Duration::ZERO,
@@ -155,17 +156,15 @@ impl Encoding {
         screen: bool,
         level: Level,
     ) -> Result<Picture, Skipped> {
-        if captured < self.next_due {
-            return Err(Skipped::Nothing);
-        }
         let bitrate_bps = self.bitrate_bps;
         let mut rate = frame_rate_for(bitrate_bps, fps);
         if level == Level::HalfSizeFewer && !screen {
             rate = rate.min(CHEAPEST_FPS);
         }
         let period = Duration::from_secs(1) / rate;
-        // A little early is on time: the source's own ticks jitter.
-        self.next_due = captured + period.mul_f32(0.85);
+        if !self.cadence.take(captured, period) {
+            return Err(Skipped::Nothing);
+        }
         let mut current = match self.encoder.take() {
             Some(encoder) => encoder,
             None => match H264Encoder::new(bitrate_bps, rate as f32) {

@@ -8,6 +8,7 @@
 //! mute or camera off, a new plan, a member's keyframe — and hears back
 //! through [`Report`] when a device gives out.
 
+mod cadence;
 pub mod cpu;
 pub mod encoding;
 pub mod plan;
