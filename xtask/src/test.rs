@@ -337,7 +337,7 @@ fn netlab_check(debug_bin: &std::path::Path) -> Result<(), Failed> {
         netlab::print_table(&scenario, &directions);
         for d in &directions {
             // A call that never started has no freezes either.
-            let first_fps = d.phases.first().map_or(0.0, |p| p.3);
+            let first_fps = d.phases.first().map_or(0.0, |p| p.fps);
             if first_fps < netlab::FLOWING_FPS {
                 return Err(Failed::check(format!(
                     "{}: {first_fps:.1} fps in the first phase ({name})",
@@ -370,7 +370,7 @@ fn netlab_check(debug_bin: &std::path::Path) -> Result<(), Failed> {
         // each other (A→B and B→A come first).
         if scenario.members > 2 {
             for d in directions.iter().take(2) {
-                let rate = |i: usize| d.phases.get(i).map_or(0.0, |p| p.4);
+                let rate = |i: usize| d.phases.get(i).map_or(0.0, |p| p.kbps);
                 if rate(1) < netlab::MESH_KEEP_SHARE * rate(0) {
                     return Err(Failed::check(format!(
                         "{}: {:.0} kbit/s while C's link was weak, {:.0} before ({name})",

@@ -187,16 +187,21 @@ impl Lab {
         Ok(())
     }
 
-    /// Sets the bottleneck one way: `tbf` at `kbit` with a queue of `queue_ms`.
-    pub fn set_capacity(&self, way: Way, kbit: u32, queue_ms: u32) -> Result<(), Failed> {
-        // Traffic toward B leaves the router on `rb`; C's uplink is its own
-        // `vc` (a sender's queue, as on a home router or a phone).
-        let (ns, dev) = match way {
+    /// The namespace and device of `way`'s bottleneck. Traffic toward B
+    /// leaves the router on `rb`; C's uplink is its own `vc` (a sender's
+    /// queue, as on a home router or a phone).
+    pub fn bottleneck(&self, way: Way) -> (String, &'static str) {
+        match way {
             Way::AtoB => (self.ns("r"), "rb"),
             Way::BtoA => (self.ns("r"), "ra"),
             Way::ToC => (self.ns("r"), "rc"),
             Way::FromC => (self.ns("c"), "vc"),
-        };
+        }
+    }
+
+    /// Sets the bottleneck one way: `tbf` at `kbit` with a queue of `queue_ms`.
+    pub fn set_capacity(&self, way: Way, kbit: u32, queue_ms: u32) -> Result<(), Failed> {
+        let (ns, dev) = self.bottleneck(way);
         let bytes_per_ms = (u64::from(kbit) * 1000 / 8 / 1000).max(1);
         let limit = (bytes_per_ms * u64::from(queue_ms)).max(3000);
         let burst = (bytes_per_ms * 10).max(3000); // 10 ms of traffic, at least two packets

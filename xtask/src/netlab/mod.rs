@@ -23,6 +23,7 @@
 
 pub mod impair;
 mod lab;
+mod meter;
 mod report;
 mod scenario;
 
@@ -32,6 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab::{Family, Lab};
+use meter::Meter;
 pub use report::Direction;
 use report::{read_report, summarize};
 pub use scenario::Scenario;
@@ -205,6 +207,20 @@ pub fn run_scenario(
         None
     };
     let started = Instant::now();
+    let ways: &[Way] = if scenario.members > 2 {
+        &[Way::AtoB, Way::BtoA, Way::ToC, Way::FromC]
+    } else {
+        &Way::BOTH
+    };
+    let meter = Meter::start(
+        ways.iter()
+            .map(|&w| {
+                let (ns, dev) = lab.bottleneck(w);
+                (w, ns, dev)
+            })
+            .collect(),
+        started,
+    );
     let sides: Vec<(&str, Client)> = [("a", pair.0), ("b", pair.1), ("c", pair.1)]
         .into_iter()
         .take(scenario.members)
@@ -256,6 +272,7 @@ pub fn run_scenario(
     for child in &mut peers {
         let _ = child.0.wait();
     }
+    let link = meter.finish();
     let mut directions = Vec::new();
     // A→B, B→A, then the rest.
     let mut routes: Vec<(usize, usize)> = vec![(0, 1), (1, 0)];
@@ -276,7 +293,7 @@ pub fn run_scenario(
             to_client.name()
         );
         let route = Way::route(from_side, to_side);
-        directions.push(summarize(scenario, &route, label, &received, 3));
+        directions.push(summarize(scenario, &route, label, &received, &link, 3));
     }
     Ok(directions)
 }
@@ -293,17 +310,25 @@ pub fn print_table(scenario: &Scenario, directions: &[Direction]) {
             ", no default route"
         }
     );
-    println!("| direction | phase | capacity | fps | kbit/s in | utilization |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| direction | phase | capacity | fps | kbit/s in | utilization | link use |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     for d in directions {
-        for (from, to, cap, fps, kbps) in &d.phases {
-            let cap_text = cap.map_or("∞".into(), |c| format!("{c} kbit/s"));
-            let util = cap.map_or("–".into(), |c| {
-                format!("{:.0} %", 100.0 * kbps / f64::from(c))
-            });
+        for p in &d.phases {
+            let cap_text = p.capacity.map_or("∞".into(), |c| format!("{c} kbit/s"));
+            let share = |kbps: f64| {
+                p.capacity.map_or("–".into(), |c| {
+                    format!("{:.0} %", 100.0 * kbps / f64::from(c))
+                })
+            };
+            let link = p.link_kbps.map_or("–".into(), share);
             println!(
-                "| {} | {from}–{to} s | {cap_text} | {fps:.1} | {kbps:.0} | {util} |",
-                d.label
+                "| {} | {}–{} s | {cap_text} | {:.1} | {:.0} | {} | {link} |",
+                d.label,
+                p.from,
+                p.to,
+                p.fps,
+                p.kbps,
+                share(p.kbps)
             );
         }
     }

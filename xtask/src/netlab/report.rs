@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::meter::LinkBytes;
 use super::scenario::{Scenario, Way};
 use crate::Failed;
 
@@ -68,9 +69,22 @@ pub fn read_report(path: &Path, from: &str) -> Result<Received, Failed> {
     })
 }
 
-/// One phase of one direction: (start s, end s, capacity kbit/s, mean
-/// fps, mean kbit/s in).
-pub type Phase = (u64, u64, Option<u32>, f64, f64);
+/// One phase of one direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    /// Seconds into the run.
+    pub from: u64,
+    pub to: u64,
+    /// The route's bottleneck, kbit/s (`None`: unlimited).
+    pub capacity: Option<u32>,
+    /// Pictures received a second, on average.
+    pub fps: f64,
+    /// Video received, kbit/s.
+    pub kbps: f64,
+    /// Everything that went through the route's bottleneck, kbit/s (see
+    /// `meter`): the link's use by the call.
+    pub link_kbps: Option<f64>,
+}
 
 /// One direction's figures.
 #[derive(Debug)]
@@ -143,6 +157,7 @@ pub fn summarize(
     route: &[Way],
     label: String,
     r: &Received,
+    link: &LinkBytes,
     skip: u64,
 ) -> Direction {
     let end = scenario.duration.as_secs();
@@ -179,10 +194,24 @@ pub fn summarize(
         } else {
             rates.iter().sum::<f64>() / rates.len() as f64
         };
-        let capacity = scenario.route_capacity(route, Duration::from_secs(pair[0]));
-        phases.push((pair[0], pair[1], capacity, fps, kbps));
+        let at = Duration::from_secs(pair[0]);
+        let capacity = scenario.route_capacity(route, at);
+        // The bottleneck that sets the capacity (the first, unlimited).
+        let narrowest = route
+            .iter()
+            .copied()
+            .find(|&w| capacity.is_none() || scenario.capacity(w, at) == capacity);
+        let link_kbps = narrowest.and_then(|w| link.kbps(w, from as f64, to as f64));
+        phases.push(Phase {
+            from: pair[0],
+            to: pair[1],
+            capacity,
+            fps,
+            kbps,
+            link_kbps,
+        });
     }
-    let first_fps = phases.first().map_or(0.0, |p| p.3);
+    let first_fps = phases.first().map_or(0.0, |p| p.fps);
     let back = last_return(scenario, route);
     let recovery_s = match back {
         None => Some(0),
@@ -247,7 +276,7 @@ mod tests {
             fps_per_second: fps,
             ..Received::default()
         };
-        let d = summarize(&dip, &[Way::AtoB], "t".into(), &r, 0);
+        let d = summarize(&dip, &[Way::AtoB], "t".into(), &r, &LinkBytes::default(), 0);
         assert_eq!(d.recovery_s, Some(2));
         assert_eq!(d.first_back_s, Some(1));
         let never = Received {
@@ -255,7 +284,15 @@ mod tests {
             ..Received::default()
         };
         assert_eq!(
-            summarize(&dip, &[Way::AtoB], "t".into(), &never, 0).recovery_s,
+            summarize(
+                &dip,
+                &[Way::AtoB],
+                "t".into(),
+                &never,
+                &LinkBytes::default(),
+                0
+            )
+            .recovery_s,
             None
         );
     }

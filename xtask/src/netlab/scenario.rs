@@ -30,7 +30,7 @@ use crate::Failed;
 /// One of the lab's bottlenecks. `AtoB` is the router's egress toward B,
 /// which everything for B crosses (from C too), and `BtoA` toward A; C's
 /// own link has one each way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Way {
     AtoB,
     BtoA,
