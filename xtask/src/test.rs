@@ -324,6 +324,7 @@ fn netlab_check(debug_bin: &std::path::Path) -> Result<(), Failed> {
         ("renumber-b", chromium, netlab::RENUMBER_B_FREEZE_LIMIT_MS),
         ("mesh-600", native, netlab::FREEZE_LIMIT_MS),
         ("ipv6-only", chromium, netlab::FREEZE_LIMIT_MS),
+        ("rfc8867-variable", native, netlab::FREEZE_LIMIT_MS),
     ];
     for (name, pair, freeze_limit_ms) in checks {
         let scenario = netlab::Scenario::load(&netlab::shipped().join(format!("{name}.lab")))?;
@@ -363,6 +364,23 @@ fn netlab_check(debug_bin: &std::path::Path) -> Result<(), Failed> {
                         "{}: video never came back to full rate ({name})",
                         d.label
                     )))
+                }
+            }
+        }
+        // A narrow link is used (RFC 8867's utilization), as far as it
+        // was measured (`link_kbps`).
+        for d in directions.iter().filter(|d| d.label.starts_with("native→")) {
+            for p in &d.phases {
+                let (Some(capacity), Some(link)) = (p.capacity, p.link_kbps) else {
+                    continue;
+                };
+                if capacity < netlab::NARROW_KBPS
+                    && link < netlab::LINK_USE_FLOOR * f64::from(capacity)
+                {
+                    return Err(Failed::check(format!(
+                        "{}: {link:.0} of {capacity} kbit/s used in {}–{} s ({name})",
+                        d.label, p.from, p.to
+                    )));
                 }
             }
         }

@@ -388,6 +388,17 @@ pub const RENUMBER_FREEZE_LIMIT_MS: u64 = 3_000;
 /// that does not come back by itself).
 pub const RENUMBER_B_FREEZE_LIMIT_MS: u64 = 8_000;
 
+/// The least share of a narrow link's capacity a call must use in
+/// `cargo xtask test`'s RFC 8867 §5.1 run (the goal, 80 %; every
+/// byte of the call through the bottleneck, as RFC 8867 counts it —
+/// measured 86–90 % native↔native, Chromium↔Chromium 84–89 %; the video
+/// alone 72–80 % and 74–78 %)…
+pub const LINK_USE_FLOOR: f64 = 0.8;
+/// …in the phases whose capacity is under what the call would send on a
+/// free path (1 Mbit/s of video, its audio and headers): on a wider link
+/// the call's own ceiling, not adaptation, sets the use.
+pub const NARROW_KBPS: u32 = 1_100;
+
 /// The least frame rate a direction's first phase must have for
 /// `cargo xtask test` to count its video as flowing (measured 23–30 fps;
 /// headless Chromium may take a few seconds to start sending).
