@@ -34,12 +34,25 @@
 //!   of the congestion estimate (packets never resent go before repeats,
 //!   each in the NACK's order; one out of budget waits for the receiver's
 //!   next request).
+//!
+//! And one from the bursty-loss scenario: a NACK for a packet that will
+//! not be resent any more — resent [`MAX_RESENDS`] times already, or
+//! forgotten — names a picture the receiver cannot complete before the
+//! next keyframe. Chromium keeps asking and requests that keyframe only
+//! when nothing has been decodable for 3 s (measured: native → Chromium
+//! frozen 3.1–3.2 s after a long burst, Chromium's own PLI ending it). The
+//! filter reads such a NACK as the keyframe request it means: it adds a
+//! PLI for the stream, which reaches the encoder as the receiver's own
+//! would (spaced as those are); the receiver's picture resumes a round
+//! trip later. Packets from before the stream's latest keyframe are not
+//! needed and ask for nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
+use rtc::interceptor::{Attribute, AttributedPacket, Packet, Slot, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 use crate::congestion::Estimate;
@@ -102,6 +115,9 @@ pub struct ResendFilter {
     resent: VecDeque<(Instant, usize)>,
     /// The path's estimate; without one there is no budget.
     estimate: Option<Arc<Estimate>>,
+    /// Streams (sender SSRC, media SSRC) a NACK just read asks a packet of
+    /// that will not be resent: a keyframe is wanted.
+    beyond_repair: Vec<(u32, u32)>,
 }
 
 impl std::fmt::Debug for ResendFilter {
@@ -168,6 +184,26 @@ impl ResendFilter {
                     .is_none_or(|t| now.saturating_duration_since(t) >= gap)
         };
         let asked: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+        // Past repair: resent as often as it gets and asked again after
+        // the last one had its round trip, or forgotten while the latest
+        // keyframe is older than what is remembered (it came after it).
+        // Only for a stream of ours (it has had a keyframe).
+        let beyond_repair = keyframe.is_some_and(|k| {
+            asked.iter().any(|seq| match self.sent.get(&(ssrc, *seq)) {
+                Some(sent) => {
+                    sent.first >= k
+                        && sent.resends >= MAX_RESENDS
+                        && sent
+                            .resent
+                            .is_none_or(|t| now.saturating_duration_since(t) >= gap)
+                }
+                None => now.saturating_duration_since(k) > MAX_AGE,
+            })
+        });
+        if beyond_repair {
+            tracing::debug!(ssrc, "a NACKed packet is past repair: a keyframe instead");
+            self.beyond_repair.push((nack.sender_ssrc, ssrc));
+        }
         let mut chosen: Vec<u16> = asked
             .iter()
             .copied()
@@ -208,7 +244,33 @@ impl Tap for ResendFilter {
     fn read(&mut self, message: TaggedPacket) -> Option<TaggedPacket> {
         let now = message.now;
         self.forget_old(now);
-        rewrite_nacks(message, |nack| self.worth_resending(now, nack))
+        let transport = message.transport;
+        let rewritten = rewrite_nacks(message, |nack| self.worth_resending(now, nack));
+        if self.beyond_repair.is_empty() {
+            return rewritten;
+        }
+        let plis = self
+            .beyond_repair
+            .drain(..)
+            .map(|(sender_ssrc, media_ssrc)| {
+                Box::new(PictureLossIndication {
+                    sender_ssrc,
+                    media_ssrc,
+                }) as Box<dyn rtc::rtcp::Packet>
+            });
+        match rewritten {
+            Some(mut message) => {
+                if let Packet::Rtcp(packets) = &mut message.message.packet {
+                    packets.extend(plis);
+                }
+                Some(message)
+            }
+            None => Some(TaggedPacket {
+                now,
+                transport,
+                message: AttributedPacket::new(Packet::Rtcp(plis.collect())),
+            }),
+        }
     }
 
     fn wrote(&mut self, message: &TaggedPacket) {
@@ -267,6 +329,16 @@ mod tests {
     /// what reaches the responder: the NACKed numbers, and whether the
     /// report went on.
     fn nack(f: &mut Tapped<ResendFilter>, now: Instant, seqs: &[u16]) -> (Vec<u16>, bool) {
+        let (asked, report, _) = nack_pli(f, now, seqs);
+        (asked, report)
+    }
+
+    /// As [`nack`], and whether a keyframe request for the stream went on.
+    fn nack_pli(
+        f: &mut Tapped<ResendFilter>,
+        now: Instant,
+        seqs: &[u16],
+    ) -> (Vec<u16>, bool, bool) {
         let nack = TransportLayerNack {
             sender_ssrc: 1,
             media_ssrc: SSRC,
@@ -279,7 +351,7 @@ mod tests {
         ))
         .unwrap();
         let Some(out) = f.poll_read() else {
-            return (Vec::new(), false);
+            return (Vec::new(), false, false);
         };
         let Packet::Rtcp(packets) = out.message.packet else {
             panic!("RTCP in, RTCP out");
@@ -290,7 +362,12 @@ mod tests {
             .flat_map(|n| n.nacks.iter().flat_map(|pair| pair.packet_list()))
             .collect();
         let report = packets.iter().any(|p| p.as_any().is::<ReceiverReport>());
-        (asked, report)
+        let pli = packets.iter().any(|p| {
+            p.as_any()
+                .downcast_ref::<PictureLossIndication>()
+                .is_some_and(|pli| pli.media_ssrc == SSRC && pli.sender_ssrc == 1)
+        });
+        (asked, report, pli)
     }
 
     #[test]
@@ -309,6 +386,44 @@ mod tests {
         assert_eq!(nack(&mut f, ms(270), &[102]), (vec![102], true));
         // Three resends are all a packet gets.
         assert_eq!(nack(&mut f, ms(400), &[102, 106]), (vec![106], true));
+    }
+
+    #[test]
+    fn a_packet_past_repair_asks_for_a_keyframe_instead() {
+        let t = Instant::now();
+        let mut f = Tapped::new(ResendFilter::default());
+        let ms = |n| t + Duration::from_millis(n);
+        send_payload(&mut f, t, 1, &[0x78, 0, 4, 0x67, 0x42, 0, 0]); // a keyframe
+        send(&mut f, ms(10), 2);
+        send(&mut f, ms(20), 3);
+        for n in 0..3 {
+            let (resent, _, pli) = nack_pli(&mut f, ms(50 + 100 * n), &[2]);
+            assert_eq!((resent, pli), (vec![2], false), "resend {n}");
+        }
+        // Asked again within the gap: the last resend may still arrive.
+        assert_eq!(nack_pli(&mut f, ms(300), &[2]), (vec![], true, false));
+        // After it: never coming. The NACK goes no further, a PLI does.
+        assert_eq!(nack_pli(&mut f, ms(400), &[2]), (vec![], true, true));
+        let (resent, _, pli) = nack_pli(&mut f, ms(410), &[2, 3]);
+        assert_eq!((resent, pli), (vec![3], true), "both, in one message");
+    }
+
+    #[test]
+    fn a_forgotten_packet_asks_for_a_keyframe_only_if_none_came_since() {
+        let t = Instant::now();
+        let mut f = Tapped::new(ResendFilter::default());
+        send_payload(&mut f, t, 1, &[0x78, 0, 4, 0x67, 0x42, 0, 0]);
+        send(&mut f, t + Duration::from_millis(10), 2);
+        let later = t + MAX_AGE + Duration::from_millis(100);
+        send(&mut f, later, 3);
+        assert_eq!(nack_pli(&mut f, later, &[2]), (vec![], true, true));
+        // A keyframe since: whatever was forgotten came before it.
+        let t = later + Duration::from_millis(10);
+        send_payload(&mut f, t, 4, &[0x78, 0, 4, 0x67, 0x42, 0, 0]);
+        assert_eq!(nack_pli(&mut f, t, &[2]), (vec![], true, false));
+        // Nor does anything before the latest keyframe, or another stream.
+        let mut fresh = Tapped::new(ResendFilter::default());
+        assert_eq!(nack_pli(&mut fresh, t, &[2]), (vec![], true, false));
     }
 
     #[test]
