@@ -383,10 +383,10 @@ pub const FREEZE_LIMIT_MS: u64 = 5_000;
 /// the address list being read once a second).
 pub const RENUMBER_FREEZE_LIMIT_MS: u64 = 3_000;
 
-/// The longest freeze `cargo xtask test` accepts when the browser's address
-/// changes under a native↔Chromium call (goal 3 s; this catches a call
-/// that does not come back by itself).
-pub const RENUMBER_B_FREEZE_LIMIT_MS: u64 = 8_000;
+/// The longest freeze `cargo xtask test` accepts when a browser's address
+/// changes under a call, native↔Chromium or Chromium↔Chromium (goal 3 s;
+/// this catches a call that does not come back by itself).
+pub const BROWSER_RENUMBER_FREEZE_LIMIT_MS: u64 = 8_000;
 
 /// The least share of a narrow link's capacity a call must use in
 /// `cargo xtask test`'s RFC 8867 §5.1 run (the goal, 80 %; every
