@@ -54,10 +54,27 @@ impl Drop for Kill {
     }
 }
 
+/// The program the forwarder runs: a copy of this very xtask. Not its
+/// path — `cargo xtask test` builds the workspace while it runs, which may
+/// replace the xtask binary on disk (other features), and the path then
+/// names a deleted file (a CI run in session 25: "exec of …/xtask (deleted)
+/// failed"). `/proc/self/exe` still reads the running one.
+fn forwarder_program() -> Result<PathBuf, Failed> {
+    let copy = target_dir().join("netlab").join("netlab-impair");
+    if let Some(dir) = copy.parent() {
+        std::fs::create_dir_all(dir).map_err(Failed::io(dir.display()))?;
+    }
+    // A fresh copy each time (a running forwarder's file is never written
+    // over: the old one is removed first).
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy("/proc/self/exe", &copy).map_err(Failed::io(copy.display()))?;
+    Ok(copy)
+}
+
 /// Starts the impairment forwarder in the router; returns once its rules
 /// are in place (the scenario's clock starts then).
 fn start_forwarder(lab: &Lab, scenario: &Scenario) -> Result<Kill, Failed> {
-    let me = std::env::current_exe().map_err(Failed::io("xtask"))?;
+    let me = forwarder_program()?;
     let mut child = Kill(
         lab.exec("r", &me)
             .arg("netlab-impair")
