@@ -115,9 +115,6 @@ pub struct ResendFilter {
     resent: VecDeque<(Instant, usize)>,
     /// The path's estimate; without one there is no budget.
     estimate: Option<Arc<Estimate>>,
-    /// Streams (sender SSRC, media SSRC) a NACK just read asks a packet of
-    /// that will not be resent: a keyframe is wanted.
-    beyond_repair: Vec<(u32, u32)>,
 }
 
 impl std::fmt::Debug for ResendFilter {
@@ -165,16 +162,45 @@ impl ResendFilter {
         allowed.saturating_sub(spent)
     }
 
+    /// How long after a resend the same packet may go again.
+    fn gap(&self) -> Duration {
+        self.estimate
+            .as_ref()
+            .and_then(|e| e.rtt())
+            .map_or(RESEND_GAP, |rtt| rtt + RESEND_MARGIN)
+    }
+
+    /// Whether `nack` names a packet past repair `now`: resent as often as
+    /// it gets and asked again after the last one had its round trip, or
+    /// forgotten while the latest keyframe is older than what is
+    /// remembered (it came after it). Only for a stream of ours (it has
+    /// had a keyframe).
+    fn past_repair(&self, now: Instant, nack: &TransportLayerNack) -> bool {
+        let ssrc = nack.media_ssrc;
+        let Some(keyframe) = self.keyframes.get(&ssrc).copied() else {
+            return false;
+        };
+        let gap = self.gap();
+        nack.nacks.iter().flat_map(|p| p.packet_list()).any(|seq| {
+            match self.sent.get(&(ssrc, seq)) {
+                Some(sent) => {
+                    sent.first >= keyframe
+                        && sent.resends >= MAX_RESENDS
+                        && sent
+                            .resent
+                            .is_none_or(|t| now.saturating_duration_since(t) >= gap)
+                }
+                None => now.saturating_duration_since(keyframe) > MAX_AGE,
+            }
+        })
+    }
+
     /// The sequence numbers of `nack` worth resending `now`, first resends
     /// before repeats while the budget lasts; those are marked as resent.
     fn worth_resending(&mut self, now: Instant, nack: &TransportLayerNack) -> Vec<u16> {
         let ssrc = nack.media_ssrc;
         let keyframe = self.keyframes.get(&ssrc).copied();
-        let gap = self
-            .estimate
-            .as_ref()
-            .and_then(|e| e.rtt())
-            .map_or(RESEND_GAP, |rtt| rtt + RESEND_MARGIN);
+        let gap = self.gap();
         let eligible = |sent: &Sent| {
             now.saturating_duration_since(sent.first) <= MAX_AGE
                 && keyframe.is_none_or(|k| sent.first >= k)
@@ -184,26 +210,6 @@ impl ResendFilter {
                     .is_none_or(|t| now.saturating_duration_since(t) >= gap)
         };
         let asked: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
-        // Past repair: resent as often as it gets and asked again after
-        // the last one had its round trip, or forgotten while the latest
-        // keyframe is older than what is remembered (it came after it).
-        // Only for a stream of ours (it has had a keyframe).
-        let beyond_repair = keyframe.is_some_and(|k| {
-            asked.iter().any(|seq| match self.sent.get(&(ssrc, *seq)) {
-                Some(sent) => {
-                    sent.first >= k
-                        && sent.resends >= MAX_RESENDS
-                        && sent
-                            .resent
-                            .is_none_or(|t| now.saturating_duration_since(t) >= gap)
-                }
-                None => now.saturating_duration_since(k) > MAX_AGE,
-            })
-        });
-        if beyond_repair {
-            tracing::debug!(ssrc, "a NACKed packet is past repair: a keyframe instead");
-            self.beyond_repair.push((nack.sender_ssrc, ssrc));
-        }
         let mut chosen: Vec<u16> = asked
             .iter()
             .copied()
@@ -245,19 +251,25 @@ impl Tap for ResendFilter {
         let now = message.now;
         self.forget_old(now);
         let transport = message.transport;
-        let rewritten = rewrite_nacks(message, |nack| self.worth_resending(now, nack));
-        if self.beyond_repair.is_empty() {
+        // Keyframe requests for streams a NACK asks a packet past repair of
+        // (judged before this NACK's own resends count).
+        let mut plis: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::new();
+        let rewritten = rewrite_nacks(message, |nack| {
+            if self.past_repair(now, nack) {
+                tracing::debug!(
+                    ssrc = nack.media_ssrc,
+                    "a NACKed packet is past repair: a keyframe instead"
+                );
+                plis.push(Box::new(PictureLossIndication {
+                    sender_ssrc: nack.sender_ssrc,
+                    media_ssrc: nack.media_ssrc,
+                }));
+            }
+            self.worth_resending(now, nack)
+        });
+        if plis.is_empty() {
             return rewritten;
         }
-        let plis = self
-            .beyond_repair
-            .drain(..)
-            .map(|(sender_ssrc, media_ssrc)| {
-                Box::new(PictureLossIndication {
-                    sender_ssrc,
-                    media_ssrc,
-                }) as Box<dyn rtc::rtcp::Packet>
-            });
         match rewritten {
             Some(mut message) => {
                 if let Packet::Rtcp(packets) = &mut message.message.packet {
@@ -268,7 +280,7 @@ impl Tap for ResendFilter {
             None => Some(TaggedPacket {
                 now,
                 transport,
-                message: AttributedPacket::new(Packet::Rtcp(plis.collect())),
+                message: AttributedPacket::new(Packet::Rtcp(plis)),
             }),
         }
     }
