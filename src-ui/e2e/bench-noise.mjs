@@ -33,7 +33,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { RATE, chromiumNearEnd, power, readWav, spawnAda, spawnGrace, startPulse, writeWav } from "./sound.mjs";
+import {
+  RATE,
+  chromiumNearEnd,
+  power,
+  readWav,
+  speak as speakIn,
+  spawnAda,
+  spawnGrace,
+  startPulse,
+  writeWav,
+} from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -58,20 +68,8 @@ const FRAME = RATE / 100;
 
 const dir = mkdtempSync(joinPath(tmpdir(), "huddle-noise-"));
 
-function run(cmd, args) {
-  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-}
-
 /** `text` spoken by espeak-ng's `voice`, at 48 kHz. */
-function speak(name, voice, text) {
-  const raw = joinPath(dir, `${name}-22k.wav`);
-  const wav = joinPath(dir, `${name}.wav`);
-  run("espeak-ng", ["-v", voice, "-s", "150", "-w", raw, text]);
-  // -D: no dither, so the pauses stay silent.
-  run("sox", ["-D", raw, "-r", String(RATE), "-b", "16", wav]);
-  return readWav(wav).samples;
-}
+const speak = (name, voice, text) => speakIn(dir, name, voice, text);
 
 const db = (p) => 10 * Math.log10(p + 1e-15);
 

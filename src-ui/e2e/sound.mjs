@@ -3,7 +3,7 @@
 // and a near end ("Ada") in headless Chromium on that sound server's
 // devices with a chosen part of its processing on.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { chromium } from "playwright-core";
@@ -15,7 +15,7 @@ export const RATE = 48_000;
  * server `url` for `seconds`: `audio` is what it sends (`voice`, `mic`,
  * `none`), `output` where it plays what it hears (`speaker`, `wav:PATH`),
  * `extra` more flags; `env` its environment. Returns the process. */
-function spawnPeer(peerBin, { url, room, name, audio, output, seconds, extra = [], env = process.env }) {
+export function spawnPeer(peerBin, { url, room, name, audio, output, seconds, extra = [], env = process.env }) {
   const args = ["--server", url, "--room", room, "--name", name, "--video", "none", "--audio", audio];
   args.push("--output", output, "--duration", `${seconds}s`, "--udp", "127.0.0.1:0", ...extra);
   return spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });
@@ -58,9 +58,9 @@ export async function startPulse(dir, modules, { sink, source }) {
   };
 }
 
-/** The samples of a 16-bit PCM WAV file (its first channel), as floats in
- * −1…1, and its rate. Reads the chunks: espeak-ng's and sox's headers are
- * not all 44 bytes. */
+/** The samples of a 16-bit PCM WAV file as floats in −1…1 (`samples` its
+ * first channel, `channels` each of them) and its rate. Reads the chunks:
+ * espeak-ng's and sox's headers are not all 44 bytes. */
 export function readWav(path) {
   const bytes = readFileSync(path);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
@@ -78,13 +78,31 @@ export function readWav(path) {
       rate = view.getUint32(at + 8 + 4, true);
     } else if (id === "data") {
       const frames = Math.floor(size / 2 / channels);
-      const samples = new Float32Array(frames);
-      for (let i = 0; i < frames; i++) samples[i] = view.getInt16(at + 8 + i * 2 * channels, true) / 32768;
-      return { samples, rate };
+      const all = Array.from({ length: channels }, () => new Float32Array(frames));
+      for (let i = 0; i < frames; i++)
+        for (let c = 0; c < channels; c++) all[c][i] = view.getInt16(at + 8 + (i * channels + c) * 2, true) / 32768;
+      return { samples: all[0], channels: all, rate };
     }
     at += 8 + size + (size % 2);
   }
   throw new Error(`${path}: no data`);
+}
+
+/** Runs `cmd` with `args` to its end; throws with its stderr if it fails. */
+export function run(cmd, args) {
+  const r = spawnSync(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
+}
+
+/** `text` spoken by espeak-ng's `voice` at 48 kHz (via files in `dir`
+ * named after `name`); needs espeak-ng and sox. */
+export function speak(dir, name, voice, text) {
+  const raw = joinPath(dir, `${name}-22k.wav`);
+  const wav = joinPath(dir, `${name}.wav`);
+  run("espeak-ng", ["-v", voice, "-s", "150", "-w", raw, text]);
+  // -D: no dither, so the pauses stay silent.
+  run("sox", ["-D", raw, "-r", String(RATE), "-b", "16", wav]);
+  return readWav(wav).samples;
 }
 
 /** Writes mono floats as a 16-bit WAV file at `rate` (clipped to full scale). */
@@ -122,11 +140,12 @@ export function dbfs(samples) {
 /** The three processing toggles of Devices, by their labels. */
 const TOGGLES = { ec: "Echo cancellation", ns: "Noise suppression", agc: "Automatic gain" };
 
-/** Ada in headless Chromium on the sound server `env`'s devices (real
- * PulseAudio ones, not fake), in a call in `room` on the server at `port`,
- * with only the processing parts in `on` (of `ec`, `ns`, `agc`) left on
- * in Devices. Resolves to the browser, for the caller to close. */
-export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"]) {
+/** Ada (or `name`) in headless Chromium on the sound server `env`'s devices
+ * (real PulseAudio ones, not fake), in an audio call in `room` on the
+ * server at `port` — started, or joined if one is on — with only the
+ * processing parts in `on` (of `ec`, `ns`, `agc`) left on in Devices.
+ * Resolves to the browser, for the caller to close. */
+export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"], name = "Ada") {
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
@@ -144,11 +163,11 @@ export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"])
   try {
     const page = await (await browser.newContext({ permissions: ["microphone"] })).newPage();
     await page.goto(`http://127.0.0.1:${port}/`);
-    await page.getByLabel("Your name").fill("Ada");
+    await page.getByLabel("Your name").fill(name);
     await page.getByLabel("Room", { exact: true }).fill(room);
     await page.getByRole("button", { name: "Join room" }).click();
     await page.getByTestId("connection").filter({ hasText: "Connected" }).waitFor();
-    await startCall(page, /^Audio call/);
+    await startCall(page, /^(Audio call|Join with audio)/);
     const off = Object.keys(TOGGLES).filter((k) => !on.includes(k));
     if (off.length) {
       await page.getByRole("button", { name: "Devices", exact: true }).click();

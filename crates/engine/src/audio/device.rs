@@ -14,7 +14,7 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::resample::{to_mono, Resampler};
 use super::sink::AudioSink;
@@ -169,22 +169,30 @@ macro_rules! by_sample_type {
 }
 
 /// Runs `build` on a thread of its own that keeps the stream it returns
-/// playing until the returned guard is dropped.
+/// playing until the returned guard is dropped: first with `config` asking
+/// for a short period ([`short_period`]), then, if the device refuses that,
+/// with `config` as it is.
 fn run_stream(
     direction: Direction,
-    build: impl FnOnce() -> Result<cpal::Stream, AudioError> + Send + 'static,
+    config: StreamConfig,
+    mut build: impl FnMut(StreamConfig) -> Result<cpal::Stream, AudioError> + Send + 'static,
 ) -> Result<StreamGuard, AudioError> {
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("audio-{direction}"))
         .spawn(move || {
-            let stream = build().and_then(|stream| {
+            let mut start = |config: StreamConfig| -> Result<cpal::Stream, AudioError> {
+                let stream = build(config)?;
                 stream.play().map_err(|e| AudioError::Stream {
                     direction,
                     reason: e.to_string(),
                 })?;
                 Ok(stream)
+            };
+            let stream = start(short_period(direction, config)).or_else(|e| {
+                debug!(%direction, error = %e, "no short period: the device's own");
+                start(config)
             });
             match stream {
                 Ok(stream) => {
@@ -209,6 +217,31 @@ fn run_stream(
     Ok(StreamGuard { _stop: stop })
 }
 
+/// The device period asked for first, per direction: every millisecond a
+/// device buffers is a millisecond of mouth-to-ear delay. With cpal's
+/// defaults PulseAudio's ALSA plugin chose 512-sample periods, two of them
+/// buffered each way; asking for 5 ms capture and 10 ms playback periods
+/// (it rounds them to 160 and 320 samples) took mouth-to-ear from 141 to
+/// ~100 ms (`src-ui/e2e/bench-delay.mjs`). Playback at 5 ms ran into the
+/// plugin's underruns several times a second; at 10 ms, none under two CPU
+/// hogs.
+fn short_period_ms(direction: Direction) -> u32 {
+    match direction {
+        Direction::Input => 5,
+        Direction::Output => 10,
+    }
+}
+
+/// `config` asking for [`short_period_ms`] periods.
+fn short_period(direction: Direction, config: StreamConfig) -> StreamConfig {
+    StreamConfig {
+        buffer_size: cpal::BufferSize::Fixed(
+            config.sample_rate * short_period_ms(direction) / 1000,
+        ),
+        ..config
+    }
+}
+
 /// Stops a device stream when dropped.
 #[derive(Debug)]
 struct StreamGuard {
@@ -229,8 +262,12 @@ impl Microphone {
         let (device, device_name, format, config) = open_device(Direction::Input, name)?;
         // 200 ms of frames; a consumer that falls further behind loses the oldest.
         let (tx, frames) = mpsc::channel(10);
-        let stream = run_stream(Direction::Input, move || {
-            by_sample_type!(format, Direction::Input, capture(&device, config, tx))
+        let stream = run_stream(Direction::Input, config, move |config| {
+            by_sample_type!(
+                format,
+                Direction::Input,
+                capture(&device, config, tx.clone())
+            )
         })?;
         Ok(Microphone {
             name: device_name,
@@ -302,10 +339,16 @@ where
     let mut resampler = Resampler::new(config.sample_rate, SAMPLE_RATE);
     let (mut as_f32, mut mono, mut at_48k) = (Vec::new(), Vec::new(), Vec::new());
     let mut pending: Vec<i16> = Vec::with_capacity(FRAME_SAMPLES * 2);
+    let mut callbacks = 0u32;
     device
         .build_input_stream::<T, _, _>(
             config,
-            move |data: &[T], _| {
+            move |data: &[T], _: &cpal::InputCallbackInfo| {
+                // Once, when the stream has settled: what the device gives.
+                callbacks += 1;
+                if callbacks == 100 {
+                    debug!(samples = data.len() / channels.max(1), "microphone period");
+                }
                 as_f32.clear();
                 as_f32.extend(data.iter().map(|s| s.to_sample::<f32>()));
                 mono.clear();
@@ -346,6 +389,18 @@ struct Health {
     last_error: Option<String>,
     /// The most samples the device took in one pull (its buffer size).
     largest_pull: usize,
+    /// Pulls that found the queue short since sound was first queued: the
+    /// playout task came late (a busy machine), and the device played a gap.
+    starved: u32,
+    /// Whether sound has been queued yet (before, an empty queue is no gap).
+    fed: bool,
+}
+
+/// What the speaker keeps queued beyond the device's largest pull: 10 ms,
+/// and 5 ms more each time the device ran dry, up to 50 ms — a machine that
+/// keeps the playout task waiting pays in delay, not in gaps.
+fn speaker_margin_ms(starved: u32) -> u32 {
+    10 + 5 * starved.min(8)
 }
 
 /// What the speaker's callback plays from: device-rate mono samples.
@@ -382,13 +437,15 @@ impl Speaker {
             last_pull: std::time::Instant::now(),
             last_error: None,
             largest_pull: 0,
+            starved: 0,
+            fed: false,
         }));
         let (shared, reported) = (queue.clone(), health.clone());
-        let stream = run_stream(Direction::Output, move || {
+        let stream = run_stream(Direction::Output, config, move |config| {
             by_sample_type!(
                 format,
                 Direction::Output,
-                play(&device, config, shared, reported)
+                play(&device, config, shared.clone(), reported.clone())
             )
         })?;
         Ok(Speaker {
@@ -433,6 +490,12 @@ impl AudioSink for Speaker {
         let cap = self.max_queued.max(largest_pull + self.rate as usize / 50);
         let excess = queue.len().saturating_sub(cap);
         queue.drain(..excess);
+        // From the first time the queue holds a whole pull, a short one is a gap.
+        let full = largest_pull > 0 && queue.len() >= largest_pull;
+        drop(queue);
+        if full {
+            lock(&self.health).fed = true;
+        }
         Ok(())
     }
 
@@ -441,17 +504,18 @@ impl AudioSink for Speaker {
     /// speaker slower or faster than the members' senders never builds up
     /// delay or runs dry here (the members' playout buffers absorb it).
     fn wants(&self) -> Option<usize> {
-        let largest_pull = {
+        let (largest_pull, starved) = {
             let health = lock(&self.health);
             if health.last_pull.elapsed() > SILENT_DEVICE {
                 // A frame, so that `play` finds the device gone and says so.
                 return Some(1);
             }
-            health.largest_pull
+            (health.largest_pull, health.starved)
         };
         let queued = lock(&self.queue).len();
         let frame = self.rate as usize / 100;
-        let lead = largest_pull + frame;
+        let margin = self.rate as usize * speaker_margin_ms(starved) as usize / 1000;
+        let lead = largest_pull + margin;
         Some(lead.saturating_sub(queued).div_ceil(frame))
     }
 }
@@ -471,17 +535,35 @@ where
             config,
             {
                 let health = health.clone();
-                move |data: &mut [T], _| {
+                move |data: &mut [T], _: &cpal::OutputCallbackInfo| {
                     {
                         let mut health = lock(&health);
                         health.last_pull = std::time::Instant::now();
+                        if health.largest_pull == 0 {
+                            debug!(samples = data.len() / channels, "speaker period");
+                        }
                         health.largest_pull = health.largest_pull.max(data.len() / channels);
                     }
-                    let mut queue = lock(&queue);
-                    for frame in data.chunks_mut(channels) {
-                        // Silence when the call has nothing queued.
-                        let sample = queue.pop_front().unwrap_or(0.0);
-                        frame.fill(T::from_sample(sample));
+                    let short = {
+                        let mut queue = lock(&queue);
+                        let short = queue.len() < data.len() / channels;
+                        for frame in data.chunks_mut(channels) {
+                            // Silence when the call has nothing queued.
+                            let sample = queue.pop_front().unwrap_or(0.0);
+                            frame.fill(T::from_sample(sample));
+                        }
+                        short
+                    };
+                    if short {
+                        let mut health = lock(&health);
+                        if health.fed {
+                            health.starved = health.starved.saturating_add(1);
+                            debug!(
+                                starved = health.starved,
+                                margin_ms = speaker_margin_ms(health.starved),
+                                "the speaker ran dry"
+                            );
+                        }
                     }
                 }
             },
@@ -506,7 +588,28 @@ where
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::ErrorLog;
+    use super::{short_period, speaker_margin_ms, Direction, ErrorLog};
+
+    #[test]
+    fn the_short_period_is_5_ms_in_and_10_ms_out_at_the_device_rate() {
+        let config = cpal::StreamConfig {
+            channels: 2,
+            sample_rate: 44_100,
+            buffer_size: cpal::BufferSize::Default,
+        };
+        let fixed = |direction| short_period(direction, config).buffer_size;
+        assert_eq!(fixed(Direction::Input), cpal::BufferSize::Fixed(220));
+        assert_eq!(fixed(Direction::Output), cpal::BufferSize::Fixed(441));
+        assert_eq!(short_period(Direction::Input, config).channels, 2);
+    }
+
+    #[test]
+    fn the_speaker_keeps_more_queued_each_time_it_ran_dry_up_to_50_ms() {
+        assert_eq!(speaker_margin_ms(0), 10);
+        assert_eq!(speaker_margin_ms(1), 15);
+        assert_eq!(speaker_margin_ms(8), 50);
+        assert_eq!(speaker_margin_ms(u32::MAX), 50);
+    }
 
     #[test]
     fn a_flood_of_errors_is_logged_once_a_second_with_its_count() {
