@@ -33,7 +33,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { RATE, chromiumNearEnd, readWav, speak, spawnPeer, startPulse, writeWav } from "./sound.mjs";
+import { RATE, chromiumNearEnd, heardInChromium, readWav, speak, spawnPeer, startPulse, writeWav } from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -224,7 +224,10 @@ async function call(from, to, room, spoken) {
   try {
     bob = await member(to, "Bob", room, bobEnv, seconds);
     await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
-    return delays(await record(room, spoken.path));
+    const result = delays(await record(room, spoken.path));
+    if (result.delays.length === 0 && bob.browser)
+      console.log(`Bob heard nothing:\n${await heardInChromium(bob.browser)}`);
+    return result;
   } finally {
     if (bob) await leave(bob);
     await leave(ada);

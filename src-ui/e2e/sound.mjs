@@ -162,6 +162,17 @@ export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"],
   });
   try {
     const page = await (await browser.newContext({ permissions: ["microphone"] })).newPage();
+    // The page's connections, for `heardInChromium`.
+    await page.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      window.__pcs = [];
+      window.RTCPeerConnection = function (...args) {
+        const pc = new Native(...args);
+        window.__pcs.push(pc);
+        return pc;
+      };
+      window.RTCPeerConnection.prototype = Native.prototype;
+    });
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.getByLabel("Your name").fill(name);
     await page.getByLabel("Room", { exact: true }).fill(room);
@@ -188,4 +199,31 @@ export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"],
     await browser.close();
     throw e;
   }
+}
+
+/** What a `chromiumNearEnd` browser received and played of the call's
+ * audio: each connection's state and inbound audio, and each media
+ * element's — for a call in which it was not heard. */
+export async function heardInChromium(browser) {
+  const page = browser.contexts()[0]?.pages()[0];
+  if (!page) return "no page";
+  return page.evaluate(async () => {
+    const out = [];
+    for (const pc of window.__pcs ?? []) {
+      const parts = [`pc ${pc.connectionState}/${pc.signalingState}`];
+      for (const s of (await pc.getStats()).values())
+        if (s.type === "inbound-rtp" && s.kind === "audio")
+          parts.push(
+            `audio in: ${s.packetsReceived} packets, ${s.totalSamplesReceived} samples, level ${s.audioLevel}, concealed ${s.concealedSamples}`,
+          );
+      for (const t of pc.getTransceivers())
+        parts.push(`${t.mid} ${t.receiver.track.kind} ${t.currentDirection} ${t.receiver.track.readyState}`);
+      out.push(parts.join(", "));
+    }
+    for (const m of document.querySelectorAll("audio, video"))
+      out.push(
+        `<${m.tagName.toLowerCase()}> paused ${m.paused} ready ${m.readyState} muted ${m.muted} tracks ${m.srcObject?.getTracks().map((t) => `${t.kind}:${t.readyState}:${t.enabled}`)}`,
+      );
+    return out.join("\n");
+  });
 }

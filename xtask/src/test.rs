@@ -27,6 +27,8 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("/usr/include/alsa/asoundlib.h", "libasound2-dev"),
     ("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
     ("pulseaudio", "pulseaudio"),
+    // Suspends a device mid-test.
+    ("pactl", "pulseaudio-utils"),
     (
         "/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so",
         "libasound2-plugins",

@@ -1,7 +1,8 @@
 //! Sound devices for real: a user-mode PulseAudio with a null sink stands
 //! in for a sound card. What the speaker plays into the sink is captured
-//! from the sink's monitor by the microphone; with no sound server at all,
-//! opening either device is a clear error.
+//! from the sink's monitor by the microphone; a device suspended for a
+//! while comes back; with no sound server at all, opening either device is
+//! a clear error.
 //!
 //! One test, because the sound server is chosen through the process's
 //! environment (`PULSE_SERVER`, read by ALSA's pulse plugin).
@@ -136,6 +137,36 @@ async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_e
     );
     ada.abort();
     grace.abort();
+
+    // The sound server suspends the device for 3 s (as it may for a
+    // headset's profile switch): the microphone comes back by itself
+    // (the stream it had never did: it is opened again).
+    let suspend = |on: &str| {
+        let status = std::process::Command::new("pactl")
+            .args(["suspend-sink", "huddle_test", on])
+            .status()
+            .expect("pactl (Debian package pulseaudio-utils) must be installed");
+        assert!(status.success(), "pactl suspend-sink {on}");
+    };
+    suspend("1");
+    let resume = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        suspend("0");
+    });
+    let after_stall = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut frames = 0;
+        // A second of sound after the resume.
+        while !resume.is_finished() || frames < 50 {
+            mic.next_frame()
+                .await
+                .expect("the microphone survives a stall");
+            if resume.is_finished() {
+                frames += 1;
+            }
+        }
+    })
+    .await;
+    assert!(after_stall.is_ok(), "no sound within 12 s of the resume");
 
     // The sound server goes away mid-use: the microphone says so (it does
     // not just go quiet), and so does the speaker.

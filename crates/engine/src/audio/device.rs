@@ -252,9 +252,19 @@ struct StreamGuard {
 #[derive(Debug)]
 pub struct Microphone {
     name: String,
+    /// What `open` was asked for, to open it again after a stall.
+    asked: Option<String>,
+    /// Times opened again since the last frame.
+    reopened: u32,
     frames: mpsc::Receiver<Vec<i16>>,
     _stream: StreamGuard,
 }
+
+/// How many times in a row a microphone that stopped delivering is opened
+/// again before it counts as gone: a sound server that suspended the device
+/// for a few seconds (measured: PulseAudio's capture never resumed the old
+/// stream) costs the call that much of its audio, not the rest of it.
+pub const REOPENS: u32 = 5;
 
 impl Microphone {
     /// Opens an input device by id (`alsa:pulse`) or name, or the default one.
@@ -271,9 +281,24 @@ impl Microphone {
         })?;
         Ok(Microphone {
             name: device_name,
+            asked: name.map(str::to_owned),
+            reopened: 0,
             frames,
             _stream: stream,
         })
+    }
+
+    /// Opens the device again in place of a stream that stopped delivering.
+    async fn reopen(&mut self) -> Result<(), AudioError> {
+        let asked = self.asked.clone();
+        // Opening waits for the device's thread to start: off the runtime.
+        let again = tokio::task::spawn_blocking(move || Microphone::open(asked.as_deref()))
+            .await
+            .map_err(|_| AudioError::Stopped)??;
+        self.name = again.name;
+        self.frames = again.frames;
+        self._stream = again._stream;
+        Ok(())
     }
 
     pub fn name(&self) -> &str {
@@ -283,13 +308,31 @@ impl Microphone {
 
 #[async_trait::async_trait]
 impl AudioSource for Microphone {
-    /// The next 20 ms; an error when the device has delivered nothing for
-    /// [`SILENT_DEVICE`] (unplugged, or its sound server gone: cpal then
-    /// often just stops calling back).
+    /// The next 20 ms. A device that delivers nothing for [`SILENT_DEVICE`]
+    /// is opened again, [`REOPENS`] times in a row at most; then (or when it
+    /// cannot be opened: unplugged, or its sound server gone — cpal then
+    /// often just stops calling back) the microphone has stopped.
     async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
-        match tokio::time::timeout(SILENT_DEVICE, self.frames.recv()).await {
-            Ok(Some(frame)) => Ok(frame),
-            Ok(None) | Err(_) => Err(AudioError::Stopped),
+        loop {
+            match tokio::time::timeout(SILENT_DEVICE, self.frames.recv()).await {
+                Ok(Some(frame)) => {
+                    self.reopened = 0;
+                    return Ok(frame);
+                }
+                Ok(None) | Err(_) if self.reopened < REOPENS => {
+                    self.reopened += 1;
+                    warn!(
+                        device = %self.name,
+                        attempt = self.reopened,
+                        "the microphone delivered nothing: opening it again"
+                    );
+                    if let Err(e) = self.reopen().await {
+                        warn!(error = %e, "the microphone could not be opened again");
+                        return Err(AudioError::Stopped);
+                    }
+                }
+                Ok(None) | Err(_) => return Err(AudioError::Stopped),
+            }
         }
     }
 }
