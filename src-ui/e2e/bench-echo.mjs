@@ -5,7 +5,9 @@
 //
 //   HUDDLE_SERVER_BIN=… HUDDLE_PEER_BIN=… node e2e/bench-echo.mjs
 //
-// HUDDLE_BENCH_RUNS (default 2) repeats the four calls; HUDDLE_KEEP=1 also
+// HUDDLE_BENCH_RUNS (default 2) repeats the eight calls, HUDDLE_PARTS picks
+// them ("echo,double"), HUDDLE_PROCESSING is the native near end's
+// processing when on (default "all", as `huddle-peer --processing`); HUDDLE_KEEP=1 also
 // prints each call's level second by second and keeps the recordings.
 //
 // A user-mode PulseAudio of its own: null sink `spk` is the near end's
@@ -19,12 +21,32 @@
 // reference) and with it, and as Chromium with its processing off and on.
 // The loop is linear, which flatters every canceller alike. Asserts only
 // that the reference carried the echo.
+//
+// Then double talk: Ada talks too (espeak-ng sentences played into her
+// microphone bus from 4 s on, −26 dBFS), in one call while Grace listens
+// only and in one while Grace talks; the level of Ada's talk at Grace from
+// 9 s to its end, processed, in each — the change is what the canceller
+// takes of the near end while the far end talks (the residual echo of
+// Grace's voice counts in too, ≥ 15 dB under the talk). Needs espeak-ng,
+// sox and paplay.
 
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { chromiumNearEnd, dbfs, readWav, spawnAda, spawnGrace, startPulse } from "./sound.mjs";
+import {
+  RATE,
+  chromiumNearEnd,
+  dbfs,
+  power,
+  readWav,
+  speak,
+  spawnAda,
+  spawnGrace,
+  startPulse,
+  writeWav,
+} from "./sound.mjs";
 
 const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
 if (!serverBin || !peerBin) {
@@ -32,6 +54,10 @@ if (!serverBin || !peerBin) {
   process.exit(2);
 }
 const RUNS = Number(process.env.HUDDLE_BENCH_RUNS ?? 2);
+/** The native near end's processing when on (`huddle-peer --processing`). */
+const PROCESSING = process.env.HUDDLE_PROCESSING ?? "all";
+/** Which parts run: the echo, double talk. */
+const PARTS = (process.env.HUDDLE_PARTS ?? "echo,double").split(",");
 const GRACE_SECONDS = 24;
 
 const dir = mkdtempSync(joinPath(tmpdir(), "huddle-echo-"));
@@ -55,12 +81,49 @@ const port = await freePort();
 const server = await startServer(serverBin, port);
 const url = `ws://127.0.0.1:${port}/ws`;
 
-/** Grace talks in `room` for GRACE_SECONDS; resolves to her WAV's samples. */
-async function grace(room) {
+/** Grace talks (`audio`: `voice`, or `none` to listen only) in `room` for
+ * GRACE_SECONDS, while `nearEnd` (a WAV file, if any) plays into Ada's
+ * microphone from NEAR_END_AT_S on; resolves to Grace's WAV's samples. */
+async function grace(room, { audio = "voice", nearEnd } = {}) {
   const wav = joinPath(dir, `${room}.wav`);
-  const child = spawnGrace(peerBin, { url, room, audio: "voice", wav, seconds: GRACE_SECONDS });
-  await new Promise((r) => child.once("exit", r));
+  const child = spawnGrace(peerBin, { url, room, audio, wav, seconds: GRACE_SECONDS });
+  const exited = new Promise((r) => child.once("exit", r));
+  if (nearEnd) {
+    await new Promise((r) => setTimeout(r, NEAR_END_AT_S * 1000));
+    const play = spawn("paplay", ["--device=micbus", nearEnd], { env: soundEnv, stdio: "ignore" });
+    await new Promise((r) => play.once("exit", r));
+  }
+  await exited;
   return readWav(wav).samples;
+}
+
+/** Seconds into Grace's call when Ada starts talking (double talk). */
+const NEAR_END_AT_S = 4;
+/** Ada's talk: espeak-ng sentences with short pauses, −26 dBFS over the
+ * whole (a microphone's speaking level), long enough to cover seconds
+ * 9–21 of Grace's call. */
+function nearEndTalk() {
+  const sentences = [
+    "Sorry to interrupt, but I think the numbers on the second slide are wrong.",
+    "We counted the new users twice, once in March and once again in April.",
+    "If we fix that, the growth is closer to eight percent than to twelve.",
+    "I can send the corrected sheet to everyone after the call today.",
+  ];
+  const parts = sentences.map((text, k) => speak(dir, `near-${k}`, "en-gb", text));
+  const gap = Math.round(0.3 * RATE);
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length + gap, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length + gap;
+  }
+  const gain = 10 ** (-26 / 20) / Math.sqrt(power(out));
+  const path = joinPath(dir, "near-end.wav");
+  writeWav(
+    path,
+    out.map((v) => v * gain),
+  );
+  return { path, seconds: out.length / RATE };
 }
 
 /** The echo Grace heard: early and steady levels. */
@@ -75,41 +138,65 @@ function levels(samples) {
   return { early: dbfs(samples.subarray(at(4), at(8))), steady: dbfs(samples.subarray(at(10), at(22))) };
 }
 
-/** Ada as a native huddle-peer (its microphone processed, or not). */
-async function nativeAda(room, unprocessed) {
+/** Ada as a native huddle-peer (its microphone processed, or not) in
+ * `room` while `listen(room)` runs; resolves to what that resolves to. */
+async function nativeAda(room, unprocessed, listen) {
   const ada = spawnAda(peerBin, {
     url,
     room,
     seconds: GRACE_SECONDS + 10,
-    extra: unprocessed ? ["--unprocessed"] : [],
+    extra: ["--processing", unprocessed ? "none" : PROCESSING],
     env: soundEnv,
   });
   try {
-    return levels(await grace(room));
+    return await listen(room);
   } finally {
     await stop(ada);
   }
 }
 
-/** Ada as headless Chromium, on the same devices; `unprocessed`: with
- * echo cancellation, noise suppression and gain control turned off in
- * Devices before Grace starts. */
-async function chromiumAda(room, unprocessed = false) {
+/** Ada as headless Chromium, on the same devices, while `listen(room)`
+ * runs; `unprocessed`: with echo cancellation, noise suppression and gain
+ * control turned off in Devices before Grace starts. */
+async function chromiumAda(room, unprocessed, listen) {
   const browser = await chromiumNearEnd(port, room, soundEnv, unprocessed ? [] : undefined);
   try {
-    return levels(await grace(room));
+    return await listen(room);
   } finally {
     await browser.close();
   }
 }
 
+/** The level (dBFS) of Ada's talk at Grace, from 9 s to its end. */
+function nearEndLevel(samples, talk) {
+  const until = Math.min(GRACE_SECONDS - 2, NEAR_END_AT_S + talk.seconds);
+  return dbfs(samples.subarray(9 * RATE, Math.floor(until * RATE)));
+}
+
 const rows = [];
+const doubleTalk = [];
 try {
+  const talk = nearEndTalk();
+  const echo = (room) => grace(room).then(levels);
+  const alone = (room) => grace(room, { audio: "none", nearEnd: talk.path });
+  const both = (room) => grace(room, { nearEnd: talk.path });
+  const native = `native (${PROCESSING} via sonora)`;
   for (let run = 1; run <= RUNS; run++) {
-    rows.push(["native, unprocessed", run, await nativeAda(`raw-${run}`, true)]);
-    rows.push(["native (AEC3, NS, AGC2 via sonora)", run, await nativeAda(`native-${run}`, false)]);
-    rows.push(["Chromium, unprocessed", run, await chromiumAda(`chromium-raw-${run}`, true)]);
-    rows.push(["Chromium (its own processing)", run, await chromiumAda(`chromium-${run}`)]);
+    if (PARTS.includes("echo")) {
+      rows.push(["native, unprocessed", run, await nativeAda(`raw-${run}`, true, echo)]);
+      rows.push([native, run, await nativeAda(`native-${run}`, false, echo)]);
+      rows.push(["Chromium, unprocessed", run, await chromiumAda(`chromium-raw-${run}`, true, echo)]);
+      rows.push(["Chromium (its own processing)", run, await chromiumAda(`chromium-${run}`, false, echo)]);
+    }
+    if (!PARTS.includes("double")) continue;
+    for (const [who, ada] of [
+      [native, nativeAda],
+      ["Chromium (its own processing)", chromiumAda],
+    ]) {
+      const single = nearEndLevel(await ada(`${who.slice(0, 6)}-alone-${run}`, false, alone), talk);
+      const double = nearEndLevel(await ada(`${who.slice(0, 6)}-both-${run}`, false, both), talk);
+      doubleTalk.push([who, run, single, double]);
+    }
   }
 } finally {
   await stop(server);
@@ -123,3 +210,10 @@ for (const [who, run, { early, steady }] of rows)
   console.log(`| ${who} | ${run} | ${early.toFixed(1)} dBFS | ${steady.toFixed(1)} dBFS |`);
 const raw = rows.filter(([who]) => who.endsWith("unprocessed")).map(([, , l]) => l.steady);
 if (!raw.every((l) => l > -40)) throw new Error(`the loop carried no echo: ${raw}`);
+console.log("");
+console.log("| near end | run | Ada alone at Grace | Ada while Grace talks | change |");
+console.log("| --- | --- | --- | --- | --- |");
+for (const [who, run, single, double] of doubleTalk)
+  console.log(
+    `| ${who} | ${run} | ${single.toFixed(1)} dBFS | ${double.toFixed(1)} dBFS | ${(double - single).toFixed(1)} dB |`,
+  );
