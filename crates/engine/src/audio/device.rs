@@ -257,7 +257,8 @@ pub struct Microphone {
     /// Times opened again since the last frame.
     reopened: u32,
     frames: mpsc::Receiver<Vec<i16>>,
-    _stream: StreamGuard,
+    /// `None` only between an old stream's end and a new one.
+    stream: Option<StreamGuard>,
 }
 
 /// How many times in a row a microphone that stopped delivering is opened
@@ -265,6 +266,10 @@ pub struct Microphone {
 /// for a few seconds (measured: PulseAudio's capture never resumed the old
 /// stream) costs the call that much of its audio, not the rest of it.
 pub const REOPENS: u32 = 5;
+/// Between closing a stalled stream and opening the device again: a
+/// hardware device opens once at a time, and its stream closes on a thread
+/// of its own.
+const REOPEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Microphone {
     /// Opens an input device by id (`alsa:pulse`) or name, or the default one.
@@ -284,12 +289,15 @@ impl Microphone {
             asked: name.map(str::to_owned),
             reopened: 0,
             frames,
-            _stream: stream,
+            stream: Some(stream),
         })
     }
 
-    /// Opens the device again in place of a stream that stopped delivering.
+    /// Opens the device again in place of a stream that stopped delivering
+    /// (closed first).
     async fn reopen(&mut self) -> Result<(), AudioError> {
+        self.stream = None;
+        tokio::time::sleep(REOPEN_PAUSE).await;
         let asked = self.asked.clone();
         // Opening waits for the device's thread to start: off the runtime.
         let again = tokio::task::spawn_blocking(move || Microphone::open(asked.as_deref()))
@@ -297,7 +305,7 @@ impl Microphone {
             .map_err(|_| AudioError::Stopped)??;
         self.name = again.name;
         self.frames = again.frames;
-        self._stream = again._stream;
+        self.stream = again.stream;
         Ok(())
     }
 
@@ -309,9 +317,9 @@ impl Microphone {
 #[async_trait::async_trait]
 impl AudioSource for Microphone {
     /// The next 20 ms. A device that delivers nothing for [`SILENT_DEVICE`]
-    /// is opened again, [`REOPENS`] times in a row at most; then (or when it
-    /// cannot be opened: unplugged, or its sound server gone — cpal then
-    /// often just stops calling back) the microphone has stopped.
+    /// is opened again, [`REOPENS`] times in a row at most; then, or when
+    /// it cannot be opened (unplugged, or its sound server gone: cpal then
+    /// often just stops calling back), the microphone has stopped.
     async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
         loop {
             match tokio::time::timeout(SILENT_DEVICE, self.frames.recv()).await {
