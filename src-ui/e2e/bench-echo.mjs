@@ -41,7 +41,7 @@ import {
   dbfs,
   power,
   readWav,
-  speak,
+  sentences,
   spawnAda,
   spawnGrace,
   startPulse,
@@ -103,20 +103,13 @@ const NEAR_END_AT_S = 4;
  * whole (a microphone's speaking level), long enough to cover seconds
  * 9–21 of Grace's call. */
 function nearEndTalk() {
-  const sentences = [
+  const texts = [
     "Sorry to interrupt, but I think the numbers on the second slide are wrong.",
     "We counted the new users twice, once in March and once again in April.",
     "If we fix that, the growth is closer to eight percent than to twelve.",
     "I can send the corrected sheet to everyone after the call today.",
   ];
-  const parts = sentences.map((text, k) => speak(dir, `near-${k}`, "en-gb", text));
-  const gap = Math.round(0.3 * RATE);
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length + gap, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length + gap;
-  }
+  const out = sentences(dir, "near", "en-gb", texts, 0.3);
   const gain = 10 ** (-26 / 20) / Math.sqrt(power(out));
   const path = joinPath(dir, "near-end.wav");
   writeWav(

@@ -38,6 +38,7 @@ import {
   chromiumNearEnd,
   power,
   readWav,
+  sentences,
   speak as speakIn,
   spawnAda,
   spawnGrace,
@@ -155,21 +156,14 @@ function babble(n) {
 /** The speech: sentences with 0.8 s of silence between them, scaled to
  * −26 dBFS while it talks (a microphone's speaking level). */
 function speech() {
-  const sentences = [
+  const texts = [
     "Good morning everyone, thanks for joining the call today.",
     "First, the release is on track for the end of the month.",
     "Second, we still need two people to test the new installer.",
     "Please write your name in the document if you can help.",
     "That is all from me, over to you.",
   ];
-  const parts = sentences.map((s, k) => speak(`speech-${k}`, "en-us", s));
-  const gap = Math.round(0.8 * RATE);
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length + gap, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length + gap;
-  }
+  const out = sentences(dir, "speech", "en-us", texts, 0.8);
   const gain = 10 ** (-26 / 20) / Math.sqrt(talkingPower(out));
   return out.map((s) => s * gain);
 }

@@ -109,6 +109,19 @@ export async function startCall(page, button = /^(Start video call|Join call)/, 
   await page.getByRole("dialog", { name: "Ready to join?" }).getByRole("button", { name: "Join now" }).click();
 }
 
+/** A page's init script keeping every RTCPeerConnection it makes in
+ * `window.__pcs`, for stats read from outside. */
+export const KEEP_PCS = () => {
+  const Native = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Native(...args);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+};
+
 /** Stops a child process and waits for it to be gone. */
 export async function stop(child, signal = "SIGTERM") {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;

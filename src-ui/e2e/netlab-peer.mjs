@@ -10,7 +10,7 @@
 
 import { writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, CHROMIUM_PATH, startCall } from "./lib.mjs";
+import { CHROMIUM_FLAGS, CHROMIUM_PATH, KEEP_PCS, startCall } from "./lib.mjs";
 
 const [serverUrl, room, name, secondsText, reportPath, y4m] = process.argv.slice(2);
 if (!reportPath) {
@@ -67,16 +67,7 @@ try {
   });
   const page = await context.newPage();
   // Every peer connection the page makes, for the log's video figures.
-  await page.addInitScript(() => {
-    const Native = window.RTCPeerConnection;
-    window.__pcs = [];
-    window.RTCPeerConnection = function (...args) {
-      const pc = new Native(...args);
-      window.__pcs.push(pc);
-      return pc;
-    };
-    window.RTCPeerConnection.prototype = Native.prototype;
-  });
+  await page.addInitScript(KEEP_PCS);
   // The side's log (beside its report): the page's notes, and each change
   // of the signaling status and of a link's connection state, timed.
   const at = () => ((Date.now() - started) / 1000).toFixed(1);

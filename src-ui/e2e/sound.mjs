@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { chromium } from "playwright-core";
-import { CHROMIUM_PATH, startCall, waitFor } from "./lib.mjs";
+import { CHROMIUM_PATH, KEEP_PCS, startCall, waitFor } from "./lib.mjs";
 
 export const RATE = 48_000;
 
@@ -105,6 +105,21 @@ export function speak(dir, name, voice, text) {
   return readWav(wav).samples;
 }
 
+/** `texts` spoken by espeak-ng's `voice` one after another with `gapS`
+ * seconds of silence after each, at 48 kHz (files in `dir` named after
+ * `name`). */
+export function sentences(dir, name, voice, texts, gapS) {
+  const parts = texts.map((text, k) => speak(dir, `${name}-${k}`, voice, text));
+  const gap = Math.round(gapS * RATE);
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length + gap, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length + gap;
+  }
+  return out;
+}
+
 /** Writes mono floats as a 16-bit WAV file at `rate` (clipped to full scale). */
 export function writeWav(path, samples, rate = RATE) {
   const bytes = Buffer.alloc(44 + samples.length * 2);
@@ -163,16 +178,7 @@ export async function chromiumNearEnd(port, room, env, on = ["ec", "ns", "agc"],
   try {
     const page = await (await browser.newContext({ permissions: ["microphone"] })).newPage();
     // The page's connections, for `heardInChromium`.
-    await page.addInitScript(() => {
-      const Native = window.RTCPeerConnection;
-      window.__pcs = [];
-      window.RTCPeerConnection = function (...args) {
-        const pc = new Native(...args);
-        window.__pcs.push(pc);
-        return pc;
-      };
-      window.RTCPeerConnection.prototype = Native.prototype;
-    });
+    await page.addInitScript(KEEP_PCS);
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.getByLabel("Your name").fill(name);
     await page.getByLabel("Room", { exact: true }).fill(room);
