@@ -139,8 +139,8 @@ async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_e
     grace.abort();
 
     // The sound server suspends the device for 3 s (as it may for a
-    // headset's profile switch): the microphone comes back by itself
-    // (the stream it had never did: it is opened again).
+    // headset's profile switch): the microphone comes back by itself —
+    // opened again, not given up after 2 s of silence.
     let suspend = |on: &str| {
         let status = std::process::Command::new("pactl")
             .args(["suspend-sink", "huddle_test", on])

@@ -263,8 +263,8 @@ pub struct Microphone {
 
 /// How many times in a row a microphone that stopped delivering is opened
 /// again before it counts as gone: a sound server that suspended the device
-/// for a few seconds (measured: PulseAudio's capture never resumed the old
-/// stream) costs the call that much of its audio, not the rest of it.
+/// for a few seconds (`pactl suspend-sink`; a stall at a call's start was
+/// seen too) costs the call that much of its audio, not the rest of it.
 pub const REOPENS: u32 = 5;
 /// Between closing a stalled stream and opening the device again: a
 /// hardware device opens once at a time, and its stream closes on a thread
