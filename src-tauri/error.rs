@@ -34,7 +34,7 @@ pub enum CommandError {
     #[error("only http and https links open in the browser")]
     BadLink,
     #[error("the browser could not be opened: {0}")]
-    Open(String),
+    Open(#[source] tauri_plugin_opener::Error),
     #[error("the picture-in-picture window could not be opened: {0}")]
     Window(#[from] tauri::Error),
 }

@@ -48,7 +48,7 @@ pub fn open_url<R: Runtime>(app: tauri::AppHandle<R>, url: String) -> Result<(),
     let url = browsable(&url).ok_or(CommandError::BadLink)?;
     app.opener()
         .open_url(url.as_str(), None::<&str>)
-        .map_err(|e| CommandError::Open(e.to_string()))
+        .map_err(CommandError::Open)
 }
 
 /// Keeps the window on the app's pages.

@@ -115,10 +115,7 @@ fn step(name: &str, cmd: &mut Command) -> Result<(), Failed> {
     eprintln!("xtask: {name}");
     let started = std::time::Instant::now();
     let status = cmd.status();
-    TIMES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push((name.to_owned(), started.elapsed()));
+    lock(&TIMES).push((name.to_owned(), started.elapsed()));
     let status = status.map_err(Failed::io(format!("{name}: cannot start")))?;
     if status.success() {
         Ok(())
@@ -130,6 +127,14 @@ fn step(name: &str, cmd: &mut Command) -> Result<(), Failed> {
     }
 }
 
+/// `mutex`'s guard, also after a thread panicked holding it (what it
+/// guards here is a record, still worth reading).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Each step's name and how long it took, in the order they ran.
 static TIMES: std::sync::Mutex<Vec<(String, std::time::Duration)>> =
     std::sync::Mutex::new(Vec::new());
@@ -137,9 +142,7 @@ static TIMES: std::sync::Mutex<Vec<(String, std::time::Duration)>> =
 /// The steps' times and the total (`total` includes what ran outside a
 /// step: package checks, the network lab's scenarios).
 fn print_times(total: std::time::Duration) {
-    let times = TIMES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let times = lock(&TIMES);
     eprintln!("xtask: times");
     for (name, took) in times.iter() {
         eprintln!("xtask: {:>8.1} s  {name}", took.as_secs_f64());

@@ -7,11 +7,12 @@
 use std::collections::HashMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::scenario::Way;
+use crate::lock;
 
 /// How often the counters are read.
 const EVERY: Duration = Duration::from_secs(1);
@@ -58,12 +59,7 @@ impl Meter {
                 for (way, ns, dev) in &devices {
                     if let Some(sent) = sent_bytes(ns, dev) {
                         let t = started.elapsed().as_secs_f64();
-                        into.lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .samples
-                            .entry(*way)
-                            .or_default()
-                            .push((t, sent));
+                        lock(&into).samples.entry(*way).or_default().push((t, sent));
                     }
                 }
                 next += EVERY;
@@ -80,10 +76,7 @@ impl Meter {
     /// Stops reading; what was read.
     pub fn finish(mut self) -> LinkBytes {
         self.halt();
-        self.bytes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.bytes).clone()
     }
 
     fn halt(&mut self) {
