@@ -6,7 +6,7 @@
 //! the socket; everything from the room arrives through the outbox, in the
 //! room's order.
 //!
-//! Just over 600 lines: one connection's life — its one `match` over the
+//! Over 600 lines: one connection's life — its one `match` over the
 //! protocol's messages and the checks before each — reads best whole.
 
 use std::future::{Future, Pending};

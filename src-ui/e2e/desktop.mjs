@@ -7,7 +7,7 @@
 //
 //   HUDDLE_APP_BIN=… HUDDLE_SERVER_BIN=… HUDDLE_PEER_BIN=… node e2e/desktop.mjs
 //
-// Just over 600 lines: one run, its steps in order on one app window; the
+// Over 600 lines: one run, its steps in order on one app window; the
 // rig (Xvfb, PulseAudio, tauri-driver) is desktop-rig.mjs.
 //
 // Every step waits for what a user would see (polling the window), never

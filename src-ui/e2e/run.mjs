@@ -6,7 +6,7 @@
 // Every step waits for what a user would see (`waitFor` polls
 // the page), never for a fixed time. Screenshots go to e2e/out/.
 //
-// Long: one run, its steps in the order a user meets them, sharing one
+// Over 600 lines: one run, its steps in the order a user meets them, sharing one
 // server and the browsers the earlier steps opened; what other runs share
 // is in lib.mjs.
 

@@ -9,7 +9,7 @@
 //! other. A room emptied under its own lock is left in the map, dead; the
 //! next `join` of its name replaces it and [`Rooms::prune`] removes it.
 //!
-//! Just over 600 lines: the registry's operations all take the locks above
+//! Over 600 lines: the registry's operations all take the locks above
 //! in that order, which is checked by reading them side by side here.
 
 mod room;

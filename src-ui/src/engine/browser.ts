@@ -2,7 +2,7 @@
 // browser's own WebRTC. State lives in one immutable `EngineState` that the
 // UI subscribes to; every change goes through `update`.
 //
-// Near 800 lines, one class: its sections (lobby and membership, chat, calls,
+// Over 600 lines (near 800), one class: its sections (lobby and membership, chat, calls,
 // local media, clocks) share its connection and state. What needs neither
 // lives beside it as pure functions both engines share: session.ts,
 // ringing.ts, outgoing.ts, gestures.ts, invite.ts.

@@ -7,17 +7,19 @@
 //! signal, or the connection asking for negotiation — is handled by one task,
 //! one after the other, so a candidate never races its description.
 //!
-//! Here: the link, its outgoing tracks and the connection's events;
-//! `setup.rs` the codecs and the interceptor chain, `negotiate.rs` the
+//! Here: the link and the connection's events; `send.rs` its outgoing
+//! tracks, `setup.rs` the codecs and the interceptor chain, `negotiate.rs` the
 //! negotiation (a state machine and the task that carries it out),
 //! `receive.rs` the receive path.
 
 mod negotiate;
 mod receive;
+mod send;
 mod setup;
 
 use negotiate::{negotiate, Negotiator};
 use receive::{receive_audio, receive_video};
+use send::Outgoing;
 use setup::{h264_codec, interceptors, opus_codec};
 pub use setup::{media_engine, H264_FMTP, MIN_BITRATE_BPS};
 
@@ -29,24 +31,18 @@ use bytes::Bytes;
 use huddle_protocol::signal::IceCandidate;
 use huddle_protocol::{IceServer, PeerId, SignalData};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::media::Sample;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use thiserror::Error;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, watch};
 use tracing::debug;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     SettingEngineBuilder, StatsSelector,
 };
-use webrtc::rtp_transceiver::RtpSender;
 
 use crate::audio::jitter::AudioPacket;
 use crate::congestion::Estimate;
@@ -139,82 +135,6 @@ pub const RESTART_EVERY: Duration = Duration::from_secs(12);
 /// back and the call never returned; pairs still being checked connect
 /// within a check of the network's return.
 const ICE_CHECKS_PER_PAIR: u16 = 125;
-
-/// One outgoing track: what it writes to, and its negotiated SSRC and
-/// payload type once known.
-struct Outgoing {
-    track: Arc<TrackLocalStaticSample>,
-    sender: Arc<dyn RtpSender>,
-    negotiated: Mutex<Option<(u32, u8)>>,
-}
-
-impl Outgoing {
-    async fn add(
-        pc: &dyn PeerConnection,
-        owner: &str,
-        kind: RtpCodecKind,
-        codec: RTCRtpCodec,
-    ) -> Result<Outgoing, PeerError> {
-        let label = if kind == RtpCodecKind::Video {
-            "video"
-        } else {
-            "audio"
-        };
-        let track = Arc::new(TrackLocalStaticSample::new(
-            Instant::now(),
-            MediaStreamTrack::new(
-                format!("huddle-{owner}"),
-                format!("huddle-{label}-{owner}"),
-                label.into(),
-                kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(rand::random::<u32>()),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
-            ),
-        )?);
-        let sender = pc
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-            .await?;
-        Ok(Outgoing {
-            track,
-            sender,
-            negotiated: Mutex::new(None),
-        })
-    }
-
-    /// Writes one sample; before negotiation settled the codec, nothing.
-    async fn send(&self, data: Bytes, duration: Duration) -> Result<(), PeerError> {
-        let mut negotiated = self.negotiated.lock().await;
-        if negotiated.is_none() {
-            let parameters = self.sender.get_parameters().await?;
-            let Some(codec) = parameters.rtp_parameters.codecs.first() else {
-                return Ok(());
-            };
-            let Some(ssrc) = self.track.ssrcs().await.first().copied() else {
-                return Ok(());
-            };
-            *negotiated = Some((ssrc, codec.payload_type));
-        }
-        let Some((ssrc, payload_type)) = *negotiated else {
-            return Ok(());
-        };
-        drop(negotiated);
-        self.track
-            .sample_writer(ssrc, payload_type)
-            .write_sample(&Sample {
-                data,
-                duration,
-                ..Sample::new(Instant::now())
-            })
-            .await?;
-        Ok(())
-    }
-}
 
 /// One remote call member.
 pub struct PeerLink {

@@ -9,6 +9,9 @@
 //! - [`negotiate`], the link's task: takes the inputs one at a time, asks
 //!   the negotiator, and carries the steps out on the `PeerConnection`,
 //!   stopping at the first that fails.
+//!
+//! Over 600 lines with its tests (240 of them, one per rule): the rules
+//! and their tests read side by side.
 
 use std::sync::Arc;
 use std::time::Instant;
