@@ -253,13 +253,15 @@ fn run_tests(plan: &TestPlan) -> Result<(), Failed> {
         )?;
     } else if plan.has(Quick) {
         step(
-            "cargo test -p huddle-protocol -p huddle-server",
+            "cargo test -p huddle-protocol -p huddle-server -p xtask",
             cargo().args([
                 "test",
                 "-p",
                 "huddle-protocol",
                 "-p",
                 "huddle-server",
+                "-p",
+                "xtask",
                 "--no-fail-fast",
             ]),
         )?;
