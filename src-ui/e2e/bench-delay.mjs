@@ -33,13 +33,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
-import { RATE, chromiumNearEnd, heardInChromium, readWav, speak, spawnPeer, startPulse, writeWav } from "./sound.mjs";
+import {
+  RATE,
+  benchBinaries,
+  chromiumNearEnd,
+  heardInChromium,
+  readWav,
+  speak,
+  spawnPeer,
+  startPulse,
+  writeWav,
+} from "./sound.mjs";
 
-const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
-if (!serverBin || !peerBin) {
-  console.error("bench-delay: set HUDDLE_SERVER_BIN and HUDDLE_PEER_BIN");
-  process.exit(2);
-}
+const { serverBin, peerBin } = benchBinaries("bench-delay");
 const RUNS = Number(process.env.HUDDLE_BENCH_RUNS ?? 2);
 /** Seconds from both members being in the call to the first word. */
 const SETTLE_S = 4;

@@ -37,6 +37,7 @@ import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
 import {
   RATE,
+  benchBinaries,
   chromiumNearEnd,
   dbfs,
   power,
@@ -48,11 +49,7 @@ import {
   writeWav,
 } from "./sound.mjs";
 
-const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
-if (!serverBin || !peerBin) {
-  console.error("bench-echo: set HUDDLE_SERVER_BIN and HUDDLE_PEER_BIN");
-  process.exit(2);
-}
+const { serverBin, peerBin } = benchBinaries("bench-echo");
 const RUNS = Number(process.env.HUDDLE_BENCH_RUNS ?? 2);
 /** The native near end's processing when on (`huddle-peer --processing`). */
 const PROCESSING = process.env.HUDDLE_PROCESSING ?? "all";

@@ -28,13 +28,14 @@
 // change with the gain; with it off, the speech's change is the coarse
 // distortion figure: speech the suppressor took away.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
 import {
   RATE,
+  benchBinaries,
   chromiumNearEnd,
   power,
   readWav,
@@ -46,17 +47,7 @@ import {
   writeWav,
 } from "./sound.mjs";
 
-const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
-if (!serverBin || !peerBin) {
-  console.error("bench-noise: set HUDDLE_SERVER_BIN and HUDDLE_PEER_BIN");
-  process.exit(2);
-}
-for (const tool of ["espeak-ng", "sox", "pulseaudio", "paplay"]) {
-  if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
-    console.error(`bench-noise: needs ${tool} (apt install espeak-ng sox pulseaudio pulseaudio-utils)`);
-    process.exit(2);
-  }
-}
+const { serverBin, peerBin } = benchBinaries("bench-noise");
 const NOISES = (process.env.HUDDLE_NOISES ?? "clean,quiet:-40,pink:0,pink:5,pink:10,babble:5,fan:5").split(",");
 /** Seconds of the marker, of noise before the speech, and after it. */
 const MARK_S = 2;

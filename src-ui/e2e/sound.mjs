@@ -11,6 +11,26 @@ import { CHROMIUM_PATH, KEEP_PCS, startCall, waitFor } from "./lib.mjs";
 
 export const RATE = 48_000;
 
+/**
+ * The server and peer binaries a sound bench runs (`HUDDLE_SERVER_BIN`,
+ * `HUDDLE_PEER_BIN`), once the sound tools are here; else it says what is
+ * missing and exits with 2.
+ */
+export function benchBinaries(bench) {
+  const { HUDDLE_SERVER_BIN: serverBin, HUDDLE_PEER_BIN: peerBin } = process.env;
+  if (!serverBin || !peerBin) {
+    console.error(`${bench}: set HUDDLE_SERVER_BIN and HUDDLE_PEER_BIN`);
+    process.exit(2);
+  }
+  for (const tool of ["espeak-ng", "sox", "pulseaudio", "pactl", "paplay", "parecord"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+      console.error(`${bench}: needs ${tool} (apt install espeak-ng sox pulseaudio pulseaudio-utils)`);
+      process.exit(2);
+    }
+  }
+  return { serverBin, peerBin };
+}
+
 /** A headless `huddle-peer` without video named `name` in `room` at the
  * server `url` for `seconds`: `audio` is what it sends (`voice`, `mic`,
  * `none`), `output` where it plays what it hears (`speaker`, `wav:PATH`),
