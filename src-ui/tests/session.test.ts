@@ -6,6 +6,7 @@ import {
   formatDuration,
   initialState,
   leftCall,
+  markedRead,
   nameOf,
   REACTION_MS,
   TYPING_TTL_MS,
@@ -47,6 +48,9 @@ describe("chat state", () => {
     ]);
     expect(s.unread).toBe(2);
     expect(s.firstUnread).toBe("m_1");
+    const read = markedRead(s);
+    expect([read.unread, read.firstUnread, read.chat]).toEqual([0, null, s.chat]);
+    expect(markedRead(read)).toBe(read);
   });
 
   it("writes join and leave lines and forgets a member that left", () => {

@@ -6,7 +6,7 @@
 
 import { ObservableState } from "../engine/observable";
 import type { Attachment, ClientMessage } from "../protocol";
-import { expireShown, initialState, leftCall } from "../engine/session";
+import { expireShown, initialState, leftCall, markedRead } from "../engine/session";
 import * as gestures from "../engine/gestures";
 import { Ringer, type RingHost } from "../engine/ringer";
 import { CONFIRM_MS, failOutgoing, queueChat, takeForRetry, withoutOutgoing } from "../engine/outgoing";
@@ -351,7 +351,7 @@ export class DesktopEngine extends ObservableState implements Engine {
   }
 
   markRead(): void {
-    this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0, firstUnread: null }));
+    this.update(markedRead);
   }
 
   // --- calls ---------------------------------------------------------------

@@ -10,7 +10,7 @@
 import { ObservableState } from "./observable";
 import type { Attachment, ClientMessage, IceServer, ServerMessage, SignalData } from "../protocol";
 import type { AudioProcessing, Engine, JoinRequest, OutgoingChat, PeerStats } from "./types";
-import { describeError, expireShown, initialState, leftCall } from "./session";
+import { describeError, expireShown, initialState, leftCall, markedRead } from "./session";
 import * as gestures from "./gestures";
 import { Ringer, type RingHost } from "./ringer";
 import { CONFIRM_MS, failOutgoing, queueChat, takeForRetry, withoutOutgoing } from "./outgoing";
@@ -373,7 +373,7 @@ export class BrowserEngine extends ObservableState implements Engine {
   }
 
   markRead(): void {
-    this.update((s) => (s.unread === 0 ? s : { ...s, unread: 0, firstUnread: null }));
+    this.update(markedRead);
   }
 
   dismissError(): void {

@@ -260,6 +260,11 @@ export function withOwnHand(state: EngineState, raised: boolean): EngineState {
   return state.self ? { ...state, self: { ...state.self, hand: raised } } : state;
 }
 
+/** The chat read up to now: no unread count, no "new" marker. */
+export function markedRead(state: EngineState): EngineState {
+  return state.unread === 0 ? state : { ...state, unread: 0, firstUnread: null };
+}
+
 /** We left the call: out of it here at once (the server tells only the
  * others), so the room's call count is right without us. */
 export function leftCall(state: EngineState): EngineState {
