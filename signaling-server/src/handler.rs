@@ -362,7 +362,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             }
         }
         let Some(text) = text else {
-            self.ctx.metrics.received("invalid");
+            self.ctx.metrics.received(crate::metrics::INVALID);
             return self
                 .error(
                     ErrorCode::BadMessage,
@@ -376,7 +376,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             Err(e) => {
                 self.ctx
                     .metrics
-                    .received(e.message_type.unwrap_or("invalid"));
+                    .received(e.message_type.unwrap_or(crate::metrics::INVALID));
                 let code = match (&e.kind, e.message_type) {
                     (DecodeErrorKind::UnsupportedVersion, _) => ErrorCode::UnsupportedVersion,
                     (_, Some("join")) if self.joined.is_some() => ErrorCode::AlreadyJoined,

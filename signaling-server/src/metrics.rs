@@ -6,46 +6,11 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use huddle_protocol::ErrorCode;
+use huddle_protocol::{ClientMessage, ErrorCode, ServerMessage};
 
-/// Client message types, in the order of [`Metrics::received`].
-pub const CLIENT_TYPES: [&str; 15] = [
-    "rooms",
-    "ping",
-    "join",
-    "leave",
-    "chat",
-    "typing",
-    "media",
-    "call_join",
-    "call_leave",
-    "ring",
-    "ring_reply",
-    "signal",
-    "hand",
-    "reaction",
-    "invalid",
-];
-
-/// Server message types, in the order of [`Metrics::sent`].
-pub const SERVER_TYPES: [&str; 16] = [
-    "rooms",
-    "pong",
-    "joined",
-    "peer_joined",
-    "peer_left",
-    "peer_updated",
-    "chat",
-    "typing",
-    "call_joined",
-    "call_started",
-    "call_ended",
-    "ring",
-    "ring_reply",
-    "signal",
-    "reaction",
-    "error",
-];
+/// What a frame that is no client message counts as, after
+/// [`ClientMessage::TYPES`].
+pub const INVALID: &str = "invalid";
 
 /// The server's counters.
 #[derive(Debug, Default)]
@@ -65,9 +30,9 @@ pub struct Metrics {
     /// Successful resumes since start.
     pub resumes: AtomicU64,
     /// Messages received by client type.
-    pub received: [AtomicU64; CLIENT_TYPES.len()],
+    pub received: [AtomicU64; ClientMessage::TYPES.len() + 1],
     /// Messages delivered to members' outboxes by server type.
-    pub sent: [AtomicU64; SERVER_TYPES.len()],
+    pub sent: [AtomicU64; ServerMessage::TYPES.len()],
     /// Errors answered, by code.
     pub errors: [AtomicU64; ErrorCode::ALL.len()],
     /// Runs with a Redis backplane (the `huddle_backplane_*` series are shown).
@@ -91,16 +56,16 @@ pub struct Metrics {
 impl Metrics {
     /// Counts a received message of the given client type.
     pub fn received(&self, kind: &str) {
-        let i = CLIENT_TYPES
+        let i = ClientMessage::TYPES
             .iter()
             .position(|t| *t == kind)
-            .unwrap_or(CLIENT_TYPES.len() - 1);
+            .unwrap_or(ClientMessage::TYPES.len());
         self.received[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts `n` messages of the given server type handed to recipients.
     pub fn sent(&self, kind: &str, n: u64) {
-        if let Some(i) = SERVER_TYPES.iter().position(|t| *t == kind) {
+        if let Some(i) = ServerMessage::TYPES.iter().position(|t| *t == kind) {
             self.sent[i].fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -192,7 +157,7 @@ impl Metrics {
             "huddle_messages_received_total",
             "Client messages received, by type.",
             "type",
-            &CLIENT_TYPES,
+            &[&ClientMessage::TYPES[..], &[INVALID]].concat(),
             &self.received,
         );
         family(
@@ -200,7 +165,7 @@ impl Metrics {
             "huddle_messages_sent_total",
             "Messages delivered to members, by type.",
             "type",
-            &SERVER_TYPES,
+            &ServerMessage::TYPES,
             &self.sent,
         );
         let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();

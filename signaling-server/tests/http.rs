@@ -38,6 +38,7 @@ async fn healthz_metrics_and_not_found() {
         "huddle_calls 1",
         "huddle_messages_received_total{type=\"join\"} 2",
         "huddle_messages_received_total{type=\"call_join\"} 1",
+        "huddle_messages_received_total{type=\"invalid\"} 1",
         "huddle_messages_sent_total{type=\"call_started\"} 2",
         "huddle_errors_total{code=\"unknown_type\"} 1",
     ] {

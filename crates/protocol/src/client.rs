@@ -46,6 +46,25 @@ pub enum ClientMessage {
 }
 
 impl ClientMessage {
+    /// Every message's `type`, as [`ClientMessage::type_name`] names it
+    /// (the docs test checks the two agree).
+    pub const TYPES: [&'static str; 14] = [
+        "rooms",
+        "ping",
+        "join",
+        "leave",
+        "chat",
+        "typing",
+        "media",
+        "call_join",
+        "call_leave",
+        "ring",
+        "ring_reply",
+        "signal",
+        "hand",
+        "reaction",
+    ];
+
     /// The wire name of this message's `type`, for metrics and logs.
     pub fn type_name(&self) -> &'static str {
         match self {

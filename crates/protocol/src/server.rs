@@ -150,6 +150,27 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// Every message's `type`, as [`ServerMessage::type_name`] names it
+    /// (the docs test checks the two agree).
+    pub const TYPES: [&'static str; 16] = [
+        "rooms",
+        "pong",
+        "joined",
+        "peer_joined",
+        "peer_left",
+        "peer_updated",
+        "chat",
+        "typing",
+        "call_joined",
+        "call_started",
+        "call_ended",
+        "ring",
+        "ring_reply",
+        "signal",
+        "reaction",
+        "error",
+    ];
+
     /// The wire name of this message's `type`, for metrics and logs.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -1,7 +1,10 @@
 //! Keeps `docs/protocol.md` true: every JSON example in it must decode into
 //! the Rust types, and encoding the result must keep every field it shows.
 
+use std::collections::BTreeSet;
+
 use huddle_protocol::codec::{decode_client, decode_server, encode_client, encode_server};
+use huddle_protocol::{ClientMessage, ServerMessage};
 use serde_json::Value;
 
 const DOC: &str = include_str!("../../../docs/protocol.md");
@@ -58,16 +61,19 @@ fn every_example_in_the_protocol_doc_parses_into_the_types() {
         examples.len()
     );
     let (mut clients, mut servers) = (0, 0);
+    let (mut client_types, mut server_types) = (BTreeSet::new(), BTreeSet::new());
     for (side, json) in examples {
         let shown: Value =
             serde_json::from_str(&json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
         let encoded = if side == "client" {
             clients += 1;
             let frame = decode_client(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            client_types.insert(frame.message.type_name());
             encode_client(&frame.message, frame.rid.as_deref())
         } else {
             servers += 1;
             let frame = decode_server(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            server_types.insert(frame.message.type_name());
             encode_server(&frame.message, frame.rid.as_deref())
         };
         let encoded: Value = serde_json::from_str(&encoded).expect("our own output is JSON");
@@ -80,4 +86,8 @@ fn every_example_in_the_protocol_doc_parses_into_the_types() {
         clients >= 10 && servers >= 12,
         "{clients} client and {servers} server examples"
     );
+    // Every type has an example, and the lists the metrics count by are
+    // the names the types give themselves.
+    assert_eq!(client_types, BTreeSet::from(ClientMessage::TYPES));
+    assert_eq!(server_types, BTreeSet::from(ServerMessage::TYPES));
 }
