@@ -39,7 +39,7 @@
 //!   lost too then waited 0.9 s for the window to pass, and video to
 //!   Chromium froze until the keyframe that followed (1.1–2.0 s frozen a
 //!   run). It is the whole estimate now, as libwebrtc's retransmission rate
-//!   limit is: frozen 0.0–0.4 s, with the dip no worse (a CI check).
+//!   limit is: frozen 0.0–0.4 s, the dip within its run-to-run spread.
 //!
 //! And one from the bursty-loss scenario: a NACK for a packet that will
 //! not be resent any more — resent [`MAX_RESENDS`] times already, or
