@@ -3,6 +3,7 @@ import {
   OFFER_RESEND_MS,
   PeerLink,
   POLITE_RESTART_AFTER_MS,
+  POLITE_RESTART_AFTER_RESYNC_MS,
   RESTART_AFTER_DISCONNECTED_MS,
   STALL_MS,
   withoutCandidates,
@@ -142,6 +143,36 @@ describe("a path that goes down", () => {
     await vi.advanceTimersByTimeAsync(20);
     expect(pc(b).restarts).toBe(1);
     expect(log).toEqual(["p_2 path lost", "p_2→p_1 offer", "p_1→p_2 answer"]);
+  });
+
+  it("the polite side whose signaling socket was replaced restarts soon, unless the other's offer comes", async () => {
+    vi.useFakeTimers();
+    const { a, b, log } = pair(true, false);
+    await vi.advanceTimersByTimeAsync(10);
+    log.length = 0;
+    // Only the polite side (b) noticed; its socket was found dead and replaced.
+    down(b);
+    await vi.advanceTimersByTimeAsync(1_000);
+    b.resync();
+    await vi.advanceTimersByTimeAsync(POLITE_RESTART_AFTER_RESYNC_MS - 10);
+    expect(pc(b).restarts).toBe(0);
+    await vi.advanceTimersByTimeAsync(20);
+    expect([pc(a).restarts, pc(b).restarts]).toEqual([0, 1]);
+    expect(log).toEqual(["p_2 path lost", "p_2→p_1 offer", "p_1→p_2 answer"]);
+    // Both noticed: the impolite side's restart comes first, the polite
+    // side answers it and restarts nothing of its own.
+    down(b, "connected");
+    await vi.advanceTimersByTimeAsync(10);
+    down(a);
+    down(b);
+    b.resync();
+    a.resync();
+    await vi.advanceTimersByTimeAsync(POLITE_RESTART_AFTER_RESYNC_MS + 10);
+    expect([pc(a).restarts, pc(b).restarts]).toEqual([1, 1]);
+    down(a, "connected");
+    down(b, "connected");
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect([pc(a).restarts, pc(b).restarts]).toEqual([1, 1]);
   });
 
   it("counts a connected path on which nothing arrives any more as down: the impolite side restarts at once", async () => {

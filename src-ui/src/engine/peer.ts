@@ -49,6 +49,15 @@ export const RESTART_AFTER_DISCONNECTED_MS = 1_000;
 /** How long the polite side waits for the other side's restart before it
  *  restarts itself (the other may be an engine slow to notice). */
 export const POLITE_RESTART_AFTER_MS = 3_000;
+/** How long the polite side waits for the other side's restart once its own
+ *  signaling socket, found dead while the path was down, has been replaced:
+ *  its own network most likely changed, and the other side may be slow to
+ *  notice (a native engine restarts ~9 s after it, a polite browser
+ *  waited out the whole `POLITE_RESTART_AFTER_MS` for nothing: media back
+ *  4.2–4.8 s after the change in the lab). A browser on the other side that
+ *  did restart sends its offer again every `OFFER_RESEND_MS`, which reaches
+ *  the new socket within this. */
+export const POLITE_RESTART_AFTER_RESYNC_MS = 750;
 /** An offer still unanswered after this long is sent again: soon after the
  *  other side's signaling socket, found dead, has been replaced. */
 export const OFFER_RESEND_MS = 500;
@@ -256,15 +265,24 @@ export class PeerLink {
 
   /**
    * The signaling socket was replaced (what was sent on the old one may be
-   * lost): our pending offer goes again, and a path that is down restarts.
+   * lost): our pending offer goes again, and a path that is down restarts —
+   * at once on the impolite side, after `POLITE_RESTART_AFTER_RESYNC_MS`
+   * without the other side's offer on the polite one.
    */
   resync(): void {
     if (this.closed) return;
     const sent = this.sentOffer;
     if (sent !== null && this.resendOffer(sent)) this.resendUnanswered(sent, OFFER_RESENDS);
     // The impolite side restarts a path still down; the polite one waits
-    // for that restart (its own would cross it).
-    if (!this.polite && this.isDown() && this.pc.signalingState === "stable") this.pc.restartIce();
+    // for that restart (its own would cross it), but only a moment now.
+    if (!this.isDown() || this.pc.signalingState !== "stable") return;
+    if (!this.polite) {
+      this.pc.restartIce();
+    } else {
+      if (this.restartTimer) clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+      this.watchPath(POLITE_RESTART_AFTER_RESYNC_MS);
+    }
   }
 
   /** Sends a signal to the remote member (descriptions noted in the log). */
