@@ -169,10 +169,22 @@ describe("a path that goes down", () => {
     a.resync();
     await vi.advanceTimersByTimeAsync(POLITE_RESTART_AFTER_RESYNC_MS + 10);
     expect([pc(a).restarts, pc(b).restarts]).toEqual([1, 1]);
+    // The other side's offer came before this side's socket was replaced:
+    // it still stands for the restart.
+    down(a, "connected");
+    down(b, "connected");
+    await vi.advanceTimersByTimeAsync(POLITE_RESTART_AFTER_MS + 10);
+    down(a);
+    down(b);
+    a.resync();
+    await vi.advanceTimersByTimeAsync(10);
+    b.resync();
+    await vi.advanceTimersByTimeAsync(POLITE_RESTART_AFTER_RESYNC_MS + 10);
+    expect([pc(a).restarts, pc(b).restarts]).toEqual([2, 1]);
     down(a, "connected");
     down(b, "connected");
     await vi.advanceTimersByTimeAsync(60_000);
-    expect([pc(a).restarts, pc(b).restarts]).toEqual([1, 1]);
+    expect([pc(a).restarts, pc(b).restarts]).toEqual([2, 1]);
   });
 
   it("counts a connected path on which nothing arrives any more as down: the impolite side restarts at once", async () => {

@@ -91,6 +91,9 @@ export class PeerLink {
   private wasDown = false;
   /** When a remote offer was last applied (ms). */
   private remoteOfferAt = 0;
+  /** Since when the running watch on a down path counts an offer from the
+   *  other side as its restart (see `watchPath`). */
+  private watchedSince = 0;
   private resendTimer: ReturnType<typeof setTimeout> | null = null;
   /** The last remote offer applied, less its candidate lines (a repeat may
    *  carry more): a repeat is answered with the answer already given. */
@@ -200,9 +203,9 @@ export class PeerLink {
 
   /** The path went down: unless it heals within `wait`, or the other side
    *  restarts first, restart ICE — and again while it stays down. */
-  private watchPath(wait: number): void {
+  private watchPath(wait: number, since = Date.now()): void {
     if (this.restartTimer) return;
-    const since = Date.now();
+    this.watchedSince = since;
     const check = () => {
       this.restartTimer = null;
       if (!this.isDown()) return;
@@ -279,9 +282,11 @@ export class PeerLink {
     if (!this.polite) {
       this.pc.restartIce();
     } else {
+      // Sooner, but an offer applied since the path went down still counts.
+      const since = this.restartTimer ? this.watchedSince : Date.now();
       if (this.restartTimer) clearTimeout(this.restartTimer);
       this.restartTimer = null;
-      this.watchPath(POLITE_RESTART_AFTER_RESYNC_MS);
+      this.watchPath(POLITE_RESTART_AFTER_RESYNC_MS, since);
     }
   }
 
