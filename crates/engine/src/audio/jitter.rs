@@ -22,6 +22,16 @@
 //!   comes (the delay grew; shrinking brings it back). After
 //!   [`MAX_CONCEAL`] of nothing the member stopped sending (muted, left):
 //!   the buffer goes quiet and starts over with the next packet.
+//! - **Silence sent as silence** (Opus DTX): a packet that is only a table
+//!   of contents says the sender stopped sending while nobody talks. The
+//!   buffer goes quiet at once — no concealment counted, no underrun, no
+//!   margin — and plays the decoder's comfort noise until the next talk
+//!   spurt has its target's worth here (as it starts after any quiet), or
+//!   for [`COMFORT_FOR`] after the last packet (a refresh comes every
+//!   400 ms while the sender is there).
+//!
+//! Over 600 lines with its tests (about 250 of them): each rule above is
+//! pinned by a test that plays it through, and they read best beside it.
 //!
 //! Sans-IO: time comes in with every call, so tests and the bench run hours
 //! of audio in a second.
@@ -51,6 +61,9 @@ const FLUSH_ABOVE_MS: f32 = 400.0;
 const MAX_GAP_MS: usize = 200;
 /// Packets kept at most (2 s of 20 ms packets, and then some).
 const MAX_PACKETS: usize = 128;
+/// Comfort noise lasts this long after the last packet (DTX refreshes it
+/// every 400 ms); then the sender is gone, not silent.
+pub const COMFORT_FOR: Duration = Duration::from_secs(1);
 
 /// What the buffer did so far, for stats and tests. Durations in samples.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -61,6 +74,9 @@ pub struct PlayoutStats {
     pub recovered: u64,
     /// Samples concealed (loss, and waiting for a late packet).
     pub concealed: u64,
+    /// Samples of comfort noise played while the sender sent silence as
+    /// silence (DTX): neither loss nor a wait.
+    pub comfort: u64,
     /// Samples taken out by shortening, and added by lengthening.
     pub shortened: u64,
     pub lengthened: u64,
@@ -132,6 +148,10 @@ pub struct JitterBuffer {
     level: f32,
     /// Samples concealed in a row with nothing to decode.
     starved: usize,
+    /// The last packet decoded was a DTX frame: quiet means comfort noise.
+    comfort: bool,
+    /// When the last packet arrived.
+    arrived: Option<Instant>,
     /// Extra target after underruns, ms, and when it was last lowered.
     margin_ms: f32,
     margin_at: Option<Instant>,
@@ -149,6 +169,8 @@ impl JitterBuffer {
             delay: Transit::new(SAMPLE_RATE),
             level: 0.0,
             starved: 0,
+            comfort: false,
+            arrived: None,
             margin_ms: 0.0,
             margin_at: None,
             stats: PlayoutStats::default(),
@@ -165,6 +187,7 @@ impl JitterBuffer {
         }
         let at = self.clock.extend(timestamp);
         self.delay.observe(now, at);
+        self.arrived = Some(now);
         if self.next.is_some_and(|next| at < next) {
             self.stats.late += 1;
             return;
@@ -180,18 +203,24 @@ impl JitterBuffer {
     }
 
     /// The next 10 ms ([`PULL_SAMPLES`]), or `None` while the member is quiet (nothing has
-    /// come for [`MAX_CONCEAL`], or it has not started).
+    /// come for [`MAX_CONCEAL`], or it has not started); while the member
+    /// sends silence as silence (DTX), its comfort noise.
     pub fn pull(&mut self, now: Instant) -> Option<Vec<i16>> {
         self.lower_margin(now);
         let target = self.target_samples();
         if self.next.is_none() {
             // Start once a target's worth is here (or the packets span it).
-            let first = *self.packets.keys().next()?;
-            if (self.buffered_end()? - first) < target as i64 - FRAME_SAMPLES as i64 / 2 {
-                return None;
+            let span = match (self.packets.keys().next(), self.buffered_end()) {
+                (Some(&first), Some(end)) => Some((first, end - first)),
+                _ => None,
+            };
+            match span {
+                Some((first, span)) if span >= target as i64 - FRAME_SAMPLES as i64 / 2 => {
+                    self.next = Some(first);
+                    self.level = self.level_now() as f32;
+                }
+                _ => return self.comfort_noise(now),
             }
-            self.next = Some(first);
-            self.level = self.level_now() as f32;
         }
         let level = self.level_now() as f32;
         self.level += 0.05 * (level - self.level);
@@ -201,7 +230,7 @@ impl JitterBuffer {
         while self.ready.len() < PULL_SAMPLES {
             if !self.decode_next(target) {
                 self.go_quiet();
-                return None;
+                return self.comfort_noise(now);
             }
         }
         self.stats.delay_ms = level / PER_MS as f32;
@@ -242,12 +271,17 @@ impl JitterBuffer {
             .first_key_value()
             .map(|(&at, p)| (at, p.samples));
         let (samples, decoded) = match first {
+            // After a DTX frame the sender is silent until its next
+            // packet, whenever that is: quiet, with comfort noise.
+            Some((at, _)) if self.comfort && at != next => return false,
+            None if self.comfort => return false,
             Some((at, _)) if at == next => {
                 let Some(packet) = self.packets.remove(&at) else {
                     return false;
                 };
                 self.starved = 0;
                 self.next = Some(at + packet.samples as i64);
+                self.comfort = opus::is_dtx(&packet.payload);
                 let samples = self.decoder.decode(&packet.payload).unwrap_or_default();
                 self.stats.decoded += samples.len() as u64;
                 (samples, true)
@@ -346,6 +380,21 @@ impl JitterBuffer {
         // ten pulls (or it would stretch again and overshoot).
         self.level += out.len() as f32 - samples.len() as f32;
         Some(out)
+    }
+
+    /// 10 ms of the decoder's comfort noise while the sender is in DTX and
+    /// still there; `None` otherwise (the member is quiet).
+    fn comfort_noise(&mut self, now: Instant) -> Option<Vec<i16>> {
+        let recent = self
+            .arrived
+            .is_some_and(|at| now.saturating_duration_since(at) < COMFORT_FOR);
+        if !(self.comfort && recent) {
+            self.comfort = false;
+            return None;
+        }
+        let noise = self.conceal(PULL_SAMPLES);
+        self.stats.comfort += noise.len() as u64;
+        Some(noise)
     }
 
     fn conceal(&mut self, samples: usize) -> Vec<i16> {
@@ -554,6 +603,87 @@ mod tests {
         assert!(!out[45], "quiet while nothing comes");
         let conceal_frames = buffer.stats().concealed / FRAME_SAMPLES as u64;
         assert!(conceal_frames <= 6, "{:?}", buffer.stats());
+    }
+
+    #[test]
+    fn silence_sent_as_silence_plays_comfort_noise_and_costs_no_delay() {
+        use crate::audio::synthetic::talker;
+        use crate::audio::voice::dbfs;
+        // A talker for 1 s, a quiet room (−70 dBFS of hiss) for 3 s, the
+        // talker again for 1 s; DTX off while talking, as the pipeline sets it.
+        let mut state = 7u32;
+        let mut hiss = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            ((state as f32 / u32::MAX as f32) * 2.0 - 1.0) * 18.0
+        };
+        let quiet: Vec<i16> = (0..48_000 * 3).map(|_| hiss() as i16).collect();
+        let frames: Vec<(bool, Vec<i16>)> = [
+            (true, talker(1.0, 3)),
+            (false, quiet),
+            (true, talker(1.0, 5)),
+        ]
+        .into_iter()
+        .flat_map(|(talking, audio)| {
+            audio
+                .chunks_exact(FRAME_SAMPLES)
+                .map(|f| (talking, f.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+        let mut encoder = OpusEncoder::new().unwrap();
+        let t0 = Instant::now();
+        let mut buffer = JitterBuffer::new().unwrap();
+        let (mut sent_quiet, mut heard) = (0, Vec::new());
+        for (n, (talking, frame)) in frames.iter().enumerate() {
+            encoder.set_dtx(!talking).unwrap();
+            let now = t0 + FRAME * n as u32;
+            if let Some(packet) = encoder.next_packet(frame).unwrap() {
+                // The last two seconds of the quiet (libopus's own detector
+                // takes most of a second to call it quiet).
+                sent_quiet += usize::from((100..200).contains(&n));
+                buffer.insert(now, (n * FRAME_SAMPLES) as u32, &packet);
+            }
+            let pulled = pull20(&mut buffer, now + Duration::from_millis(7));
+            heard.push(pulled.map(|p| dbfs(&p)));
+        }
+        let stats = buffer.stats();
+        // 100 frames of quiet: a refresh and a DTX frame every 400 ms.
+        assert!(
+            sent_quiet <= 12,
+            "{sent_quiet} packets sent in 2 s of quiet"
+        );
+        assert_eq!(stats.underruns, 0, "{stats:?}");
+        assert_eq!(stats.concealed, 0, "{stats:?}");
+        // Comfort noise from the DTX frame on (~0.85 s into the quiet), but
+        // for the refreshes it decodes.
+        assert!(stats.comfort > 48_000 * 3 / 2, "{stats:?}");
+        // Comfort noise all through the quiet, and quietly.
+        let quiet_heard = &heard[60..200];
+        assert!(
+            quiet_heard.iter().all(|l| l.is_some_and(|l| l < -50.0)),
+            "{quiet_heard:?}"
+        );
+        // The second talk spurt is heard whole: as many loud frames as were
+        // said (less the few its playout delay leaves past the end).
+        let said = frames[200..]
+            .iter()
+            .filter(|(_, f)| dbfs(f) > -40.0)
+            .count();
+        let back = heard[200..]
+            .iter()
+            .filter(|l| l.is_some_and(|l| l > -40.0))
+            .count();
+        assert!(back + 3 >= said, "{back} of {said}: {:?}", &heard[200..]);
+        // Once the sender is gone, so is its comfort noise.
+        let mut after = t0 + FRAME * frames.len() as u32;
+        let mut last = Some(Vec::new());
+        for _ in 0..100 {
+            after += FRAME;
+            last = pull20(&mut buffer, after);
+        }
+        assert!(last.is_none());
     }
 
     #[test]

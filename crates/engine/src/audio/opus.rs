@@ -1,5 +1,11 @@
 //! Opus with libopus: 20 ms mono frames in, packets out; packets in,
 //! samples out, with concealment for the packets that never came.
+//!
+//! Discontinuous transmission (DTX, RFC 7587 §3.1.3): while nobody talks,
+//! libopus codes a frame as its table-of-contents byte alone ([`is_dtx`]),
+//! and every 400 ms a real frame that refreshes the listener's comfort
+//! noise. [`OpusEncoder::next_packet`] sends the first such byte, so the
+//! listener knows silence began, and none of the rest — as libwebrtc does.
 
 use opus::{Application, Channels, Decoder, Encoder};
 use thiserror::Error;
@@ -15,6 +21,8 @@ pub struct OpusError(#[from] opus::Error);
 pub struct OpusEncoder {
     inner: Encoder,
     buffer: Vec<u8>,
+    /// The last packet coded was a DTX frame.
+    in_dtx: bool,
 }
 
 impl std::fmt::Debug for OpusEncoder {
@@ -37,7 +45,27 @@ impl OpusEncoder {
         Ok(OpusEncoder {
             inner,
             buffer: vec![0; 4000],
+            in_dtx: false,
         })
+    }
+
+    /// Lets libopus stop sending while it hears no speech (on), or makes
+    /// it code every frame (off). Its own detector decides which frames;
+    /// the pipeline turns it off while its voice activity hears someone,
+    /// so a quiet talker is never cut.
+    pub fn set_dtx(&mut self, on: bool) -> Result<(), OpusError> {
+        Ok(self.inner.set_dtx(on)?)
+    }
+
+    /// The packet to send for a 20 ms frame; `None` while discontinuous
+    /// transmission holds back what the listener already knows (the first
+    /// DTX frame of a silence is sent, the next ones are not).
+    pub fn next_packet(&mut self, frame: &[i16]) -> Result<Option<Vec<u8>>, OpusError> {
+        let packet = self.encode(frame)?;
+        let dtx = is_dtx(&packet);
+        let already = self.in_dtx;
+        self.in_dtx = dtx;
+        Ok((!(dtx && already)).then_some(packet))
     }
 
     /// One packet for a 20 ms frame of [`FRAME_SAMPLES`] samples.
@@ -91,6 +119,13 @@ impl OpusDecoder {
         out.truncate(n);
         Ok(out)
     }
+}
+
+/// Whether `packet` is a DTX frame: no coded audio, only its table of
+/// contents (libopus's is one byte; libwebrtc also counts two as one).
+/// Decoded, it gives the comfort noise of the silence it starts.
+pub fn is_dtx(packet: &[u8]) -> bool {
+    packet.len() <= 2
 }
 
 /// How many samples (48 kHz) `packet` holds; an error for what is not Opus.

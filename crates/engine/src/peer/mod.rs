@@ -19,7 +19,7 @@ mod setup;
 
 use negotiate::{negotiate, Negotiator};
 use receive::{receive_audio, receive_video};
-use send::Outgoing;
+use send::{AudioOut, VideoOut};
 use setup::{h264_codec, interceptors, opus_codec};
 pub use setup::{media_engine, H264_FMTP, MIN_BITRATE_BPS};
 
@@ -139,8 +139,8 @@ const ICE_CHECKS_PER_PAIR: u16 = 125;
 /// One remote call member.
 pub struct PeerLink {
     pc: Arc<dyn PeerConnection>,
-    video: Outgoing,
-    audio: Outgoing,
+    video: VideoOut,
+    audio: AudioOut,
     /// Media is sent (see [`Handler::media`]).
     media: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
@@ -310,20 +310,9 @@ impl PeerLink {
                 .build()
                 .await?,
         );
-        let video = Outgoing::add(
-            pc.as_ref(),
-            &setup.self_id,
-            RtpCodecKind::Video,
-            h264_codec(Vec::new()),
-        )
-        .await?;
-        let audio = Outgoing::add(
-            pc.as_ref(),
-            &setup.self_id,
-            RtpCodecKind::Audio,
-            opus_codec(),
-        )
-        .await?;
+        let video =
+            VideoOut::add_video(pc.as_ref(), &setup.self_id, h264_codec(Vec::new())).await?;
+        let audio = AudioOut::add_audio(pc.as_ref(), &setup.self_id, opus_codec()).await?;
         let link = Arc::new(PeerLink {
             pc: pc.clone(),
             video,
@@ -404,12 +393,16 @@ impl PeerLink {
         self.video.send(access_unit, duration).await
     }
 
-    /// Sends one Opus packet (20 ms); nothing before the connection is up.
-    pub async fn send_audio(&self, packet: Bytes) -> Result<(), PeerError> {
+    /// Sends one Opus packet of 20 ms captured at RTP time `at` (48 kHz,
+    /// counted by the audio pipeline from its first frame: the frames it
+    /// did not send leave their gap); nothing before the connection is up.
+    pub async fn send_audio(&self, packet: Bytes, at: u32) -> Result<(), PeerError> {
         if !self.sends_media() {
             return Ok(());
         }
-        self.audio.send(packet, Duration::from_millis(20)).await
+        self.audio
+            .send(packet, at, crate::audio::FRAME_SAMPLES as u32)
+            .await
     }
 
     /// The connection's figures now, with rates since the last call.

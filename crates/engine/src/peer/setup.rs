@@ -196,7 +196,9 @@ pub(super) fn opus_codec() -> RTCRtpCodec {
         mime_type: "audio/opus".into(),
         clock_rate: 48_000,
         channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        // usedtx: a browser sends us silence as silence too (Opus DTX: a
+        // packet every 400 ms while nobody talks), which playout expects.
+        sdp_fmtp_line: "minptime=10;useinbandfec=1;usedtx=1".into(),
         rtcp_feedback: Vec::new(),
     }
 }
