@@ -8,11 +8,12 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    ada_and_grace_in_a_call, alone, beside_others, decode_from, joined, nobody_leaves, server,
-    server_with, start, start_url, until, Proxy,
+    ada_and_grace_in_a_call, alone, beside_others, decode_from, joined, nobody_leaves, params,
+    server, server_with, start, start_url, until, Proxy,
 };
-use huddle_engine::audio::tone::dominant_frequency;
-use huddle_engine::call::{Call, CallEvent, Command};
+use huddle_engine::audio::tone::{dominant_frequency, ToneSource};
+use huddle_engine::audio::SamplesInput;
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::stats::LinkStats;
 use huddle_engine::video::PatternSource;
 use huddle_protocol::ServerMessage;
@@ -382,6 +383,69 @@ async fn mute_camera_off_and_a_new_source_change_what_arrives_without_renegotiat
         matches!(e, CallEvent::Video { frame, .. } if frame.width() == 800 && frame.height() == 448)
     })
     .await;
+    ada.command(Command::Leave);
+    grace.command(Command::Leave);
+}
+
+/// Silence is sent as silence (Opus DTX): a member whose microphone hears
+/// nothing costs its listeners a few packets a second, not fifty; they
+/// play comfort noise meanwhile, neither concealment nor an underrun; and
+/// what it says next is heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_member_sends_a_few_packets_a_second_and_is_heard_when_it_talks() {
+    let _cores = beside_others().await;
+    let server = server().await;
+    // Ada, without a camera: 3 s of nothing, then 2 s of her note, looped.
+    let mut script = vec![0i16; 48_000 * 3];
+    let mut tone = ToneSource::new(440.0);
+    while script.len() < 48_000 * 5 {
+        script.extend(tone.next_frame());
+    }
+    let mut ada = Call::start(
+        format!("ws://{server}/ws"),
+        params("standup", "Ada"),
+        CallOptions {
+            video: None,
+            audio: Some(Box::new(SamplesInput::new(script))),
+            output: None,
+            bitrate_bps: 800_000,
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            relay_only: false,
+            processing: Default::default(),
+        },
+    );
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    // Her note, within a loop of the script (a second heard at a time).
+    let mut heard = None;
+    for _ in 0..6 {
+        heard = hear(&mut grace, &ada_id).await;
+        if heard.is_some() {
+            break;
+        }
+    }
+    assert_eq!(heard, Some(440.0));
+    // Packets from Ada (audio only) in each half second of 11 s.
+    grace.command(Command::Stats);
+    let mut last = stats_about(&mut grace, &ada_id).await;
+    let mut per_half_second = Vec::new();
+    for _ in 0..22 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        grace.command(Command::Stats);
+        let now = stats_about(&mut grace, &ada_id).await;
+        per_half_second.push(now.packets_in - last.packets_in);
+        last = now;
+    }
+    let fewest = per_half_second.iter().min().copied().unwrap_or(0);
+    let most = per_half_second.iter().max().copied().unwrap_or(0);
+    assert!(fewest <= 4 && most >= 20, "{per_half_second:?}");
+    let playout = last.playout.expect("Ada's playout figures");
+    assert!(playout.comfort > 48_000, "{playout:?}");
+    assert!(playout.underruns <= 1, "{playout:?}");
+    eprintln!("packets each half second: {per_half_second:?}; playout {playout:?}");
     ada.command(Command::Leave);
     grace.command(Command::Leave);
 }
