@@ -27,9 +27,14 @@
 // envelopes (1 ms steps, refined to a fraction of a step), taken from 0 to
 // 800 ms; words the two channels do not match in (r < 0.7) are counted and
 // left out, as are the first three (the buffers settling).
+//
+// A second table says what Bob received of Ada's audio over the call: RTP
+// packets a second (50 when every 20 ms frame is sent; fewer when silence
+// goes as silence, Opus DTX), the share concealed, and — native Bob only —
+// the comfort noise played and his buffer's underruns.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join as joinPath } from "node:path";
 import { freePort, startServer, stop } from "./lib.mjs";
@@ -105,14 +110,56 @@ const url = `ws://127.0.0.1:${port}/ws`;
 async function member(who, name, room, env, seconds) {
   if (who === "native") {
     const role = name === "Ada" ? { audio: "mic", output: "speaker" } : { audio: "none", output: "speaker" };
-    return { child: spawnPeer(peerBin, { url, room, name, ...role, seconds, env }) };
+    const report = joinPath(dir, `${room}-${name}.json`);
+    const extra = ["--report", report];
+    return { child: spawnPeer(peerBin, { url, room, name, ...role, seconds, env, extra }), report };
   }
   return { browser: await chromiumNearEnd(port, room, env, undefined, name) };
 }
 
+/** Ends a member; resolves to what it received of the other's audio:
+ * `{ packets, seconds, concealed, comfort?, underruns? }`. */
 async function leave(m) {
-  if (m.child) await stop(m.child);
-  if (m.browser) await m.browser.close();
+  let heard;
+  if (m.browser) {
+    heard = await audioInChromium(m.browser);
+    await m.browser.close();
+  }
+  if (m.child) {
+    await stop(m.child);
+    try {
+      const { seconds, peers } = JSON.parse(readFileSync(m.report, "utf8"));
+      const [peer] = Object.values(peers);
+      if (peer)
+        heard = {
+          packets: peer.packets_in,
+          seconds,
+          concealed: peer.audio_concealed_share,
+          comfort: (peer.audio_comfort_ms ?? 0) / 1000,
+          underruns: peer.audio_underruns,
+        };
+    } catch {
+      // No report: the peer did not finish.
+    }
+  }
+  return heard;
+}
+
+/** What Chromium's call received of audio, from its own statistics. */
+async function audioInChromium(browser) {
+  const page = browser.contexts()[0]?.pages()[0];
+  if (!page) return undefined;
+  return page.evaluate(async () => {
+    for (const pc of window.__pcs ?? [])
+      for (const s of (await pc.getStats()).values())
+        if (s.type === "inbound-rtp" && s.kind === "audio")
+          return {
+            packets: s.packetsReceived,
+            seconds: s.totalSamplesDuration,
+            concealed: s.concealedSamples / Math.max(1, s.totalSamplesReceived),
+          };
+    return undefined;
+  });
 }
 
 /** Records `bus.monitor` while the words play into Ada's mouth; resolves
@@ -233,7 +280,9 @@ async function call(from, to, room, spoken) {
     const result = delays(await record(room, spoken.path));
     if (result.delays.length === 0 && bob.browser)
       console.log(`Bob heard nothing:\n${await heardInChromium(bob.browser)}`);
-    return result;
+    const heard = await leave(bob);
+    bob = undefined;
+    return { ...result, heard };
   } finally {
     if (bob) await leave(bob);
     await leave(ada);
@@ -266,6 +315,20 @@ for (const [pair, run, { delays: d, unmatched }] of rows) {
   const range = d.length ? `${ms(Math.min(...d))}–${ms(Math.max(...d))}` : "—";
   console.log(
     `| ${pair} | ${run} | ${ms(quantile(d, 0.5))} | ${ms(quantile(d, 0.95))} | ${range} | ${d.length} (${unmatched}) |`,
+  );
+}
+console.log();
+console.log("| Ada → Bob | run | Bob's audio packets a second | concealed | comfort noise | underruns |");
+console.log("| --- | --- | --- | --- | --- | --- |");
+for (const [pair, run, { heard: h }] of rows) {
+  if (!h) {
+    console.log(`| ${pair} | ${run} | — | — | — | — |`);
+    continue;
+  }
+  const rate = h.seconds > 0 ? (h.packets / h.seconds).toFixed(1) : "—";
+  const comfort = h.comfort === undefined ? "—" : `${h.comfort.toFixed(1)} s`;
+  console.log(
+    `| ${pair} | ${run} | ${rate} | ${(100 * h.concealed).toFixed(1)} % | ${comfort} | ${h.underruns ?? "—"} |`,
   );
 }
 if (rows.some(([, , { delays: d }]) => d.length < 10)) throw new Error("a call carried fewer than 10 words");

@@ -50,7 +50,9 @@ impl Xvfb {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (Debian package xvfb) must be installed");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // 10 s was too short once: a CI run on a fresh machine, its two
+        // cores busy compiling beside it, failed here.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
             assert!(Instant::now() < deadline, "Xvfb did not start");
             std::thread::sleep(Duration::from_millis(20));

@@ -101,12 +101,17 @@ pub(crate) struct PeerReport {
     pub(crate) candidate_type: Option<String>,
     pub(crate) jitter_s: Option<f64>,
     pub(crate) packets_lost: Option<i64>,
+    /// RTP packets received from the member (all its streams).
+    pub(crate) packets_in: Option<u64>,
     pub(crate) audio_ms: u64,
     pub(crate) audio_dominant_hz: Option<f32>,
     pub(crate) audio_delay_ms: Option<f64>,
     pub(crate) audio_concealed_share: Option<f64>,
     pub(crate) audio_fec_ms: Option<u64>,
     pub(crate) audio_underruns: Option<u64>,
+    /// Comfort noise played while the other side sent silence as silence
+    /// (Opus DTX), ms.
+    pub(crate) audio_comfort_ms: Option<u64>,
 }
 
 /// A stream's freezes, in the report.
@@ -151,12 +156,14 @@ impl PeerReport {
             candidate_type: stats.and_then(|s| s.candidate_type.clone()),
             jitter_s: stats.and_then(|s| s.jitter_s),
             packets_lost: stats.map(|s| s.packets_lost),
+            packets_in: stats.map(|s| s.packets_in),
             audio_ms: r.audio_samples * 1000 / u64::from(SAMPLE_RATE),
             audio_dominant_hz: dominant_frequency(r.audio_tail.make_contiguous()),
             audio_delay_ms: playout.map(|p| p.mean_delay_ms()),
             audio_concealed_share: playout.map(|p| p.concealed_share()),
             audio_fec_ms: playout.map(|p| p.recovered * 1000 / u64::from(SAMPLE_RATE)),
             audio_underruns: playout.map(|p| p.underruns),
+            audio_comfort_ms: playout.map(|p| p.comfort * 1000 / u64::from(SAMPLE_RATE)),
         }
     }
 }
