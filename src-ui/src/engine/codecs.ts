@@ -1,6 +1,7 @@
 // The interop contract with the native engine: H.264 constrained baseline
 // (profile-level-id 42e01f, packetization-mode 1) offered and accepted,
-// first; other codecs may follow.
+// first; other codecs may follow. And Opus with DTX: silence sent as
+// silence, whoever listens.
 
 interface Codec {
   mimeType: string;
@@ -33,4 +34,22 @@ export function preferH264(transceiver: RTCRtpTransceiver): void {
   const ordered = orderCodecs(capabilities.codecs);
   if (!ordered.some(isContractH264)) return; // this browser has no H.264 at all
   transceiver.setCodecPreferences(ordered);
+}
+
+/** A remote description `sdp` that asks for Opus DTX (`usedtx=1`) on
+ * every Opus payload type. Chromium sends silence as silence (a packet
+ * every 400 ms while nobody talks, not 50 a second) only when the other
+ * side's description asks for it; the native engine's does, another
+ * browser's does not. So a page applies the descriptions it receives with
+ * the ask added: it sends as the native engine does, to everyone. */
+export function withOpusDtx(sdp: string): string {
+  const opus = new Set([...sdp.matchAll(/^a=rtpmap:(\d+) opus\/48000/gim)].map((m) => m[1]));
+  return sdp
+    .split("\r\n")
+    .map((line) => {
+      const fmtp = /^a=fmtp:(\d+) (.*)$/.exec(line);
+      if (!fmtp || !opus.has(fmtp[1]) || /(^|;)\s*usedtx=/i.test(fmtp[2])) return line;
+      return `${line};usedtx=1`;
+    })
+    .join("\r\n");
 }

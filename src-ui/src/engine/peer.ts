@@ -21,7 +21,7 @@
 // is recognized as a repeat.
 
 import type { IceCandidate, SignalData } from "../protocol";
-import { preferH264 } from "./codecs";
+import { preferH264, withOpusDtx } from "./codecs";
 
 export interface PeerLinkOptions {
   selfId: string;
@@ -325,7 +325,7 @@ export class PeerLink {
       this.settingRemoteAnswer = description.type === "answer";
       try {
         // For the polite peer in a collision this rolls its own offer back.
-        await this.pc.setRemoteDescription(description as RTCSessionDescriptionInit);
+        await this.pc.setRemoteDescription({ type: description.type, sdp: withOpusDtx(description.sdp) });
       } finally {
         this.settingRemoteAnswer = false;
       }
