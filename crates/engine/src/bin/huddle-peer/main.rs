@@ -1,7 +1,8 @@
 //! `huddle-peer`: a headless Huddle client. Joins a room, takes part in its
 //! call — sending a test pattern or a camera, a tone or a microphone, and
 //! playing what it hears to a speaker or a WAV file if asked — prints live
-//! figures and writes a JSON report (and PNG snapshots); exits non-zero
+//! figures and writes a JSON report (and PNG snapshots) at the end of its
+//! `--duration` or when asked to stop (Ctrl-C, SIGTERM); exits non-zero
 //! when no media arrived. A tool for bots and for checking a self-hosted
 //! server as much as for our tests.
 //!
@@ -197,9 +198,12 @@ async fn run(args: Args) -> ExitCode {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     let mut ticks = 0u64;
     let mut stopped = None;
+    let asked = asked_to_stop();
+    tokio::pin!(asked);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => break,
+            _ = &mut asked => break,
             _ = ticker.tick() => {
                 ticks += 1;
                 if ticks % 2 == 0 {
@@ -396,5 +400,24 @@ fn save_snapshot(dir: &Path, name: &str, id: &str, which: &str, frame: &I420Fram
         });
     if let Err(e) = written {
         eprintln!("huddle-peer: cannot save {}: {e}", path.display());
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C; SIGTERM too where
+/// there are signals): the run then ends as at its `--duration`, with its
+/// report, so a script may end a peer whenever its measurement is done.
+async fn asked_to_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = terminate.recv() => return,
+                Ok(()) = tokio::signal::ctrl_c() => return,
+            }
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
