@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::drift::Drift;
-use super::voice::{dbfs, VoiceDetector};
+use super::voice::{dbfs, Activity, VoiceDetector};
 
 use crate::sync::lock;
 
@@ -282,20 +282,21 @@ impl Processing {
     }
 
     /// The microphone's audio, any whole number of 10 ms frames, processed
-    /// in place; returns whether it held voice.
-    pub fn capture(&self, samples: &mut [i16]) -> bool {
+    /// in place; returns the voice it held.
+    pub fn capture(&self, samples: &mut [i16]) -> Activity {
         if let Some(drift) = &self.drift {
             lock(drift).captured(samples.len());
         }
-        let mut voiced = false;
+        let mut activity = Activity::default();
         let mut processor = lock(&self.processor);
         let mut voice = lock(&self.voice);
         for frame in samples.chunks_exact_mut(PROCESS_SAMPLES) {
             processor.capture(frame);
-            voiced |= voice.update(frame, 10);
+            activity.talking |= voice.update(frame, 10);
+            activity.now |= voice.now();
         }
-        self.talking.store(voiced, Ordering::Relaxed);
-        voiced
+        self.talking.store(activity.talking, Ordering::Relaxed);
+        activity
     }
 
     /// Whether the microphone heard voice in its last frames (muted or not).

@@ -35,12 +35,25 @@ pub fn dbfs(frame: &[i16]) -> f32 {
     }
 }
 
+/// What the detector heard in some audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    /// Voice, held through the pauses between words ([`HANGOVER`]): the
+    /// speaking indicator.
+    pub talking: bool,
+    /// Voice in this audio itself, no hangover: what keeps Opus DTX off
+    /// (libopus holds its own 200 ms before it stops sending).
+    pub now: bool,
+}
+
 /// Tracks the noise floor and says which frames are voice.
 #[derive(Debug, Clone)]
 pub struct VoiceDetector {
     floor_db: f32,
     /// Frames of hangover left.
     hold: u32,
+    /// The last frame itself was voice.
+    now: bool,
 }
 
 impl Default for VoiceDetector {
@@ -48,12 +61,13 @@ impl Default for VoiceDetector {
         VoiceDetector {
             floor_db: MIN_DBFS,
             hold: 0,
+            now: false,
         }
     }
 }
 
 impl VoiceDetector {
-    /// Judges the next frame, `frame_ms` long.
+    /// Judges the next frame, `frame_ms` long: voice, held.
     pub fn update(&mut self, frame: &[i16], frame_ms: u32) -> bool {
         let level = dbfs(frame);
         if level < self.floor_db {
@@ -63,6 +77,7 @@ impl VoiceDetector {
             self.floor_db = (self.floor_db + rise).min(level);
         }
         let voiced = level > MIN_DBFS && level > self.floor_db + ABOVE_FLOOR_DB;
+        self.now = voiced;
         if voiced {
             self.hold = (HANGOVER.as_millis() as u32 / frame_ms.max(1)).max(1);
             true
@@ -72,6 +87,11 @@ impl VoiceDetector {
         } else {
             false
         }
+    }
+
+    /// Whether the last frame judged was voice itself (no hangover).
+    pub fn now(&self) -> bool {
+        self.now
     }
 }
 
@@ -114,8 +134,10 @@ mod tests {
             *s = s.saturating_add(t);
         }
         assert!(v.update(&talk, 10));
+        assert!(v.now());
         // The pause between two words is held, a long silence is not.
         assert!(v.update(&noise(600.0, 480, &mut state), 10));
+        assert!(!v.now(), "held, not heard");
         let after: Vec<bool> = (0..60)
             .map(|_| v.update(&noise(600.0, 480, &mut state), 10))
             .collect();
