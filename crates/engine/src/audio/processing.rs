@@ -89,7 +89,12 @@ pub struct WebRtcApm {
     gain: Option<sonora::AudioProcessing>,
     far: FarEnd,
     out: Vec<i16>,
+    /// Capture frames processed, for the canceller's figures in the log.
+    frames: u64,
 }
+
+/// Capture frames (10 ms) between two logs of the canceller's figures.
+const LOG_EVERY: u64 = 200;
 
 /// The render frames (10 ms) the far end's activity is remembered for: an
 /// echo's path through the room and its ring.
@@ -188,6 +193,7 @@ impl WebRtcApm {
             gain: settings.gain_control.then(|| build(gain)),
             far: FarEnd::default(),
             out: vec![0; PROCESS_SAMPLES],
+            frames: 0,
         }
     }
 }
@@ -206,6 +212,19 @@ impl AudioProcessor for WebRtcApm {
         match self.apm.process_capture_i16(frame, &mut self.out) {
             Ok(()) => frame.copy_from_slice(&self.out),
             Err(e) => tracing::debug!(error = ?e, "capture frame not processed"),
+        }
+        self.frames += 1;
+        if self.frames % LOG_EVERY == 0 && tracing::enabled!(tracing::Level::DEBUG) {
+            let s = self.apm.statistics();
+            tracing::debug!(
+                erl = ?s.echo_return_loss,
+                erle = ?s.echo_return_loss_enhancement,
+                divergent = ?s.divergent_filter_fraction,
+                delay_ms = ?s.delay_ms,
+                delay_median_ms = ?s.delay_median_ms,
+                delay_std_ms = ?s.delay_standard_deviation_ms,
+                "echo canceller"
+            );
         }
         let Some(gain) = self.gain.as_mut() else {
             return;
