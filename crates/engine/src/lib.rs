@@ -19,6 +19,7 @@ pub mod congestion;
 pub mod coverage;
 pub mod estimator;
 pub mod feedback;
+pub mod heard;
 pub mod interarrival;
 pub mod lobby;
 pub mod network;

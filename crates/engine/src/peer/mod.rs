@@ -47,6 +47,7 @@ use webrtc::peer_connection::{
 use crate::audio::jitter::AudioPacket;
 use crate::congestion::Estimate;
 use crate::feedback::is_keyframe_request;
+use crate::heard::{self, until_silent, Heard};
 use crate::stats::{LinkStats, MediaCounters};
 use crate::sync::lock;
 use crate::video::I420Frame;
@@ -108,19 +109,35 @@ enum Input {
 
 /// An offer still unanswered after this long is sent again: signals can be
 /// lost with a signaling socket that died silently (the other side's
-/// address changed), and a link waiting for an answer never restarts.
-pub const OFFER_RESEND: Duration = Duration::from_secs(1);
+/// address changed: the server wrote our offer into the dead socket, and
+/// only a resend reaches the new one), and a link waiting for an answer
+/// never restarts. Half a second, as the browser engine's: the wait for the
+/// next resend is part of a network change's freeze.
+pub const OFFER_RESEND: Duration = Duration::from_millis(500);
 
 /// How often one offer is sent again at most (30 s: the server's grace for
 /// a vanished member is over by then).
-const OFFER_RESENDS: u32 = 30;
+const OFFER_RESENDS: u32 = 60;
 
 /// How long a disconnected (or failed) path may stay so before the impolite
-/// side restarts ICE (webrtc-rs takes ~30 s to declare a path failed). The
-/// polite side waits twice as long: when a path dies both sides notice at
-/// once, and two restarts crossing each other were measured never to
-/// connect, so normally only one side restarts and the other answers.
+/// side restarts ICE (webrtc-rs takes ~30 s to declare a path failed) —
+/// or less, once nothing at all has been heard from the member for
+/// [`heard::STALL`]: a path that is gone, not one whose checks were lost.
+/// The polite side waits twice as long, whatever it hears: when a path
+/// dies both sides notice at once, and two restarts crossing each other
+/// were measured never to connect, so normally only one side restarts and
+/// the other answers.
 pub const RESTART_AFTER_DISCONNECTED: Duration = Duration::from_secs(5);
+
+/// ICE's consent checks on the chosen path go out this often (webrtc-rs:
+/// every 2 s), and a path none of them was answered on for
+/// [`ICE_DISCONNECTED_AFTER`] is disconnected (webrtc-rs: 5 s). With its
+/// defaults, a browser whose address changed was noticed 3.7 s after the
+/// change and the call came back only when the browser restarted by
+/// itself (3.1–3.7 s in the network lab's `renumber-b`). A check and its
+/// answer are ~100 bytes each way.
+const ICE_KEEPALIVE: Duration = Duration::from_millis(500);
+const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(2);
 
 /// While the path stays down, ICE is restarted again this often (the
 /// polite side twice as seldom): one restart can fail for good — a network
@@ -180,6 +197,8 @@ struct Handler {
     polite: bool,
     /// A task is restarting ICE until the path is back.
     restarting: Arc<AtomicBool>,
+    /// Everything that arrived from the member (`heard.rs`).
+    heard: Arc<Heard>,
 }
 
 #[async_trait::async_trait]
@@ -220,10 +239,15 @@ impl PeerConnectionEventHandler for Handler {
             // again while the path stays down (one task at a time).
             if !self.restarting.swap(true, Ordering::AcqRel) {
                 let (inputs, connected) = (self.inputs.clone(), self.connected.clone());
-                let restarting = self.restarting.clone();
-                let slower = if self.polite { 2 } else { 1 };
+                let (restarting, heard) = (self.restarting.clone(), self.heard.clone());
+                let polite = self.polite;
+                let slower = if polite { 2 } else { 1 };
                 tokio::spawn(async move {
-                    tokio::time::sleep(RESTART_AFTER_DISCONNECTED * slower).await;
+                    if polite {
+                        tokio::time::sleep(RESTART_AFTER_DISCONNECTED * slower).await;
+                    } else {
+                        until_silent(&heard, heard::STALL, RESTART_AFTER_DISCONNECTED).await;
+                    }
                     while !connected.load(Ordering::Relaxed) {
                         if inputs.send(Input::RestartIce).is_err() {
                             break; // the link is gone
@@ -259,7 +283,7 @@ impl PeerLink {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Arc<PeerLink>, PeerError> {
         let mut engine = media_engine()?;
-        let (registry, estimate) = interceptors(&mut engine, setup.max_bitrate_bps)?;
+        let (registry, estimate, heard) = interceptors(&mut engine, setup.max_bitrate_bps)?;
         let ice_servers = setup
             .ice_servers
             .iter()
@@ -289,6 +313,7 @@ impl PeerLink {
             counters: counters.clone(),
             polite: setup.self_id > setup.remote_id,
             restarting: Arc::new(AtomicBool::new(false)),
+            heard,
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
@@ -301,6 +326,7 @@ impl PeerLink {
                     SettingEngineBuilder::new()
                         .with_discard_local_candidates_during_ice_restart(true)
                         .with_ice_connection_attempts(None, Some(ICE_CHECKS_PER_PAIR))
+                        .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), None, Some(ICE_KEEPALIVE))
                         .with_multicast_dns_mode(mdns_mode())
                         .build(),
                 )

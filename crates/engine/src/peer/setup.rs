@@ -21,6 +21,7 @@ use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
 use crate::coverage::{Coverage, CoverageTap};
 use crate::estimator::Estimator;
 use crate::feedback::KeyframeRequests;
+use crate::heard::{Heard, HeardTap};
 use crate::reorder::ReorderWait;
 use crate::repair::{RtxUnwrap, WithRepairStreams};
 use crate::resend::ResendFilter;
@@ -36,8 +37,9 @@ const H264_RTX_PAYLOAD_TYPE: u8 = 103;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 
 /// The interceptor chain: NACK, RTCP reports, send-side congestion control
-/// (GCC over transport-wide feedback, as browsers do it) and the keyframe
-/// requests the application must see.
+/// (GCC over transport-wide feedback, as browsers do it), the keyframe
+/// requests the application must see, and the count of everything heard
+/// from the member (`heard.rs`).
 ///
 /// Congestion control is assembled here rather than with webrtc-rs's
 /// `configure_congestion_control`, whose pacer starts at 1 Mbit/s whatever
@@ -48,12 +50,13 @@ const OPUS_PAYLOAD_TYPE: u8 = 111;
 pub(super) fn interceptors(
     engine: &mut MediaEngine,
     max_bitrate_bps: u32,
-) -> Result<(Registry, Arc<Estimate>), PeerError> {
+) -> Result<(Registry, Arc<Estimate>, Arc<Heard>), PeerError> {
     let max = link_budget(max_bitrate_bps.max(MIN_BITRATE_BPS));
     // Start at the most the call wants: on a good path the estimate holds
     // and the first seconds are sharp; on a poor one it falls within the
     // first round trips.
     let coverage = Arc::new(Coverage::default());
+    let heard = Arc::new(Heard::default());
     let (estimator, estimate) = Shared::new(
         Estimator::new(max, f64::from(MIN_BITRATE_BPS), max).with_coverage(coverage.clone()),
     );
@@ -116,8 +119,9 @@ pub(super) fn interceptors(
         )
         .with(RtxUnwrap::slot(), RtxUnwrap::interceptor())
         .with(ReorderWait::slot(), ReorderWait::interceptor())
-        .with(KeyframeRequests::slot(), KeyframeRequests::interceptor());
-    Ok((registry, estimate))
+        .with(KeyframeRequests::slot(), KeyframeRequests::interceptor())
+        .with(HeardTap::slot(), HeardTap::interceptor(heard.clone()));
+    Ok((registry, estimate, heard))
 }
 
 /// The packets kept for retransmission (per stream; a power of two): about
