@@ -169,8 +169,10 @@ describe("a network change under a call", () => {
     expect(first.sentOfType("ping").length).toBe(1);
     await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS + 1);
     expect(engine.getState().status).toBe("reconnecting");
+    // The probe's spare, still connecting, is the next socket: no third.
     const second = FakeSocket.last();
     expect(second).not.toBe(first);
+    expect(FakeSocket.all).toHaveLength(2);
     second.open();
     second.receive(joined("token-2", true));
     expect(second.sentOfType("signal")).toEqual([offer]);
@@ -186,8 +188,46 @@ describe("a network change under a call", () => {
     pc.onconnectionstatechange?.();
     await vi.advanceTimersByTimeAsync(RESTART_AFTER_DISCONNECTED_MS);
     expect(socket.sentOfType("ping").length).toBe(1);
+    // The probe's spare, opened beside it, is closed unused once the
+    // socket answers.
+    const spare = FakeSocket.last();
+    expect(spare).not.toBe(socket);
     await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS * 2);
-    expect(FakeSocket.last()).toBe(socket);
+    expect(spare.readyState).toBe(3);
+    expect(spare.sent).toEqual([]);
+    expect(FakeSocket.all).toHaveLength(2);
+    expect(socket.readyState).toBe(1);
+    engine.sendChat("still here");
+    expect(socket.sentOfType("chat")).toHaveLength(1);
+    expect(engine.getState().status).toBe("joined");
+  });
+
+  it("a spare that opens before the old socket answers takes over at once, and the lost offer goes again", async () => {
+    const first = joinStandup();
+    await engine.joinCall(false);
+    first.receive({ type: "call_joined", peers: ["p_2"] });
+    await vi.advanceTimersByTimeAsync(10);
+    const offer = first.sentOfType("signal")[0];
+    first.dead = true;
+    const pc = connections[0];
+    pc.connectionState = "disconnected";
+    pc.onconnectionstatechange?.();
+    // The probe goes at once; from the machine's new address, the spare
+    // connects well within its deadline.
+    await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS / 4);
+    expect(first.sentOfType("ping").length).toBe(1);
+    const spare = FakeSocket.last();
+    expect(spare).not.toBe(first);
+    spare.open();
+    expect(first.readyState).toBe(3);
+    expect(spare.sentOfType("join")[0]).toMatchObject({ resume: "token-1" });
+    // Never "reconnecting": the call's status did not flicker.
+    expect(engine.getState().status).toBe("joined");
+    spare.receive(joined("token-2", true));
+    expect(spare.sentOfType("signal")).toEqual([offer]);
+    // The old socket's probe deadline passes without another socket.
+    await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS * 2);
+    expect(FakeSocket.all).toHaveLength(2);
     expect(engine.getState().status).toBe("joined");
   });
 });

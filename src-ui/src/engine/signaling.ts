@@ -9,7 +9,11 @@
 // be answered in time, and `probe` asks at once when something else (a
 // media path going down) suggests the network changed; a socket that does
 // not answer is abandoned — not closed politely, which would wait for the
-// dead peer's close frame — and a new one opened at once.
+// dead peer's close frame — and a new one opened at once. A probe also
+// opens a spare socket beside the current one: if the spare opens before
+// the current socket says anything, the network did change under it, and
+// the spare takes over at once (the engine resumes on it) instead of a
+// second later; an answer first closes the spare unused.
 
 import type { ClientMessage, ServerMessage } from "../protocol";
 
@@ -54,6 +58,8 @@ export class Signaling {
   /** Set while a ping waits for its answer (any frame from the server counts). */
   private answerTimer: ReturnType<typeof setTimeout> | null = null;
   private answerDeadline = 0;
+  /** A second socket a probe opened beside the one in use (see `probe`). */
+  private spare: WebSocket | null = null;
   private wanted = false;
 
   constructor(
@@ -74,13 +80,26 @@ export class Signaling {
   }
 
   private open(): void {
+    if (this.spare) {
+      // A probe's spare is connecting already: it is the next socket.
+      this.socket = this.spare;
+      this.spare = null;
+      return;
+    }
+    this.socket = this.connecting();
+  }
+
+  /** A new socket, wired: once open, it is the socket in use (a spare
+   *  first takes over from the current one, see `probe`). */
+  private connecting(): WebSocket {
     const socket = this.createSocket(this.url);
-    this.socket = socket;
     const openTimer = setTimeout(() => {
-      if (this.socket === socket && socket.readyState !== 1) socket.close();
+      if ((this.socket === socket || this.spare === socket) && socket.readyState !== 1) socket.close();
     }, OPEN_TIMEOUT_MS);
     socket.onopen = () => {
       clearTimeout(openTimer);
+      if (this.spare === socket) this.takeOver(socket);
+      if (this.socket !== socket) return;
       this.attempts = 0;
       this.pingTimer = setInterval(() => this.ping(PONG_TIMEOUT_MS), PING_INTERVAL_MS);
       this.events.open();
@@ -88,6 +107,8 @@ export class Signaling {
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
       this.answered();
+      // The socket in use is alive: a probe's spare is not needed.
+      this.dropSpare();
       if (typeof event.data !== "string") return;
       let msg: ServerMessage & { rid?: string };
       try {
@@ -99,9 +120,42 @@ export class Signaling {
     };
     socket.onclose = (event) => {
       clearTimeout(openTimer);
+      if (this.spare === socket) {
+        this.spare = null;
+        return;
+      }
       if (this.socket !== socket) return;
       this.lost(event.code, event.reason, backoff(this.attempts));
     };
+    return socket;
+  }
+
+  /** A probe's spare opened before the socket in use answered: the old
+   *  socket is abandoned (as an unanswered ping abandons it) and the spare
+   *  is the socket in use; no `closed` is reported, the engine resumes. */
+  private takeOver(spare: WebSocket): void {
+    this.spare = null;
+    const old = this.socket;
+    if (old) {
+      console.info("huddle: a new connection to the server opened before the old one answered; moving to it");
+      old.onopen = old.onmessage = old.onclose = null;
+      old.close();
+    }
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+    // The old one may have been given up already, its successor due.
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.answered();
+    this.socket = spare;
+  }
+
+  private dropSpare(): void {
+    const spare = this.spare;
+    if (!spare) return;
+    this.spare = null;
+    spare.onopen = spare.onmessage = spare.onclose = null;
+    spare.close();
   }
 
   /** The current socket is gone: report it and schedule the next one. */
@@ -111,6 +165,7 @@ export class Signaling {
     this.pingTimer = null;
     this.answered();
     const retry = this.wanted && !FINAL_CLOSE_CODES.has(code) && this.attempts < MAX_ATTEMPTS;
+    if (!retry) this.dropSpare();
     this.events.closed(code, reason, retry);
     if (retry) {
       this.attempts += 1;
@@ -151,7 +206,10 @@ export class Signaling {
   /** Checks now that the socket still reaches the server (e.g. a media
    *  path just went down, as it does when the machine's address changes). */
   probe(): void {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== 1) return;
     this.ping(PROBE_TIMEOUT_MS);
+    if (!this.spare) this.spare = this.connecting();
   }
 
   /** Reconnects at once (e.g. the network came back, or the user asked). */
@@ -178,6 +236,7 @@ export class Signaling {
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
     this.answered();
+    this.dropSpare();
     const socket = this.socket;
     this.socket = null;
     socket?.close(1000);
