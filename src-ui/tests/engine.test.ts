@@ -219,15 +219,40 @@ describe("a network change under a call", () => {
     const spare = FakeSocket.last();
     expect(spare).not.toBe(first);
     spare.open();
-    expect(first.readyState).toBe(3);
     expect(spare.sentOfType("join")[0]).toMatchObject({ resume: "token-1" });
     // Never "reconnecting": the call's status did not flicker.
     expect(engine.getState().status).toBe("joined");
     spare.receive(joined("token-2", true));
     expect(spare.sentOfType("signal")).toEqual([offer]);
+    expect(first.readyState).toBe(3);
     // The old socket's probe deadline passes without another socket.
     await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS * 2);
     expect(FakeSocket.all).toHaveLength(2);
+    expect(engine.getState().status).toBe("joined");
+  });
+});
+
+describe("a spare socket taking over from a slow one", () => {
+  it("what the old socket still brings before the server answers on the new one is not lost", async () => {
+    const first = joinStandup();
+    await engine.joinCall(false);
+    first.receive({ type: "call_joined", peers: ["p_2"] });
+    await vi.advanceTimersByTimeAsync(10);
+    first.dead = true; // slow: the probe's answer has not come yet
+    const pc = connections[0];
+    pc.connectionState = "disconnected";
+    pc.onconnectionstatechange?.();
+    await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS / 4);
+    const spare = FakeSocket.last();
+    spare.open();
+    expect(spare.sentOfType("join")).toHaveLength(1);
+    // A message the server wrote to the old socket before the switch.
+    first.dead = false;
+    first.receive({ type: "chat", id: "m_7", from: "p_2", text: "sent before the switch", ts: 7 });
+    expect(engine.getState().chat.some((l) => l.kind === "chat" && l.text === "sent before the switch")).toBe(true);
+    expect(first.readyState).toBe(1);
+    spare.receive(joined("token-2", true));
+    expect(first.readyState).toBe(3);
     expect(engine.getState().status).toBe("joined");
   });
 });

@@ -60,6 +60,9 @@ export class Signaling {
   private answerDeadline = 0;
   /** A second socket a probe opened beside the one in use (see `probe`). */
   private spare: WebSocket | null = null;
+  /** The socket a spare took over from, until the server answers on the
+   *  spare. */
+  private retiring: WebSocket | null = null;
   private wanted = false;
 
   constructor(
@@ -107,16 +110,12 @@ export class Signaling {
     socket.onmessage = (event) => {
       if (this.socket !== socket) return;
       this.answered();
-      // The socket in use is alive: a probe's spare is not needed.
+      // The socket in use is alive: a probe's spare is not needed; and
+      // the server has answered on it, so the one it replaced has nothing
+      // more to bring.
       this.dropSpare();
-      if (typeof event.data !== "string") return;
-      let msg: ServerMessage & { rid?: string };
-      try {
-        msg = JSON.parse(event.data);
-      } catch {
-        return; // the server only sends JSON; ignore anything else
-      }
-      if (msg && typeof msg.type === "string") this.events.message(msg);
+      this.dropRetiring();
+      this.deliver(event.data);
     };
     socket.onclose = (event) => {
       clearTimeout(openTimer);
@@ -138,8 +137,12 @@ export class Signaling {
     const old = this.socket;
     if (old) {
       console.info("huddle: a new connection to the server opened before the old one answered; moving to it");
-      old.onopen = old.onmessage = old.onclose = null;
-      old.close();
+      // What the old socket still brings until the server answers on the
+      // new one was sent before the switch: delivered, not lost (a socket
+      // that was slow rather than dead).
+      old.onopen = old.onclose = null;
+      old.onmessage = (event) => this.deliver(event.data);
+      this.retiring = old;
     }
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
@@ -148,6 +151,25 @@ export class Signaling {
     this.retryTimer = null;
     this.answered();
     this.socket = spare;
+  }
+
+  private deliver(data: unknown): void {
+    if (typeof data !== "string") return;
+    let msg: ServerMessage & { rid?: string };
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return; // the server only sends JSON; ignore anything else
+    }
+    if (msg && typeof msg.type === "string") this.events.message(msg);
+  }
+
+  private dropRetiring(): void {
+    const old = this.retiring;
+    if (!old) return;
+    this.retiring = null;
+    old.onopen = old.onmessage = old.onclose = null;
+    old.close();
   }
 
   private dropSpare(): void {
@@ -165,6 +187,7 @@ export class Signaling {
     this.pingTimer = null;
     this.answered();
     const retry = this.wanted && !FINAL_CLOSE_CODES.has(code) && this.attempts < MAX_ATTEMPTS;
+    this.dropRetiring();
     if (!retry) this.dropSpare();
     this.events.closed(code, reason, retry);
     if (retry) {
@@ -237,6 +260,7 @@ export class Signaling {
     this.pingTimer = null;
     this.answered();
     this.dropSpare();
+    this.dropRetiring();
     const socket = this.socket;
     this.socket = null;
     socket?.close(1000);
