@@ -10,9 +10,9 @@
 //! disconnected *and* nothing was heard for [`STALL`] — the browser
 //! engine's `STALL_MS` (`src-ui/src/engine/peer.ts`) on the native side.
 //!
-//! [`HeardTap`], first on the inbound side of the interceptor chain, counts
-//! every RTP and RTCP packet into [`Heard`]; [`Silence`] says how long the
-//! count has not grown.
+//! [`HeardTap`], first on the inbound side of the interceptor chain, notes
+//! when each RTP and RTCP packet arrives in [`Heard`], which says how long
+//! nothing has.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,23 +31,44 @@ pub const SLOT: usize = 50;
 /// it is silent; a native member's reports and feedback several).
 pub const STALL: Duration = Duration::from_secs(1);
 
-/// Every RTP and RTCP packet that arrived from the member so far.
-#[derive(Debug, Default)]
+/// When the last RTP or RTCP packet arrived from the member.
+#[derive(Debug)]
 pub struct Heard {
-    packets: AtomicU64,
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the last packet (0: none yet).
+    last_ms: AtomicU64,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            epoch: now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Tokio's clock, so that tests can run on paused time.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 impl Heard {
-    pub fn count(&self) -> u64 {
-        self.packets.load(Ordering::Relaxed)
+    /// How long nothing has arrived, at `at` (since the start if nothing
+    /// ever did).
+    pub fn silent_for(&self, at: Instant) -> Duration {
+        let last = self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        at.saturating_duration_since(last)
     }
 
     fn note(&self) {
-        self.packets.fetch_add(1, Ordering::Relaxed);
+        let ms = now().saturating_duration_since(self.epoch).as_millis();
+        let ms = u64::try_from(ms).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
     }
 }
 
-/// Counts inbound packets into [`Heard`]; every packet goes on.
+/// Notes each inbound packet in [`Heard`]; every packet goes on.
 #[derive(Debug)]
 pub struct HeardTap {
     heard: Arc<Heard>,
@@ -70,42 +91,19 @@ impl Tap for HeardTap {
     }
 }
 
-/// How long a count has stood still, from readings of it.
-#[derive(Debug, Clone, Copy)]
-pub struct Silence {
-    count: u64,
-    since: Instant,
-}
-
-impl Silence {
-    /// Starts from a reading at `now`.
-    pub fn new(count: u64, now: Instant) -> Silence {
-        Silence { count, since: now }
-    }
-
-    /// A reading at `now`: how long nothing has been heard.
-    pub fn observe(&mut self, count: u64, now: Instant) -> Duration {
-        if count != self.count {
-            *self = Silence::new(count, now);
-        }
-        now.saturating_duration_since(self.since)
-    }
-}
-
-/// How often [`until_silent`] reads the count.
+/// How often [`until_silent`] looks.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Waits until nothing has been heard for `stall`, or `at_most` has passed.
+/// Waits until nothing has been heard for `stall` (at once if that is so
+/// already), or `at_most` has passed.
 pub async fn until_silent(heard: &Heard, stall: Duration, at_most: Duration) {
-    // Tokio's clock, so that tests can run on paused time.
-    let start = tokio::time::Instant::now().into_std();
-    let mut silence = Silence::new(heard.count(), start);
+    let start = now();
     loop {
-        tokio::time::sleep(POLL).await;
-        let now = tokio::time::Instant::now().into_std();
-        if silence.observe(heard.count(), now) >= stall || now - start >= at_most {
+        let at = now();
+        if heard.silent_for(at) >= stall || at - start >= at_most {
             return;
         }
+        tokio::time::sleep(POLL).await;
     }
 }
 
@@ -114,14 +112,31 @@ pub async fn until_silent(heard: &Heard, stall: Duration, at_most: Duration) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn silence_counts_from_the_last_growth() {
-        let t = Instant::now();
-        let mut silence = Silence::new(5, t);
+    #[tokio::test(start_paused = true)]
+    async fn silence_counts_from_the_last_packet() {
+        let heard = Heard::default();
         let ms = Duration::from_millis;
-        assert_eq!(silence.observe(5, t + ms(400)), ms(400));
-        assert_eq!(silence.observe(6, t + ms(500)), ms(0));
-        assert_eq!(silence.observe(6, t + ms(1_600)), ms(1_100));
+        tokio::time::sleep(ms(300)).await;
+        assert_eq!(
+            heard.silent_for(now()),
+            ms(300),
+            "nothing yet: since the start"
+        );
+        heard.note();
+        tokio::time::sleep(ms(400)).await;
+        assert_eq!(heard.silent_for(now()), ms(400));
+        heard.note();
+        assert_eq!(heard.silent_for(now()), ms(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_path_silent_long_enough_already_is_not_waited_for() {
+        let heard = Heard::default();
+        heard.note();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let start = tokio::time::Instant::now();
+        until_silent(&heard, STALL, Duration::from_secs(5)).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
@@ -141,7 +156,7 @@ mod tests {
         until_silent(&heard, STALL, Duration::from_secs(10)).await;
         let waited = start.elapsed();
         assert!(
-            waited >= Duration::from_secs(4) && waited < Duration::from_millis(4_200),
+            waited >= Duration::from_millis(3_950) && waited < Duration::from_millis(4_100),
             "silent after {waited:?}: the stream ran 3 s, then 1 s of nothing"
         );
         feeder.await.unwrap();
