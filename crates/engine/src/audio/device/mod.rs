@@ -131,7 +131,7 @@ fn open_device(
         Direction::Input => device.default_input_config(),
         Direction::Output => device.default_output_config(),
     };
-    match config {
+    match config.map(|default| at_call_rate(&device, direction, default)) {
         Ok(config) => {
             let device_name = device.to_string();
             Ok((device, device_name, config.sample_format(), config.into()))
@@ -143,6 +143,40 @@ fn open_device(
             reason: e.to_string(),
         }),
     }
+}
+
+/// On Linux, the device's own configuration at the call's 48 kHz, if it
+/// offers that with the same channels and sample format; else its default.
+/// The sound server (PulseAudio, PipeWire) converts rates with a proper
+/// filter; our own converter (`resample.rs`) interpolates linearly, and in
+/// the acoustic loop both directions of the echo's path went through it at
+/// the server's usual 44.1 kHz. Elsewhere a device's rate is left alone
+/// (Core Audio would switch the hardware's rate under other programs).
+fn at_call_rate(
+    device: &cpal::Device,
+    direction: Direction,
+    default: cpal::SupportedStreamConfig,
+) -> cpal::SupportedStreamConfig {
+    if default.sample_rate() == super::SAMPLE_RATE || !cfg!(target_os = "linux") {
+        return default;
+    }
+    let ranges: Vec<_> = match direction {
+        Direction::Input => device
+            .supported_input_configs()
+            .map(Iterator::collect)
+            .unwrap_or_default(),
+        Direction::Output => device
+            .supported_output_configs()
+            .map(Iterator::collect)
+            .unwrap_or_default(),
+    };
+    ranges
+        .into_iter()
+        .filter(|r| {
+            r.channels() == default.channels() && r.sample_format() == default.sample_format()
+        })
+        .find_map(|r| r.try_with_sample_rate(super::SAMPLE_RATE))
+        .unwrap_or(default)
 }
 
 /// Calls the generic stream builder `$build` with the Rust sample type of
