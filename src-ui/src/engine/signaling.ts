@@ -39,6 +39,12 @@ export const PONG_TIMEOUT_MS = 5_000;
  *  socket: the server answers within a round trip, and a call waits on it. */
 export const PROBE_TIMEOUT_MS = 1_000;
 
+/** Closes `socket` without waiting to hear any more from it. */
+function abandon(socket: WebSocket): void {
+  socket.onopen = socket.onmessage = socket.onclose = null;
+  socket.close();
+}
+
 /** The delay before reconnect attempt `n` (0-based), with ±20 % jitter. */
 export function backoff(attempt: number, random: () => number = Math.random): number {
   const base = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
@@ -168,16 +174,14 @@ export class Signaling {
     const old = this.retiring;
     if (!old) return;
     this.retiring = null;
-    old.onopen = old.onmessage = old.onclose = null;
-    old.close();
+    abandon(old);
   }
 
   private dropSpare(): void {
     const spare = this.spare;
     if (!spare) return;
     this.spare = null;
-    spare.onopen = spare.onmessage = spare.onclose = null;
-    spare.close();
+    abandon(spare);
   }
 
   /** The current socket is gone: report it and schedule the next one. */
@@ -215,8 +219,7 @@ export class Signaling {
       // Its close handshake would wait for a peer that is gone: detach it,
       // and open the next socket at once (the network is what changed).
       console.info("huddle: the server did not answer a ping; reconnecting");
-      socket.onopen = socket.onmessage = socket.onclose = null;
-      socket.close();
+      abandon(socket);
       this.lost(1006, "no answer to ping", 0);
     }, timeout);
   }
