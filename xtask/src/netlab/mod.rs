@@ -402,11 +402,11 @@ pub const RENUMBER_FREEZE_LIMIT_MS: u64 = 3_000;
 
 /// The longest freeze `cargo xtask test` accepts when a browser's address
 /// changes under a call, native↔Chromium or Chromium↔Chromium (goal 3 s;
-/// measured 2.0–2.2 s in five runs since the page opens a spare signaling
-/// socket when a path goes quiet — 2.4–3.9 s before, its old socket found
-/// dead only by a probe's 1 s timeout; half a second of room for a loaded
-/// machine).
-pub const BROWSER_RENUMBER_FREEZE_LIMIT_MS: u64 = 3_500;
+/// measured 2.0–2.5 s in ten runs since the page opens a spare signaling
+/// socket when a path goes quiet, 2.9 s once in a full CI run — 2.4–3.9 s
+/// before, its old socket found dead only by a probe's 1 s timeout; a
+/// second of room for a loaded machine).
+pub const BROWSER_RENUMBER_FREEZE_LIMIT_MS: u64 = 4_000;
 
 /// The least share of a narrow link's capacity a call must use in
 /// `cargo xtask test`'s RFC 8867 §5.1 run (the goal, 80 %; every
