@@ -151,20 +151,30 @@ describe("reconnect and resume", () => {
   });
 });
 
+/** Joined, in a call with p_2 (our offer sent on `socket`). */
+async function inCallWithP2() {
+  const socket = joinStandup();
+  await engine.joinCall(false);
+  socket.receive({ type: "call_joined", peers: ["p_2"] });
+  await vi.advanceTimersByTimeAsync(10);
+  return { socket, offer: socket.sentOfType("signal")[0] };
+}
+
+/** Chromium says the path to p_2 is down. */
+function pathDown() {
+  const pc = connections[0];
+  pc.connectionState = "disconnected";
+  pc.onconnectionstatechange?.();
+}
+
 describe("a network change under a call", () => {
   it("a path going down asks the server at once; a dead socket is replaced and the lost offer sent again", async () => {
-    const first = joinStandup();
-    await engine.joinCall(false);
-    first.receive({ type: "call_joined", peers: ["p_2"] });
-    await vi.advanceTimersByTimeAsync(10);
-    const offer = first.sentOfType("signal")[0];
+    const { socket: first, offer } = await inCallWithP2();
     expect(offer).toMatchObject({ to: "p_2", data: { sdp: { type: "offer" } } });
     // The offer never arrived (the socket died with the old address) and
     // the path is down: we are p_1, the impolite side, so we act first.
     first.dead = true;
-    const pc = connections[0];
-    pc.connectionState = "disconnected";
-    pc.onconnectionstatechange?.();
+    pathDown();
     await vi.advanceTimersByTimeAsync(RESTART_AFTER_DISCONNECTED_MS);
     expect(first.sentOfType("ping").length).toBe(1);
     await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS + 1);
@@ -179,13 +189,8 @@ describe("a network change under a call", () => {
   });
 
   it("a socket that answers the probe is kept", async () => {
-    const socket = joinStandup();
-    await engine.joinCall(false);
-    socket.receive({ type: "call_joined", peers: ["p_2"] });
-    await vi.advanceTimersByTimeAsync(10);
-    const pc = connections[0];
-    pc.connectionState = "disconnected";
-    pc.onconnectionstatechange?.();
+    const { socket } = await inCallWithP2();
+    pathDown();
     await vi.advanceTimersByTimeAsync(RESTART_AFTER_DISCONNECTED_MS);
     expect(socket.sentOfType("ping").length).toBe(1);
     // The probe's spare, opened beside it, is closed unused once the
@@ -203,15 +208,9 @@ describe("a network change under a call", () => {
   });
 
   it("a spare that opens before the old socket answers takes over at once, and the lost offer goes again", async () => {
-    const first = joinStandup();
-    await engine.joinCall(false);
-    first.receive({ type: "call_joined", peers: ["p_2"] });
-    await vi.advanceTimersByTimeAsync(10);
-    const offer = first.sentOfType("signal")[0];
+    const { socket: first, offer } = await inCallWithP2();
     first.dead = true;
-    const pc = connections[0];
-    pc.connectionState = "disconnected";
-    pc.onconnectionstatechange?.();
+    pathDown();
     // The probe goes at once; from the machine's new address, the spare
     // connects well within its deadline.
     await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS / 4);
@@ -234,14 +233,9 @@ describe("a network change under a call", () => {
 
 describe("a spare socket taking over from a slow one", () => {
   it("what the old socket still brings before the server answers on the new one is not lost", async () => {
-    const first = joinStandup();
-    await engine.joinCall(false);
-    first.receive({ type: "call_joined", peers: ["p_2"] });
-    await vi.advanceTimersByTimeAsync(10);
+    const { socket: first } = await inCallWithP2();
     first.dead = true; // slow: the probe's answer has not come yet
-    const pc = connections[0];
-    pc.connectionState = "disconnected";
-    pc.onconnectionstatechange?.();
+    pathDown();
     await vi.advanceTimersByTimeAsync(PROBE_TIMEOUT_MS / 4);
     const spare = FakeSocket.last();
     spare.open();

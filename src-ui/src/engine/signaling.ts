@@ -150,13 +150,18 @@ export class Signaling {
       old.onmessage = (event) => this.deliver(event.data);
       this.retiring = old;
     }
+    // (The old one may have been given up already, its successor due.)
+    this.stopTimers();
+    this.socket = spare;
+  }
+
+  /** No pings, no answer awaited, no reconnect due. */
+  private stopTimers(): void {
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.pingTimer = null;
-    // The old one may have been given up already, its successor due.
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.answered();
-    this.socket = spare;
   }
 
   private deliver(data: unknown): void {
@@ -187,9 +192,7 @@ export class Signaling {
   /** The current socket is gone: report it and schedule the next one. */
   private lost(code: number, reason: string, delay: number): void {
     this.socket = null;
-    if (this.pingTimer) clearInterval(this.pingTimer);
-    this.pingTimer = null;
-    this.answered();
+    this.stopTimers();
     const retry = this.wanted && !FINAL_CLOSE_CODES.has(code) && this.attempts < MAX_ATTEMPTS;
     this.dropRetiring();
     if (!retry) this.dropSpare();
@@ -257,11 +260,7 @@ export class Signaling {
   /** Closes for good. */
   close(): void {
     this.wanted = false;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    if (this.pingTimer) clearInterval(this.pingTimer);
-    this.pingTimer = null;
-    this.answered();
+    this.stopTimers();
     this.dropSpare();
     this.dropRetiring();
     const socket = this.socket;
