@@ -155,15 +155,35 @@ fn spawn<S: Grab>(
     Ok(ScreenSource { frames })
 }
 
+/// How long grabs may keep failing before the screen counts as gone: one
+/// refused copy is not a lost screen (wine's GDI refused a single copy in
+/// one CI run, and the share ended; Windows refuses them while another
+/// desktop, e.g. a permission prompt's, is shown).
+#[cfg(any(windows, all(unix, not(target_os = "macos"))))]
+const GRAB_GRACE: Duration = Duration::from_secs(1);
+
 /// Takes a picture every period until the source is dropped.
 #[cfg(any(windows, all(unix, not(target_os = "macos"))))]
 fn capture(mut screen: impl Grab, frames: mpsc::Sender<Result<I420Frame, CaptureError>>) {
     let period = Duration::from_secs(1) / SCREEN_FPS;
     let mut next = Instant::now() + period;
+    let mut failing_since: Option<Instant> = None;
     loop {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         next = (next + period).max(Instant::now());
-        let picture = screen.grab();
+        let picture = match screen.grab() {
+            Ok(picture) => {
+                failing_since = None;
+                Ok(picture)
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < GRAB_GRACE {
+                    continue;
+                }
+                Err(e)
+            }
+        };
         let failed = picture.is_err();
         match frames.try_send(picture) {
             Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
