@@ -66,6 +66,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.ws.get_ref().fragments().open_since()
     }
 
+    /// The transport under the WebSocket (TCP, perhaps through TLS).
+    pub fn transport(&self) -> &S {
+        self.ws.get_ref().get_ref()
+    }
+
     /// The next frame.
     pub async fn read(&mut self) -> Inbound {
         match self.ws.next().await {

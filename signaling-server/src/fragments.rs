@@ -141,6 +141,11 @@ impl<S> Watched<S> {
         Watched { inner, fragments }
     }
 
+    /// The stream watched.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// What has been seen so far.
     pub fn fragments(&self) -> &Fragments {
         &self.fragments

@@ -10,6 +10,7 @@
 //! protocol's messages and the checks before each — reads best whole.
 
 use std::future::{Future, Pending};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +26,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::connection::{Connection, Inbound};
+use crate::delivery::{Delivery, Unacknowledged};
 use crate::guesses::Slot;
 use crate::outbox::{OutboxReceiver, HANDOVER_TIMEOUT, MAX_BATCH};
 use crate::ratelimit::{RateLimiter, Verdict};
@@ -97,6 +99,8 @@ pub struct Handler<S, R: Registry> {
     last_heard: Instant,
     /// Until the connection has joined or listed rooms: when it is closed.
     join_by: Option<Instant>,
+    /// Outbox frames written that the client has not acknowledged yet.
+    sent: Unacknowledged,
 }
 
 /// Runs one socket write, bounded in time: a client that stops reading
@@ -129,7 +133,7 @@ fn maybe<F: Future>(f: Option<F>) -> Either<F, Pending<F::Output>> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
+impl<S: AsyncRead + AsyncWrite + Delivery + Unpin, R: Registry> Handler<S, R> {
     /// A handler for an upgraded connection.
     pub fn new(conn: Connection<S>, id: ConnId, source: Source, ctx: Arc<Context<R>>) -> Self {
         let now = Instant::now();
@@ -147,6 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             authorized: false,
             last_heard: now,
             join_by: Some(join_by),
+            sent: Unacknowledged::default(),
         }
     }
 
@@ -219,6 +224,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
                     Event::Tick => {
                         tick.as_mut()
                             .reset(Instant::now() + self.ctx.config.ping_interval);
+                        self.sent.forget_acknowledged(self.conn.transport());
                         let unfinished = self.conn.unfinished_since().is_some_and(|since| {
                             since.elapsed() >= self.ctx.config.message_timeout
                         });
@@ -242,14 +248,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
     /// Ends the connection and settles the membership.
     async fn finish(self, end: End) {
         let Handler {
-            conn, ctx, joined, ..
+            conn,
+            ctx,
+            joined,
+            sent,
+            ..
         } = self;
-        if let Some(Membership { member, outbox, .. }) = joined {
+        if let Some(Membership {
+            member, mut outbox, ..
+        }) = joined
+        {
             match end {
                 End::Dropped
                 | End::Close(..)
                 | End::Kicked(Kick::Replaced)
-                | End::Kicked(Kick::Unavailable) => ctx.registry.detach(member, outbox).await,
+                | End::Kicked(Kick::Unavailable) => {
+                    // What the client never got is still owed to its resume.
+                    let unacknowledged = sent.take(conn.transport());
+                    if !unacknowledged.is_empty() {
+                        tracing::info!(
+                            frames = unacknowledged.len(),
+                            "queued again what the dropped connection never acknowledged"
+                        );
+                        ctx.metrics
+                            .frames_requeued
+                            .fetch_add(unacknowledged.len() as u64, Ordering::Relaxed);
+                        outbox.put_back(unacknowledged);
+                    }
+                    ctx.registry.detach(member, outbox).await
+                }
                 End::CloseAndRemove(_, _, reason) => ctx.registry.leave(member, reason).await,
                 End::Kicked(Kick::TooSlow) => {}
             }
@@ -277,13 +304,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin, R: Registry> Handler<S, R> {
             }
         }
         let conn = &mut self.conn;
-        timed(async move {
-            for frame in frames {
-                conn.feed(frame).await?;
+        let start = conn.transport().written();
+        let written = timed(async {
+            for frame in &frames {
+                conn.feed(frame.clone()).await?;
             }
             conn.flush().await
         })
-        .await
+        .await;
+        let transport = self.conn.transport();
+        let end = written.is_ok().then(|| transport.written());
+        let limits = (
+            self.ctx.config.outbox_messages,
+            self.ctx.config.outbox_bytes,
+        );
+        self.sent.wrote(&frames, start, end, transport, limits);
+        written
     }
 
     /// Sends a direct answer.

@@ -9,6 +9,7 @@
 pub mod backplane;
 pub mod config;
 pub mod connection;
+pub mod delivery;
 pub mod fragments;
 pub mod guesses;
 pub mod handler;

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub calls: AtomicI64,
     /// Successful resumes since start.
     pub resumes: AtomicU64,
+    /// Frames written to a connection that ended before the client's TCP
+    /// acknowledged them, queued again for the member's resume.
+    pub frames_requeued: AtomicU64,
     /// Messages received by client type.
     pub received: [AtomicU64; ClientMessage::TYPES.len() + 1],
     /// Messages delivered to members' outboxes by server type.
@@ -136,6 +139,12 @@ impl Metrics {
             "huddle_resumes_total",
             "Memberships taken back after a drop.",
             self.resumes.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "huddle_frames_requeued_total",
+            "Frames a dropped connection never had acknowledged, queued again for its resume.",
+            self.frames_requeued.load(Ordering::Relaxed),
         );
         let family = |out: &mut String,
                       name: &str,

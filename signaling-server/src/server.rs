@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::delivery::{Counted, Delivery};
 use crate::guesses::Guesses;
 use crate::handler::Handler;
 use crate::http::{self, Head};
@@ -155,6 +156,7 @@ impl<R: Registry> Listener<R> {
             return;
         };
         let _ = stream.set_nodelay(true);
+        let stream = Counted::new(stream);
         let deadline = tokio::time::Instant::now() + self.ctx.config.handshake_timeout;
         // Each stage is boxed: an idle connection keeps only the handler's
         // state, not the (larger) states of TLS and the HTTP handshake.
@@ -178,7 +180,7 @@ impl<R: Registry> Listener<R> {
     async fn serve_tls(
         &self,
         acceptor: &TlsAcceptor,
-        stream: TcpStream,
+        stream: Counted,
         deadline: tokio::time::Instant,
         source: Source,
     ) {
@@ -211,7 +213,7 @@ impl<R: Registry> Listener<R> {
         source: Source,
     ) -> impl Future<Output = ()> + 'a
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
+        S: AsyncRead + AsyncWrite + Delivery + Unpin + Send + 'a,
     {
         let metrics = &self.ctx.metrics;
         let id = ConnId(self.next_id.fetch_add(1, Ordering::Relaxed));

@@ -218,3 +218,109 @@ async fn a_reader_that_does_not_keep_up_is_removed_and_others_never_wait() {
     assert_eq!(left["reason"], "disconnected");
     drop(slow);
 }
+
+/// The complete text frames at the start of `bytes` (a server's, unmasked);
+/// a frame cut off at the end is not one.
+fn whole_frames(mut bytes: &[u8]) -> Vec<serde_json::Value> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 2 {
+        let (header, len) = match bytes[1] & 0x7f {
+            126 => (4, usize::from(u16::from_be_bytes([bytes[2], bytes[3]]))),
+            127 => panic!("no frame here is that large"),
+            n => (2, usize::from(n)),
+        };
+        if bytes.len() < header + len {
+            break;
+        }
+        assert_eq!(bytes[0], 0x81, "a whole text frame");
+        frames.push(serde_json::from_slice(&bytes[header..header + len]).unwrap());
+        bytes = &bytes[header + len..];
+    }
+    frames
+}
+
+/// A laptop changes networks: the server keeps writing into the old
+/// connection, whose TCP no longer acknowledges anything, until the member
+/// resumes on a new one. Stood in for on loopback by a client that stops
+/// reading with a small receive buffer: its TCP acknowledges what fits in
+/// the buffer and the rest waits in the server's send queue, as over a dead
+/// path. Every message arrives exactly once: what the old connection had
+/// received, then the rest on the new one.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn what_a_dead_connection_never_acknowledged_comes_with_the_resume() {
+    if common::clustered() {
+        // Through the cluster's balancer, a TCP proxy acknowledges for the
+        // client, as a reverse proxy would: the server cannot know.
+        return;
+    }
+    let config = Config {
+        msg_rate: 1e6,
+        msg_burst: 1e6,
+        byte_rate: 1e12,
+        byte_burst: 1e12,
+        ..Config::default()
+    };
+    let server = TestServer::start(config).await;
+    let (mut a, _) = server.join("r", "A").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        format!("ws://{}/ws", server.addr),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    let mut old = common::Client {
+        ws,
+        id: String::new(),
+    };
+    let joined = old.join("r", "B").await;
+    a.expect("peer_joined").await;
+
+    // The old connection reads nothing more.
+    let texts: Vec<String> = (0..24)
+        .map(|i| format!("{i:02} {}", "x".repeat(600)))
+        .collect();
+    for text in &texts {
+        a.send(json!({"type":"chat","text":text})).await;
+        a.expect("chat").await;
+    }
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = old.ws.get_ref() else {
+        unreachable!("a plain connection")
+    };
+    let mut received = vec![0; 1 << 20];
+    let n = tcp.peek(&mut received).await.unwrap();
+    let before: Vec<String> = whole_frames(&received[..n])
+        .iter()
+        .map(|chat| chat["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        before.len() < texts.len(),
+        "the old connection must be left owing something ({} received)",
+        before.len()
+    );
+
+    let mut new = server.connect().await;
+    let again = new
+        .join_with(resume_join("r", joined["resume"].as_str().unwrap()))
+        .await;
+    assert_eq!(again["resumed"], true);
+    a.barrier("after").await;
+    let mut after = Vec::new();
+    loop {
+        let chat = new.expect("chat").await;
+        let text = chat["text"].as_str().unwrap().to_owned();
+        if text == "barrier after" {
+            break;
+        }
+        after.push(text);
+    }
+    assert_eq!([before, after].concat(), texts, "each once, in order");
+    let metrics = common::get(server.addr, "/metrics").await;
+    assert!(
+        !metrics.contains("huddle_frames_requeued_total 0\n"),
+        "{metrics}"
+    );
+}

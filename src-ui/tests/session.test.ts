@@ -76,6 +76,17 @@ describe("chat state", () => {
     expect(fresh.chat.length).toBe(before.chat.length + 1); // a new "You joined" line, history kept on screen
     expect(fresh.remote).toEqual({});
   });
+
+  it("shows a message a resume brings again once, and a new life's same id anew", () => {
+    const hi = { type: "chat", id: "m_1", from: "p_2", text: "hi", ts: 5 } as const;
+    const before = run([joined(), hi]);
+    const resumed = run([joined(true), hi], 2000, before);
+    expect(resumed.chat).toEqual(before.chat);
+    expect(resumed.unread).toBe(1);
+    // The room emptied and began again: its ids count from 1 again.
+    const later = run([joined(false), { ...hi, from: "p_9", ts: 9000 }], 9000, before);
+    expect(later.chat.filter((l) => l.kind === "chat").length).toBe(2);
+  });
 });
 
 describe("typing", () => {

@@ -161,6 +161,12 @@ function applyMessage(state: EngineState, msg: ServerMessage, now: number): Engi
       return next;
     }
     case "chat": {
+      // A resume may bring again what a dying connection delivered (the
+      // server resends what the old socket's TCP had not acknowledged). Ids
+      // count from 1 in each life of a room: the sender and stamp tell.
+      const again = (line: ChatLine) =>
+        line.kind === "chat" && line.id === msg.id && line.from === msg.from && line.ts === msg.ts;
+      if (state.chat.some(again)) return state;
       const own = msg.from === state.self?.id;
       // Our own echo confirms the message it answers (by its rid).
       if (own) state = confirmOutgoing(state, msg, (msg as { rid?: string }).rid);

@@ -161,16 +161,6 @@ pub fn run_scenario(
     for side in &scenario.spares {
         lab.add_spares(side)?;
     }
-    let server_addr = lab.server_addr();
-    let _server = Kill(
-        lab.exec("r", &tools.bin.join("huddle-server"))
-            .args(["--listen", &server_addr])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(Failed::io("huddle-server"))?,
-    );
-    std::thread::sleep(Duration::from_millis(500));
     std::fs::create_dir_all(scratch).map_err(Failed::io(scratch.display()))?;
     let seconds = scenario.duration.as_secs() + 1;
     let run_name = format!("{}-{}-{}", scenario.name, pair.0.name(), pair.1.name());
@@ -179,6 +169,17 @@ pub fn run_scenario(
         let path = scratch.join(format!("{run_name}-{side}.log"));
         std::fs::File::create(&path).map_err(Failed::io(path.display()))
     };
+    let server_addr = lab.server_addr();
+    let server_log = log("server")?;
+    let _server = Kill(
+        lab.exec("r", &tools.bin.join("huddle-server"))
+            .args(["--listen", &server_addr])
+            .stderr(server_log.try_clone().map_err(Failed::io("server log"))?)
+            .stdout(server_log)
+            .spawn()
+            .map_err(Failed::io("huddle-server"))?,
+    );
+    std::thread::sleep(Duration::from_millis(500));
     let peer = |client: Client, side: &str| -> Result<Kill, Failed> {
         let name = side.to_uppercase();
         let mut cmd = match client {
