@@ -199,8 +199,9 @@ pub struct Unacknowledged {
     bytes: usize,
 }
 
-/// Held at most, before asking the kernel what is acknowledged.
-const CHECK_AT: usize = 64;
+/// Frames and bytes held at most before asking the kernel what is
+/// acknowledged (attachments make frames of up to ~700 KB).
+const CHECK_AT: (usize, usize) = (64, 256 * 1024);
 
 /// The most bytes not ours the library may slip into a batch: one pong
 /// answering a client's ping (a header and at most 125 bytes), written
@@ -225,7 +226,7 @@ impl Unacknowledged {
         if !transport.tracked() {
             return; // the system cannot say: nothing to keep
         }
-        if self.frames.len() + frames.len() > CHECK_AT {
+        if self.frames.len() + frames.len() > CHECK_AT.0 || self.bytes > CHECK_AT.1 {
             self.forget_acknowledged(transport);
         }
         let mut offset = start;
@@ -247,6 +248,11 @@ impl Unacknowledged {
             self.bytes -= gone.len();
             tracing::debug!("a frame left unacknowledged is no longer kept for a resume");
         }
+    }
+
+    /// Whether any frame is kept.
+    pub fn holds_any(&self) -> bool {
+        !self.frames.is_empty()
     }
 
     /// Drops the frames the client has acknowledged.

@@ -41,6 +41,11 @@ use crate::source::Source;
 /// considered gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How soon after a write the frames kept for the client's acknowledgement
+/// are looked at again: an idle connection lets go of them within about
+/// this (a busy one also every 64 frames).
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// The membership a connection holds.
 #[derive(Debug)]
 struct Membership<M> {
@@ -167,7 +172,10 @@ impl<S: AsyncRead + AsyncWrite + Delivery + Unpin, R: Registry> Handler<S, R> {
             // shutdown signal's waiter list (shared by all connections) each time.
             let shutting_down = shutdown.changed();
             tokio::pin!(shutting_down);
-            let tick = sleep_until(Instant::now() + self.ctx.config.ping_interval);
+            // The tick pings the client, and in between lets go of the
+            // frames the client has acknowledged (see `SETTLE`).
+            let mut ping_at = Instant::now() + self.ctx.config.ping_interval;
+            let tick = sleep_until(ping_at);
             tokio::pin!(tick);
             let end = loop {
                 let event = {
@@ -203,7 +211,14 @@ impl<S: AsyncRead + AsyncWrite + Delivery + Unpin, R: Registry> Handler<S, R> {
                     Event::Kick(kick) => Err(End::Kicked(kick)),
                     // Rare or transient work is boxed: its state must not widen
                     // the future every idle connection keeps (see ARCHITECTURE.md).
-                    Event::Outbox(Some(frame)) => Box::pin(self.write_batch(frame)).await,
+                    Event::Outbox(Some(frame)) => {
+                        let written = Box::pin(self.write_batch(frame)).await;
+                        let settled = Instant::now() + SETTLE;
+                        if self.sent.holds_any() && tick.deadline() > settled {
+                            tick.as_mut().reset(settled);
+                        }
+                        written
+                    }
                     // The room dropped the member's outbox: it is no longer a member.
                     Event::Outbox(None) => {
                         self.joined = None;
@@ -222,9 +237,19 @@ impl<S: AsyncRead + AsyncWrite + Delivery + Unpin, R: Registry> Handler<S, R> {
                     Event::SendList => Box::pin(self.send_list(None)).await,
                     Event::JoinDeadline => Err(End::Close(close::POLICY, "join a room first")),
                     Event::Tick => {
-                        tick.as_mut()
-                            .reset(Instant::now() + self.ctx.config.ping_interval);
                         self.sent.forget_acknowledged(self.conn.transport());
+                        let now = Instant::now();
+                        let pinging = now >= ping_at;
+                        if pinging {
+                            ping_at = now + self.ctx.config.ping_interval;
+                        }
+                        tick.as_mut().reset(match self.sent.holds_any() {
+                            true => ping_at.min(now + SETTLE),
+                            false => ping_at,
+                        });
+                        if !pinging {
+                            continue;
+                        }
                         let unfinished = self.conn.unfinished_since().is_some_and(|since| {
                             since.elapsed() >= self.ctx.config.message_timeout
                         });
