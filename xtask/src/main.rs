@@ -55,6 +55,10 @@ const APP_PACKAGES: &[(&str, &str)] = &[
     ("/usr/include/alsa/asoundlib.h", "libasound2-dev"),
     ("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
     (
+        "/usr/include/pipewire-0.3/pipewire/pipewire.h",
+        "libpipewire-0.3-dev",
+    ),
+    (
         "/usr/include/webkitgtk-4.1/webkit2/webkit2.h",
         "libwebkit2gtk-4.1-dev",
     ),

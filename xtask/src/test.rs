@@ -26,6 +26,11 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // stands in for a sound card in the device tests.
     ("/usr/include/alsa/asoundlib.h", "libasound2-dev"),
     ("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
+    // Screen sharing in a Wayland session reads the portal's PipeWire stream.
+    (
+        "/usr/include/pipewire-0.3/pipewire/pipewire.h",
+        "libpipewire-0.3-dev",
+    ),
     ("pulseaudio", "pulseaudio"),
     // Suspends a device mid-test.
     ("pactl", "pulseaudio-utils"),

@@ -221,3 +221,88 @@ async fn a_screen_that_goes_away_stops_the_sharing_and_the_room_is_told() {
     )
     .await;
 }
+
+/// `huddle-peer --video screen` in a Wayland session whose session bus is
+/// `bus`: it must fail before joining, saying `expected`.
+#[cfg(target_os = "linux")]
+fn wayland_share_fails(bus: &str, expected: &str) {
+    let output = Process::new(env!("CARGO_BIN_EXE_huddle-peer"))
+        .args(["--server", "ws://127.0.0.1:9/ws", "--room", "r"])
+        .args(["--video", "screen", "--audio", "none"])
+        .env("WAYLAND_DISPLAY", "wayland-huddle-test")
+        .env("XDG_SESSION_TYPE", "wayland")
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the screen cannot be shared: Wayland screen sharing: ")
+            && stderr.contains(expected),
+        "{stderr}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn in_a_wayland_session_without_a_session_bus_the_share_says_so() {
+    wayland_share_fails(
+        "unix:path=/nonexistent/huddle-test-bus",
+        "there is no D-Bus session bus",
+    );
+}
+
+/// A real session bus (`dbus-daemon`, Debian package `dbus-daemon`) that
+/// starts no services: no desktop portal on it, as under Xvfb or on a
+/// desktop without xdg-desktop-portal.
+#[cfg(target_os = "linux")]
+#[test]
+fn in_a_wayland_session_without_a_desktop_portal_the_share_says_so() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("huddle-bus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("session.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Process::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--nopidfile", "--print-address"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dbus-daemon (Debian package dbus-daemon) must be installed");
+    let mut address = String::new();
+    std::io::BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        wayland_share_fails(
+            address.trim(),
+            "the desktop portal (xdg-desktop-portal) is not running",
+        )
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

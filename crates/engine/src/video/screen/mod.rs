@@ -4,6 +4,9 @@
 //! taking a picture of it ([`Grab`]):
 //! - `x11.rs`: the whole X11 screen (`$DISPLAY`), read with the core
 //!   protocol's `GetImage` through `x11rb` (no C library);
+//! - `portal.rs` + `pipewire.rs`: in a Wayland session (Linux), the screen or
+//!   window the user picks in the desktop portal's dialog, read from the
+//!   PipeWire stream the portal grants;
 //! - `gdi.rs`: Windows' primary screen, copied with GDI's `BitBlt`.
 //!
 //! Capture runs on a thread of its own — the backend is opened there and
@@ -15,9 +18,9 @@
 //! told it is being shared.
 //!
 //! Where this cannot work it says so when opened: on macOS (no capturer
-//! yet), in a Wayland session (capture there goes through the desktop
-//! portal and PipeWire, which this does not use), without an X server, or
-//! on an X server whose pixels are not 32-bit little-endian.
+//! yet), in a Wayland session without a desktop portal (or when the user
+//! cancels its dialog), without an X server, or on an X server whose pixels
+//! are not 32-bit little-endian.
 
 #[cfg(any(windows, all(unix, not(target_os = "macos"))))]
 use std::time::{Duration, Instant};
@@ -48,13 +51,24 @@ pub fn unavailable() -> Option<&'static str> {
     if !cfg!(all(unix, not(target_os = "macos"))) {
         return Some("Screen sharing is not available on this platform yet.");
     }
-    if std::env::var("XDG_SESSION_TYPE").is_ok_and(|t| t == "wayland") {
-        return Some("Screen sharing in a Wayland session needs the desktop portal, which Huddle does not use yet.");
+    if wayland() {
+        return if cfg!(target_os = "linux") {
+            None // the desktop portal
+        } else {
+            Some("Screen sharing in a Wayland session needs the desktop portal, which Huddle uses only on Linux.")
+        };
     }
     if std::env::var_os("DISPLAY").is_none() {
         return Some("There is no X display to share.");
     }
     None
+}
+
+/// Whether this is a Wayland session (where only the desktop portal may
+/// read the screen; an X11 grab would see only XWayland's windows).
+fn wayland() -> bool {
+    std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var("XDG_SESSION_TYPE").is_ok_and(|t| t == "wayland")
 }
 
 /// A screen being captured.
@@ -77,6 +91,10 @@ impl VideoSource for ScreenSource {
     }
 }
 
+#[cfg(target_os = "linux")]
+mod pipewire;
+#[cfg(target_os = "linux")]
+mod portal;
 #[cfg(all(unix, not(target_os = "macos")))]
 mod x11;
 #[cfg(all(unix, not(target_os = "macos")))]
@@ -103,9 +121,14 @@ impl ScreenSource {
     }
 
     /// Starts capturing the screen of X display `display` (`":1"`;
-    /// `None`: `$DISPLAY`).
+    /// `None`: in a Wayland session the screen or window the user picks in
+    /// the desktop portal's dialog, else `$DISPLAY`).
     #[cfg(all(unix, not(target_os = "macos")))]
     pub fn open_display(display: Option<&str>) -> Result<ScreenSource, CaptureError> {
+        #[cfg(target_os = "linux")]
+        if display.is_none() && wayland() {
+            return spawn(portal::Screen::open);
+        }
         let display = display.map(str::to_owned);
         spawn(move || Screen::open(display.as_deref()))
     }
