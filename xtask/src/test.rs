@@ -26,10 +26,23 @@ pub const TEST_PACKAGES: &[(&str, &str)] = &[
     // stands in for a sound card in the device tests.
     ("/usr/include/alsa/asoundlib.h", "libasound2-dev"),
     ("/usr/lib/llvm-14/lib/libclang.so", "libclang-dev"),
-    // Screen sharing in a Wayland session reads the portal's PipeWire stream.
+    // Screen sharing in a Wayland session reads the portal's PipeWire
+    // stream; the test reads one from a PipeWire daemon of its own (with
+    // WirePlumber linking) that a GStreamer test source feeds.
     (
         "/usr/include/pipewire-0.3/pipewire/pipewire.h",
         "libpipewire-0.3-dev",
+    ),
+    ("pipewire", "pipewire-bin"),
+    ("wireplumber", "wireplumber"),
+    ("gst-launch-1.0", "gstreamer1.0-tools"),
+    (
+        "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstpipewire.so",
+        "gstreamer1.0-pipewire",
+    ),
+    (
+        "/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgstvideotestsrc.so",
+        "gstreamer1.0-plugins-base",
     ),
     ("pulseaudio", "pulseaudio"),
     // Suspends a device mid-test.

@@ -252,20 +252,28 @@ fn in_a_wayland_session_without_a_session_bus_the_share_says_so() {
     );
 }
 
-/// A real session bus (`dbus-daemon`, Debian package `dbus-daemon`) that
-/// starts no services: no desktop portal on it, as under Xvfb or on a
-/// desktop without xdg-desktop-portal.
+/// A session bus of the test's own (`dbus-daemon`, Debian package
+/// `dbus-daemon`) that starts no services: no desktop portal on it, as
+/// under Xvfb or on a desktop without xdg-desktop-portal. Killed when
+/// dropped.
 #[cfg(target_os = "linux")]
-#[test]
-fn in_a_wayland_session_without_a_desktop_portal_the_share_says_so() {
-    use std::io::BufRead;
-    let dir = std::env::temp_dir().join(format!("huddle-bus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("session.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+struct SessionBus {
+    daemon: Child,
+    dir: std::path::PathBuf,
+    address: String,
+}
+
+#[cfg(target_os = "linux")]
+impl SessionBus {
+    fn start(name: &str) -> SessionBus {
+        use std::io::BufRead;
+        let dir = std::env::temp_dir().join(format!("huddle-bus-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("session.conf");
+        std::fs::write(
+            &config,
+            format!(
+                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
@@ -278,31 +286,179 @@ fn in_a_wayland_session_without_a_desktop_portal_the_share_says_so() {
   </policy>
 </busconfig>
 "#,
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let mut daemon = Process::new("dbus-daemon")
-        .arg(format!("--config-file={}", config.display()))
-        .args(["--nofork", "--nopidfile", "--print-address"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dbus-daemon (Debian package dbus-daemon) must be installed");
-    let mut address = String::new();
-    std::io::BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    let outcome = std::panic::catch_unwind(|| {
-        wayland_share_fails(
-            address.trim(),
-            "the desktop portal (xdg-desktop-portal) is not running",
+                dir.display()
+            ),
         )
-    });
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
+        .unwrap();
+        let mut daemon = Process::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--nopidfile", "--print-address"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (Debian package dbus-daemon) must be installed");
+        let mut address = String::new();
+        std::io::BufReader::new(daemon.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        SessionBus {
+            daemon,
+            dir,
+            address: address.trim().to_owned(),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for SessionBus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn in_a_wayland_session_without_a_desktop_portal_the_share_says_so() {
+    let bus = SessionBus::start("portal");
+    wayland_share_fails(
+        &bus.address,
+        "the desktop portal (xdg-desktop-portal) is not running",
+    );
+}
+
+/// A PipeWire daemon of the test's own (Debian packages `pipewire-bin`,
+/// `wireplumber`), in a runtime directory of its own, with a GStreamer
+/// source node (`gstreamer1.0-tools`, `gstreamer1.0-pipewire`) painting the
+/// stream red: what a compositor's screen cast is to PipeWire. Killed when
+/// dropped.
+#[cfg(target_os = "linux")]
+struct PipeWire {
+    dir: std::path::PathBuf,
+    children: Vec<Child>,
+    /// WirePlumber, the session manager that links streams, needs one.
+    bus: SessionBus,
+}
+
+#[cfg(target_os = "linux")]
+impl PipeWire {
+    fn start() -> PipeWire {
+        let dir = std::env::temp_dir().join(format!("huddle-pw-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut pw = PipeWire {
+            dir,
+            children: Vec::new(),
+            bus: SessionBus::start("pipewire"),
+        };
+        let daemon = pw.spawn("pipewire", &[]);
+        pw.children.push(daemon);
+        pw.wait_for(
+            |pw| pw.dir.join("pipewire-0").exists(),
+            "the PipeWire daemon",
+        );
+        let manager = pw.spawn("wireplumber", &[]);
+        pw.children.push(manager);
+        let source = pw.spawn(
+            "gst-launch-1.0",
+            &[
+                "videotestsrc",
+                "pattern=red",
+                "is-live=true",
+                "!",
+                "video/x-raw,format=BGRx,width=320,height=240,framerate=10/1",
+                "!",
+                "pipewiresink",
+                "mode=provide",
+                "stream-properties=p,media.class=Video/Source,node.name=huddle-test-screen",
+            ],
+        );
+        pw.children.push(source);
+        pw
+    }
+
+    fn spawn(&self, program: &str, args: &[&str]) -> Child {
+        Process::new(program)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", &self.dir)
+            .env("HOME", &self.dir)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} must be installed: {e}"))
+    }
+
+    fn wait_for(&self, mut ready: impl FnMut(&PipeWire) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(self) {
+            assert!(Instant::now() < deadline, "{what} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The id of the source node, once it is there.
+    fn source_node(&self) -> u32 {
+        let mut node = None;
+        self.wait_for(
+            |pw| {
+                let dump = Process::new("pw-dump")
+                    .env("XDG_RUNTIME_DIR", &pw.dir)
+                    .output()
+                    .unwrap();
+                let objects: serde_json::Value =
+                    serde_json::from_slice(&dump.stdout).unwrap_or_default();
+                node = objects.as_array().into_iter().flatten().find_map(|o| {
+                    let name = &o["info"]["props"]["node.name"];
+                    (name == "huddle-test-screen").then(|| o["id"].as_u64().unwrap() as u32)
+                });
+                node.is_some()
+            },
+            "the source node",
+        );
+        node.unwrap()
+    }
+
+    /// A new connection to the daemon, as the portal's `OpenPipeWireRemote`
+    /// hands one out.
+    fn remote(&self) -> std::os::fd::OwnedFd {
+        std::os::unix::net::UnixStream::connect(self.dir.join("pipewire-0"))
+            .unwrap()
+            .into()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for PipeWire {
+    fn drop(&mut self) {
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The half of Wayland screen sharing that runs without a compositor: a
+/// PipeWire video node read through a connection to its daemon, as the
+/// portal grants one — format negotiated, buffers mapped, pictures decoded
+/// to the colour the source paints.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipewire_screen_stream_is_read_as_the_portal_would_grant_it() {
+    use huddle_engine::video::source::VideoSource;
+    let pw = PipeWire::start();
+    let node = pw.source_node();
+    let remote = pw.remote();
+    let mut screen = tokio::task::spawn_blocking(move || ScreenSource::open_pipewire(remote, node))
+        .await
+        .unwrap()
+        .unwrap();
+    for _ in 0..3 {
+        let frame = screen.next_frame().await.unwrap();
+        assert_eq!((frame.width(), frame.height()), (320, 240));
+        let (left, right) = halves(&frame);
+        assert!(is_red(left) && is_red(right), "{left:?} {right:?}");
     }
 }

@@ -133,6 +133,17 @@ impl ScreenSource {
         spawn(move || Screen::open(display.as_deref()))
     }
 
+    /// Reads PipeWire node `node` through `remote`, a connection to a
+    /// PipeWire daemon: what the desktop portal grants in a Wayland session
+    /// (the tests connect to a daemon of their own).
+    #[cfg(target_os = "linux")]
+    pub fn open_pipewire(
+        remote: std::os::fd::OwnedFd,
+        node: u32,
+    ) -> Result<ScreenSource, CaptureError> {
+        spawn(move || pipewire::Screen::open(remote, node))
+    }
+
     /// The primary screen (there is no display to choose on Windows).
     #[cfg(windows)]
     pub fn open_display(_display: Option<&str>) -> Result<ScreenSource, CaptureError> {

@@ -124,7 +124,8 @@ impl Screen {
         let latest = Rc::new(RefCell::new(Latest::default()));
         let listener = stream
             .add_local_listener_with_user_data(latest.clone())
-            .state_changed(|_, latest, _, state| {
+            .state_changed(|_, latest, old, state| {
+                tracing::debug!(?old, ?state, "PipeWire screen stream");
                 let why = match state {
                     pw::stream::StreamState::Error(e) => e,
                     pw::stream::StreamState::Unconnected => "the screen cast ended".into(),

@@ -35,6 +35,9 @@ fn refused(e: ashpd::Error) -> CaptureError {
         (ashpd::Error::Response(ashpd::desktop::ResponseError::Cancelled), _) => {
             return CaptureError::Screen("screen sharing was cancelled".into())
         }
+        (ashpd::Error::Response(ashpd::desktop::ResponseError::Other), _) => {
+            "the desktop portal could not start the screen cast (its backend failed: see its log)"
+        }
         (ashpd::Error::PortalNotFound(_), _) => {
             "the desktop portal has no screen cast here (install the portal for your desktop, e.g. xdg-desktop-portal-gnome, -kde or -wlr)"
         }
