@@ -19,7 +19,7 @@ use crate::host::{HostInfo, Hosted};
 use crate::links::{self, JoinLink};
 use crate::notifications;
 use crate::pip::{self, PipTarget};
-use crate::session::{DeviceChoice, JoinRequest, Session, SELF_TILE};
+use crate::session::{self, DeviceChoice, JoinRequest, Session, SELF_TILE};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -256,12 +256,29 @@ pub async fn set_camera(on: bool, state: State<'_, AppState>) -> Result<(), Comm
 /// Shares the screen in place of the camera (`on`), or stops.
 #[tauri::command]
 pub async fn set_screen_share(on: bool, state: State<'_, AppState>) -> Result<(), CommandError> {
-    let mut session = state.session.lock().await;
-    let session = session.as_mut().ok_or(CommandError::NotJoined)?;
-    if !session.in_call() {
-        return Err(CommandError::NotInCall);
+    let in_call = |session: &mut Option<Session>| match session.as_mut() {
+        None => Err(CommandError::NotJoined),
+        Some(s) if !s.in_call() => Err(CommandError::NotInCall),
+        Some(_) => Ok(()),
+    };
+    if !on {
+        let mut session = state.session.lock().await;
+        in_call(&mut session)?;
+        if let Some(session) = session.as_mut() {
+            session.stop_sharing();
+        }
+        return Ok(());
     }
-    session.share_screen(on, &state.ui).await;
+    in_call(&mut *state.session.lock().await)?;
+    // Not under the session's lock: the user may take their time in the
+    // desktop portal's dialog.
+    let screen = session::open_screen().await;
+    let mut session = state.session.lock().await;
+    // The call may have ended meanwhile: the screen is then closed unused.
+    in_call(&mut session)?;
+    if let Some(session) = session.as_mut() {
+        session.share_screen(screen, &state.ui);
+    }
     Ok(())
 }
 

@@ -194,14 +194,15 @@ impl Session {
         self.commands.send(Command::Camera(on));
     }
 
-    /// Shares the screen in place of the camera, or stops; a screen that
-    /// cannot be captured is told to the window.
-    pub async fn share_screen(&mut self, on: bool, ui: &Ui) {
-        if on {
-            self.use_device(DeviceKind::Screen, None, ui).await;
-        } else {
-            self.commands.send(Command::ShareScreen(None));
-        }
+    /// Stops sharing the screen (back to the camera).
+    pub fn stop_sharing(&mut self) {
+        self.commands.send(Command::ShareScreen(None));
+    }
+
+    /// Shares `screen`, opened by [`open_screen`] (a screen that could not
+    /// be captured is told to the window).
+    pub fn share_screen(&mut self, screen: Opened, ui: &Ui) {
+        self.hand_over(DeviceKind::Screen, screen, ui);
     }
 
     /// Switches a device during the call (no renegotiation) or its check
@@ -235,28 +236,33 @@ impl Session {
                 DeviceKind::Speaker => devices::open_speaker(id, volume)
                     .map(|s| Command::SetOutput(Some(s)))
                     .map_err(|e| e.to_string()),
-                DeviceKind::Screen => devices::open_screen()
-                    .map(|s| Command::ShareScreen(Some(s)))
-                    .map_err(|e| e.to_string()),
+                DeviceKind::Screen => open_screen_now(),
             }
         })
-        .await;
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|opened| opened);
+        self.hand_over(kind, opened, ui)
+    }
+
+    /// Hands an opened device to the call, or tells the window why it did
+    /// not open. Whether it opened.
+    fn hand_over(&mut self, kind: DeviceKind, opened: Opened, ui: &Ui) -> bool {
         match opened {
-            Ok(Ok(command)) => {
+            Ok(command) => {
                 if kind == DeviceKind::Camera {
                     self.has_video = true;
                 }
                 self.commands.send(command);
                 true
             }
-            Ok(Err(message)) => {
+            Err(message) => {
                 ui.emit(UiEvent::DeviceFailed {
                     device: kind,
                     message,
                 });
                 false
             }
-            Err(_) => false,
         }
     }
 
@@ -266,6 +272,26 @@ impl Session {
         self.commands.send(Command::Leave);
         let _ = tokio::time::timeout(LEAVE_WAIT, self.pump).await;
     }
+}
+
+/// A device opened for the call (the command that hands it over), or why
+/// it could not be.
+pub type Opened = Result<Command, String>;
+
+fn open_screen_now() -> Opened {
+    devices::open_screen()
+        .map(|s| Command::ShareScreen(Some(s)))
+        .map_err(|e| e.to_string())
+}
+
+/// Opens the screen, off the async threads. Holds nothing meanwhile: in a
+/// Wayland session this waits for the user to pick in the desktop portal's
+/// dialog, and the session must go on answering the window until then.
+pub async fn open_screen() -> Opened {
+    tauri::async_runtime::spawn_blocking(open_screen_now)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|opened| opened)
 }
 
 /// Forwards the call's events until it stops.
