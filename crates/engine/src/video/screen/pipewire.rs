@@ -4,7 +4,7 @@
 //! through the connection the portal opened (`portal.rs`), offers the packed
 //! RGB formats the converter reads, in shared memory (no DMA-BUF modifiers
 //! are offered, so compositors fall back to memory this process can map),
-//! and turns each buffer into an I420 picture as it arrives. Compositors send
+//! and turns the newest buffer into an I420 picture as it arrives. Compositors send
 //! a picture only when the screen changes, so a grab returns the latest
 //! picture again when no new one came. Everything here lives on the capture
 //! thread: the PipeWire loop is turned by each grab, never by a thread of its
@@ -146,7 +146,13 @@ impl Screen {
                 }
             })
             .process(|stream, latest| {
-                let Some(mut buffer) = stream.dequeue_buffer() else {
+                // Only the newest picture matters: older buffers go back
+                // to the compositor unread (dropped, they are requeued).
+                let mut newest = None;
+                while let Some(buffer) = stream.dequeue_buffer() {
+                    newest = Some(buffer);
+                }
+                let Some(mut buffer) = newest else {
                     return;
                 };
                 let Some((format, width, height)) = latest.borrow().format else {
