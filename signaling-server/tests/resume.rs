@@ -11,6 +11,17 @@ use common::{Closed, TestServer};
 use huddle_server::Config;
 use serde_json::json;
 
+/// The default configuration without rate limits (for floods).
+fn unlimited() -> Config {
+    Config {
+        msg_rate: 1e6,
+        msg_burst: 1e6,
+        byte_rate: 1e12,
+        byte_burst: 1e12,
+        ..Config::default()
+    }
+}
+
 fn resume_join(room: &str, token: &str) -> serde_json::Value {
     json!({"type":"join","v":1,"room":room,"name":"B","resume":token,"rid":"again"})
 }
@@ -182,11 +193,7 @@ async fn a_reader_that_does_not_keep_up_is_removed_and_others_never_wait() {
     // Small outbox; no rate limit in the way of the flood.
     let config = Config {
         outbox_messages: 64,
-        msg_rate: 1e6,
-        msg_burst: 1e6,
-        byte_rate: 1e12,
-        byte_burst: 1e12,
-        ..Config::default()
+        ..unlimited()
     };
     let server = TestServer::start(config).await;
     let (mut a, _) = server.join("r", "A").await;
@@ -254,14 +261,7 @@ async fn what_a_dead_connection_never_acknowledged_comes_with_the_resume() {
         // client, as a reverse proxy would: the server cannot know.
         return;
     }
-    let config = Config {
-        msg_rate: 1e6,
-        msg_burst: 1e6,
-        byte_rate: 1e12,
-        byte_burst: 1e12,
-        ..Config::default()
-    };
-    let server = TestServer::start(config).await;
+    let server = TestServer::start(unlimited()).await;
     let (mut a, _) = server.join("r", "A").await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
