@@ -228,6 +228,7 @@ async fn a_reader_that_does_not_keep_up_is_removed_and_others_never_wait() {
 
 /// The complete text frames at the start of `bytes` (a server's, unmasked);
 /// a frame cut off at the end is not one.
+#[cfg(target_os = "linux")]
 fn whole_frames(mut bytes: &[u8]) -> Vec<serde_json::Value> {
     let mut frames = Vec::new();
     while bytes.len() >= 2 {
