@@ -371,19 +371,26 @@ mod tests {
     use crate::audio::synthetic::{room, talker};
     use crate::audio::voice::dbfs;
 
+    /// What `processing` sends of the microphone's `near` while `far` is
+    /// played, both handed over in chunks of `chunk` samples.
+    fn through(processing: &Processing, near: &[i16], far: &[i16], chunk: usize) -> Vec<i16> {
+        let mut sent = Vec::with_capacity(near.len());
+        for (near, far) in near.chunks_exact(chunk).zip(far.chunks_exact(chunk)) {
+            processing.render(far);
+            let mut frame = near.to_vec();
+            processing.capture(&mut frame);
+            sent.extend(frame);
+        }
+        sent
+    }
+
     /// Runs the far end through `processing` and the room; returns the
     /// echo's level (dBFS) left in the last second, and the level without
     /// processing.
     fn echo_left(processing: &Processing, seconds: f32) -> (f32, f32) {
         let far = talker(seconds, 7);
         let mic = room(&far);
-        let mut sent = Vec::new();
-        for (far, mic) in far.chunks_exact(960).zip(mic.chunks_exact(960)) {
-            processing.render(far);
-            let mut frame = mic.to_vec();
-            processing.capture(&mut frame);
-            sent.extend(frame);
-        }
+        let sent = through(processing, &mic, &far, 960);
         let last = sent.len() - 48_000;
         (dbfs(&sent[last..]), dbfs(&mic[last..]))
     }
@@ -412,16 +419,9 @@ mod tests {
     /// The far end talks through the room for `seconds`; the level of what
     /// is sent in the last 2 s.
     fn echo_sent(settings: ProcessingSettings, seconds: f32) -> f32 {
-        let processing = Processing::new(settings);
         let far = talker(seconds, 5);
         let mic = room(&far);
-        let mut sent = Vec::new();
-        for (far, mic) in far.chunks_exact(480).zip(mic.chunks_exact(480)) {
-            processing.render(far);
-            let mut frame = mic.to_vec();
-            processing.capture(&mut frame);
-            sent.extend(frame);
-        }
+        let sent = through(&Processing::new(settings), &mic, &far, 480);
         dbfs(&sent[sent.len() - 96_000..])
     }
 
@@ -452,19 +452,12 @@ mod tests {
     /// (its echo kept out of the microphone). How much `settings` change its
     /// level in the last 2 s of each part (dB).
     fn quiet_talker_alone_then_over_the_far_end(settings: ProcessingSettings) -> (f32, f32) {
-        let processing = Processing::new(settings);
         let quiet: Vec<i16> = talker(20.0, 9).iter().map(|s| s / 20).collect();
         // The far end silent for the first 10 s, then talking.
         let far: Vec<i16> = std::iter::repeat_n(0, 480_000)
             .chain(talker(10.0, 5))
             .collect();
-        let mut sent = Vec::new();
-        for (near, far) in quiet.chunks_exact(480).zip(far.chunks_exact(480)) {
-            processing.render(far);
-            let mut frame = near.to_vec();
-            processing.capture(&mut frame);
-            sent.extend(frame);
-        }
+        let sent = through(&Processing::new(settings), &quiet, &far, 480);
         let level = |at: usize| dbfs(&sent[at - 96_000..at]) - dbfs(&quiet[at - 96_000..at]);
         (level(480_000), level(sent.len()))
     }
@@ -491,13 +484,7 @@ mod tests {
         let processing = Processing::new(ProcessingSettings::default());
         // The talker 26 dB down: about −40 dBFS while talking.
         let quiet: Vec<i16> = talker(12.0, 9).iter().map(|s| s / 20).collect();
-        let mut sent = Vec::new();
-        for chunk in quiet.chunks_exact(480) {
-            processing.render(&[0; 480]);
-            let mut frame = chunk.to_vec();
-            processing.capture(&mut frame);
-            sent.extend(frame);
-        }
+        let sent = through(&processing, &quiet, &vec![0; quiet.len()], 480);
         let last = quiet.len() - 4 * 48_000;
         let (before, after) = (dbfs(&quiet[last..]), dbfs(&sent[last..]));
         eprintln!("quiet talker {before:.1} dBFS → {after:.1} dBFS");
