@@ -213,9 +213,11 @@ impl<S: AsyncRead + AsyncWrite + Delivery + Unpin, R: Registry> Handler<S, R> {
                     // the future every idle connection keeps (see ARCHITECTURE.md).
                     Event::Outbox(Some(frame)) => {
                         let written = Box::pin(self.write_batch(frame)).await;
-                        let settled = Instant::now() + SETTLE;
-                        if self.sent.holds_any() && tick.deadline() > settled {
-                            tick.as_mut().reset(settled);
+                        if self.sent.holds_any() {
+                            let settled = Instant::now() + SETTLE;
+                            if tick.deadline() > settled {
+                                tick.as_mut().reset(settled);
+                            }
                         }
                         written
                     }
