@@ -2,6 +2,7 @@
 //! hands the work to a session, the frame gate, the lobby watch, the
 //! settings or the hosted server.
 
+use huddle_engine::audio::SystemSound;
 use huddle_engine::lobby::{LobbyEvent, RoomWatch};
 use huddle_engine::tls::ServerTrust;
 use huddle_protocol::ClientMessage;
@@ -43,6 +44,9 @@ pub struct Startup {
     /// Why the screen cannot be shared here, if that is known; `None`:
     /// sharing is offered.
     pub screen_share_unavailable: Option<String>,
+    /// Why the computer's sound cannot go with a shared screen here;
+    /// `None`: the choice is offered.
+    pub screen_sound_unavailable: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -76,6 +80,7 @@ pub async fn attach(
         hosting,
         software_painting: state.software_painting,
         screen_share_unavailable: huddle_engine::video::screen::unavailable().map(str::to_owned),
+        screen_sound_unavailable: SystemSound::unavailable().map(str::to_owned),
     })
 }
 
@@ -273,11 +278,21 @@ pub async fn set_screen_share(on: bool, state: State<'_, AppState>) -> Result<()
     // Not under the session's lock: the user may take their time in the
     // desktop portal's dialog.
     let screen = session::open_screen().await;
+    // The computer's sound with it, if the settings ask (and the screen
+    // opened): the share goes on without it if it cannot be had.
+    let sound = match &screen {
+        Ok(_) if state.settings().share_sound => Some(session::open_sound().await),
+        _ => None,
+    };
     let mut session = state.session.lock().await;
     // The call may have ended meanwhile: the screen is then closed unused.
     in_call(&mut session)?;
     if let Some(session) = session.as_mut() {
-        session.share_screen(screen, &state.ui);
+        if session.share_screen(screen, &state.ui) {
+            if let Some(sound) = sound {
+                session.share_sound(sound, &state.ui);
+            }
+        }
     }
     Ok(())
 }

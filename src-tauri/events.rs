@@ -75,6 +75,8 @@ pub enum DeviceKind {
     Speaker,
     /// The screen, while shared.
     Screen,
+    /// The computer's sound, sent with a shared screen.
+    Sound,
 }
 
 /// One call member's figures, as the UI's stats panel shows them.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_engine::audio::processing::ProcessingSettings;
+use huddle_engine::audio::SystemSound;
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command, Commander};
 use huddle_engine::signaling::StopReason;
 use huddle_engine::tls::ServerTrust;
@@ -200,9 +201,16 @@ impl Session {
     }
 
     /// Shares `screen`, opened by [`open_screen`] (a screen that could not
-    /// be captured is told to the window).
-    pub fn share_screen(&mut self, screen: Opened, ui: &Ui) {
-        self.hand_over(DeviceKind::Screen, screen, ui);
+    /// be captured is told to the window). Whether it is shared.
+    pub fn share_screen(&mut self, screen: Opened, ui: &Ui) -> bool {
+        self.hand_over(DeviceKind::Screen, screen, ui)
+    }
+
+    /// Sends `sound`, opened by [`open_sound`], with the shared screen
+    /// (sound that could not be had is told to the window; the screen
+    /// stays shared). It stops with the sharing.
+    pub fn share_sound(&mut self, sound: Opened, ui: &Ui) {
+        self.hand_over(DeviceKind::Sound, sound, ui);
     }
 
     /// Switches a device during the call (no renegotiation) or its check
@@ -212,7 +220,7 @@ impl Session {
             DeviceKind::Camera => self.has_video,
             DeviceKind::Microphone => self.in_call || self.checking_audio,
             DeviceKind::Speaker => self.in_call,
-            DeviceKind::Screen => false,
+            DeviceKind::Screen | DeviceKind::Sound => false,
         };
         if open {
             self.use_device(kind, id, ui).await;
@@ -237,6 +245,7 @@ impl Session {
                     .map(|s| Command::SetOutput(Some(s)))
                     .map_err(|e| e.to_string()),
                 DeviceKind::Screen => open_screen_now(),
+                DeviceKind::Sound => open_sound_now(),
             }
         })
         .await
@@ -288,7 +297,23 @@ fn open_screen_now() -> Opened {
 /// Wayland session this waits for the user to pick in the desktop portal's
 /// dialog, and the session must go on answering the window until then.
 pub async fn open_screen() -> Opened {
-    tauri::async_runtime::spawn_blocking(open_screen_now)
+    off_the_async_threads(open_screen_now).await
+}
+
+fn open_sound_now() -> Opened {
+    SystemSound::open()
+        .map(|s| Command::ShareSound(Some(Box::new(s))))
+        .map_err(|e| e.to_string())
+}
+
+/// Starts capturing the computer's sound (Windows), off the async threads.
+pub async fn open_sound() -> Opened {
+    off_the_async_threads(open_sound_now).await
+}
+
+/// Runs `open` (which blocks) on a thread for blocking work.
+async fn off_the_async_threads(open: fn() -> Opened) -> Opened {
+    tauri::async_runtime::spawn_blocking(open)
         .await
         .map_err(|e| e.to_string())
         .and_then(|opened| opened)
@@ -331,6 +356,7 @@ async fn pump(mut call: Call, ui: Ui, frames: Arc<FrameGate>) {
             CallEvent::VideoFailed(e) => failed(DeviceKind::Camera, e.to_string()),
             CallEvent::ScreenFailed(e) => failed(DeviceKind::Screen, e.to_string()),
             CallEvent::AudioInFailed(e) => failed(DeviceKind::Microphone, e.to_string()),
+            CallEvent::ScreenSoundFailed(e) => failed(DeviceKind::Sound, e.to_string()),
             CallEvent::AudioOutFailed(e) => failed(DeviceKind::Speaker, e.to_string()),
             CallEvent::Voice(talking) => UiEvent::Voice { talking },
             CallEvent::Level(dbfs) => UiEvent::Level { dbfs },

@@ -41,6 +41,9 @@ pub struct Settings {
     /// Whether calls are joined with the microphone on (the last choice in
     /// the check before a call).
     pub join_microphone: bool,
+    /// Whether a shared screen takes the computer's sound with it (off
+    /// until asked for: notifications and music would go to everyone).
+    pub share_sound: bool,
 }
 
 /// The microphone's processing, each part on by default (as a browser's
@@ -96,6 +99,7 @@ impl Default for Settings {
             window: None,
             audio_processing: AudioProcessing::default(),
             join_microphone: true,
+            share_sound: false,
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn load(store: &Store<Wry>) -> Settings {
         window: field(store, "window").unwrap_or(d.window),
         audio_processing: field(store, "audioProcessing").unwrap_or(d.audio_processing),
         join_microphone: field(store, "joinMicrophone").unwrap_or(d.join_microphone),
+        share_sound: field(store, "shareSound").unwrap_or(d.share_sound),
     }
     .validated()
 }

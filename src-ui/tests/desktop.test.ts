@@ -21,6 +21,7 @@ const settings: Settings = {
   window: null,
   audioProcessing: { echoCancellation: true, noiseSuppression: false, autoGainControl: true },
   joinMicrophone: true,
+  shareSound: false,
 };
 const devices: DeviceList = {
   cameras: [{ id: "pattern", name: "Test pattern", is_default: true }],
@@ -48,6 +49,7 @@ function shell(join: (args: unknown) => Promise<void> = async () => undefined) {
         hosting: null,
         softwarePainting: true,
         screenShareUnavailable: null,
+        screenSoundUnavailable: null,
       };
       return startup;
     },
@@ -184,6 +186,29 @@ describe("DesktopEngine", () => {
     const s = engine.getState();
     expect(s.local.screen).toBe(false);
     expect(s.error?.message).toBe("Screen: the screen cannot be shared: no X server");
+    engine.dispose();
+  });
+
+  it("the computer's sound: chosen and kept in the settings; when it cannot be had the screen stays shared and says why", async () => {
+    const { ipc, calls, emit } = shell();
+    const engine = new DesktopEngine(ipc);
+    await engine.ready;
+    expect(engine.getState().desktop?.shareSound).toBe(false);
+    engine.desktop?.setShareSound(true);
+    expect(engine.getState().desktop?.shareSound).toBe(true);
+    const saved = calls.filter(([name]) => name === "saveSettings").at(-1)?.[1] as Settings;
+    expect(saved.shareSound).toBe(true);
+    await engine.setScreenShare(true);
+    emit({
+      type: "device_failed",
+      device: "sound",
+      message: "the computer's sound cannot be shared: process loopback could not be activated",
+    });
+    const s = engine.getState();
+    expect(s.local.screen).toBe(true);
+    expect(s.error?.message).toBe(
+      "Sound: the computer's sound cannot be shared: process loopback could not be activated",
+    );
     engine.dispose();
   });
 

@@ -119,6 +119,8 @@ export class DesktopEngine extends ObservableState implements Engine {
             confirmClose: false,
             volume: startup.settings.volume,
             screenShareUnavailable: startup.screenShareUnavailable,
+            screenSoundUnavailable: startup.screenSoundUnavailable,
+            shareSound: startup.settings.shareSound,
             openedLink: null,
             linkPrompt: null,
             focused: true,
@@ -476,6 +478,10 @@ export class DesktopEngine extends ObservableState implements Engine {
     setVolume: (volume) => {
       this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, volume } } : s));
       this.saveSettings((s) => ({ ...s, volume }));
+    },
+    setShareSound: (shareSound) => {
+      this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, shareSound } } : s));
+      this.saveSettings((s) => ({ ...s, shareSound }));
     },
     confirmClose: (close) => {
       this.update((s) => (s.desktop ? { ...s, desktop: { ...s.desktop, confirmClose: false } } : s));

@@ -14,6 +14,8 @@ const DEVICE_OFF: Record<DeviceKind, Partial<EngineState["local"]>> = {
   microphone: { audio: false },
   speaker: {},
   screen: { screen: false },
+  // The screen stays shared without it.
+  sound: {},
 };
 
 /** The size a member's tile last drew its pictures at. */
@@ -25,6 +27,8 @@ export function initialDesktop(): DesktopState {
     confirmClose: false,
     volume: 1,
     screenShareUnavailable: null,
+    screenSoundUnavailable: null,
+    shareSound: false,
     openedLink: null,
     linkPrompt: null,
     focused: true,

@@ -181,6 +181,11 @@ export interface DesktopState {
   volume: number;
   /** Why the screen cannot be shared here (null: it can be tried). */
   screenShareUnavailable: string | null;
+  /** Why the computer's sound cannot go with a shared screen here (null:
+   * the choice is offered). */
+  screenSoundUnavailable: string | null;
+  /** Whether a shared screen takes the computer's sound with it. */
+  shareSound: boolean;
   /** The last `huddle://` link opened (`seq` counts them): the lobby is
    * shown anew for each, its room filled in. */
   openedLink: { room: string; seq: number } | null;
@@ -205,6 +210,9 @@ export interface DesktopActions {
   /** The `huddle://` link that opens the app on this room. */
   joinLink(room: string): Promise<string>;
   setVolume(volume: number): void;
+  /** Whether the next screen shared takes the computer's sound with it
+   * (kept in the settings). */
+  setShareSound(on: boolean): void;
   /** Answers the close question: `true` closes the app. */
   confirmClose(close: boolean): void;
   /** Opens the always-on-top picture-in-picture window on a call member

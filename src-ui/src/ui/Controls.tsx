@@ -94,6 +94,16 @@ export function Controls({ showStats, setShowStats }: { showStats: boolean; setS
                 </label>
               ))}
             </fieldset>
+            {engine.desktop && state.desktop?.screenSoundUnavailable === null && (
+              <label title="Everything the computer plays but this call goes to everyone while you share">
+                <input
+                  type="checkbox"
+                  checked={state.desktop.shareSound}
+                  onChange={(e) => engine.desktop?.setShareSound(e.target.checked)}
+                />
+                Share the computer's sound with the screen
+              </label>
+            )}
             {engine.desktop && state.desktop && (
               <label>
                 Volume

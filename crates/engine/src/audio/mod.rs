@@ -7,6 +7,7 @@
 //! ([`device::Speaker`]), a WAV file, or nothing. [`tone::dominant_frequency`]
 //! lets a receiver check which tone it heard.
 
+pub mod blend;
 pub mod device;
 pub mod drift;
 pub mod jitter;
@@ -21,7 +22,7 @@ pub mod synthetic;
 pub mod tone;
 pub mod voice;
 
-pub use device::{AudioError, Direction, Microphone, Speaker};
+pub use device::{AudioError, Direction, Microphone, Speaker, SystemSound};
 pub use sink::{AudioSink, NullSink, WavSink};
 pub use source::{AudioSource, SamplesInput, ToneInput};
 

@@ -91,6 +91,10 @@ pub enum Command {
     /// (if on) is sent again. Same track, no renegotiation; the room is told
     /// `screen` in `media`.
     ShareScreen(Option<Box<dyn VideoSource>>),
+    /// Send this sound with the shared screen (e.g.
+    /// [`crate::audio::SystemSound`]), added to the microphone's and sent
+    /// while muted too; `None`, or the screen's sharing stopping, stops it.
+    ShareSound(Option<Box<dyn AudioSource>>),
     /// Send audio from another source (`None`: none).
     SetAudio(Option<Box<dyn AudioSource>>),
     /// Play the members' audio elsewhere (`None`: nowhere).
@@ -134,6 +138,8 @@ pub enum CallEvent {
     ScreenFailed(CaptureError),
     /// The microphone gave out; audio stopped.
     AudioInFailed(AudioError),
+    /// The shared screen's sound gave out; the screen is still shared.
+    ScreenSoundFailed(AudioError),
     /// The speaker gave out; remote audio is no longer played.
     AudioOutFailed(AudioError),
     /// The microphone started (`true`) or stopped hearing voice — sent or

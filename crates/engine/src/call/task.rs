@@ -253,8 +253,14 @@ impl State {
             }
             Command::ShareScreen(screen) => {
                 self.media.sharing = screen.is_some();
+                if screen.is_none() {
+                    let _ = self.audio.send(Control::Screen(None));
+                }
                 let _ = self.video.send(Control::Screen(screen));
                 self.send_media();
+            }
+            Command::ShareSound(sound) => {
+                let _ = self.audio.send(Control::Screen(sound));
             }
             Command::SetAudio(source) => {
                 self.media.has_audio = source.is_some();
@@ -288,6 +294,7 @@ impl State {
                 self.send_media();
                 CallEvent::AudioInFailed(e)
             }
+            Report::ScreenSoundFailed(e) => CallEvent::ScreenSoundFailed(e),
             Report::AudioSinkFailed(e) => CallEvent::AudioOutFailed(e),
             Report::Preview(frame) => CallEvent::LocalVideo(frame),
             Report::Voice(on) => CallEvent::Voice(on),

@@ -25,6 +25,7 @@ use huddle_protocol::PeerId;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
+use crate::audio::blend::Blend;
 use crate::audio::opus::OpusEncoder;
 use crate::audio::processing::Processing;
 use crate::audio::{AudioError, AudioSource};
@@ -53,7 +54,8 @@ pub enum Control<S: ?Sized> {
     /// This member asked for a keyframe (PLI/FIR; video).
     KeyframeRequest(PeerId),
     /// Send this screen instead of the source while it is there (video;
-    /// `None`: back to the source). The source stays open meanwhile.
+    /// `None`: back to the source; the source stays open meanwhile) — or,
+    /// to the audio pipeline, this screen's sound alongside the source.
     Screen(Option<Box<S>>),
 }
 
@@ -63,6 +65,8 @@ pub enum Report {
     VideoSourceFailed(CaptureError),
     ScreenFailed(CaptureError),
     AudioSourceFailed(AudioError),
+    /// The shared screen's sound gave out (the screen itself goes on).
+    ScreenSoundFailed(AudioError),
     AudioSinkFailed(AudioError),
     /// A picture as captured, for the self view (only while asked for).
     Preview(crate::video::I420Frame),
@@ -98,7 +102,8 @@ async fn next_or_never<T, F: std::future::Future<Output = T>>(future: Option<F>)
 }
 
 /// Takes 20 ms of audio at a time, processes it (echo, noise, gain, voice
-/// activity — muted or not), encodes it once, sends it to every link.
+/// activity — muted or not), adds a shared screen's sound
+/// ([`crate::audio::blend`]), encodes it once, sends it to every link.
 ///
 /// Opus DTX is on unless voice activity hears someone in the frame itself:
 /// libopus then stops sending after its own 200 ms without speech, and
@@ -109,6 +114,9 @@ async fn next_or_never<T, F: std::future::Future<Output = T>>(future: Option<F>)
 /// second where Chromium sent 36: see the README.)
 /// Every frame taken counts toward the RTP time, sent or not, so a
 /// listener sees the silence as time that passed, not as loss.
+///
+/// The screen's sound (`Control::Screen`) is not the microphone's: it goes
+/// out while muted, and with no microphone at all its own frames are sent.
 pub async fn audio(
     mut source: Option<Box<dyn AudioSource>>,
     links: Links,
@@ -132,29 +140,52 @@ pub async fn audio(
     let mut frames = 0u32;
     // RTP time (48 kHz) of the frame taken; its start is arbitrary.
     let mut rtp_time = 0u32;
+    let mut sound: Option<Box<dyn AudioSource>> = None;
+    let mut blend = Blend::default();
     loop {
-        let frame = tokio::select! {
+        let taken = tokio::select! {
             control = controls.recv() => {
                 match control {
                     None => return,
                     Some(Control::Source(new)) => source = new,
                     Some(Control::Enabled(on)) => enabled = on,
+                    Some(Control::Screen(new)) => {
+                        sound = new;
+                        blend.clear();
+                    }
                     Some(
                         Control::Plan(_)
-                        | Control::Screen(_)
                         | Control::KeyframeNow(_)
                         | Control::KeyframeRequest(_),
                     ) => {}
                 }
                 continue;
             }
-            frame = next_or_never(source.as_mut().map(|s| s.next_frame())) => frame,
+            frame = next_or_never(source.as_mut().map(|s| s.next_frame())) => Taken::Microphone(frame),
+            frame = next_or_never(sound.as_mut().map(|s| s.next_frame())) => Taken::Sound(frame),
         };
-        let mut frame = match frame {
-            Ok(frame) => frame,
-            Err(e) => {
+        let mut frame = match taken {
+            Taken::Microphone(Ok(frame)) => frame,
+            Taken::Microphone(Err(e)) => {
                 source = None;
                 let _ = reports.send(Report::AudioSourceFailed(e));
+                continue;
+            }
+            Taken::Sound(Err(e)) => {
+                sound = None;
+                blend.clear();
+                let _ = reports.send(Report::ScreenSoundFailed(e));
+                continue;
+            }
+            Taken::Sound(Ok(frame)) if source.is_some() => {
+                blend.push(frame);
+                continue;
+            }
+            // No microphone: the sound paces itself.
+            Taken::Sound(Ok(frame)) => {
+                let at = rtp_time;
+                rtp_time = rtp_time.wrapping_add(frame.len() as u32);
+                send_audio(&mut encoder, &links, &frame, at).await;
                 continue;
             }
         };
@@ -176,25 +207,43 @@ pub async fn audio(
         if frames % LEVEL_EVERY == 0 {
             let _ = reports.send(Report::Level(crate::audio::voice::dbfs(&frame)));
         }
-        // Muted: the microphone keeps running, nothing leaves.
-        let targets = snapshot_named(&links);
-        if targets.is_empty() || !enabled {
-            continue;
+        // Muted: the microphone keeps running, nothing of it leaves.
+        if !enabled {
+            frame.fill(0);
         }
-        // Opus at 20 ms mono is ~0.1 ms of work: no need to leave the task.
-        let packet = match encoder.next_packet(&frame) {
-            Ok(Some(p)) => Bytes::from(p),
-            // Silence the listeners already know of (DTX).
-            Ok(None) => continue,
-            Err(e) => {
-                warn!(error = %e, "Opus encoding failed");
-                continue;
-            }
-        };
-        for (_, link) in targets {
-            if let Err(e) = link.send_audio(packet.clone(), at).await {
-                debug!(error = %e, "sending audio failed");
-            }
+        let with_sound = blend.add_into(&mut frame);
+        if enabled || with_sound {
+            send_audio(&mut encoder, &links, &frame, at).await;
+        }
+    }
+}
+
+/// What the audio task took: a microphone frame or one of the screen's sound.
+enum Taken {
+    Microphone(Result<Vec<i16>, AudioError>),
+    Sound(Result<Vec<i16>, AudioError>),
+}
+
+/// Encodes `frame` (RTP time `at`) and sends it to every link, if anyone
+/// listens.
+async fn send_audio(encoder: &mut OpusEncoder, links: &Links, frame: &[i16], at: u32) {
+    let targets = snapshot_named(links);
+    if targets.is_empty() {
+        return;
+    }
+    // Opus at 20 ms mono is ~0.1 ms of work: no need to leave the task.
+    let packet = match encoder.next_packet(frame) {
+        Ok(Some(p)) => Bytes::from(p),
+        // Silence the listeners already know of (DTX).
+        Ok(None) => return,
+        Err(e) => {
+            warn!(error = %e, "Opus encoding failed");
+            return;
+        }
+    };
+    for (_, link) in targets {
+        if let Err(e) = link.send_audio(packet.clone(), at).await {
+            debug!(error = %e, "sending audio failed");
         }
     }
 }

@@ -39,4 +39,9 @@ audioProcessing: AudioProcessing,
  * Whether calls are joined with the microphone on (the last choice in
  * the check before a call).
  */
-joinMicrophone: boolean, };
+joinMicrophone: boolean, 
+/**
+ * Whether a shared screen takes the computer's sound with it (off
+ * until asked for: notifications and music would go to everyone).
+ */
+shareSound: boolean, };

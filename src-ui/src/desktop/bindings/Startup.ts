@@ -25,4 +25,9 @@ softwarePainting: boolean,
  * Why the screen cannot be shared here, if that is known; `None`:
  * sharing is offered.
  */
-screenShareUnavailable: string | null, };
+screenShareUnavailable: string | null, 
+/**
+ * Why the computer's sound cannot go with a shared screen here;
+ * `None`: the choice is offered.
+ */
+screenSoundUnavailable: string | null, };

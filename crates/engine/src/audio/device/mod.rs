@@ -38,6 +38,10 @@ pub enum AudioError {
     Stopped,
     #[error("the speaker stopped playing: {0}")]
     SpeakerStopped(String),
+    #[error("the computer's sound cannot be shared: {0}")]
+    SystemSound(String),
+    #[error("sharing the computer's sound needs Windows 10 version 2004 or later")]
+    SystemSoundUnavailable,
     #[error("writing audio: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -310,9 +314,11 @@ pub const SILENT_DEVICE: std::time::Duration = std::time::Duration::from_secs(2)
 
 mod microphone;
 mod speaker;
+pub mod system;
 
 pub use microphone::{Microphone, REOPENS};
 pub use speaker::Speaker;
+pub use system::SystemSound;
 
 #[cfg(test)]
 mod tests {

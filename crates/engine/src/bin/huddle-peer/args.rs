@@ -29,6 +29,15 @@ pub(crate) enum Audio {
     None,
 }
 
+/// `--screen-sound`: `none`, `system` (the computer's sound; Windows) or
+/// `tone:HZ` (a tone standing in for it).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ScreenSound {
+    None,
+    System,
+    Tone(f32),
+}
+
 /// `--output`: `none`, `speaker`, `speaker:DEVICE NAME` or `wav:PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Output {
@@ -48,6 +57,8 @@ enum ArgError {
     Audio,
     #[error("expected none, speaker, speaker:DEVICE or wav:PATH")]
     Output,
+    #[error("expected none, system or tone:HZ (20–20000)")]
+    ScreenSound,
     #[error("{0:?}: expected all, none, or ec, ns, agc (comma-separated)")]
     Processing(String),
     #[error("{0:?} is not a size like 1280x720 (width 512–3840, height 48–2160)")]
@@ -78,6 +89,20 @@ fn parse_audio(text: &str) -> Result<Audio, ArgError> {
         _ if text == "mic" => Ok(Audio::Mic(None)),
         Some(("mic", name)) => Ok(Audio::Mic(Some(name.into()))),
         _ => Err(ArgError::Audio),
+    }
+}
+
+fn parse_screen_sound(text: &str) -> Result<ScreenSound, ArgError> {
+    match text.split_once(':') {
+        _ if text == "none" => Ok(ScreenSound::None),
+        _ if text == "system" => Ok(ScreenSound::System),
+        Some(("tone", hz)) => hz
+            .parse()
+            .ok()
+            .filter(|hz: &f32| (20.0..=20_000.0).contains(hz))
+            .map(ScreenSound::Tone)
+            .ok_or(ArgError::ScreenSound),
+        _ => Err(ArgError::ScreenSound),
     }
 }
 
@@ -124,6 +149,11 @@ pub(crate) struct Args {
     /// What to send as audio: tone, voice, mic, mic:DEVICE, none.
     #[arg(long, default_value = "tone", value_parser = parse_audio)]
     pub(crate) audio: Audio,
+    /// Sound sent with the video (as a shared screen's, also while there
+    /// is no microphone): none, system (the computer's sound but ours;
+    /// Windows 10 2004+), tone:HZ.
+    #[arg(long, default_value = "none", value_parser = parse_screen_sound)]
+    pub(crate) screen_sound: ScreenSound,
     /// Where to play the call's audio: none, speaker, speaker:DEVICE, wav:PATH.
     #[arg(long, default_value = "none", value_parser = parse_output)]
     pub(crate) output: Output,
@@ -216,6 +246,19 @@ fn parse_duration(text: &str) -> Result<Duration, ArgError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn screen_sound_is_none_system_or_a_tone() {
+        assert_eq!(parse_screen_sound("none"), Ok(ScreenSound::None));
+        assert_eq!(parse_screen_sound("system"), Ok(ScreenSound::System));
+        assert_eq!(
+            parse_screen_sound("tone:1000"),
+            Ok(ScreenSound::Tone(1000.0))
+        );
+        for bad in ["tone", "tone:", "tone:5", "tone:loud", "music"] {
+            assert_eq!(parse_screen_sound(bad), Err(ArgError::ScreenSound), "{bad}");
+        }
+    }
 
     #[test]
     fn processing_is_all_none_or_a_choice() {

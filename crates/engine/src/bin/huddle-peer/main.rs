@@ -23,8 +23,8 @@ use huddle_engine::audio::processing::ProcessingSettings;
 use huddle_engine::audio::synthetic::talker;
 use huddle_engine::audio::SAMPLE_RATE;
 use huddle_engine::audio::{
-    AudioError, AudioSink, AudioSource, Direction, Microphone, SamplesInput, Speaker, ToneInput,
-    WavSink,
+    AudioError, AudioSink, AudioSource, Direction, Microphone, SamplesInput, Speaker, SystemSound,
+    ToneInput, WavSink,
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::tls::ServerTrust;
@@ -36,7 +36,7 @@ use huddle_engine::video::{CaptureError, I420Frame, PatternSource, VideoSource};
 use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media, ServerMessage};
 
-use args::{Args, Audio, Output, Video};
+use args::{Args, Audio, Output, ScreenSound, Video};
 use report::{PeerReport, Received, Report};
 
 /// CPU time this process has used (user + system), from /proc; `None`
@@ -188,6 +188,21 @@ async fn run(args: Args) -> ExitCode {
         },
     };
     let mut call = Call::start(args.server.clone(), params, options);
+    // The screen's sound: a share goes on without it if it cannot be had.
+    let sound: Option<Box<dyn AudioSource>> = match args.screen_sound {
+        ScreenSound::None => None,
+        ScreenSound::Tone(hz) => Some(Box::new(ToneInput::new(hz))),
+        ScreenSound::System => match SystemSound::open() {
+            Ok(sound) => Some(Box::new(sound)),
+            Err(e) => {
+                eprintln!("huddle-peer: no sound with the video: {e}");
+                None
+            }
+        },
+    };
+    if sound.is_some() {
+        call.command(Command::ShareSound(sound));
+    }
     let started = Instant::now();
     let cpu_at_start = own_cpu();
     let mut call_joined_at: Option<Instant> = None;
@@ -287,6 +302,7 @@ async fn run(args: Args) -> ExitCode {
                 Some(CallEvent::VideoFailed(e)) => eprintln!("huddle-peer: video stopped: {e}"),
                 Some(CallEvent::ScreenFailed(e)) => eprintln!("huddle-peer: screen sharing stopped: {e}"),
                 Some(CallEvent::AudioInFailed(e)) => eprintln!("huddle-peer: audio stopped: {e}"),
+                Some(CallEvent::ScreenSoundFailed(e)) => eprintln!("huddle-peer: the sound with the video stopped: {e}"),
                 Some(CallEvent::AudioOutFailed(e)) => eprintln!("huddle-peer: playback stopped: {e}"),
                 Some(CallEvent::Stopped(reason)) => {
                     stopped = Some(format!("{reason:?}"));

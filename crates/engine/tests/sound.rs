@@ -1,0 +1,147 @@
+//! A shared screen's sound in a real call (real server, Opus both ways):
+//! sent with the microphone's, on while the microphone is muted, alone
+//! when there is no microphone, gone when the sharing stops. The sound is a
+//! tone of its own (the computer's sound itself is Windows-only and
+//! cannot run here; see `audio/device/system.rs`).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{alone, joined, params, server, start, tone_of, until};
+use huddle_engine::audio::processing::ProcessingSettings;
+use huddle_engine::audio::tone::power_at;
+use huddle_engine::audio::{AudioSource, ToneInput};
+use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
+use huddle_engine::video::PatternSource;
+
+/// The screen's sound: a note no member sings.
+const SOUND_HZ: f32 = 1000.0;
+
+/// `from`'s audio over the next `seconds` at `call`.
+async fn listen(call: &mut Call, from: &str, seconds: f32) -> Vec<i16> {
+    let wanted = (48_000.0 * seconds) as usize;
+    let mut samples = Vec::with_capacity(wanted);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while samples.len() < wanted {
+            match call.next_event().await {
+                Some(CallEvent::Audio {
+                    from: who,
+                    samples: s,
+                }) if who == from => {
+                    samples.extend(s);
+                }
+                Some(CallEvent::Stopped(reason)) => panic!("stopped: {reason:?}"),
+                Some(_) => {}
+                None => panic!("call ended"),
+            }
+        }
+    })
+    .await
+    .expect("audio within 30 s");
+    samples
+}
+
+/// Which of the member's note and the screen's sound a second of `from`
+/// holds, after half a second for what was on its way.
+async fn notes(call: &mut Call, from: &str, note: f32) -> (bool, bool) {
+    listen(call, from, 0.5).await;
+    let second = listen(call, from, 1.0).await;
+    // The median over 100 ms windows: playout's stretching and concealment
+    // break a tone's phase, which a whole second's narrow band would count
+    // against it.
+    let power = |hz: f32| {
+        let mut windows: Vec<f32> = second.chunks(4_800).map(|w| power_at(w, hz)).collect();
+        windows.sort_by(f32::total_cmp);
+        windows[windows.len() / 2]
+    };
+    let (voice, sound) = (power(note), power(SOUND_HZ));
+    eprintln!("{note} Hz: {voice:.0}, {SOUND_HZ} Hz: {sound:.0}");
+    // A quarter-scale tone measures ~1e7; what Opus leaves of an absent
+    // one, under 1e3.
+    let loud = |p: f32| p > 1e5;
+    let silent = |p: f32| p < 1e3;
+    assert!(loud(voice) || silent(voice), "note {note}: {voice}");
+    assert!(loud(sound) || silent(sound), "sound: {sound}");
+    (loud(voice), loud(sound))
+}
+
+/// Ada at `server`, sending a small test pattern and `audio` as her
+/// microphone, unprocessed (noise suppression takes a steady tone for
+/// noise).
+fn ada(server: std::net::SocketAddr, audio: Option<Box<dyn AudioSource>>) -> Call {
+    Call::start(
+        format!("ws://{server}/ws"),
+        params("standup", "Ada"),
+        CallOptions {
+            video: Some(Box::new(PatternSource::new(320, 180, 15))),
+            audio,
+            output: None,
+            bitrate_bps: 500_000,
+            udp_addrs: vec!["127.0.0.1:0".into()],
+            relay_only: false,
+            processing: ProcessingSettings::OFF,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_screens_sound_goes_with_the_microphone_and_on_while_muted() {
+    let _cores = alone().await;
+    let server = server().await;
+    let note = tone_of("Ada");
+    let mut ada = ada(server, Some(Box::new(ToneInput::new(note))));
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    assert_eq!(notes(&mut grace, &ada_id, note).await, (true, false));
+
+    ada.command(Command::ShareSound(Some(Box::new(ToneInput::new(
+        SOUND_HZ,
+    )))));
+    assert_eq!(
+        notes(&mut grace, &ada_id, note).await,
+        (true, true),
+        "the microphone and the screen's sound"
+    );
+    ada.command(Command::Mute(true));
+    assert_eq!(
+        notes(&mut grace, &ada_id, note).await,
+        (false, true),
+        "muted: the screen's sound alone"
+    );
+    ada.command(Command::Mute(false));
+    // Stopping the screen's sharing stops its sound.
+    ada.command(Command::ShareScreen(None));
+    assert_eq!(notes(&mut grace, &ada_id, note).await, (true, false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_microphone_the_screens_sound_is_sent_alone() {
+    let _cores = alone().await;
+    let server = server().await;
+    let mut ada = ada(server, None);
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    until(
+        &mut grace,
+        30,
+        "Ada's picture",
+        |e| matches!(e, CallEvent::Video { from, .. } if *from == ada_id),
+    )
+    .await;
+    ada.command(Command::ShareSound(Some(Box::new(ToneInput::new(
+        SOUND_HZ,
+    )))));
+    assert_eq!(
+        notes(&mut grace, &ada_id, tone_of("Ada")).await,
+        (false, true)
+    );
+}
