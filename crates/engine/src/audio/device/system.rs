@@ -5,7 +5,8 @@
 //! Windows 10 version 2004 (build 19041) and later: WASAPI *process
 //! loopback* with our process tree excluded (`ActivateAudioInterfaceAsync`
 //! on the virtual process-loopback device), in shared mode, 48 kHz stereo
-//! 16-bit PCM asked for (the audio engine converts), read every 10 ms on a
+//! 16-bit PCM asked for (the audio engine converts; such a client has no
+//! mix format to ask), event-driven as Microsoft's own sample is, read on a
 //! thread of its own, averaged to mono and handed over in 20 ms frames.
 //! cpal's loopback (an input stream on the output device) is not used: it
 //! records everything the device plays, the call's own voices included.
@@ -107,7 +108,7 @@ pub fn frames_from(
 #[cfg(windows)]
 mod wasapi {
     //! The capture thread: COM in the multithreaded apartment, the process
-    //! loopback client activated, then polled every 10 ms.
+    //! loopback client activated, then read each time its event fires.
     //!
     //! COM and WASAPI are C interfaces: every call is `unsafe`, each with
     //! what makes it sound beside it (the house denies `unsafe` elsewhere).
@@ -118,6 +119,8 @@ mod wasapi {
 
     use tokio::sync::mpsc;
     use windows::core::{implement, IUnknown, Interface, Ref};
+    use windows::Win32::Foundation::{CloseHandle, HANDLE, WAIT_OBJECT_0};
+    use windows::Win32::Media::Audio::AUDCLNT_STREAMFLAGS_EVENTCALLBACK;
     use windows::Win32::Media::Audio::{
         ActivateAudioInterfaceAsync, IActivateAudioInterfaceAsyncOperation,
         IActivateAudioInterfaceCompletionHandler, IActivateAudioInterfaceCompletionHandler_Impl,
@@ -130,6 +133,7 @@ mod wasapi {
     };
     use windows::Win32::System::Com::StructuredStorage::PROPVARIANT;
     use windows::Win32::System::Com::{CoInitializeEx, CoUninitialize, BLOB, COINIT_MULTITHREADED};
+    use windows::Win32::System::Threading::{CreateEventW, WaitForSingleObject};
     use windows::Win32::System::Variant::VT_BLOB;
 
     use super::frames_from;
@@ -140,8 +144,9 @@ mod wasapi {
     const CHANNELS: u16 = 2;
     /// How long the engine's buffer is (100 ns units): 100 ms.
     const BUFFER_HNS: i64 = 1_000_000;
-    /// How often the buffer is read.
-    const POLL: Duration = Duration::from_millis(10);
+    /// The longest wait for the engine's event (ms) before the stop flag is
+    /// looked at again: nothing comes while nothing plays.
+    const WAIT_MS: u32 = 100;
     /// How long activation may take before it counts as failed.
     const ACTIVATION: Duration = Duration::from_secs(5);
 
@@ -162,15 +167,26 @@ mod wasapi {
             let _ = started.send(Err(failed("COM could not start", &e)));
             return;
         }
-        match open() {
-            Ok((client, capture)) => {
-                let _ = started.send(Ok(()));
-                read(&capture, tx, stop);
-                // SAFETY: a started client of this thread.
-                let _ = unsafe { client.Stop() };
+        // SAFETY: an unnamed auto-reset event, closed below.
+        match unsafe { CreateEventW(None, false, false, None) } {
+            Ok(event) => {
+                match open(event) {
+                    Ok((client, capture)) => {
+                        let _ = started.send(Ok(()));
+                        read(&capture, event, tx, stop);
+                        // SAFETY: a started client of this thread.
+                        let _ = unsafe { client.Stop() };
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                }
+                // SAFETY: the event created above; the client that
+                // signalled it has been stopped and released.
+                let _ = unsafe { CloseHandle(event) };
             }
             Err(e) => {
-                let _ = started.send(Err(e));
+                let _ = started.send(Err(failed("no event for the capture", &e)));
             }
         }
         // SAFETY: pairs the successful CoInitializeEx above; every COM
@@ -199,8 +215,9 @@ mod wasapi {
         }
     }
 
-    /// The process-loopback client, initialised and started.
-    fn open() -> Result<(IAudioClient, IAudioCaptureClient), AudioError> {
+    /// The process-loopback client, initialised to signal `event`, and
+    /// started.
+    fn open(event: HANDLE) -> Result<(IAudioClient, IAudioCaptureClient), AudioError> {
         let mut params = AUDIOCLIENT_ACTIVATION_PARAMS {
             ActivationType: AUDIOCLIENT_ACTIVATION_TYPE_PROCESS_LOOPBACK,
             Anonymous: AUDIOCLIENT_ACTIVATION_PARAMS_0 {
@@ -258,7 +275,9 @@ mod wasapi {
         unsafe {
             client.Initialize(
                 AUDCLNT_SHAREMODE_SHARED,
-                AUDCLNT_STREAMFLAGS_LOOPBACK | AUDCLNT_STREAMFLAGS_AUTOCONVERTPCM,
+                AUDCLNT_STREAMFLAGS_LOOPBACK
+                    | AUDCLNT_STREAMFLAGS_EVENTCALLBACK
+                    | AUDCLNT_STREAMFLAGS_AUTOCONVERTPCM,
                 BUFFER_HNS,
                 0,
                 &format,
@@ -266,6 +285,9 @@ mod wasapi {
             )
         }
         .map_err(|e| failed("the loopback stream could not be set up", &e))?;
+        // SAFETY: an initialised event-driven client; the event outlives it.
+        unsafe { client.SetEventHandle(event) }
+            .map_err(|e| failed("the loopback stream takes no event", &e))?;
         // SAFETY: an initialised client.
         let capture: IAudioCaptureClient =
             unsafe { client.GetService() }.map_err(|e| failed("no capture service", &e))?;
@@ -274,13 +296,22 @@ mod wasapi {
         Ok((client, capture))
     }
 
-    /// Reads what the engine captured every [`POLL`] until told to stop.
-    fn read(capture: &IAudioCaptureClient, tx: &mpsc::Sender<Vec<i16>>, stop: &AtomicBool) {
+    /// Reads what the engine captured each time `event` fires, until told
+    /// to stop.
+    fn read(
+        capture: &IAudioCaptureClient,
+        event: HANDLE,
+        tx: &mpsc::Sender<Vec<i16>>,
+        stop: &AtomicBool,
+    ) {
         let channels = usize::from(CHANNELS);
         let mut pending = Vec::new();
         let mut silence = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(POLL);
+            // SAFETY: the live event the client signals.
+            if unsafe { WaitForSingleObject(event, WAIT_MS) } != WAIT_OBJECT_0 {
+                continue;
+            }
             loop {
                 // SAFETY: a started capture client of this thread.
                 match unsafe { capture.GetNextPacketSize() } {
