@@ -17,12 +17,17 @@
 //! the playout task (10 ms at a time, on the speaker's clock), the capture
 //! side by the audio-out task (20 ms, split into the 10 ms frames the
 //! processor takes, on the microphone's); the render side is first moved
-//! onto the microphone's clock ([`super::drift`]).
+//! onto the microphone's clock ([`super::drift`]). A shared screen's sound
+//! ([`Processing::also_playing`]) is played by the speaker beside the call
+//! and reaches the microphone the same way: it is added to the render side
+//! too, so that it goes out once (as itself, [`super::blend`]), not again
+//! as an echo.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use super::blend::Blend;
 use super::drift::Drift;
 use super::voice::{dbfs, Activity, VoiceDetector};
 
@@ -298,6 +303,9 @@ pub struct Processing {
     drift: Option<Mutex<Drift>>,
     voice: Mutex<VoiceDetector>,
     talking: AtomicBool,
+    /// The shared screen's sound, in 10 ms frames, on its way into the
+    /// render side.
+    playing: Mutex<Blend>,
 }
 
 impl Processing {
@@ -311,6 +319,7 @@ impl Processing {
             drift: Some(Mutex::new(Drift::default())),
             voice: Mutex::new(VoiceDetector::default()),
             talking: AtomicBool::new(false),
+            playing: Mutex::new(Blend::default()),
         }
     }
 
@@ -328,8 +337,30 @@ impl Processing {
         *lock(&self.processor) = processor_for(settings);
     }
 
+    /// The computer's own sound, which the speaker plays beside the call
+    /// (a shared screen's; on the speaker's clock): part of the echo.
+    pub fn also_playing(&self, samples: &[i16]) {
+        let mut playing = lock(&self.playing);
+        for frame in samples.chunks_exact(PROCESS_SAMPLES) {
+            playing.push(frame.to_vec());
+        }
+    }
+
+    /// The computer's sound stopped (or another took its place).
+    pub fn stopped_playing(&self) {
+        lock(&self.playing).clear();
+    }
+
     /// Audio about to be played, any whole number of 10 ms frames.
     pub fn render(&self, samples: &[i16]) {
+        let mut with_sound = samples.to_vec();
+        {
+            let mut playing = lock(&self.playing);
+            for frame in with_sound.chunks_exact_mut(PROCESS_SAMPLES) {
+                playing.add_into(frame);
+            }
+        }
+        let samples = &with_sound[..];
         let on_mic_clock = self.drift.as_ref().map(|d| lock(d).render(samples));
         let mut processor = lock(&self.processor);
         for frame in on_mic_clock
@@ -406,6 +437,44 @@ mod tests {
         assert!(
             before - left >= 25.0,
             "echo at {before:.1} dBFS, {left:.1} after the canceller"
+        );
+    }
+
+    #[test]
+    fn the_computers_own_sound_is_cancelled_as_an_echo_too() {
+        // Nobody in the call talks; the computer plays a shared screen's
+        // sound, which the microphone hears through the room.
+        let sound = talker(8.0, 3);
+        let mic = room(&sound);
+        let silence = vec![0i16; mic.len()];
+        let settings = ProcessingSettings {
+            echo_cancellation: true,
+            noise_suppression: false,
+            gain_control: false,
+        };
+        let sent = |told: bool| {
+            let processing = Processing::new(settings);
+            let mut sent = Vec::with_capacity(mic.len());
+            for ((near, far), played) in mic
+                .chunks_exact(960)
+                .zip(silence.chunks_exact(960))
+                .zip(sound.chunks_exact(960))
+            {
+                if told {
+                    processing.also_playing(played);
+                }
+                processing.render(far);
+                let mut frame = near.to_vec();
+                processing.capture(&mut frame);
+                sent.extend(frame);
+            }
+            dbfs(&sent[sent.len() - 48_000..])
+        };
+        let (untold, told) = (sent(false), sent(true));
+        eprintln!("the sound's echo sent: {untold:.1} dBFS untold, {told:.1} told");
+        assert!(
+            untold - told >= 25.0,
+            "the sound's echo at {untold:.1} dBFS untold, {told:.1} told"
         );
     }
 

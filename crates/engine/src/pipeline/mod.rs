@@ -152,6 +152,7 @@ pub async fn audio(
                     Some(Control::Screen(new)) => {
                         sound = new;
                         blend.clear();
+                        processing.stopped_playing();
                     }
                     Some(
                         Control::Plan(_)
@@ -174,10 +175,13 @@ pub async fn audio(
             Taken::Sound(Err(e)) => {
                 sound = None;
                 blend.clear();
+                processing.stopped_playing();
                 let _ = reports.send(Report::ScreenSoundFailed(e));
                 continue;
             }
             Taken::Sound(Ok(frame)) if source.is_some() => {
+                // The speaker plays it too: the canceller is told.
+                processing.also_playing(&frame);
                 blend.push(frame);
                 continue;
             }
