@@ -2,7 +2,8 @@
 //! `tbf` queue), read once a second for the whole run. A phase's link use
 //! counts every packet of the call — video, audio, RTCP, ICE, headers —
 //! as RFC 8867 measures a link's utilization; the table's "kbit/s in" is
-//! the received video alone.
+//! the received media, as each receiver's statistics count it: the RTP
+//! payload of every stream, audio included, without packet headers.
 
 use std::collections::HashMap;
 use std::process::Command;
