@@ -412,7 +412,7 @@ pub const BROWSER_RENUMBER_FREEZE_LIMIT_MS: u64 = 4_000;
 /// The least share of a narrow link's capacity a call must use in
 /// `cargo xtask test`'s RFC 8867 §5.1 run (the goal, 80 %; every
 /// byte of the call through the bottleneck, as RFC 8867 counts it —
-/// measured 86–90 % native↔native, Chromium↔Chromium 84–89 %; the video
+/// measured 86–90 % native↔native, Chromium↔Chromium 84–89 %; the
 /// media alone — RTP payloads, audio included — 72–80 % and 74–78 %)…
 pub const LINK_USE_FLOOR: f64 = 0.8;
 /// …in the phases whose capacity is under what the call would send on a
