@@ -8,8 +8,8 @@
 //! mixing starts once [`PRIME`] frames wait (40 ms, the capture's jitter),
 //! a queue grown past [`MOST`] loses its oldest frame (a faster source:
 //! 20 ms lost every ~60 s at a 0.1 % mismatch), and an empty one pauses the
-//! sound until it is primed again (a slower source, or nothing playing —
-//! Windows delivers nothing then).
+//! sound until it is primed again (a slower source, or nothing playing,
+//! when a loopback may deliver nothing).
 
 use std::collections::VecDeque;
 

@@ -32,7 +32,7 @@ impl SystemSound {
     #[cfg(windows)]
     pub fn open() -> Result<SystemSound, AudioError> {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // 200 ms of frames; a consumer further behind loses the oldest.
+        // 200 ms of frames; a consumer further behind loses what comes then.
         let (tx, frames) = mpsc::channel(10);
         let (started, result) = std::sync::mpsc::sync_channel(1);
         let flag = stop.clone();
@@ -71,8 +71,9 @@ impl Drop for SystemSound {
 
 #[async_trait::async_trait]
 impl AudioSource for SystemSound {
-    /// The next 20 ms. Windows delivers nothing while nothing plays, so
-    /// silence is not a stall here: the frames simply wait.
+    /// The next 20 ms. A plain loopback delivers nothing while nothing
+    /// plays (and process loopback may do the same), so silence is not a
+    /// stall here: the frames simply wait.
     async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError> {
         self.frames
             .recv()
