@@ -15,7 +15,8 @@ use huddle_engine::audio::processing::ProcessingSettings;
 use huddle_engine::audio::tone::power_at;
 use huddle_engine::audio::{AudioSource, ToneInput};
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
-use huddle_engine::video::PatternSource;
+use huddle_engine::video::source::CaptureError;
+use huddle_engine::video::{I420Frame, PatternSource, VideoSource};
 
 /// The screen's sound: a note no member sings.
 const SOUND_HZ: f32 = 1000.0;
@@ -118,6 +119,69 @@ async fn the_screens_sound_goes_with_the_microphone_and_on_while_muted() {
     // Stopping the screen's sharing stops its sound.
     ada.command(Command::ShareScreen(None));
     assert_eq!(notes(&mut grace, &ada_id, note).await, (true, false));
+}
+
+/// A shared screen that gives out after its first pictures (as a display
+/// that goes away does).
+#[derive(Debug)]
+struct FailingScreen(PatternSource, u32);
+
+#[async_trait::async_trait]
+impl VideoSource for FailingScreen {
+    fn fps(&self) -> u32 {
+        self.0.fps()
+    }
+
+    async fn next_frame(&mut self) -> Result<I420Frame, CaptureError> {
+        self.1 = self.1.saturating_sub(1);
+        if self.1 == 0 {
+            // Gone for good: never another picture.
+            std::future::pending::<()>().await;
+        }
+        if self.1 == 1 {
+            return Err(CaptureError::Stopped("the display went away".into()));
+        }
+        self.0.next_frame().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screen_that_gives_out_takes_its_sound_with_it() {
+    let _cores = alone().await;
+    let server = server().await;
+    let note = tone_of("Ada");
+    let mut ada = ada(server, Some(Box::new(ToneInput::new(note))));
+    let ada_id = joined(&mut ada).await;
+    let mut grace = start(server, "Grace");
+    joined(&mut grace).await;
+    ada.command(Command::JoinCall);
+    grace.command(Command::JoinCall);
+    ada.command(Command::ShareScreen(Some(Box::new(FailingScreen(
+        PatternSource::new(320, 180, 15),
+        // 15 pictures a second: out after ~4 s.
+        60,
+    )))));
+    ada.command(Command::ShareSound(Some(Box::new(ToneInput::new(
+        SOUND_HZ,
+    )))));
+    assert_eq!(notes(&mut grace, &ada_id, note).await, (true, true));
+    // Grace's events are taken meanwhile, or the seconds waited here would
+    // be heard after it.
+    let failed = until(&mut ada, 20, "ScreenFailed", |e| {
+        matches!(e, CallEvent::ScreenFailed(_))
+    });
+    tokio::pin!(failed);
+    loop {
+        tokio::select! {
+            () = &mut failed => break,
+            _ = grace.next_event() => {}
+        }
+    }
+    assert_eq!(
+        notes(&mut grace, &ada_id, note).await,
+        (true, false),
+        "the screen is gone, and its sound with it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

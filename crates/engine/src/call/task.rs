@@ -286,6 +286,8 @@ impl State {
             }
             Report::ScreenFailed(e) => {
                 self.media.sharing = false;
+                // The screen's sound ends with it.
+                let _ = self.audio.send(Control::Screen(None));
                 self.send_media();
                 CallEvent::ScreenFailed(e)
             }
