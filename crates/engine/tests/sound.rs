@@ -69,11 +69,12 @@ async fn notes(call: &mut Call, from: &str, note: f32) -> (bool, bool) {
     (loud(voice), loud(sound))
 }
 
-/// Ada at `server`, sending a small test pattern and `audio` as her
-/// microphone, unprocessed (noise suppression takes a steady tone for
-/// noise).
-fn ada(server: std::net::SocketAddr, audio: Option<Box<dyn AudioSource>>) -> Call {
-    Call::start(
+/// Ada and Grace in a call through a server of their own; Ada sends a
+/// small test pattern and `audio` as her microphone, unprocessed (noise
+/// suppression takes a steady tone for noise). With Ada's id.
+async fn ada_and_grace(audio: Option<Box<dyn AudioSource>>) -> (Call, String, Call) {
+    let server = server().await;
+    let mut ada = Call::start(
         format!("ws://{server}/ws"),
         params("standup", "Ada"),
         CallOptions {
@@ -85,20 +86,20 @@ fn ada(server: std::net::SocketAddr, audio: Option<Box<dyn AudioSource>>) -> Cal
             relay_only: false,
             processing: ProcessingSettings::OFF,
         },
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_screens_sound_goes_with_the_microphone_and_on_while_muted() {
-    let _cores = alone().await;
-    let server = server().await;
-    let note = tone_of("Ada");
-    let mut ada = ada(server, Some(Box::new(ToneInput::new(note))));
+    );
     let ada_id = joined(&mut ada).await;
     let mut grace = start(server, "Grace");
     joined(&mut grace).await;
     ada.command(Command::JoinCall);
     grace.command(Command::JoinCall);
+    (ada, ada_id, grace)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_screens_sound_goes_with_the_microphone_and_on_while_muted() {
+    let _cores = alone().await;
+    let note = tone_of("Ada");
+    let (ada, ada_id, mut grace) = ada_and_grace(Some(Box::new(ToneInput::new(note)))).await;
     assert_eq!(notes(&mut grace, &ada_id, note).await, (true, false));
 
     ada.command(Command::ShareSound(Some(Box::new(ToneInput::new(
@@ -148,14 +149,8 @@ impl VideoSource for FailingScreen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_screen_that_gives_out_takes_its_sound_with_it() {
     let _cores = alone().await;
-    let server = server().await;
     let note = tone_of("Ada");
-    let mut ada = ada(server, Some(Box::new(ToneInput::new(note))));
-    let ada_id = joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (mut ada, ada_id, mut grace) = ada_and_grace(Some(Box::new(ToneInput::new(note)))).await;
     ada.command(Command::ShareScreen(Some(Box::new(FailingScreen(
         PatternSource::new(320, 180, 15),
         // 15 pictures a second: out after ~4 s.
@@ -187,13 +182,7 @@ async fn a_screen_that_gives_out_takes_its_sound_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_microphone_the_screens_sound_is_sent_alone() {
     let _cores = alone().await;
-    let server = server().await;
-    let mut ada = ada(server, None);
-    let ada_id = joined(&mut ada).await;
-    let mut grace = start(server, "Grace");
-    joined(&mut grace).await;
-    ada.command(Command::JoinCall);
-    grace.command(Command::JoinCall);
+    let (ada, ada_id, mut grace) = ada_and_grace(None).await;
     until(
         &mut grace,
         30,

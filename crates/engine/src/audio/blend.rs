@@ -56,6 +56,12 @@ impl Blend {
         true
     }
 
+    /// Whether nothing waits and nothing plays: [`Blend::add_into`] would
+    /// change nothing.
+    pub fn idle(&self) -> bool {
+        self.waiting.is_empty() && !self.playing
+    }
+
     /// Forgets what waits (the sound was stopped or replaced).
     pub fn clear(&mut self) {
         self.waiting.clear();
@@ -105,6 +111,7 @@ mod tests {
         assert!(blend.add_into(&mut quiet));
         assert_eq!(quiet, [4; 2], "the oldest three were dropped");
         blend.clear();
+        assert!(blend.idle());
         assert!(!blend.add_into(&mut quiet));
     }
 }

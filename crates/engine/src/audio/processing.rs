@@ -353,14 +353,19 @@ impl Processing {
 
     /// Audio about to be played, any whole number of 10 ms frames.
     pub fn render(&self, samples: &[i16]) {
-        let mut with_sound = samples.to_vec();
-        {
+        // Copied only while the computer's sound is being added (this
+        // runs every 10 ms).
+        let with_sound = {
             let mut playing = lock(&self.playing);
-            for frame in with_sound.chunks_exact_mut(PROCESS_SAMPLES) {
-                playing.add_into(frame);
-            }
-        }
-        let samples = &with_sound[..];
+            (!playing.idle()).then(|| {
+                let mut mixed = samples.to_vec();
+                for frame in mixed.chunks_exact_mut(PROCESS_SAMPLES) {
+                    playing.add_into(frame);
+                }
+                mixed
+            })
+        };
+        let samples = with_sound.as_deref().unwrap_or(samples);
         let on_mic_clock = self.drift.as_ref().map(|d| lock(d).render(samples));
         let mut processor = lock(&self.processor);
         for frame in on_mic_clock
