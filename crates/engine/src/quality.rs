@@ -43,8 +43,10 @@ impl FrameLog {
         self.arrivals.is_empty()
     }
 
-    /// Freezes between the first and the last picture, and — if `until` is
-    /// later than the last picture — the one still going on at `until`.
+    /// Freezes between the first picture and `until`: those between
+    /// pictures, and the one still going on at `until` if the last picture
+    /// before it came too long before. Pictures after `until` are not
+    /// looked at.
     pub fn freezes(&self, until: Duration) -> Freezes {
         let mut freezes = Freezes::default();
         let mut gaps: Vec<Duration> = Vec::new();
@@ -61,12 +63,13 @@ impl FrameLog {
                 freezes.longest = freezes.longest.max(gap);
             }
         };
-        for pair in self.arrivals.windows(2) {
+        let judged = &self.arrivals[..self.arrivals.partition_point(|&at| at <= until)];
+        for pair in judged.windows(2) {
             let gap = pair[1].saturating_sub(pair[0]);
             note(gap, &gaps);
             gaps.push(gap);
         }
-        if let Some(&last) = self.arrivals.last() {
+        if let Some(&last) = judged.last() {
             note(until.saturating_sub(last), &gaps);
         }
         freezes
@@ -129,5 +132,17 @@ mod tests {
         let f = log.freezes(Duration::from_secs(30));
         assert_eq!(f.count, 1);
         assert!(f.total >= Duration::from_secs(27));
+    }
+
+    #[test]
+    fn only_the_pictures_up_to_until_are_judged() {
+        let mut log = FrameLog::default();
+        steady(&mut log, 0, 2_000, 33);
+        steady(&mut log, 5_000, 6_000, 33); // a 3 s gap, after the window
+        assert_eq!(
+            log.freezes(Duration::from_millis(2_100)),
+            Freezes::default()
+        );
+        assert_eq!(log.freezes(Duration::from_millis(6_000)).count, 1);
     }
 }

@@ -188,6 +188,7 @@ pub fn run_scenario(
                 cmd.args(["--server", &format!("ws://{server_addr}/ws")])
                     .args(["--room", "lab", "--name", &name])
                     .args(["--duration", &format!("{seconds}s")])
+                    .args(["--measure", &format!("{}s", scenario.duration.as_secs())])
                     // Media on the engine's default addresses, as users have
                     // it: every address of either family, found anew on an
                     // ICE restart (a renumbered side gathers its new one).

@@ -169,6 +169,12 @@ pub(crate) struct Args {
     /// How long to stay: `30s`, `2m`, or seconds.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) duration: Duration,
+    /// Judge the pictures (fps per second, freezes) over this first part of
+    /// the run only; the default is all of it. The network lab stays a
+    /// second longer than it measures, so that a member who started a
+    /// little earlier and leaves a little earlier is not taken for frozen.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) measure: Option<Duration>,
     /// Write a JSON report here.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,

@@ -243,10 +243,18 @@ async fn run(args: Args) -> ExitCode {
                 Some(CallEvent::Message(ServerMessage::PeerJoined { peer } | ServerMessage::PeerUpdated { peer })) => {
                     names.insert(peer.id, peer.name);
                 }
+                Some(CallEvent::Message(ServerMessage::PeerLeft { id, .. })) => {
+                    // Its pictures end here; the gap after them is not a freeze.
+                    tracing::debug!(%id, at_s = started.elapsed().as_secs_f64(), "a member left");
+                    if let Some(entry) = received.get_mut(&id) {
+                        entry.left = Some(started.elapsed());
+                    }
+                }
                 Some(CallEvent::Video { from, frame }) => {
                     let entry = received.entry(from.clone()).or_default();
                     entry.name = names.get(&from).cloned().unwrap_or_default();
                     entry.frames += 1;
+                    entry.left = None;
                     let gap = entry.arrivals.last().map(|t| started.elapsed() - t);
                     entry.arrivals.record(started.elapsed());
                     if entry.first_frame.is_none() {
@@ -323,6 +331,7 @@ async fn run(args: Args) -> ExitCode {
     }
     let elapsed = started.elapsed();
     let seconds = elapsed.as_secs_f64();
+    let judged = args.measure.map_or(elapsed, |m| m.min(elapsed));
     let cpu_percent = own_cpu()
         .zip(cpu_at_start)
         .map(|(end, start)| 100.0 * (end - start).as_secs_f64() / seconds);
@@ -334,7 +343,7 @@ async fn run(args: Args) -> ExitCode {
         stopped,
         peers: received
             .iter_mut()
-            .map(|(id, r)| (id.clone(), PeerReport::of(r, elapsed)))
+            .map(|(id, r)| (id.clone(), PeerReport::of(r, judged)))
             .collect(),
     };
     println!(

@@ -34,6 +34,9 @@ pub(crate) struct Received {
     pub(crate) last_frame: Option<I420Frame>,
     /// When each picture arrived (since the start), for freezes and fps.
     pub(crate) arrivals: FrameLog,
+    /// When the member left the room (since the start), if it did and sent
+    /// nothing after: its pictures stopped then, they did not freeze.
+    pub(crate) left: Option<Duration>,
     /// `[seconds, kbit/s in, target kbit/s, rtt ms, media kbit/s out, kbit/s
     /// out on the wire, the encoder's kbit/s]` at each stats reading (-1:
     /// not known).
@@ -123,8 +126,10 @@ pub(crate) struct FreezeReport {
 }
 
 impl PeerReport {
-    pub(crate) fn of(r: &mut Received, elapsed: Duration) -> PeerReport {
-        let freezes = r.arrivals.freezes(elapsed);
+    /// The pictures are judged from the start `until` then (or until the
+    /// member left, if earlier).
+    pub(crate) fn of(r: &mut Received, until: Duration) -> PeerReport {
+        let freezes = r.arrivals.freezes(r.left.unwrap_or(until).min(until));
         let stats = r.stats.as_ref();
         let playout = stats.and_then(|s| s.playout);
         PeerReport {
@@ -142,7 +147,7 @@ impl PeerReport {
                 total_ms: freezes.total.as_millis() as u64,
                 longest_ms: freezes.longest.as_millis() as u64,
             },
-            fps_per_second: r.arrivals.per_second(elapsed),
+            fps_per_second: r.arrivals.per_second(until),
             timeline: r.timeline.clone(),
             first_frame_ms: r.first_frame.map(|d| d.as_millis() as u64),
             rtt_ms: stats.and_then(|s| s.rtt_ms),
