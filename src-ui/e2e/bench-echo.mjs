@@ -6,15 +6,17 @@
 //   HUDDLE_SERVER_BIN=… HUDDLE_PEER_BIN=… node e2e/bench-echo.mjs
 //
 // HUDDLE_BENCH_RUNS (default 2) repeats the eight calls, HUDDLE_PARTS picks
-// them ("echo,double"), HUDDLE_PROCESSING is the native near end's
+// them ("echo,double"), HUDDLE_FAR_END what Grace says ("speech", espeak-ng
+// sentences, or "voice", the synthetic talker), HUDDLE_LOOP_ADJUST_S whether
+// the loop re-adjusts its rate (see below), HUDDLE_PROCESSING is the native near end's
 // processing when on (default "all", as `huddle-peer --processing`); HUDDLE_KEEP=1 also
 // prints each call's level second by second and keeps the recordings.
 //
 // A user-mode PulseAudio of its own: null sink `spk` is the near end's
 // speaker, `module-loopback spk.monitor → micbus` (60 ms, full level) the
 // room, `micbus.monitor` (remapped as a source `mic`, which Chromium lists)
-// its microphone. Grace, a huddle-peer talking with the
-// synthetic voice, records what she hears; the near end (Ada) says nothing,
+// its microphone. Grace, a huddle-peer talking (espeak-ng sentences, looped),
+// records what she hears; the near end (Ada) says nothing,
 // so all Grace hears is her own voice's echo. Printed: its level (dBFS) in
 // seconds 4–8 of Grace's call (while a canceller converges) and 10–22
 // (steady), for Ada as a native huddle-peer without processing (the
@@ -56,14 +58,26 @@ const PROCESSING = process.env.HUDDLE_PROCESSING ?? "all";
 /** Which parts run: the echo, double talk. */
 const PARTS = (process.env.HUDDLE_PARTS ?? "echo,double").split(",");
 const GRACE_SECONDS = 24;
+/** What Grace says: `voice`, huddle-peer's synthetic talker (each
+ * syllable's pitch held for 200 ms), or `speech`, espeak-ng sentences in a
+ * voice other than Ada's, looped (HUDDLE_FAR_END). */
+const FAR_END = process.env.HUDDLE_FAR_END ?? "speech";
+/** How often PulseAudio's loopback (the room) re-adjusts its rate to hold
+ * its latency, in seconds (HUDDLE_LOOP_ADJUST_S). 0, the default: never —
+ * a room's delay is fixed, and both null sinks run on one clock. At
+ * PulseAudio's default (10) the loop's delay slid 100 → 80 ms within a call
+ * while the loopback converged on its 60 ms, and AEC3's linear filter, which
+ * models one delay, did not converge for 16–18 s. */
+const LOOP_ADJUST_S = Number(process.env.HUDDLE_LOOP_ADJUST_S ?? 0);
 
 const dir = mkdtempSync(joinPath(tmpdir(), "huddle-echo-"));
+const farEnd = farEndAudio();
 const pulse = await startPulse(
   dir,
   [
     "module-null-sink sink_name=spk",
     "module-null-sink sink_name=micbus",
-    "module-loopback source=spk.monitor sink=micbus latency_msec=60 source_dont_move=true sink_dont_move=true",
+    `module-loopback source=spk.monitor sink=micbus latency_msec=60 adjust_time=${LOOP_ADJUST_S} source_dont_move=true sink_dont_move=true`,
     // Chromium lists no monitor source as a microphone: the same sound as a
     // source of its own. (It becomes the default source, and a loopback free
     // to move follows the default: hence the loopback's `_dont_move`.)
@@ -81,7 +95,7 @@ const url = `ws://127.0.0.1:${port}/ws`;
 /** Grace talks (`audio`: `voice`, or `none` to listen only) in `room` for
  * GRACE_SECONDS, while `nearEnd` (a WAV file, if any) plays into Ada's
  * microphone from NEAR_END_AT_S on; resolves to Grace's WAV's samples. */
-async function grace(room, { audio = "voice", nearEnd } = {}) {
+async function grace(room, { audio = farEnd, nearEnd } = {}) {
   const wav = joinPath(dir, `${room}.wav`);
   const child = spawnGrace(peerBin, { url, room, audio, wav, seconds: GRACE_SECONDS });
   const exited = new Promise((r) => child.once("exit", r));
@@ -114,6 +128,28 @@ function nearEndTalk() {
     out.map((v) => v * gain),
   );
   return { path, seconds: out.length / RATE };
+}
+
+/** Grace's talk as `--audio` has it: the synthetic voice, or espeak-ng
+ * sentences at −20 dBFS (the synthetic voice's level, near enough: its echo
+ * unprocessed is −22 dBFS at Grace) written to a WAV file. */
+function farEndAudio() {
+  if (FAR_END === "voice") return "voice";
+  if (FAR_END !== "speech") throw new Error(`HUDDLE_FAR_END: voice or speech, not ${FAR_END}`);
+  const texts = [
+    "Good morning everyone, let us start with the numbers from last week.",
+    "Sales went up in the north and stayed flat in the south and the west.",
+    "The new office opens in two weeks, and the movers come on Friday.",
+    "Please send me your questions before the end of the day.",
+  ];
+  const out = sentences(dir, "far", "en-us", texts, 0.5);
+  const gain = 10 ** (-20 / 20) / Math.sqrt(power(out));
+  const path = joinPath(dir, "far-end.wav");
+  writeWav(
+    path,
+    out.map((v) => v * gain),
+  );
+  return `wav:${path}`;
 }
 
 /** The echo Grace heard: early and steady levels. */

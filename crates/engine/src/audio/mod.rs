@@ -21,6 +21,7 @@ pub mod stretch;
 pub mod synthetic;
 pub mod tone;
 pub mod voice;
+pub mod wav;
 
 pub use device::{AudioError, Direction, Microphone, Speaker, SystemSound};
 pub use sink::{AudioSink, NullSink, WavSink};

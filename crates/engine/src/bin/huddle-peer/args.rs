@@ -19,12 +19,14 @@ pub(crate) enum Video {
     None,
 }
 
-/// `--audio`: `tone`, `voice`, `mic`, `mic:DEVICE NAME` or `none`.
+/// `--audio`: `tone`, `voice`, `wav:PATH`, `mic`, `mic:DEVICE NAME` or `none`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Audio {
     Tone,
     /// A synthetic speech-like voice (`audio::synthetic::talker`), looped.
     Voice,
+    /// A WAV file (16-bit 48 kHz mono), looped: recorded speech.
+    Wav(PathBuf),
     Mic(Option<String>),
     None,
 }
@@ -53,7 +55,7 @@ enum ArgError {
     Video,
     #[error("{0:?} is not a camera number")]
     CameraNumber(String),
-    #[error("expected tone, voice, mic, mic:DEVICE or none")]
+    #[error("expected tone, voice, wav:PATH, mic, mic:DEVICE or none")]
     Audio,
     #[error("expected none, speaker, speaker:DEVICE or wav:PATH")]
     Output,
@@ -88,6 +90,7 @@ fn parse_audio(text: &str) -> Result<Audio, ArgError> {
         _ if text == "none" => Ok(Audio::None),
         _ if text == "mic" => Ok(Audio::Mic(None)),
         Some(("mic", name)) => Ok(Audio::Mic(Some(name.into()))),
+        Some(("wav", path)) if !path.is_empty() => Ok(Audio::Wav(path.into())),
         _ => Err(ArgError::Audio),
     }
 }
@@ -146,7 +149,7 @@ pub(crate) struct Args {
     /// What to send as video: test-pattern, camera, camera:N, screen, none.
     #[arg(long, default_value = "test-pattern", value_parser = parse_video)]
     pub(crate) video: Video,
-    /// What to send as audio: tone, voice, mic, mic:DEVICE, none.
+    /// What to send as audio: tone, voice, wav:PATH, mic, mic:DEVICE, none.
     #[arg(long, default_value = "tone", value_parser = parse_audio)]
     pub(crate) audio: Audio,
     /// Sound sent with the video (as a shared screen's, also while there
@@ -297,6 +300,11 @@ mod tests {
             Err(ArgError::CameraNumber("x".into()))
         );
         assert_eq!(parse_audio("loud"), Err(ArgError::Audio));
+        assert_eq!(parse_audio("wav:"), Err(ArgError::Audio));
+        assert_eq!(
+            parse_audio("wav:/tmp/talk.wav"),
+            Ok(Audio::Wav("/tmp/talk.wav".into()))
+        );
         assert_eq!(parse_output("wav:"), Err(ArgError::Output));
         assert_eq!(parse_size("100x100"), Err(ArgError::Size("100x100".into())));
         assert_eq!(

@@ -21,6 +21,7 @@ use clap::Parser;
 use huddle_engine::audio::device::list_devices as audio_devices;
 use huddle_engine::audio::processing::ProcessingSettings;
 use huddle_engine::audio::synthetic::talker;
+use huddle_engine::audio::wav::{self, WavError};
 use huddle_engine::audio::SAMPLE_RATE;
 use huddle_engine::audio::{
     AudioError, AudioSink, AudioSource, Direction, Microphone, SamplesInput, Speaker, SystemSound,
@@ -80,6 +81,8 @@ enum MediaError {
     Video(#[from] CaptureError),
     #[error("audio: {0}")]
     Audio(#[from] AudioError),
+    #[error("audio: {0}")]
+    Wav(#[from] WavError),
 }
 
 /// Opens what `args` ask for, before joining: a missing device is an
@@ -106,6 +109,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
     let audio: Option<Box<dyn AudioSource>> = match &args.audio {
         Audio::Tone => Some(Box::new(ToneInput::new(args.tone_hz))),
         Audio::Voice => Some(Box::new(SamplesInput::new(talker(20.0, 7)))),
+        Audio::Wav(path) => Some(Box::new(SamplesInput::new(wav::read(path)?))),
         Audio::Mic(name) => Some(Box::new(Microphone::open(name.as_deref())?)),
         Audio::None => None,
     };
