@@ -110,6 +110,20 @@ async function grace(room, { audio = farEnd, nearEnd } = {}) {
 
 /** Seconds into Grace's call when Ada starts talking (double talk). */
 const NEAR_END_AT_S = 4;
+/** `texts` spoken by espeak-ng's `voice` with `gapS` of silence after
+ * each, scaled to `level` dBFS over the whole, written to `name`.wav in the
+ * scratch directory: its path and length in seconds. */
+function spokenWav(name, voice, texts, gapS, level) {
+  const out = sentences(dir, name, voice, texts, gapS);
+  const gain = 10 ** (level / 20) / Math.sqrt(power(out));
+  const path = joinPath(dir, `${name}.wav`);
+  writeWav(
+    path,
+    out.map((v) => v * gain),
+  );
+  return { path, seconds: out.length / RATE };
+}
+
 /** Ada's talk: espeak-ng sentences with short pauses, −26 dBFS over the
  * whole (a microphone's speaking level), long enough to cover seconds
  * 9–21 of Grace's call. */
@@ -120,19 +134,12 @@ function nearEndTalk() {
     "If we fix that, the growth is closer to eight percent than to twelve.",
     "I can send the corrected sheet to everyone after the call today.",
   ];
-  const out = sentences(dir, "near", "en-gb", texts, 0.3);
-  const gain = 10 ** (-26 / 20) / Math.sqrt(power(out));
-  const path = joinPath(dir, "near-end.wav");
-  writeWav(
-    path,
-    out.map((v) => v * gain),
-  );
-  return { path, seconds: out.length / RATE };
+  return spokenWav("near-end", "en-gb", texts, 0.3, -26);
 }
 
 /** Grace's talk as `--audio` has it: the synthetic voice, or espeak-ng
- * sentences at −20 dBFS (the synthetic voice's level, near enough: its echo
- * unprocessed is −22 dBFS at Grace) written to a WAV file. */
+ * sentences in another voice at −20 dBFS (the synthetic voice's level, near
+ * enough: its echo unprocessed is −22 dBFS at Grace). */
 function farEndAudio() {
   if (FAR_END === "voice") return "voice";
   if (FAR_END !== "speech") throw new Error(`HUDDLE_FAR_END: voice or speech, not ${FAR_END}`);
@@ -142,14 +149,7 @@ function farEndAudio() {
     "The new office opens in two weeks, and the movers come on Friday.",
     "Please send me your questions before the end of the day.",
   ];
-  const out = sentences(dir, "far", "en-us", texts, 0.5);
-  const gain = 10 ** (-20 / 20) / Math.sqrt(power(out));
-  const path = joinPath(dir, "far-end.wav");
-  writeWav(
-    path,
-    out.map((v) => v * gain),
-  );
-  return `wav:${path}`;
+  return `wav:${spokenWav("far-end", "en-us", texts, 0.5, -20).path}`;
 }
 
 /** The echo Grace heard: early and steady levels. */
