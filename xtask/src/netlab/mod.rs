@@ -195,7 +195,14 @@ pub fn run_scenario(
                     // As costly to encode as a camera (the plain pattern is nearly free).
                     .args(["--content", "busy"])
                     .arg("--report")
-                    .arg(report(side));
+                    .arg(report(side))
+                    // `NETLAB_NATIVE_ARGS="--size 1280x720 --bitrate 2500"`:
+                    // other media for an experiment (Chromium's camera stays).
+                    .args(
+                        std::env::var("NETLAB_NATIVE_ARGS")
+                            .unwrap_or_default()
+                            .split_whitespace(),
+                    );
                 cmd
             }
             Client::Chromium => {
