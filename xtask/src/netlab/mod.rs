@@ -165,8 +165,9 @@ pub fn run_scenario(
     let seconds = scenario.duration.as_secs() + 1;
     let run_name = format!("{}-{}-{}", scenario.name, pair.0.name(), pair.1.name());
     let report = |side: &str| scratch.join(format!("{run_name}-{side}.json"));
+    let log_path = |side: &str| scratch.join(format!("{run_name}-{side}.log"));
     let log = |side: &str| -> Result<std::fs::File, Failed> {
-        let path = scratch.join(format!("{run_name}-{side}.log"));
+        let path = log_path(side);
         std::fs::File::create(&path).map_err(Failed::io(path.display()))
     };
     let server_addr = lab.server_addr();
@@ -251,6 +252,10 @@ pub fn run_scenario(
         .into_iter()
         .take(scenario.members)
         .collect();
+    // A report left by an earlier run is never read as this one's.
+    for &(side, _) in &sides {
+        let _ = std::fs::remove_file(report(side));
+    }
     let mut peers = sides
         .iter()
         .map(|&(side, client)| peer(client, side))
@@ -295,8 +300,21 @@ pub fn run_scenario(
             }
         }
     }
-    for child in &mut peers {
-        let _ = child.0.wait();
+    for (child, &(side, client)) in peers.iter_mut().zip(&sides) {
+        let status = child
+            .0
+            .wait()
+            .map_err(Failed::io(format!("{} peer", client.name())))?;
+        // What it reported still counts (a browser that fails to close
+        // after writing its report); without a report the run fails below.
+        if !status.success() {
+            eprintln!(
+                "netlab: the {} peer {} ended with {status}; its log: {}",
+                client.name(),
+                side.to_uppercase(),
+                log_path(side).display()
+            );
+        }
     }
     let link = meter.finish();
     let mut directions = Vec::new();
