@@ -24,8 +24,8 @@
 // The loop is linear, which flatters every canceller alike. Asserts only
 // that the reference carried the echo.
 //
-// Then double talk: Ada talks too (espeak-ng sentences played into her
-// microphone bus from 4 s on, −26 dBFS), in one call while Grace listens
+// Then double talk: Ada talks too (espeak-ng sentences played into null
+// sink `talker`, looped into her microphone bus, from 4 s on, −26 dBFS), in one call while Grace listens
 // only and in one while Grace talks, measured over 9 s to the end of Ada's
 // talk, twice over:
 // - in full band: how much of Ada's voice itself reaches Grace
@@ -99,6 +99,13 @@ const pulse = await startPulse(
     "module-null-sink sink_name=spk",
     "module-null-sink sink_name=micbus",
     `module-loopback source=spk.monitor sink=micbus latency_msec=60 adjust_time=${LOOP_ADJUST_S} source_dont_move=true sink_dont_move=true`,
+    // Ada's own voice reaches the microphone bus through a path that is
+    // there from the start: a stream joining or leaving the bus itself
+    // changed its latency, and with it the room's delay under the canceller
+    // (its estimate read 84 or 60 ms in echo-only calls, steady; 44 → 48 → 40
+    // and 36 → 8 → 20 ms in calls after one, with its ERLE at 0–18 dB).
+    "module-null-sink sink_name=talker",
+    "module-loopback source=talker.monitor sink=micbus latency_msec=60 adjust_time=0 source_dont_move=true sink_dont_move=true",
     // Chromium lists no monitor source as a microphone: the same sound as a
     // source of its own. (It becomes the default source, and a loopback free
     // to move follows the default: hence the loopback's `_dont_move`.)
@@ -122,7 +129,7 @@ async function grace(room, { audio = farEnd, nearEnd } = {}) {
   const exited = new Promise((r) => child.once("exit", r));
   if (nearEnd) {
     await new Promise((r) => setTimeout(r, NEAR_END_AT_S * 1000));
-    const play = spawn("paplay", ["--device=micbus", nearEnd], { env: soundEnv, stdio: "ignore" });
+    const play = spawn("paplay", ["--device=talker", nearEnd], { env: soundEnv, stdio: "ignore" });
     await new Promise((r) => play.once("exit", r));
   }
   await exited;
