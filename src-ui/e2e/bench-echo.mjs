@@ -5,7 +5,8 @@
 //
 //   HUDDLE_SERVER_BIN=… HUDDLE_PEER_BIN=… node e2e/bench-echo.mjs
 //
-// HUDDLE_BENCH_RUNS (default 2) repeats the eight calls, HUDDLE_PARTS picks
+// HUDDLE_BENCH_RUNS (default 2) repeats the calls (4 of echo, 12 of double
+// talk; ~10 minutes a run), HUDDLE_PARTS picks
 // them ("echo,double"), HUDDLE_FAR_END what Grace says ("speech", espeak-ng
 // sentences, or "voice", the synthetic talker), HUDDLE_LOOP_ADJUST_S whether
 // the loop re-adjusts its rate (see below), HUDDLE_PROCESSING is the native near end's
@@ -25,9 +26,9 @@
 // that the reference carried the echo.
 //
 // Then double talk: Ada talks too (espeak-ng sentences played into null
-// sink `talker`, looped into her microphone bus, from 4 s on, −26 dBFS), in one call while Grace listens
-// only and in one while Grace talks, measured over 9 s to the end of Ada's
-// talk, twice over:
+// sink `talker`, looped into her microphone bus, from 4 s on, −26 dBFS),
+// in one call while Grace listens only and in one while Grace talks,
+// measured over 9 s to the end of Ada's talk, twice over:
 // - in full band: how much of Ada's voice itself reaches Grace
 //   (`retained.mjs`, the recording projected second by second onto her
 //   talk; an echo or noise does not count, a suppressor's cut or pumping
@@ -100,10 +101,10 @@ const pulse = await startPulse(
     "module-null-sink sink_name=micbus",
     `module-loopback source=spk.monitor sink=micbus latency_msec=60 adjust_time=${LOOP_ADJUST_S} source_dont_move=true sink_dont_move=true`,
     // Ada's own voice reaches the microphone bus through a path that is
-    // there from the start: a stream joining or leaving the bus itself
-    // changed its latency, and with it the room's delay under the canceller
-    // (its estimate read 84 or 60 ms in echo-only calls, steady; 44 → 48 → 40
-    // and 36 → 8 → 20 ms in calls after one, with its ERLE at 0–18 dB).
+    // there from the start: a stream joining the bus itself (paplay) can
+    // change the bus's latency, and with it the room's delay under the
+    // canceller. (Its delay estimate still moves 4–12 ms in some calls of
+    // either kind with this path: not all of the wander was the rig.)
     "module-null-sink sink_name=talker",
     "module-loopback source=talker.monitor sink=micbus latency_msec=60 adjust_time=0 source_dont_move=true sink_dont_move=true",
     // Chromium lists no monitor source as a microphone: the same sound as a
