@@ -46,10 +46,11 @@ function bestLag(a, b, from, to) {
 }
 
 /** The talker's power between LOW_HZ and HIGH_HZ (dBFS, as `dbfs` counts
- * it) that `recording`'s seconds `fromS`…`toS` hold of `talker` (samples at RATE, played from
- * `talker`'s first sample at about `atS` into the recording, give or take
- * a second), second by second: each second's projection onto the talker's
- * samples at that second's best lag (within 30 ms of the whole window's). */
+ * it) that `recording`'s seconds `fromS`…`toS` hold of `talker` (samples
+ * at RATE, played from `talker`'s first sample at about `atS` into the
+ * recording, give or take a second), second by second: each second's
+ * projection onto the talker's samples at that second's best lag (within
+ * 30 ms of the whole window's). */
 export function retainedLevel(recording, talker, atS, fromS, toS) {
   const window = bandPass(recording.subarray(Math.round(fromS * RATE), Math.round(toS * RATE)), LOW_HZ, HIGH_HZ);
   // The talker's samples from a second before the window's expected start.

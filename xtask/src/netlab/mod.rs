@@ -197,7 +197,7 @@ pub fn run_scenario(
                     .args(["--content", "busy"])
                     .arg("--report")
                     .arg(report(side))
-                    // `NETLAB_NATIVE_ARGS="--size 1280x720 --bitrate 2500"`:
+                    // `NETLAB_NATIVE_ARGS="--size 1280x720 --kbps 2500"`:
                     // other media for an experiment (Chromium's camera stays).
                     .args(
                         std::env::var("NETLAB_NATIVE_ARGS")
