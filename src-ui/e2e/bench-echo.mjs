@@ -244,9 +244,9 @@ function talkKept(samples, talk) {
  * spills there — her spill alone, scaled by how her level changed — or
  * null when the far bands hold no more than that. */
 function echoLeak(single, double) {
-  const power = (db) => 10 ** (db / 10);
-  const spill = power(single.far + double.near - single.near);
-  const leak = power(double.far) - spill;
+  const fromDb = (db) => 10 ** (db / 10);
+  const spill = fromDb(single.far + double.near - single.near);
+  const leak = fromDb(double.far) - spill;
   return leak > spill / 4 ? 10 * Math.log10(leak) : null;
 }
 
