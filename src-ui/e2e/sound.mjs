@@ -4,7 +4,7 @@
 // devices with a chosen part of its processing on.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join as joinPath } from "node:path";
 import { chromium } from "playwright-core";
 import { CHROMIUM_PATH, KEEP_PCS, startCall, waitFor } from "./lib.mjs";
@@ -34,11 +34,17 @@ export function benchBinaries(bench) {
 /** A headless `huddle-peer` without video named `name` in `room` at the
  * server `url` for `seconds`: `audio` is what it sends (`voice`, `mic`,
  * `none`), `output` where it plays what it hears (`speaker`, `wav:PATH`),
- * `extra` more flags; `env` its environment. Returns the process. */
+ * `extra` more flags; `env` its environment. Its log goes to the bench's
+ * own (stderr), or with HUDDLE_PEER_LOGS set to a directory, to
+ * `room-name.log` there. Returns the process. */
 export function spawnPeer(peerBin, { url, room, name, audio, output, seconds, extra = [], env = process.env }) {
   const args = ["--server", url, "--room", room, "--name", name, "--video", "none", "--audio", audio];
   args.push("--output", output, "--duration", `${seconds}s`, "--udp", "127.0.0.1:0", ...extra);
-  return spawn(peerBin, args, { env, stdio: ["ignore", "ignore", "inherit"] });
+  const logs = process.env.HUDDLE_PEER_LOGS;
+  const log = logs ? openSync(joinPath(logs, `${room}-${name}.log`), "w") : "inherit";
+  const child = spawn(peerBin, args, { env, stdio: ["ignore", "ignore", log] });
+  if (logs) closeSync(log);
+  return child;
 }
 
 /** Ada, the near end as a native client: her microphone in, her speaker out. */

@@ -103,6 +103,7 @@ pub async fn playout(
                         let _ = reports.send(Report::Heard(peer, samples));
                     }
                     if let Some(out) = sink.as_mut() {
+                        processing.slipped(out.take_slip());
                         processing.render(&mixed.sum);
                         if let Err(e) = out.play(&mixed.sum) {
                             sink = None;

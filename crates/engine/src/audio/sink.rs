@@ -19,6 +19,15 @@ pub trait AudioSink: Send + std::fmt::Debug {
     fn wants(&self) -> Option<usize> {
         None
     }
+
+    /// How far what the sink played has slipped from what it was given,
+    /// since the last call, in 48 kHz samples: positive, silence it played
+    /// where it had nothing (a device that ran dry); negative, samples it
+    /// dropped unplayed. The echo canceller's reference slips as much
+    /// ([`super::processing::Processing::slipped`]).
+    fn take_slip(&mut self) -> i64 {
+        0
+    }
 }
 
 /// Discards what it is given.

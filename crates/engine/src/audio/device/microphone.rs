@@ -8,7 +8,10 @@ use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::{open_device, run_stream, AudioError, Direction, ErrorLog, StreamGuard, SILENT_DEVICE};
+use super::{
+    open_device, run_stream, short_period_ms, AudioError, Direction, ErrorLog, StreamGuard,
+    SILENT_DEVICE,
+};
 use crate::audio::resample::{to_mono, Resampler};
 use crate::audio::source::AudioSource;
 use crate::audio::{FRAME_SAMPLES, SAMPLE_RATE};
@@ -42,7 +45,8 @@ impl Microphone {
         let (device, device_name, format, config) = open_device(Direction::Input, name)?;
         // 200 ms of frames; a consumer that falls further behind loses the oldest.
         let (tx, frames) = mpsc::channel(10);
-        let stream = run_stream(Direction::Input, config, move |config| {
+        let period_ms = short_period_ms(Direction::Input);
+        let stream = run_stream(Direction::Input, config, period_ms, move |config| {
             by_sample_type!(
                 format,
                 Direction::Input,
@@ -146,8 +150,12 @@ where
                 );
                 while pending.len() >= FRAME_SAMPLES {
                     let frame: Vec<i16> = pending.drain(..FRAME_SAMPLES).collect();
-                    // Full: the call is behind; this frame is the one to lose.
-                    let _ = frames.try_send(frame);
+                    // Full: the call is behind; this frame is the one to lose
+                    // (and the echo's delay as the canceller sees it
+                    // shortens by 20 ms).
+                    if frames.try_send(frame).is_err() {
+                        debug!("a microphone frame lost: the call is behind");
+                    }
                 }
             },
             {

@@ -202,11 +202,12 @@ macro_rules! by_sample_type {
 
 /// Runs `build` on a thread of its own that keeps the stream it returns
 /// playing until the returned guard is dropped: first with `config` asking
-/// for a short period ([`short_period`]), then, if the device refuses that,
-/// with `config` as it is.
+/// for `period_ms` periods ([`with_period`]), then, if the device refuses
+/// that, with `config` as it is.
 fn run_stream(
     direction: Direction,
     config: StreamConfig,
+    period_ms: u32,
     mut build: impl FnMut(StreamConfig) -> Result<cpal::Stream, AudioError> + Send + 'static,
 ) -> Result<StreamGuard, AudioError> {
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
@@ -222,8 +223,8 @@ fn run_stream(
                 })?;
                 Ok(stream)
             };
-            let stream = start(short_period(direction, config)).or_else(|e| {
-                debug!(%direction, error = %e, "no short period: the device's own");
+            let stream = start(with_period(config, period_ms)).or_else(|e| {
+                debug!(%direction, period_ms, error = %e, "no such period: the device's own");
                 start(config)
             });
             match stream {
@@ -256,7 +257,8 @@ fn run_stream(
 /// (it rounds them to 160 and 320 samples) took mouth-to-ear from 141 to
 /// ~100 ms (`src-ui/e2e/bench-delay.mjs`). Playback at 5 ms ran into the
 /// plugin's underruns several times a second; at 10 ms, none under two CPU
-/// hogs.
+/// hogs. A speaker that still runs dry at the device asks for longer ones
+/// (`speaker.rs`).
 fn short_period_ms(direction: Direction) -> u32 {
     match direction {
         Direction::Input => 5,
@@ -264,12 +266,10 @@ fn short_period_ms(direction: Direction) -> u32 {
     }
 }
 
-/// `config` asking for [`short_period_ms`] periods.
-fn short_period(direction: Direction, config: StreamConfig) -> StreamConfig {
+/// `config` asking for `period_ms` periods.
+fn with_period(config: StreamConfig, period_ms: u32) -> StreamConfig {
     StreamConfig {
-        buffer_size: cpal::BufferSize::Fixed(
-            config.sample_rate * short_period_ms(direction) / 1000,
-        ),
+        buffer_size: cpal::BufferSize::Fixed(config.sample_rate * period_ms / 1000),
         ..config
     }
 }
@@ -324,7 +324,7 @@ pub use system::SystemSound;
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{short_period, Direction, ErrorLog};
+    use super::{short_period_ms, with_period, Direction, ErrorLog};
 
     #[test]
     fn the_short_period_is_5_ms_in_and_10_ms_out_at_the_device_rate() {
@@ -333,10 +333,14 @@ mod tests {
             sample_rate: 44_100,
             buffer_size: cpal::BufferSize::Default,
         };
-        let fixed = |direction| short_period(direction, config).buffer_size;
+        let fixed = |direction| with_period(config, short_period_ms(direction)).buffer_size;
         assert_eq!(fixed(Direction::Input), cpal::BufferSize::Fixed(220));
         assert_eq!(fixed(Direction::Output), cpal::BufferSize::Fixed(441));
-        assert_eq!(short_period(Direction::Input, config).channels, 2);
+        assert_eq!(
+            with_period(config, 20).buffer_size,
+            cpal::BufferSize::Fixed(882)
+        );
+        assert_eq!(with_period(config, 5).channels, 2);
     }
 
     #[test]
