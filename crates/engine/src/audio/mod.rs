@@ -14,6 +14,7 @@ pub mod jitter;
 pub mod mixer;
 pub mod opus;
 pub mod processing;
+pub mod reference;
 pub mod resample;
 pub mod sink;
 pub mod source;

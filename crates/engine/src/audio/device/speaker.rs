@@ -345,7 +345,7 @@ where
                         let mut health = lock(&health);
                         let now = Instant::now();
                         // Later than the device's two periods: it may have
-                        // run dry (what `Underruns` is about).
+                        // run dry (see `wider_period_ms`).
                         let since = now.duration_since(health.last_pull);
                         let period = Duration::from_secs_f64(
                             (data.len() / channels) as f64 / f64::from(rate),
