@@ -170,4 +170,14 @@ impl AudioSink for VolumeSink {
             .collect();
         self.inner.play(&scaled)
     }
+
+    // The speaker's clock paces playout, and its slips keep the echo
+    // canceller's reference in step: both pass through.
+    fn wants(&self) -> Option<usize> {
+        self.inner.wants()
+    }
+
+    fn take_slip(&mut self) -> i64 {
+        self.inner.take_slip()
+    }
 }
