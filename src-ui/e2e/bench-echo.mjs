@@ -103,8 +103,9 @@ const pulse = await startPulse(
     // Ada's own voice reaches the microphone bus through a path that is
     // there from the start: a stream joining the bus itself (paplay) can
     // change the bus's latency, and with it the room's delay under the
-    // canceller. (Its delay estimate still moves 4–12 ms in some calls of
-    // either kind with this path: not all of the wander was the rig.)
+    // canceller. (Its delay estimate still moved 4–12 ms in some calls of
+    // either kind with this path: gaps the devices made, which the
+    // speaker now reports — see `audio/reference.rs`.)
     "module-null-sink sink_name=talker",
     "module-loopback source=talker.monitor sink=micbus latency_msec=60 adjust_time=0 source_dont_move=true sink_dont_move=true",
     // Chromium lists no monitor source as a microphone: the same sound as a

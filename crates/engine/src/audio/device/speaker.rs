@@ -345,19 +345,22 @@ where
                         let mut health = lock(&health);
                         let now = Instant::now();
                         // Later than the device's two periods: it may have
-                        // run dry (see `wider_period_ms`).
-                        let since = now.duration_since(health.last_pull);
-                        let period = Duration::from_secs_f64(
-                            (data.len() / channels) as f64 / f64::from(rate),
-                        );
-                        if since > 2 * period && health.fed {
-                            let t = info.timestamp();
-                            debug!(
-                                since_ms = since.as_secs_f64() * 1e3,
-                                queued_ahead_ms =
-                                    t.playback.duration_since(t.callback).as_secs_f64() * 1e3,
-                                "the speaker's callback came late"
+                        // run dry (see `wider_period_ms`). Only looked at
+                        // when it would be logged: this runs every period.
+                        if health.fed && tracing::enabled!(tracing::Level::DEBUG) {
+                            let since = now.duration_since(health.last_pull);
+                            let period = Duration::from_secs_f64(
+                                (data.len() / channels) as f64 / f64::from(rate),
                             );
+                            if since > 2 * period {
+                                let t = info.timestamp();
+                                debug!(
+                                    since_ms = since.as_secs_f64() * 1e3,
+                                    queued_ahead_ms =
+                                        t.playback.duration_since(t.callback).as_secs_f64() * 1e3,
+                                    "the speaker's callback came late"
+                                );
+                            }
                         }
                         health.last_pull = now;
                         if health.largest_pull == 0 {
