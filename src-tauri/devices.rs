@@ -7,9 +7,6 @@
 //! picture) and `tone` (a 440 Hz tone) — the same idea as Chromium's
 //! fake-device flag.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-
 use huddle_engine::audio::device::{list_devices, Direction, Microphone, Speaker};
 use huddle_engine::audio::{AudioError, AudioSink, AudioSource, ToneInput};
 use huddle_engine::video::camera::{list_cameras, CameraRequest, CameraSource};
@@ -123,61 +120,9 @@ pub fn open_screen() -> Result<Box<dyn VideoSource>, CaptureError> {
     Ok(Box::new(ScreenSource::open()?))
 }
 
-/// Opens the speaker `id` (`None`: the default one), at `volume`.
-pub fn open_speaker(id: Option<&str>, volume: Volume) -> Result<Box<dyn AudioSink>, AudioError> {
-    Ok(Box::new(VolumeSink {
-        inner: Speaker::open(id)?,
-        volume,
-    }))
-}
-
-/// A playback volume that can change while playing: 0 (silent) to 1
-/// (as received).
-#[derive(Debug, Clone)]
-pub struct Volume(Arc<AtomicU32>);
-
-impl Volume {
-    pub fn new(level: f32) -> Volume {
-        Volume(Arc::new(AtomicU32::new(level.clamp(0.0, 1.0).to_bits())))
-    }
-
-    pub fn set(&self, level: f32) {
-        self.0
-            .store(level.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> f32 {
-        f32::from_bits(self.0.load(Ordering::Relaxed))
-    }
-}
-
-/// A speaker behind a volume control.
-#[derive(Debug)]
-struct VolumeSink {
-    inner: Speaker,
-    volume: Volume,
-}
-
-impl AudioSink for VolumeSink {
-    fn play(&mut self, frame: &[i16]) -> Result<(), AudioError> {
-        let gain = self.volume.get();
-        if gain >= 0.999 {
-            return self.inner.play(frame);
-        }
-        let scaled: Vec<i16> = frame
-            .iter()
-            .map(|&s| (f32::from(s) * gain) as i16)
-            .collect();
-        self.inner.play(&scaled)
-    }
-
-    // The speaker's clock paces playout, and its slips keep the echo
-    // canceller's reference in step: both pass through.
-    fn wants(&self) -> Option<usize> {
-        self.inner.wants()
-    }
-
-    fn take_slip(&mut self) -> i64 {
-        self.inner.take_slip()
-    }
+/// Opens the speaker `id` (`None`: the default one). The playback volume
+/// is the call's (`CallOptions::volume`): applied before the echo
+/// canceller's reference is taken.
+pub fn open_speaker(id: Option<&str>) -> Result<Box<dyn AudioSink>, AudioError> {
+    Ok(Box::new(Speaker::open(id)?))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use huddle_engine::audio::processing::ProcessingSettings;
-use huddle_engine::audio::SystemSound;
+use huddle_engine::audio::{SystemSound, Volume};
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command, Commander};
 use huddle_engine::signaling::StopReason;
 use huddle_engine::tls::ServerTrust;
@@ -17,7 +17,7 @@ use huddle_engine::JoinParams;
 use huddle_protocol::{ClientKind, Media};
 use tauri::async_runtime::JoinHandle;
 
-use crate::devices::{self, Volume};
+use crate::devices;
 use crate::events::{DeviceKind, PeerFigures, StopInfo, UiEvent};
 use crate::frames::FrameGate;
 use crate::ui::Ui;
@@ -64,8 +64,6 @@ pub struct Session {
     /// Whether a microphone is open for the check before a call; joining
     /// keeps it (a device is never opened twice at once).
     checking_audio: bool,
-    /// The playback volume the speaker is opened with (shared with the settings).
-    volume: Volume,
 }
 
 impl Session {
@@ -74,6 +72,7 @@ impl Session {
         request: JoinRequest,
         ui: Ui,
         frames: Arc<FrameGate>,
+        // The playback volume, shared with the settings.
         volume: Volume,
         processing: ProcessingSettings,
     ) -> Session {
@@ -88,6 +87,7 @@ impl Session {
         };
         let options = CallOptions {
             bitrate_bps: MAX_VIDEO_BPS,
+            volume,
             processing,
             ..CallOptions::default()
         };
@@ -100,7 +100,6 @@ impl Session {
             in_call: false,
             has_video: false,
             checking_audio: false,
-            volume,
         }
     }
 
@@ -231,7 +230,6 @@ impl Session {
     /// and hands it to the call; a failure is told to the window. Whether
     /// it opened.
     async fn use_device(&mut self, kind: DeviceKind, id: Option<String>, ui: &Ui) -> bool {
-        let volume = self.volume.clone();
         let opened = tauri::async_runtime::spawn_blocking(move || {
             let id = id.as_deref();
             match kind {
@@ -241,7 +239,7 @@ impl Session {
                 DeviceKind::Microphone => devices::open_microphone(id)
                     .map(|s| Command::SetAudio(Some(s)))
                     .map_err(|e| e.to_string()),
-                DeviceKind::Speaker => devices::open_speaker(id, volume)
+                DeviceKind::Speaker => devices::open_speaker(id)
                     .map(|s| Command::SetOutput(Some(s)))
                     .map_err(|e| e.to_string()),
                 DeviceKind::Screen => open_screen_now(),

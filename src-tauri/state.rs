@@ -8,7 +8,6 @@ use tauri::async_runtime::JoinHandle;
 use tauri::Wry;
 use tauri_plugin_store::Store;
 
-use crate::devices::Volume;
 use crate::error::CommandError;
 use crate::frames::FrameGate;
 use crate::host::Hosted;
@@ -17,6 +16,7 @@ use crate::pip::PipTarget;
 use crate::session::Session;
 use crate::settings::{self, Settings};
 use crate::ui::Ui;
+use huddle_engine::audio::Volume;
 use huddle_engine::sync::lock;
 
 pub struct AppState {

@@ -2,8 +2,8 @@
 //! ([`Mixer`], one `audio::jitter` buffer each), and 10 ms of the mix into
 //! the sink whenever it wants them — paced by the sound card's clock where
 //! there is one ([`AudioSink::wants`]), by the wall clock otherwise. What is
-//! played is the echo canceller's reference; what each member contributed
-//! goes back to the call as [`Report::Heard`].
+//! played, at the playback volume, is the echo canceller's reference; what
+//! each member contributed goes back to the call as [`Report::Heard`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::audio::jitter::{AudioPacket, PlayoutStats};
 use crate::audio::mixer::Mixer;
 use crate::audio::processing::Processing;
-use crate::audio::AudioSink;
+use crate::audio::{AudioSink, Volume};
 use crate::pipeline::Report;
 use crate::sync::lock;
 
@@ -68,6 +68,7 @@ impl WallClock {
 /// Runs until the call drops its sender.
 pub async fn playout(
     mut sink: Option<Box<dyn AudioSink>>,
+    volume: Volume,
     processing: Arc<Processing>,
     mut inputs: mpsc::UnboundedReceiver<Playout>,
     reports: mpsc::UnboundedSender<Report>,
@@ -98,11 +99,12 @@ pub async fn playout(
                     None => wall.due(now),
                 };
                 for _ in 0..due {
-                    let mixed = mixer.mix(now);
+                    let mut mixed = mixer.mix(now);
                     for (peer, samples) in mixed.members {
                         let _ = reports.send(Report::Heard(peer, samples));
                     }
                     if let Some(out) = sink.as_mut() {
+                        volume.apply(&mut mixed.sum);
                         processing.slipped(out.take_slip());
                         processing.render(&mixed.sum);
                         if let Err(e) = out.play(&mixed.sum) {

@@ -412,6 +412,7 @@ async fn a_silent_member_sends_a_few_packets_a_second_and_is_heard_when_it_talks
             udp_addrs: vec!["127.0.0.1:0".into()],
             relay_only: false,
             processing: Default::default(),
+            volume: Default::default(),
         },
     );
     let ada_id = joined(&mut ada).await;

@@ -20,7 +20,7 @@ use common::pulse::{use_sound_server, Pulse};
 use huddle_engine::audio::processing::ProcessingSettings;
 use huddle_engine::audio::synthetic::talker;
 use huddle_engine::audio::voice::dbfs;
-use huddle_engine::audio::{Microphone, SamplesInput, Speaker};
+use huddle_engine::audio::{Microphone, SamplesInput, Speaker, Volume};
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_protocol::ServerMessage;
 
@@ -30,6 +30,14 @@ use huddle_protocol::ServerMessage;
 /// state (over seconds 6–9, a CI run under load found two calls in a row
 /// at −32 dBFS, 11 dB under unprocessed, still converging).
 async fn echo_heard(processing: ProcessingSettings) -> f32 {
+    let heard = call_heard(processing, None).await;
+    dbfs(&heard[48_000 * 9..])
+}
+
+/// What Grace hears from Ada in a 12 s call where Ada's microphone hears
+/// her speaker, processed with `processing`; with `turn_up`, Ada's playback
+/// volume is at 25 % until Grace has heard 6 s, then full.
+async fn call_heard(processing: ProcessingSettings, turn_up: Option<Volume>) -> Vec<i16> {
     let server = common::server().await;
     let join = |name: &str| common::params("echo", name);
     let url = format!("ws://{server}/ws");
@@ -41,6 +49,7 @@ async fn echo_heard(processing: ProcessingSettings) -> f32 {
             output: Some(Box::new(Speaker::open(None).unwrap())),
             udp_addrs: vec!["127.0.0.1:0".into()],
             processing,
+            volume: turn_up.clone().unwrap_or_default(),
             ..CallOptions::default()
         },
     );
@@ -69,7 +78,14 @@ async fn echo_heard(processing: ProcessingSettings) -> f32 {
     tokio::time::timeout(Duration::from_secs(30), async {
         while heard.len() < 48_000 * 12 {
             match grace.next_event().await {
-                Some(CallEvent::Audio { samples, .. }) => heard.extend(samples),
+                Some(CallEvent::Audio { samples, .. }) => {
+                    heard.extend(samples);
+                    if heard.len() >= 48_000 * 6 {
+                        if let Some(volume) = &turn_up {
+                            volume.set(1.0);
+                        }
+                    }
+                }
                 Some(CallEvent::Message(ServerMessage::Error { code, message, .. })) => {
                     panic!("{code:?}: {message}")
                 }
@@ -82,7 +98,7 @@ async fn echo_heard(processing: ProcessingSettings) -> f32 {
     .expect("12 s of Ada's audio within 30 s");
     grace.command(Command::Leave);
     ada.abort();
-    dbfs(&heard[48_000 * 9..])
+    heard
 }
 
 /// The echo heard in a call with `processing`, and in a second call if the
@@ -93,6 +109,16 @@ async fn quietest_of_two(raw: f32, processing: ProcessingSettings) -> Vec<f32> {
         levels.push(echo_heard(processing).await);
     }
     levels
+}
+
+/// The echo Grace hears over the 3 s before Ada turns her volume from 25 %
+/// to full, and over the 3 s after (from 100 ms on).
+async fn turned_up(processing: ProcessingSettings) -> (f32, f32) {
+    let heard = call_heard(processing, Some(Volume::new(0.25))).await;
+    (
+        dbfs(&heard[48_000 * 3..48_000 * 6]),
+        dbfs(&heard[48_000 * 6 + 4_800..48_000 * 9]),
+    )
 }
 
 fn best(levels: &[f32]) -> f32 {
@@ -131,9 +157,18 @@ async fn echo_cancellation_keeps_a_members_voice_from_coming_back() {
     )
     .await;
     let everything = quietest_of_two(raw, ProcessingSettings::default()).await;
+    // Ada turns her volume up mid-call (25 % to full): unprocessed, her
+    // echo grows by as much; processed, it stays cancelled. (With the
+    // reference taken before the volume instead, it stayed cancelled too in
+    // this linear loop — AEC3 re-adapted within the first 100 ms, even from
+    // 5 % — so this shows the volume reaches the speaker and the canceller
+    // holds, not which of the two orders is right.)
+    let (raw_quiet, raw_loud) = turned_up(ProcessingSettings::OFF).await;
+    let (quiet, loud) = turned_up(ProcessingSettings::default()).await;
     eprintln!(
         "Grace's echo back at Grace: {raw:.1} dBFS unprocessed, {cancelled:.1?} dBFS with echo \
-         cancellation, {everything:.1?} dBFS with noise suppression and gain control too"
+         cancellation, {everything:.1?} dBFS with noise suppression and gain control too; volume turned up from 25 %: \
+         {raw_quiet:.1} → {raw_loud:.1} dBFS unprocessed, {quiet:.1} → {loud:.1} dBFS processed"
     );
     let (cancelled, everything) = (best(&cancelled), best(&everything));
     assert!(raw > -30.0, "the loop carries the echo: {raw:.1} dBFS");
@@ -145,5 +180,14 @@ async fn echo_cancellation_keeps_a_members_voice_from_coming_back() {
     assert!(
         raw - everything >= 15.0,
         "echo {raw:.1} dBFS unprocessed, {everything:.1} dBFS with everything on"
+    );
+    assert!(
+        (raw - raw_loud).abs() <= 3.0 && raw_loud - raw_quiet >= 9.0,
+        "volume 25 % then full, unprocessed: echo {raw_quiet:.1} then {raw_loud:.1} dBFS \
+         (full volume all along: {raw:.1})"
+    );
+    assert!(
+        raw - loud >= 15.0,
+        "echo {raw:.1} dBFS unprocessed, {loud:.1} dBFS just after the volume went up"
     );
 }

@@ -85,6 +85,7 @@ async fn ada_and_grace(audio: Option<Box<dyn AudioSource>>) -> (Call, String, Ca
             udp_addrs: vec!["127.0.0.1:0".into()],
             relay_only: false,
             processing: ProcessingSettings::OFF,
+            volume: Default::default(),
         },
     );
     let ada_id = joined(&mut ada).await;

@@ -4,7 +4,8 @@
 //! or a tone ([`source::ToneInput`]) — encoded once by [`opus`]. In: each
 //! member's packets are decoded (losses concealed) and [`mixer::Mixer`]
 //! sums them into one stream for an [`sink::AudioSink`] — the speaker
-//! ([`device::Speaker`]), a WAV file, or nothing. [`tone::dominant_frequency`]
+//! ([`device::Speaker`]), a WAV file, or nothing — at the playback
+//! [`volume::Volume`]. [`tone::dominant_frequency`]
 //! lets a receiver check which tone it heard.
 
 pub mod blend;
@@ -22,11 +23,13 @@ pub mod stretch;
 pub mod synthetic;
 pub mod tone;
 pub mod voice;
+pub mod volume;
 pub mod wav;
 
 pub use device::{AudioError, Direction, Microphone, Speaker, SystemSound};
 pub use sink::{AudioSink, NullSink, WavSink};
 pub use source::{AudioSource, SamplesInput, ToneInput};
+pub use volume::Volume;
 
 /// Samples per second.
 pub const SAMPLE_RATE: u32 = 48_000;

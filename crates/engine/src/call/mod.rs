@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::audio::processing::ProcessingSettings;
-use crate::audio::{AudioError, AudioSink, AudioSource};
+use crate::audio::{AudioError, AudioSink, AudioSource, Volume};
 use crate::signaling::{JoinParams, Signaling, StopReason};
 use crate::stats::LinkStats;
 use crate::video::{CaptureError, I420Frame, VideoSource};
@@ -31,6 +31,8 @@ pub struct CallOptions {
     /// Where the members' mixed audio is played (`None`: nowhere; the
     /// application still gets [`CallEvent::Audio`]).
     pub output: Option<Box<dyn AudioSink>>,
+    /// The playback volume (full by default); set it at any time.
+    pub volume: Volume,
     /// The most video may use, bits per second; congestion control may ask
     /// for less.
     pub bitrate_bps: u32,
@@ -58,6 +60,7 @@ impl Default for CallOptions {
             video: None,
             audio: None,
             output: None,
+            volume: Volume::default(),
             bitrate_bps: 1_000_000,
             udp_addrs: ANY_ADDRESS.iter().map(|a| a.to_string()).collect(),
             relay_only: false,

@@ -118,6 +118,7 @@ pub(super) async fn run(
         )),
         tokio::spawn(playout::playout(
             options.output,
+            options.volume,
             processing.clone(),
             playout_rx,
             reports,

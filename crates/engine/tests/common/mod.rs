@@ -121,6 +121,7 @@ pub fn start_url(url: String, name: &str) -> Call {
             udp_addrs: vec!["127.0.0.1:0".into()],
             relay_only: false,
             processing: Default::default(),
+            volume: Default::default(),
         },
     )
 }

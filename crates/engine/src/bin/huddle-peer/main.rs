@@ -25,7 +25,7 @@ use huddle_engine::audio::wav::{self, WavError};
 use huddle_engine::audio::SAMPLE_RATE;
 use huddle_engine::audio::{
     AudioError, AudioSink, AudioSource, Direction, Microphone, SamplesInput, Speaker, SystemSound,
-    ToneInput, WavSink,
+    ToneInput, Volume, WavSink,
 };
 use huddle_engine::call::{Call, CallEvent, CallOptions, Command};
 use huddle_engine::tls::ServerTrust;
@@ -125,6 +125,7 @@ fn open_media(args: &Args) -> Result<CallOptions, MediaError> {
         udp_addrs: args.udp.clone(),
         bitrate_bps: args.kbps.saturating_mul(1000),
         relay_only: args.relay_only,
+        volume: Volume::default(),
         // A microphone gets what a browser gives getUserMedia audio; the
         // tone is no microphone (and noise suppression takes a steady tone
         // for noise: measured −19 dB after a second).
