@@ -302,6 +302,21 @@ pub fn halve(bitrate_bps: u32, width: usize, halved: bool) -> bool {
     }
 }
 
+/// The most video of pictures `width` × `height` is sent at, whatever the
+/// call and the path allow: past it, more bits buy a picture of that size
+/// little. libwebrtc's defaults for one stream (0.6 Mbit/s up to 320×240,
+/// 1.7 up to 640×480, 2.0 up to 960×540, 2.5 above), so a desktop camera
+/// at 1280×720 may use what Chromium's does, and a smaller picture is not
+/// handed bits it cannot use.
+pub fn size_ceiling_bps(width: usize, height: usize) -> u32 {
+    match width * height {
+        0..=76_800 => 600_000,
+        76_801..=307_200 => 1_700_000,
+        307_201..=518_400 => 2_000_000,
+        _ => 2_500_000,
+    }
+}
+
 /// The frame rate video is sent at for a bitrate: fewer, better pictures
 /// when bits are scarce, rather than many that turn to mush (or that rate
 /// control skips unevenly).
@@ -318,6 +333,16 @@ pub fn frame_rate_for(bitrate_bps: u32, nominal_fps: u32) -> u32 {
 mod tests {
     use super::*;
     use rtc::interceptor::ConstantBitrate;
+
+    #[test]
+    fn a_pictures_size_sets_the_most_it_is_sent_at() {
+        assert_eq!(size_ceiling_bps(320, 180), 600_000);
+        assert_eq!(size_ceiling_bps(640, 360), 1_700_000);
+        assert_eq!(size_ceiling_bps(640, 480), 1_700_000);
+        assert_eq!(size_ceiling_bps(960, 540), 2_000_000);
+        assert_eq!(size_ceiling_bps(1280, 720), 2_500_000);
+        assert_eq!(size_ceiling_bps(1920, 1080), 2_500_000);
+    }
 
     #[test]
     fn the_estimate_is_shown_once_feedback_informed_it() {

@@ -197,6 +197,7 @@ pub fn run_scenario(
                     .args(["--content", "busy"])
                     .arg("--report")
                     .arg(report(side))
+                    .args(["--size", &camera_size()])
                     // `NETLAB_NATIVE_ARGS="--size 1280x720 --kbps 2500"`:
                     // other media for an experiment (Chromium's camera stays).
                     .args(
@@ -561,10 +562,17 @@ pub fn run(args: &[String]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The camera's size in the lab, both kinds of peer: 640×360, or
+/// `NETLAB_CAMERA=1280x720` (the desktop app's camera) for an experiment.
+fn camera_size() -> String {
+    std::env::var("NETLAB_CAMERA").unwrap_or_else(|_| "640x360".into())
+}
+
 /// Chromium's fake camera in the lab: the busy pattern at the native
 /// peer's size (3 s, looped), written once into `scratch`.
 pub fn camera(bin: &std::path::Path, scratch: &std::path::Path) -> Result<PathBuf, Failed> {
-    let camera = scratch.join("busy-640x360.y4m");
-    write_y4m(bin, &camera, "640x360")?;
+    let size = camera_size();
+    let camera = scratch.join(format!("busy-{size}.y4m"));
+    write_y4m(bin, &camera, &size)?;
     Ok(camera)
 }

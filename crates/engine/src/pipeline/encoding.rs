@@ -11,7 +11,7 @@ use tracing::{debug, trace, warn};
 
 use super::cadence::Cadence;
 use super::cpu::{Level, CHEAPEST_FPS};
-use crate::congestion::{frame_rate_for, halve, SendBudget};
+use crate::congestion::{frame_rate_for, halve, size_ceiling_bps, SendBudget};
 use crate::video::h264::H264Encoder;
 use crate::video::I420Frame;
 
@@ -71,7 +71,11 @@ pub enum Skipped {
 /// One encoding's encoder and the state of its pictures.
 #[derive(Debug)]
 pub struct Encoding {
+    /// What the plan gives this encoding.
     bitrate_bps: u32,
+    /// The most the source's pictures are worth (`size_ceiling_bps` of the
+    /// last one's size): the encoder gets the lesser of the two.
+    ceiling_bps: u32,
     encoder: Option<H264Encoder>,
     last_keyframe: Instant,
     last_keyframe_bytes: usize,
@@ -99,6 +103,7 @@ impl Encoding {
     pub fn new(bitrate_bps: u32) -> Encoding {
         Encoding {
             bitrate_bps,
+            ceiling_bps: u32::MAX,
             encoder: None,
             last_keyframe: Instant::now(),
             last_keyframe_bytes: 0,
@@ -111,17 +116,26 @@ impl Encoding {
         }
     }
 
+    /// What the encoder is set to: the plan's bitrate, at most the
+    /// pictures' ceiling.
     pub fn bitrate(&self) -> u32 {
-        self.bitrate_bps
+        self.bitrate_bps.min(self.ceiling_bps)
     }
 
     pub fn set_bitrate(&mut self, bps: u32) {
-        if bps == self.bitrate_bps {
+        let before = self.bitrate();
+        self.bitrate_bps = bps;
+        self.apply(before);
+    }
+
+    /// Tells the encoder of a change of [`Self::bitrate`] from `before`.
+    fn apply(&mut self, before: u32) {
+        let now = self.bitrate();
+        if now == before {
             return;
         }
-        self.bitrate_bps = bps;
         if let Some(encoder) = self.encoder.as_mut() {
-            if let Err(e) = encoder.set_bitrate(bps) {
+            if let Err(e) = encoder.set_bitrate(now) {
                 warn!(error = %e, "could not change the video bitrate");
             }
         }
@@ -156,7 +170,10 @@ impl Encoding {
         screen: bool,
         level: Level,
     ) -> Result<Picture, Skipped> {
-        let bitrate_bps = self.bitrate_bps;
+        let before = self.bitrate();
+        self.ceiling_bps = size_ceiling_bps(frame.width(), frame.height());
+        self.apply(before);
+        let bitrate_bps = self.bitrate();
         let mut rate = frame_rate_for(bitrate_bps, fps);
         if level == Level::HalfSizeFewer && !screen {
             rate = rate.min(CHEAPEST_FPS);
@@ -294,5 +311,29 @@ mod tests {
             mid > KEYFRAME_AT_MOST && mid < KEYFRAME_AT_MOST_SLOW,
             "{mid:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_encoder_gets_at_most_what_the_pictures_size_is_worth() {
+        let mut encoding = Encoding::new(2_500_000);
+        let mut needs = KeyframeNeeds::default();
+        for (width, height, bps) in [(640, 360, 1_700_000), (1280, 720, 2_500_000)] {
+            let frame = crate::video::pattern::TestPattern::new(width, height).next_frame();
+            let picture = encoding
+                .encode(
+                    &frame,
+                    30,
+                    Instant::now(),
+                    std::iter::once(&mut needs),
+                    false,
+                    Level::Full,
+                )
+                .await;
+            assert!(picture.is_ok(), "{width}×{height}: a picture");
+            assert_eq!(encoding.bitrate(), bps, "{width}×{height}");
+            encoding.reset();
+        }
+        encoding.set_bitrate(800_000);
+        assert_eq!(encoding.bitrate(), 800_000, "under the ceiling: the plan's");
     }
 }
