@@ -168,6 +168,17 @@ async fn the_speaker_is_heard_by_the_microphone_and_no_sound_server_is_a_clear_e
     .await;
     assert!(after_stall.is_ok(), "no sound within 12 s of the resume");
 
+    // The call falls behind for 600 ms: the microphone keeps 200 ms and
+    // drops the rest, and says how much (the echo canceller's reference
+    // drops as much, or the echo's delay would seem 400 ms shorter).
+    mic.take_dropped();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let dropped = mic.take_dropped();
+    assert!(
+        dropped % 960 == 0 && (960 * 10..=960 * 30).contains(&dropped),
+        "dropped {dropped} samples in 600 ms not taken, 200 ms of them kept"
+    );
+
     // The sound server goes away mid-use: the microphone says so (it does
     // not just go quiet), and so does the speaker.
     let mut speaker = Speaker::open(None).unwrap();

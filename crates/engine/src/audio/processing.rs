@@ -356,8 +356,9 @@ impl Processing {
     }
 
     /// The speaker played `samples` (48 kHz) more than it was given, or
-    /// fewer if negative ([`super::AudioSink::take_slip`]): the render side
-    /// slips as much ([`Reference`]).
+    /// fewer if negative ([`super::AudioSink::take_slip`]) — or, negative,
+    /// the microphone dropped as many ([`super::AudioSource::take_dropped`]):
+    /// the render side slips as much ([`Reference`]).
     pub fn slipped(&self, samples: i64) {
         if samples != 0 {
             lock(&self.reference).slip(samples);

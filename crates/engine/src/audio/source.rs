@@ -13,6 +13,15 @@ use super::tone::ToneSource;
 pub trait AudioSource: Send + std::fmt::Debug {
     /// Waits for the next frame ([`super::FRAME_SAMPLES`] samples).
     async fn next_frame(&mut self) -> Result<Vec<i16>, AudioError>;
+
+    /// Samples (48 kHz) the source captured and dropped since the last
+    /// call, before they were taken (a microphone whose call fell behind):
+    /// what follows came that much later, so the echo's delay as the
+    /// canceller sees it shortens by as much, and its reference leaves out
+    /// as many ([`super::processing::Processing::slipped`]).
+    fn take_dropped(&mut self) -> u64 {
+        0
+    }
 }
 
 /// A sine tone, paced in real time.

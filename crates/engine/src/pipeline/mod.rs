@@ -193,6 +193,9 @@ pub async fn audio(
                 continue;
             }
         };
+        if let Some(dropped) = source.as_mut().map(|s| s.take_dropped()) {
+            processing.slipped(-i64::try_from(dropped).unwrap_or(i64::MAX));
+        }
         // ~0.3 ms of work per 20 ms (see the `audio` bench).
         let voice = processing.capture(&mut frame);
         if voice.talking != voiced {

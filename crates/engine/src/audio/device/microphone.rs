@@ -3,6 +3,9 @@
 //! device that stops delivering is opened again a few times before the
 //! call is told it stopped.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use cpal::traits::DeviceTrait;
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use tokio::sync::mpsc;
@@ -25,6 +28,8 @@ pub struct Microphone {
     /// Times opened again since the last frame.
     reopened: u32,
     frames: mpsc::Receiver<Vec<i16>>,
+    /// Samples the device's callback dropped since `take_dropped`.
+    dropped: Arc<AtomicU64>,
     /// `None` only between an old stream's end and a new one.
     stream: Option<StreamGuard>,
 }
@@ -45,12 +50,14 @@ impl Microphone {
         let (device, device_name, format, config) = open_device(Direction::Input, name)?;
         // 200 ms of frames; a consumer that falls further behind loses the oldest.
         let (tx, frames) = mpsc::channel(10);
+        let dropped = Arc::new(AtomicU64::new(0));
         let period_ms = short_period_ms(Direction::Input);
+        let counter = dropped.clone();
         let stream = run_stream(Direction::Input, config, period_ms, move |config| {
             by_sample_type!(
                 format,
                 Direction::Input,
-                capture(&device, config, tx.clone())
+                capture(&device, config, tx.clone(), counter.clone())
             )
         })?;
         Ok(Microphone {
@@ -58,6 +65,7 @@ impl Microphone {
             asked: name.map(str::to_owned),
             reopened: 0,
             frames,
+            dropped,
             stream: Some(stream),
         })
     }
@@ -74,6 +82,7 @@ impl Microphone {
             .map_err(|_| AudioError::Stopped)??;
         self.name = again.name;
         self.frames = again.frames;
+        self.dropped = again.dropped;
         self.stream = again.stream;
         Ok(())
     }
@@ -112,12 +121,17 @@ impl AudioSource for Microphone {
             }
         }
     }
+
+    fn take_dropped(&mut self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
 }
 
 fn capture<T>(
     device: &cpal::Device,
     config: StreamConfig,
     frames: mpsc::Sender<Vec<i16>>,
+    dropped: Arc<AtomicU64>,
 ) -> Result<cpal::Stream, AudioError>
 where
     T: SizedSample,
@@ -152,8 +166,9 @@ where
                     let frame: Vec<i16> = pending.drain(..FRAME_SAMPLES).collect();
                     // Full: the call is behind; this frame is the one to lose
                     // (and the echo's delay as the canceller sees it
-                    // shortens by 20 ms).
+                    // shortens by 20 ms: its reference is told).
                     if frames.try_send(frame).is_err() {
+                        dropped.fetch_add(FRAME_SAMPLES as u64, Ordering::Relaxed);
                         debug!("a microphone frame lost: the call is behind");
                     }
                 }
