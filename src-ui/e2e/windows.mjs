@@ -164,6 +164,16 @@ function checkReceived(who, report, from, { pattern = false, toneHz = null } = {
     throw new Error(`${who} did not hear ${from}'s ${toneHz} Hz tone: ${text}`);
 }
 
+// wine's display for the whole run: an Xvfb of its own, its root white
+// (-wr), not the default weave, so that a shared screen's brightness says
+// what was seen. Every wine program gets it — the first one starts the
+// prefix's session, whose desktop later programs share: a session begun
+// without a display (huddle-server.exe, step 1, on a fresh prefix) left
+// GDI with nothing to copy the screen from ("Windows refused to copy the
+// screen" in step 3).
+const { child: xvfb, display } = await startXvfb({ from: 150, size: "800x600", extra: ["-wr"] });
+process.env.DISPLAY = display;
+
 let failed = false;
 try {
   console.log(`windows: ${wine} running Windows builds; ${await browser.version()}`);
@@ -263,10 +273,7 @@ try {
   await step(
     "huddle-peer.exe shares its screen under wine (GDI): a Linux huddle-peer decodes it, the size and the white of wine's display",
     async () => {
-      // wine's display: an Xvfb of its own, its root white (-wr), not the
-      // default weave, so that the picture's brightness says what was seen.
-      const { child: xvfb, display } = await startXvfb({ from: 150, size: "800x600", extra: ["-wr"] });
-      try {
+      {
         const server = `ws://127.0.0.1:${port}/ws`;
         const winReport = joinPath(out, "windows-screen.json");
         const linReport = joinPath(out, "linux-peer-screen.json");
@@ -277,7 +284,6 @@ try {
           toneHz: 660,
           report: winReport,
           reportArg: `Z:${winReport.replaceAll("/", "\\")}`,
-          env: { DISPLAY: display },
         });
         const lin = peer(peerBin, [], { server, room: "wine-screen", name: "Linux", toneHz: 440, report: linReport });
         const [w, l] = [await win.done, await lin.done];
@@ -291,8 +297,6 @@ try {
         console.log(`    the shared screen arrived ${r.width}×${r.height}, mean luma ${r.last_mean_luma}`);
         if (r.width !== 800 || r.height !== 600) throw new Error(`the screen is 800×600, not ${r.width}×${r.height}`);
         if (!(r.last_mean_luma > 200)) throw new Error(`the white screen arrived at luma ${r.last_mean_luma}`);
-      } finally {
-        xvfb.kill();
       }
     },
   );
@@ -302,6 +306,7 @@ try {
 } finally {
   await browser.close();
   for (const s of servers) await stop(s);
+  xvfb.kill();
 }
 console.log(
   `windows: ${results.filter((r) => r.ok).length}/${results.length} steps passed${failed ? " (stopped at the first failure)" : ""}; screenshots in ${out}`,
