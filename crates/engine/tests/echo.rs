@@ -160,9 +160,9 @@ async fn echo_cancellation_keeps_a_members_voice_from_coming_back() {
     // Ada turns her volume up mid-call (25 % to full): unprocessed, her
     // echo grows by as much; processed, it stays cancelled. (With the
     // reference taken before the volume instead, it stayed cancelled too in
-    // this linear loop — AEC3 re-adapted within the first 100 ms, even from
-    // 5 % — so this shows the volume reaches the speaker and the canceller
-    // holds, not which of the two orders is right.)
+    // this linear loop over the same window, 100 ms after the change on,
+    // even from 5 % — so this shows the volume reaches the speaker and the
+    // canceller holds, not which of the two orders is right.)
     let (raw_quiet, raw_loud) = turned_up(ProcessingSettings::OFF).await;
     let (quiet, loud) = turned_up(ProcessingSettings::default()).await;
     eprintln!(
