@@ -306,6 +306,10 @@ impl State {
             Report::Level(_) if self.want_call => return,
             Report::Level(dbfs) => CallEvent::Level(dbfs),
             Report::Heard(from, samples) => CallEvent::Audio { from, samples },
+            Report::Ceiling(bps) => {
+                self.planner.set_ceiling(bps);
+                return;
+            }
         };
         let _ = self.events.send(event);
     }

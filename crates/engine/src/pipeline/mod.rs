@@ -75,6 +75,10 @@ pub enum Report {
     /// The microphone's level after processing (dBFS), every
     /// [`LEVEL_EVERY`] frames, muted or not: the window's level meter.
     Level(f32),
+    /// The most the pictures now sent are worth
+    /// ([`crate::congestion::size_ceiling_bps`]), when it changes: the
+    /// mesh's plan does not split links above it ([`Planner::set_ceiling`]).
+    Ceiling(u32),
     /// 10 ms of a member's audio as played (or as it would be: a call
     /// without a speaker still hears).
     Heard(PeerId, Vec<i16>),

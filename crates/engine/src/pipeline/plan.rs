@@ -71,6 +71,10 @@ impl Plan {
 #[derive(Debug)]
 pub struct Planner {
     max_bps: u32,
+    /// The most one encoding's pictures are worth (their size's ceiling,
+    /// [`crate::congestion::size_ceiling_bps`]): links that carry more are
+    /// alike to the plan.
+    ceiling_bps: u32,
     /// Each link's own bitrate control.
     links: HashMap<PeerId, BitrateControl>,
     plan: Plan,
@@ -80,6 +84,7 @@ impl Planner {
     pub fn new(max_bps: u32) -> Planner {
         Planner {
             max_bps,
+            ceiling_bps: u32::MAX,
             links: HashMap::new(),
             plan: Plan::single(max_bps),
         }
@@ -87,6 +92,14 @@ impl Planner {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The pictures' ceiling now (another camera, a shared screen): two
+    /// links both above it would get two encodings that the encoders make
+    /// alike — a second encoder's CPU for nothing. Takes effect at the
+    /// next [`Planner::update`].
+    pub fn set_ceiling(&mut self, bps: u32) {
+        self.ceiling_bps = bps;
     }
 
     /// Takes the links' estimates now (bits per second; `None` before a
@@ -112,7 +125,7 @@ impl Planner {
                 .entry(peer.clone())
                 .or_insert_with(|| BitrateControl::new_at(now, self.max_bps));
             control.update_at(now, estimate);
-            rates.push((peer.clone(), control.current()));
+            rates.push((peer.clone(), control.current().min(self.ceiling_bps)));
         }
         // Without any estimate the first encoding keeps its rate.
         let plan = if rates.is_empty() {
@@ -229,6 +242,24 @@ mod tests {
         assert_eq!(
             planner.update_at(t, &links(&[("b", 1_000_000), ("c", 700_000)])),
             Some(&Plan::single(700_000))
+        );
+    }
+
+    #[test]
+    fn no_second_encoding_for_bits_the_pictures_cannot_use() {
+        let mut planner = Planner::new(2_500_000);
+        let t = Instant::now();
+        let two = links(&[("b", 2_500_000), ("c", 1_600_000)]);
+        assert_eq!(planner.update_at(t, &two).unwrap().bitrates.len(), 2);
+        // A 640×480 camera is worth 1.7 Mbit/s at most: B's link is no
+        // better for it than C's.
+        planner.set_ceiling(1_700_000);
+        assert_eq!(planner.update_at(t, &two), Some(&Plan::single(1_600_000)));
+        // Back to 720p: split again.
+        planner.set_ceiling(2_500_000);
+        assert_eq!(
+            planner.update_at(t, &two).unwrap().bitrates,
+            vec![2_500_000, 1_600_000]
         );
     }
 

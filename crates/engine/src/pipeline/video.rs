@@ -1,6 +1,8 @@
 //! The video pipeline: captures, encodes each picture once per encoding of
 //! the [`Plan`], and sends each member its encoding's pictures — all of
-//! them smaller or fewer while the encoders overuse the CPU ([`CpuLoad`]).
+//! them smaller or fewer while the encoders overuse the CPU ([`CpuLoad`]);
+//! tells the call task what its pictures are worth ([`Report::Ceiling`]),
+//! so that the plan does not split links above it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,7 @@ use super::cpu::{CpuLoad, CHECK_EVERY};
 use super::encoding::{Encoding, KeyframeNeeds, Skipped};
 use super::plan::Plan;
 use super::{next_or_never, snapshot_named, Control, Links, Report};
+use crate::congestion::size_ceiling_bps;
 use crate::video::VideoSource;
 
 /// What the task keeps per member.
@@ -49,6 +52,8 @@ pub async fn video(
     let mut members: HashMap<PeerId, Member> = HashMap::new();
     let mut cpu = CpuLoad::new(Instant::now());
     let mut last_usage_log = Instant::now();
+    // What the pictures are worth, as last told to the call task.
+    let mut ceiling: Option<u32> = None;
     loop {
         let frame = tokio::select! {
             control = controls.recv() => {
@@ -112,6 +117,11 @@ pub async fn video(
         members.retain(|peer, _| targets.iter().any(|(p, _)| p == peer));
         if !sending {
             continue;
+        }
+        let worth = size_ceiling_bps(frame.width(), frame.height());
+        if ceiling != Some(worth) {
+            ceiling = Some(worth);
+            let _ = reports.send(Report::Ceiling(worth));
         }
         let fps = screen.as_ref().or(source.as_ref()).map_or(30, |s| s.fps());
         let captured = Instant::now();
