@@ -144,24 +144,47 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Shared<E> {
 const AUDIO_AND_OVERHEAD_BPS: f64 = 45_000.0;
 /// The share of what is left that video aims for: its RTP headers take
 /// ~3 % of a 1,200-byte packet, the rest is headroom for a frame over its
-/// share. Measured in the network lab (native↔native, one run each, same
-/// session): at 0.95 the RFC 8867 §5.1 plateaus of 1 / 0.6 / 1 Mbit/s
-/// carried 83 / 80–81 / 78–82 % of capacity as media (0.9: 81 / 78 / 80–81 %)
-/// but the 250 kbit/s dip froze 7.4 and 6.2 s (0.9: 3.9 s; before, at
-/// 60 kbit/s for audio, 5.2 s) — less headroom, more keyframes stuck in a
-/// full queue (single runs differ by a second or two). Freezes come first.
-const VIDEO_SHARE: f64 = 0.9;
+/// share — a keyframe above all, which weighs most where bits are fewest.
+/// Measured in the network lab (native↔native, one run each, same
+/// session), one share for every rate: at 0.95 the RFC 8867 §5.1 plateaus
+/// of 1 / 0.6 / 1 Mbit/s carried 83 / 80–81 / 78–82 % of capacity as media
+/// (0.9: 81 / 78 / 80–81 %) but the 250 kbit/s dip froze 7.4 and 6.2 s
+/// (0.9: 3.9 s) — less headroom, more keyframes stuck in a full queue. So
+/// the share is [`NARROW_SHARE`] up to [`NARROW_LINK_BPS`] and
+/// [`WIDE_SHARE`] from [`WIDE_LINK_BPS`] on, in a straight line between.
+const NARROW_SHARE: f64 = 0.9;
+const WIDE_SHARE: f64 = 0.95;
+const NARROW_LINK_BPS: f64 = 300_000.0;
+const WIDE_LINK_BPS: f64 = 500_000.0;
 
-/// What a link must carry for video at `video_bps` with its audio and
-/// overhead: where the estimator starts and the most it will ask for.
-pub fn link_budget(video_bps: u32) -> f64 {
-    f64::from(video_bps) / VIDEO_SHARE + AUDIO_AND_OVERHEAD_BPS
+fn video_fraction(link_bps: f64) -> f64 {
+    let wide = ((link_bps - NARROW_LINK_BPS) / (WIDE_LINK_BPS - NARROW_LINK_BPS)).clamp(0.0, 1.0);
+    NARROW_SHARE + (WIDE_SHARE - NARROW_SHARE) * wide
 }
 
-/// The video bitrate a link estimate leaves room for (the inverse of
-/// [`link_budget`]).
+/// What a link must carry for video at `video_bps` with its audio and
+/// overhead: where the estimator starts and the most it will ask for (the
+/// inverse of [`video_share`], which only grows: found by halving).
+pub fn link_budget(video_bps: u32) -> f64 {
+    let wanted = f64::from(video_bps);
+    let (mut low, mut high) = (
+        AUDIO_AND_OVERHEAD_BPS,
+        wanted / NARROW_SHARE + AUDIO_AND_OVERHEAD_BPS,
+    );
+    while high - low > 0.5 {
+        let mid = (low + high) / 2.0;
+        if video_share(mid) < wanted {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    high
+}
+
+/// The video bitrate a link estimate leaves room for.
 pub fn video_share(link_bps: f64) -> f64 {
-    (link_bps - AUDIO_AND_OVERHEAD_BPS) * VIDEO_SHARE
+    (link_bps - AUDIO_AND_OVERHEAD_BPS) * video_fraction(link_bps)
 }
 
 /// How long the bitrate stays before it may go up again (half a second:
@@ -384,6 +407,23 @@ mod tests {
         assert_eq!(frame_rate_for(300_000, 30), 20);
         assert_eq!(frame_rate_for(100_000, 30), 15);
         assert_eq!(frame_rate_for(100_000, 10), 10, "never above the source");
+    }
+
+    #[test]
+    fn video_leaves_more_headroom_where_bits_are_few() {
+        // 250 kbit/s: 0.9 of what audio leaves; 1 Mbit/s: 0.95.
+        assert!((video_share(250_000.0) - 184_500.0).abs() < 1.0);
+        assert!((video_share(1_000_000.0) - 907_250.0).abs() < 1.0);
+        // In between, a straight line: no rate gets less video than a lower one.
+        let mut last = 0.0;
+        for link in (50_000..1_000_000).step_by(10_000) {
+            let video = video_share(f64::from(link));
+            assert!(video > last, "{link}: {video} after {last}");
+            last = video;
+        }
+        for video in [100_000, 230_000, 400_000, 1_000_000, 2_500_000] {
+            assert!((video_share(link_budget(video)) - f64::from(video)).abs() < 1.0);
+        }
     }
 
     #[test]
