@@ -7,7 +7,8 @@
 //
 // HUDDLE_BENCH_RUNS (default 2) repeats the calls (4 of echo, 12 of double
 // talk; ~10 minutes a run), HUDDLE_PARTS picks
-// them ("echo,double"), HUDDLE_FAR_END what Grace says ("speech", espeak-ng
+// them ("echo,double") and HUDDLE_NEAR_ENDS double talk's near ends
+// ("raw,native,chromium"), HUDDLE_FAR_END what Grace says ("speech", espeak-ng
 // sentences, or "voice", the synthetic talker), HUDDLE_LOOP_ADJUST_S whether
 // the loop re-adjusts its rate (see below), HUDDLE_PROCESSING is the native near end's
 // processing when on (default "all", as `huddle-peer --processing`); HUDDLE_KEEP=1 also
@@ -71,6 +72,10 @@ const RUNS = Number(process.env.HUDDLE_BENCH_RUNS ?? 2);
 const PROCESSING = process.env.HUDDLE_PROCESSING ?? "all";
 /** Which parts run: the echo, double talk. */
 const PARTS = (process.env.HUDDLE_PARTS ?? "echo,double").split(",");
+/** Which near ends take part in double talk (HUDDLE_NEAR_ENDS: any of
+ * `raw`, `native`, `chromium`; all by default) — fewer calls while chasing
+ * one of them. */
+const NEAR_ENDS = (process.env.HUDDLE_NEAR_ENDS ?? "raw,native,chromium").split(",");
 const GRACE_SECONDS = 24;
 /** What Grace says: `voice`, huddle-peer's synthetic talker (each
  * syllable's pitch held for 200 ms), or `speech`, espeak-ng sentences in a
@@ -281,6 +286,7 @@ try {
       [native, "native", nativeAda, false],
       ["Chromium (its own processing)", "chromium", chromiumAda, false],
     ]) {
+      if (!NEAR_ENDS.includes(tag)) continue;
       doubleTalk.push({
         who,
         run,

@@ -127,6 +127,57 @@ impl AudioSource for Microphone {
     }
 }
 
+/// Where the device's capture times stand against the samples it
+/// delivered, a second at a time (debug logs only): a microphone that lost
+/// samples (an overrun) shows as a step up; clocks that drift, as a slope.
+#[derive(Debug)]
+struct CaptureTiming {
+    rate: u64,
+    first: Option<cpal::StreamInstant>,
+    /// Device samples delivered before this callback's.
+    frames: u64,
+    /// The second's least and most offset (capture time less the samples'
+    /// duration since the first), in µs.
+    low: i64,
+    high: i64,
+    /// The second's end, in samples.
+    until: u64,
+}
+
+impl CaptureTiming {
+    fn new(rate: u32) -> CaptureTiming {
+        CaptureTiming {
+            rate: u64::from(rate.max(1)),
+            first: None,
+            frames: 0,
+            low: i64::MAX,
+            high: i64::MIN,
+            until: u64::from(rate.max(1)),
+        }
+    }
+
+    fn observe(&mut self, capture: cpal::StreamInstant, samples: usize) {
+        let first = *self.first.get_or_insert(capture);
+        let elapsed = capture.saturating_duration_since(first).as_micros();
+        let expected = u128::from(self.frames) * 1_000_000 / u128::from(self.rate);
+        let offset = i64::try_from(elapsed).unwrap_or(i64::MAX)
+            - i64::try_from(expected).unwrap_or(i64::MAX);
+        self.low = self.low.min(offset);
+        self.high = self.high.max(offset);
+        self.frames += samples as u64;
+        if self.frames >= self.until {
+            debug!(
+                low_ms = self.low as f64 / 1e3,
+                high_ms = self.high as f64 / 1e3,
+                "microphone capture times against its samples"
+            );
+            self.low = i64::MAX;
+            self.high = i64::MIN;
+            self.until = self.frames + self.rate;
+        }
+    }
+}
+
 fn capture<T>(
     device: &cpal::Device,
     config: StreamConfig,
@@ -142,14 +193,18 @@ where
     let (mut as_f32, mut mono, mut at_48k) = (Vec::new(), Vec::new(), Vec::new());
     let mut pending: Vec<i16> = Vec::with_capacity(FRAME_SAMPLES * 2);
     let mut callbacks = 0u32;
+    let mut timing = CaptureTiming::new(config.sample_rate);
     device
         .build_input_stream::<T, _, _>(
             config,
-            move |data: &[T], _: &cpal::InputCallbackInfo| {
+            move |data: &[T], info: &cpal::InputCallbackInfo| {
                 // Once, when the stream has settled: what the device gives.
                 callbacks += 1;
                 if callbacks == 100 {
                     debug!(samples = data.len() / channels.max(1), "microphone period");
+                }
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    timing.observe(info.timestamp().capture, data.len() / channels.max(1));
                 }
                 as_f32.clear();
                 as_f32.extend(data.iter().map(|s| s.to_sample::<f32>()));

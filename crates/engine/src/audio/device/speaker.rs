@@ -364,7 +364,13 @@ where
                         }
                         health.last_pull = now;
                         if health.largest_pull == 0 {
-                            debug!(samples = data.len() / channels, "speaker period");
+                            let t = info.timestamp();
+                            debug!(
+                                samples = data.len() / channels,
+                                queued_ahead_ms =
+                                    t.playback.duration_since(t.callback).as_secs_f64() * 1e3,
+                                "speaker period"
+                            );
                         }
                         health.largest_pull = health.largest_pull.max(data.len() / channels);
                     }
