@@ -1,11 +1,11 @@
 //! The speaker: 48 kHz mono resampled to the device's rate and queued for
 //! its callback, which plays it on every channel; how much is queued
 //! follows the device's pulls (its clock paces playout), and the device's
-//! own buffer grows when it runs dry ([`wider_period_ms`]). What it played
-//! that it was not given, or was given and did not play, is told as a slip
-//! ([`AudioSink::take_slip`]) for the echo canceller's reference.
+//! own buffer grows when it runs dry ([`wider_period_ms`]). What the device
+//! takes comes back as it took it — silence where the queue ran dry,
+//! nothing of what was dropped — for the echo canceller's reference
+//! ([`AudioSink::take_played`], [`super::queue`]).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use cpal::traits::DeviceTrait;
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use tracing::{debug, info, warn};
 
+use super::queue::PlayQueue;
 use super::{
     open_device, run_stream, short_period_ms, AudioError, Direction, ErrorLog, StreamGuard,
     SILENT_DEVICE,
@@ -36,10 +37,6 @@ struct Health {
     fed: bool,
     /// The device ran dry since (see [`wider_period_ms`]).
     underran: bool,
-    /// Device-rate samples played that were not queued (silence where the
-    /// queue was short) less those queued and dropped unplayed, since
-    /// [`AudioSink::take_slip`] last asked.
-    slip: i64,
 }
 
 /// The longest period the speaker asks for.
@@ -69,8 +66,8 @@ fn speaker_margin_ms(starved: u32) -> u32 {
     10 + 5 * starved.min(8)
 }
 
-/// What the speaker's callback plays from: device-rate mono samples.
-type PlayQueue = Arc<Mutex<VecDeque<f32>>>;
+/// What the speaker's callback plays from, shared with it.
+type Queue = Arc<Mutex<PlayQueue>>;
 
 /// What opens the device's stream, again with other periods if need be.
 #[derive(Clone)]
@@ -78,7 +75,7 @@ struct Opener {
     device: cpal::Device,
     format: SampleFormat,
     config: StreamConfig,
-    queue: PlayQueue,
+    queue: Queue,
     health: Arc<Mutex<Health>>,
 }
 
@@ -109,7 +106,7 @@ impl std::fmt::Debug for Opener {
 #[derive(Debug)]
 pub struct Speaker {
     name: String,
-    queue: PlayQueue,
+    queue: Queue,
     resampler: Resampler,
     /// The device's sample rate.
     rate: u32,
@@ -123,9 +120,6 @@ pub struct Speaker {
     /// reports passing ones).
     health: Arc<Mutex<Health>>,
     opener: Opener,
-    /// Slip not yet told, in device samples × 48 000 (the rest of a
-    /// conversion to 48 kHz samples).
-    slip_scaled: i64,
     /// The period the stream was asked for.
     period_ms: u32,
     /// `None` only while it is opened again.
@@ -139,7 +133,7 @@ impl Speaker {
     pub fn open(name: Option<&str>) -> Result<Speaker, AudioError> {
         let (device, device_name, format, config) = open_device(Direction::Output, name)?;
         let rate = config.sample_rate;
-        let queue = PlayQueue::default();
+        let queue = Arc::new(Mutex::new(PlayQueue::new(rate)));
         let health = Arc::new(Mutex::new(Health {
             last_pull: Instant::now(),
             last_error: None,
@@ -147,7 +141,6 @@ impl Speaker {
             starved: 0,
             fed: false,
             underran: false,
-            slip: 0,
         }));
         let opener = Opener {
             device,
@@ -167,7 +160,6 @@ impl Speaker {
             scratch: Vec::new(),
             health,
             opener,
-            slip_scaled: 0,
             period_ms,
             stream: Some(stream),
             reopening: None,
@@ -271,21 +263,18 @@ impl AudioSink for Speaker {
         self.scratch.clear();
         self.resampler.process(&input, &mut self.scratch);
         let mut queue = lock(&self.queue);
-        queue.extend(self.scratch.iter().copied());
+        queue.push(&self.scratch, frame);
         // The cap never cuts into what `wants` asks for, whatever the
         // device's buffer (one that takes 170 ms at a time would otherwise
         // lose sound every pull).
         let cap = self.max_queued.max(largest_pull + self.rate as usize / 50);
         let excess = queue.len().saturating_sub(cap);
-        queue.drain(..excess);
+        queue.drop_oldest(excess);
         // From the first time the queue holds a whole pull, a short one is a gap.
         let full = largest_pull > 0 && queue.len() >= largest_pull;
         drop(queue);
-        if excess > 0 || full {
-            let mut health = lock(&self.health);
-            health.fed |= full;
-            // Played no more: the echo canceller's reference holds it.
-            health.slip -= excess as i64;
+        if full {
+            lock(&self.health).fed = true;
         }
         if excess > 0 {
             debug!(samples = excess, "the speaker's queue overflowed");
@@ -293,14 +282,9 @@ impl AudioSink for Speaker {
         Ok(())
     }
 
-    fn take_slip(&mut self) -> i64 {
-        let device = std::mem::take(&mut lock(&self.health).slip);
-        // In 48 kHz samples, the rest of the division kept for next time.
-        self.slip_scaled += device * i64::from(SAMPLE_RATE);
-        let rate = i64::from(self.rate.max(1));
-        let slip = self.slip_scaled / rate;
-        self.slip_scaled -= slip * rate;
-        slip
+    fn take_played(&mut self, played: &mut Vec<i16>) -> bool {
+        lock(&self.queue).take_played(played);
+        true
     }
 
     /// Enough 10 ms frames to keep what is queued above the device's
@@ -327,7 +311,7 @@ impl AudioSink for Speaker {
 fn play<T>(
     device: &cpal::Device,
     config: StreamConfig,
-    queue: PlayQueue,
+    queue: Queue,
     health: Arc<Mutex<Health>>,
 ) -> Result<cpal::Stream, AudioError>
 where
@@ -374,21 +358,18 @@ where
                         }
                         health.largest_pull = health.largest_pull.max(data.len() / channels);
                     }
-                    let (short, missing) = {
-                        let mut queue = lock(&queue);
+                    let missing = {
                         let wanted = data.len() / channels;
-                        let missing = wanted.saturating_sub(queue.len());
-                        for frame in data.chunks_mut(channels) {
-                            // Silence when the call has nothing queued.
-                            let sample = queue.pop_front().unwrap_or(0.0);
-                            frame.fill(T::from_sample(sample));
-                        }
-                        (missing > 0, missing)
+                        let mut frames = data.chunks_mut(channels);
+                        // Silence when the call has nothing queued.
+                        lock(&queue).take(wanted, |sample| {
+                            if let Some(frame) = frames.next() {
+                                frame.fill(T::from_sample(sample));
+                            }
+                        })
                     };
-                    if short {
+                    if missing > 0 {
                         let mut health = lock(&health);
-                        // Played, not queued: the reference slips as much.
-                        health.slip += missing as i64;
                         if health.fed {
                             health.starved = health.starved.saturating_add(1);
                             debug!(
