@@ -2,10 +2,8 @@
 //! ([`Mixer`], one `audio::jitter` buffer each), and 10 ms of the mix into
 //! the sink whenever it wants them — paced by the sound card's clock where
 //! there is one ([`AudioSink::wants`]), by the wall clock otherwise. What is
-//! played, at the playback volume, is the echo canceller's reference — as
-//! the device took it, when it took it, where the sink can tell
-//! ([`AudioSink::take_played`]); what each member contributed goes back to
-//! the call as [`Report::Heard`].
+//! played, at the playback volume, is the echo canceller's reference; what
+//! each member contributed goes back to the call as [`Report::Heard`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,7 +76,6 @@ pub async fn playout(
 ) {
     let mut mixer = Mixer::default();
     let mut wall = WallClock::default();
-    let mut played = Vec::new();
     let mut look = tokio::time::interval(LOOK_EVERY);
     look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -97,13 +94,6 @@ pub async fn playout(
             },
             _ = look.tick() => {
                 let now = Instant::now();
-                // What the device took since the last look, first: the
-                // reference comes before the echo it makes.
-                played.clear();
-                let device_tells = sink.as_mut().is_some_and(|s| s.take_played(&mut played));
-                if !played.is_empty() {
-                    processing.render(&played);
-                }
                 let due = match sink.as_ref().and_then(|s| s.wants()) {
                     Some(wanted) => wanted,
                     None => wall.due(now),
@@ -115,9 +105,8 @@ pub async fn playout(
                     }
                     if let Some(out) = sink.as_mut() {
                         volume.apply(&mut mixed.sum);
-                        if !device_tells {
-                            processing.render(&mixed.sum);
-                        }
+                        processing.slipped(out.take_slip());
+                        processing.render(&mixed.sum);
                         if let Err(e) = out.play(&mixed.sum) {
                             sink = None;
                             let _ = reports.send(Report::AudioSinkFailed(e));

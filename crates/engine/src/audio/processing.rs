@@ -14,8 +14,7 @@
 //! it needs no C toolchain for the Windows and macOS builds.
 //!
 //! [`Processing`] is what the pipelines share: the render side is fed by
-//! the playout task (what the speaker's device took, as it took it, every
-//! 5 ms; a sink without a device: 10 ms as it is given), the capture
+//! the playout task (10 ms at a time, on the speaker's clock), the capture
 //! side by the audio-out task (20 ms, split into the 10 ms frames the
 //! processor takes, on the microphone's); the render side is first moved
 //! onto the microphone's clock ([`super::drift`]). A shared screen's sound
@@ -308,8 +307,7 @@ pub struct Processing {
     /// The shared screen's sound, in 10 ms frames, on its way into the
     /// render side.
     playing: Mutex<Blend>,
-    /// The render side with the microphone's drops made on it too
-    /// ([`Processing::slipped`]), in whole 10 ms frames.
+    /// The render side as the speaker played it ([`Processing::slipped`]).
     reference: Mutex<Reference>,
 }
 
@@ -357,17 +355,17 @@ impl Processing {
         lock(&self.playing).clear();
     }
 
-    /// The microphone dropped `-samples` (48 kHz) before they were taken
-    /// ([`super::AudioSource::take_dropped`]); positive, the render side
-    /// lacks as many: the render side slips as much ([`Reference`]).
+    /// The speaker played `samples` (48 kHz) more than it was given, or
+    /// fewer if negative ([`super::AudioSink::take_slip`]) — or, negative,
+    /// the microphone dropped as many ([`super::AudioSource::take_dropped`]):
+    /// the render side slips as much ([`Reference`]).
     pub fn slipped(&self, samples: i64) {
         if samples != 0 {
             lock(&self.reference).slip(samples);
         }
     }
 
-    /// Audio played (or about to be), any length: whole 10 ms frames go on
-    /// to the processor, the rest waits for more.
+    /// Audio about to be played, any whole number of 10 ms frames.
     pub fn render(&self, samples: &[i16]) {
         let shifted = lock(&self.reference).shift(samples);
         let samples = shifted.as_deref().unwrap_or(samples);

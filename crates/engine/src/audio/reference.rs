@@ -1,7 +1,7 @@
-//! The echo canceller's render reference in whole 10 ms frames and kept in
-//! step with the microphone ([`Reference`]): what the speaker's device
-//! took comes in pieces of any length, and samples the microphone dropped
-//! (`AudioSource::take_dropped`) are left out of it too.
+//! The echo canceller's render reference kept in step with what the
+//! speaker really played ([`Reference`]): the speaker's slips
+//! (`AudioSink::take_slip`) made again on the far end's audio before the
+//! canceller gets it.
 
 use super::processing::PROCESS_SAMPLES;
 
@@ -9,14 +9,17 @@ use super::processing::PROCESS_SAMPLES;
 /// stalled longer has the canceller start over anyway.
 const MAX_SLIP: usize = 48_000;
 
-/// The render side in whole frames, slipped as the capture side did. A
-/// microphone that dropped samples before they were taken brings what
-/// follows that much earlier, which moves the echo against its reference
-/// by as much; AEC3, which models one delay, may then find it anew and
-/// start its filter over. So the same slip is made here — the next samples
-/// left out (or, for a positive slip, silence added) — before the frames go
-/// on. (Gaps on the speaker's side need none: its reference is what its
-/// device took, silence included — `AudioSink::take_played`.)
+/// The render side kept in step with what the speaker really played: a
+/// speaker that ran dry played silence the render side never had, and one
+/// that dropped what it was given did not play what it had — either moves
+/// the echo against its reference by as much, and AEC3, which models one
+/// delay, may then find it anew and start its filter over (under a video
+/// call's load on two cores the speaker's queue ran dry 2–8 times a call;
+/// idle, not at all). So the same slip is made here: silence added, or the
+/// next samples left out, before the frames go on. The slip lands ahead of
+/// where the speaker made it by what the speaker has queued (~20 ms), so
+/// for that long the two are misaligned — less than the canceller's own
+/// filter spans — and then in step again.
 #[derive(Debug, Default)]
 pub struct Reference {
     /// Samples not yet a whole 10 ms frame (empty while nothing slipped).

@@ -20,15 +20,13 @@ pub trait AudioSink: Send + std::fmt::Debug {
         None
     }
 
-    /// What the sink's device took since the last call, at 48 kHz, as it
-    /// took it — silence where it ran dry, nothing of what it dropped
-    /// unplayed — appended to `played`; `false` for a sink without a
-    /// device, for which what it is given counts as played. The echo
-    /// canceller's reference ([`super::processing::Processing::render`]):
-    /// taken when the device takes it, whatever the speaker queues first,
-    /// lacks or drops leaves the echo where the reference has it.
-    fn take_played(&mut self, _played: &mut Vec<i16>) -> bool {
-        false
+    /// How far what the sink played has slipped from what it was given,
+    /// since the last call, in 48 kHz samples: positive, silence it played
+    /// where it had nothing (a device that ran dry); negative, samples it
+    /// dropped unplayed. The echo canceller's reference slips as much
+    /// ([`super::processing::Processing::slipped`]).
+    fn take_slip(&mut self) -> i64 {
+        0
     }
 }
 

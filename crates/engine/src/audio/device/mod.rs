@@ -313,7 +313,6 @@ impl ErrorLog {
 pub const SILENT_DEVICE: std::time::Duration = std::time::Duration::from_secs(2);
 
 mod microphone;
-mod queue;
 mod speaker;
 pub mod system;
 

@@ -1,11 +1,11 @@
 //! The speaker: 48 kHz mono resampled to the device's rate and queued for
 //! its callback, which plays it on every channel; how much is queued
 //! follows the device's pulls (its clock paces playout), and the device's
-//! own buffer grows when it runs dry ([`wider_period_ms`]). What the device
-//! takes comes back as it took it — silence where the queue ran dry,
-//! nothing of what was dropped — for the echo canceller's reference
-//! ([`AudioSink::take_played`], [`super::queue`]).
+//! own buffer grows when it runs dry ([`wider_period_ms`]). What it played
+//! that it was not given, or was given and did not play, is told as a slip
+//! ([`AudioSink::take_slip`]) for the echo canceller's reference.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,6 @@ use cpal::traits::DeviceTrait;
 use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
 use tracing::{debug, info, warn};
 
-use super::queue::PlayQueue;
 use super::{
     open_device, run_stream, short_period_ms, AudioError, Direction, ErrorLog, StreamGuard,
     SILENT_DEVICE,
@@ -37,6 +36,10 @@ struct Health {
     fed: bool,
     /// The device ran dry since (see [`wider_period_ms`]).
     underran: bool,
+    /// Device-rate samples played that were not queued (silence where the
+    /// queue was short) less those queued and dropped unplayed, since
+    /// [`AudioSink::take_slip`] last asked.
+    slip: i64,
 }
 
 /// The longest period the speaker asks for.
@@ -66,8 +69,8 @@ fn speaker_margin_ms(starved: u32) -> u32 {
     10 + 5 * starved.min(8)
 }
 
-/// What the speaker's callback plays from, shared with it.
-type Queue = Arc<Mutex<PlayQueue>>;
+/// What the speaker's callback plays from: device-rate mono samples.
+type PlayQueue = Arc<Mutex<VecDeque<f32>>>;
 
 /// What opens the device's stream, again with other periods if need be.
 #[derive(Clone)]
@@ -75,7 +78,7 @@ struct Opener {
     device: cpal::Device,
     format: SampleFormat,
     config: StreamConfig,
-    queue: Queue,
+    queue: PlayQueue,
     health: Arc<Mutex<Health>>,
 }
 
@@ -106,7 +109,7 @@ impl std::fmt::Debug for Opener {
 #[derive(Debug)]
 pub struct Speaker {
     name: String,
-    queue: Queue,
+    queue: PlayQueue,
     resampler: Resampler,
     /// The device's sample rate.
     rate: u32,
@@ -120,6 +123,9 @@ pub struct Speaker {
     /// reports passing ones).
     health: Arc<Mutex<Health>>,
     opener: Opener,
+    /// Slip not yet told, in device samples × 48 000 (the rest of a
+    /// conversion to 48 kHz samples).
+    slip_scaled: i64,
     /// The period the stream was asked for.
     period_ms: u32,
     /// `None` only while it is opened again.
@@ -133,7 +139,7 @@ impl Speaker {
     pub fn open(name: Option<&str>) -> Result<Speaker, AudioError> {
         let (device, device_name, format, config) = open_device(Direction::Output, name)?;
         let rate = config.sample_rate;
-        let queue = Arc::new(Mutex::new(PlayQueue::new(rate)));
+        let queue = PlayQueue::default();
         let health = Arc::new(Mutex::new(Health {
             last_pull: Instant::now(),
             last_error: None,
@@ -141,6 +147,7 @@ impl Speaker {
             starved: 0,
             fed: false,
             underran: false,
+            slip: 0,
         }));
         let opener = Opener {
             device,
@@ -160,6 +167,7 @@ impl Speaker {
             scratch: Vec::new(),
             health,
             opener,
+            slip_scaled: 0,
             period_ms,
             stream: Some(stream),
             reopening: None,
@@ -263,18 +271,21 @@ impl AudioSink for Speaker {
         self.scratch.clear();
         self.resampler.process(&input, &mut self.scratch);
         let mut queue = lock(&self.queue);
-        queue.push(&self.scratch, frame);
+        queue.extend(self.scratch.iter().copied());
         // The cap never cuts into what `wants` asks for, whatever the
         // device's buffer (one that takes 170 ms at a time would otherwise
         // lose sound every pull).
         let cap = self.max_queued.max(largest_pull + self.rate as usize / 50);
         let excess = queue.len().saturating_sub(cap);
-        queue.drop_oldest(excess);
+        queue.drain(..excess);
         // From the first time the queue holds a whole pull, a short one is a gap.
         let full = largest_pull > 0 && queue.len() >= largest_pull;
         drop(queue);
-        if full {
-            lock(&self.health).fed = true;
+        if excess > 0 || full {
+            let mut health = lock(&self.health);
+            health.fed |= full;
+            // Played no more: the echo canceller's reference holds it.
+            health.slip -= excess as i64;
         }
         if excess > 0 {
             debug!(samples = excess, "the speaker's queue overflowed");
@@ -282,9 +293,14 @@ impl AudioSink for Speaker {
         Ok(())
     }
 
-    fn take_played(&mut self, played: &mut Vec<i16>) -> bool {
-        lock(&self.queue).take_played(played);
-        true
+    fn take_slip(&mut self) -> i64 {
+        let device = std::mem::take(&mut lock(&self.health).slip);
+        // In 48 kHz samples, the rest of the division kept for next time.
+        self.slip_scaled += device * i64::from(SAMPLE_RATE);
+        let rate = i64::from(self.rate.max(1));
+        let slip = self.slip_scaled / rate;
+        self.slip_scaled -= slip * rate;
+        slip
     }
 
     /// Enough 10 ms frames to keep what is queued above the device's
@@ -311,7 +327,7 @@ impl AudioSink for Speaker {
 fn play<T>(
     device: &cpal::Device,
     config: StreamConfig,
-    queue: Queue,
+    queue: PlayQueue,
     health: Arc<Mutex<Health>>,
 ) -> Result<cpal::Stream, AudioError>
 where
@@ -358,18 +374,21 @@ where
                         }
                         health.largest_pull = health.largest_pull.max(data.len() / channels);
                     }
-                    let missing = {
+                    let (short, missing) = {
+                        let mut queue = lock(&queue);
                         let wanted = data.len() / channels;
-                        let mut frames = data.chunks_mut(channels);
-                        // Silence when the call has nothing queued.
-                        lock(&queue).take(wanted, |sample| {
-                            if let Some(frame) = frames.next() {
-                                frame.fill(T::from_sample(sample));
-                            }
-                        })
+                        let missing = wanted.saturating_sub(queue.len());
+                        for frame in data.chunks_mut(channels) {
+                            // Silence when the call has nothing queued.
+                            let sample = queue.pop_front().unwrap_or(0.0);
+                            frame.fill(T::from_sample(sample));
+                        }
+                        (missing > 0, missing)
                     };
-                    if missing > 0 {
+                    if short {
                         let mut health = lock(&health);
+                        // Played, not queued: the reference slips as much.
+                        health.slip += missing as i64;
                         if health.fed {
                             health.starved = health.starved.saturating_add(1);
                             debug!(
