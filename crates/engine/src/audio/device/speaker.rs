@@ -324,6 +324,48 @@ impl AudioSink for Speaker {
     }
 }
 
+/// How far ahead of its playing the speaker's device takes sound, and how
+/// much waits in the queue before it, a second at a time (debug logs
+/// only): the echo canceller's reference is queued with the sound, so the
+/// two together are how long before it is heard the canceller has it, and
+/// a change of either moves the echo's delay under the canceller.
+#[derive(Debug)]
+struct PlayTiming {
+    rate: usize,
+    /// Device samples taken in this second so far.
+    taken: usize,
+    lead: (std::time::Duration, std::time::Duration),
+    queued: (usize, usize),
+}
+
+impl PlayTiming {
+    fn new(rate: u32) -> PlayTiming {
+        PlayTiming {
+            rate: rate as usize,
+            taken: 0,
+            lead: (std::time::Duration::MAX, std::time::Duration::ZERO),
+            queued: (usize::MAX, 0),
+        }
+    }
+
+    fn observe(&mut self, lead: std::time::Duration, queued: usize, samples: usize) {
+        self.lead = (self.lead.0.min(lead), self.lead.1.max(lead));
+        self.queued = (self.queued.0.min(queued), self.queued.1.max(queued));
+        self.taken += samples;
+        if self.taken >= self.rate {
+            let ms = |samples: usize| (samples * 1000 / self.rate.max(1)) as u64;
+            debug!(
+                lead_low_ms = self.lead.0.as_secs_f64() * 1e3,
+                lead_high_ms = self.lead.1.as_secs_f64() * 1e3,
+                queued_low_ms = ms(self.queued.0),
+                queued_high_ms = ms(self.queued.1),
+                "speaker timing"
+            );
+            *self = PlayTiming::new(self.rate as u32);
+        }
+    }
+}
+
 fn play<T>(
     device: &cpal::Device,
     config: StreamConfig,
@@ -335,12 +377,18 @@ where
 {
     let channels = usize::from(config.channels).max(1);
     let rate = config.sample_rate.max(1);
+    let mut timing = PlayTiming::new(rate);
     device
         .build_output_stream::<T, _, _>(
             config,
             {
                 let health = health.clone();
                 move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        let t = info.timestamp();
+                        let lead = t.playback.saturating_duration_since(t.callback);
+                        timing.observe(lead, lock(&queue).len(), data.len() / channels);
+                    }
                     {
                         let mut health = lock(&health);
                         let now = Instant::now();
