@@ -412,13 +412,7 @@ where
                         }
                         health.last_pull = now;
                         if health.largest_pull == 0 {
-                            let t = info.timestamp();
-                            debug!(
-                                samples = data.len() / channels,
-                                queued_ahead_ms =
-                                    t.playback.duration_since(t.callback).as_secs_f64() * 1e3,
-                                "speaker period"
-                            );
+                            debug!(samples = data.len() / channels, "speaker period");
                         }
                         health.largest_pull = health.largest_pull.max(data.len() / channels);
                     }
