@@ -11,6 +11,7 @@
 pub mod blend;
 pub mod device;
 pub mod drift;
+pub mod feed;
 pub mod jitter;
 pub mod mixer;
 pub mod opus;

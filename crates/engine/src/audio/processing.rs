@@ -29,6 +29,7 @@ use std::sync::Mutex;
 
 use super::blend::Blend;
 use super::drift::Drift;
+use super::feed::Feed;
 use super::reference::Reference;
 use super::voice::{dbfs, Activity, VoiceDetector};
 
@@ -309,6 +310,9 @@ pub struct Processing {
     playing: Mutex<Blend>,
     /// The render side as the speaker played it ([`Processing::slipped`]).
     reference: Mutex<Reference>,
+    /// The render side on its way to the processor, a frame per captured
+    /// frame.
+    feed: Mutex<Feed>,
 }
 
 impl Processing {
@@ -324,6 +328,7 @@ impl Processing {
             talking: AtomicBool::new(false),
             playing: Mutex::new(Blend::default()),
             reference: Mutex::new(Reference::default()),
+            feed: Mutex::new(Feed::default()),
         }
     }
 
@@ -386,13 +391,13 @@ impl Processing {
         };
         let samples = with_sound.as_deref().unwrap_or(samples);
         let on_mic_clock = self.drift.as_ref().map(|d| lock(d).render(samples));
-        let mut processor = lock(&self.processor);
+        let mut feed = lock(&self.feed);
         for frame in on_mic_clock
             .as_deref()
             .unwrap_or(samples)
             .chunks_exact(PROCESS_SAMPLES)
         {
-            processor.render(frame);
+            feed.push(frame);
         }
     }
 
@@ -406,11 +411,21 @@ impl Processing {
         let mut processor = lock(&self.processor);
         let mut voice = lock(&self.voice);
         for frame in samples.chunks_exact_mut(PROCESS_SAMPLES) {
+            if let Some(far) = lock(&self.feed).next() {
+                processor.render(&far);
+            }
             processor.capture(frame);
             activity.talking |= voice.update(frame, 10);
             activity.now |= voice.now();
         }
         self.talking.store(activity.talking, Ordering::Relaxed);
+        let late = lock(&self.feed).take_late();
+        if late > 0 {
+            tracing::debug!(
+                frames = late,
+                "far-end audio late for the canceller: silence in its place"
+            );
+        }
         activity
     }
 
