@@ -17,7 +17,8 @@
 //! the playout task (10 ms at a time, on the speaker's clock), the capture
 //! side by the audio-out task (20 ms, split into the 10 ms frames the
 //! processor takes, on the microphone's); the render side is first moved
-//! onto the microphone's clock ([`super::drift`]). A shared screen's sound
+//! onto the microphone's clock ([`super::drift`]), then handed to the
+//! processor a frame before each captured frame ([`super::feed`]). A shared screen's sound
 //! ([`Processing::also_playing`]) is played by the speaker beside the call
 //! and reaches the microphone the same way: it is added to the render side
 //! too, so that it goes out once (as itself, [`super::blend`]), not again
