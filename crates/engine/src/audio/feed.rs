@@ -16,20 +16,32 @@
 //! So the canceller is never left waiting: each captured frame takes the
 //! next far-end frame, silence in its place if it has not come yet, and
 //! that frame, when it comes, is left out. The count — which far-end frame
-//! meets which captured one — then never moves, and with it the echo's
-//! delay: what it costs is the late frames' sound (their echo is left to
-//! the suppressor), not the canceller's footing.
+//! meets which captured one — then does not move, and with it the echo's
+//! delay: what a late frame costs is its sound (its echo is left to the
+//! suppressor), not the canceller's footing. Frames that keep coming late
+//! (a speaker taking 40 ms at once, a count begun while the microphone was
+//! behind) start the count over, once, a frame further back.
 
 use std::collections::VecDeque;
 
 use super::processing::PROCESS_SAMPLES;
 
-/// Far-end frames waiting before the first is handed (20 ms): the capture
-/// side takes 20 ms at once and the playout 10 ms at a time, so with less
-/// the second captured frame would often find its far-end frame not yet
-/// come. It costs the canceller as much of its lead on the echo (measured
-/// 24–84 ms before it).
-const START_FRAMES: usize = 2;
+/// Far-end frames waiting before the first is handed, to begin with: the
+/// fewer, the more of its lead on the echo the canceller keeps (each frame
+/// held back is 10 ms less of it; measured 4–84 ms from call to call).
+const FIRST_HEADROOM: usize = 1;
+/// The most frames held back: a speaker that takes 40 ms at once hands
+/// the playout four frames at a time.
+const MOST_HEADROOM: usize = 4;
+/// Captured frames in which late far-end frames are counted.
+const WINDOW: u32 = 100;
+/// Late frames in a window from which their lateness is taken to be the
+/// far end's way of coming (a speaker with long periods, a microphone that
+/// caught up after a backlog) rather than a passing hitch: the count
+/// starts over, holding back one frame more — the one move of the echo
+/// under the canceller this makes, against silence in the reference every
+/// few frames for the rest of the call.
+const TOO_LATE: u32 = 5;
 /// Frames handed as silence in a row after which the far end is taken to
 /// have stopped (no speaker, the call over): the count starts over with
 /// its next frame.
@@ -38,17 +50,43 @@ const MOST_OWED: usize = 50;
 /// (no microphone): the count starts over.
 const MOST_WAITING: usize = 100;
 
+/// Where the count stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// No far end (yet, or any more): nothing handed, nothing to cancel.
+    Idle,
+    /// Started over mid-call: silence handed until the headroom waits.
+    Filling,
+    /// A frame handed for each captured frame.
+    Flowing,
+}
+
 /// The far end's audio on its way to the canceller, in 10 ms frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Feed {
     waiting: VecDeque<Vec<i16>>,
-    /// Whether frames are being handed (the far end has started).
-    flowing: bool,
+    state: State,
+    /// Frames waiting before the count starts.
+    headroom: usize,
     /// Frames handed as silence whose own frames have not come yet: left
     /// out when they do.
     owed: usize,
-    /// Frames handed as silence since [`Feed::take_late`] last asked.
-    late: u64,
+    /// Frames handed, and of them late, in the current window.
+    handed: u32,
+    late: u32,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed {
+            waiting: VecDeque::new(),
+            state: State::Idle,
+            headroom: FIRST_HEADROOM,
+            owed: 0,
+            handed: 0,
+            late: 0,
+        }
+    }
 }
 
 impl Feed {
@@ -61,39 +99,64 @@ impl Feed {
             return;
         }
         if self.waiting.len() >= MOST_WAITING {
-            *self = Feed {
-                late: self.late,
-                ..Feed::default()
-            };
+            tracing::debug!("no microphone for a second: the canceller's count starts over");
+            self.waiting.clear();
+            self.owed = 0;
+            self.state = State::Idle;
         }
         self.waiting.push_back(frame.to_vec());
-        self.flowing |= self.waiting.len() >= START_FRAMES;
+        if self.waiting.len() >= self.headroom {
+            self.state = State::Flowing;
+        }
     }
 
     /// The far-end frame for the next captured frame; `None` while the
     /// far end has not started (nothing to cancel).
     pub fn next(&mut self) -> Option<Vec<i16>> {
-        if !self.flowing {
-            return None;
+        match self.state {
+            State::Idle => return None,
+            State::Filling => return Some(vec![0; PROCESS_SAMPLES]),
+            State::Flowing => {}
         }
-        if let Some(frame) = self.waiting.pop_front() {
-            return Some(frame);
+        self.handed += 1;
+        let frame = match self.waiting.pop_front() {
+            Some(frame) => frame,
+            None if self.owed >= MOST_OWED => {
+                tracing::debug!("no far end for half a second: the canceller's count starts over");
+                self.owed = 0;
+                self.state = State::Idle;
+                return None;
+            }
+            None => {
+                self.owed += 1;
+                self.late += 1;
+                vec![0; PROCESS_SAMPLES]
+            }
+        };
+        if self.handed >= WINDOW {
+            // At the most headroom, only when most frames were late (the
+            // count began while the microphone was behind).
+            let hold_more = self.headroom < MOST_HEADROOM;
+            if self.late >= TOO_LATE && (hold_more || self.late >= WINDOW / 2) {
+                self.headroom = (self.headroom + 1).min(MOST_HEADROOM);
+                tracing::debug!(
+                    late = self.late,
+                    headroom = self.headroom,
+                    "far-end audio kept coming late for the canceller: its count starts over"
+                );
+                self.owed = 0;
+                if self.waiting.len() < self.headroom {
+                    self.state = State::Filling;
+                }
+            } else if self.late > 0 {
+                tracing::debug!(
+                    frames = self.late,
+                    "far-end audio late for the canceller: silence in its place"
+                );
+            }
+            (self.handed, self.late) = (0, 0);
         }
-        if self.owed >= MOST_OWED {
-            *self = Feed {
-                late: self.late,
-                ..Feed::default()
-            };
-            return None;
-        }
-        self.owed += 1;
-        self.late += 1;
-        Some(vec![0; PROCESS_SAMPLES])
-    }
-
-    /// Frames handed as silence since last asked.
-    pub fn take_late(&mut self) -> u64 {
-        std::mem::take(&mut self.late)
+        Some(frame)
     }
 }
 
@@ -110,34 +173,48 @@ mod tests {
         let mut feed = Feed::default();
         assert_eq!(feed.next(), None, "nothing played yet");
         feed.push(&frame(1));
-        assert_eq!(feed.next(), None, "one frame is not yet a start");
-        feed.push(&frame(2));
         assert_eq!(feed.next(), Some(frame(1)));
-        assert_eq!(feed.next(), Some(frame(2)));
-        // Frames 3 and 4 come late: silence in their places.
+        // Frames 2 and 3 come late: silence in their places.
         assert_eq!(feed.next(), Some(frame(0)));
         assert_eq!(feed.next(), Some(frame(0)));
-        assert_eq!(feed.take_late(), 2);
-        for value in 3..=6 {
+        for value in 2..=5 {
             feed.push(&frame(value));
         }
-        // Frame 5 meets the fifth captured frame, as if none had been late.
+        // Frame 4 meets the fourth captured frame, as if none had been late.
+        assert_eq!(feed.next(), Some(frame(4)));
         assert_eq!(feed.next(), Some(frame(5)));
-        assert_eq!(feed.next(), Some(frame(6)));
-        assert_eq!(feed.take_late(), 0);
+    }
+
+    #[test]
+    fn frames_late_again_and_again_start_the_count_over_further_back() {
+        let mut feed = Feed::default();
+        // The far end's frames come one before, one after the captured
+        // frames that want them (20 ms at once): every other one is late.
+        let mut value = 0;
+        let mut silent = Vec::new();
+        for _ in 0..100 {
+            value += 1;
+            feed.push(&frame(value));
+            let handed = [feed.next(), feed.next()];
+            assert!(handed.iter().all(Option::is_some));
+            silent.push(handed.iter().filter(|f| **f == Some(frame(0))).count());
+            value += 1;
+            feed.push(&frame(value));
+        }
+        assert!(silent[..50].iter().all(|&n| n == 1), "{silent:?}");
+        assert_eq!(feed.headroom, 2, "one frame more held back");
+        assert!(silent[51..].iter().all(|&n| n == 0), "{silent:?}");
     }
 
     #[test]
     fn a_far_end_gone_quiet_for_long_starts_the_count_over() {
         let mut feed = Feed::default();
         feed.push(&frame(1));
-        feed.push(&frame(2));
-        for _ in 0..2 + MOST_OWED {
+        for _ in 0..1 + MOST_OWED {
             assert!(feed.next().is_some());
         }
         assert_eq!(feed.next(), None, "the far end stopped");
         feed.push(&frame(7));
-        feed.push(&frame(8));
         assert_eq!(feed.next(), Some(frame(7)), "its next frames start afresh");
     }
 
@@ -148,6 +225,6 @@ mod tests {
             feed.push(&frame(value));
         }
         assert_eq!(feed.waiting.len(), 1);
-        assert_eq!(feed.next(), None, "one frame is not yet a start");
+        assert_eq!(feed.next(), Some(frame(MOST_WAITING as i16)));
     }
 }

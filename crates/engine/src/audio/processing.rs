@@ -420,13 +420,6 @@ impl Processing {
             activity.now |= voice.now();
         }
         self.talking.store(activity.talking, Ordering::Relaxed);
-        let late = lock(&self.feed).take_late();
-        if late > 0 {
-            tracing::debug!(
-                frames = late,
-                "far-end audio late for the canceller: silence in its place"
-            );
-        }
         activity
     }
 
