@@ -112,7 +112,7 @@ impl Feed {
 
     /// The far-end frame for the next captured frame; `None` while the
     /// far end has not started (nothing to cancel).
-    pub fn next(&mut self) -> Option<Vec<i16>> {
+    pub fn take(&mut self) -> Option<Vec<i16>> {
         match self.state {
             State::Idle => return None,
             State::Filling => return Some(vec![0; PROCESS_SAMPLES]),
@@ -171,18 +171,18 @@ mod tests {
     #[test]
     fn a_late_frame_is_held_by_silence_and_left_out_so_the_count_stays() {
         let mut feed = Feed::default();
-        assert_eq!(feed.next(), None, "nothing played yet");
+        assert_eq!(feed.take(), None, "nothing played yet");
         feed.push(&frame(1));
-        assert_eq!(feed.next(), Some(frame(1)));
+        assert_eq!(feed.take(), Some(frame(1)));
         // Frames 2 and 3 come late: silence in their places.
-        assert_eq!(feed.next(), Some(frame(0)));
-        assert_eq!(feed.next(), Some(frame(0)));
+        assert_eq!(feed.take(), Some(frame(0)));
+        assert_eq!(feed.take(), Some(frame(0)));
         for value in 2..=5 {
             feed.push(&frame(value));
         }
         // Frame 4 meets the fourth captured frame, as if none had been late.
-        assert_eq!(feed.next(), Some(frame(4)));
-        assert_eq!(feed.next(), Some(frame(5)));
+        assert_eq!(feed.take(), Some(frame(4)));
+        assert_eq!(feed.take(), Some(frame(5)));
     }
 
     #[test]
@@ -195,7 +195,7 @@ mod tests {
         for _ in 0..100 {
             value += 1;
             feed.push(&frame(value));
-            let handed = [feed.next(), feed.next()];
+            let handed = [feed.take(), feed.take()];
             assert!(handed.iter().all(Option::is_some));
             silent.push(handed.iter().filter(|f| **f == Some(frame(0))).count());
             value += 1;
@@ -211,11 +211,11 @@ mod tests {
         let mut feed = Feed::default();
         feed.push(&frame(1));
         for _ in 0..1 + MOST_OWED {
-            assert!(feed.next().is_some());
+            assert!(feed.take().is_some());
         }
-        assert_eq!(feed.next(), None, "the far end stopped");
+        assert_eq!(feed.take(), None, "the far end stopped");
         feed.push(&frame(7));
-        assert_eq!(feed.next(), Some(frame(7)), "its next frames start afresh");
+        assert_eq!(feed.take(), Some(frame(7)), "its next frames start afresh");
     }
 
     #[test]
@@ -225,6 +225,6 @@ mod tests {
             feed.push(&frame(value));
         }
         assert_eq!(feed.waiting.len(), 1);
-        assert_eq!(feed.next(), Some(frame(MOST_WAITING as i16)));
+        assert_eq!(feed.take(), Some(frame(MOST_WAITING as i16)));
     }
 }

@@ -412,7 +412,7 @@ impl Processing {
         let mut processor = lock(&self.processor);
         let mut voice = lock(&self.voice);
         for frame in samples.chunks_exact_mut(PROCESS_SAMPLES) {
-            if let Some(far) = lock(&self.feed).next() {
+            if let Some(far) = lock(&self.feed).take() {
                 processor.render(&far);
             }
             processor.capture(frame);
