@@ -106,6 +106,7 @@ pub async fn playout(
                     if let Some(out) = sink.as_mut() {
                         volume.apply(&mut mixed.sum);
                         processing.slipped(out.take_slip());
+                        processing.queued_to_play(out.queued());
                         processing.render(&mixed.sum);
                         if let Err(e) = out.play(&mixed.sum) {
                             sink = None;

@@ -20,7 +20,10 @@
 //! delay: what a late frame costs is its sound (its echo is left to the
 //! suppressor), not the canceller's footing. Frames that keep coming late
 //! (a speaker taking 40 ms at once, a count begun while the microphone was
-//! behind) start the count over, once, a frame further back.
+//! behind) start the count over, once, a frame further back; frames that
+//! keep running further ahead of the microphone than they began (its clock
+//! slower than the speaker's, until [`super::drift`] has measured it) are
+//! left out — the two moves AEC3 made itself, with its reset, before.
 
 use std::collections::VecDeque;
 
@@ -42,6 +45,13 @@ const WINDOW: u32 = 100;
 /// under the canceller this makes, against silence in the reference every
 /// few frames for the rest of the call.
 const TOO_LATE: u32 = 5;
+/// How much further ahead of the microphone than it began (frames, 30 ms)
+/// the far end's audio must run, all through a window, to be taken as the
+/// microphone's clock running slower than the speaker's (before
+/// [`super::drift`] has measured it: 80 s at 0.1 %): so many frames are left
+/// out, or the echo would come ever sooner against its reference, past
+/// where the canceller can follow. AEC3 flushes itself at 32 ms.
+const MOST_AHEAD: i64 = 3;
 /// Frames handed as silence in a row after which the far end is taken to
 /// have stopped (no speaker, the call over): the count starts over with
 /// its next frame.
@@ -74,6 +84,14 @@ pub struct Feed {
     /// Frames handed, and of them late, in the current window.
     handed: u32,
     late: u32,
+    /// What the speaker holds, given and not yet played (48 kHz samples).
+    queued: usize,
+    /// The least, in this window, of how far the far end's audio ran ahead
+    /// of the microphone (samples waiting here less the speaker's queue:
+    /// how many more the speaker's device took than were captured).
+    ahead_low: i64,
+    /// That least in the count's first window: where it began.
+    ahead_from: Option<i64>,
 }
 
 impl Default for Feed {
@@ -85,6 +103,9 @@ impl Default for Feed {
             owed: 0,
             handed: 0,
             late: 0,
+            queued: 0,
+            ahead_low: i64::MAX,
+            ahead_from: None,
         }
     }
 }
@@ -102,12 +123,18 @@ impl Feed {
             tracing::debug!("no microphone for a second: the canceller's count starts over");
             self.waiting.clear();
             self.owed = 0;
+            self.ahead_from = None;
             self.state = State::Idle;
         }
         self.waiting.push_back(frame.to_vec());
         if self.waiting.len() >= self.headroom {
             self.state = State::Flowing;
         }
+    }
+
+    /// What the speaker holds, given and not yet played (48 kHz samples).
+    pub fn set_queued(&mut self, samples: usize) {
+        self.queued = samples;
     }
 
     /// The far-end frame for the next captured frame; `None` while the
@@ -119,11 +146,14 @@ impl Feed {
             State::Flowing => {}
         }
         self.handed += 1;
+        let ahead = (self.waiting.len() * PROCESS_SAMPLES) as i64 - self.queued as i64;
+        self.ahead_low = self.ahead_low.min(ahead);
         let frame = match self.waiting.pop_front() {
             Some(frame) => frame,
             None if self.owed >= MOST_OWED => {
                 tracing::debug!("no far end for half a second: the canceller's count starts over");
                 self.owed = 0;
+                self.ahead_from = None;
                 self.state = State::Idle;
                 return None;
             }
@@ -134,29 +164,63 @@ impl Feed {
             }
         };
         if self.handed >= WINDOW {
-            // At the most headroom, only when most frames were late (the
-            // count began while the microphone was behind).
-            let hold_more = self.headroom < MOST_HEADROOM;
-            if self.late >= TOO_LATE && (hold_more || self.late >= WINDOW / 2) {
-                self.headroom = (self.headroom + 1).min(MOST_HEADROOM);
-                tracing::debug!(
-                    late = self.late,
-                    headroom = self.headroom,
-                    "far-end audio kept coming late for the canceller: its count starts over"
-                );
-                self.owed = 0;
-                if self.waiting.len() < self.headroom {
-                    self.state = State::Filling;
-                }
-            } else if self.late > 0 {
-                tracing::debug!(
-                    frames = self.late,
-                    "far-end audio late for the canceller: silence in its place"
-                );
-            }
-            (self.handed, self.late) = (0, 0);
+            self.judge();
         }
         Some(frame)
+    }
+
+    /// Once a window: far-end frames that kept coming late start the count
+    /// over further back; ones that kept running further ahead are left out.
+    fn judge(&mut self) {
+        let ahead_low = std::mem::replace(&mut self.ahead_low, i64::MAX);
+        let (late, begun) = (self.late, self.ahead_from.is_some());
+        (self.handed, self.late) = (0, 0);
+        if late >= WINDOW * 9 / 10 {
+            // (Nearly) all of them: the far end comes that much later for good (a
+            // device that stopped for a moment, a count begun while the
+            // microphone was behind).
+            tracing::debug!(
+                late,
+                "far-end audio came late for good: the canceller's count starts over"
+            );
+            self.start_over();
+        } else if late >= TOO_LATE && self.headroom < MOST_HEADROOM {
+            // Some of them: it comes in lumps.
+            self.headroom += 1;
+            tracing::debug!(
+                late,
+                headroom = self.headroom,
+                "far-end audio kept coming late for the canceller: its count starts over"
+            );
+            self.start_over();
+        } else if late > 0 {
+            tracing::debug!(
+                late,
+                "far-end audio late for the canceller: silence in its place"
+            );
+        } else if !begun {
+            self.ahead_from = Some(ahead_low);
+        } else if let Some(from) = self.ahead_from {
+            let over = (ahead_low - from) / PROCESS_SAMPLES as i64;
+            if over >= MOST_AHEAD {
+                let left_out = (over as usize).min(self.waiting.len());
+                self.waiting.drain(..left_out);
+                tracing::debug!(
+                    frames = left_out,
+                    "far-end audio ran ahead of the microphone: frames left out"
+                );
+            }
+        }
+    }
+
+    /// The count starts again once the headroom waits (those waiting are
+    /// kept, the ones owed are not left out), silence handed till then.
+    fn start_over(&mut self) {
+        self.owed = 0;
+        self.ahead_from = None;
+        if self.waiting.len() < self.headroom {
+            self.state = State::Filling;
+        }
     }
 }
 
@@ -204,6 +268,48 @@ mod tests {
         assert!(silent[..50].iter().all(|&n| n == 1), "{silent:?}");
         assert_eq!(feed.headroom, 2, "one frame more held back");
         assert!(silent[51..].iter().all(|&n| n == 0), "{silent:?}");
+    }
+
+    #[test]
+    fn a_far_end_running_ever_further_ahead_has_frames_left_out() {
+        let mut feed = Feed::default();
+        let mut value = 0;
+        let mut silent = 0;
+        for round in 0..1_000 {
+            // The speaker's device takes a tenth more than is captured.
+            for _ in 0..1 + usize::from(round % 10 == 9) {
+                value += 1;
+                feed.push(&frame(value));
+            }
+            silent += usize::from(feed.take() == Some(frame(0)));
+        }
+        assert_eq!(silent, 0);
+        assert!(
+            feed.waiting.len() <= 1 + 10 + 3,
+            "{} waiting",
+            feed.waiting.len()
+        );
+    }
+
+    #[test]
+    fn what_the_speaker_queues_is_not_running_ahead() {
+        let mut feed = Feed::default();
+        let mut value = 0;
+        for round in 0..1_000 {
+            value += 1;
+            feed.push(&frame(value));
+            if round == 300 {
+                // The speaker keeps 50 ms more from now on: five frames
+                // come at once, and wait there as here.
+                for _ in 0..5 {
+                    value += 1;
+                    feed.push(&frame(value));
+                }
+                feed.set_queued(5 * PROCESS_SAMPLES);
+            }
+            let handed = feed.take().expect("flowing");
+            assert_eq!(handed, frame(value - if round >= 300 { 5 } else { 0 }));
+        }
     }
 
     #[test]

@@ -371,6 +371,12 @@ impl Processing {
         }
     }
 
+    /// What the speaker holds, given and not yet taken by its device (48 kHz
+    /// samples): told before each [`Processing::render`].
+    pub fn queued_to_play(&self, samples: usize) {
+        lock(&self.feed).set_queued(samples);
+    }
+
     /// Audio about to be played, any whole number of 10 ms frames.
     pub fn render(&self, samples: &[i16]) {
         let shifted = lock(&self.reference).shift(samples);

@@ -28,6 +28,13 @@ pub trait AudioSink: Send + std::fmt::Debug {
     fn take_slip(&mut self) -> i64 {
         0
     }
+
+    /// 48 kHz samples given and not yet taken by the device (its queue).
+    /// The echo canceller's feed leaves them out when it judges how far
+    /// ahead of the microphone the far end's audio runs ([`super::feed`]).
+    fn queued(&self) -> usize {
+        0
+    }
 }
 
 /// Discards what it is given.

@@ -303,6 +303,11 @@ impl AudioSink for Speaker {
         slip
     }
 
+    fn queued(&self) -> usize {
+        let queued = lock(&self.queue).len() as u64;
+        (queued * u64::from(SAMPLE_RATE) / u64::from(self.rate.max(1))) as usize
+    }
+
     /// Enough 10 ms frames to keep what is queued above the device's
     /// largest pull plus 10 ms: the device's clock paces playout, so a
     /// speaker slower or faster than the members' senders never builds up
