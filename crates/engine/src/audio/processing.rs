@@ -311,8 +311,7 @@ pub struct Processing {
     playing: Mutex<Blend>,
     /// The render side as the speaker played it ([`Processing::slipped`]).
     reference: Mutex<Reference>,
-    /// The render side on its way to the processor, a frame per captured
-    /// frame.
+    /// The render side on its way to the processor ([`Feed`]).
     feed: Mutex<Feed>,
 }
 
@@ -371,8 +370,7 @@ impl Processing {
         }
     }
 
-    /// What the speaker holds, given and not yet taken by its device (48 kHz
-    /// samples): told before each [`Processing::render`].
+    /// 48 kHz samples the speaker holds unplayed, told before each render.
     pub fn queued_to_play(&self, samples: usize) {
         lock(&self.feed).set_queued(samples);
     }
