@@ -15,10 +15,16 @@
 //!
 //! So the canceller is never left waiting: each captured frame takes the
 //! next far-end frame, silence in its place if it has not come yet, and
-//! that frame, when it comes, is left out. The count — which far-end frame
-//! meets which captured one — then does not move, and with it the echo's
-//! delay: what a late frame costs is its sound (its echo is left to the
-//! suppressor), not the canceller's footing. Frames that keep coming late
+//! that frame, when it comes, is left out if the one after it is there by
+//! the next captured frame (the far end caught up). The count — which
+//! far-end frame meets which captured one — then does not move, and with
+//! it the echo's delay: what a late frame costs is its sound (its echo is
+//! left to the suppressor), not the canceller's footing. A late frame with
+//! none after it is handed after all: the far end now comes later than the
+//! count (a microphone clock faster than the speaker's, until
+//! [`super::drift`] has measured it), and the count moves by the silence
+//! handed — as AEC3 itself moved by a block; leaving it out would have
+//! had every captured frame after it find none. Frames that keep coming late
 //! (a speaker taking 40 ms at once, a count begun while the microphone was
 //! behind) start the count over, once, a frame further back; frames that
 //! keep running further ahead of the microphone than they began (its clock
@@ -78,9 +84,12 @@ pub struct Feed {
     state: State,
     /// Frames waiting before the count starts.
     headroom: usize,
-    /// Frames handed as silence whose own frames have not come yet: left
-    /// out when they do.
+    /// Frames handed as silence whose own frames have not come yet.
     owed: usize,
+    /// Of those, frames come since, at the front of `waiting`: left out if
+    /// a frame after them is there by the next take (the far end caught
+    /// up), handed if not (it comes later than the count: the count moves).
+    stale: usize,
     /// Frames handed, and of them late, in the current window.
     handed: u32,
     late: u32,
@@ -101,6 +110,7 @@ impl Default for Feed {
             state: State::Idle,
             headroom: FIRST_HEADROOM,
             owed: 0,
+            stale: 0,
             handed: 0,
             late: 0,
             queued: 0,
@@ -114,17 +124,17 @@ impl Feed {
     /// One 10 ms frame of the far end's audio.
     pub fn push(&mut self, frame: &[i16]) {
         debug_assert_eq!(frame.len(), PROCESS_SAMPLES);
-        if self.owed > 0 {
-            // Its place was taken by silence.
-            self.owed -= 1;
-            return;
-        }
         if self.waiting.len() >= MOST_WAITING {
             tracing::debug!("no microphone for a second: the canceller's count starts over");
             self.waiting.clear();
-            self.owed = 0;
+            (self.owed, self.stale) = (0, 0);
             self.ahead_from = None;
             self.state = State::Idle;
+        }
+        if self.owed > 0 {
+            // Its place was taken by silence.
+            self.owed -= 1;
+            self.stale += 1;
         }
         self.waiting.push_back(frame.to_vec());
         if self.waiting.len() >= self.headroom {
@@ -146,6 +156,23 @@ impl Feed {
             State::Flowing => {}
         }
         self.handed += 1;
+        if self.stale > 0 {
+            if self.waiting.len() > self.stale {
+                // A frame after them is here: the far end caught up, and the
+                // count stays where it was.
+                self.waiting.drain(..self.stale);
+            } else {
+                // Nothing after them: the far end comes later than the
+                // count (a microphone clock faster than the speaker's, a
+                // step) — handed, the count moves by the silence handed.
+                tracing::debug!(
+                    frames = self.stale + self.owed,
+                    "far-end audio came later than the canceller's count: the count moves"
+                );
+                self.owed = 0;
+            }
+            self.stale = 0;
+        }
         let ahead = (self.waiting.len() * PROCESS_SAMPLES) as i64 - self.queued as i64;
         self.ahead_low = self.ahead_low.min(ahead);
         let frame = match self.waiting.pop_front() {
@@ -216,7 +243,7 @@ impl Feed {
     /// The count starts again once the headroom waits (those waiting are
     /// kept, the ones owed are not left out), silence handed till then.
     fn start_over(&mut self) {
-        self.owed = 0;
+        (self.owed, self.stale) = (0, 0);
         self.ahead_from = None;
         if self.waiting.len() < self.headroom {
             self.state = State::Filling;
@@ -288,6 +315,33 @@ mod tests {
             feed.waiting.len() <= 1 + 10 + 3,
             "{} waiting",
             feed.waiting.len()
+        );
+    }
+
+    #[test]
+    fn a_far_end_falling_ever_further_behind_is_waited_for_not_silenced() {
+        let mut feed = Feed::default();
+        let (mut value, mut silent, mut kept_back) = (0, 0, 0);
+        for round in 0..1_000 {
+            // The microphone captures a tenth more than the speaker's
+            // device takes: every tenth captured frame has no far end.
+            if round % 10 != 9 {
+                value += 1;
+                feed.push(&frame(value));
+            }
+            let handed = feed.take().expect("flowing");
+            if handed == frame(0) {
+                silent += 1;
+            } else {
+                kept_back = value - handed[0];
+            }
+        }
+        // A frame of silence for each one the microphone gained, no more —
+        // not silence from then on until the count starts over.
+        assert!(silent <= 100 + MOST_HEADROOM, "{silent} frames of silence");
+        assert!(
+            kept_back <= MOST_HEADROOM as i16,
+            "{kept_back} frames behind"
         );
     }
 
