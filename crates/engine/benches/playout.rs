@@ -130,6 +130,10 @@ fn run(s: &Scenario) {
     }
     arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
 
+    // Pulls stop when the last packet has come: what runs dry after that is
+    // the talker's stream ending (a fast sender's ten minutes end 0.6 s
+    // early), not the buffer failing.
+    let last_ms = arrivals.last().map_or(0.0, |a| a.0);
     let t0 = Instant::now();
     let at = |ms: f64| t0 + Duration::from_secs_f64(ms / 1000.0);
     let mut buffer = JitterBuffer::new().expect("decoder");
@@ -138,6 +142,9 @@ fn run(s: &Scenario) {
     let pulls = (f64::from(s.seconds) * 100.0) as usize;
     for tick in 0..pulls {
         let now_ms = tick as f64 * 10.0 + 3.0;
+        if now_ms > last_ms {
+            break;
+        }
         while let Some((arrived, ts, packet)) = arrivals.next_if(|a| a.0 <= now_ms) {
             buffer.insert(at(arrived), ts, &packet);
         }

@@ -202,6 +202,14 @@ impl Feed {
         let ahead_low = std::mem::replace(&mut self.ahead_low, i64::MAX);
         let (late, begun) = (self.late, self.ahead_from.is_some());
         (self.handed, self.late) = (0, 0);
+        tracing::trace!(
+            late,
+            ahead_low,
+            waiting = self.waiting.len(),
+            queued = self.queued,
+            headroom = self.headroom,
+            "the canceller's count, this window"
+        );
         if late >= WINDOW * 9 / 10 {
             // (Nearly) all of them: the far end comes that much later for good (a
             // device that stopped for a moment, a count begun while the
