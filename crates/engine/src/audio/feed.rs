@@ -127,9 +127,7 @@ impl Feed {
         if self.waiting.len() >= MOST_WAITING {
             tracing::debug!("no microphone for a second: the canceller's count starts over");
             self.waiting.clear();
-            (self.owed, self.stale) = (0, 0);
-            self.ahead_from = None;
-            self.state = State::Idle;
+            self.stop();
         }
         if self.owed > 0 {
             // Its place was taken by silence.
@@ -156,32 +154,14 @@ impl Feed {
             State::Flowing => {}
         }
         self.handed += 1;
-        if self.stale > 0 {
-            if self.waiting.len() > self.stale {
-                // A frame after them is here: the far end caught up, and the
-                // count stays where it was.
-                self.waiting.drain(..self.stale);
-            } else {
-                // Nothing after them: the far end comes later than the
-                // count (a microphone clock faster than the speaker's, a
-                // step) — handed, the count moves by the silence handed.
-                tracing::debug!(
-                    frames = self.stale + self.owed,
-                    "far-end audio came later than the canceller's count: the count moves"
-                );
-                self.owed = 0;
-            }
-            self.stale = 0;
-        }
+        self.settle_stale();
         let ahead = (self.waiting.len() * PROCESS_SAMPLES) as i64 - self.queued as i64;
         self.ahead_low = self.ahead_low.min(ahead);
         let frame = match self.waiting.pop_front() {
             Some(frame) => frame,
             None if self.owed >= MOST_OWED => {
                 tracing::debug!("no far end for half a second: the canceller's count starts over");
-                self.owed = 0;
-                self.ahead_from = None;
-                self.state = State::Idle;
+                self.stop();
                 return None;
             }
             None => {
@@ -194,6 +174,29 @@ impl Feed {
             self.judge();
         }
         Some(frame)
+    }
+
+    /// Late frames come since they were handed as silence: left out if a
+    /// frame after them is here, handed if not.
+    fn settle_stale(&mut self) {
+        if self.stale == 0 {
+            return;
+        }
+        if self.waiting.len() > self.stale {
+            // A frame after them is here: the far end caught up, and the
+            // count stays where it was.
+            self.waiting.drain(..self.stale);
+        } else {
+            // Nothing after them: the far end comes later than the count (a
+            // microphone clock faster than the speaker's, a step) — handed,
+            // the count moves by the silence handed.
+            tracing::debug!(
+                frames = self.stale + self.owed,
+                "far-end audio came later than the canceller's count: the count moves"
+            );
+            self.owed = 0;
+        }
+        self.stale = 0;
     }
 
     /// Once a window: far-end frames that kept coming late start the count
@@ -251,11 +254,22 @@ impl Feed {
     /// The count starts again once the headroom waits (those waiting are
     /// kept, the ones owed are not left out), silence handed till then.
     fn start_over(&mut self) {
-        (self.owed, self.stale) = (0, 0);
-        self.ahead_from = None;
+        self.forget_count();
         if self.waiting.len() < self.headroom {
             self.state = State::Filling;
         }
+    }
+
+    /// No far end, or no microphone: nothing handed until frames come again.
+    fn stop(&mut self) {
+        self.forget_count();
+        self.state = State::Idle;
+    }
+
+    /// What the count knew of late frames and of where it began.
+    fn forget_count(&mut self) {
+        (self.owed, self.stale) = (0, 0);
+        self.ahead_from = None;
     }
 }
 
