@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use lab::{Family, Lab};
 use meter::Meter;
 pub use report::Direction;
-use report::{read_report, summarize};
+use report::{read_report, summarize, time_of_day};
 pub use scenario::Scenario;
 use scenario::{Change, Way};
 
@@ -265,6 +265,7 @@ pub fn run_scenario(
     // forwarder follows the rest of the steps itself).
     enum Event {
         Capacity(Way, u32),
+        Loss(Way, f64),
         Renumber(&'static str),
     }
     let mut events: Vec<(Duration, Event)> = scenario
@@ -272,6 +273,8 @@ pub fn run_scenario(
         .iter()
         .filter_map(|step| match step.change {
             Change::Rate(kbit) => Some((step.at, Event::Capacity(step.way, kbit))),
+            // The forwarder applies it; this only says when.
+            Change::Loss(share) => Some((step.at, Event::Loss(step.way, share))),
             _ => None,
         })
         .chain(
@@ -287,15 +290,24 @@ pub fn run_scenario(
             std::thread::sleep(wait);
         }
         let t = started.elapsed().as_secs_f64();
+        // The time of day too, to line the event up with the peers' logs.
+        let utc = time_of_day();
         match event {
             Event::Capacity(way, kbit) => {
                 lab.set_capacity(way, kbit, scenario.queue_ms)?;
-                eprintln!("netlab: {t:>5.1} s  {} {kbit} kbit/s", way.arrow());
+                eprintln!("netlab: {t:>5.1} s  {utc}  {} {kbit} kbit/s", way.arrow());
+            }
+            Event::Loss(way, share) => {
+                eprintln!(
+                    "netlab: {t:>5.1} s  {utc}  {} loss {:.0} %",
+                    way.arrow(),
+                    share * 100.0
+                );
             }
             Event::Renumber(side) => {
                 lab.renumber(side, scenario.default_route)?;
                 eprintln!(
-                    "netlab: {t:>5.1} s  {} has a new address",
+                    "netlab: {t:>5.1} s  {utc}  {} has a new address",
                     side.to_uppercase()
                 );
             }
