@@ -8,10 +8,11 @@
 //! one after the other, so a candidate never races its description.
 //!
 //! Here: the link and the connection's events; `send.rs` its outgoing
-//! tracks, `setup.rs` the codecs and the interceptor chain, `negotiate.rs` the
-//! negotiation (a state machine and the task that carries it out),
-//! `receive.rs` the receive path.
+//! tracks, `setup.rs` the codecs and the interceptor chain, `ice.rs` ICE's
+//! timing, `negotiate.rs` the negotiation (a state machine and the task that
+//! carries it out), `receive.rs` the receive path.
 
+mod ice;
 mod negotiate;
 mod receive;
 mod send;
@@ -30,7 +31,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use huddle_protocol::signal::IceCandidate;
 use huddle_protocol::{IceServer, PeerId, SignalData};
-use rtc::ice::mdns::MulticastDnsMode;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -41,7 +41,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    SettingEngineBuilder, StatsSelector,
+    StatsSelector,
 };
 
 use crate::audio::jitter::AudioPacket;
@@ -129,29 +129,11 @@ const OFFER_RESENDS: u32 = 60;
 /// the other answers.
 pub const RESTART_AFTER_DISCONNECTED: Duration = Duration::from_secs(5);
 
-/// ICE's consent checks on the chosen path go out this often (webrtc-rs:
-/// every 2 s), and a path none of them was answered on for
-/// [`ICE_DISCONNECTED_AFTER`] is disconnected (webrtc-rs: 5 s). With its
-/// defaults, a browser whose address changed was noticed 3.7 s after the
-/// change and the call came back only when the browser restarted by
-/// itself (3.1–3.7 s in the network lab's `renumber-b`). A check and its
-/// answer are ~100 bytes each way.
-const ICE_KEEPALIVE: Duration = Duration::from_millis(500);
-const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(2);
-
 /// While the path stays down, ICE is restarted again this often (the
 /// polite side twice as seldom): one restart can fail for good — a network
 /// still out when its checks ran, a relay that died — and webrtc-rs never
 /// tries again by itself.
 pub const RESTART_EVERY: Duration = Duration::from_secs(12);
-
-/// How often a candidate pair is checked before it counts as failed, at
-/// webrtc-rs's 200 ms spacing: 25 s (its own default, 7, gives up after
-/// 1.4 s). A restart made while the network is out — the 20 s outage of the
-/// network lab — otherwise failed all its pairs before the network came
-/// back and the call never returned; pairs still being checked connect
-/// within a check of the network's return.
-const ICE_CHECKS_PER_PAIR: u16 = 125;
 
 /// One remote call member.
 pub struct PeerLink {
@@ -187,9 +169,9 @@ struct Handler {
     /// Media is written once the connection is up (before DTLS has keys,
     /// SRTP would refuse every packet), and goes on while it is only
     /// disconnected: ICE calls a connection disconnected when no STUN
-    /// check was answered for 5 s, and says so even when the path has
-    /// come back and media is flowing again until its next check is
-    /// answered — after the network lab's 3 s outage, 1 s in which nothing
+    /// check was answered for 2 s (`ice.rs`), and says so even when the
+    /// path has come back and media is flowing again until its next check
+    /// is answered — after the network lab's 3 s outage, 1 s in which nothing
     /// was sent although the path was back. Browsers keep sending too.
     media: Arc<AtomicBool>,
     counters: Arc<MediaCounters>,
@@ -319,17 +301,7 @@ impl PeerLink {
             PeerConnectionBuilder::new()
                 .with_configuration(config)
                 .with_media_engine(engine)
-                // An ICE restart gathers afresh — new sockets, new TURN
-                // allocations: without this webrtc-rs keeps the old ones, and
-                // a call whose relay died never came back (measured).
-                .with_setting_engine(
-                    SettingEngineBuilder::new()
-                        .with_discard_local_candidates_during_ice_restart(true)
-                        .with_ice_connection_attempts(None, Some(ICE_CHECKS_PER_PAIR))
-                        .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), None, Some(ICE_KEEPALIVE))
-                        .with_multicast_dns_mode(mdns_mode())
-                        .build(),
-                )
+                .with_setting_engine(ice::setting_engine(local_candidates(&setup)))
                 .with_interceptor_registry(registry)
                 .with_handler(handler)
                 .with_udp_addrs(setup.udp_addrs.clone())
@@ -502,26 +474,11 @@ fn unreachable_candidate(candidate: &str) -> bool {
         .is_some_and(|ip| ip.is_unspecified())
 }
 
-/// Whether `.local` candidates (a browser hiding its addresses) can be
-/// resolved here. webrtc-rs opens its mDNS socket when it builds a peer
-/// connection and, if that fails, builds no peer connection at all. It
-/// fails where the socket cannot join 224.0.0.251 (a machine without a
-/// default route — an offline LAN, a VPN-only host: "No such device (os
-/// error 19)", measured in the network lab) and where the socket layer
-/// refuses an option webrtc-rs sets on it (wine's Winsock: "operation not
-/// supported", 10045, asked for IPV6_V6ONLY of an IPv4 socket). So the same
-/// socket is built here first; where it cannot be, calls go without mDNS.
-fn mdns_mode() -> MulticastDnsMode {
-    let opens = rtc::mdns::MulticastSocket::new()
-        .into_std()
-        .and_then(|socket| webrtc::runtime::UdpSocketState::new((&socket).into()).map(drop));
-    match opens {
-        Ok(()) => MulticastDnsMode::QueryOnly,
-        Err(e) => {
-            tracing::warn!(error = %e, "no mDNS socket: `.local` candidates will not be resolved");
-            MulticastDnsMode::Disabled
-        }
-    }
+/// The candidates this side will likely gather: one per usable address
+/// and one per STUN or TURN URL (see `ice::check_pacing`).
+fn local_candidates(setup: &PeerSetup) -> usize {
+    let servers: usize = setup.ice_servers.iter().map(|s| s.urls.len()).sum();
+    crate::network::usable_addresses().len() + servers
 }
 
 #[cfg(test)]
