@@ -234,6 +234,47 @@ impl Lab {
     }
 
     /// `program` run in namespace `side`.
+    /// Cuts (or restores) `side`'s path to the signaling server, both
+    /// ways, and nothing else: a blackhole rule in the side's namespace
+    /// for what it sends to the server, and one in the router's for what
+    /// the server sends to it.
+    pub fn cut_signaling(&self, side: &str, cut: bool) -> Result<(), Failed> {
+        let server = host_in(self.family, 91, "a", 1);
+        let action = if cut { "add" } else { "del" };
+        let family = if self.family == Family::V4 {
+            "-4"
+        } else {
+            "-6"
+        };
+        let (ns, router) = (self.ns(side), self.ns("r"));
+        ip(&[
+            family,
+            "-n",
+            &ns,
+            "rule",
+            action,
+            "to",
+            &server,
+            "blackhole",
+            "pref",
+            "10",
+        ])?;
+        ip(&[
+            family,
+            "-n",
+            &router,
+            "rule",
+            action,
+            "from",
+            &server,
+            "to",
+            &network(self.family, side),
+            "blackhole",
+            "pref",
+            "10",
+        ])
+    }
+
     pub fn exec(&self, side: &str, program: &Path) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns(side)]).arg(program);

@@ -37,7 +37,7 @@ use meter::Meter;
 pub use report::Direction;
 use report::{read_report, summarize, time_of_day};
 pub use scenario::Scenario;
-use scenario::{Change, Way};
+use scenario::{Event, Way};
 
 use crate::test::TEST_PACKAGES;
 use crate::{
@@ -261,31 +261,9 @@ pub fn run_scenario(
         .iter()
         .map(|&(side, client)| peer(client, side))
         .collect::<Result<Vec<Kill>, Failed>>()?;
-    // The capacity changes and the renumberings, in time order (the
-    // forwarder follows the rest of the steps itself).
-    enum Event {
-        Capacity(Way, u32),
-        Loss(Way, f64),
-        Renumber(&'static str),
-    }
-    let mut events: Vec<(Duration, Event)> = scenario
-        .steps
-        .iter()
-        .filter_map(|step| match step.change {
-            Change::Rate(kbit) => Some((step.at, Event::Capacity(step.way, kbit))),
-            // The forwarder applies it; this only says when.
-            Change::Loss(share) => Some((step.at, Event::Loss(step.way, share))),
-            _ => None,
-        })
-        .chain(
-            scenario
-                .renumbers
-                .iter()
-                .map(|&(at, side)| (at, Event::Renumber(side))),
-        )
-        .collect();
-    events.sort_by_key(|e| e.0);
-    for (at, event) in events {
+    // What the lab does itself, in time order (the forwarder follows
+    // the rest of the steps).
+    for (at, event) in scenario.events() {
         if let Some(wait) = at.checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
@@ -302,6 +280,14 @@ pub fn run_scenario(
                     "netlab: {t:>5.1} s  {utc}  {} loss {:.0} %",
                     way.arrow(),
                     share * 100.0
+                );
+            }
+            Event::Signaling(side, up) => {
+                lab.cut_signaling(side, !up)?;
+                let state = if up { "back" } else { "cut" };
+                eprintln!(
+                    "netlab: {t:>5.1} s  {utc}  {}'s signaling {state}",
+                    side.to_uppercase()
                 );
             }
             Event::Renumber(side) => {

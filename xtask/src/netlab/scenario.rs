@@ -116,6 +116,10 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// When a side's address changes (`"a"` or `"b"`), in time order.
     pub renumbers: Vec<(Duration, &'static str)>,
+    /// When a side's path to the signaling server goes down (false) and
+    /// comes back (true), in time order: with its links' loss at 100 %, the
+    /// whole network of a laptop whose Wi-Fi dropped.
+    pub signaling: Vec<(Duration, &'static str, bool)>,
 }
 
 fn parse_duration(text: &str) -> Option<Duration> {
@@ -151,7 +155,44 @@ fn parse_change(words: &[&str]) -> Option<Change> {
     })
 }
 
+/// What the lab itself does at a moment of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    Capacity(Way, u32),
+    /// Applied by the forwarder; the lab only says when.
+    Loss(Way, f64),
+    Renumber(&'static str),
+    /// A side's path to the signaling server comes back (true) or goes.
+    Signaling(&'static str, bool),
+}
+
 impl Scenario {
+    /// The capacity and loss changes, renumberings and signaling cuts, in
+    /// time order.
+    pub fn events(&self) -> Vec<(Duration, Event)> {
+        let mut events: Vec<(Duration, Event)> = self
+            .steps
+            .iter()
+            .filter_map(|step| match step.change {
+                Change::Rate(kbit) => Some((step.at, Event::Capacity(step.way, kbit))),
+                Change::Loss(share) => Some((step.at, Event::Loss(step.way, share))),
+                _ => None,
+            })
+            .chain(
+                self.renumbers
+                    .iter()
+                    .map(|&(at, side)| (at, Event::Renumber(side))),
+            )
+            .chain(
+                self.signaling
+                    .iter()
+                    .map(|&(at, side, up)| (at, Event::Signaling(side, up))),
+            )
+            .collect();
+        events.sort_by_key(|e| e.0);
+        events
+    }
+
     pub fn parse(name: &str, text: &str) -> Result<Scenario, Failed> {
         let mut scenario = Scenario {
             name: name.to_owned(),
@@ -165,6 +206,7 @@ impl Scenario {
             spares: Vec::new(),
             steps: Vec::new(),
             renumbers: Vec::new(),
+            signaling: Vec::new(),
         };
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
@@ -195,6 +237,11 @@ impl Scenario {
                     let side = parse_side(side, &["a", "b"]).ok_or_else(bad)?;
                     scenario.renumbers.push((at, side));
                 }
+                ["at", at, "signaling", side, state @ ("down" | "up")] => {
+                    let at = parse_duration(at).ok_or_else(bad)?;
+                    let side = parse_side(side, &["a", "b"]).ok_or_else(bad)?;
+                    scenario.signaling.push((at, side, *state == "up"));
+                }
                 ["at", at, way, change @ ..] => {
                     let at = parse_duration(at).ok_or_else(bad)?;
                     let change = parse_change(change).ok_or_else(bad)?;
@@ -222,6 +269,7 @@ impl Scenario {
         }
         scenario.steps.sort_by_key(|s| s.at);
         scenario.renumbers.sort_by_key(|r| r.0);
+        scenario.signaling.sort_by_key(|r| r.0);
         let on_c = |s: &Step| matches!(s.way, Way::ToC | Way::FromC);
         if scenario.members < 3
             && (scenario.steps.iter().any(on_c) || scenario.spares.contains(&"c"))
@@ -317,6 +365,29 @@ mod tests {
         assert_eq!(s.capacity(Way::BtoA, Duration::from_secs(20)), Some(2500));
         assert!(!s.impaired());
         assert!(Scenario::parse("t", "at 1s sideways 5kbit").is_err());
+    }
+
+    #[test]
+    fn the_lab_s_own_events_come_in_time_order() {
+        let s = Scenario::parse(
+            "drop",
+            "at 15s signaling a up\nat 12s both loss 100%\nat 12s signaling a down\nat 0s a>b 900kbit\nat 5s renumber b\nat 3s a>b delay 20ms\n",
+        )
+        .unwrap();
+        let t = Duration::from_secs;
+        assert_eq!(
+            s.events(),
+            vec![
+                (t(0), Event::Capacity(Way::AtoB, 900)),
+                (t(5), Event::Renumber("b")),
+                (t(12), Event::Loss(Way::AtoB, 1.0)),
+                (t(12), Event::Loss(Way::BtoA, 1.0)),
+                (t(12), Event::Signaling("a", false)),
+                (t(15), Event::Signaling("a", true)),
+            ]
+        );
+        assert!(Scenario::parse("t", "at 1s signaling c down").is_err());
+        assert!(Scenario::parse("t", "at 1s signaling a sideways").is_err());
     }
 
     #[test]
