@@ -27,6 +27,7 @@ pub mod overuse;
 pub mod peer;
 pub mod pipeline;
 pub mod playout;
+pub mod probe;
 pub mod quality;
 pub mod reorder;
 pub mod repair;

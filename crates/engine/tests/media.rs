@@ -24,6 +24,7 @@ fn setup(me: &str, them: &str, initiator: bool) -> PeerSetup {
         udp_addrs: vec!["127.0.0.1:0".into()],
         max_bitrate_bps: 1_000_000,
         relay_only: false,
+        server: None,
     }
 }
 

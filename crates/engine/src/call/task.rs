@@ -19,6 +19,7 @@ use crate::network::{self, Change, NetworkWatch};
 use crate::peer::{PeerEvent, PeerLink, PeerSetup};
 use crate::pipeline::{self, Control, Links, Planner, Report};
 use crate::playout::{self, Playout, PlayoutBoard};
+use crate::probe::{ServerProbe, PROBE_TIMEOUT};
 use crate::room::{MeshAction, Room};
 use crate::signaling::{Event, Signaling, StopReason};
 use crate::sync::lock;
@@ -56,6 +57,10 @@ struct State {
     processing: Arc<Processing>,
     /// Which encoding of the video each member gets (see `pipeline::plan`).
     planner: Planner,
+    /// Whether the server still answers, asked by the links (`probe.rs`).
+    server: Arc<ServerProbe>,
+    /// When a probe unanswered so far gives the socket up.
+    probe_deadline: Option<tokio::time::Instant>,
 }
 
 /// What this member sends, as the room is told in `media`.
@@ -143,14 +148,21 @@ pub(super) async fn run(
         preview,
         processing,
         planner: Planner::new(options.bitrate_bps),
+        server: Arc::default(),
+        probe_deadline: None,
     };
     let mut rate_ticks = tokio::time::interval(RATE_EVERY);
     let mut network_ticks = tokio::time::interval(network::LOOK_EVERY);
     let mut network = NetworkWatch::new(network::usable_addresses());
+    let server = state.server.clone();
     loop {
         tokio::select! {
             event = state.signaling.next_event() => match event {
-                Some(Event::Message(message)) => state.on_message(message).await,
+                Some(Event::Message(message)) => {
+                    state.server.heard();
+                    state.probe_deadline = None;
+                    state.on_message(message).await
+                }
                 Some(Event::Reconnecting { .. }) => {
                     let _ = state.events.send(CallEvent::Reconnecting);
                 }
@@ -160,6 +172,14 @@ pub(super) async fn run(
                 }
                 None => break,
             },
+            () = server.wanted() => state.probe(),
+            () = until(state.probe_deadline) => {
+                debug!("signaling: no answer to a probe, a new socket");
+                state.probe_deadline = None;
+                if let Err(e) = state.signaling.reconnect() {
+                    debug!(error = %e, "signaling: could not reconnect");
+                }
+            }
             Some((peer, event)) = peer_rx.recv() => state.on_peer(peer, event),
             Some(report) = report_rx.recv() => state.on_report(report),
             _ = rate_ticks.tick() => state.follow_congestion().await,
@@ -184,7 +204,24 @@ pub(super) async fn run(
     state.act(vec![MeshAction::CloseAll]).await;
 }
 
+/// Waits until `deadline`, or for ever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl State {
+    /// A link asked whether the server still answers: a `ping`, unless one
+    /// is out already.
+    fn probe(&mut self) {
+        if self.probe_deadline.is_none() {
+            self.probe_deadline = Some(tokio::time::Instant::now() + PROBE_TIMEOUT);
+            self.send(ClientMessage::Ping);
+        }
+    }
+
     fn send(&self, message: ClientMessage) {
         if let Err(e) = self.signaling.send(message) {
             warn!(error = %e, "signaling refused a message");
@@ -433,6 +470,7 @@ impl State {
             udp_addrs: self.udp_addrs.clone(),
             max_bitrate_bps: self.max_bitrate_bps,
             relay_only: self.relay_only,
+            server: Some(self.server.clone()),
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let link = match PeerLink::connect(setup, tx).await {

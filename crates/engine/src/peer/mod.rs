@@ -48,6 +48,7 @@ use crate::audio::jitter::AudioPacket;
 use crate::congestion::Estimate;
 use crate::feedback::is_keyframe_request;
 use crate::heard::{self, until_silent, Heard};
+use crate::probe::ServerProbe;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::sync::lock;
 use crate::video::I420Frame;
@@ -77,6 +78,9 @@ pub struct PeerSetup {
     /// Media only through a TURN relay (the user's address stays hidden
     /// from the other members).
     pub relay_only: bool,
+    /// Asked before each ICE restart whether the signaling server answers
+    /// (`probe.rs`); none: restart without asking.
+    pub server: Option<Arc<ServerProbe>>,
 }
 
 /// What a link reports.
@@ -181,6 +185,8 @@ struct Handler {
     restarting: Arc<AtomicBool>,
     /// Everything that arrived from the member (`heard.rs`).
     heard: Arc<Heard>,
+    /// Asked before a restart (see [`PeerSetup::server`]).
+    server: Option<Arc<ServerProbe>>,
 }
 
 #[async_trait::async_trait]
@@ -224,6 +230,7 @@ impl PeerConnectionEventHandler for Handler {
                 let (restarting, heard) = (self.restarting.clone(), self.heard.clone());
                 let polite = self.polite;
                 let slower = if polite { 2 } else { 1 };
+                let server = self.server.clone();
                 tokio::spawn(async move {
                     if polite {
                         tokio::time::sleep(RESTART_AFTER_DISCONNECTED * slower).await;
@@ -231,6 +238,18 @@ impl PeerConnectionEventHandler for Handler {
                         until_silent(&heard, heard::STALL, RESTART_AFTER_DISCONNECTED).await;
                     }
                     while !connected.load(Ordering::Relaxed) {
+                        // A restart needs the server; while it does not
+                        // answer either, the whole network is likely out,
+                        // and the old path is the quickest way back.
+                        if let Some(server) = &server {
+                            tokio::select! {
+                                () = server.answered() => {}
+                                () = inputs.closed() => break,
+                            }
+                            if connected.load(Ordering::Relaxed) {
+                                break;
+                            }
+                        }
                         if inputs.send(Input::RestartIce).is_err() {
                             break; // the link is gone
                         }
@@ -296,6 +315,7 @@ impl PeerLink {
             polite: setup.self_id > setup.remote_id,
             restarting: Arc::new(AtomicBool::new(false)),
             heard,
+            server: setup.server.clone(),
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
