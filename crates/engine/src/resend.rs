@@ -52,7 +52,7 @@
 //! would (spaced as those are); the receiver's picture resumes a round
 //! trip later. Packets from before the stream's latest keyframe are not
 //! needed and ask for nothing. Nor is anything *after* a packet past
-//! repair resent: every picture from it on references what cannot come,
+//! repair because forgotten (older than [`MAX_AGE`]) resent: every picture from it on references what cannot come,
 //! so only the keyframe helps, and resends would only go ahead of it. A
 //! network back after 3 s out (the lab's `network-drop-3s`) showed why:
 //! the receiver asked for all the outage took, the last third of a second
@@ -284,8 +284,13 @@ impl Tap for ResendFilter {
         // (judged before this NACK's own resends count).
         let mut plis: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::new();
         let rewritten = rewrite_nacks(message, |nack| {
-            let broken = self.past_repair(now, nack);
-            if let Some(seq) = broken {
+            let past = self.past_repair(now, nack);
+            // Resends behind it stop only for a packet forgotten (an
+            // outage's): one judged lost by the round trip may still come
+            // — in the dip, cutting there too froze more (medians 4.9 s in
+            // six runs against 3.3 s in five, both ways summed).
+            let broken = past.filter(|seq| !self.sent.contains_key(&(nack.media_ssrc, *seq)));
+            if let Some(seq) = past {
                 tracing::debug!(
                     ssrc = nack.media_ssrc,
                     seq,
@@ -450,8 +455,8 @@ mod tests {
         let (resent, _, pli) = nack_pli(&mut f, ms(410), &[1, 2, 3]);
         assert_eq!(
             (resent, pli),
-            (vec![1], true),
-            "1 still completes its picture; 3's does not decode without 2"
+            (vec![1, 3], true),
+            "2 is past repair by the round trip, and may still come"
         );
     }
 
