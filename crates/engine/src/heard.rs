@@ -61,6 +61,17 @@ impl Heard {
         at.saturating_duration_since(last)
     }
 
+    /// How long nothing has arrived, now.
+    pub fn silent(&self) -> Duration {
+        self.silent_for(now())
+    }
+
+    /// A packet arrived now (for tests elsewhere).
+    #[cfg(test)]
+    pub fn note_now(&self) {
+        self.note(now());
+    }
+
     /// A packet arrived at `at`.
     fn note(&self, at: Instant) {
         let ms = at.saturating_duration_since(self.epoch).as_millis();

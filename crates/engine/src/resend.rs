@@ -52,13 +52,17 @@
 //! would (spaced as those are); the receiver's picture resumes a round
 //! trip later. Packets from before the stream's latest keyframe are not
 //! needed and ask for nothing. Nor is anything *after* a packet past
-//! repair because forgotten (older than [`MAX_AGE`]) resent: every picture from it on references what cannot come,
-//! so only the keyframe helps, and resends would only go ahead of it. A
-//! network back after 3 s out (the lab's `network-drop-3s`) showed why:
-//! the receiver asked for all the outage took, the last third of a second
-//! of it was still young enough to resend, and the keyframe reached the
-//! receiver 0.46 s after it was sent, behind pictures that could not
-//! decode.
+//! repair because forgotten (older than [`MAX_AGE`]) resent: every picture
+//! from it on references what cannot come, so only the keyframe helps, and
+//! resends would only go ahead of it. A network back after 3 s out (the
+//! lab's `network-drop-3s`) showed why: the receiver asked for all the
+//! outage took, the last third of a second of it was still young enough to
+//! resend, and the keyframe reached the receiver 0.46 s after it was sent,
+//! behind pictures that could not decode.
+//!
+//! Over 600 lines with its tests (about 290 of them, one or more per rule
+//! above): the rules all read one record of what was sent, and apart they
+//! would each need it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -199,16 +203,16 @@ impl ResendFilter {
         let mut past = PastRepair::default();
         for seq in nack.nacks.iter().flat_map(|p| p.packet_list()) {
             match self.sent.get(&(ssrc, seq)) {
-                Some(sent) => {
+                Some(sent)
                     if sent.first >= keyframe
                         && sent.resends >= MAX_RESENDS
                         && sent
                             .resent
-                            .is_none_or(|t| now.saturating_duration_since(t) >= gap)
-                    {
-                        past.any = Some(first_of(past.any, seq));
-                    }
+                            .is_none_or(|t| now.saturating_duration_since(t) >= gap) =>
+                {
+                    past.any = Some(first_of(past.any, seq));
                 }
+                Some(_) => {}
                 None if now.saturating_duration_since(keyframe) > MAX_AGE => {
                     past.any = Some(first_of(past.any, seq));
                     past.forgotten = Some(first_of(past.forgotten, seq));

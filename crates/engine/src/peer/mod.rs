@@ -9,17 +9,21 @@
 //!
 //! Here: the link and the connection's events; `send.rs` its outgoing
 //! tracks, `setup.rs` the codecs and the interceptor chain, `ice.rs` ICE's
-//! timing, `negotiate.rs` the negotiation (a state machine and the task that
-//! carries it out), `receive.rs` the receive path.
+//! timing, `restart.rs` when ICE restarts, `negotiate.rs` the negotiation
+//! (a state machine and the task that carries it out), `receive.rs` the
+//! receive path.
 
 mod ice;
 mod negotiate;
 mod receive;
+mod restart;
 mod send;
 mod setup;
 
 use negotiate::{negotiate, Negotiator};
 use receive::{receive_audio, receive_video};
+use restart::Restart;
+pub use restart::{RESTART_AFTER_DISCONNECTED, RESTART_EVERY};
 use send::{AudioOut, VideoOut};
 use setup::{h264_codec, interceptors, opus_codec};
 pub use setup::{media_engine, H264_FMTP, MIN_BITRATE_BPS};
@@ -47,7 +51,7 @@ use webrtc::peer_connection::{
 use crate::audio::jitter::AudioPacket;
 use crate::congestion::Estimate;
 use crate::feedback::is_keyframe_request;
-use crate::heard::{self, until_silent, Heard};
+use crate::heard::Heard;
 use crate::probe::ServerProbe;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::sync::lock;
@@ -122,22 +126,6 @@ pub const OFFER_RESEND: Duration = Duration::from_millis(500);
 /// How often one offer is sent again at most (30 s: the server's grace for
 /// a vanished member is over by then).
 const OFFER_RESENDS: u32 = 60;
-
-/// How long a disconnected (or failed) path may stay so before the impolite
-/// side restarts ICE (webrtc-rs takes ~30 s to declare a path failed) —
-/// or less, once nothing at all has been heard from the member for
-/// [`heard::STALL`]: a path that is gone, not one whose checks were lost.
-/// The polite side waits twice as long, whatever it hears: when a path
-/// dies both sides notice at once, and two restarts crossing each other
-/// were measured never to connect, so normally only one side restarts and
-/// the other answers.
-pub const RESTART_AFTER_DISCONNECTED: Duration = Duration::from_secs(5);
-
-/// While the path stays down, ICE is restarted again this often (the
-/// polite side twice as seldom): one restart can fail for good — a network
-/// still out when its checks ran, a relay that died — and webrtc-rs never
-/// tries again by itself.
-pub const RESTART_EVERY: Duration = Duration::from_secs(12);
 
 /// One remote call member.
 pub struct PeerLink {
@@ -226,35 +214,16 @@ impl PeerConnectionEventHandler for Handler {
             // Often a blip that heals itself; if it does not, restart, and
             // again while the path stays down (one task at a time).
             if !self.restarting.swap(true, Ordering::AcqRel) {
-                let (inputs, connected) = (self.inputs.clone(), self.connected.clone());
-                let (restarting, heard) = (self.restarting.clone(), self.heard.clone());
-                let polite = self.polite;
-                let slower = if polite { 2 } else { 1 };
-                let server = self.server.clone();
+                let restart = Restart {
+                    inputs: self.inputs.clone(),
+                    connected: self.connected.clone(),
+                    heard: self.heard.clone(),
+                    server: self.server.clone(),
+                    polite: self.polite,
+                };
+                let restarting = self.restarting.clone();
                 tokio::spawn(async move {
-                    if polite {
-                        tokio::time::sleep(RESTART_AFTER_DISCONNECTED * slower).await;
-                    } else {
-                        until_silent(&heard, heard::STALL, RESTART_AFTER_DISCONNECTED).await;
-                    }
-                    while !connected.load(Ordering::Relaxed) {
-                        // A restart needs the server; while it does not
-                        // answer either, the whole network is likely out,
-                        // and the old path is the quickest way back.
-                        if let Some(server) = &server {
-                            tokio::select! {
-                                () = server.answered() => {}
-                                () = inputs.closed() => break,
-                            }
-                            if connected.load(Ordering::Relaxed) {
-                                break;
-                            }
-                        }
-                        if inputs.send(Input::RestartIce).is_err() {
-                            break; // the link is gone
-                        }
-                        tokio::time::sleep(RESTART_EVERY * slower).await;
-                    }
+                    restart.run().await;
                     restarting.store(false, Ordering::Release);
                 });
             }
