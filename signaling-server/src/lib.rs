@@ -25,6 +25,7 @@ pub mod secret;
 pub mod server;
 pub mod source;
 mod sync;
+pub mod tcp;
 pub mod tls;
 pub mod turn;
 pub mod ui;

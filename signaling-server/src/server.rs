@@ -155,7 +155,7 @@ impl<R: Registry> Listener<R> {
             .await;
             return;
         };
-        let _ = stream.set_nodelay(true);
+        crate::tcp::tune(&stream);
         let stream = Counted::new(stream);
         let deadline = tokio::time::Instant::now() + self.ctx.config.handshake_timeout;
         // Each stage is boxed: an idle connection keeps only the handler's
