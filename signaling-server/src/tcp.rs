@@ -11,7 +11,8 @@
 //!   restart's offer reached the dropped member 164–284 ms after its
 //!   network was back, and after a longer dropout it would be seconds. The
 //!   kernel applies the linear pace only while fewer than four segments are
-//!   in flight, so a flood is never sent faster.
+//!   in flight, so a flood is never sent faster. The native client sets the
+//!   same on its end (`huddle-engine`'s `tls.rs`).
 
 use tokio::net::TcpStream;
 
@@ -24,26 +25,8 @@ pub fn tune(stream: &TcpStream) {
 
 /// Asks for linear retransmission timeouts (`TCP_THIN_LINEAR_TIMEOUTS`).
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)] // one setsockopt; nothing in std or tokio sets it
 fn steady_retransmissions(stream: &TcpStream) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a live `c_int` and its size is passed; the kernel only
-    // reads it. The descriptor is borrowed from a live stream for the call.
-    let done = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_THIN_LINEAR_TIMEOUTS,
-            std::ptr::from_ref(&on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    socket2::SockRef::from(stream).set_tcp_thin_linear_timeouts(true)
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -62,9 +45,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        steady_retransmissions(&server).unwrap();
         tune(&server);
         assert!(server.nodelay().unwrap());
+        #[cfg(target_os = "linux")]
+        assert!(socket2::SockRef::from(&server)
+            .tcp_thin_linear_timeouts()
+            .unwrap());
         drop(client);
     }
 }
