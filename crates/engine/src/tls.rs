@@ -104,9 +104,10 @@ pub async fn connect(
 /// Lost segments of the socket go again at a steady pace, not a doubling
 /// one (Linux's thin-stream linear timeouts, as the server's `tcp.rs` sets
 /// them): after a network dropout, whatever the client wrote meanwhile
-/// holds its next frame back until TCP's timer fires. Measured in the
-/// network lab's `network-drop-3s`: an ICE restart's answer left the
-/// dropped member at once and reached the other side a second later.
+/// holds its next frame back until TCP's timer fires. Seen in the network
+/// lab's `network-drop-3s`: the dropped member had an ICE restart's offer
+/// 111 ms after its network was back and answered at once, and the other
+/// side connected 1.03 s later.
 fn steady_retransmissions(socket: &Socket) {
     #[cfg(target_os = "linux")]
     {
