@@ -11,7 +11,7 @@
 //!   close when the call ends or the membership is new (a resume that failed).
 
 use huddle_protocol::model::{CallState, RoomState, ServerLimits};
-use huddle_protocol::{IceServer, Peer, PeerId, ServerMessage};
+use huddle_protocol::{ClientKind, IceServer, Peer, PeerId, ServerMessage};
 
 /// What the mesh must do after a server message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +88,18 @@ impl Room {
     /// Whether this client is the polite side towards `peer`.
     pub fn polite_towards(&self, peer: &str) -> bool {
         self.me.id.as_str() > peer
+    }
+
+    /// Whether `peer` runs a Huddle engine, which restarts ICE by itself
+    /// when its own addresses change (`network.rs`): the desktop app or a
+    /// `huddle-peer` (a bot). A browser cannot watch its addresses. What a
+    /// member says it is only decides how soon this side restarts towards
+    /// it.
+    pub fn watches_its_network(&self, peer: &str) -> bool {
+        self.members
+            .iter()
+            .find(|m| m.id == peer)
+            .is_some_and(|m| m.client != ClientKind::Browser)
     }
 
     /// Whether an offer from `peer` may open a connection.
@@ -214,7 +226,7 @@ impl Room {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use huddle_protocol::{ClientKind, LeaveReason, Media};
+    use huddle_protocol::{LeaveReason, Media};
 
     fn peer(id: &str, in_call: bool) -> Peer {
         Peer {
@@ -282,6 +294,24 @@ mod tests {
         assert!(room.accepts_offer_from("p_1"));
         assert!(!room.accepts_offer_from("p_9"), "not a call member");
         assert_eq!(room.call.as_ref().unwrap().started_at, 7);
+    }
+
+    #[test]
+    fn only_a_member_running_an_engine_watches_its_network() {
+        let browser = Peer {
+            client: ClientKind::Browser,
+            ..peer("p_2", true)
+        };
+        let bot = Peer {
+            client: ClientKind::Bot,
+            ..peer("p_3", true)
+        };
+        let msg = joined("p_4", vec![peer("p_1", true), browser, bot], None, false);
+        let room = Room::from_joined(&msg).unwrap();
+        assert!(room.watches_its_network("p_1"), "the desktop app");
+        assert!(!room.watches_its_network("p_2"), "a browser");
+        assert!(room.watches_its_network("p_3"), "huddle-peer");
+        assert!(!room.watches_its_network("p_9"), "not a member");
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn setup(me: &str, them: &str, initiator: bool) -> PeerSetup {
         max_bitrate_bps: 1_000_000,
         relay_only: false,
         server: None,
+        member_watches_its_network: true,
     }
 }
 

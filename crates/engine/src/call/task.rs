@@ -471,6 +471,7 @@ impl State {
             max_bitrate_bps: self.max_bitrate_bps,
             relay_only: self.relay_only,
             server: Some(self.server.clone()),
+            member_watches_its_network: room.watches_its_network(&peer),
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let link = match PeerLink::connect(setup, tx).await {

@@ -51,7 +51,7 @@ use webrtc::peer_connection::{
 use crate::audio::jitter::AudioPacket;
 use crate::congestion::Estimate;
 use crate::feedback::is_keyframe_request;
-use crate::heard::Heard;
+use crate::heard::{self, Heard};
 use crate::probe::ServerProbe;
 use crate::stats::{LinkStats, MediaCounters};
 use crate::sync::lock;
@@ -85,6 +85,10 @@ pub struct PeerSetup {
     /// Asked before each ICE restart whether the signaling server answers
     /// (`probe.rs`); none: restart without asking.
     pub server: Option<Arc<ServerProbe>>,
+    /// The member restarts ICE by itself when its own addresses change (a
+    /// Huddle engine): a silence from it is waited out longer before this
+    /// side restarts (`restart.rs`).
+    pub member_watches_its_network: bool,
 }
 
 /// What a link reports.
@@ -175,6 +179,8 @@ struct Handler {
     heard: Arc<Heard>,
     /// Asked before a restart (see [`PeerSetup::server`]).
     server: Option<Arc<ServerProbe>>,
+    /// How long the impolite side waits in silence before it restarts.
+    stall: Duration,
 }
 
 #[async_trait::async_trait]
@@ -220,6 +226,7 @@ impl PeerConnectionEventHandler for Handler {
                     heard: self.heard.clone(),
                     server: self.server.clone(),
                     polite: self.polite,
+                    stall: self.stall,
                 };
                 let restarting = self.restarting.clone();
                 tokio::spawn(async move {
@@ -285,6 +292,11 @@ impl PeerLink {
             restarting: Arc::new(AtomicBool::new(false)),
             heard,
             server: setup.server.clone(),
+            stall: if setup.member_watches_its_network {
+                restart::STALL_TOWARDS_A_WATCHFUL_MEMBER
+            } else {
+                heard::STALL
+            },
         });
         let pc: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
