@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 
 use crate::peer::MIN_BITRATE_BPS;
+use crate::resent_share;
 
 /// The estimate as last published.
 #[derive(Debug, Default)]
@@ -26,6 +27,9 @@ pub struct Estimate {
     informed: AtomicBool,
     /// The round trip the feedback implies, in microseconds (0: unknown).
     rtt_us: AtomicU64,
+    /// The share of the last second's RTP that was resent, as `f64` bits
+    /// (`resent_share.rs`).
+    resent_share: AtomicU64,
 }
 
 impl Estimate {
@@ -44,6 +48,23 @@ impl Estimate {
             0 => None,
             us => Some(Duration::from_micros(us)),
         }
+    }
+
+    /// What the link's media may take of the estimate: the estimate less
+    /// the share resends took of the last second, at most
+    /// [`resent_share::MAX_SHARE`] (`None` before feedback).
+    pub fn for_media(&self) -> Option<f64> {
+        let resent = self.resent_share().clamp(0.0, resent_share::MAX_SHARE);
+        self.get().map(|bps| bps * (1.0 - resent))
+    }
+
+    /// The share of the last second's RTP that was resent.
+    pub fn resent_share(&self) -> f64 {
+        f64::from_bits(self.resent_share.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_resent_share(&self, share: f64) {
+        self.resent_share.store(share.to_bits(), Ordering::Relaxed);
     }
 
     pub(crate) fn set_rtt(&self, rtt: Duration) {
@@ -112,6 +133,7 @@ impl<E: BandwidthEstimator> BandwidthEstimator for Shared<E> {
                 loss = ?stats.packet_loss,
                 reports = reports.len(),
                 lost = reports.iter().filter(|r| !r.arrived).count(),
+                resent_share = self.estimate.resent_share(),
                 "congestion estimate"
             );
         }

@@ -32,6 +32,7 @@ pub mod quality;
 pub mod reorder;
 pub mod repair;
 pub mod resend;
+pub mod resent_share;
 pub mod room;
 pub mod signaling;
 pub mod stats;

@@ -80,6 +80,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 use crate::congestion::Estimate;
 use crate::estimator::forget_older;
+use crate::resent_share::ResentShare;
 use crate::tap::{rewrite_nacks, Tap, Tapped};
 use crate::video::nal::begins_with_sps;
 
@@ -148,6 +149,8 @@ pub struct ResendFilter {
     last_heard: Option<Instant>,
     /// When the receiver was last heard again after [`OUTAGE`] of silence.
     outage_over: Option<Instant>,
+    /// What left lately, and how much of it was resent, for the estimate.
+    share: ResentShare,
 }
 
 impl std::fmt::Debug for ResendFilter {
@@ -381,11 +384,17 @@ impl Tap for ResendFilter {
         let Packet::Rtp(packet) = &message.message.packet else {
             return;
         };
-        if message.message.has(&Attribute::Retransmission) {
+        let now = message.now;
+        let resend = message.message.has(&Attribute::Retransmission);
+        self.share
+            .note(now, packet.payload.len() + OVERHEAD_BYTES, resend);
+        if let Some(estimate) = &self.estimate {
+            estimate.set_resent_share(self.share.share(now));
+        }
+        if resend {
             return;
         }
         let key = (packet.header.ssrc, packet.header.sequence_number);
-        let now = message.now;
         // Every keyframe of ours starts with its parameter sets. (An Opus
         // payload may read as one too; audio is never NACKed here.)
         if begins_with_sps(&packet.payload) {
@@ -598,6 +607,27 @@ mod tests {
         // What ages out is forgotten, not kept for ever.
         send(&mut f, t + Duration::from_secs(5), 4);
         assert_eq!(f.tap().sent.len(), 1, "{f:?}");
+    }
+
+    #[test]
+    fn what_resends_take_is_taken_off_the_media_budget() {
+        let t = Instant::now();
+        let estimate = Arc::new(Estimate::default());
+        estimate.set(100_000.0, true);
+        let mut f = ResendFilter::interceptor(estimate.clone());
+        for seq in 0..3 {
+            send_payload(&mut f, t, seq, &[0x41; 960]);
+        }
+        assert_eq!(estimate.for_media(), Some(100_000.0), "nothing resent");
+        let mut resent = rtc::rtp::Packet::default();
+        resent.header.ssrc = SSRC;
+        resent.payload = bytes::Bytes::copy_from_slice(&[0x41; 960]);
+        let mut message = tagged(t + Duration::from_millis(100), Packet::Rtp(resent));
+        message.message.add(Attribute::Retransmission);
+        f.handle_write(message).unwrap();
+        // One of four packets was a resend.
+        let media = estimate.for_media().unwrap();
+        assert!((media - 75_000.0).abs() < 1.0, "{media}");
     }
 
     #[test]

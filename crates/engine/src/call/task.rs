@@ -384,7 +384,7 @@ impl State {
         let estimates: Vec<(PeerId, Option<f64>)> = self
             .all_links()
             .into_iter()
-            .map(|(peer, link)| (peer, link.target_bitrate()))
+            .map(|(peer, link)| (peer, link.media_bitrate()))
             .collect();
         if let Some(plan) = self.planner.update(&estimates) {
             debug!(bitrates = ?plan.bitrates, placed = ?plan.placed, "video follows the network");

@@ -423,6 +423,12 @@ impl PeerLink {
         self.estimate.get()
     }
 
+    /// What the link's media may take now: the estimate less what resends
+    /// took lately (`resent_share.rs`).
+    pub fn media_bitrate(&self) -> Option<f64> {
+        self.estimate.for_media()
+    }
+
     /// Closes the connection.
     pub async fn close(&self) {
         let _ = self.closed.send(true);
