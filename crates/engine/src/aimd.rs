@@ -23,7 +23,10 @@
 //! simple scene) then holds the target for good — in the lab's dip, video
 //! stayed at 120 kbit/s with 1.5 Mbit/s back. The unused target is the
 //! probe; the encoder follows it in steps of at most 1.5×
-//! (`congestion::BitrateControl`), which is what tests the path.
+//! (`congestion::BitrateControl`), which is what tests the path. Near a
+//! known capacity, though, the target climbs no further than
+//! [`PAST_CAPACITY`] beyond the capacity's upper bound: far enough for
+//! what arrives to pass the bound when the path widens.
 
 use std::time::{Duration, Instant};
 
@@ -225,6 +228,7 @@ impl Aimd {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -417,14 +417,9 @@ impl PeerLink {
         stats
     }
 
-    /// Congestion control's estimate of what the path carries, bits per
-    /// second (`None` before its first estimate).
-    pub fn target_bitrate(&self) -> Option<f64> {
-        self.estimate.get()
-    }
-
-    /// What the link's media may take now: the estimate less what resends
-    /// took lately (`resent_share.rs`).
+    /// What the link's media may take now, bits per second: congestion
+    /// control's estimate of what the path carries less what resends took
+    /// lately (`resent_share.rs`; `None` before its first estimate).
     pub fn media_bitrate(&self) -> Option<f64> {
         self.estimate.for_media()
     }
