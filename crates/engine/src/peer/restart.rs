@@ -55,9 +55,10 @@ pub const RESTART_EVERY: Duration = Duration::from_secs(12);
 /// it still catches is what no address watch sees: a NAT that rebound, a
 /// relay gone. A shorter wait throws away paths that were about to come
 /// back: in the network lab's 3 s outages a restart 1.7 s in cost the
-/// frozen side 0.1–0.5 s over Chromium, which keeps the old path and whose
-/// UI restarts ~3.5 s into a silence (its ICE says disconnected after
-/// ~2.5 s, then `RESTART_AFTER_DISCONNECTED_MS`).
+/// frozen side 0.1–0.5 s over Chromium↔Chromium. (The page restarts a
+/// second into a silence too, but Chromium keeps the old path until the
+/// new one works.) The page cannot wait like this: it cannot see its own
+/// addresses, so only its own restart repairs its own move.
 pub const STALL_TOWARDS_A_WATCHFUL_MEMBER: Duration = Duration::from_secs(4);
 
 /// What a link's restart task needs of it.
