@@ -61,7 +61,7 @@ pub const INTERVAL: Duration = Duration::from_millis(200);
 /// the capacity to be forgotten), near enough that on a path as narrow as
 /// before the queue fills slowly and the delay signal sees it fill. With
 /// no cap, in the network lab's 250 kbit/s dip, the target climbed to
-/// 310–380 kbit/s against ~230 arriving: a full 300 ms queue reads as no
+/// 280–380 kbit/s against ~230 arriving: a full 300 ms queue reads as no
 /// delay trend at all, so nothing stopped the climb until the video's own
 /// steps had caught up with it and overflowed the queue (a sawtooth of
 /// ~3 s, packets lost at each peak). libwebrtc caps its target at 1.5× the
