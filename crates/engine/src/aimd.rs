@@ -23,10 +23,7 @@
 //! simple scene) then holds the target for good — in the lab's dip, video
 //! stayed at 120 kbit/s with 1.5 Mbit/s back. The unused target is the
 //! probe; the encoder follows it in steps of at most 1.5×
-//! (`congestion::BitrateControl`), which is what tests the path. Near a
-//! known capacity, though, the target climbs no further than
-//! [`PAST_CAPACITY`] beyond the capacity's upper bound: far enough for
-//! what arrives to pass the bound when the path widens.
+//! (`congestion::BitrateControl`), which is what tests the path.
 
 use std::time::{Duration, Instant};
 
@@ -56,17 +53,6 @@ const MIN_ADDITIVE_BPS_PER_SECOND: f64 = 4_000.0;
 pub const BEYOND_FOR: Duration = Duration::from_millis(500);
 /// Changes are at least this far apart (each is seen before the next).
 pub const INTERVAL: Duration = Duration::from_millis(200);
-/// How far past a known capacity's upper bound the target may climb: far
-/// enough for what arrives to pass the bound when the path has widened (and
-/// the capacity to be forgotten), near enough that on a path as narrow as
-/// before the queue fills slowly and the delay signal sees it fill. With
-/// no cap, in the network lab's 250 kbit/s dip, the target climbed to
-/// 280–380 kbit/s against ~230 arriving: a full 300 ms queue reads as no
-/// delay trend at all, so nothing stopped the climb until the video's own
-/// steps had caught up with it and overflowed the queue (a sawtooth of
-/// ~3 s, packets lost at each peak). libwebrtc caps its target at 1.5× the
-/// acknowledged rate instead; see the module's header for why not here.
-pub const PAST_CAPACITY: f64 = 1.15;
 
 /// The path's capacity as the rates that arrived at decreases tell it:
 /// an exponential average and a normalised variance (kbit/s, as libwebrtc
@@ -210,16 +196,11 @@ impl Aimd {
             RateControlState::Increase => {
                 let seconds = since.unwrap_or(INTERVAL).min(Duration::from_secs(1));
                 let seconds = seconds.as_secs_f64();
-                let grown = match self.capacity {
+                self.target = match self.capacity {
                     Some(_) => self.target + self.additive_bps_per_second() * seconds,
                     None => self.target * GROWTH_PER_SECOND.powf(seconds),
-                };
-                let ceiling = self
-                    .capacity
-                    .map_or(self.max, |c| c.upper_bps() * PAST_CAPACITY);
-                self.target = grown
-                    .min(ceiling.max(self.target))
-                    .clamp(self.min, self.max);
+                }
+                .clamp(self.min, self.max);
                 self.last_change = Some(now);
             }
         }
@@ -228,7 +209,6 @@ impl Aimd {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -254,19 +234,6 @@ mod tests {
         // Near it the climb is additive: about 60 kbit/s a second.
         quiet(&mut a, t, 2.0, 220_000.0);
         assert!((300_000.0..360_000.0).contains(&a.target()), "{a:?}");
-    }
-
-    #[test]
-    fn near_a_known_capacity_the_climb_stops_short_of_far_past_it() {
-        let mut a = Aimd::new(1_000_000.0, MIN, MAX);
-        let t = Instant::now();
-        a.update(t, Usage::Over, Some(250_000.0));
-        let upper = a.capacity().unwrap().upper_bps();
-        // A full queue: what arrives stays at the capacity, and the delay
-        // signal says nothing.
-        quiet(&mut a, t, 20.0, 240_000.0);
-        assert!(a.target() <= upper * PAST_CAPACITY + 1.0, "{a:?}");
-        assert!(a.target() > upper, "room to find a wider path: {a:?}");
     }
 
     #[test]
