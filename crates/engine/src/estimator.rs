@@ -46,6 +46,7 @@ use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 use crate::aimd::Aimd;
 use crate::interarrival::InterArrival;
 use crate::overuse::Detector;
+use crate::standing_queue::StandingQueue;
 use crate::trendline::Trendline;
 
 /// The stretch of reports the loss fraction is taken over.
@@ -162,13 +163,15 @@ impl Acked {
 
 /// GCC's delay half: packet groups' delay changes; their trend
 /// (`trendline.rs`) against the adaptive threshold (`overuse.rs`); then
-/// AIMD from the rate that arrived (`aimd.rs`).
+/// AIMD from the rate that arrived and the queue standing on the path
+/// (`aimd.rs`, `standing_queue.rs`).
 #[derive(Debug)]
 pub struct DelayHalf {
     groups: InterArrival,
     trend: Trendline,
     detector: Detector,
     received: Acked,
+    queue: StandingQueue,
     control: Aimd,
 }
 
@@ -179,6 +182,7 @@ impl DelayHalf {
             trend: Trendline::default(),
             detector: Detector::default(),
             received: Acked::default(),
+            queue: StandingQueue::default(),
             control: Aimd::new(initial, min, max),
         }
     }
@@ -204,6 +208,8 @@ impl DelayHalf {
                 "delay trend"
             );
         }
+        self.queue.on_reports(now, reports);
+        self.control.set_queue(self.queue.depth(now));
         self.control.update(now, usage, self.received.rate());
     }
 

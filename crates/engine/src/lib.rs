@@ -35,6 +35,7 @@ pub mod resend;
 pub mod resent_share;
 pub mod room;
 pub mod signaling;
+pub mod standing_queue;
 pub mod stats;
 pub mod sync;
 pub mod tap;
