@@ -29,8 +29,9 @@
 //! bound: a full queue shows no delay trend, and without a stop the target
 //! climbed far past a narrow path until the video overflowed the queue.
 //! The way out of that stop is the queue itself (`standing_queue.rs`): at
-//! the cap for [`CAP_PATIENCE`] with no queue standing, the path has room,
-//! and the capacity is forgotten as if the rate arriving had passed it.
+//! the cap for [`CAP_PATIENCE`] with no queue standing and nothing lost,
+//! the path has room, and the capacity is forgotten as if the rate
+//! arriving had passed it.
 
 use std::time::{Duration, Instant};
 
@@ -69,8 +70,9 @@ pub const INTERVAL: Duration = Duration::from_millis(200);
 /// instead; see the module's header for why not here.
 pub const PAST_CAPACITY: f64 = 1.15;
 /// The way out of the cap: at it this long, with less than [`NO_QUEUE`]
-/// standing on the path all along (`standing_queue.rs`), the path carries
-/// the cap with room to spare and the capacity is forgotten. Without it, a link
+/// standing on the path (`standing_queue.rs`) and under [`NO_LOSS`] lost
+/// all along, the path carries the cap with room to spare and the
+/// capacity is forgotten. Without it, a link
 /// whose video cannot reach far past the cap stays there: at low rates
 /// the video gets 90 % of the target less audio's share, ~3 % past the
 /// bound, and the half second over it ([`BEYOND_FOR`]) that forgets the
@@ -85,6 +87,12 @@ pub const CAP_PATIENCE: Duration = Duration::from_secs(2);
 /// What counts as no queue: feedback timing and jitter's floor, not a
 /// queue filling.
 pub const NO_QUEUE: Duration = Duration::from_millis(40);
+/// What counts as no loss at the cap. A policer (a TURN relay's quota)
+/// keeps no queue: what exceeds its rate is dropped, and only the loss
+/// tells (the engine's narrow-relay test: with the queue alone the
+/// capacity was forgotten there and the estimate stood at 1 Mbit/s on a
+/// 500 kbit/s relay).
+pub const NO_LOSS: f64 = 0.02;
 
 /// The path's capacity as the rates that arrived at decreases tell it:
 /// an exponential average and a normalised variance (kbit/s, as libwebrtc
@@ -140,6 +148,8 @@ pub struct Aimd {
     above_since: Option<Instant>,
     /// What stands in the path's queue (`standing_queue.rs`).
     queue: Option<Duration>,
+    /// The share of packets lost lately (the loss half's window).
+    loss: Option<f64>,
     /// Since when the target has been at the capacity's cap with no
     /// queue standing on the path.
     clear_since: Option<Instant>,
@@ -157,6 +167,7 @@ impl Aimd {
             rtt: None,
             above_since: None,
             queue: None,
+            loss: None,
             clear_since: None,
             last_change: None,
         }
@@ -174,6 +185,11 @@ impl Aimd {
     /// What stands in the path's queue now (`None`: not known).
     pub fn set_queue(&mut self, queue: Option<Duration>) {
         self.queue = queue;
+    }
+
+    /// The share of packets lost lately (`None`: too few reported).
+    pub fn set_loss(&mut self, loss: Option<f64>) {
+        self.loss = loss;
     }
 
     /// The most the target climbs to: past the capacity's bound by
@@ -219,10 +235,12 @@ impl Aimd {
             self.capacity = None;
             self.above_since = None;
         }
-        // At the cap with no queue standing, for a while: the path has room.
+        // At the cap with no queue standing and nothing lost, for a while:
+        // the path has room.
         let clear = self.capacity.is_some()
             && self.target >= self.ceiling() * 0.999
-            && self.queue.is_some_and(|q| q < NO_QUEUE);
+            && self.queue.is_some_and(|q| q < NO_QUEUE)
+            && self.loss.is_some_and(|l| l < NO_LOSS);
         self.clear_since = if clear {
             self.clear_since.or(Some(now))
         } else {
@@ -235,6 +253,7 @@ impl Aimd {
             tracing::debug!(
                 target = self.target,
                 queue = ?self.queue,
+                loss = ?self.loss,
                 "rate control: the path carries the cap with no queue, capacity forgotten"
             );
             self.capacity = None;
@@ -334,6 +353,7 @@ mod tests {
         // The path widened, but the video at the cap arrives only a little
         // past the bound, never long enough to forget the capacity by it.
         a.set_queue(Some(Duration::from_millis(5)));
+        a.set_loss(Some(0.0));
         let mut at = t;
         while a.target() < cap * 0.999 {
             at = quiet(&mut a, at, 0.1, 250_000.0);
@@ -351,6 +371,17 @@ mod tests {
         assert_eq!(a.capacity(), None, "{a:?}");
         quiet(&mut a, at, 2.0, 250_000.0);
         assert!(a.target() > cap * 2.0, "{a:?}");
+    }
+
+    #[test]
+    fn a_policer_keeps_no_queue_but_its_loss_keeps_the_capacity() {
+        let mut a = Aimd::new(1_000_000.0, MIN, MAX);
+        let t = Instant::now();
+        a.update(t, Usage::Over, Some(450_000.0));
+        a.set_queue(Some(Duration::ZERO));
+        a.set_loss(Some(0.12));
+        quiet(&mut a, t, 20.0, 450_000.0);
+        assert!(a.capacity().is_some(), "{a:?}");
     }
 
     #[test]

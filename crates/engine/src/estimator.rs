@@ -217,6 +217,11 @@ impl DelayHalf {
         self.control.target()
     }
 
+    /// The share lost lately (the rate control reads it at a cap).
+    pub fn set_loss(&mut self, loss: Option<f64>) {
+        self.control.set_loss(loss);
+    }
+
     /// The path's round trip (it paces the additive growth, `aimd.rs`).
     pub fn set_rtt(&mut self, rtt: Duration) {
         self.control.set_rtt(rtt);
@@ -355,6 +360,9 @@ impl BandwidthEstimator for Estimator {
         if let Some(rtt) = self.rtt() {
             self.delay.set_rtt(rtt);
         }
+        // The window as the previous batch left it: the rate control reads
+        // it at a known capacity's cap (a policer keeps no queue).
+        self.delay.set_loss(self.loss());
         self.delay.on_reports(now, reports);
         // webrtc-rs reports a packet lost for good as soon as a packet sent
         // after it is acknowledged: on a path that reorders, late packets

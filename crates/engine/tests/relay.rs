@@ -14,6 +14,15 @@
 //! call flows without loss — so coturn's policer, once overrun, passes far
 //! less than its rate, and is not a faithful bottleneck. The next test is a
 //! queueing bottleneck (tc in a network namespace).
+//!
+//! Nor is the estimate at one moment asserted: over a policer it is a
+//! sawtooth. Sampled once a second for 15 s after the encoder first came
+//! under the cap (session 42): 235–1,372 kbit/s with a period of ~5 s, the
+//! encoder 102–1,066 kbit/s following it. A policer keeps no queue, so only
+//! the loss half sees it, and that half grows ~2× a second while under 2 %
+//! is lost. Asserting the estimate at the moment the encoder came under the
+//! cap failed 3 runs in 4 on a faster machine. What is asserted is that
+//! the estimate came down under the cap's reach at all.
 
 #![allow(clippy::unwrap_used)]
 
@@ -79,8 +88,11 @@ async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
     let server = server_with(coturn.config()).await;
     let (mut ada, grace) = call(server).await;
 
-    // Ada's figures once a second until the encoder is under the cap.
+    // Ada's figures once a second until both the encoder and the
+    // estimate have come under the cap's reach (not necessarily at once:
+    // the estimate is a sawtooth here, see the module's header).
     let mut last: Option<LinkStats> = None;
+    let (mut encoder_under, mut least) = (false, f64::INFINITY);
     let settled = tokio::time::timeout(Duration::from_secs(40), async {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -92,9 +104,12 @@ async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
                     _ => {}
                 }
             };
-            let under = stats.encoder_bitrate_bps.is_some_and(|b| b <= 500_000);
+            encoder_under |= stats.encoder_bitrate_bps.is_some_and(|b| b <= 500_000);
+            if let Some(target) = stats.target_bitrate_bps {
+                least = least.min(target);
+            }
             last = Some(stats);
-            if under {
+            if encoder_under && least < 700_000.0 {
                 return;
             }
         }
@@ -103,7 +118,7 @@ async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
     let stats = last.expect("stats");
     assert!(
         settled.is_ok(),
-        "the encoder never came under the cap: {stats:?}"
+        "the encoder under the cap: {encoder_under}; the least estimate: {least}; {stats:?}"
     );
     assert_eq!(
         stats.candidate_type.as_deref(),
@@ -111,10 +126,6 @@ async fn a_narrow_relay_brings_the_estimate_and_the_encoder_down() {
         "through the relay"
     );
     let target = stats.target_bitrate_bps.expect("an estimate");
-    assert!(
-        target < 700_000.0,
-        "the estimate follows the path: {target}"
-    );
 
     println!(
         "under a 500 kbit/s relay: estimate {:.0} kbit/s, encoder {} kbit/s",
