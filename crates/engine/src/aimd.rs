@@ -89,9 +89,8 @@ pub const CAP_PATIENCE: Duration = Duration::from_secs(2);
 pub const NO_QUEUE: Duration = Duration::from_millis(40);
 /// What counts as no loss at the cap. A policer (a TURN relay's quota)
 /// keeps no queue: what exceeds its rate is dropped, and only the loss
-/// tells (the engine's narrow-relay test: with the queue alone the
-/// capacity was forgotten there and the estimate stood at 1 Mbit/s on a
-/// 500 kbit/s relay).
+/// tells. With the queue alone, a policed path at the cap would lose its
+/// capacity every [`CAP_PATIENCE`].
 pub const NO_LOSS: f64 = 0.02;
 
 /// The path's capacity as the rates that arrived at decreases tell it:
@@ -151,7 +150,7 @@ pub struct Aimd {
     /// The share of packets lost lately (the loss half's window).
     loss: Option<f64>,
     /// Since when the target has been at the capacity's cap with no
-    /// queue standing on the path.
+    /// queue standing on the path and nothing lost.
     clear_since: Option<Instant>,
     last_change: Option<Instant>,
 }
