@@ -217,15 +217,7 @@ impl Aimd {
         // over it is often a burst measured over a short span): the path
         // changed.
         let above = matches!((self.capacity, arrived), (Some(c), Some(a)) if a > c.upper_bps());
-        self.above_since = if above {
-            self.above_since.or(Some(now))
-        } else {
-            None
-        };
-        if self
-            .above_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= BEYOND_FOR)
-        {
+        if held(&mut self.above_since, now, above, BEYOND_FOR) {
             tracing::debug!(
                 arrived = ?arrived,
                 upper_bps = ?self.capacity.map(|c| c.upper_bps()),
@@ -240,15 +232,7 @@ impl Aimd {
             && self.target >= self.ceiling() * 0.999
             && self.queue.is_some_and(|q| q < NO_QUEUE)
             && self.loss.is_some_and(|l| l < NO_LOSS);
-        self.clear_since = if clear {
-            self.clear_since.or(Some(now))
-        } else {
-            None
-        };
-        if self
-            .clear_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= CAP_PATIENCE)
-        {
+        if held(&mut self.clear_since, now, clear, CAP_PATIENCE) {
             tracing::debug!(
                 target = self.target,
                 queue = ?self.queue,
@@ -298,6 +282,13 @@ impl Aimd {
         }
         self.target
     }
+}
+
+/// Whether `condition` has held for `long` by `now`, with `since` when it
+/// began to (reset whenever it does not hold).
+fn held(since: &mut Option<Instant>, now: Instant, condition: bool, long: Duration) -> bool {
+    *since = if condition { since.or(Some(now)) } else { None };
+    since.is_some_and(|t| now.saturating_duration_since(t) >= long)
 }
 
 #[cfg(test)]
