@@ -1,6 +1,6 @@
 //! The lab's impairment forwarder: delay, jitter (with the reordering it
-//! brings), random and bursty loss, and outages, applied in user space —
-//! this kernel has no `netem`.
+//! brings), random and bursty loss, outages and policers, applied in user
+//! space — this kernel has no `netem`, nor tc's `police` action.
 //!
 //! It runs in the router namespace (`cargo xtask netlab-impair`, started by
 //! the lab under `ip netns exec`, the scenario on its stdin). For each way
@@ -88,6 +88,43 @@ impl Losses {
     }
 }
 
+/// How much a policer lets through at once beyond its rate: this long at
+/// its rate (and at least two full packets).
+pub const POLICE_BURST: Duration = Duration::from_millis(100);
+
+/// A policer: a token bucket that passes a packet while it holds the
+/// packet's bytes and drops it otherwise — nothing waits, so no queue
+/// builds and no delay grows; only loss says the rate is exceeded.
+#[derive(Debug, Default)]
+pub struct Policer {
+    /// Bytes the bucket holds, and when it was last filled.
+    tokens: f64,
+    filled: Option<Instant>,
+}
+
+impl Policer {
+    /// Whether a packet of `size` bytes arriving `at` is dropped.
+    pub fn drops(&mut self, now: &Impairment, at: Instant, size: usize) -> bool {
+        let Some(kbit) = now.police else {
+            self.filled = None;
+            return false;
+        };
+        let rate = f64::from(kbit) * 1000.0 / 8.0; // bytes a second
+        let depth = (rate * POLICE_BURST.as_secs_f64()).max(3000.0);
+        self.tokens = match self.filled {
+            Some(then) => self.tokens + rate * at.saturating_duration_since(then).as_secs_f64(),
+            None => depth,
+        }
+        .min(depth);
+        self.filled = Some(at);
+        if self.tokens < size as f64 {
+            return true;
+        }
+        self.tokens -= size as f64;
+        false
+    }
+}
+
 /// How long a packet is held: the delay, give or take up to the jitter.
 pub fn hold(now: &Impairment, draws: &mut Draws) -> Duration {
     let jitter = now.jitter.as_secs_f64() * (2.0 * draws.unit() - 1.0);
@@ -155,12 +192,13 @@ fn forward(way: Way, scenario: &Scenario, tun: File, start: Instant) -> Result<(
     let mut input = tun;
     let mut draws = Draws::new(scenario.seed ^ if way == Way::AtoB { 0xA } else { 0xB });
     let mut losses = Losses::default();
+    let mut policer = Policer::default();
     let mut buf = vec![0u8; 65536];
     for seq in 0u64.. {
         let n = input.read(&mut buf).map_err(Failed::io("tun read"))?;
         let arrived = Instant::now();
         let now = scenario.impairment(way, arrived - start);
-        if losses.lost(&now, &mut draws) {
+        if losses.lost(&now, &mut draws) || policer.drops(&now, arrived, n) {
             continue;
         }
         let due = arrived + hold(&now, &mut draws);
@@ -266,6 +304,36 @@ mod tests {
     fn an_outage_loses_everything_and_no_loss_nothing() {
         assert!(run(1.0, 1.0, 1000).iter().all(|l| *l));
         assert!(run(0.0, 5.0, 1000).iter().all(|l| !*l));
+    }
+
+    #[test]
+    fn a_policer_passes_its_rate_and_drops_the_rest_without_holding_any() {
+        let now = Impairment {
+            police: Some(500),
+            ..Impairment::default()
+        };
+        let (start, mut policer) = (Instant::now(), Policer::default());
+        // 1,000 kbit/s offered in 1,250-byte packets for 10 s: one every 10 ms.
+        let passed = (0..1000u32)
+            .filter(|i| {
+                !policer.drops(
+                    &now,
+                    start + Duration::from_millis(u64::from(*i) * 10),
+                    1250,
+                )
+            })
+            .count();
+        // 500 kbit/s for 10 s is 500 packets, plus the bucket's first burst.
+        assert!((500..=510).contains(&passed), "{passed}");
+        // Under its rate, nothing is dropped; with no policer, nothing either.
+        let mut policer = Policer::default();
+        assert!((0..1000u32).all(|i| !policer.drops(
+            &now,
+            start + Duration::from_millis(u64::from(i) * 25),
+            1250
+        )));
+        let off = Impairment::default();
+        assert!(!(0..100).any(|_| policer.drops(&off, start, 1250)));
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! at 0s both jitter 30ms   # ± up to this much more per packet (reorders)
 //! at 10s a>b loss 5%       # packets dropped at random…
 //! at 10s a>b burst 5       # …in bursts of this many on average (Gilbert–Elliott)
+//! at 10s both police 500kbit  # a policer: what exceeds the rate is dropped, not queued
+//! at 30s both police off
 //! at 12s renumber a        # A's address changes (a laptop changing networks)
 //! family ipv6              # the links have only IPv6 addresses (default: ipv4)
 //! spare a                  # A has two more interfaces: one up to a dead end, one down
@@ -79,6 +81,11 @@ pub enum Change {
     Loss(f64),
     /// Mean length of a loss burst, in packets (1: independent losses).
     Burst(f64),
+    /// A policer's rate, kbit/s (None: no policer): the forwarder drops
+    /// what exceeds it beyond a short burst (`impair::Policer`), as a
+    /// relay's per-session cap or a carrier's shaper does, and queues
+    /// nothing.
+    Police(Option<u32>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +102,8 @@ pub struct Impairment {
     pub jitter: Duration,
     pub loss: f64,
     pub burst: f64,
+    /// The policer's rate, kbit/s.
+    pub police: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +160,10 @@ fn parse_change(words: &[&str]) -> Option<Change> {
             Change::Loss(p / 100.0)
         }
         ["burst", n] => Change::Burst(n.parse().ok().filter(|n: &f64| *n >= 1.0)?),
+        ["police", "off"] => Change::Police(None),
+        ["police", rate] => Change::Police(Some(
+            rate.strip_suffix("kbit")?.parse().ok().filter(|r| *r > 0)?,
+        )),
         _ => return None,
     })
 }
@@ -303,12 +316,18 @@ impl Scenario {
             })
     }
 
-    /// The capacity one way at `t` (None before the first step: unlimited).
+    /// The capacity one way at `t` (None before the first step: unlimited):
+    /// the bottleneck's rate, or a policer's where that is less.
     pub fn capacity(&self, way: Way, t: Duration) -> Option<u32> {
-        self.rates(way)
+        let rate = self
+            .rates(way)
             .filter(|(at, _)| *at <= t)
             .last()
-            .map(|r| r.1)
+            .map(|r| r.1);
+        match (rate, self.impairment(way, t).police) {
+            (Some(rate), Some(police)) => Some(rate.min(police)),
+            (rate, police) => rate.or(police),
+        }
     }
 
     /// The narrowest capacity along `route` at `t` (None: unlimited).
@@ -329,6 +348,7 @@ impl Scenario {
                 Change::Jitter(j) => now.jitter = j,
                 Change::Loss(p) => now.loss = p,
                 Change::Burst(n) => now.burst = n,
+                Change::Police(rate) => now.police = rate,
             }
         }
         now
@@ -365,6 +385,24 @@ mod tests {
         assert_eq!(s.capacity(Way::BtoA, Duration::from_secs(20)), Some(2500));
         assert!(!s.impaired());
         assert!(Scenario::parse("t", "at 1s sideways 5kbit").is_err());
+    }
+
+    #[test]
+    fn a_policer_is_the_capacity_while_it_is_on_and_runs_the_forwarder() {
+        let s = Scenario::parse(
+            "t",
+            "at 0s both 2500kbit\nat 10s a>b police 500kbit\nat 30s a>b police off\n",
+        )
+        .unwrap();
+        assert!(s.impaired());
+        let at = |secs| Duration::from_secs(secs);
+        assert_eq!(s.capacity(Way::AtoB, at(5)), Some(2500));
+        assert_eq!(s.capacity(Way::AtoB, at(20)), Some(500));
+        assert_eq!(s.capacity(Way::BtoA, at(20)), Some(2500));
+        assert_eq!(s.capacity(Way::AtoB, at(31)), Some(2500));
+        assert_eq!(s.impairment(Way::AtoB, at(20)).police, Some(500));
+        assert!(Scenario::parse("t", "at 1s both police 0kbit").is_err());
+        assert!(Scenario::parse("t", "at 1s both police fast").is_err());
     }
 
     #[test]
