@@ -198,8 +198,10 @@ pub struct DelayHalf {
     detector: Detector,
     received: Acked,
     queue: StandingQueue,
-    /// What stood in the queue at the last feedback.
+    /// What stood in the queue at the last feedback, and when a queue
+    /// last stood.
     standing: Option<Duration>,
+    queued_at: Option<Instant>,
     control: Aimd,
 }
 
@@ -212,6 +214,7 @@ impl DelayHalf {
             received: Acked::default(),
             queue: StandingQueue::default(),
             standing: None,
+            queued_at: None,
             control: Aimd::new(initial, min, max),
         }
     }
@@ -239,6 +242,9 @@ impl DelayHalf {
         }
         self.queue.on_reports(now, reports);
         self.standing = self.queue.depth(now);
+        if self.standing.is_some_and(|q| q >= NO_QUEUE) {
+            self.queued_at = Some(now);
+        }
         self.control.set_queue(self.standing);
         self.control.update(now, usage, self.received.rate());
     }
@@ -252,9 +258,13 @@ impl DelayHalf {
         self.received.rate()
     }
 
-    /// Whether no queue stood on the path at the last feedback.
-    pub fn no_queue(&self) -> bool {
+    /// Whether no queue has stood on the path for `span` (the losses
+    /// judged now are of packets sent up to that long ago).
+    pub fn no_queue_for(&self, now: Instant, span: Duration) -> bool {
         self.standing.is_some_and(|q| q < NO_QUEUE)
+            && self
+                .queued_at
+                .is_none_or(|at| now.saturating_duration_since(at) > span)
     }
 
     /// The share lost lately (the rate control reads it at a cap).
@@ -510,7 +520,7 @@ impl BandwidthEstimator for Estimator {
             // is the delay half's to read; taking what arrived then as the
             // path's rate held the network lab's dip at 135–180 kbit/s on
             // its 250 kbit/s link, and its return 5 s late.
-            let through = received.filter(|_| self.delay.no_queue());
+            let through = received.filter(|_| self.delay.no_queue_for(now, LOSS_WINDOW));
             self.ceiling = through;
             if let Some(through) = through {
                 self.loss_target = self.loss_target.min(through);
@@ -961,6 +971,10 @@ mod tests {
         let mut queued = Estimator::new(2_000_000.0, 100_000.0, 2_500_000.0);
         delayed(&mut queued, start, 0, 30, 20, 1000);
         delayed(&mut queued, start, 30, 10, 270, 4);
+        assert!(queued.ceiling.is_none(), "{queued:?}");
+        // Nor once it has drained (its depth reads short half a second
+        // later), while the losses judged are still its own (a second).
+        delayed(&mut queued, start, 40, 9, 20, 4);
         assert!(queued.ceiling.is_none(), "{queued:?}");
         assert!(
             queued.loss_target < 2_000_000.0,
