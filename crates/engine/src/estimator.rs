@@ -513,6 +513,13 @@ impl BandwidthEstimator for Estimator {
             // The losses reported until this decrease takes effect (a
             // round trip) were sent before it and are not counted again.
             self.acted_until = Some(now + self.rtt().unwrap_or_default());
+            // What got through: the target less the share lost over the
+            // whole window. Not the rate that arrived over the last half
+            // second: coturn's quota counts bytes per second and drops
+            // the rest of a second once it is spent, so over half a
+            // second that read 33–58 kbit/s and 2.4 Mbit/s of a 500
+            // kbit/s quota.
+            let through = self.loss_target * (1.0 - self.loss().unwrap_or(loss));
             self.loss_target *= 1.0 - 0.5 * loss;
             // Loss with no queue standing is a policer's (or the path's
             // own): the delay half is blind to it, and what got through
@@ -520,7 +527,7 @@ impl BandwidthEstimator for Estimator {
             // is the delay half's to read; taking what arrived then as the
             // path's rate held the network lab's dip at 135–180 kbit/s on
             // its 250 kbit/s link, and its return 5 s late.
-            let through = received.filter(|_| self.delay.no_queue_for(now, LOSS_WINDOW));
+            let through = Some(through).filter(|_| self.delay.no_queue_for(now, LOSS_WINDOW));
             self.ceiling = through;
             if let Some(through) = through {
                 self.loss_target = self.loss_target.min(through);
