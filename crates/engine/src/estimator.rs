@@ -150,13 +150,22 @@ const ACKED_WINDOW: Duration = Duration::from_millis(500);
 /// window of n batches is divided by the span of n − 1 and reads 25 % high
 /// with 5 batches in it. A decrease to 0.85 × that rate left the sender
 /// above the capacity, the queue full, and the delay signal gone.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Acked {
     /// (arrival, bytes), in arrival order.
     samples: VecDeque<(Duration, usize)>,
+    /// The span measured over.
+    span: Duration,
 }
 
 impl Acked {
+    fn over(span: Duration) -> Acked {
+        Acked {
+            samples: VecDeque::new(),
+            span,
+        }
+    }
+
     fn add(&mut self, arrival: Duration, size: usize) {
         let at = self
             .samples
@@ -168,7 +177,7 @@ impl Acked {
         while self
             .samples
             .front()
-            .is_some_and(|(t, _)| newest.saturating_sub(*t) > ACKED_WINDOW)
+            .is_some_and(|(t, _)| newest.saturating_sub(*t) > self.span)
         {
             self.samples.pop_front();
         }
@@ -197,6 +206,10 @@ pub struct DelayHalf {
     trend: Trendline,
     detector: Detector,
     received: Acked,
+    /// The same over the loss half's window: coturn's quota counts bytes
+    /// per second and drops the rest of a second once they are spent, so
+    /// over half a second its 500 kbit/s read 33 kbit/s to 2.4 Mbit/s.
+    received_long: Acked,
     queue: StandingQueue,
     /// What stood in the queue at the last feedback, and when a queue
     /// last stood.
@@ -211,7 +224,8 @@ impl DelayHalf {
             groups: InterArrival::default(),
             trend: Trendline::default(),
             detector: Detector::default(),
-            received: Acked::default(),
+            received: Acked::over(ACKED_WINDOW),
+            received_long: Acked::over(LOSS_WINDOW),
             queue: StandingQueue::default(),
             standing: None,
             queued_at: None,
@@ -227,6 +241,7 @@ impl DelayHalf {
         for report in reports {
             if let (true, Some(arrival)) = (report.arrived, report.arrival) {
                 self.received.add(arrival, report.size);
+                self.received_long.add(arrival, report.size);
             }
         }
         for group in self.groups.on_reports(reports) {
@@ -253,9 +268,10 @@ impl DelayHalf {
         self.control.target()
     }
 
-    /// The rate that reached the receiver lately (bits per second).
+    /// The rate that reached the receiver over the last [`LOSS_WINDOW`]
+    /// (bits per second).
     pub fn received(&self) -> Option<f64> {
-        self.received.rate()
+        self.received_long.rate()
     }
 
     /// Whether no queue has stood on the path for `span` (the losses
@@ -513,13 +529,6 @@ impl BandwidthEstimator for Estimator {
             // The losses reported until this decrease takes effect (a
             // round trip) were sent before it and are not counted again.
             self.acted_until = Some(now + self.rtt().unwrap_or_default());
-            // What got through: the target less the share lost over the
-            // whole window. Not the rate that arrived over the last half
-            // second: coturn's quota counts bytes per second and drops
-            // the rest of a second once it is spent, so over half a
-            // second that read 33–58 kbit/s and 2.4 Mbit/s of a 500
-            // kbit/s quota.
-            let through = self.loss_target * (1.0 - self.loss().unwrap_or(loss));
             self.loss_target *= 1.0 - 0.5 * loss;
             // Loss with no queue standing is a policer's (or the path's
             // own): the delay half is blind to it, and what got through
@@ -527,7 +536,7 @@ impl BandwidthEstimator for Estimator {
             // is the delay half's to read; taking what arrived then as the
             // path's rate held the network lab's dip at 135–180 kbit/s on
             // its 250 kbit/s link, and its return 5 s late.
-            let through = Some(through).filter(|_| self.delay.no_queue_for(now, LOSS_WINDOW));
+            let through = received.filter(|_| self.delay.no_queue_for(now, LOSS_WINDOW));
             self.ceiling = through;
             if let Some(through) = through {
                 self.loss_target = self.loss_target.min(through);
