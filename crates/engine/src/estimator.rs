@@ -40,12 +40,14 @@
 //! `policer`: 309–1,098 kbit/s against 500, 12 fps). So the loss half has
 //! a memory, as the delay half has (`aimd.rs`): a decrease is judged on
 //! the packets reported after the previous one took effect (a round trip
-//! after it), it goes no lower than what arrived meanwhile, and that rate
-//! is remembered as where loss began. Below it the target grows ×1.15,
-//! past it only [`PROBE_GROWTH`]; once the path carries
-//! [`PAST_CEILING`] × that rate with under 2 % lost, it is forgotten.
+//! after it); with no queue standing through the loss window (a queue's
+//! overflow is the delay half's to read) the target goes no higher than
+//! what arrived over that window, and that rate is remembered as where
+//! loss began. Below it the target grows ×1.15, past it only
+//! [`PROBE_GROWTH`]; once the target is [`PAST_CEILING`] × that rate with
+//! under 2 % lost and the path carries at least the rate, it is forgotten.
 //!
-//! Over 600 lines with its tests (300 of them): the two halves and how they
+//! About 1,000 lines with its tests (450 of them): the two halves and how they
 //! combine are one decision, read together.
 
 use std::collections::VecDeque;
