@@ -47,8 +47,8 @@
 //! [`PROBE_GROWTH`]; once the target is [`PAST_CEILING`] × that rate with
 //! under 2 % lost and the path carries at least the rate, it is forgotten.
 //!
-//! About 1,000 lines with its tests (450 of them): the two halves and how they
-//! combine are one decision, read together.
+//! Over 600 lines: about 1,000 with its tests (450 of them). The two
+//! halves and how they combine are one decision, read together.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
