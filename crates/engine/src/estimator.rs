@@ -575,22 +575,28 @@ mod tests {
     use super::*;
     use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 
+    /// Packet `id` of 1,200 bytes, sent at `departure`; lost if no `arrival`.
+    fn report(id: u64, departure: Instant, arrival: Option<Duration>) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size: 1200,
+            arrived: arrival.is_some(),
+            departure,
+            arrival,
+            ecn: Ecn::default(),
+        }
+    }
+
     fn batch(start: u64, at: Instant, count: u64, lost_every: Option<u64>) -> Vec<PacketReport> {
         (0..count)
             .map(|i| {
                 let lost = lost_every.is_some_and(|n| i % n == 0);
-                PacketReport {
-                    ssrc: 1,
-                    id: start + i,
-                    rtp_sequence_number: (start + i) as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: (start + i) as u16,
-                    size: 1200,
-                    arrived: !lost,
-                    departure: at,
-                    arrival: (!lost).then(|| Duration::from_millis((start + i) * 2)),
-                    ecn: Ecn::default(),
-                }
+                let arrival = (!lost).then(|| Duration::from_millis((start + i) * 2));
+                report(start + i, at, arrival)
             })
             .collect()
     }
@@ -702,16 +708,8 @@ mod tests {
             in_flight.push_back((
                 seen,
                 PacketReport {
-                    ssrc: 1,
-                    id,
-                    rtp_sequence_number: id as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: id as u16,
                     size,
-                    arrived,
-                    departure: start + sent_at,
-                    arrival,
-                    ecn: Ecn::default(),
+                    ..report(id, start + sent_at, arrival)
                 },
             ));
             sent_at += Duration::from_secs_f64(size as f64 * 8.0 / half.target());
@@ -810,19 +808,8 @@ mod tests {
                 let reports: Vec<PacketReport> = (next..=newest)
                     .map(|i| {
                         let (at, arrival) = sent[i];
-                        let arrived = arrival.is_some_and(|a| a <= feedback);
-                        PacketReport {
-                            ssrc: 1,
-                            id: i as u64,
-                            rtp_sequence_number: i as u16,
-                            is_twcc: true,
-                            twcc_sequence_number: i as u16,
-                            size: 1200,
-                            arrived,
-                            departure: start + at,
-                            arrival: arrival.filter(|_| arrived),
-                            ecn: Ecn::default(),
-                        }
+                        let arrival = arrival.filter(|a| *a <= feedback);
+                        report(i as u64, start + at, arrival)
                     })
                     .collect();
                 e.on_reports(start + feedback, &reports);
@@ -903,18 +890,11 @@ mod tests {
                         tokens -= 1200.0;
                     }
                     id += 1;
-                    PacketReport {
-                        ssrc: 1,
+                    report(
                         id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 1200,
-                        arrived: passed,
-                        departure: start + sent,
-                        arrival: passed.then_some(sent + Duration::from_millis(20)),
-                        ecn: Ecn::default(),
-                    }
+                        start + sent,
+                        passed.then_some(sent + Duration::from_millis(20)),
+                    )
                 })
                 .collect();
             e.on_reports(at + Duration::from_millis(140), &reports);
@@ -953,19 +933,9 @@ mod tests {
             let sent = |k: u64| Duration::from_millis(step * 100 + k * 5);
             let reports: Vec<PacketReport> = (0..20)
                 .map(|k| {
-                    let (id, arrived) = (step * 20 + k, k % lost_every != 0);
-                    PacketReport {
-                        ssrc: 1,
-                        id,
-                        rtp_sequence_number: id as u16,
-                        is_twcc: true,
-                        twcc_sequence_number: id as u16,
-                        size: 1200,
-                        arrived,
-                        departure: start + sent(k),
-                        arrival: arrived.then(|| sent(k) + Duration::from_millis(one_way)),
-                        ecn: Ecn::default(),
-                    }
+                    let arrived = k % lost_every != 0;
+                    let arrival = arrived.then(|| sent(k) + Duration::from_millis(one_way));
+                    report(step * 20 + k, start + sent(k), arrival)
                 })
                 .collect();
             e.on_reports(
