@@ -21,9 +21,10 @@
 //! the encoder 102–1,066 kbit/s following it. A policer keeps no queue, so
 //! only the loss half sees it, and that half grew ~2× a second while under
 //! 2 % was lost. With the loss half's memory of where loss began (session
-//! 43, `estimator.rs`), two runs of 40 s: after the first 10 s mostly
-//! 420–690 kbit/s, with a climb to 830–1,110 every 10–15 s when the memory
-//! is let go, the encoder 140–780 kbit/s. Asserting the estimate at the
+//! 43, `estimator.rs`), two runs of 40 s: after the first 10 s
+//! 255–1,114 kbit/s, mostly 300–700, with a climb to 880–1,114 every
+//! 5–10 s when the memory is let go; the encoder 100–870 kbit/s. Asserting
+//! the estimate at the
 //! moment the encoder came under the cap failed 3 runs in 4 on a faster
 //! machine. What is asserted is that the estimate came down under the
 //! cap's reach at all.
