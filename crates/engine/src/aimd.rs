@@ -186,6 +186,11 @@ impl Aimd {
         self.queue = queue;
     }
 
+    /// Whether the queue last told was shorter than [`NO_QUEUE`].
+    pub fn no_queue(&self) -> bool {
+        self.queue.is_some_and(|q| q < NO_QUEUE)
+    }
+
     /// The share of packets lost lately (`None`: too few reported).
     pub fn set_loss(&mut self, loss: Option<f64>) {
         self.loss = loss;
@@ -230,7 +235,7 @@ impl Aimd {
         // the path has room.
         let clear = self.capacity.is_some()
             && self.target >= self.ceiling() * 0.999
-            && self.queue.is_some_and(|q| q < NO_QUEUE)
+            && self.no_queue()
             && self.loss.is_some_and(|l| l < NO_LOSS);
         if held(&mut self.clear_since, now, clear, CAP_PATIENCE) {
             tracing::debug!(

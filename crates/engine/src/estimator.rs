@@ -213,9 +213,7 @@ pub struct DelayHalf {
     /// over half a second its 500 kbit/s read 33 kbit/s to 2.4 Mbit/s.
     received_long: Acked,
     queue: StandingQueue,
-    /// What stood in the queue at the last feedback, and when a queue
-    /// last stood.
-    standing: Option<Duration>,
+    /// When a queue last stood.
     queued_at: Option<Instant>,
     control: Aimd,
 }
@@ -229,7 +227,6 @@ impl DelayHalf {
             received: Acked::over(ACKED_WINDOW),
             received_long: Acked::over(LOSS_WINDOW),
             queue: StandingQueue::default(),
-            standing: None,
             queued_at: None,
             control: Aimd::new(initial, min, max),
         }
@@ -258,11 +255,11 @@ impl DelayHalf {
             );
         }
         self.queue.on_reports(now, reports);
-        self.standing = self.queue.depth(now);
-        if self.standing.is_some_and(|q| q >= NO_QUEUE) {
+        let standing = self.queue.depth(now);
+        if standing.is_some_and(|q| q >= NO_QUEUE) {
             self.queued_at = Some(now);
         }
-        self.control.set_queue(self.standing);
+        self.control.set_queue(standing);
         self.control.update(now, usage, self.received.rate());
     }
 
@@ -279,7 +276,7 @@ impl DelayHalf {
     /// Whether no queue has stood on the path for `span` (the losses
     /// judged now are of packets sent up to that long ago).
     pub fn no_queue_for(&self, now: Instant, span: Duration) -> bool {
-        self.standing.is_some_and(|q| q < NO_QUEUE)
+        self.control.no_queue()
             && self
                 .queued_at
                 .is_none_or(|at| now.saturating_duration_since(at) > span)
