@@ -202,17 +202,37 @@ impl Encoding {
             warn!(error = %e, "no H.264 encoder: sending no video");
             return Err(Skipped::NoEncoder);
         }
+        // A camera picture at half size on a narrow path (a shared screen
+        // keeps its size: text must stay legible; it gets fewer pictures).
+        let cpu_halves = level >= Level::HalfSize && frame.width() >= 480;
+        self.halved = !screen && (cpu_halves || halve(bitrate_bps, frame.width(), self.halved));
+        let size = if self.halved {
+            frame.halved_size()
+        } else {
+            (frame.width(), frame.height())
+        };
+        // Another size starts the stream over with a keyframe (OpenH264
+        // re-initialises), which answers every member's request and counts
+        // for the spacing: uncounted, a request pending at a size change
+        // had a second keyframe follow the first, each full-size one too
+        // large for a 500 kbit/s policer's burst (network lab's `policer`).
+        let resized = current.size().is_some_and(|s| s != size);
         // A keyframe when a member needs one (see `KeyframeNeeds`; every
         // member's needs are looked at, so none is left for the next
         // picture), and at least every few seconds so that a member whose
         // request was lost still recovers.
         let since_last = self.last_keyframe.elapsed();
-        let spacing = keyframe_spacing(self.last_keyframe_bytes, bitrate_bps);
+        let spacing = if resized {
+            Duration::ZERO
+        } else {
+            keyframe_spacing(self.last_keyframe_bytes, bitrate_bps)
+        };
         let asked = needs.fold(false, |key, need| need.take(since_last, spacing) | key);
-        let key = std::mem::take(&mut self.all_now) || asked || since_last > KEYFRAME_EVERY;
+        let needed = std::mem::take(&mut self.all_now) || asked || since_last > KEYFRAME_EVERY;
         // While earlier pictures still wait for the path, this one is
-        // skipped (a keyframe a member needs is never held back).
-        if !self.budget.allows(captured, bitrate_bps) && !key {
+        // skipped (a keyframe a member needs is never held back; a size
+        // change waits, and any request is answered with it).
+        if !self.budget.allows(captured, bitrate_bps) && !needed {
             trace!(
                 backlog_ms = self.budget.backlog(bitrate_bps).as_millis() as u64,
                 "a picture skipped: the path is behind"
@@ -220,13 +240,10 @@ impl Encoding {
             self.encoder = Some(current);
             return Err(Skipped::Nothing);
         }
+        let key = needed || resized;
         if key {
             self.last_keyframe = Instant::now();
         }
-        // A camera picture at half size on a narrow path (a shared screen
-        // keeps its size: text must stay legible; it gets fewer pictures).
-        let cpu_halves = level >= Level::HalfSize && frame.width() >= 480;
-        self.halved = !screen && (cpu_halves || halve(bitrate_bps, frame.width(), self.halved));
         let frame = if self.halved {
             frame.halved()
         } else {
@@ -343,5 +360,62 @@ mod tests {
         }
         encoding.set_bitrate(800_000);
         assert_eq!(encoding.bitrate(), 800_000, "under the ceiling: the plan's");
+    }
+
+    #[tokio::test]
+    async fn a_change_of_size_is_the_keyframe_a_pending_request_waits_for() {
+        let mut encoding = Encoding::new(1_000_000);
+        let mut needs = KeyframeNeeds::default();
+        let start = Instant::now();
+        let mut pattern = crate::video::pattern::TestPattern::new(640, 360);
+        async fn encode(
+            encoding: &mut Encoding,
+            needs: &mut KeyframeNeeds,
+            frame: I420Frame,
+            captured: Instant,
+        ) -> Result<Picture, Skipped> {
+            let needs = std::iter::once(needs);
+            encoding
+                .encode(&frame, 30, captured, needs, false, Level::Full)
+                .await
+        }
+        let first = encode(
+            &mut encoding,
+            &mut needs,
+            pattern.next_frame(),
+            start + Duration::from_secs(0),
+        )
+        .await;
+        assert!(first.is_ok(), "{:?}", first.err());
+        // A member asks just after a keyframe: held for the spacing.
+        needs.requested = true;
+        let held = encode(
+            &mut encoding,
+            &mut needs,
+            pattern.next_frame(),
+            start + Duration::from_secs(1),
+        )
+        .await;
+        assert!(held.is_ok(), "{:?}", held.err());
+        assert!(needs.requested, "a request within the spacing waits");
+        // The path narrows: the pictures go at half size, with a keyframe
+        // that answers the request.
+        encoding.set_bitrate(200_000);
+        let resized = match encode(
+            &mut encoding,
+            &mut needs,
+            pattern.next_frame(),
+            start + Duration::from_secs(2),
+        )
+        .await
+        {
+            Ok(picture) => picture,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert!(
+            crate::video::h264::nal_types(&resized.unit).contains(&5),
+            "the first half-size picture is a keyframe"
+        );
+        assert!(!needs.requested, "the size change's keyframe answered it");
     }
 }

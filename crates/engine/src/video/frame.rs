@@ -77,11 +77,19 @@ impl I420Frame {
         (y, u, v)
     }
 
+    /// The width and height of [`Self::halved`].
+    pub fn halved_size(&self) -> (usize, usize) {
+        (
+            ((self.width / 2) & !1).max(2),
+            ((self.height / 2) & !1).max(2),
+        )
+    }
+
     /// The frame at half its width and height (each pixel the mean of
     /// four), dimensions kept even: what a narrow path can carry.
     pub fn halved(&self) -> I420Frame {
-        let (w, h) = ((self.width / 2) & !1, (self.height / 2) & !1);
-        let mut out = I420Frame::black(w.max(2), h.max(2));
+        let (w, h) = self.halved_size();
+        let mut out = I420Frame::black(w, h);
         let (w, h) = (out.width, out.height);
         let shrink = |dst: &mut [u8], src: &[u8], sw: usize, dw: usize, dh: usize| {
             for row in 0..dh {

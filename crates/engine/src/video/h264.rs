@@ -92,6 +92,11 @@ impl H264Encoder {
         )?)
     }
 
+    /// The size of the pictures so far (none before the first).
+    pub fn size(&self) -> Option<(usize, usize)> {
+        self.size
+    }
+
     /// The bitrate rate control aims for, bits per second.
     pub fn bitrate_bps(&self) -> u32 {
         self.bitrate_bps
