@@ -364,54 +364,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_of_size_is_the_keyframe_a_pending_request_waits_for() {
-        let mut encoding = Encoding::new(1_000_000);
-        let mut needs = KeyframeNeeds::default();
-        let start = Instant::now();
-        let mut pattern = crate::video::pattern::TestPattern::new(640, 360);
-        async fn encode(
+        /// The picture of the pattern's next frame, captured then.
+        async fn picture(
             encoding: &mut Encoding,
             needs: &mut KeyframeNeeds,
-            frame: I420Frame,
+            pattern: &mut crate::video::pattern::TestPattern,
             captured: Instant,
-        ) -> Result<Picture, Skipped> {
+        ) -> Picture {
+            let frame = pattern.next_frame();
             let needs = std::iter::once(needs);
-            encoding
+            match encoding
                 .encode(&frame, 30, captured, needs, false, Level::Full)
                 .await
+            {
+                Ok(picture) => picture,
+                Err(e) => panic!("no picture: {e:?}"),
+            }
         }
-        let first = encode(
-            &mut encoding,
-            &mut needs,
-            pattern.next_frame(),
-            start + Duration::from_secs(0),
-        )
-        .await;
-        assert!(first.is_ok(), "{:?}", first.err());
-        // A member asks just after a keyframe: held for the spacing.
+        let start = Instant::now();
+        let at = |second| start + Duration::from_secs(second);
+        let mut encoding = Encoding::new(1_000_000);
+        let mut needs = KeyframeNeeds::default();
+        let mut pattern = crate::video::pattern::TestPattern::new(640, 360);
+        picture(&mut encoding, &mut needs, &mut pattern, at(0)).await;
+        // A member asks just after the stream began with a keyframe: the
+        // request is held for the spacing.
         needs.requested = true;
-        let held = encode(
-            &mut encoding,
-            &mut needs,
-            pattern.next_frame(),
-            start + Duration::from_secs(1),
-        )
-        .await;
-        assert!(held.is_ok(), "{:?}", held.err());
+        picture(&mut encoding, &mut needs, &mut pattern, at(1)).await;
         assert!(needs.requested, "a request within the spacing waits");
         // The path narrows: the pictures go at half size, with a keyframe
         // that answers the request.
         encoding.set_bitrate(200_000);
-        let resized = match encode(
-            &mut encoding,
-            &mut needs,
-            pattern.next_frame(),
-            start + Duration::from_secs(2),
-        )
-        .await
-        {
-            Ok(picture) => picture,
-            Err(e) => panic!("{e:?}"),
-        };
+        let resized = picture(&mut encoding, &mut needs, &mut pattern, at(2)).await;
         assert!(
             crate::video::h264::nal_types(&resized.unit).contains(&5),
             "the first half-size picture is a keyframe"
