@@ -332,9 +332,9 @@ impl SendBudget {
 pub const HALVE_BELOW_BPS: u32 = 300_000;
 /// …and back at full size above this one (the gap keeps it from flapping).
 /// libwebrtc starts 640×360 from 500 kbit/s too. At 450 kbit/s, over the
-/// network lab's 500 kbit/s policer, video reached it in every climb
-/// towards the policer's rate, and each climb's full-size keyframe (7–10 kB,
-/// against the policer's 6 kB burst) lost packets: a freeze of up to 0.9 s.
+/// network lab's 500 kbit/s policer, video crossed it on its climbs towards
+/// the policer's rate, and the full-size keyframe (7–10 kB, against the
+/// policer's 6 kB burst) lost packets: freezes of up to 0.9 s.
 pub const FULL_ABOVE_BPS: u32 = 500_000;
 
 /// Whether to send camera pictures `width` wide at half size, at

@@ -214,8 +214,7 @@ impl Encoding {
         // Another size starts the stream over with a keyframe (OpenH264
         // re-initialises), which answers every member's request and counts
         // for the spacing: uncounted, a request pending at a size change
-        // had a second keyframe follow the first, each full-size one too
-        // large for a 500 kbit/s policer's burst (network lab's `policer`).
+        // had a second keyframe follow it after the spacing.
         let resized = current.size().is_some_and(|s| s != size);
         // A keyframe when a member needs one (see `KeyframeNeeds`; every
         // member's needs are looked at, so none is left for the next
