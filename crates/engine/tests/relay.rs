@@ -24,9 +24,8 @@
 //! 43, `estimator.rs`), two runs of 40 s: after the first 10 s
 //! 255–1,114 kbit/s, mostly 300–700, with a climb to 880–1,114 every
 //! 5–10 s when the memory is let go; the encoder 100–870 kbit/s. Asserting
-//! the estimate at the
-//! moment the encoder came under the cap failed 3 runs in 4 on a faster
-//! machine. What is asserted is that the estimate came down under the
+//! the estimate at the moment the encoder came under the cap failed 3 runs
+//! in 4 on a faster machine. What is asserted is that the estimate came down under the
 //! cap's reach at all.
 
 #![allow(clippy::unwrap_used)]
