@@ -337,17 +337,39 @@ pub const HALVE_BELOW_BPS: u32 = 300_000;
 /// policer's 6 kB burst) lost packets: freezes of up to 0.9 s.
 pub const FULL_ABOVE_BPS: u32 = 500_000;
 
-/// Whether to send camera pictures `width` wide at half size, at
-/// `bitrate_bps`, `halved` being the current choice. Pictures under 480
-/// wide are never halved.
-pub fn halve(bitrate_bps: u32, width: usize, halved: bool) -> bool {
-    if width < 480 {
-        return false;
-    }
-    if halved {
-        bitrate_bps <= FULL_ABOVE_BPS
-    } else {
-        bitrate_bps < HALVE_BELOW_BPS
+/// …once it has stayed above it this long. Over the network lab's 500
+/// kbit/s policer, every climb past 500 kbit/s was lost to the policer
+/// within 0.3–0.9 s, and the full-size keyframe (7–10 kB against its 6 kB
+/// burst) with it: a freeze each time.
+pub const FULL_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether camera pictures go at half size: the bitrate's thresholds with
+/// a gap between them, and a while above the upper one before going back.
+#[derive(Debug, Default)]
+pub struct Halving {
+    halved: bool,
+    /// Since when the bitrate has been above [`FULL_ABOVE_BPS`], halved.
+    above_since: Option<Instant>,
+}
+
+impl Halving {
+    /// Whether to send pictures `width` wide at half size, at `bitrate_bps`
+    /// at `now`. Pictures under 480 wide are never halved.
+    pub fn decide(&mut self, now: Instant, bitrate_bps: u32, width: usize) -> bool {
+        if width < 480 {
+            self.halved = false;
+        } else if !self.halved {
+            self.halved = bitrate_bps < HALVE_BELOW_BPS;
+        } else if bitrate_bps > FULL_ABOVE_BPS {
+            let since = *self.above_since.get_or_insert(now);
+            self.halved = now.saturating_duration_since(since) < FULL_AFTER;
+        } else {
+            self.above_since = None;
+        }
+        if !self.halved {
+            self.above_since = None;
+        }
+        self.halved
     }
 }
 
@@ -419,12 +441,29 @@ mod tests {
 
     #[test]
     fn pictures_shrink_on_a_narrow_path_and_grow_back_without_flapping() {
-        assert!(!halve(1_000_000, 640, false));
-        assert!(halve(250_000, 640, false));
-        assert!(halve(400_000, 640, true), "in the gap it stays halved");
-        assert!(!halve(400_000, 640, false), "in the gap it stays full");
-        assert!(!halve(600_000, 640, true));
-        assert!(!halve(100_000, 320, false), "small pictures stay");
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut size = Halving::default();
+        assert!(!size.decide(at(0), 1_000_000, 640));
+        assert!(
+            !size.decide(at(0), 400_000, 640),
+            "in the gap it stays full"
+        );
+        assert!(size.decide(at(0), 250_000, 640));
+        assert!(
+            size.decide(at(0), 400_000, 640),
+            "in the gap it stays halved"
+        );
+        // Back to full size once above the gap for a while, not at once.
+        assert!(size.decide(at(100), 600_000, 640));
+        assert!(size.decide(at(900), 600_000, 640));
+        // A dip into the gap starts the while over.
+        assert!(size.decide(at(1_000), 450_000, 640));
+        assert!(size.decide(at(1_200), 600_000, 640));
+        assert!(size.decide(at(2_100), 600_000, 640));
+        assert!(!size.decide(at(2_200), 600_000, 640));
+        let mut small = Halving::default();
+        assert!(!small.decide(at(0), 100_000, 320), "small pictures stay");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tracing::{debug, trace, warn};
 
 use super::cadence::Cadence;
 use super::cpu::{Level, CHEAPEST_FPS};
-use crate::congestion::{frame_rate_for, halve, size_ceiling_bps, SendBudget};
+use crate::congestion::{frame_rate_for, size_ceiling_bps, Halving, SendBudget};
 use crate::video::h264::H264Encoder;
 use crate::video::I420Frame;
 
@@ -80,7 +80,9 @@ pub struct Encoding {
     last_keyframe: Instant,
     last_keyframe_bytes: usize,
     budget: SendBudget,
-    /// Camera pictures at half size while the bitrate is low (see `halve`).
+    /// Camera pictures at half size while the bitrate is low…
+    by_rate: Halving,
+    /// …or the machine cannot keep up: whether this picture is.
     halved: bool,
     /// Which pictures are taken (the frame rate follows the bitrate).
     cadence: Cadence,
@@ -108,6 +110,7 @@ impl Encoding {
             last_keyframe: Instant::now(),
             last_keyframe_bytes: 0,
             budget: SendBudget::default(),
+            by_rate: Halving::default(),
             halved: false,
             cadence: Cadence::default(),
             rc_time: Duration::ZERO,
@@ -205,7 +208,8 @@ impl Encoding {
         // A camera picture at half size on a narrow path (a shared screen
         // keeps its size: text must stay legible; it gets fewer pictures).
         let cpu_halves = level >= Level::HalfSize && frame.width() >= 480;
-        self.halved = !screen && (cpu_halves || halve(bitrate_bps, frame.width(), self.halved));
+        let by_rate = self.by_rate.decide(captured, bitrate_bps, frame.width());
+        self.halved = !screen && (cpu_halves || by_rate);
         let size = if self.halved {
             frame.halved_size()
         } else {
