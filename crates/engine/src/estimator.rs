@@ -80,6 +80,12 @@ pub const PROBE_GROWTH: f64 = 1.02;
 /// 100 ms burst read up to 1.2× its rate over half a second, so the rate
 /// that arrived could not be the test alone.
 pub const PAST_CEILING: f64 = 1.3;
+/// A loss window reaching back past the previous decrease holds ~0.6 s
+/// of the slower sending after it (the next decision comes no sooner):
+/// over the network lab's policer the second of such a pair read 1.22–1.38×
+/// under the first. Past this much over the second, the first is not
+/// believed either (its own window may reach back before the loss began).
+pub const OVERLAP_UNDER_READ: f64 = 1.3;
 /// A packet reported lost is judged once this long has passed: a late one
 /// is reported arrived by a feedback or two after (they come every 100 ms
 /// or so), and until then it counts neither way.
@@ -525,6 +531,10 @@ impl BandwidthEstimator for Estimator {
         if loss < LOW_LOSS {
             self.grow(received);
         } else if loss > HIGH_LOSS && self.cut_until.is_none_or(|t| now > t) {
+            // Whether what arrived over the window includes packets sent
+            // after the previous decrease took effect (read before this
+            // one moves it).
+            let after_a_cut = self.acted_until.is_some_and(|t| now < t + LOSS_WINDOW);
             // The losses reported until this decrease takes effect (a
             // round trip) were sent before it and are not counted again.
             self.acted_until = Some(now + self.rtt().unwrap_or_default());
@@ -536,7 +546,21 @@ impl BandwidthEstimator for Estimator {
             // path's rate held the network lab's dip at 135–180 kbit/s on
             // its 250 kbit/s link, and its return 5 s late.
             let through = received.filter(|_| self.delay.no_queue_for(now, LOSS_WINDOW));
-            self.ceiling = through;
+            // A window reaching back past the previous cut read the
+            // slower sending since, not the path: over the lab's 500
+            // kbit/s policer decreases came in pairs 0.6 s apart, the
+            // second reading 322–357 kbit/s, and once that was forgotten
+            // (1.3× past it, still under the policer) the ×1.15 growth
+            // overshot to 530–550 kbit/s. The earlier reading stands, up
+            // to [`OVERLAP_UNDER_READ`] × this one (the earlier may itself
+            // reach back before the loss began: 711–777 kbit/s at the
+            // policer's start).
+            self.ceiling = match (through, self.ceiling) {
+                (Some(through), Some(before)) if after_a_cut => {
+                    Some(through.max(before.min(through * OVERLAP_UNDER_READ)))
+                }
+                _ => through,
+            };
             if let Some(through) = through {
                 self.loss_target = self.loss_target.min(through);
             }
@@ -940,6 +964,63 @@ mod tests {
                 &reports,
             );
         }
+    }
+
+    /// Batches of `count` packets every 100 ms, one in `lost_every` lost,
+    /// 20 ms one way.
+    fn sending(
+        e: &mut Estimator,
+        start: Instant,
+        steps: std::ops::Range<u64>,
+        count: u64,
+        lost_every: u64,
+    ) {
+        for step in steps {
+            let sent = |k: u64| Duration::from_millis(step * 100 + k * 100 / count);
+            let reports: Vec<PacketReport> = (0..count)
+                .map(|k| {
+                    let arrival =
+                        (k % lost_every != 0).then(|| sent(k) + Duration::from_millis(20));
+                    report(step * 100 + k, start + sent(k), arrival)
+                })
+                .collect();
+            e.on_reports(start + sent(count) + Duration::from_millis(40), &reports);
+        }
+    }
+
+    #[test]
+    fn a_decrease_soon_after_another_keeps_the_rate_the_first_saw_arrive() {
+        // Over a policer the first decrease's window read what arrived at
+        // the policer's rate; when loss goes on after it (a keyframe, the
+        // resends), the next window is mostly the slower sending since.
+        let start = Instant::now();
+        let mut e = Estimator::new(2_000_000.0, 100_000.0, 2_500_000.0);
+        sending(&mut e, start, 0..30, 20, 1000);
+        sending(&mut e, start, 30..36, 20, 4);
+        let first = e.ceiling.expect("the first decrease remembers");
+        // Lossy at 0.7× the rate: the second decrease, its window
+        // reaching back past the first.
+        let decreased = e.loss_target;
+        let mut step = 36;
+        while e.loss_target >= decreased && step < 50 {
+            sending(&mut e, start, step..step + 1, 14, 4);
+            step += 1;
+        }
+        let read = e.delay.received().expect("a rate arrived");
+        assert!(read < first * 0.9, "{read:.0} against {first:.0}");
+        let kept = e.ceiling.expect("still remembered");
+        let expected = first.min(read * OVERLAP_UNDER_READ);
+        assert!(
+            (kept - expected).abs() < 1.0,
+            "{kept:.0}: {read:.0}, {first:.0}"
+        );
+        // Once a window is all after the cuts, it reads the path again.
+        sending(&mut e, start, step..step + 30, 14, 4);
+        let later = e.ceiling.expect("still remembered");
+        assert!(
+            later < first * 0.9 && later < kept,
+            "{later:.0}: {kept:.0}, {first:.0}"
+        );
     }
 
     #[test]
