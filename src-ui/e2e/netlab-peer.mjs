@@ -231,6 +231,8 @@ try {
       // NetEQ's figures, named as huddle-peer names its own.
       audio_concealed_share: a?.audioConcealedPercent !== undefined ? a.audioConcealedPercent / 100 : null,
       audio_delay_ms: a?.audioDelayMs ?? null,
+      keyframes_received: a?.keyframesDecoded ?? null,
+      keyframes_requested: a?.keyframesRequested ?? null,
     };
   }
 } finally {

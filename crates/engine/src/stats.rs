@@ -51,6 +51,9 @@ pub struct LinkStats {
     /// not be (lost parts, or waiting for a keyframe).
     pub frames_decoded: u64,
     pub frames_dropped: u64,
+    /// Keyframes of the member's video decoded, and asked of it (PLI).
+    pub keyframes_decoded: u64,
+    pub keyframes_requested: u64,
     /// Negotiated codecs, as MIME types (`video/H264`, `audio/opus`).
     pub codecs: Vec<String>,
     /// `host`, `srflx`, `prflx` or `relay`: how the selected path was found.
@@ -66,6 +69,8 @@ pub struct LinkStats {
 pub struct MediaCounters {
     pub frames_decoded: AtomicU64,
     pub frames_dropped: AtomicU64,
+    pub keyframes_decoded: AtomicU64,
+    pub keyframes_requested: AtomicU64,
 }
 
 impl LinkStats {
@@ -88,6 +93,8 @@ impl LinkStats {
             fps_in: None,
             frames_decoded: counters.frames_decoded.load(Ordering::Relaxed),
             frames_dropped: counters.frames_dropped.load(Ordering::Relaxed),
+            keyframes_decoded: counters.keyframes_decoded.load(Ordering::Relaxed),
+            keyframes_requested: counters.keyframes_requested.load(Ordering::Relaxed),
             codecs: Vec::new(),
             candidate_type: None,
             playout: None,

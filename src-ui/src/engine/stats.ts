@@ -32,6 +32,8 @@ export function collectStats(
   let lostIn = 0;
   let fps = 0;
   let framesDecoded = 0;
+  let keyframesDecoded = 0;
+  let keyframesRequested = 0;
   let width = 0;
   let height = 0;
   let audioLevel = 0;
@@ -53,6 +55,8 @@ export function collectStats(
       if (e.kind === "video") {
         fps = num(e.framesPerSecond);
         framesDecoded = num(e.framesDecoded);
+        keyframesDecoded = num(e.keyFramesDecoded);
+        keyframesRequested = num(e.pliCount);
         width = num(e.frameWidth);
         height = num(e.frameHeight);
         const c = typeof e.codecId === "string" ? byId.get(e.codecId) : undefined;
@@ -92,6 +96,8 @@ export function collectStats(
       bitrateOutKbps: previous ? rate(bytesOut, previous.bytesOut) : 0,
       fps,
       framesDecoded,
+      keyframesDecoded,
+      keyframesRequested,
       width,
       height,
       rttMs,

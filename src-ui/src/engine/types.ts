@@ -84,6 +84,10 @@ export interface PeerStats {
    * came). */
   audioConcealedPercent?: number;
   audioDelayMs?: number;
+  /** Keyframes of the member's video decoded, and asked of it (PLI), since
+   * the call began (absent where not counted). */
+  keyframesDecoded?: number;
+  keyframesRequested?: number;
 }
 
 /** What is done to the microphone's sound before it is sent (the names

@@ -25,6 +25,21 @@ pub struct Received {
     /// time audio waited in its jitter buffer, ms (None: not reported).
     pub audio_concealed: Option<f64>,
     pub audio_delay_ms: Option<f64>,
+    pub counted: Counted,
+}
+
+/// What a receiver counted of a sender's video beyond its pictures (None:
+/// not reported).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counted {
+    /// Glass-to-glass, ms: from the stamp a native sender puts in each
+    /// picture to its display (`huddle-peer` reads it; the browser rig
+    /// does not, and Chromium's camera pictures carry none).
+    pub latency_p50_ms: Option<u64>,
+    pub latency_p95_ms: Option<u64>,
+    /// Keyframes asked of the sender (PLI), and keyframes decoded.
+    pub keyframes_requested: Option<u64>,
+    pub keyframes_received: Option<u64>,
 }
 
 /// What the report at `path` says was received from the member named
@@ -66,6 +81,12 @@ pub fn read_report(path: &Path, from: &str) -> Result<Received, Failed> {
         height: u(&peer["height"]),
         audio_concealed: peer["audio_concealed_share"].as_f64(),
         audio_delay_ms: peer["audio_delay_ms"].as_f64(),
+        counted: Counted {
+            latency_p50_ms: peer["latency_ms_p50"].as_u64(),
+            latency_p95_ms: peer["latency_ms_p95"].as_u64(),
+            keyframes_requested: peer["keyframes_requested"].as_u64(),
+            keyframes_received: peer["keyframes_received"].as_u64(),
+        },
     })
 }
 
@@ -104,6 +125,7 @@ pub struct Direction {
     pub size: (u64, u64),
     pub audio_concealed: Option<f64>,
     pub audio_delay_ms: Option<f64>,
+    pub counted: Counted,
 }
 
 /// When the path along `route` last got better: a rise in capacity at one
@@ -234,6 +256,7 @@ pub fn summarize(
         size: (r.width, r.height),
         audio_concealed: r.audio_concealed,
         audio_delay_ms: r.audio_delay_ms,
+        counted: r.counted,
     }
 }
 
@@ -276,6 +299,39 @@ mod tests {
         assert_eq!(last_return(&renumber, &[Way::AtoB]), Some(12));
         assert_eq!(last_return(&renumber, &[Way::BtoA]), Some(12));
         assert!(Scenario::parse("r", "at 12s renumber c\n").is_err());
+    }
+
+    #[test]
+    fn a_report_gives_what_its_receiver_counted_and_dashes_for_the_rest() {
+        let path = std::env::temp_dir().join(format!("netlab-report-{}.json", std::process::id()));
+        let text = r#"{"peers": {
+            "p1": {"name": "A", "fps_per_second": [30, 29], "width": 640, "height": 360,
+                   "freezes": {"count": 1, "total_ms": 300, "longest_ms": 300},
+                   "latency_ms_p50": 61, "latency_ms_p95": 140,
+                   "keyframes_requested": 3, "keyframes_received": 5},
+            "p2": {"name": "B", "fps_per_second": [30], "keyframes_requested": null}
+        }}"#;
+        std::fs::write(&path, text).unwrap();
+        let a = read_report(&path, "A").unwrap();
+        let b = read_report(&path, "B").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(a.fps_per_second, vec![30, 29]);
+        assert_eq!((a.freeze_count, a.freeze_total_ms), (1, 300));
+        let c = a.counted;
+        assert_eq!((c.latency_p50_ms, c.latency_p95_ms), (Some(61), Some(140)));
+        assert_eq!(
+            (c.keyframes_requested, c.keyframes_received),
+            (Some(3), Some(5))
+        );
+        let c = b.counted;
+        assert_eq!(
+            (
+                c.latency_p50_ms,
+                c.keyframes_requested,
+                c.keyframes_received
+            ),
+            (None, None, None)
+        );
     }
 
     #[test]

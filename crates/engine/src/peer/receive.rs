@@ -15,7 +15,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use crate::audio::jitter::AudioPacket;
 use crate::stats::MediaCounters;
 use crate::video::assembler::{Assembled, Assembler};
-use crate::video::h264::{nal_types, H264Decoder};
+use crate::video::h264::{is_keyframe, nal_types, H264Decoder};
 use crate::video::playout::VideoPlayout;
 use crate::video::I420Frame;
 
@@ -96,6 +96,9 @@ pub(super) async fn receive_video(
                     last_picture = Some(Instant::now());
                     broken = false;
                     counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                    if is_keyframe(&data) {
+                        counters.keyframes_decoded.fetch_add(1, Ordering::Relaxed);
+                    }
                     held.push_back((due, frame));
                     if held.len() > MAX_HELD {
                         held.pop_front();
@@ -115,6 +118,7 @@ pub(super) async fn receive_video(
         let pli_due = last_pli.is_none_or(|t| t.elapsed() > PLI_EVERY);
         if (stalled || broken) && pli_due {
             last_pli = Some(Instant::now());
+            counters.keyframes_requested.fetch_add(1, Ordering::Relaxed);
             let _ = track
                 .write_rtcp(vec![Box::new(PictureLossIndication {
                     sender_ssrc: 0,

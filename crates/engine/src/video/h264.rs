@@ -204,6 +204,11 @@ pub fn nal_types(unit: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// Whether an Annex B access unit is a keyframe (holds an IDR slice).
+pub fn is_keyframe(unit: &[u8]) -> bool {
+    nal_types(unit).contains(&5)
+}
+
 /// Decodes one peer's stream.
 pub struct H264Decoder {
     inner: Decoder,

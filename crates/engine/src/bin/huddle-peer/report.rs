@@ -88,6 +88,7 @@ pub(crate) struct PeerReport {
     /// was seen, e.g. a shared screen that arrived black.
     pub(crate) last_mean_luma: Option<f64>,
     pub(crate) latency_ms_p50: Option<u32>,
+    pub(crate) latency_ms_p95: Option<u32>,
     pub(crate) latency_ms_max: Option<u32>,
     pub(crate) freezes: FreezeReport,
     pub(crate) fps_per_second: Vec<u32>,
@@ -100,6 +101,9 @@ pub(crate) struct PeerReport {
     pub(crate) encoder_bitrate_bps: Option<u32>,
     pub(crate) fps_in: Option<f64>,
     pub(crate) frames_dropped: Option<u64>,
+    /// Keyframes of the member's video decoded, and asked of it (PLI).
+    pub(crate) keyframes_received: Option<u64>,
+    pub(crate) keyframes_requested: Option<u64>,
     pub(crate) codecs: Option<Vec<String>>,
     pub(crate) candidate_type: Option<String>,
     pub(crate) jitter_s: Option<f64>,
@@ -141,6 +145,7 @@ impl PeerReport {
             height: r.height,
             last_mean_luma: r.last_frame.as_ref().map(mean_luma),
             latency_ms_p50: r.latency(50.0),
+            latency_ms_p95: r.latency(95.0),
             latency_ms_max: r.latency(100.0),
             freezes: FreezeReport {
                 count: freezes.count,
@@ -157,6 +162,8 @@ impl PeerReport {
             encoder_bitrate_bps: stats.and_then(|s| s.encoder_bitrate_bps),
             fps_in: stats.and_then(|s| s.fps_in),
             frames_dropped: stats.map(|s| s.frames_dropped),
+            keyframes_received: stats.map(|s| s.keyframes_decoded),
+            keyframes_requested: stats.map(|s| s.keyframes_requested),
             codecs: stats.map(|s| s.codecs.clone()),
             candidate_type: stats.and_then(|s| s.candidate_type.clone()),
             jitter_s: stats.and_then(|s| s.jitter_s),
