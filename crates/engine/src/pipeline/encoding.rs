@@ -283,6 +283,12 @@ impl Encoding {
                         backlog_ms = self.budget.backlog(bitrate_bps).as_millis() as u64,
                         "keyframe"
                     );
+                } else if crate::video::h264::is_keyframe(&unit) {
+                    // A new encoder's first picture, or the encoder's own.
+                    debug!(
+                        bytes = unit.len(),
+                        bitrate_bps, "a keyframe nobody asked for"
+                    );
                 }
                 Ok(Picture {
                     unit: Bytes::from(unit),
