@@ -46,6 +46,9 @@
 //! loss began. Below it the target grows ×1.15, past it only
 //! [`PROBE_GROWTH`]; once the target is [`PAST_CEILING`] × that rate with
 //! under 2 % lost and the path carries at least the rate, it is forgotten.
+//! A decrease whose window reaches back past the previous cut reads the
+//! slower sending since: the earlier reading stands, within
+//! [`OVERLAP_UNDER_READ`] of the new one.
 //!
 //! Over 600 lines: about 1,000 with its tests (450 of them). The two
 //! halves and how they combine are one decision, read together.
