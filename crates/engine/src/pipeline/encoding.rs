@@ -80,10 +80,9 @@ pub struct Encoding {
     last_keyframe: Instant,
     last_keyframe_bytes: usize,
     budget: SendBudget,
-    /// Camera pictures at half size while the bitrate is low…
+    /// Camera pictures at half size while the bitrate is low (or the
+    /// machine cannot keep up: `Level::HalfSize`).
     by_rate: Halving,
-    /// …or the machine cannot keep up: whether this picture is.
-    halved: bool,
     /// Which pictures are taken (the frame rate follows the bitrate).
     cadence: Cadence,
     /// Where rate control's timeline is.
@@ -111,7 +110,6 @@ impl Encoding {
             last_keyframe_bytes: 0,
             budget: SendBudget::default(),
             by_rate: Halving::default(),
-            halved: false,
             cadence: Cadence::default(),
             rc_time: Duration::ZERO,
             all_now: false,
@@ -209,8 +207,8 @@ impl Encoding {
         // keeps its size: text must stay legible; it gets fewer pictures).
         let cpu_halves = level >= Level::HalfSize && frame.width() >= 480;
         let by_rate = self.by_rate.decide(captured, bitrate_bps, frame.width());
-        self.halved = !screen && (cpu_halves || by_rate);
-        let size = if self.halved {
+        let halved = !screen && (cpu_halves || by_rate);
+        let size = if halved {
             frame.halved_size()
         } else {
             (frame.width(), frame.height())
@@ -247,7 +245,7 @@ impl Encoding {
         if key {
             self.last_keyframe = Instant::now();
         }
-        let frame = if self.halved {
+        let frame = if halved {
             frame.halved()
         } else {
             frame.clone()
@@ -283,7 +281,9 @@ impl Encoding {
                         backlog_ms = self.budget.backlog(bitrate_bps).as_millis() as u64,
                         "keyframe"
                     );
-                } else if crate::video::h264::is_keyframe(&unit) {
+                } else if tracing::enabled!(tracing::Level::DEBUG)
+                    && crate::video::h264::is_keyframe(&unit)
+                {
                     // A new encoder's first picture, or the encoder's own.
                     debug!(
                         bytes = unit.len(),

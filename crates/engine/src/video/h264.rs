@@ -115,20 +115,27 @@ impl H264Encoder {
         let rising = bitrate_bps > self.bitrate_bps;
         self.bitrate_bps = bitrate_bps;
         let bitrate = i32::try_from(bitrate_bps).unwrap_or(i32::MAX);
-        let mut most = openh264_sys2::SBitrateInfo {
+        let most = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_0,
             iBitrate: bitrate,
         };
-        let mut target = openh264_sys2::SBitrateInfo {
+        let target = openh264_sys2::SBitrateInfo {
             iLayer: openh264_sys2::SPATIAL_LAYER_ALL,
             iBitrate: bitrate,
         };
-        if rising {
-            self.apply(openh264_sys2::ENCODER_OPTION_MAX_BITRATE, &mut most)?;
-        }
-        self.apply(openh264_sys2::ENCODER_OPTION_BITRATE, &mut target)?;
+        let mut steps = [
+            (openh264_sys2::ENCODER_OPTION_MAX_BITRATE, most),
+            (openh264_sys2::ENCODER_OPTION_BITRATE, target),
+        ];
         if !rising {
-            self.apply(openh264_sys2::ENCODER_OPTION_MAX_BITRATE, &mut most)?;
+            steps.reverse();
+        }
+        let taken = self.size.is_some()
+            && steps
+                .iter_mut()
+                .all(|(option, info)| self.set_option(*option, info) == 0);
+        if !taken {
+            self.reconfigure()?;
         }
         Ok(())
     }
@@ -161,6 +168,11 @@ impl H264Encoder {
         if self.size.is_some() && self.set_option(option, value) == 0 {
             return Ok(());
         }
+        self.reconfigure()
+    }
+
+    /// A new encoder with the settings (its first picture a keyframe).
+    fn reconfigure(&mut self) -> Result<(), CodecError> {
         self.inner = H264Encoder::configure(self.bitrate_bps, self.fps, self.complexity)?;
         self.size = None;
         Ok(())
@@ -217,15 +229,18 @@ impl H264Encoder {
 /// The NAL unit types of an Annex B access unit, in order (7 SPS, 8 PPS,
 /// 5 IDR slice, 1 other slice).
 pub fn nal_types(unit: &[u8]) -> Vec<u8> {
-    unit.windows(4)
-        .filter(|w| w[..3] == [0, 0, 1])
-        .map(|w| w[3] & 0x1f)
-        .collect()
+    nal_type_iter(unit).collect()
 }
 
 /// Whether an Annex B access unit is a keyframe (holds an IDR slice).
 pub fn is_keyframe(unit: &[u8]) -> bool {
-    nal_types(unit).contains(&5)
+    nal_type_iter(unit).any(|t| t == super::nal::IDR)
+}
+
+fn nal_type_iter(unit: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    unit.windows(4)
+        .filter(|w| w[..3] == [0, 0, 1])
+        .map(|w| w[3] & 0x1f)
 }
 
 /// Decodes one peer's stream.

@@ -5,7 +5,7 @@
 //! or a fragment of one (FU-A); the type is the low 5 bits of a unit's
 //! first byte, and a fragment carries its unit's type in its second byte.
 
-const IDR: u8 = 5;
+pub(crate) const IDR: u8 = 5;
 const SPS: u8 = 7;
 const STAP_A: u8 = 24;
 const FU_A: u8 = 28;
