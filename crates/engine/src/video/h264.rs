@@ -232,9 +232,13 @@ pub fn nal_types(unit: &[u8]) -> Vec<u8> {
     nal_type_iter(unit).collect()
 }
 
-/// Whether an Annex B access unit is a keyframe (holds an IDR slice).
+/// Whether an Annex B access unit is a keyframe (its slices are IDR
+/// slices). A picture's slices are all IDR or none (H.264 7.4.1.2.4), so
+/// the first slice decides: a delta picture, read for every picture
+/// received, stops at its first unit instead of scanning all its bytes.
 pub fn is_keyframe(unit: &[u8]) -> bool {
-    nal_type_iter(unit).any(|t| t == super::nal::IDR)
+    nal_type_iter(unit).find(|t| *t == super::nal::IDR || *t == super::nal::SLICE)
+        == Some(super::nal::IDR)
 }
 
 fn nal_type_iter(unit: &[u8]) -> impl Iterator<Item = u8> + '_ {

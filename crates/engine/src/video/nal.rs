@@ -5,6 +5,8 @@
 //! or a fragment of one (FU-A); the type is the low 5 bits of a unit's
 //! first byte, and a fragment carries its unit's type in its second byte.
 
+/// A slice of a picture that is not IDR.
+pub(crate) const SLICE: u8 = 1;
 pub(crate) const IDR: u8 = 5;
 const SPS: u8 = 7;
 const STAP_A: u8 = 24;
