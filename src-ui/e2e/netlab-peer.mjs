@@ -76,7 +76,21 @@ try {
     if (["debug", "info", "warning", "error"].includes(m.type())) console.error(`${at()} s page: ${m.text()}`);
   });
   let lastStates = "";
-  await page.goto(`${serverUrl}/`);
+  // The page, loaded again if its join form does not come up: a load the
+  // browser aborted (a network change in the side's namespace while the
+  // lab was being set up) leaves a page without its script.
+  for (let attempt = 1; ; attempt++) {
+    const loaded = await page
+      .goto(`${serverUrl}/`)
+      .then(() => page.getByLabel("Your name").waitFor({ timeout: 10_000 }))
+      .then(() => true)
+      .catch((error) => {
+        if (attempt === 3) throw error;
+        console.error(`${at()} s the page did not load (attempt ${attempt}): ${String(error).split("\n")[0]}`);
+        return false;
+      });
+    if (loaded) break;
+  }
   await page.getByLabel("Your name").fill(name);
   await page.getByLabel("Room", { exact: true }).fill(room);
   await page.getByRole("button", { name: "Join room" }).click();

@@ -99,6 +99,16 @@ impl Lab {
         let r = lab.ns("r");
         for ns in std::iter::once(r.clone()).chain(lab.sides.iter().map(|s| lab.ns(s))) {
             ip(&["netns", "add", &ns])?;
+            // No duplicate address detection for any interface's IPv6
+            // addresses, link-local ones included: an address that turns
+            // valid a second after the link came up is a network change to
+            // a browser started meanwhile, which aborts the page's loads
+            // with ERR_NETWORK_CHANGED (one CI run in ~60: its Chromium
+            // peer never showed the join form).
+            for conf in ["all", "default"] {
+                let dad = format!("net.ipv6.conf.{conf}.accept_dad=0");
+                run("ip", &["netns", "exec", &ns, "sysctl", "-q", "-w", &dad])?;
+            }
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
         for &side in &lab.sides {
