@@ -47,14 +47,31 @@ pub struct KeyframeNeeds {
     pub requested: bool,
 }
 
+/// The keyframe a member's needs call for, the least first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Keyframe {
+    None,
+    /// A request: the member lost part of the stream, on a path that may
+    /// lose a full keyframe as well (`H264Encoder::encode_repair_keyframe_at`).
+    Repair,
+    /// A new member, or a new stream: the picture it starts with.
+    Full,
+}
+
 impl KeyframeNeeds {
-    /// Whether the member's next picture is to be a keyframe, `since_last`
-    /// after its encoding's last, requests honoured at most once per
-    /// `spacing`; what is answered is cleared.
-    fn take(&mut self, since_last: Duration, spacing: Duration) -> bool {
+    /// The keyframe the member's next picture is to be, `since_last` after
+    /// its encoding's last, requests honoured at most once per `spacing`;
+    /// what is answered is cleared.
+    fn take(&mut self, since_last: Duration, spacing: Duration) -> Keyframe {
         let now = std::mem::take(&mut self.now);
         let asked = since_last >= spacing && std::mem::take(&mut self.requested);
-        now || asked
+        if now {
+            Keyframe::Full
+        } else if asked {
+            Keyframe::Repair
+        } else {
+            Keyframe::None
+        }
     }
 }
 
@@ -228,8 +245,15 @@ impl Encoding {
         } else {
             keyframe_spacing(self.last_keyframe_bytes, bitrate_bps)
         };
-        let asked = needs.fold(false, |key, need| need.take(since_last, spacing) | key);
-        let needed = std::mem::take(&mut self.all_now) || asked || since_last > KEYFRAME_EVERY;
+        let asked = needs.fold(Keyframe::None, |key, need| {
+            need.take(since_last, spacing).max(key)
+        });
+        // A keyframe only members' requests ask for is a repair (smaller);
+        // any other is full.
+        let full = std::mem::take(&mut self.all_now)
+            || asked == Keyframe::Full
+            || since_last > KEYFRAME_EVERY;
+        let needed = full || asked == Keyframe::Repair;
         // While earlier pictures still wait for the path, this one is
         // skipped (a keyframe a member needs is never held back; a size
         // change waits, and any request is answered with it).
@@ -242,6 +266,7 @@ impl Encoding {
             return Err(Skipped::Nothing);
         }
         let key = needed || resized;
+        let repair = key && !full && !resized;
         if key {
             self.last_keyframe = Instant::now();
         }
@@ -259,7 +284,11 @@ impl Encoding {
         self.rc_time += period;
         let started = Instant::now();
         let encoded = tokio::task::spawn_blocking(move || {
-            let unit = current.encode_at(&frame, key, at);
+            let unit = if repair {
+                current.encode_repair_keyframe_at(&frame, at)
+            } else {
+                current.encode_at(&frame, key, at)
+            };
             (current, unit)
         })
         .await;
@@ -278,6 +307,7 @@ impl Encoding {
                         bytes = unit.len(),
                         nals = ?crate::video::h264::nal_types(&unit),
                         bitrate_bps,
+                        repair,
                         backlog_ms = self.budget.backlog(bitrate_bps).as_millis() as u64,
                         "keyframe"
                     );
@@ -318,13 +348,20 @@ mod tests {
             now: false,
             requested: true,
         };
-        assert!(!needs.take(Duration::from_millis(300), spacing));
+        assert_eq!(
+            needs.take(Duration::from_millis(300), spacing),
+            Keyframe::None
+        );
         assert!(needs.requested, "kept for later");
-        assert!(needs.take(Duration::from_millis(1200), spacing));
+        assert_eq!(
+            needs.take(Duration::from_millis(1200), spacing),
+            Keyframe::Repair
+        );
         assert!(!needs.requested);
         needs.now = true;
-        assert!(needs.take(Duration::ZERO, spacing));
-        assert!(!needs.take(Duration::ZERO, spacing));
+        needs.requested = true;
+        assert_eq!(needs.take(Duration::ZERO, spacing), Keyframe::Full);
+        assert_eq!(needs.take(Duration::ZERO, spacing), Keyframe::None);
     }
 
     #[test]
