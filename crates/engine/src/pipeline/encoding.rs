@@ -266,7 +266,9 @@ impl Encoding {
             return Err(Skipped::Nothing);
         }
         let key = needed || resized;
-        let repair = key && !full && !resized;
+        // (On a stream already going at this size: a new one, or one
+        // resized, starts with a full keyframe anyway.)
+        let repair = key && !full && current.size() == Some(size);
         if key {
             self.last_keyframe = Instant::now();
         }

@@ -238,12 +238,17 @@ impl H264Encoder {
     /// A keyframe that rate control aims at [`REPAIR_KEYFRAME_SHARE`] of
     /// the bitrate, for a receiver that lost part of the stream: on the
     /// path that lost it, a keyframe of the usual size is the first thing
-    /// lost again. The bitrate is back for the next picture.
+    /// lost again. The bitrate is back for the next picture. An encoder
+    /// that has made no picture yet makes its first keyframe as set up:
+    /// that one starts a new stream, for every member.
     pub fn encode_repair_keyframe_at(
         &mut self,
         frame: &I420Frame,
         at: Duration,
     ) -> Result<Vec<u8>, CodecError> {
+        if self.size.is_none() {
+            return self.encode_at(frame, true, at);
+        }
         let bitrate_bps = self.bitrate_bps;
         self.set_bitrate((f64::from(bitrate_bps) * REPAIR_KEYFRAME_SHARE) as u32)?;
         let unit = self.encode_at(frame, true, at);
@@ -515,5 +520,23 @@ mod tests {
             after += usize::from(decoder.decode(&unit).unwrap().is_some());
         }
         assert!(after >= 25, "{after} of 30 pictures after it decoded");
+    }
+
+    #[test]
+    fn a_new_encoders_first_keyframe_is_full_even_when_asked_as_a_repair() {
+        let frame = TestPattern::busy(640, 360).next_frame();
+        let mut usual = H264Encoder::new(1_000_000, 30.0).unwrap();
+        let mut asked = H264Encoder::new(1_000_000, 30.0).unwrap();
+        let first = usual.encode_at(&frame, true, Duration::ZERO).unwrap();
+        let repair = asked
+            .encode_repair_keyframe_at(&frame, Duration::ZERO)
+            .unwrap();
+        assert!(has_idr(&first));
+        assert!(
+            repair == first,
+            "{} bytes, a full keyframe {}",
+            repair.len(),
+            first.len()
+        );
     }
 }
