@@ -105,10 +105,14 @@ impl Lab {
             // a browser started meanwhile, which aborts the page's loads
             // with ERR_NETWORK_CHANGED (one CI run in ~60: its Chromium
             // peer never showed the join form).
-            for conf in ["all", "default"] {
-                let dad = format!("net.ipv6.conf.{conf}.accept_dad=0");
-                run("ip", &["netns", "exec", &ns, "sysctl", "-q", "-w", &dad])?;
-            }
+            let (all, default) = (
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            );
+            run(
+                "ip",
+                &["netns", "exec", &ns, "sysctl", "-q", "-w", all, default],
+            )?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
         for &side in &lab.sides {

@@ -266,9 +266,9 @@ impl Encoding {
             return Err(Skipped::Nothing);
         }
         let key = needed || resized;
-        // (On a stream already going at this size: a new one, or one
-        // resized, starts with a full keyframe anyway.)
-        let repair = key && !full && current.size() == Some(size);
+        // Only requests ask for it: a repair keyframe (which the encoder
+        // makes full on a stream new or resized with this picture).
+        let repair = needed && !full;
         if key {
             self.last_keyframe = Instant::now();
         }
@@ -309,7 +309,7 @@ impl Encoding {
                         bytes = unit.len(),
                         nals = ?crate::video::h264::nal_types(&unit),
                         bitrate_bps,
-                        repair,
+                        on_request = repair,
                         backlog_ms = self.budget.backlog(bitrate_bps).as_millis() as u64,
                         "keyframe"
                     );

@@ -238,15 +238,15 @@ impl H264Encoder {
     /// A keyframe that rate control aims at [`REPAIR_KEYFRAME_SHARE`] of
     /// the bitrate, for a receiver that lost part of the stream: on the
     /// path that lost it, a keyframe of the usual size is the first thing
-    /// lost again. The bitrate is back for the next picture. An encoder
-    /// that has made no picture yet makes its first keyframe as set up:
-    /// that one starts a new stream, for every member.
+    /// lost again. The bitrate is back for the next picture. A stream
+    /// that starts with this picture — the encoder's first, or the first
+    /// at another size — starts with a full keyframe, for every member.
     pub fn encode_repair_keyframe_at(
         &mut self,
         frame: &I420Frame,
         at: Duration,
     ) -> Result<Vec<u8>, CodecError> {
-        if self.size.is_none() {
+        if self.size != Some((frame.width(), frame.height())) {
             return self.encode_at(frame, true, at);
         }
         let bitrate_bps = self.bitrate_bps;
