@@ -14,7 +14,8 @@ use crate::Failed;
 #[derive(Debug, Default)]
 pub struct Received {
     pub fps_per_second: Vec<u32>,
-    /// (t s, kbit/s in) from the receiver's stats.
+    /// (t s, kbit/s in) from the receiver's stats: each the rate over the
+    /// second or so before `t` (the time the receiver read its counters).
     pub kbps_in: Vec<(f64, f64)>,
     pub freeze_count: u64,
     pub freeze_total_ms: u64,
@@ -205,10 +206,14 @@ pub fn summarize(
             continue;
         }
         let fps = (from..to).map(fps_at).sum::<f64>() / (to - from) as f64;
+        // A rate belongs to the second it was measured over, which ends at
+        // its time: the sample at `from` measured the second before the
+        // phase's window, the one at `to` its last second.
+        let within = |t: f64| (from as f64..to as f64).contains(&(t - 0.5));
         let rates: Vec<f64> = r
             .kbps_in
             .iter()
-            .filter(|(t, k)| *t >= from as f64 && *t < to as f64 && *k >= 0.0)
+            .filter(|(t, k)| within(*t) && *k >= 0.0)
             .map(|(_, k)| *k)
             .collect();
         let kbps = if rates.is_empty() {
@@ -366,6 +371,27 @@ mod tests {
             .recovery_s,
             None
         );
+    }
+
+    #[test]
+    fn a_phase_counts_the_rates_measured_within_it() {
+        let steps = Scenario::parse(
+            "s",
+            "duration 10s\nat 0s both 1000kbit\nat 5s both 600kbit\n",
+        )
+        .unwrap();
+        // Each sample is the rate over the second before it: the one at 8 s
+        // is the last second of the drop's transition (5–8 s, left out);
+        // the one at 10 s is the phase's last second.
+        let r = Received {
+            kbps_in: (1..=10)
+                .map(|t| (f64::from(t), if t <= 8 { 100.0 } else { 500.0 }))
+                .collect(),
+            ..Received::default()
+        };
+        let d = summarize(&steps, &[Way::AtoB], "t".into(), &r, &LinkBytes::default(), 0);
+        assert_eq!((d.phases[1].from, d.phases[1].to), (5, 10));
+        assert_eq!(d.phases[1].kbps, 500.0);
     }
 
     #[test]
