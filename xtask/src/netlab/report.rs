@@ -389,7 +389,14 @@ mod tests {
                 .collect(),
             ..Received::default()
         };
-        let d = summarize(&steps, &[Way::AtoB], "t".into(), &r, &LinkBytes::default(), 0);
+        let d = summarize(
+            &steps,
+            &[Way::AtoB],
+            "t".into(),
+            &r,
+            &LinkBytes::default(),
+            0,
+        );
         assert_eq!((d.phases[1].from, d.phases[1].to), (5, 10));
         assert_eq!(d.phases[1].kbps, 500.0);
     }
