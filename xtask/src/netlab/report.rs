@@ -101,7 +101,7 @@ pub struct Phase {
     pub capacity: Option<u32>,
     /// Pictures received a second, on average.
     pub fps: f64,
-    /// Video received, kbit/s.
+    /// Media received (every stream's RTP payload), kbit/s.
     pub kbps: f64,
     /// Everything that went through the route's bottleneck, kbit/s (see
     /// `meter`): the link's use by the call.
