@@ -253,7 +253,10 @@ impl Encoding {
         let full = std::mem::take(&mut self.all_now)
             || asked == Keyframe::Full
             || since_last > KEYFRAME_EVERY;
-        let needed = full || asked == Keyframe::Repair;
+        // The encoder makes a repair keyframe full on a stream new or
+        // resized with this picture.
+        let repair = !full && asked == Keyframe::Repair;
+        let needed = full || repair;
         // While earlier pictures still wait for the path, this one is
         // skipped (a keyframe a member needs is never held back; a size
         // change waits, and any request is answered with it).
@@ -266,9 +269,6 @@ impl Encoding {
             return Err(Skipped::Nothing);
         }
         let key = needed || resized;
-        // Only requests ask for it: a repair keyframe (which the encoder
-        // makes full on a stream new or resized with this picture).
-        let repair = needed && !full;
         if key {
             self.last_keyframe = Instant::now();
         }
