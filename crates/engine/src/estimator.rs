@@ -686,14 +686,49 @@ mod tests {
     }
 
     /// A sender at its target, paced evenly in 1200-byte packets, through
-    /// a bottleneck of `capacity` bit/s with a drop-tail queue of `queue`,
-    /// one-way base delay 20 ms; every 100 ms the receiver reports what
-    /// has arrived by then (and what was dropped). Runs `seconds`; returns
-    /// the delay half's target and the queueing delay (ms) each second.
-    fn path(half: &mut DelayHalf, capacity: f64, queue: Duration, seconds: u64) -> Vec<(f64, f64)> {
+    /// a bottleneck with a drop-tail queue of `queue`, one-way base delay
+    /// 20 ms; its capacity (bit/s) is `capacity`'s last step (from second,
+    /// rate) begun by the time a packet is sent. Every 100 ms the receiver
+    /// reports what has arrived by then (and what was dropped). Runs
+    /// `seconds`; returns the delay half's target and the queueing delay
+    /// (ms) each second.
+    fn path(
+        half: &mut DelayHalf,
+        capacity: &[(u64, f64)],
+        queue: Duration,
+        seconds: u64,
+    ) -> Vec<(f64, f64)> {
+        sender(
+            half,
+            capacity,
+            queue,
+            seconds,
+            1.0,
+            Duration::from_millis(20),
+        )
+    }
+
+    /// [`path`] with a sender that puts `sends` of its target on the path
+    /// (an encoder under its bitrate, the target's share audio leaves
+    /// unused) and a one-way base delay of `delay`.
+    fn sender(
+        half: &mut DelayHalf,
+        capacity: &[(u64, f64)],
+        queue: Duration,
+        seconds: u64,
+        sends: f64,
+        delay: Duration,
+    ) -> Vec<(f64, f64)> {
         let start = Instant::now();
         let size = 1200usize;
-        let service = Duration::from_secs_f64(size as f64 * 8.0 / capacity);
+        let service = |at: Duration| {
+            let rate = capacity
+                .iter()
+                .take_while(|(from, _)| Duration::from_secs(*from) <= at)
+                .last()
+                .map_or(f64::INFINITY, |(_, rate)| *rate);
+            Duration::from_secs_f64(size as f64 * 8.0 / rate)
+        };
         let mut free_at = Duration::ZERO; // when the bottleneck is next idle
         let mut sent_at = Duration::ZERO;
         let mut in_flight: VecDeque<(Duration, PacketReport)> = VecDeque::new();
@@ -724,11 +759,11 @@ mod tests {
             }
             let arrived = free_at.saturating_sub(sent_at) <= queue;
             let arrival = arrived.then(|| {
-                free_at = free_at.max(sent_at) + service;
-                free_at + Duration::from_millis(20)
+                free_at = free_at.max(sent_at) + service(sent_at);
+                free_at + delay
             });
             // A dropped packet is known lost once the next one arrives.
-            let seen = arrival.unwrap_or(free_at + Duration::from_millis(20));
+            let seen = arrival.unwrap_or(free_at + delay);
             in_flight.push_back((
                 seen,
                 PacketReport {
@@ -736,7 +771,7 @@ mod tests {
                     ..report(id, start + sent_at, arrival)
                 },
             ));
-            sent_at += Duration::from_secs_f64(size as f64 * 8.0 / half.target());
+            sent_at += Duration::from_secs_f64(size as f64 * 8.0 / (half.target() * sends));
         }
         out
     }
@@ -747,7 +782,12 @@ mod tests {
         // grows without a loss until it is full. The delay half must come
         // down near the capacity and keep the queue short.
         let mut half = DelayHalf::new(2_500_000.0, 100_000.0, 2_500_000.0);
-        let seconds = path(&mut half, 1_000_000.0, Duration::from_millis(300), 30);
+        let seconds = path(
+            &mut half,
+            &[(0, 1_000_000.0)],
+            Duration::from_millis(300),
+            30,
+        );
         let late = &seconds[10..];
         let mean_target = late.iter().map(|s| s.0).sum::<f64>() / late.len() as f64;
         let mean_queue = late.iter().map(|s| s.1).sum::<f64>() / late.len() as f64;
@@ -766,7 +806,7 @@ mod tests {
         // and see it again each time it refills after a decrease — not
         // climb on until the queue drops packets.
         let mut half = DelayHalf::new(300_000.0, 100_000.0, 1_200_000.0);
-        let seconds = path(&mut half, 250_000.0, Duration::from_millis(300), 30);
+        let seconds = path(&mut half, &[(0, 250_000.0)], Duration::from_millis(300), 30);
         let late = &seconds[5..];
         let most = late.iter().map(|s| s.0).fold(0.0, f64::max);
         let mean_queue = late.iter().map(|s| s.1).sum::<f64>() / late.len() as f64;
@@ -777,9 +817,37 @@ mod tests {
     #[test]
     fn the_delay_half_does_not_fall_on_an_ample_path() {
         let mut half = DelayHalf::new(1_000_000.0, 100_000.0, 2_000_000.0);
-        let seconds = path(&mut half, 10_000_000.0, Duration::from_millis(300), 20);
+        let seconds = path(
+            &mut half,
+            &[(0, 10_000_000.0)],
+            Duration::from_millis(300),
+            20,
+        );
         assert!(seconds.iter().all(|s| s.0 >= 1_000_000.0), "{seconds:?}");
         assert!(half.target() >= 1_900_000.0, "{seconds:?}");
+    }
+
+    #[test]
+    fn the_delay_half_finds_a_path_that_widened_within_seconds() {
+        // RFC 8867 §5.1's rise: 1 Mbit/s, long enough for the capacity to
+        // be learnt, then 2.5 Mbit/s; 50 ms one way, a 300 ms queue, and a
+        // sender that puts 92 % of its target on the path (video under its
+        // bitrate, audio's share unused).
+        let mut half = DelayHalf::new(1_000_000.0, 100_000.0, 2_500_000.0);
+        let steps = [(0, 1_000_000.0), (20, 2_500_000.0)];
+        let queue = Duration::from_millis(300);
+        let delay = Duration::from_millis(50);
+        let seconds = sender(&mut half, &steps, queue, 40, 0.92, delay);
+        let mean = |s: &[(f64, f64)]| s.iter().map(|s| s.0).sum::<f64>() / s.len() as f64;
+        let queued = |s: &[(f64, f64)]| s.iter().map(|s| s.1).sum::<f64>() / s.len() as f64;
+        // On the narrow path: over 92 % of it carried, with a short queue
+        // (91 % when the climb after each decrease was additive all along).
+        let narrow = &seconds[5..20];
+        assert!(mean(narrow) * 0.92 >= 920_000.0, "{seconds:?}");
+        assert!(queued(narrow) < 30.0, "{seconds:?}");
+        // From 3 s after the rise (where RFC 8867 measures): 80 % of it.
+        let wide = &seconds[23..];
+        assert!(mean(wide) >= 2_000_000.0, "{seconds:?}");
     }
 
     /// Packets every 5 ms, each delayed 20–80 ms (so reordered) and
