@@ -138,6 +138,11 @@ impl Capacity {
         3.0 * (self.kbps * self.deviation).sqrt() * 1000.0
     }
 
+    /// What the path carried at the decreases, on average.
+    pub fn bps(&self) -> f64 {
+        self.kbps * 1000.0
+    }
+
     pub fn upper_bps(&self) -> f64 {
         self.kbps * 1000.0 + self.spread_bps()
     }
@@ -293,8 +298,8 @@ impl Aimd {
                 let grown = match self.capacity {
                     // The queue a decrease left has drained: back to what
                     // the path carried at its decreases at the far pace.
-                    Some(c) if self.no_queue() && additive < c.lower_bps() => {
-                        multiplicative.clamp(additive, c.lower_bps())
+                    Some(c) if self.no_queue() && additive < c.bps() => {
+                        multiplicative.clamp(additive, c.bps())
                     }
                     Some(_) => additive,
                     None => multiplicative,
@@ -404,19 +409,19 @@ mod tests {
         let mut a = Aimd::new(1_000_000.0, MIN, MAX);
         let t = Instant::now();
         a.update(t, Usage::Over, Some(1_000_000.0));
-        let lower = a.capacity().expect("learnt").lower_bps();
-        assert!(a.target() < lower * 0.95, "{a:?}");
+        let carried = a.capacity().expect("learnt").bps();
+        assert!(a.target() < carried * 0.9, "{a:?}");
         // While the queue the overuse built drains, the climb is additive…
         a.set_queue(Some(Duration::from_millis(120)));
         let t = quiet(&mut a, t, 0.5, 850_000.0);
-        assert!(a.target() < lower * 0.95, "{a:?}");
-        // …and once it has, fast back to the capacity's lower bound, and
+        assert!(a.target() < carried * 0.9, "{a:?}");
+        // …and once it has, fast back to what the path carried, and
         // additive again from there.
         a.set_queue(Some(Duration::from_millis(5)));
-        let t = quiet(&mut a, t, 0.4, 850_000.0);
-        assert!(a.target() >= lower, "{a:?}");
+        let t = quiet(&mut a, t, 0.5, 850_000.0);
+        assert!(a.target() >= carried, "{a:?}");
         quiet(&mut a, t, 1.0, 950_000.0);
-        assert!(a.target() < lower + 80_000.0, "{a:?}");
+        assert!(a.target() < carried + 80_000.0, "{a:?}");
         assert!(a.capacity().is_some(), "{a:?}");
     }
 
