@@ -35,16 +35,19 @@
 //!
 //! After a decrease, once the queue it was made for has drained (under
 //! [`NO_QUEUE`]), the target climbs back at the far pace up to the
-//! capacity's lower bound — what the path carried at its decreases, not
-//! new ground — and additively from there. libwebrtc climbs additively
-//! from the decrease on: at 1 Mbit/s the climb to the lower bound alone
-//! took ~2 s, spent under a path already known, and a capacity that rose
-//! meanwhile (RFC 8867 §5.1's 1 → 2.5 Mbit/s) was found that much later.
-//! Measured in the network lab, native↔native, in one session: §5.1's
-//! plateaus at 640×360 carried 84/41/82/84 % of capacity as media
-//! (82/40/81/80 % before); the 2.5 Mbit/s plateau at 720p 73–87 % in
-//! three runs (69–71 % in one before, 64–83 % in session 48); frozen time
-//! within the runs' spread (at 720p 7.0–7.6 s against 6.3 s before).
+//! capacity's average — what arrived at its decreases, while the path's
+//! queue was full; a target there sends less than that (audio and video's
+//! share sit within it), so it is no new ground — and additively from
+//! there. libwebrtc climbs additively from the decrease on. Session 49
+//! climbed fast to the capacity's lower bound only (three deviations under
+//! the average): from there the additive climb to where the arriving rate
+//! can pass the upper bound, the only way a path that widened is found,
+//! took ~4.5 s at 1 Mbit/s (RFC 8867 §5.1's rise to 2.5 Mbit/s was found
+//! 4.7 s late), and at 2.5 Mbit/s, after a decrease that had started the
+//! capacity over, 8 s. Measured in the network lab, native↔native, the
+//! 2.5 Mbit/s plateau with a 720p camera: 84/85 % and 83/81 % of capacity
+//! in two runs (73–87 % in three runs with the lower bound, 64–83 % with
+//! an additive climb all the way); frozen 6.4 and 6.3 s (7.0–7.6 s).
 
 use std::time::{Duration, Instant};
 
