@@ -204,6 +204,23 @@ pub fn link_budget(video_bps: u32) -> f64 {
     high
 }
 
+/// Where a call's video starts, at most, before any path has said what it
+/// carries. The estimate climbs from there at the far pace (×1.5 a second,
+/// `aimd.rs`) while the path allows: a call that wants 2.5 Mbit/s has it
+/// ~3 s later on a path that carries it. Started at 2.5 Mbit/s, a 720p
+/// call on a 1 Mbit/s path (RFC 8867 §5.1's first plateau, in the network
+/// lab) overfilled the 300 ms queue before the first feedback could tell —
+/// a round trip, and the delay trend a few more — and its first ~1.5 s
+/// froze in both directions. libwebrtc starts at 300 kbit/s and probes at
+/// 3× and 6× within the first second; with no probing here, a start that
+/// low would climb for 5 s.
+pub const START_VIDEO_BPS: u32 = 1_000_000;
+
+/// The video bitrate a call that wants at most `max_bps` starts at.
+pub fn start_bps(max_bps: u32) -> u32 {
+    max_bps.min(START_VIDEO_BPS)
+}
+
 /// The video bitrate a link estimate leaves room for.
 pub fn video_share(link_bps: f64) -> f64 {
     (link_bps - AUDIO_AND_OVERHEAD_BPS) * video_fraction(link_bps)

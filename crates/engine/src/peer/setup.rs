@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use webrtc::peer_connection::MediaEngine;
 
-use crate::congestion::{link_budget, Estimate, Shared, PACING_FACTOR};
+use crate::congestion::{link_budget, start_bps, Estimate, Shared, PACING_FACTOR};
 use crate::coverage::{Coverage, CoverageTap};
 use crate::estimator::Estimator;
 use crate::feedback::KeyframeRequests;
@@ -52,13 +52,14 @@ pub(super) fn interceptors(
     max_bitrate_bps: u32,
 ) -> Result<(Registry, Arc<Estimate>, Arc<Heard>), PeerError> {
     let max = link_budget(max_bitrate_bps.max(MIN_BITRATE_BPS));
-    // Start at the most the call wants: on a good path the estimate holds
-    // and the first seconds are sharp; on a poor one it falls within the
-    // first round trips.
+    // Start where the call's video does (`congestion::START_VIDEO_BPS`):
+    // on a good path the estimate climbs from there within seconds; on a
+    // poor one it falls within the first round trips.
+    let start = link_budget(start_bps(max_bitrate_bps).max(MIN_BITRATE_BPS));
     let coverage = Arc::new(Coverage::default());
     let heard = Arc::new(Heard::default());
     let (estimator, estimate) = Shared::new(
-        Estimator::new(max, f64::from(MIN_BITRATE_BPS), max).with_coverage(coverage.clone()),
+        Estimator::new(start, f64::from(MIN_BITRATE_BPS), max).with_coverage(coverage.clone()),
     );
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         engine.register_feedback(

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use huddle_protocol::PeerId;
 
-use crate::congestion::BitrateControl;
+use crate::congestion::{start_bps, BitrateControl};
 
 /// At most this many encodings at once (each is an encoder's CPU).
 pub const MAX_ENCODINGS: usize = 2;
@@ -86,7 +86,7 @@ impl Planner {
             max_bps,
             ceiling_bps: u32::MAX,
             links: HashMap::new(),
-            plan: Plan::single(max_bps),
+            plan: Plan::single(start_bps(max_bps)),
         }
     }
 
@@ -179,7 +179,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::congestion::link_budget;
+    use crate::congestion::{link_budget, START_VIDEO_BPS};
 
     fn links(rates: &[(&str, u32)]) -> Vec<(PeerId, Option<f64>)> {
         rates
@@ -261,6 +261,16 @@ mod tests {
             planner.update_at(t, &two).unwrap().bitrates,
             vec![2_500_000, 1_600_000]
         );
+    }
+
+    #[test]
+    fn a_call_that_wants_more_starts_at_the_start_rate_and_follows_its_links() {
+        let mut planner = Planner::new(2_500_000);
+        assert_eq!(planner.plan(), &Plan::single(START_VIDEO_BPS));
+        let t = Instant::now();
+        assert_eq!(planner.update_at(t, &[("b".to_string(), None)]), None);
+        let plan = planner.update_at(t, &links(&[("b", 1_600_000)])).unwrap();
+        assert_eq!(plan, &Plan::single(1_600_000));
     }
 
     #[test]

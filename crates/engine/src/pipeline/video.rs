@@ -17,7 +17,7 @@ use super::cpu::{CpuLoad, CHECK_EVERY};
 use super::encoding::{Encoding, KeyframeNeeds, Skipped};
 use super::plan::Plan;
 use super::{next_or_never, snapshot_named, Control, Links, Report};
-use crate::congestion::size_ceiling_bps;
+use crate::congestion::{size_ceiling_bps, start_bps};
 use crate::video::VideoSource;
 
 /// What the task keeps per member.
@@ -32,7 +32,8 @@ struct Member {
     last_sent: Option<Instant>,
 }
 
-/// Captures and sends video to every link, at `bitrate_bps` until the call
+/// Captures and sends video to every link, at the start a call wanting at
+/// most `bitrate_bps` is given (`congestion::start_bps`) until the call
 /// task sends a [`Plan`]; while `preview` is set, also reports each
 /// picture as captured (the self view). A shared screen, while there is
 /// one, is sent instead of the source, and whether the source is enabled
@@ -47,8 +48,8 @@ pub async fn video(
 ) {
     let mut enabled = true;
     let mut screen: Option<Box<dyn VideoSource>> = None;
-    let mut plan = Plan::single(bitrate_bps);
-    let mut encodings = vec![Encoding::new(bitrate_bps)];
+    let mut plan = Plan::single(start_bps(bitrate_bps));
+    let mut encodings = vec![Encoding::new(start_bps(bitrate_bps))];
     let mut members: HashMap<PeerId, Member> = HashMap::new();
     let mut cpu = CpuLoad::new(Instant::now());
     let mut last_usage_log = Instant::now();
