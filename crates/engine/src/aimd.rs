@@ -147,11 +147,11 @@ impl Capacity {
     }
 
     pub fn upper_bps(&self) -> f64 {
-        self.kbps * 1000.0 + self.spread_bps()
+        self.bps() + self.spread_bps()
     }
 
     pub fn lower_bps(&self) -> f64 {
-        (self.kbps * 1000.0 - self.spread_bps()).max(0.0)
+        (self.bps() - self.spread_bps()).max(0.0)
     }
 }
 
@@ -288,7 +288,7 @@ impl Aimd {
                 tracing::debug!(
                     arrived,
                     target = self.target,
-                    capacity_bps = ?self.capacity.map(|c| c.kbps * 1000.0),
+                    capacity_bps = ?self.capacity.map(|c| c.bps()),
                     upper_bps = ?self.capacity.map(|c| c.upper_bps()),
                     "rate control: decrease"
                 );

@@ -48,8 +48,9 @@ pub async fn video(
 ) {
     let mut enabled = true;
     let mut screen: Option<Box<dyn VideoSource>> = None;
-    let mut plan = Plan::single(start_bps(bitrate_bps));
-    let mut encodings = vec![Encoding::new(start_bps(bitrate_bps))];
+    let start = start_bps(bitrate_bps);
+    let mut plan = Plan::single(start);
+    let mut encodings = vec![Encoding::new(start)];
     let mut members: HashMap<PeerId, Member> = HashMap::new();
     let mut cpu = CpuLoad::new(Instant::now());
     let mut last_usage_log = Instant::now();
